@@ -1,0 +1,5 @@
+// Registry of golden-case kinds the conformance runner knows. Add a kind: write src/conformance/<area>.ts
+// exporting handlers and register them here. A kind missing from this map is reported as not implemented.
+import type { KindHandler } from "./types.ts";
+
+export const kinds: Record<string, KindHandler> = {};

@@ -1,0 +1,519 @@
+// GpuContext: buffer pool, pipeline cache, bind-group cache and one command encoder per model call.
+// Kernels are recorded with `dispatch` and submitted together by `flush` (or a readback); not a graph compiler.
+
+import { type Gpu } from "./device.ts";
+import { type Defines, preprocess } from "./shader_source.ts";
+import { type DType, numel, type RowChunkedTensor, storageBytes, Tensor } from "./tensor.ts";
+import { f16BitsToF32, f32ToF16Bits } from "./f16.ts";
+
+/** Storage binding access of a kernel's buffers (binding 1.. in order; binding 0 is the params uniform). */
+export type Access = "read" | "write";
+
+export interface KernelSpec {
+  /** Name used in errors and timing tables. */
+  name: string;
+  /** File under shaders/. */
+  shader: string;
+  entry?: string;
+  defines?: Defines;
+  bindings: readonly Access[];
+}
+
+export interface Kernel {
+  readonly key: string;
+  readonly name: string;
+  readonly pipeline: GPUComputePipeline;
+  readonly layout: GPUBindGroupLayout;
+  readonly bindings: readonly Access[];
+}
+
+/** A float parameter (all other params are u32/i32 integers). */
+export class F32 {
+  constructor(readonly value: number) {}
+}
+export const f32 = (v: number): F32 => new F32(v);
+export type Param = number | F32;
+
+/** A byte range of a buffer to bind; tensors bind their own range. */
+export interface BufferRange {
+  buffer: GPUBuffer;
+  offset: number;
+  size: number;
+}
+export type Bindable = Tensor | BufferRange;
+
+const PARAM_STRIDE = 256; // minUniformBufferOffsetAlignment upper bound
+const PARAM_SLOTS = 2048;
+const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+let nextBufferId = 1;
+const bufferIds = new WeakMap<GPUBuffer, number>();
+function bufferId(b: GPUBuffer): number {
+  let id = bufferIds.get(b);
+  if (id === undefined) bufferIds.set(b, id = nextBufferId++);
+  return id;
+}
+
+/** Size class for pooling: multiples of 256 B up to 64 KiB, then steps of 1/8 of the power of two. */
+function sizeClass(bytes: number): number {
+  if (bytes <= 65536) return Math.max(256, Math.ceil(bytes / 256) * 256);
+  const p = 2 ** Math.floor(Math.log2(bytes));
+  const step = p / 8;
+  return Math.ceil(bytes / step) * step;
+}
+
+export interface KernelTiming {
+  name: string;
+  dispatches: number;
+  ms: number;
+}
+
+export class GpuContext {
+  readonly device: GPUDevice;
+  readonly #kernels = new Map<string, Kernel>();
+  readonly #bindGroups = new Map<string, GPUBindGroup>();
+  readonly #free = new Map<number, GPUBuffer[]>();
+  readonly #paramBuffer: GPUBuffer;
+  readonly #paramStaging = new ArrayBuffer(PARAM_STRIDE * PARAM_SLOTS);
+  #paramCount = 0;
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #batchKernels: string[] = [];
+  #uncaptured: string | null = null;
+  /** Bytes currently allocated from the device by the pool (live + free). */
+  allocatedBytes = 0;
+  /** High-water mark of `allocatedBytes`. */
+  peakBytes = 0;
+  /** Count of submits, dispatches (for benchmarks). */
+  stats = { submits: 0, dispatches: 0, readbacks: 0 };
+  #profile: { querySet: GPUQuerySet; resolve: GPUBuffer; names: string[]; totals: Map<string, KernelTiming> } | null =
+    null;
+
+  constructor(readonly gpu: Gpu) {
+    this.device = gpu.device;
+    this.#paramBuffer = this.device.createBuffer({
+      label: "params",
+      size: PARAM_STRIDE * PARAM_SLOTS,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    this.device.addEventListener("uncapturederror", (ev) => {
+      const e = (ev as GPUUncapturedErrorEvent).error;
+      this.#uncaptured ??= e.message;
+    });
+  }
+
+  get maxBinding(): number {
+    return this.gpu.limits.maxStorageBufferBindingSize;
+  }
+
+  // ---------------------------------------------------------------- kernels
+
+  /** The compiled pipeline for a spec; compiled once per (shader, entry, defines) and cached. */
+  kernel(spec: KernelSpec): Kernel {
+    const key = `${spec.shader}:${spec.entry ?? "main"}:${JSON.stringify(spec.defines ?? {})}:${spec.bindings.join()}`;
+    let k = this.#kernels.get(key);
+    if (k) return k;
+    const code = preprocess(spec.shader, spec.defines ?? {});
+    const module = this.device.createShaderModule({ label: spec.name, code });
+    const entries: GPUBindGroupLayoutEntry[] = [
+      { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform", hasDynamicOffset: true } },
+      ...spec.bindings.map((a, i) => ({
+        binding: i + 1,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: a === "read" ? "read-only-storage" as const : "storage" as const },
+      })),
+    ];
+    const layout = this.device.createBindGroupLayout({ label: spec.name, entries });
+    this.device.pushErrorScope("validation");
+    const pipeline = this.device.createComputePipeline({
+      label: spec.name,
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: spec.entry ?? "main" },
+    });
+    // Compilation errors surface asynchronously: they are recorded here and thrown by the next sync().
+    const scope = this.device.popErrorScope();
+    this.#pendingScopes.push((async () => {
+      const err = await scope;
+      if (!err) return;
+      const info = await module.getCompilationInfo();
+      const lines = info.messages.filter((m) => m.type === "error")
+        .map((m) => `  line ${m.lineNum}:${m.linePos}: ${m.message}`).join("\n");
+      this.#compileErrors.push(`Kernel ${spec.name} (shaders/${spec.shader}, defines ${JSON.stringify(spec.defines ?? {})}) ` +
+        `failed to compile: ${err.message}${lines ? "\n" + lines : ""}`);
+    })());
+    k = { key, name: spec.name, pipeline, layout, bindings: spec.bindings };
+    this.#kernels.set(key, k);
+    return k;
+  }
+  #pendingScopes: Promise<void>[] = [];
+  #compileErrors: string[] = [];
+
+  /**
+   * Records one dispatch of `kernel` into the current batch. Params are packed as 32-bit words
+   * (numbers as u32/i32, `f32(x)` as float) into a slot of the params arena.
+   */
+  dispatch(kernel: Kernel, params: readonly Param[], buffers: readonly Bindable[], workgroups: readonly number[]): void {
+    if (buffers.length !== kernel.bindings.length) {
+      throw new Error(`Kernel ${kernel.name}: expected ${kernel.bindings.length} buffers, got ${buffers.length}`);
+    }
+    if (params.length * 4 > PARAM_STRIDE) throw new Error(`Kernel ${kernel.name}: too many params`);
+    const maxWg = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    const [x, y = 1, z = 1] = workgroups;
+    if (x > maxWg || y > maxWg || z > maxWg) {
+      throw new Error(`Kernel ${kernel.name}: workgroup count [${x},${y},${z}] exceeds ${maxWg} per dimension`);
+    }
+    if (x === 0 || y === 0 || z === 0) return;
+    if (this.#paramCount === PARAM_SLOTS) this.flush();
+    const slot = this.#paramCount++;
+    const view = new DataView(this.#paramStaging, slot * PARAM_STRIDE, PARAM_STRIDE);
+    params.forEach((p, i) => {
+      if (p instanceof F32) view.setFloat32(i * 4, p.value, true);
+      else if (p < 0) view.setInt32(i * 4, p, true);
+      else view.setUint32(i * 4, p, true);
+    });
+    const ranges = buffers.map((b) => this.#range(b, kernel.name));
+    const bg = this.#bindGroup(kernel, ranges);
+    const pass = this.#computePass(kernel.name);
+    pass.setPipeline(kernel.pipeline);
+    pass.setBindGroup(0, bg, [slot * PARAM_STRIDE]);
+    pass.dispatchWorkgroups(x, y, z);
+    this.#batchKernels.push(kernel.name);
+    this.stats.dispatches++;
+    if (this.#profile) this.#endProfiledPass();
+  }
+
+  #range(b: Bindable, name: string): BufferRange {
+    const r = b instanceof Tensor
+      ? { buffer: b.buffer, offset: b.byteOffset, size: Math.max(4, b.byteLength) }
+      : b;
+    if (b instanceof Tensor && b.released) throw new Error(`Kernel ${name}: tensor ${b.id} used after release`);
+    if (r.size > this.maxBinding) {
+      throw new Error(
+        `Kernel ${name}: a ${r.size}-byte binding exceeds this adapter's max storage binding ` +
+          `(${this.maxBinding} bytes); split the tensor (RowChunkedTensor)`,
+      );
+    }
+    return r;
+  }
+
+  #bindGroup(kernel: Kernel, ranges: BufferRange[]): GPUBindGroup {
+    const key = kernel.key + "|" + ranges.map((r) => `${bufferId(r.buffer)}@${r.offset}+${r.size}`).join(",");
+    let bg = this.#bindGroups.get(key);
+    if (!bg) {
+      bg = this.device.createBindGroup({
+        label: kernel.name,
+        layout: kernel.layout,
+        entries: [
+          { binding: 0, resource: { buffer: this.#paramBuffer, offset: 0, size: PARAM_STRIDE } },
+          ...ranges.map((r, i) => ({ binding: i + 1, resource: { buffer: r.buffer, offset: r.offset, size: r.size } })),
+        ],
+      });
+      if (this.#bindGroups.size > 20000) this.#bindGroups.clear();
+      this.#bindGroups.set(key, bg);
+    }
+    return bg;
+  }
+
+  #computePass(name: string): GPUComputePassEncoder {
+    this.#encoder ??= this.device.createCommandEncoder();
+    if (this.#pass) return this.#pass;
+    if (this.#profile) {
+      const p = this.#profile;
+      const i = p.names.length;
+      if (2 * i + 2 > p.querySet.count) {
+        this.flush();
+        return this.#computePass(name);
+      }
+      p.names.push(name);
+      this.#pass = this.#encoder!.beginComputePass({
+        timestampWrites: { querySet: p.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+      });
+    } else {
+      this.#pass = this.#encoder.beginComputePass();
+    }
+    return this.#pass;
+  }
+
+  #endProfiledPass(): void {
+    this.#pass?.end();
+    this.#pass = null;
+  }
+
+  /** Records a buffer-to-buffer copy (ends the current compute pass). */
+  copy(src: Bindable, dst: Bindable, bytes?: number): void {
+    const s = src instanceof Tensor ? { buffer: src.buffer, offset: src.byteOffset, size: src.byteLength } : src;
+    const d = dst instanceof Tensor ? { buffer: dst.buffer, offset: dst.byteOffset, size: dst.byteLength } : dst;
+    const n = bytes ?? Math.min(s.size, d.size);
+    this.#pass?.end();
+    this.#pass = null;
+    this.#encoder ??= this.device.createCommandEncoder();
+    this.#encoder.copyBufferToBuffer(s.buffer, s.offset, d.buffer, d.offset, n);
+  }
+
+  /** Submits everything recorded so far as one command buffer. */
+  flush(): void {
+    if (!this.#encoder) return;
+    this.#pass?.end();
+    this.#pass = null;
+    if (this.#paramCount) this.device.queue.writeBuffer(this.#paramBuffer, 0, this.#paramStaging, 0, this.#paramCount * PARAM_STRIDE);
+    const p = this.#profile;
+    if (p && p.names.length) {
+      this.#encoder.resolveQuerySet(p.querySet, 0, 2 * p.names.length, p.resolve, 0);
+    }
+    this.device.queue.submit([this.#encoder.finish()]);
+    this.stats.submits++;
+    this.#encoder = null;
+    this.#paramCount = 0;
+    this.#batchKernels = [];
+    if (p && p.names.length) this.#collectProfile();
+    if (this.#uncaptured) {
+      const msg = this.#uncaptured;
+      this.#uncaptured = null;
+      throw new Error(`GPU error: ${msg}`);
+    }
+  }
+
+  /** Waits for the queue and rethrows any pipeline compilation error or GPU error. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    const pending = this.#pendingScopes.splice(0);
+    await Promise.all(pending);
+    if (this.#compileErrors.length) throw new Error(this.#compileErrors.splice(0).join("\n"));
+    await this.#profileDone;
+    if (this.#uncaptured) {
+      const msg = this.#uncaptured;
+      this.#uncaptured = null;
+      throw new Error(`GPU error: ${msg}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- profiling
+
+  #profileDone: Promise<void> = Promise.resolve();
+
+  /** Per-kernel GPU timing with timestamp queries (each dispatch gets its own pass; slower). */
+  startProfile(): boolean {
+    if (!this.gpu.hasTimestamps) return false;
+    this.flush();
+    this.#profile = {
+      querySet: this.device.createQuerySet({ type: "timestamp", count: 4096 }),
+      resolve: this.device.createBuffer({
+        size: 4096 * 8,
+        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+      }),
+      names: [],
+      totals: new Map(),
+    };
+    return true;
+  }
+
+  #collectProfile(): void {
+    const p = this.#profile!;
+    const names = p.names.splice(0);
+    const staging = this.device.createBuffer({ size: names.length * 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = this.device.createCommandEncoder();
+    enc.copyBufferToBuffer(p.resolve, 0, staging, 0, names.length * 16);
+    this.device.queue.submit([enc.finish()]);
+    const prev = this.#profileDone;
+    this.#profileDone = prev.then(async () => {
+      await staging.mapAsync(GPUMapMode.READ);
+      const t = new BigUint64Array(staging.getMappedRange().slice(0));
+      staging.destroy();
+      names.forEach((name, i) => {
+        const ms = Number(t[2 * i + 1] - t[2 * i]) / 1e6;
+        const e = p.totals.get(name) ?? { name, dispatches: 0, ms: 0 };
+        e.dispatches++;
+        e.ms += ms > 0 && ms < 1e6 ? ms : 0;
+        p.totals.set(name, e);
+      });
+    });
+  }
+
+  /** Stops profiling and returns per-kernel totals, largest first. */
+  async stopProfile(): Promise<KernelTiming[]> {
+    if (!this.#profile) return [];
+    await this.sync();
+    const totals = [...this.#profile.totals.values()].sort((a, b) => b.ms - a.ms);
+    this.#profile.querySet.destroy();
+    this.#profile.resolve.destroy();
+    this.#profile = null;
+    return totals;
+  }
+
+  // ---------------------------------------------------------------- memory
+
+  /** A pooled uninitialised tensor. Release it (tensor.release()) to return the buffer to the pool. */
+  empty(shape: readonly number[], dtype: DType = "f32"): Tensor {
+    const bytes = storageBytes(numel(shape), dtype);
+    if (bytes > this.gpu.limits.maxBufferSize) {
+      throw new Error(`A [${shape}] ${dtype} tensor (${bytes} bytes) exceeds the adapter's max buffer size`);
+    }
+    const cls = sizeClass(Math.max(4, bytes));
+    const list = this.#free.get(cls);
+    let buffer = list?.pop();
+    if (!buffer) {
+      buffer = this.device.createBuffer({ size: cls, usage: USAGE });
+      this.allocatedBytes += cls;
+      this.peakBytes = Math.max(this.peakBytes, this.allocatedBytes);
+    }
+    return new Tensor(buffer, shape, dtype, 0, (t) => this.#recycle(t.buffer));
+  }
+
+  #recycle(buffer: GPUBuffer): void {
+    const cls = buffer.size;
+    let list = this.#free.get(cls);
+    if (!list) this.#free.set(cls, list = []);
+    list.push(buffer);
+  }
+
+  /** Frees the pool's idle buffers (the live ones stay). */
+  trim(): void {
+    this.flush();
+    for (const list of this.#free.values()) {
+      for (const b of list) {
+        this.allocatedBytes -= b.size;
+        b.destroy();
+      }
+    }
+    this.#free.clear();
+    this.#bindGroups.clear();
+  }
+
+  /** Bytes held by the pool: live tensors plus idle buffers. */
+  get poolBytes(): number {
+    return this.allocatedBytes;
+  }
+
+  /** Resets the peak-memory mark to the current allocation. */
+  resetPeak(): void {
+    this.peakBytes = this.allocatedBytes;
+  }
+
+  /**
+   * Writes host data into a tensor. Pending commands are submitted first, so data written now
+   * never overtakes kernels recorded earlier that still read the old contents.
+   */
+  write(t: Tensor, data: ArrayBufferView, byteOffsetInTensor = 0): void {
+    this.flush();
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    // writeBuffer needs a multiple of 4 bytes
+    const padded = bytes.byteLength % 4 ? (() => {
+      const p = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+      p.set(bytes);
+      return p;
+    })() : bytes;
+    this.device.queue.writeBuffer(t.buffer, t.byteOffset + byteOffsetInTensor, padded as Uint8Array<ArrayBuffer>);
+  }
+
+  /** Uploads values as a new pooled tensor; f16 tensors take float values (rounded) or raw Uint16 bits. */
+  upload(data: ArrayLike<number> | ArrayBufferView, shape: readonly number[], dtype: DType = "f32"): Tensor {
+    const n = numel(shape);
+    const t = this.empty(shape, dtype);
+    this.write(t, toBytes(data, n, dtype));
+    return t;
+  }
+
+  /** Uploads a 2-D weight split into row blocks that each fit the max storage binding. */
+  uploadRowChunked(data: ArrayLike<number> | ArrayBufferView, rows: number, cols: number, dtype: DType): RowChunkedTensor {
+    const bytes = toBytes(data, rows * cols, dtype);
+    return this.rowChunked(rows, cols, dtype, (row0, nrows, t) => {
+      const eb = dtype === "f16" ? 2 : 4;
+      this.write(t, new Uint8Array(bytes.buffer, bytes.byteOffset + row0 * cols * eb, nrows * cols * eb));
+    });
+  }
+
+  /** Allocates row blocks of a [rows, cols] weight and lets `fill` write each (for streaming loads). */
+  rowChunked(
+    rows: number,
+    cols: number,
+    dtype: DType,
+    fill: (row0: number, rows: number, t: Tensor) => void,
+  ): RowChunkedTensor {
+    const eb = dtype === "f16" ? 2 : 4;
+    let per = Math.max(1, Math.floor(this.maxBinding / (cols * eb)));
+    if (dtype === "f16" && cols % 2 && per > 1) per -= per % 2; // keep chunk starts word-aligned
+    const chunks = [];
+    for (let row0 = 0; row0 < rows; row0 += per) {
+      const n = Math.min(per, rows - row0);
+      const t = this.empty([n, cols], dtype);
+      fill(row0, n, t);
+      chunks.push({ row0, rows: n, tensor: t });
+    }
+    return { rows, cols, dtype, chunks };
+  }
+
+  /** Reads a tensor back to the host (submits pending work). f16 comes back as float32 values. */
+  async read(t: Tensor): Promise<Float32Array | Int32Array | Uint32Array> {
+    const raw = await this.readBytes(t);
+    switch (t.dtype) {
+      case "f32":
+        return new Float32Array(raw.buffer, 0, t.size);
+      case "i32":
+        return new Int32Array(raw.buffer, 0, t.size);
+      case "u32":
+        return new Uint32Array(raw.buffer, 0, t.size);
+      case "f16":
+        return f16BitsToF32(new Uint16Array(raw.buffer, 0, t.size));
+    }
+  }
+
+  async readF32(t: Tensor): Promise<Float32Array> {
+    const r = await this.read(t);
+    if (!(r instanceof Float32Array)) throw new Error(`Expected a float tensor, got ${t.dtype}`);
+    return r;
+  }
+
+  /** Raw bytes of a tensor (whole 32-bit words). */
+  async readBytes(t: Tensor): Promise<Uint8Array> {
+    const size = t.byteLength;
+    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.copy(t, { buffer: staging, offset: 0, size }, size);
+    this.flush();
+    this.stats.readbacks++;
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = new Uint8Array(staging.getMappedRange().slice(0));
+    staging.destroy();
+    await Promise.all(this.#pendingScopes.splice(0));
+    if (this.#compileErrors.length) throw new Error(this.#compileErrors.splice(0).join("\n"));
+    if (this.#uncaptured) {
+      const msg = this.#uncaptured;
+      this.#uncaptured = null;
+      throw new Error(`GPU error: ${msg}`);
+    }
+    return out;
+  }
+}
+
+function toBytes(data: ArrayLike<number> | ArrayBufferView, n: number, dtype: DType): Uint8Array {
+  if (ArrayBuffer.isView(data) && !(data instanceof Float32Array && dtype === "f16") && !(data instanceof Float64Array)) {
+    const want = dtype === "f16" ? 2 * n : 4 * n;
+    if (data.byteLength !== want) {
+      throw new Error(`Upload of ${n} ${dtype} elements needs ${want} bytes, got ${data.byteLength}`);
+    }
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  }
+  const arr = data as ArrayLike<number>;
+  if (arr.length !== n) throw new Error(`Upload of ${n} elements got ${arr.length} values`);
+  switch (dtype) {
+    case "f32":
+      return new Uint8Array(Float32Array.from(arr).buffer);
+    case "f16":
+      return new Uint8Array(f32ToF16Bits(arr).buffer);
+    case "i32":
+      return new Uint8Array(Int32Array.from(arr).buffer);
+    case "u32":
+      return new Uint8Array(Uint32Array.from(arr).buffer);
+  }
+}
+
+let shared: Promise<GpuContext> | null = null;
+
+/** One process-wide context (tests and tools share a device). */
+export function sharedContext(): Promise<GpuContext> {
+  shared ??= (async () => {
+    const { acquireGpu } = await import("./device.ts");
+    return new GpuContext(await acquireGpu({ timestamps: true }));
+  })();
+  return shared;
+}

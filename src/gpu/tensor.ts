@@ -1,0 +1,79 @@
+// GPU tensors: a shape, a dtype and a byte range of a GPUBuffer; f16 is stored packed two per u32.
+// Not an autograd or lazy-evaluation object: kernels read and write tensors explicitly (src/kernels/).
+
+/** Element types. `f16` is packed two per 32-bit word so shaders need no `shader-f16`. */
+export type DType = "f32" | "f16" | "i32" | "u32";
+
+/** Bytes one element takes in memory (f16: 2, packed in pairs). */
+export function dtypeBytes(dtype: DType): number {
+  return dtype === "f16" ? 2 : 4;
+}
+
+/** Bytes a buffer needs for `n` elements of `dtype`, rounded up to whole 32-bit words. */
+export function storageBytes(n: number, dtype: DType): number {
+  return Math.ceil((n * dtypeBytes(dtype)) / 4) * 4;
+}
+
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+let nextTensorId = 1;
+
+/** A view of `byteLength` bytes at `byteOffset` of `buffer`, interpreted as `shape`/`dtype`. */
+export class Tensor {
+  readonly id = nextTensorId++;
+  #released = false;
+  constructor(
+    readonly buffer: GPUBuffer,
+    readonly shape: readonly number[],
+    readonly dtype: DType,
+    readonly byteOffset = 0,
+    private readonly onRelease?: (t: Tensor) => void,
+  ) {}
+
+  /** Number of elements. */
+  get size(): number {
+    return numel(this.shape);
+  }
+
+  /** Bytes occupied (whole 32-bit words). */
+  get byteLength(): number {
+    return storageBytes(this.size, this.dtype);
+  }
+
+  get released(): boolean {
+    return this.#released;
+  }
+
+  /** A tensor of another shape over the same bytes (same element count). */
+  reshape(shape: readonly number[]): Tensor {
+    const fixed = [...shape];
+    const neg = fixed.indexOf(-1);
+    if (neg >= 0) fixed[neg] = this.size / numel(fixed.filter((_, i) => i !== neg));
+    if (numel(fixed) !== this.size) {
+      throw new Error(`Cannot reshape tensor [${this.shape}] (${this.size} elements) to [${shape}]`);
+    }
+    return new Tensor(this.buffer, fixed, this.dtype, this.byteOffset);
+  }
+
+  /** Returns the buffer to its pool (pooled tensors) or destroys it; views are never released. */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.onRelease?.(this);
+  }
+}
+
+/**
+ * A 2-D weight stored as row blocks, each within the adapter's max storage binding size
+ * (a real CogLM embedding table is ~0.9 GB; lavapipe binds at most 128 MiB).
+ */
+export interface RowChunkedTensor {
+  rows: number;
+  cols: number;
+  dtype: DType;
+  chunks: { row0: number; rows: number; tensor: Tensor }[];
+}

@@ -1,0 +1,4 @@
+// The list of benchmark suites `deno task bench` runs, in order. Add a suite: import it and append it here.
+import type { BenchSuite } from "./_types.ts";
+
+export const suites: BenchSuite[] = [];

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: installs what is missing (Deno from the npm registry,
+# Mesa's lavapipe Vulkan driver when no WebGPU adapter exists), then runs a `deno task`.
+# Usage: bash tools/run.sh serve [flags]   |   bash tools/run.sh test   |   bash tools/run.sh <task> ...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DENO_VERSION=2.9.6
+DENO="$PWD/.tools/node_modules/.bin/deno"
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+
+say() { echo "[run.sh] $*" >&2; }
+
+if [ ! -x "$DENO" ] || ! "$DENO" --version 2>/dev/null | grep -q "deno $DENO_VERSION"; then
+  command -v npm >/dev/null || { say "npm is needed to install Deno $DENO_VERSION (apt-get install -y nodejs npm)"; exit 1; }
+  say "installing Deno $DENO_VERSION from the npm registry into .tools/"
+  mkdir -p .tools
+  npm install --prefix .tools --no-audit --no-fund --loglevel=error "deno@$DENO_VERSION" >&2
+fi
+
+# A WebGPU adapter? If not, install Mesa's Vulkan drivers (lavapipe runs WebGPU on the CPU).
+if ! "$DENO" run --quiet --unstable-webgpu --allow-all tools/probe_gpu.ts >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    say "no WebGPU adapter: installing Mesa's Vulkan drivers (mesa-vulkan-drivers) through apt"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers) >&2
+  elif command -v sudo >/dev/null; then
+    say "no WebGPU adapter: installing mesa-vulkan-drivers with sudo apt-get"
+    (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers) >&2
+  else
+    say "no WebGPU adapter and no way to install one: install a Vulkan driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers)"
+    exit 1
+  fi
+fi
+
+task="${1:-serve}"; shift || true
+exec "$DENO" task --quiet "$task" "$@"
