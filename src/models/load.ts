@@ -1,0 +1,47 @@
+// Streams named weights from a WeightSource into GPU tensors, one tensor (or row block) at a time.
+// Not a cache: callers own the returned tensors and release them when a model is unloaded.
+import type { GpuContext } from "../gpu/context.ts";
+import { type DType, type RowChunkedTensor, Tensor } from "../gpu/tensor.ts";
+import type { WeightSource } from "../formats/weights.ts";
+
+function gpuDtype(src: WeightSource, name: string): DType {
+  const { dtype } = src.info(name);
+  if (dtype === "f16" || dtype === "f32") return dtype;
+  throw new Error(`${src.origin}: tensor ${name} has dtype ${dtype}; the GPU loader takes f16 or f32 (re-run deno task convert)`);
+}
+
+/** Loads one tensor as stored (f16 stays packed f16, f32 stays f32), checking its shape when `shape` is given. */
+export async function loadTensor(ctx: GpuContext, src: WeightSource, name: string, shape?: number[]): Promise<Tensor> {
+  const info = src.info(name);
+  if (shape && (shape.length !== info.shape.length || shape.some((d, i) => d !== info.shape[i]))) {
+    throw new Error(`${src.origin}: tensor ${name} has shape [${info.shape}], expected [${shape}]`);
+  }
+  const dtype = gpuDtype(src, name);
+  const t = ctx.empty(info.shape, dtype);
+  // Stream in slices of at most 64 MiB so a large tensor never sits whole in the JS heap twice.
+  const step = 64 * 2 ** 20;
+  for (let off = 0; off < info.byteLength; off += step) {
+    const n = Math.min(step, info.byteLength - off);
+    ctx.write(t, await src.readRange(name, off, n), off);
+  }
+  return t;
+}
+
+/** Loads a 2-D tensor as row blocks that each fit the adapter's max storage binding (embedding tables). */
+export async function loadRowChunked(ctx: GpuContext, src: WeightSource, name: string): Promise<RowChunkedTensor> {
+  const info = src.info(name);
+  if (info.shape.length !== 2) throw new Error(`${src.origin}: tensor ${name} must be 2-D, has shape [${info.shape}]`);
+  const [rows, cols] = info.shape;
+  const dtype = gpuDtype(src, name);
+  const eb = dtype === "f16" ? 2 : 4;
+  const blocks: { row0: number; rows: number; tensor: Tensor }[] = [];
+  const layout = ctx.rowChunked(rows, cols, dtype, (row0, n, t) => blocks.push({ row0, rows: n, tensor: t }));
+  for (const b of blocks) {
+    const step = Math.max(1, Math.floor((64 * 2 ** 20) / (cols * eb)));
+    for (let r = 0; r < b.rows; r += step) {
+      const nr = Math.min(step, b.rows - r);
+      ctx.write(b.tensor, await src.readRange(name, (b.row0 + r) * cols * eb, nr * cols * eb), r * cols * eb);
+    }
+  }
+  return layout;
+}
