@@ -114,6 +114,7 @@ export class GpuContext {
     let k = this.#kernels.get(key);
     if (k) return k;
     const code = preprocess(spec.shader, spec.defines ?? {});
+    this.device.pushErrorScope("validation");
     const module = this.device.createShaderModule({ label: spec.name, code });
     const entries: GPUBindGroupLayoutEntry[] = [
       { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform", hasDynamicOffset: true } },
@@ -124,7 +125,6 @@ export class GpuContext {
       })),
     ];
     const layout = this.device.createBindGroupLayout({ label: spec.name, entries });
-    this.device.pushErrorScope("validation");
     const pipeline = this.device.createComputePipeline({
       label: spec.name,
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),

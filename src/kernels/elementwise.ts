@@ -31,7 +31,7 @@ function unary(ctx: GpuContext, op: UnaryOp, a: Tensor, s = 1, out?: Tensor): Te
   return o;
 }
 
-/** out = a + b (same size). `out` may alias `a`. */
+/** out = a + b (same size). `out` must not alias an input (WebGPU forbids read + write binding of one buffer). */
 export const add = (ctx: GpuContext, a: Tensor, b: Tensor, out?: Tensor): Tensor => binary(ctx, "ADD", a, b, out);
 /** out = a * b (same size). */
 export const mul = (ctx: GpuContext, a: Tensor, b: Tensor, out?: Tensor): Tensor => binary(ctx, "MUL", a, b, out);

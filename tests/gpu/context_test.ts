@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { preprocess } from "../../src/gpu/shader_source.ts";
+import { add } from "../../src/kernels/elementwise.ts";
+import { sharedContext } from "../_util.ts";
+
+Deno.test("pool reuses released buffers of the same size class", async () => {
+  const ctx = await sharedContext();
+  const a = ctx.empty([1000], "f32");
+  const buf = a.buffer;
+  a.release();
+  const b = ctx.empty([1001], "f32");
+  assert(b.buffer === buf, "a released buffer of the same size class is reused");
+  b.release();
+});
+
+Deno.test("f16 tensors round-trip packed two per word, odd lengths included", async () => {
+  const ctx = await sharedContext();
+  const vals = [0.5, -2, 65504, 1 / 3, 7];
+  const t = ctx.upload(vals, [5], "f16");
+  assert.deepEqual(t.byteLength, 12);
+  const back = await ctx.read(t);
+  assert.deepEqual(Array.from(back), Array.from(new Float16Array(vals)));
+});
+
+Deno.test("errors name the kernel and the argument", async () => {
+  const ctx = await sharedContext();
+  const a = ctx.upload([1, 2, 3], [3]), b = ctx.upload([1, 2], [2]);
+  assert.throws(() => add(ctx, a, b), /ADD: sizes differ/);
+  const r = ctx.upload([1], [1]);
+  r.release();
+  assert.throws(() => add(ctx, r, r), /used after release/);
+  const bad = ctx.kernel({ name: "broken", shader: "elementwise.wgsl", defines: { BINARY: 1 }, bindings: ["read", "read", "write"] });
+  // BINARY without an op leaves `a` unused but valid; a define that breaks compilation must name the kernel:
+  const broken = ctx.kernel({ name: "broken_shader", shader: "elementwise.wgsl", defines: { ADD: 1 }, bindings: ["read", "write"] });
+  await assert.rejects(() => ctx.sync(), /broken_shader/);
+  assert(bad && broken);
+});
+
+Deno.test("shader preprocessor: #if/#elif/#else, {{values}}, includes once", () => {
+  const src = preprocess("elementwise.wgsl", { ADD: 1, BINARY: 1 });
+  assert(src.includes("fn gelu_sat"), "common.wgsl included");
+  assert(src.includes("a + B[P.b_off + i]"));
+  assert(!src.includes("= a * P.s"));
+  assert(!src.includes("#if"));
+});
+
+Deno.test("one encoder per batch: many dispatches, one submit", async () => {
+  const ctx = await sharedContext();
+  await ctx.sync();
+  const before = ctx.stats.submits;
+  const a = ctx.upload(new Float32Array(64).fill(1), [64]);
+  let x = a;
+  for (let i = 0; i < 50; i++) x = add(ctx, x, a);
+  const out = await ctx.readF32(x);
+  assert.deepEqual(out[0], 51);
+  // writes flush before uploading; the 50 adds and the readback copy go in one submit
+  assert.deepEqual(ctx.stats.submits - before, 1); // the 50 adds and the readback copy: one submit
+});
+
+Deno.test("compile task embeds the shaders folder", async () => {
+  const cfg = JSON.parse(await Deno.readTextFile(new URL("../../deno.json", import.meta.url)));
+  assert(/--include shaders/.test(cfg.tasks.compile), "deno.json compile task must --include shaders");
+  for await (const e of Deno.readDir(new URL("../../shaders/", import.meta.url))) {
+    if (e.name.endsWith(".wgsl")) preprocess(e.name, {}); // every shader file parses in the preprocessor
+  }
+});
