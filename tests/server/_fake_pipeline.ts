@@ -1,0 +1,123 @@
+// A scriptable Pipeline for server tests: timed steps, previews, failures and cancellation on demand.
+// Not the product: the server runs the real pipeline (src/pipeline/text2image.ts); this one exercises the HTTP paths.
+
+import {
+  type CompletionRequest,
+  type EmitEvent,
+  type GenerateRequest,
+  type Pipeline,
+  PipelineError,
+  type PipelineInfo,
+  type ResultImage,
+  throwIfAborted,
+} from "../../src/pipeline/types.ts";
+
+export interface FakeOptions {
+  /** Milliseconds per step (default 5). */
+  stepMs?: number;
+  /** Steps per stage (default 3). */
+  steps?: number;
+}
+
+/** Bytes of image k of a job with this seed: lets tests check that what comes back is what was made. */
+export function fakeImageBytes(seed: number, k: number): Uint8Array {
+  const out = new Uint8Array(64);
+  out.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  for (let i = 8; i < 64; i++) out[i] = (seed * 31 + k * 7 + i) & 255;
+  return out;
+}
+
+export class FakePipeline implements Pipeline {
+  stepMs: number;
+  steps: number;
+  runs = 0;
+  /** Resolves the next time a job starts running. */
+  started: Promise<void>;
+  #resolveStarted!: () => void;
+
+  constructor(options: FakeOptions = {}) {
+    this.stepMs = options.stepMs ?? 5;
+    this.steps = options.steps ?? 3;
+    this.started = new Promise((r) => this.#resolveStarted = r);
+  }
+
+  info(): PipelineInfo {
+    return {
+      name: "fake",
+      dir: "(none)",
+      demo: true,
+      notice: "A test pipeline.",
+      styles: ["none", "mainbody", "photo"],
+      defaultStyle: "mainbody",
+      maxImages: 8,
+      maxPromptTokens: 110,
+      maxInferenceBatch: 4,
+      completion: true,
+      details: {},
+    };
+  }
+
+  validate(request: GenerateRequest | CompletionRequest): void {
+    const tokens = request.prompt.split(/\s+/).length;
+    if (tokens > 110) throw new PipelineError(`Prompt is too long: ${tokens} tokens, the limit is 110`);
+  }
+
+  async generate(request: GenerateRequest, emit: EmitEvent, signal: AbortSignal): Promise<ResultImage[]> {
+    return await this.#run(request, emit, signal);
+  }
+
+  async complete(request: CompletionRequest, emit: EmitEvent, signal: AbortSignal): Promise<ResultImage[]> {
+    return await this.#run(request, emit, signal);
+  }
+
+  async #run(request: GenerateRequest | CompletionRequest, emit: EmitEvent, signal: AbortSignal) {
+    this.runs++;
+    this.#resolveStarted();
+    this.started = new Promise((r) => this.#resolveStarted = r);
+    const stages = ["coglm", "dsr"] as const;
+    for (const [si, stage] of stages.entries()) {
+      emit({ type: "stage", stage, progress: si / stages.length });
+      for (let s = 1; s <= this.steps; s++) {
+        await new Promise((r) => setTimeout(r, this.stepMs));
+        throwIfAborted(signal);
+        if (request.prompt.includes("FAIL") && si === 1) throw new Error("Fake failure in stage dsr");
+        if (request.prompt.includes("UNAVAILABLE")) {
+          throw new PipelineError("Stage dsr is not available", 503);
+        }
+        emit({
+          type: "step",
+          stage,
+          step: s,
+          steps: this.steps,
+          progress: (si + s / this.steps) / stages.length,
+        });
+      }
+      emit({
+        type: "stage_done",
+        stage,
+        seconds: this.steps * this.stepMs / 1000,
+        progress: (si + 1) / stages.length,
+      });
+      if (stage === "coglm") {
+        for (let k = 0; k < request.n; k++) {
+          emit({
+            type: "preview",
+            index: k,
+            image: {
+              data: fakeImageBytes(request.seed + 1000, k),
+              mime: "image/png",
+              width: 160,
+              height: 160,
+            },
+          });
+        }
+      }
+    }
+    return Array.from({ length: request.n }, (_, k) => ({
+      data: fakeImageBytes(request.seed, k),
+      mime: request.format === "jpeg" ? "image/jpeg" as const : "image/png" as const,
+      width: 480,
+      height: 480,
+    }));
+  }
+}
