@@ -25,7 +25,10 @@ export interface CompletionRequest {
   seed: number;
   /** An encoded PNG or JPEG; resized (short side to 480) and centre-cropped to 480×480 as the original does. */
   image: Uint8Array;
-  /** [x0, y0, x1, y1] in pixels of the 480×480 crop (x = column, y = row), x1/y1 exclusive. */
+  /**
+   * [h0, w0, h1, w1] as the original's `cord2mask`: fractions (0..1) of the 480×480 crop's rows (h) and columns (w);
+   * rows ⌊480·h0⌋..⌊480·h1⌋-1 and columns ⌊480·w0⌋..⌊480·w1⌋-1 are re-generated.
+   */
   box: [number, number, number, number];
   format: ImageFormat;
 }

@@ -238,17 +238,20 @@ export function createApp(options: AppOptions): App {
     ) {
       throw new HttpError(
         400,
-        "Field 'box' must be [x0, y0, x1, y1], numbers in pixels of the 480×480 image",
+        "Field 'box' must be [h0, w0, h1, w1]: fractions (0..1) of the image's rows and columns",
       );
     }
-    const [x0, y0, x1, y1] = box as number[];
-    if (!(x0 >= 0 && y0 >= 0 && x1 <= 480 && y1 <= 480 && x1 > x0 && y1 > y0)) {
+    const [h0, w0, h1, w1] = box as number[];
+    if (!(h0 >= 0 && w0 >= 0 && h1 <= 1 && w1 <= 1 && h1 > h0 && w1 > w0)) {
       throw new HttpError(
         400,
-        `Field 'box' must satisfy 0 <= x0 < x1 <= 480 and 0 <= y0 < y1 <= 480 (got ${box})`,
+        `Field 'box' must satisfy 0 <= h0 < h1 <= 1 and 0 <= w0 < w1 <= 1 (got [${box}])`,
       );
     }
-    return { request: { ...c, image, box: [x0, y0, x1, y1] }, wait };
+    if (Math.floor(480 * h1) <= Math.floor(480 * h0) || Math.floor(480 * w1) <= Math.floor(480 * w0)) {
+      throw new HttpError(400, `Field 'box' [${box}] selects no pixel of the 480×480 image`);
+    }
+    return { request: { ...c, image, box: [h0, w0, h1, w1] }, wait };
   }
 
   function jobJson(job: Job) {

@@ -177,14 +177,27 @@ Deno.test("validation: every bad request gets a clear 4xx", async () => {
     );
     // Completion-specific fields.
     const c = (b: unknown) => post(base, "/v1/completions", b);
-    await expectError(await c({ prompt: "a", box: [0, 0, 10, 10] }), 400, /'image' is required/);
-    await expectError(await c({ prompt: "a", image: "%%%", box: [0, 0, 10, 10] }), 400, /not valid base64/);
-    await expectError(await c({ prompt: "a", image: "iVBORw0KGgo=", box: [0, 0, 10] }), 400, /'box' must be/);
-    await expectError(await c({ prompt: "a", image: "iVBORw0KGgo=", box: [10, 0, 5, 10] }), 400, /x0 < x1/);
-    await expectError(await c({ prompt: "a", image: "iVBORw0KGgo=", box: [0, 0, 10, 500] }), 400, /<= 480/);
+    await expectError(await c({ prompt: "a", box: [0, 0, 0.5, 0.5] }), 400, /'image' is required/);
+    await expectError(await c({ prompt: "a", image: "%%%", box: [0, 0, 0.5, 0.5] }), 400, /not valid base64/);
+    await expectError(
+      await c({ prompt: "a", image: "iVBORw0KGgo=", box: [0, 0, 1] }),
+      400,
+      /'box' must be \[h0/,
+    );
+    await expectError(await c({ prompt: "a", image: "iVBORw0KGgo=", box: [0.6, 0, 0.5, 1] }), 400, /h0 < h1/);
+    await expectError(await c({ prompt: "a", image: "iVBORw0KGgo=", box: [0, 0, 0.5, 1.5] }), 400, /w1 <= 1/);
+    await expectError(
+      await c({ prompt: "a", image: "iVBORw0KGgo=", box: [0, 0, 0.001, 1] }),
+      400,
+      /selects no pixel/,
+    );
+    // A well-formed completion runs.
+    const ok = await c({ prompt: "a", image: "iVBORw0KGgo=", box: [0.25, 0.25, 0.75, 0.75], wait: true });
+    assertEquals((await ok.json()).request.box, [0.25, 0.25, 0.75, 0.75]);
     // Nothing above created a job.
     const metrics = await (await fetch(base + "/metrics")).text();
-    assert(!/cogview2_jobs_submitted_total/.test(metrics), "no job was submitted");
+    assertMatch(metrics, /cogview2_jobs_submitted_total\{kind="completion"\} 1/);
+    assert(!/kind="generate"/.test(metrics), "no invalid request created a job");
   });
 });
 

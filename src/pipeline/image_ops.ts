@@ -1,0 +1,103 @@
+// Small CPU image operations on planar [C, H, W] float images with torch's index conventions (completion needs them).
+// Not an image library: no colour management, no antialiasing; codecs live in src/formats/image.ts.
+
+/** torch F.interpolate(mode="nearest"): source index floor(dst · in / out). */
+export function resizeNearestChw(
+  src: Float32Array,
+  dims: { c: number; h: number; w: number },
+  outH: number,
+  outW: number,
+): Float32Array {
+  const { c, h, w } = dims;
+  const out = new Float32Array(c * outH * outW);
+  for (let ch = 0; ch < c; ch++) {
+    for (let y = 0; y < outH; y++) {
+      const sy = Math.min(h - 1, Math.floor(y * h / outH));
+      for (let x = 0; x < outW; x++) {
+        const sx = Math.min(w - 1, Math.floor(x * w / outW));
+        out[(ch * outH + y) * outW + x] = src[(ch * h + sy) * w + sx];
+      }
+    }
+  }
+  return out;
+}
+
+/** torch F.interpolate(mode="bilinear", align_corners=False), no antialiasing. */
+export function resizeBilinearChw(
+  src: Float32Array,
+  dims: { c: number; h: number; w: number },
+  outH: number,
+  outW: number,
+): Float32Array {
+  const { c, h, w } = dims;
+  const out = new Float32Array(c * outH * outW);
+  const coord = (d: number, inSize: number, outSize: number) => {
+    const s = Math.max(0, (d + 0.5) * inSize / outSize - 0.5);
+    const i0 = Math.min(inSize - 1, Math.floor(s));
+    const i1 = Math.min(inSize - 1, i0 + 1);
+    return [i0, i1, s - i0] as const;
+  };
+  const ys = Array.from({ length: outH }, (_, y) => coord(y, h, outH));
+  const xs = Array.from({ length: outW }, (_, x) => coord(x, w, outW));
+  for (let ch = 0; ch < c; ch++) {
+    const base = ch * h * w;
+    for (let y = 0; y < outH; y++) {
+      const [y0, y1, fy] = ys[y];
+      for (let x = 0; x < outW; x++) {
+        const [x0, x1, fx] = xs[x];
+        const top = src[base + y0 * w + x0] * (1 - fx) + src[base + y0 * w + x1] * fx;
+        const bot = src[base + y1 * w + x0] * (1 - fx) + src[base + y1 * w + x1] * fx;
+        out[(ch * outH + y) * outW + x] = top * (1 - fy) + bot * fy;
+      }
+    }
+  }
+  return out;
+}
+
+/** Rows [y0, y1) and columns [x0, x1) of a [C, H, W] image. */
+export function cropChw(
+  src: Float32Array,
+  dims: { c: number; h: number; w: number },
+  box: { y0: number; x0: number; y1: number; x1: number },
+): Float32Array {
+  const { c, h, w } = dims;
+  const oh = box.y1 - box.y0, ow = box.x1 - box.x0;
+  if (box.y0 < 0 || box.x0 < 0 || box.y1 > h || box.x1 > w || oh <= 0 || ow <= 0) {
+    throw new Error(`cropChw: box ${JSON.stringify(box)} is outside the ${h}×${w} image`);
+  }
+  const out = new Float32Array(c * oh * ow);
+  for (let ch = 0; ch < c; ch++) {
+    for (let y = 0; y < oh; y++) {
+      const s = (ch * h + box.y0 + y) * w + box.x0;
+      out.set(src.subarray(s, s + ow), (ch * oh + y) * ow);
+    }
+  }
+  return out;
+}
+
+/** RGBA8 (row-major, 4 per pixel) → planar [3, H, W] floats in [0, 1]. */
+export function rgba8ToChw(rgba: Uint8Array, h: number, w: number): Float32Array {
+  const out = new Float32Array(3 * h * w);
+  for (let i = 0; i < h * w; i++) {
+    for (let ch = 0; ch < 3; ch++) out[ch * h * w + i] = rgba[i * 4 + ch] / 255;
+  }
+  return out;
+}
+
+/**
+ * torchvision Resize(480) then CenterCrop(480) on a uint8 image as the original completion script loads it: the
+ * short side becomes `size` (bilinear, rounded back to 8 bits), then the centre `size`×`size` is kept; / 255.
+ */
+export function resizeCenterCrop(rgba: Uint8Array, h: number, w: number, size: number): Float32Array {
+  const chw = rgba8ToChw(rgba, h, w).map((v) => v * 255);
+  const [nh, nw] = h <= w ? [size, Math.floor(size * w / h)] : [Math.floor(size * h / w), size];
+  const resized = (nh === h && nw === w) ? chw : resizeBilinearChw(chw, { c: 3, h, w }, nh, nw);
+  const top = Math.round((nh - size) / 2), left = Math.round((nw - size) / 2);
+  const crop = cropChw(resized, { c: 3, h: nh, w: nw }, {
+    y0: top,
+    x0: left,
+    y1: top + size,
+    x1: left + size,
+  });
+  return crop.map((v) => Math.min(255, Math.max(0, Math.round(v))) / 255);
+}
