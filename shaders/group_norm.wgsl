@@ -1,0 +1,73 @@
+// GroupNorm over one NCHW f32 image (the groups' channels are contiguous): `stats` writes mean and 1/sqrt(var + eps)
+// per group (two passes over the group: mean, then centred variance); `main` normalises, applies the affine and SiLU.
+// Defines: W_F16 (gamma/beta packed f16), SILU (fused x·sigmoid(x) after the affine). Biased variance, as PyTorch.
+#include "common.wgsl"
+
+struct Params { c: u32, hw: u32, groups: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+#if STATS
+@group(0) @binding(2) var<storage, read_write> S: array<f32>; // [groups, 2] = mean, rstd
+
+var<workgroup> red: array<f32, 256>;
+
+fn reduce_sum(li: u32, v: f32) -> f32 {
+  red[li] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}
+
+// One workgroup per group.
+@compute @workgroup_size(256)
+fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let g = wg.x;
+  let n = (P.c / P.groups) * P.hw;
+  let base = g * n;
+  var s = 0.0;
+  for (var i = li; i < n; i += 256u) { s += X[base + i]; }
+  let mean = reduce_sum(li, s) / f32(n);
+  var q = 0.0;
+  for (var i = li; i < n; i += 256u) {
+    let d = X[base + i] - mean;
+    q = fma(d, d, q);
+  }
+  let v = reduce_sum(li, q) / f32(n);
+  if (li == 0u) {
+    S[2u * g] = mean;
+    S[2u * g + 1u] = 1.0 / sqrt(v + P.eps);
+  }
+}
+#else
+@group(0) @binding(2) var<storage, read> S: array<f32>;
+#if W_F16
+@group(0) @binding(3) var<storage, read> G: array<u32>;
+@group(0) @binding(4) var<storage, read> B: array<u32>;
+fn gamma(c: u32) -> f32 { return f16_at(G[c >> 1u], c); }
+fn beta(c: u32) -> f32 { return f16_at(B[c >> 1u], c); }
+#else
+@group(0) @binding(3) var<storage, read> G: array<f32>;
+@group(0) @binding(4) var<storage, read> B: array<f32>;
+fn gamma(c: u32) -> f32 { return G[c]; }
+fn beta(c: u32) -> f32 { return B[c]; }
+#endif
+@group(0) @binding(5) var<storage, read_write> O: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i >= P.c * P.hw) { return; }
+  let c = i / P.hw;
+  let g = c / (P.c / P.groups);
+  var y = (X[i] - S[2u * g]) * S[2u * g + 1u] * gamma(c) + beta(c);
+#if SILU
+  y = silu(y);
+#endif
+  O[i] = y;
+}
+#endif

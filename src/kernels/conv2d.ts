@@ -1,0 +1,98 @@
+// Launcher for the 2-D convolution (shaders/conv2d.wgsl) of one NCHW f32 image with f32 or packed-f16 weights.
+// Not batched and not grouped/dilated: the VQ-VAE needs 3×3 and 1×1 kernels, stride 1 or 2, and one image at a time.
+
+import type { GpuContext } from "../gpu/context.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { check, grid1d } from "./_grid.ts";
+
+export interface Conv2dOptions {
+  /** Stored input size: x is [cin, h, w] (cin from the weight). */
+  h: number;
+  w: number;
+  stride?: number;
+  /** Zero padding on the top/left (and, through the output size, bottom/right). Default (ks − 1) / 2. */
+  pad?: number;
+  /** Extra zero rows/columns on the bottom/right only (icetk's DownSample pads (0, 1, 0, 1) before a pad-0 conv). */
+  padEnd?: number;
+  bias?: Tensor;
+  /** out = resid + conv(x); resid is laid out like the output. */
+  resid?: Tensor;
+  /** Read x as its nearest ×2 upsampling (icetk's Upsample: interpolate then conv, fused). */
+  upsample?: boolean;
+  /** Write the output channels-last, [oh·ow, cout] (the quantizer's permute). */
+  channelsLast?: boolean;
+  /** Output row blocks per launch (default: whole image); bounds one dispatch's work on slow adapters. */
+  rowsPerLaunch?: number;
+  out?: Tensor;
+}
+
+/** Output size of a convolution along one axis. */
+export function convOutSize(
+  n: number,
+  ks: number,
+  o: { stride?: number; pad?: number; padEnd?: number } = {},
+): number {
+  const pad = o.pad ?? (ks - 1) / 2;
+  return Math.floor((n + 2 * pad + (o.padEnd ?? 0) - ks) / (o.stride ?? 1)) + 1;
+}
+
+/** y = conv2d(x, weight [cout, cin, ks, ks]) (+bias) (+resid). Returns [cout, oh, ow] (or [oh·ow, cout]). */
+export function conv2d(ctx: GpuContext, x: Tensor, weight: Tensor, o: Conv2dOptions): Tensor {
+  check(x.dtype === "f32", "conv2d", `input must be f32, got ${x.dtype}`);
+  check(
+    weight.dtype === "f32" || weight.dtype === "f16",
+    "conv2d",
+    `weight must be f32 or f16, got ${weight.dtype}`,
+  );
+  check(
+    weight.shape.length === 4 && weight.shape[2] === weight.shape[3],
+    "conv2d",
+    `weight must be [cout, cin, k, k], got [${weight.shape}]`,
+  );
+  const [cout, cin, ks] = weight.shape;
+  const up = o.upsample ? 2 : 1;
+  const lh = o.h * up, lw = o.w * up;
+  const stride = o.stride ?? 1;
+  const pad = o.pad ?? (ks - 1) / 2;
+  check(Number.isInteger(pad) && pad >= 0, "conv2d", `pad must be a non-negative integer, got ${pad}`);
+  check(x.size === cin * o.h * o.w, "conv2d", `input [${x.shape}] is not [${cin}, ${o.h}, ${o.w}]`);
+  const oh = convOutSize(lh, ks, { stride, pad, padEnd: o.padEnd });
+  const ow = convOutSize(lw, ks, { stride, pad, padEnd: o.padEnd });
+  check(oh > 0 && ow > 0, "conv2d", `input ${lh}x${lw} is smaller than the ${ks}x${ks} kernel`);
+  if (o.bias) {
+    check(
+      o.bias.dtype === weight.dtype,
+      "conv2d",
+      `bias dtype ${o.bias.dtype} differs from the weight's ${weight.dtype}`,
+    );
+    check(o.bias.size === cout, "conv2d", `bias has ${o.bias.size} elements, expected ${cout}`);
+  }
+  const out = o.out ?? ctx.empty(o.channelsLast ? [oh * ow, cout] : [cout, oh, ow], "f32");
+  check(out.size === cout * oh * ow, "conv2d", `output [${out.shape}] is not ${cout}x${oh}x${ow}`);
+  if (o.resid) {
+    check(o.resid.size === out.size, "conv2d", `resid [${o.resid.shape}] differs from the output size`);
+  }
+  const small = cout <= 4;
+  const defines = {
+    W_F16: weight.dtype === "f16",
+    BIAS: !!o.bias,
+    RESID: !!o.resid,
+    UPSAMPLE: !!o.upsample,
+    CHANNELS_LAST: !!o.channelsLast,
+    SMALL_COUT: small,
+  };
+  const bindings = ["read", "read", ...(o.bias ? ["read"] : []), ...(o.resid ? ["read"] : []), "write"] as (
+    | "read"
+    | "write"
+  )[];
+  const k = ctx.kernel({ name: small ? "conv2d_small" : "conv2d", shader: "conv2d.wgsl", defines, bindings });
+  const bufs = [x, weight, ...(o.bias ? [o.bias] : []), ...(o.resid ? [o.resid] : []), out];
+  const step = o.rowsPerLaunch ?? oh;
+  for (let r0 = 0; r0 < oh; r0 += step) {
+    const r1 = Math.min(oh, r0 + step);
+    const params = [cin, o.h, o.w, lh, lw, cout, oh, ow, ks, stride, pad, 0, 0, r0, r1];
+    const np = (r1 - r0) * ow;
+    ctx.dispatch(k, params, bufs, small ? grid1d(np, 256) : [Math.ceil(np / 64), Math.ceil(cout / 64), 1]);
+  }
+  return out;
+}

@@ -1,0 +1,21 @@
+// Launcher for 2×2 stride-2 average pooling (shaders/pool.wgsl) of NCHW f32 planes.
+// Not general pooling: the encoder's ResidualDownSample needs exactly F.avg_pool2d(x, 2, 2).
+
+import type { GpuContext } from "../gpu/context.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { check, grid1d } from "./_grid.ts";
+
+/** [planes, h, w] → [planes, ⌊h/2⌋, ⌊w/2⌋]. */
+export function avgPool2x2(
+  ctx: GpuContext,
+  x: Tensor,
+  o: { planes: number; h: number; w: number; out?: Tensor },
+): Tensor {
+  check(x.dtype === "f32", "avgPool2x2", `input must be f32, got ${x.dtype}`);
+  check(x.size === o.planes * o.h * o.w, "avgPool2x2", `input [${x.shape}] is not ${o.planes}x${o.h}x${o.w}`);
+  const oh = Math.floor(o.h / 2), ow = Math.floor(o.w / 2);
+  const out = o.out ?? ctx.empty([o.planes, oh, ow], "f32");
+  const k = ctx.kernel({ name: "avg_pool2x2", shader: "pool.wgsl", bindings: ["read", "write"] });
+  ctx.dispatch(k, [o.planes, o.h, o.w], [x, out], grid1d(out.size, 256));
+  return out;
+}

@@ -1,0 +1,30 @@
+import { spatialAttention } from "../../src/kernels/spatial_attention.ts";
+import { conv2d } from "../../src/kernels/conv2d.ts";
+import { spatialAttentionRef } from "../../src/reference/spatial_attention.ts";
+import { assertClose, randn, sharedContext } from "../_util.ts";
+
+Deno.test("spatialAttention (channels-last q from a 1x1 conv, softmax over keys) matches the CPU reference", async () => {
+  const ctx = await sharedContext();
+  // [channels, positions]: 1 position, primes, more positions than a 256-thread softmax row.
+  for (const [c, n] of [[1, 1], [3, 7], [32, 61], [33, 300]]) {
+    const q = randn(c * n, c + n), k = randn(c * n, c + n + 1), v = randn(c * n, c + n + 2);
+    // qT via an identity 1x1 conv writing channels-last (how the model produces it).
+    const eye = new Float32Array(c * c);
+    for (let i = 0; i < c; i++) eye[i * c + i] = 1;
+    const tq = ctx.upload(q, [c, 1, n]), te = ctx.upload(eye, [c, c, 1, 1]);
+    const qT = conv2d(ctx, tq, te, { h: 1, w: n, channelsLast: true });
+    const tk = ctx.upload(k, [c, n]), tv = ctx.upload(v, [c, n]);
+    const out = spatialAttention(ctx, qT, tk, tv, { c, n });
+    // Two f32 matmuls of length c and n around an exp: bound grows with sqrt(n).
+    assertClose(
+      `spatialAttention c=${c} n=${n}`,
+      await ctx.readF32(out),
+      spatialAttentionRef(q, k, v, { c, n }),
+      {
+        atol: 1e-5 * Math.sqrt(n + c) * 4,
+        rtol: 1e-4,
+      },
+    );
+    [tq, te, qT, tk, tv, out].forEach((t) => t.release());
+  }
+});
