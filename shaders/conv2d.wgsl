@@ -3,7 +3,8 @@
 // [0, LH) × [0, LW) (so the encoder's right/bottom zero pad is just a larger LH/LW than the stored image needs).
 // Defines: W_F16 (weights and bias packed f16), BIAS, RESID (out = R + conv, R laid out like out),
 // UPSAMPLE (the input is read as its nearest ×2 upsampling: logical LH = 2H), CHANNELS_LAST (out is [p, co]),
-// SMALL_COUT (one thread per output pixel computing all ≤ 4 output channels: for conv_out with 3 channels).
+// SMALL_COUT (one thread per output pixel computing all ≤ 4 output channels: for conv_out with 3 channels);
+// KS (kernel size) and STRIDE are substituted constants. DIRECT: register-tiled schedule for CPU adapters.
 #include "common.wgsl"
 
 struct Params {
@@ -62,17 +63,24 @@ fn load_bias(idx: u32) -> f32 {
 #endif
 }
 
-// Input value for reduction index k at output pixel p (p counted from row oh0), 0 outside the logical image.
-fn load_x(k: u32, p: u32) -> f32 {
-  let kk = P.ks * P.ks;
-  let ci = k / kk;
-  let r = k - ci * kk;
-  let ky = r / P.ks;
-  let kx = r - ky * P.ks;
+const KS: u32 = {{KS}}u;
+const STRIDE: u32 = {{STRIDE}}u;
+
+// Top-left input coordinate of output pixel p's window (p counted from row oh0); KS/STRIDE are compile-time.
+fn window(p: u32) -> vec2<i32> {
   let oy = p / P.ow + P.oh0;
-  let ox = p % P.ow;
-  let iy = i32(oy * P.stride + ky) - i32(P.pad);
-  let ix = i32(ox * P.stride + kx) - i32(P.pad);
+  let ox = p - (p / P.ow) * P.ow;
+  return vec2<i32>(i32(oy * STRIDE) - i32(P.pad), i32(ox * STRIDE) - i32(P.pad));
+}
+
+// Input value for reduction index k (= ci·KS² + ky·KS + kx) in the window at `o`, 0 outside the logical image.
+fn load_x(k: u32, o: vec2<i32>) -> f32 {
+  let ci = k / (KS * KS);
+  let r = k - ci * (KS * KS);
+  let ky = r / KS;
+  let kx = r - ky * KS;
+  let iy = o.x + i32(ky);
+  let ix = o.y + i32(kx);
   if (iy < 0 || ix < 0 || iy >= i32(P.lh) || ix >= i32(P.lw)) { return 0.0; }
 #if UPSAMPLE
   let sy = u32(iy) >> 1u;
@@ -98,17 +106,84 @@ fn store(co: u32, p: u32, acc: f32) {
   O[idx] = v;
 }
 
-#if SMALL_COUT
+#if DIRECT
+// CPU adapters (lavapipe): no workgroup memory or barriers. A workgroup of 64 invocations shares one block of TCO
+// output channels (weight loads are uniform); each invocation owns a segment of 8 consecutive pixels of one output
+// row, so one input row span (SPAN = 7·STRIDE + KS values) serves all KS taps of a kernel row.
+const TCO: u32 = {{TCO}}u;
+const SPAN: u32 = 7u * STRIDE + KS;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let K = P.cin * KS * KS;
+  let segs = (P.ow + 7u) / 8u;
+  let seg = wg.x * 64u + li;
+  let rows = P.oh1 - P.oh0;
+  let live = seg < rows * segs;
+  let sr = min(seg, rows * segs - 1u);
+  let oy = sr / segs + P.oh0;
+  let ox0 = (sr % segs) * 8u;
+  let co0 = wg.y * TCO;
+  let iy0 = i32(oy * STRIDE) - i32(P.pad);
+  let ix0 = i32(ox0 * STRIDE) - i32(P.pad);
+  var acc: array<vec4<f32>, 2u * TCO>; // [channel][pixel half]
+  for (var i = 0u; i < 2u * TCO; i++) { acc[i] = vec4<f32>(0.0); }
+  for (var ci = 0u; ci < P.cin; ci++) {
+    for (var ky = 0u; ky < KS; ky++) {
+      let iy = iy0 + i32(ky);
+      let rowok = iy >= 0 && iy < i32(P.lh);
+#if UPSAMPLE
+      let rbase = P.x_off + (ci * P.h + (u32(max(iy, 0)) >> 1u)) * P.w;
+#else
+      let rbase = P.x_off + (ci * P.h + u32(max(iy, 0))) * P.w;
+#endif
+      var xr: array<f32, SPAN>;
+      for (var t = 0u; t < SPAN; t++) {
+        let ix = ix0 + i32(t);
+        var v = 0.0;
+        if (rowok && ix >= 0 && ix < i32(P.lw)) {
+#if UPSAMPLE
+          v = X[rbase + (u32(ix) >> 1u)];
+#else
+          v = X[rbase + u32(ix)];
+#endif
+        }
+        xr[t] = v;
+      }
+      for (var kx = 0u; kx < KS; kx++) {
+        let xa = vec4<f32>(xr[kx], xr[STRIDE + kx], xr[2u * STRIDE + kx], xr[3u * STRIDE + kx]);
+        let xb = vec4<f32>(xr[4u * STRIDE + kx], xr[5u * STRIDE + kx], xr[6u * STRIDE + kx], xr[7u * STRIDE + kx]);
+        let k = (ci * KS + ky) * KS + kx;
+        for (var i = 0u; i < TCO; i++) {
+          let wv = vec4<f32>(load_w(min(co0 + i, P.cout - 1u) * K + k));
+          acc[2u * i] = fma(wv, xa, acc[2u * i]);
+          acc[2u * i + 1u] = fma(wv, xb, acc[2u * i + 1u]);
+        }
+      }
+    }
+  }
+  if (!live) { return; }
+  let pbase = (oy - P.oh0) * P.ow + ox0;
+  for (var i = 0u; i < TCO; i++) {
+    let co = co0 + i;
+    if (co >= P.cout) { break; }
+    for (var j = 0u; j < 8u; j++) {
+      if (ox0 + j < P.ow) { store(co, pbase + j, acc[2u * i + j / 4u][j % 4u]); }
+    }
+  }
+}
+#elif SMALL_COUT
 // One thread per output pixel, up to 4 output channels.
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let p = gid.x + gid.y * nwg.x * 256u;
   let rows = P.oh1 - P.oh0;
   if (p >= rows * P.ow) { return; }
-  let K = P.cin * P.ks * P.ks;
+  let K = P.cin * KS * KS;
+  let o = window(p);
   var acc = vec4<f32>(0.0);
   for (var k = 0u; k < K; k++) {
-    let x = load_x(k, p);
+    let x = load_x(k, o);
     for (var c = 0u; c < P.cout; c++) {
       acc[c] = fma(load_w(c * K + k), x, acc[c]);
     }
@@ -126,10 +201,14 @@ var<workgroup> Xs: array<f32, 1024>; // [BK][BN]
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-  let K = P.cin * P.ks * P.ks;
+  let K = P.cin * KS * KS;
   let NP = (P.oh1 - P.oh0) * P.ow;
   let co0 = wg.y * BM;
   let p0 = wg.x * BN;
+  // Each thread loads the same tile column (pixel) of the input for every k: its window is computed once.
+  let xn = li % BN;
+  let xvalid = p0 + xn < NP;
+  let o = window(p0 + xn);
   var acc: array<f32, 16>;
   for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
   for (var k0 = 0u; k0 < K; k0 += BK) {
@@ -143,9 +222,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       Ws[wk * BM + wm] = wv;
       // input tile element (k = e / BN, n = e % BN)
       let xk = e / BN;
-      let xn = e % BN;
       var xv = 0.0;
-      if (p0 + xn < NP && k0 + xk < K) { xv = load_x(k0 + xk, p0 + xn); }
+      if (xvalid && k0 + xk < K) { xv = load_x(k0 + xk, o); }
       Xs[xk * BN + xn] = xv;
     }
     workgroupBarrier();

@@ -21,10 +21,15 @@ export interface Conv2dOptions {
   upsample?: boolean;
   /** Write the output channels-last, [oh·ow, cout] (the quantizer's permute). */
   channelsLast?: boolean;
+  /** Schedule: "tiled" (workgroup-memory tiles, GPUs) or "direct" (register tiles, CPU adapters). Default by adapter. */
+  variant?: "tiled" | "direct";
   /** Output row blocks per launch (default: whole image); bounds one dispatch's work on slow adapters. */
   rowsPerLaunch?: number;
   out?: Tensor;
 }
+
+/** Output channels per invocation of the direct schedule. */
+const TCO = 16;
 
 /** Output size of a convolution along one axis. */
 export function convOutSize(
@@ -73,6 +78,7 @@ export function conv2d(ctx: GpuContext, x: Tensor, weight: Tensor, o: Conv2dOpti
     check(o.resid.size === out.size, "conv2d", `resid [${o.resid.shape}] differs from the output size`);
   }
   const small = cout <= 4;
+  const direct = !small && (o.variant ?? (ctx.gpu.isFallback ? "direct" : "tiled")) === "direct";
   const defines = {
     W_F16: weight.dtype === "f16",
     BIAS: !!o.bias,
@@ -80,19 +86,33 @@ export function conv2d(ctx: GpuContext, x: Tensor, weight: Tensor, o: Conv2dOpti
     UPSAMPLE: !!o.upsample,
     CHANNELS_LAST: !!o.channelsLast,
     SMALL_COUT: small,
+    DIRECT: direct,
+    TCO: TCO,
+    KS: ks,
+    STRIDE: stride,
   };
   const bindings = ["read", "read", ...(o.bias ? ["read"] : []), ...(o.resid ? ["read"] : []), "write"] as (
     | "read"
     | "write"
   )[];
-  const k = ctx.kernel({ name: small ? "conv2d_small" : "conv2d", shader: "conv2d.wgsl", defines, bindings });
+  const k = ctx.kernel({
+    name: small ? "conv2d_small" : direct ? "conv2d_direct" : "conv2d",
+    shader: "conv2d.wgsl",
+    defines,
+    bindings,
+  });
   const bufs = [x, weight, ...(o.bias ? [o.bias] : []), ...(o.resid ? [o.resid] : []), out];
   const step = o.rowsPerLaunch ?? oh;
   for (let r0 = 0; r0 < oh; r0 += step) {
     const r1 = Math.min(oh, r0 + step);
     const params = [cin, o.h, o.w, lh, lw, cout, oh, ow, ks, stride, pad, 0, 0, r0, r1];
     const np = (r1 - r0) * ow;
-    ctx.dispatch(k, params, bufs, small ? grid1d(np, 256) : [Math.ceil(np / 64), Math.ceil(cout / 64), 1]);
+    const groups: [number, number, number] = small
+      ? grid1d(np, 256)
+      : direct
+      ? [Math.ceil(((r1 - r0) * Math.ceil(ow / 8)) / 64), Math.ceil(cout / TCO), 1]
+      : [Math.ceil(np / 64), Math.ceil(cout / 64), 1];
+    ctx.dispatch(k, params, bufs, groups);
   }
   return out;
 }

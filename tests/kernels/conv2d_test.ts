@@ -15,6 +15,9 @@ const CASES: [number, number, number, number, number, number, number, number][] 
   [5, 15, 17, 7, 3, 2, 0, 1],
 ];
 
+// Both schedules run on every adapter (the default picks one by adapter kind).
+const VARIANTS = ["tiled", "direct"] as const;
+
 // f32 accumulation over K = cin·ks² terms in a different order than the float64 reference: bound grows with sqrt(K).
 const tol = (k: number) => ({ atol: 2e-6 * Math.sqrt(k) * 4, rtol: 1e-5 });
 
@@ -49,13 +52,34 @@ Deno.test("conv2d f16 weights with fused upsample, residual, channels-last outpu
       tb = ctx.upload(bRaw, [cout], "f16");
     const resid = randn(cout * 4 * h * w, 9);
     const tr = ctx.upload(resid, [cout, 2 * h, 2 * w]);
-    const up = conv2d(ctx, tx, tw, { h, w, upsample: true, bias: tb, resid: tr, rowsPerLaunch: 3 });
     const refUp = conv2dRef(x, wt, { cin, h, w, cout, ks: 3, upsample: true, bias: b, resid });
-    assertClose(`conv2d upsample ${[cin, h, w, cout]}`, await ctx.readF32(up), refUp.out, tol(cin * 9));
-    const cl = conv2d(ctx, tx, tw, { h, w, channelsLast: true, rowsPerLaunch: 2 });
     const refCl = conv2dRef(x, wt, { cin, h, w, cout, ks: 3, channelsLast: true });
-    assertClose(`conv2d channels-last ${[cin, h, w, cout]}`, await ctx.readF32(cl), refCl.out, tol(cin * 9));
-    [tx, tw, tb, tr, up, cl].forEach((t) => t.release());
+    for (const variant of VARIANTS) {
+      const up = conv2d(ctx, tx, tw, {
+        h,
+        w,
+        upsample: true,
+        bias: tb,
+        resid: tr,
+        rowsPerLaunch: 3,
+        variant,
+      });
+      assertClose(
+        `conv2d ${variant} upsample ${[cin, h, w, cout]}`,
+        await ctx.readF32(up),
+        refUp.out,
+        tol(cin * 9),
+      );
+      const cl = conv2d(ctx, tx, tw, { h, w, channelsLast: true, rowsPerLaunch: 2, variant });
+      assertClose(
+        `conv2d ${variant} channels-last ${[cin, h, w, cout]}`,
+        await ctx.readF32(cl),
+        refCl.out,
+        tol(cin * 9),
+      );
+      [up, cl].forEach((t) => t.release());
+    }
+    [tx, tw, tb, tr].forEach((t) => t.release());
   }
 });
 
