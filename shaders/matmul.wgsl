@@ -1,7 +1,18 @@
-// Strided batched matmul: C[b] = alpha · A[b] · op(W[b]) (+ bias) (+ R), op = transpose when TRANS_W.
+// Strided batched matmul: C[b] = alpha · A[b] · op(W[b]) (+ bias) (GELU) (+ R), op = transpose when TRANS_W.
 // A: f32 [M,K] rows of stride lda; W: f32 or packed f16 (W_F16), [N,K] (TRANS_W, PyTorch Linear layout) or [K,N];
 // batch b = workgroup z, with per-operand batch strides (0 shares W across the batch; head offsets work too).
-// Defines: W_F16, TRANS_W, BIAS (binding after W), RESID (C = R + result, binding after bias), GELU epilogue.
+// Epilogue defines: W_F16, TRANS_W, BIAS (binding after W), RESID (C = R + result, binding after bias), GELU.
+// Two schedules (see shaders/README.md for why and the measured numbers):
+//   default: 64x64 output tile per 16x16 workgroup, 4x4 per invocation, A/W tiles staged in workgroup memory
+//            (GPUs: threads of a workgroup share each loaded element).
+//   DIRECT:  no workgroup memory, no barriers; each invocation owns a (4·MB)x(4·NB) register tile of mat4x4
+//            accumulators and reads A and W straight from storage, 4 K-elements at a time (CPU adapters such as
+//            lavapipe, where every per-invocation load costs the same wherever it comes from, so the only lever is
+//            multiply-adds per load). MB2/MB4 give 8/16 rows, NB2/NB4 8/16 columns; WGX x WGY invocations.
+//            VEC4 loads vec4 (f32) / vec2<u32> (f16) words: needs K, lda, ldw, offsets and batch strides
+//            multiple of 4 (the launcher checks); without it, guarded scalar loads handle any size.
+//            SPLITK (GEMV, M <= 8 on GPUs): lid.x splits K (adjacent invocations read adjacent K chunks),
+//            lid.y picks the column block, partial tiles are summed in workgroup memory.
 #include "common.wgsl"
 
 struct Params {
@@ -12,11 +23,20 @@ struct Params {
   alpha: f32, bias_off: u32, r_off: u32, ldr: u32, r_bs: u32,
 }
 @group(0) @binding(0) var<uniform> P: Params;
+#if VEC4
+@group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;
+#if W_F16
+@group(0) @binding(2) var<storage, read> W: array<vec2<u32>>;
+#else
+@group(0) @binding(2) var<storage, read> W: array<vec4<f32>>;
+#endif
+#else
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 #if W_F16
 @group(0) @binding(2) var<storage, read> W: array<u32>;
 #else
 @group(0) @binding(2) var<storage, read> W: array<f32>;
+#endif
 #endif
 #if BIAS
 #if W_F16
@@ -39,6 +59,274 @@ struct Params {
 #endif
 #endif
 
+#if BIAS
+fn load_bias(idx: u32) -> f32 {
+#if W_F16
+  return f16_at(Bias[idx >> 1u], idx);
+#else
+  return Bias[idx];
+#endif
+}
+#endif
+
+// Writes one output element of batch b through the epilogue (alpha, bias, GELU, residual).
+fn store_c(b: u32, m: u32, n: u32, acc: f32) {
+  var v = acc * P.alpha;
+#if BIAS
+  v += load_bias(P.bias_off + n);
+#endif
+#if GELU
+  v = gelu_sat(v);
+#endif
+#if RESID
+  v += R[P.r_off + b * P.r_bs + m * P.ldr + n];
+#endif
+  C[P.c_off + b * P.c_bs + m * P.ldc + n] = v;
+}
+
+#if DIRECT
+const WGX: u32 = {{WGX}}u;
+const WGY: u32 = {{WGY}}u;
+const TM: u32 = {{TM}}u;
+const TN: u32 = {{TN}}u;
+
+// 4 consecutive elements of A from element index i; `rem` = K - k (the scalar path zeroes k >= K).
+fn a4(i: u32, rem: u32) -> vec4<f32> {
+#if VEC4
+  return A[i >> 2u];
+#else
+  return vec4<f32>(A[i], select(0.0, A[i + 1u], rem > 1u), select(0.0, A[i + 2u], rem > 2u),
+                   select(0.0, A[i + 3u], rem > 3u));
+#endif
+}
+
+#if !VEC4
+fn w1(i: u32) -> f32 {
+#if W_F16
+  return f16_at(W[i >> 1u], i);
+#else
+  return W[i];
+#endif
+}
+#endif
+
+// 4 consecutive elements of W from element index i (along K when TRANS_W, along N otherwise).
+fn w4(i: u32, rem: u32) -> vec4<f32> {
+#if VEC4
+#if W_F16
+  let p = W[i >> 2u];
+  return vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y));
+#else
+  return W[i >> 2u];
+#endif
+#else
+#if TRANS_W
+  return vec4<f32>(w1(i), select(0.0, w1(i + 1u), rem > 1u), select(0.0, w1(i + 2u), rem > 2u),
+                   select(0.0, w1(i + 3u), rem > 3u));
+#else
+  return vec4<f32>(w1(i), w1(i + 1u), w1(i + 2u), w1(i + 3u));
+#endif
+#endif
+}
+
+// Column r of the result = A row rows[r], elements k..k+3.
+fn a_tile(rows: vec4<u32>, k: u32, rem: u32) -> mat4x4<f32> {
+  return mat4x4<f32>(a4(rows.x + k, rem), a4(rows.y + k, rem), a4(rows.z + k, rem), a4(rows.w + k, rem));
+}
+
+// The 4x4 block of op(W) for K-elements k..k+3: w * a_tile gives column r = output row r (4 columns).
+#if TRANS_W
+fn w_tile(rows: vec4<u32>, k: u32, rem: u32) -> mat4x4<f32> {
+  return transpose(mat4x4<f32>(w4(rows.x + k, rem), w4(rows.y + k, rem), w4(rows.z + k, rem), w4(rows.w + k, rem)));
+}
+#else
+fn w_tile(col: u32, k: u32, rem: u32) -> mat4x4<f32> {
+  let i = col + k * P.ldw;
+#if VEC4
+  return mat4x4<f32>(w4(i, rem), w4(i + P.ldw, rem), w4(i + 2u * P.ldw, rem), w4(i + 3u * P.ldw, rem));
+#else
+  let z = vec4<f32>(0.0);
+  return mat4x4<f32>(w4(i, rem), select(z, w4(i + P.ldw, rem), rem > 1u),
+                     select(z, w4(i + 2u * P.ldw, rem), rem > 2u), select(z, w4(i + 3u * P.ldw, rem), rem > 3u));
+#endif
+}
+#endif
+
+fn store_tile(b: u32, c: mat4x4<f32>, m0: u32, n0: u32) {
+  for (var r = 0u; r < 4u; r++) {
+    let m = m0 + r;
+    if (m >= P.M) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + j;
+      if (n < P.N) { store_c(b, m, n, c[r][j]); }
+    }
+  }
+}
+
+#if SPLITK
+var<workgroup> red: array<mat4x4<f32>, {{WGX}} * {{WGY}}>;
+
+// Sums tile c over the K-slices (lid.x) of this column block; the sum is valid in lid.x == 0.
+fn reduce_tile(c: mat4x4<f32>, lid: vec3<u32>) -> mat4x4<f32> {
+  let li = lid.y * WGX + lid.x;
+  red[li] = c;
+  workgroupBarrier();
+  for (var s = WGX / 2u; s > 0u; s >>= 1u) {
+    if (lid.x < s) { red[li] = red[li] + red[li + s]; }
+    workgroupBarrier();
+  }
+  let sum = red[li];
+  workgroupBarrier();
+  return sum;
+}
+#endif
+
+@compute @workgroup_size({{WGX}}, {{WGY}})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let b = wg.z;
+#if SPLITK
+  let n0 = (wg.x * WGY + lid.y) * TN;
+  let m0 = wg.y * TM;
+  let k_first = lid.x * 4u;
+  let k_step = 4u * WGX;
+#else
+  let n0 = (wg.x * WGX + lid.x) * TN;
+  let m0 = (wg.y * WGY + lid.y) * TM;
+  let k_first = 0u;
+  let k_step = 4u;
+#endif
+  let a_base = P.a_off + b * P.a_bs;
+  let w_base = P.w_off + b * P.w_bs;
+  let i4 = vec4<u32>(0u, 1u, 2u, 3u);
+  // Rows past M / columns past N are clamped (computed, never stored) so the loop has no branches.
+  let last_m = vec4<u32>(P.M - 1u);
+  let ar0 = a_base + min(m0 + i4, last_m) * P.lda;
+#if MB2
+  let ar1 = a_base + min(m0 + 4u + i4, last_m) * P.lda;
+#endif
+#if MB4
+  let ar2 = a_base + min(m0 + 8u + i4, last_m) * P.lda;
+  let ar3 = a_base + min(m0 + 12u + i4, last_m) * P.lda;
+#endif
+#if TRANS_W
+  let last_n = vec4<u32>(P.N - 1u);
+  let wr0 = w_base + min(n0 + i4, last_n) * P.ldw;
+#if NB2
+  let wr1 = w_base + min(n0 + 4u + i4, last_n) * P.ldw;
+#endif
+#if NB4
+  let wr2 = w_base + min(n0 + 8u + i4, last_n) * P.ldw;
+  let wr3 = w_base + min(n0 + 12u + i4, last_n) * P.ldw;
+#endif
+#else
+  // [K,N]: 4 adjacent columns per block; columns past N read neighbouring memory and are never stored.
+  let wr0 = w_base + n0;
+#if NB2
+  let wr1 = w_base + n0 + 4u;
+#endif
+#if NB4
+  let wr2 = w_base + n0 + 8u;
+  let wr3 = w_base + n0 + 12u;
+#endif
+#endif
+  var c00 = mat4x4<f32>();
+  var c01 = mat4x4<f32>();
+  var c02 = mat4x4<f32>();
+  var c03 = mat4x4<f32>();
+  var c10 = mat4x4<f32>();
+  var c11 = mat4x4<f32>();
+  var c12 = mat4x4<f32>();
+  var c13 = mat4x4<f32>();
+  var c20 = mat4x4<f32>();
+  var c21 = mat4x4<f32>();
+  var c30 = mat4x4<f32>();
+  var c31 = mat4x4<f32>();
+  for (var k = k_first; k < P.K; k += k_step) {
+    let rem = P.K - k;
+    let w0 = w_tile(wr0, k, rem);
+#if NB2
+    let w1 = w_tile(wr1, k, rem);
+#endif
+#if NB4
+    let w2 = w_tile(wr2, k, rem);
+    let w3 = w_tile(wr3, k, rem);
+#endif
+    let a0 = a_tile(ar0, k, rem);
+    c00 += w0 * a0;
+#if NB2
+    c01 += w1 * a0;
+#endif
+#if NB4
+    c02 += w2 * a0;
+    c03 += w3 * a0;
+#endif
+#if MB2
+    let a1 = a_tile(ar1, k, rem);
+    c10 += w0 * a1;
+#if NB2
+    c11 += w1 * a1;
+#endif
+#if NB4
+    c12 += w2 * a1;
+    c13 += w3 * a1;
+#endif
+#endif
+#if MB4
+    let a2 = a_tile(ar2, k, rem);
+    c20 += w0 * a2;
+    c21 += w1 * a2;
+    let a3 = a_tile(ar3, k, rem);
+    c30 += w0 * a3;
+    c31 += w1 * a3;
+#endif
+  }
+#if SPLITK
+  c00 = reduce_tile(c00, lid);
+#if NB2
+  c01 = reduce_tile(c01, lid);
+#endif
+#if NB4
+  c02 = reduce_tile(c02, lid);
+  c03 = reduce_tile(c03, lid);
+#endif
+#if MB2
+  c10 = reduce_tile(c10, lid);
+#if NB2
+  c11 = reduce_tile(c11, lid);
+#endif
+#if NB4
+  c12 = reduce_tile(c12, lid);
+  c13 = reduce_tile(c13, lid);
+#endif
+#endif
+  if (lid.x != 0u) { return; }
+#endif
+  store_tile(b, c00, m0, n0);
+#if NB2
+  store_tile(b, c01, m0, n0 + 4u);
+#endif
+#if NB4
+  store_tile(b, c02, m0, n0 + 8u);
+  store_tile(b, c03, m0, n0 + 12u);
+#endif
+#if MB2
+  store_tile(b, c10, m0 + 4u, n0);
+#if NB2
+  store_tile(b, c11, m0 + 4u, n0 + 4u);
+#endif
+#if NB4
+  store_tile(b, c12, m0 + 4u, n0 + 8u);
+  store_tile(b, c13, m0 + 4u, n0 + 12u);
+#endif
+#endif
+#if MB4
+  store_tile(b, c20, m0 + 8u, n0);
+  store_tile(b, c21, m0 + 8u, n0 + 4u);
+  store_tile(b, c30, m0 + 12u, n0);
+  store_tile(b, c31, m0 + 12u, n0 + 4u);
+#endif
+}
+#else
 const TM: u32 = 4u;
 const TN: u32 = 4u;
 const BM: u32 = 64u;
@@ -55,16 +343,6 @@ fn load_w(idx: u32) -> f32 {
   return W[idx];
 #endif
 }
-
-#if BIAS
-fn load_bias(idx: u32) -> f32 {
-#if W_F16
-  return f16_at(Bias[idx >> 1u], idx);
-#else
-  return Bias[idx];
-#endif
-}
-#endif
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -130,17 +408,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var j = 0u; j < TN; j++) {
       let n = col0 + lid.x * TN + j;
       if (n >= P.N) { continue; }
-      var v = acc[i * TN + j] * P.alpha;
-#if BIAS
-      v += load_bias(P.bias_off + n);
-#endif
-#if GELU
-      v = gelu_sat(v);
-#endif
-#if RESID
-      v += R[P.r_off + b * P.r_bs + m * P.ldr + n];
-#endif
-      C[P.c_off + b * P.c_bs + m * P.ldc + n] = v;
+      store_c(b, m, n, acc[i * TN + j]);
     }
   }
 }
+#endif
