@@ -1,4 +1,7 @@
 // The list of benchmark suites `deno task bench` runs, in order. Add a suite: import it and append it here.
 import type { BenchSuite } from "./_types.ts";
+import { matmulSuite } from "./matmul.ts";
 
-export const suites: BenchSuite[] = [];
+export const suites: BenchSuite[] = [
+  matmulSuite,
+];

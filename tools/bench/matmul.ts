@@ -1,0 +1,222 @@
+// Kernel benchmarks: matmul GFLOP/s (square f32/f16, decode-shaped GEMV as weight GB/s), a memory-bound kernel's
+// GB/s, a plain TypeScript CPU matmul measured in the same run, dispatch overhead and the queue round trip.
+// Not a model benchmark (tools/bench/e2e.ts); medians of short bursts, so shared machines give noisy numbers.
+
+import type { GpuContext } from "../../src/gpu/context.ts";
+import type { Tensor } from "../../src/gpu/tensor.ts";
+import { add, copy } from "../../src/kernels/elementwise.ts";
+import { matmul, type MatmulOptions, resolveMatmul } from "../../src/kernels/matmul.ts";
+import type { BenchResult, BenchSuite } from "./_types.ts";
+
+const CPU = "cpu_ts_matmul";
+
+/** Median of `iters` timings (ms per call) of `reps` calls recorded into one submit, after one warm-up burst. */
+async function timeBurst(
+  ctx: GpuContext,
+  body: () => void,
+  o: { reps: number; iters: number },
+): Promise<number> {
+  for (let r = 0; r < o.reps; r++) body();
+  await ctx.sync();
+  const times: number[] = [];
+  for (let i = 0; i < o.iters; i++) {
+    const t0 = performance.now();
+    for (let r = 0; r < o.reps; r++) body();
+    await ctx.sync();
+    times.push((performance.now() - t0) / o.reps);
+  }
+  return median(times);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+}
+
+/** Values in [-0.5, 0.5) without a generator (only the speed matters here). */
+function filler(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = ((i * 2654435761 + seed) % 1000) / 1000 - 0.5;
+  return out;
+}
+
+/** The plain TypeScript baseline: C = A·Wᵀ with W [N,K], row-major Float32Arrays, dot products over K. */
+export function cpuMatmul(
+  a: Float32Array,
+  w: Float32Array,
+  c: Float32Array,
+  M: number,
+  N: number,
+  K: number,
+): void {
+  for (let m = 0; m < M; m++) {
+    const ao = m * K;
+    for (let n = 0; n < N; n++) {
+      const wo = n * K;
+      let s = 0;
+      for (let k = 0; k < K; k++) s += a[ao + k] * w[wo + k];
+      c[m * N + n] = s;
+    }
+  }
+}
+
+async function benchMatmul(
+  ctx: GpuContext,
+  report: (r: BenchResult) => void,
+  s: {
+    M: number;
+    N: number;
+    K: number;
+    dtype: "f32" | "f16";
+    iters: number;
+    variant?: MatmulOptions["variant"];
+    baseline?: boolean;
+  },
+): Promise<number> {
+  const { M, N, K, dtype } = s;
+  const a = ctx.upload(filler(M * K, 1), [M, K]);
+  const w = ctx.upload(filler(N * K, 2), [N, K], dtype);
+  const c = ctx.empty([M, N]);
+  const o: MatmulOptions = { M, N, K, out: c, variant: s.variant };
+  const launch = resolveMatmul(ctx, a, w, o);
+  // Enough calls per submit that the queue round trip (~12 ms on lavapipe) is a small share.
+  const reps = Math.max(1, Math.min(64, Math.round(2e9 / (2 * M * N * K))));
+  const ms = await timeBurst(ctx, () => matmul(ctx, a, w, o), { reps, iters: s.iters });
+  const gflops = 2 * M * N * K / ms / 1e6;
+  const params = { M, N, K, w: dtype, transW: true, kernel: launch.name };
+  if (M <= 8) {
+    const bytes = N * K * (dtype === "f16" ? 2 : 4);
+    report({ name: "matmul_decode_weight_gbps", params, value: bytes / ms / 1e6, unit: "GB/s" });
+    report({ name: "matmul_decode_us", params, value: ms * 1000, unit: "µs" });
+  } else {
+    report({
+      name: "matmul_gflops",
+      params,
+      value: gflops,
+      unit: "GFLOP/s",
+      ...(s.baseline ? { baseline: CPU } : {}),
+    });
+  }
+  [a, w, c].forEach((t) => t.release());
+  return gflops;
+}
+
+async function benchMemory(ctx: GpuContext, report: (r: BenchResult) => void, iters: number): Promise<void> {
+  const n = 16 * 1024 * 1024; // 64 MiB of f32 per tensor
+  const x = ctx.upload(filler(n, 3), [n]), y = ctx.upload(filler(n, 4), [n]), z = ctx.empty([n]);
+  const mib = { MiB: 64 };
+  const addMs = await timeBurst(ctx, () => add(ctx, x, y, z), { reps: 2, iters });
+  report({ name: "elementwise_add_gbps", params: mib, value: 3 * 4 * n / addMs / 1e6, unit: "GB/s" });
+  const copyMs = await timeBurst(ctx, () => copy(ctx, x, z), { reps: 2, iters });
+  report({ name: "elementwise_copy_gbps", params: mib, value: 2 * 4 * n / copyMs / 1e6, unit: "GB/s" });
+  const bufMs = await timeBurst(ctx, () => ctx.copy(x, z), { reps: 2, iters });
+  report({ name: "copy_buffer_to_buffer_gbps", params: mib, value: 2 * 4 * n / bufMs / 1e6, unit: "GB/s" });
+  [x, y, z].forEach((t) => t.release());
+}
+
+async function benchDispatch(
+  ctx: GpuContext,
+  report: (r: BenchResult) => void,
+  count: number,
+): Promise<void> {
+  const x = ctx.upload(filler(64, 5), [64]), y = ctx.upload(filler(64, 6), [64]);
+  const outs: Tensor[] = [ctx.empty([64]), ctx.empty([64])];
+  const one = (i: number) => add(ctx, x, y, outs[i & 1]);
+  one(0);
+  await ctx.sync();
+  // Recording only: JS-side cost of launcher + params arena + cached bind group + pass encoding.
+  let t0 = performance.now();
+  for (let i = 0; i < count; i++) one(i);
+  const recordUs = (performance.now() - t0) * 1000 / count;
+  await ctx.sync();
+  t0 = performance.now();
+  for (let i = 0; i < count; i++) one(i);
+  await ctx.sync();
+  const batchedUs = (performance.now() - t0) * 1000 / count;
+  t0 = performance.now();
+  for (let i = 0; i < count; i++) {
+    one(i);
+    ctx.flush();
+  }
+  await ctx.sync();
+  const perSubmitUs = (performance.now() - t0) * 1000 / count;
+  const params = { dispatches: count, elements: 64 };
+  report({ name: "dispatch_record_us", params, value: recordUs, unit: "µs/dispatch" });
+  report({ name: "dispatch_one_encoder_us", params, value: batchedUs, unit: "µs/dispatch" });
+  report({ name: "dispatch_submit_each_us", params, value: perSubmitUs, unit: "µs/dispatch" });
+  // The floor under every readback or sync: submit one tiny dispatch and wait for the queue.
+  const rt: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    t0 = performance.now();
+    one(i);
+    await ctx.sync();
+    rt.push(performance.now() - t0);
+  }
+  report({ name: "queue_round_trip_ms", params: { dispatches: 1 }, value: median(rt), unit: "ms" });
+  [x, y, ...outs].forEach((t) => t.release());
+}
+
+function benchCpu(report: (r: BenchResult) => void, n: number, iters: number): number {
+  const a = filler(n * n, 7), w = filler(n * n, 8), c = new Float32Array(n * n);
+  const times: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    const t0 = performance.now();
+    cpuMatmul(a, w, c, n, n, n);
+    times.push(performance.now() - t0);
+  }
+  const gflops = 2 * n ** 3 / median(times) / 1e6;
+  report({ name: CPU, params: { M: n, N: n, K: n, w: "f32", transW: true }, value: gflops, unit: "GFLOP/s" });
+  return gflops;
+}
+
+export const matmulSuite: BenchSuite = {
+  name: "matmul",
+  description:
+    "matmul GFLOP/s (square, f32/f16 W), decode GEMV weight GB/s, memory-bound GB/s, CPU TS baseline, " +
+    "dispatch overhead",
+  async run(ctx, report, { quick }) {
+    const iters = quick ? 3 : 5;
+    const cpu = new Map<number, number>();
+    for (const n of quick ? [256, 512] : [256, 512, 1024]) {
+      cpu.set(n, benchCpu(report, n, n >= 1024 ? 1 : iters));
+    }
+    for (const n of quick ? [256, 512, 1024] : [256, 512, 1024, 2048]) {
+      for (const dtype of ["f32", "f16"] as const) {
+        const base = cpu.get(n);
+        const g = await benchMatmul(ctx, report, {
+          M: n,
+          N: n,
+          K: n,
+          dtype,
+          iters: n >= 2048 ? 3 : iters,
+          baseline: !!base,
+        });
+        if (base && dtype === "f32") {
+          report({
+            name: "matmul_speedup_vs_cpu",
+            params: { M: n, N: n, K: n, w: dtype },
+            value: g / base,
+            unit: "x",
+            baseline: CPU,
+          });
+        }
+      }
+    }
+    // The workgroup-memory schedule (what GPUs get) on this adapter, for comparison.
+    await benchMatmul(ctx, report, {
+      M: 1024,
+      N: 1024,
+      K: 1024,
+      dtype: "f32",
+      iters: quick ? 1 : 3,
+      variant: "tiled",
+    });
+    for (const M of quick ? [4] : [1, 4, 8]) {
+      await benchMatmul(ctx, report, { M, N: 3072, K: 3072, dtype: "f16", iters });
+    }
+    if (!quick) await benchMatmul(ctx, report, { M: 4, N: 3072, K: 3072, dtype: "f32", iters });
+    await benchMemory(ctx, report, iters);
+    await benchDispatch(ctx, report, 1000);
+  },
+};
