@@ -32,4 +32,16 @@ if ! "$DENO" run --quiet --unstable-webgpu --allow-all tools/probe_gpu.ts >/dev/
 fi
 
 task="${1:-serve}"; shift || true
+
+# The browser test drives Debian's Chromium through playwright-core (no browser download); install it for `test`.
+if [ "$task" = test ] && [ ! -x /usr/bin/chromium ] && [ -z "${COGVIEW2_NO_BROWSER:-}" ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    say "installing Debian's chromium for the browser test (set COGVIEW2_NO_BROWSER=1 to skip)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2 ||
+      say "could not install chromium: the browser test will be skipped"
+  else
+    say "no /usr/bin/chromium (apt-get install chromium): the browser test will be skipped"
+  fi
+fi
+
 exec "$DENO" task --quiet "$task" "$@"
