@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { BytesAccess, crc32, writeZip, ZipArchive } from "../../src/formats/zip.ts";
+
+const FIX = new URL("../testdata/cogview2-tiny/", import.meta.url).pathname;
+
+Deno.test("zip: reads the central directory of a torch.save checkpoint", async () => {
+  const z = await ZipArchive.openFile(join(FIX, "sat/coglm/1/mp_rank_00_model_states.pt"));
+  try {
+    assert.equal(z.entries.length, 39);
+    assert.equal(z.entries[0].name, "mp_rank_00_model_states/data.pkl");
+    const e = z.entry("mp_rank_00_model_states/data/0");
+    assert.equal(e.size, 26008 * 64 * 2); // word embeddings, f16
+    assert.equal(e.offset % 64, 0); // torch aligns storages to 64 bytes
+    const pkl = await z.read("mp_rank_00_model_states/data.pkl");
+    assert.equal(pkl[0], 0x80); // PROTO
+    assert.equal(pkl[pkl.length - 1], 0x2e); // STOP
+    assert.throws(() => z.entry("nope"), /no entry "nope"/);
+  } finally {
+    z.close();
+  }
+});
+
+Deno.test("zip: writer round trip, plain and zip64, CRC and nested archives", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "zip-test-" });
+  try {
+    const a = new Uint8Array(1000).map((_, i) => i * 7);
+    const b = new TextEncoder().encode("hello");
+    for (const forceZip64 of [false, true]) {
+      const p = join(dir, `t${forceZip64}.zip`);
+      await writeZip(p, [
+        { name: "x/a.bin", data: a },
+        { name: "x/empty", data: new Uint8Array(0) },
+        { name: "x/b.txt", size: b.length, produce: async (sink) => await sink(b) },
+      ], { forceZip64 });
+      const z = await ZipArchive.openFile(p);
+      assert.deepEqual(z.entries.map((e) => e.name), ["x/a.bin", "x/empty", "x/b.txt"]);
+      assert.deepEqual(await z.read("x/a.bin"), a);
+      assert.deepEqual(await z.read("x/b.txt"), b);
+      assert.equal(z.entry("x/b.txt").crc32, crc32(b));
+      assert.equal((await z.read("x/empty")).length, 0);
+      z.close();
+    }
+    // An archive stored inside another one is read in place.
+    const inner = await Deno.readFile(join(dir, "ttrue.zip"));
+    const outer = join(dir, "outer.zip");
+    await writeZip(outer, [{ name: "m/latest", data: b }, { name: "m/1/inner.zip", data: inner }]);
+    const zo = await ZipArchive.openFile(outer);
+    const zi = await ZipArchive.open(zo.slice("m/1/inner.zip"));
+    assert.equal(zi.origin, `${outer}!m/1/inner.zip`);
+    assert.deepEqual(await zi.read("x/a.bin"), a);
+    zo.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("zip: known CRC-32", () => {
+  assert.equal(crc32(new TextEncoder().encode("123456789")), 0xcbf43926);
+});
+
+Deno.test("zip: truncated and corrupt archives are rejected naming the file", async () => {
+  const bytes = await Deno.readFile(join(FIX, "sat/coglm/1/mp_rank_00_model_states.pt"));
+  await assert.rejects(
+    ZipArchive.open(new BytesAccess(bytes.slice(0, bytes.length - 100), "cut.pt")),
+    /cut\.pt/,
+  );
+  await assert.rejects(
+    ZipArchive.open(new BytesAccess(bytes.slice(0, 5000), "short.pt")),
+    /short\.pt: not a zip archive or truncated/,
+  );
+  await assert.rejects(
+    ZipArchive.open(new BytesAccess(new Uint8Array(10), "tiny.pt")),
+    /tiny\.pt: not a zip/,
+  );
+  // Central directory cut off at the front: the EOCD points before / outside it.
+  const bad = bytes.slice();
+  const eocd = bad.length - 22;
+  new DataView(bad.buffer).setUint32(eocd + 16, bad.length, true);
+  await assert.rejects(ZipArchive.open(new BytesAccess(bad, "bad.pt")), /bad\.pt: central directory/);
+});
