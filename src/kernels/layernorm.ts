@@ -1,0 +1,95 @@
+// Launcher for LayerNorm over the last dimension (shaders/layernorm.wgsl), optionally fused with SAT's sandwich
+// residual add (Ro = R + LN1(X)) and the following LayerNorm (Y = LN2(Ro)). Not RMSNorm; not GroupNorm.
+
+import { f32, type GpuContext } from "../gpu/context.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { check } from "./_grid.ts";
+
+/** Affine parameters of one LayerNorm: weight (gamma) and bias (beta), both f16 or both f32, [n] each. */
+export interface LnParams {
+  weight: Tensor;
+  bias: Tensor;
+}
+
+function grid(rows: number): [number, number, number] {
+  if (rows <= 65535) return [rows, 1, 1];
+  const y = Math.ceil(rows / 65535);
+  return [Math.ceil(rows / y), y, 1];
+}
+
+function checkLn(name: string, ln: LnParams, n: number, dtype?: string): void {
+  check(ln.weight.size === n && ln.bias.size === n, name, `gamma/beta must have ${n} elements`);
+  check(
+    ln.weight.dtype === ln.bias.dtype && (ln.weight.dtype === "f16" || ln.weight.dtype === "f32"),
+    name,
+    "gamma/beta must be both f16 or both f32",
+  );
+  if (dtype) check(ln.weight.dtype === dtype, name, "both LayerNorms must have the same parameter dtype");
+}
+
+/** y = (x − mean)/sqrt(var + eps)·gamma + beta over rows of `n` (x: f32 [rows, n], n = last dim). */
+export function layerNorm(
+  ctx: GpuContext,
+  x: Tensor,
+  ln: LnParams,
+  o: { eps: number; out?: Tensor },
+): Tensor {
+  const n = x.shape[x.shape.length - 1];
+  check(x.dtype === "f32", "layerNorm", `input must be f32, got ${x.dtype}`);
+  checkLn("layerNorm", ln, n);
+  const rows = x.size / n;
+  const out = o.out ?? ctx.empty(x.shape, "f32");
+  check(out.size >= x.size && out.dtype === "f32", "layerNorm", `out [${out.shape}] too small`);
+  const k = ctx.kernel({
+    name: "layernorm",
+    shader: "layernorm.wgsl",
+    defines: { W_F16: ln.weight.dtype === "f16" },
+    bindings: ["read", "read", "read", "write"],
+  });
+  ctx.dispatch(k, [n, rows, f32(o.eps)], [x, ln.weight, ln.bias, out], grid(rows));
+  return out;
+}
+
+/**
+ * Sandwich residual: `residOut = resid + LN1(x)`; with `post`, also `out = LN2(residOut)` (one dispatch).
+ * `residOut` must be a different buffer from `resid` and `x`. Returns `{ resid: residOut, out }`.
+ */
+export function layerNormResidual(
+  ctx: GpuContext,
+  x: Tensor,
+  resid: Tensor,
+  ln: LnParams,
+  o: { eps: number; residOut: Tensor; post?: LnParams; out?: Tensor },
+): { resid: Tensor; out?: Tensor } {
+  const n = x.shape[x.shape.length - 1];
+  const rows = x.size / n;
+  check(x.dtype === "f32" && resid.dtype === "f32", "layerNormResidual", "inputs must be f32");
+  check(resid.size >= x.size, "layerNormResidual", `resid [${resid.shape}] smaller than x [${x.shape}]`);
+  check(o.residOut.size >= x.size, "layerNormResidual", `residOut [${o.residOut.shape}] too small`);
+  checkLn("layerNormResidual", ln, n);
+  if (o.post) {
+    checkLn("layerNormResidual", o.post, n, ln.weight.dtype);
+    const out = o.out ?? ctx.empty(x.shape, "f32");
+    const k = ctx.kernel({
+      name: "layernorm_resid_post",
+      shader: "layernorm.wgsl",
+      defines: { W_F16: ln.weight.dtype === "f16", RESID: 1, POST: 1 },
+      bindings: ["read", "read", "read", "read", "read", "read", "write", "write"],
+    });
+    ctx.dispatch(
+      k,
+      [n, rows, f32(o.eps)],
+      [x, ln.weight, ln.bias, resid, o.post.weight, o.post.bias, o.residOut, out],
+      grid(rows),
+    );
+    return { resid: o.residOut, out };
+  }
+  const k = ctx.kernel({
+    name: "layernorm_resid",
+    shader: "layernorm.wgsl",
+    defines: { W_F16: ln.weight.dtype === "f16", RESID: 1 },
+    bindings: ["read", "read", "read", "read", "write"],
+  });
+  ctx.dispatch(k, [n, rows, f32(o.eps)], [x, ln.weight, ln.bias, resid, o.residOut], grid(rows));
+  return { resid: o.residOut };
+}

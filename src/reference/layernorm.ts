@@ -1,0 +1,37 @@
+// Plain TypeScript twin of shaders/layernorm.wgsl: LayerNorm over the last dimension in float64 (PyTorch
+// semantics), plus the sandwich residual form. Not fast.
+
+/** LayerNorm of each row of `n` values. */
+export function layerNormRef(
+  x: ArrayLike<number>,
+  gamma: ArrayLike<number>,
+  beta: ArrayLike<number>,
+  n: number,
+  eps: number,
+): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let base = 0; base < x.length; base += n) {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += x[base + i];
+    const mean = s / n;
+    let q = 0;
+    for (let i = 0; i < n; i++) q += (x[base + i] - mean) ** 2;
+    const rstd = 1 / Math.sqrt(q / n + eps);
+    for (let i = 0; i < n; i++) out[base + i] = (x[base + i] - mean) * rstd * gamma[i] + beta[i];
+  }
+  return out;
+}
+
+/** resid + LN(x), elementwise. */
+export function layerNormResidualRef(
+  x: ArrayLike<number>,
+  resid: ArrayLike<number>,
+  gamma: ArrayLike<number>,
+  beta: ArrayLike<number>,
+  n: number,
+  eps: number,
+): Float32Array {
+  const y = layerNormRef(x, gamma, beta, n, eps);
+  for (let i = 0; i < y.length; i++) y[i] += resid[i];
+  return y;
+}
