@@ -1,0 +1,147 @@
+// main.ts as users run it: --help, flag errors, `serve` (host default loopback, --port 0, --out, SIGTERM → exit 0) and
+// `generate` (files under --out, style/n checks), on the scriptable pipeline; the no-WebGPU message. Not the model:
+// tests/browser/demo_page_test.ts and tests/pipeline/text2image_test.ts run the demo model.
+
+import nodeAssert from "node:assert/strict";
+import { fakeImageBytes } from "./_fake_pipeline.ts";
+
+const root = new URL("../../", import.meta.url).pathname;
+
+async function run(args: string[], opts: { env?: Record<string, string> } = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...args],
+    cwd: root,
+    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", NO_COLOR: "1", ...opts.env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("main.ts: --help, unknown commands and bad flags exit 1 with a clear message", async () => {
+  const help = await run(["main.ts", "--help"]);
+  nodeAssert.equal(help.code, 0);
+  nodeAssert.match(help.stdout, /deno task serve[\s\S]*--model DIR[\s\S]*--host ADDR .*127\.0\.0\.1/);
+  const cases: Array<[string[], RegExp]> = [
+    [["main.ts", "paint"], /Unknown command 'paint'/],
+    [
+      ["main.ts", "serve", "--port", "http"],
+      /Flag --port must be an integer between 0 and 65535 \(got 'http'\)/,
+    ],
+    [["main.ts", "serve", "--port", "70000"], /Flag --port must be an integer/],
+    [["main.ts", "--bogus"], /error: .*bogus/i],
+    [["main.ts", "generate"], /generate needs a prompt/],
+    [["main.ts", "generate", "x", "--format", "gif"], /Flag --format must be png or jpeg/],
+    [
+      ["tests/server/_main_fake.ts", "generate", "a cat", "--style", "cubism"],
+      /Flag --style must be one of .*photo/,
+    ],
+    [
+      ["tests/server/_main_fake.ts", "generate", "a cat", "-n", "9"],
+      /Flag --n must be an integer between 1 and 8/,
+    ],
+  ];
+  for (const [args, re] of cases) {
+    const r = await run(args);
+    nodeAssert.equal(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
+    nodeAssert.match(r.stderr, re, args.join(" "));
+    nodeAssert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace for a user error");
+  }
+});
+
+Deno.test("main.ts: without WebGPU the error says what to install", async () => {
+  // Deno's WebGPU limited to a backend Linux lacks (DirectX 12) finds no adapter, as on a machine without Vulkan.
+  const r = await run(["main.ts", "generate", "a cat"], { env: { DENO_WEBGPU_BACKEND: "dx12" } });
+  nodeAssert.equal(r.code, 1);
+  nodeAssert.match(r.stderr, /^error: No WebGPU adapter found\. .*apt-get install -y mesa-vulkan-drivers/m);
+});
+
+Deno.test("main.ts generate: writes n images under --out, one path per line on stdout", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const r = await run([
+      "tests/server/_main_fake.ts",
+      "generate",
+      "a red apple",
+      "--style",
+      "photo",
+      "-n",
+      "3",
+      "--seed",
+      "7",
+      "--out",
+      dir,
+    ]);
+    nodeAssert.equal(r.code, 0, r.stderr);
+    const files = r.stdout.trim().split("\n");
+    nodeAssert.deepEqual(files, [0, 1, 2].map((k) => `${dir}/cogview2-7-${k}.png`));
+    for (const [k, f] of files.entries()) nodeAssert.deepEqual(await Deno.readFile(f), fakeImageBytes(7, k));
+    nodeAssert.match(r.stderr, /generating 3 image\(s\), style photo, seed 7/);
+    nodeAssert.match(r.stderr, /coglm done in [\d.]+ s/);
+    nodeAssert.match(r.stderr, /3 image\(s\) in [\d.]+ s \(demo: noise\)/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name:
+    "main.ts serve: loopback by default, --port 0, --out files, demo labelled, SIGTERM finishes the job, exit 0",
+  sanitizeResources: false,
+  async fn() {
+    const out = await Deno.makeTempDir();
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "tests/server/_main_fake.ts", "serve", "--port", "0", "--out", out, "--grace", "5"],
+      cwd: root,
+      env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let log = "";
+    const drain = (async () => {
+      while (true) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        log += value;
+      }
+    })();
+    try {
+      const t0 = Date.now();
+      while (!/listening on (http:\S+)/.test(log)) {
+        nodeAssert.ok(Date.now() - t0 < 30_000, `server starts: ${log}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const url = log.match(/listening on (http:\S+)/)![1];
+      nodeAssert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/, "loopback by default");
+      nodeAssert.match(log, /DEMO, images are noise/);
+      nodeAssert.match(log, new RegExp(`images are written under ${out}`));
+      const model = await (await fetch(`${url}/v1/model`)).json();
+      nodeAssert.equal(model.demo, true);
+      const res = await fetch(`${url}/v1/images`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ prompt: "a cat", n: 2, seed: 11 }),
+      });
+      nodeAssert.equal(res.status, 202);
+      const { id } = await res.json();
+      // SIGTERM while the job runs: it gets the grace period, finishes, and the process exits 0.
+      await new Promise((r) => setTimeout(r, 60));
+      child.kill("SIGTERM");
+      const status = await child.status;
+      await drain;
+      nodeAssert.equal(status.code, 0, log);
+      nodeAssert.match(log, /SIGTERM: shutting down/);
+      const files = [];
+      for await (const e of Deno.readDir(out)) files.push(e.name);
+      nodeAssert.equal(files.length, 2, `both images written: ${files}`);
+      nodeAssert.ok(files.every((f) => f.includes(id)), `named by the job id: ${files}`);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already exited */ }
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});
