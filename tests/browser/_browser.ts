@@ -3,6 +3,7 @@
 /// <reference lib="dom" />
 
 import nodeAssert from "node:assert/strict";
+// deno-lint-ignore no-import-prefix -- npm: specifiers are the project convention (no import map)
 import type { Page } from "npm:playwright-core@1.49.1";
 
 export type { Page };
@@ -119,6 +120,7 @@ export async function withBrowser(
   serverArgs: string[],
   fn: (page: Page, url: string) => Promise<void>,
 ) {
+  // deno-lint-ignore no-import-prefix
   const { chromium } = await import("npm:playwright-core@1.49.1");
   const server = await startServer(serverArgs);
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
