@@ -1,0 +1,138 @@
+// SwissArmyTransformer's standard_attention for one (query row, head, batch) per workgroup, with the CogLM mask
+// family given by two numbers: row i sees keys j < max(ctx_cols, i + causal_off + 1) (a prefix; rows that see
+// everything use ctx_cols = keys). Scores are (q·scale)·k + (logw on keys j < logw_cols), as SAT scales q before
+// the product and adds log_attention_weights before masking; masked keys (score −10000 in SAT, exp → 0) are skipped.
+// Softmax is online over chunks of CHUNK keys kept in workgroup memory. Q/K/V/O are rows of heads·d values at
+// off + b·bs + row·ld + head·d. Entry kv_store (define KV_STORE) copies K and V rows of a QKV buffer into caches.
+#include "common.wgsl"
+
+#if KV_STORE
+struct Params {
+  rows: u32, width: u32, batch: u32, t0: u32, ld_src: u32, src_bs: u32, k_src_off: u32, v_src_off: u32,
+  cache_bs: u32, ldc: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> S: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Kc: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Vc: array<f32>;
+
+// cache[b, t0 + r, c] = S[off + b·src_bs + r·ld_src + c] for K and V (src_bs = 0 broadcasts one prompt).
+@compute @workgroup_size(256)
+fn kv_store(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i >= P.batch * P.rows * P.width) { return; }
+  let c = i % P.width;
+  let br = i / P.width;
+  let r = br % P.rows;
+  let b = br / P.rows;
+  let src = b * P.src_bs + r * P.ld_src + c;
+  let dst = b * P.cache_bs + (P.t0 + r) * P.ldc + c;
+  Kc[dst] = S[P.k_src_off + src];
+  Vc[dst] = S[P.v_src_off + src];
+}
+#else
+struct Params {
+  d: u32, rows: u32, keys: u32, ctx_cols: u32, causal_off: u32, scale: f32, logw_cols: u32, logw: f32,
+  q_off: u32, ldq: u32, q_bs: u32, k_off: u32, ldk: u32, k_bs: u32,
+  v_off: u32, ldv: u32, v_bs: u32, o_off: u32, ldo: u32, o_bs: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> Q: array<f32>;
+@group(0) @binding(2) var<storage, read> K: array<f32>;
+@group(0) @binding(3) var<storage, read> V: array<f32>;
+@group(0) @binding(4) var<storage, read_write> O: array<f32>;
+
+const WG: u32 = 64u;
+const CHUNK: u32 = 1024u;
+const MAXD: u32 = 256u;
+var<workgroup> qs: array<f32, MAXD>;
+var<workgroup> sc: array<f32, CHUNK>;
+var<workgroup> red: array<f32, WG>;
+
+fn reduce(li: u32, v: f32, is_max: bool) -> f32 {
+  red[li] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] = select(red[li] + red[li + s], max(red[li], red[li + s]), is_max); }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let row = wg.x;
+  let h = wg.y;
+  let b = wg.z;
+  let d = P.d;
+  let qb = P.q_off + b * P.q_bs + row * P.ldq + h * d;
+  for (var c = li; c < d; c += WG) { qs[c] = Q[qb + c] * P.scale; }
+  workgroupBarrier();
+  let kv = min(P.keys, max(P.ctx_cols, row + P.causal_off + 1u));
+  let kb = P.k_off + b * P.k_bs + h * d;
+  let vb = P.v_off + b * P.v_bs + h * d;
+  // Output ownership: with d dividing WG, ng groups of d invocations split the keys (partials summed at the end);
+  // otherwise invocation li owns dims li, li + WG, ... (at most MAXD / WG of them).
+  let ng = select(1u, WG / d, d <= WG && WG % d == 0u);
+  let g = li / select(WG, d, ng > 1u);
+  var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+  var m = NEG_INF;
+  var l = 0.0;
+  for (var t0 = 0u; t0 < kv; t0 += CHUNK) {
+    let n = min(CHUNK, kv - t0);
+    var lm = NEG_INF;
+    for (var t = li; t < n; t += WG) {
+      let kr = kb + (t0 + t) * P.ldk;
+      var s = 0.0;
+      for (var c = 0u; c < d; c++) { s = fma(qs[c], K[kr + c], s); }
+      s += select(0.0, P.logw, t0 + t < P.logw_cols);
+      sc[t] = s;
+      lm = max(lm, s);
+    }
+    let mn = max(m, reduce(li, lm, true));
+    let corr = exp(m - mn);
+    var ls = 0.0;
+    for (var t = li; t < n; t += WG) {
+      let e = exp(sc[t] - mn);
+      sc[t] = e;
+      ls += e;
+    }
+    l = l * corr + reduce(li, ls, false);
+    m = mn;
+    if (ng > 1u) {
+      let c = li % d;
+      var a = acc[0] * corr;
+      for (var t = g; t < n; t += ng) { a = fma(sc[t], V[vb + (t0 + t) * P.ldv + c], a); }
+      acc[0] = a;
+    } else {
+      for (var r = 0u; r < 4u; r++) {
+        let c = li + r * WG;
+        if (c < d) {
+          var a = acc[r] * corr;
+          for (var t = 0u; t < n; t++) { a = fma(sc[t], V[vb + (t0 + t) * P.ldv + c], a); }
+          acc[r] = a;
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  let ob = P.o_off + b * P.o_bs + row * P.ldo + h * d;
+  let inv = 1.0 / l;
+  if (ng > 1u) {
+    sc[li] = acc[0];
+    workgroupBarrier();
+    if (li < d) {
+      var a = 0.0;
+      for (var j = 0u; j < ng; j++) { a += sc[li + j * d]; }
+      O[ob + li] = a * inv;
+    }
+  } else {
+    for (var r = 0u; r < 4u; r++) {
+      let c = li + r * WG;
+      if (c < d) { O[ob + c] = acc[r] * inv; }
+    }
+  }
+}
+#endif
