@@ -1,0 +1,843 @@
+// `deno task convert`: official CogView2 downloads (SwissArmyTransformer folders or zips, icetk files, cluster labels)
+// → the project's model directory (safetensors per model, config.json, tokenizer, cluster labels, manifest).
+// Not a loader: it streams tensors file to file with bounded memory, validates everything and writes nothing partial.
+import { createHash } from "node:crypto";
+import { basename, dirname, join, resolve } from "node:path";
+import { parseNpy } from "../formats/npy.ts";
+import {
+  DTYPE_BYTES,
+  type SafetensorsEntry,
+  safetensorsHeader,
+  writeSafetensors,
+} from "../formats/safetensors.ts";
+import { openTorchCheckpoint, type TorchCheckpoint } from "../formats/torch.ts";
+import type { WeightDType, WeightInfo } from "../formats/weights.ts";
+import { crc32, type RandomAccess, ZipArchive } from "../formats/zip.ts";
+import { validateSentencePiece } from "./sentencepiece_check.ts";
+
+export const MODEL_FORMAT = "cogview2-webgpu-model";
+export const MODEL_FORMAT_VERSION = 1;
+/** Number of image tokens of icetk (codebook entries; text ids start after them). */
+export const IMAGE_TOKENS = 20000;
+
+export interface ConvertOptions {
+  /** Folder holding coglm, cogview2-dsr, cogview2-itersr (folders or .zip archives). */
+  sat: string;
+  /** Folder holding ice_text.model and ice_image.pt (and optionally vqvae_config.json). */
+  icetk: string;
+  /** cluster_label.npy. */
+  clusters: string;
+  /** Output directory (must not exist unless `overwrite`). */
+  out: string;
+  /** Storage dtype of floating-point weights: "f16" (default) or "f32". */
+  dtype?: "f16" | "f32";
+  /** Number of clusters the labels index (CogView2: 500). */
+  numClusters?: number;
+  /** Replace an existing output directory. */
+  overwrite?: boolean;
+  /** Progress lines (bytes, rate, ETA); default: on when stderr is a terminal. */
+  progress?: boolean;
+  /** Messages (one line each); default: none. */
+  log?: (msg: string) => void;
+}
+
+export interface ConvertResult {
+  out: string;
+  files: Record<string, { bytes: number; sha256: string }>;
+  warnings: string[];
+}
+
+/** The three SwissArmyTransformer models: output name, download folder name, model class. */
+export const SAT_MODELS = [
+  { key: "coglm", folder: "coglm", cls: "CachedAutoregressiveModel", sr: false },
+  { key: "dsr", folder: "cogview2-dsr", cls: "DsrModel", sr: true },
+  { key: "itersr", folder: "cogview2-itersr", cls: "ItersrModel", sr: true },
+] as const;
+
+const SR_DEFAULTS: Record<string, { layout: number[] }> = {
+  DsrModel: { layout: [96, 496, 4096] },
+  ItersrModel: { layout: [16, 3616] },
+};
+
+// ---------------------------------------------------------------------------------------------------------------------
+// SAT model folders or archives
+
+/** A SwissArmyTransformer model folder, or the same layout inside a .zip (read in place). */
+interface SatModel {
+  origin: string;
+  readText(rel: string): Promise<string>;
+  checkpoint(rel: string): Promise<TorchCheckpoint>;
+  close(): void;
+}
+
+async function exists(p: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.stat(p);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+async function openSatModel(satDir: string, folder: string): Promise<SatModel> {
+  const dir = join(satDir, folder);
+  const st = await exists(dir);
+  if (st?.isDirectory) {
+    return {
+      origin: dir,
+      async readText(rel) {
+        const p = join(dir, rel);
+        try {
+          return await Deno.readTextFile(p);
+        } catch (e) {
+          throw new Error(`${p}: cannot read (${(e as Error).message})`);
+        }
+      },
+      checkpoint: (rel) => openTorchCheckpoint(join(dir, rel)),
+      close() {},
+    };
+  }
+  const zipPath = `${dir}.zip`;
+  if (!(await exists(zipPath))) {
+    throw new Error(
+      `${satDir}: neither the folder "${folder}" nor the archive "${folder}.zip" is there (--sat)`,
+    );
+  }
+  const zip = await ZipArchive.openFile(zipPath);
+  try {
+    // The archive holds <folder>/latest ...; accept any single top folder (or none).
+    const latest = zip.entries.filter((e) => e.name === "latest" || e.name.endsWith("/latest"))
+      .sort((a, b) => a.name.length - b.name.length)[0];
+    if (!latest) {
+      throw new Error(`${zipPath}: no "latest" file inside (not a SwissArmyTransformer model archive)`);
+    }
+    const prefix = latest.name.slice(0, latest.name.length - "latest".length);
+    const nested: RandomAccess[] = [];
+    return {
+      origin: zipPath,
+      async readText(rel) {
+        const name = prefix + rel;
+        if (!zip.has(name)) throw new Error(`${zipPath}: no entry "${name}"`);
+        return new TextDecoder().decode(await zip.read(name));
+      },
+      checkpoint(rel) {
+        const name = prefix + rel;
+        if (!zip.has(name)) return Promise.reject(new Error(`${zipPath}: no entry "${name}"`));
+        const slice = zip.slice(name);
+        nested.push(slice);
+        return openTorchCheckpoint(slice);
+      },
+      close: () => zip.close(),
+    };
+  } catch (e) {
+    zip.close();
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Architecture: model_config.json + tensor shapes
+
+type Json = Record<string, unknown>;
+
+function cfgInt(file: string, cfg: Json, key: string, fallback?: number): number {
+  const v = cfg[key] ?? fallback;
+  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
+    throw new Error(`${file}: field "${key}" must be a positive integer, got ${JSON.stringify(cfg[key])}`);
+  }
+  return v;
+}
+
+function parseLayout(file: string, v: unknown, fallback: number[]): number[] {
+  if (v === undefined || v === null) return fallback;
+  const parts = typeof v === "string"
+    ? v.split(",").map((s) => Number(s.trim()))
+    : Array.isArray(v)
+    ? v
+    : null;
+  if (!parts || !parts.length || !parts.every((x) => Number.isInteger(x) && x > 0)) {
+    throw new Error(
+      `${file}: field "layout" must be "a,b,c" or a list of positive integers, got ${JSON.stringify(v)}`,
+    );
+  }
+  return parts as number[];
+}
+
+/** Expected tensor names and shapes of a SAT transformer of the given architecture. */
+export function expectedTransformerTensors(a: {
+  num_layers: number;
+  hidden_size: number;
+  vocab_size: number;
+  max_sequence_length: number;
+  inner_hidden_size: number;
+  layernorm_order: string;
+  model_class: string;
+  extra_positions?: number;
+}): Map<string, number[]> {
+  const h = a.hidden_size, inner = a.inner_hidden_size;
+  const t = new Map<string, number[]>();
+  t.set("transformer.word_embeddings.weight", [a.vocab_size, h]);
+  t.set("transformer.position_embeddings.weight", [a.max_sequence_length, h]);
+  for (let l = 0; l < a.num_layers; l++) {
+    const p = `transformer.layers.${l}.`;
+    const ln = (n: string) => (t.set(`${p}${n}.weight`, [h]), t.set(`${p}${n}.bias`, [h]));
+    ln("input_layernorm");
+    t.set(`${p}attention.query_key_value.weight`, [3 * h, h]);
+    t.set(`${p}attention.query_key_value.bias`, [3 * h]);
+    t.set(`${p}attention.dense.weight`, [h, h]);
+    t.set(`${p}attention.dense.bias`, [h]);
+    ln("post_attention_layernorm");
+    if (a.layernorm_order === "sandwich") {
+      ln("third_layernorm");
+      ln("fourth_layernorm");
+    }
+    t.set(`${p}mlp.dense_h_to_4h.weight`, [inner, h]);
+    t.set(`${p}mlp.dense_h_to_4h.bias`, [inner]);
+    t.set(`${p}mlp.dense_4h_to_h.weight`, [h, inner]);
+    t.set(`${p}mlp.dense_4h_to_h.bias`, [h]);
+  }
+  t.set("transformer.final_layernorm.weight", [h]);
+  t.set("transformer.final_layernorm.bias", [h]);
+  if (a.extra_positions !== undefined) {
+    t.set("mixins.extra_position_embedding.position_embeddings.weight", [a.extra_positions, h]);
+  }
+  if (a.model_class === "DsrModel") {
+    for (let l = 0; l < a.num_layers; l++) {
+      t.set(`mixins.attention_plus.query_key_value.${l}.weight`, [3 * h, h]);
+      t.set(`mixins.attention_plus.query_key_value.${l}.bias`, [3 * h]);
+      t.set(`mixins.attention_plus.dense.${l}.weight`, [h, h]);
+      t.set(`mixins.attention_plus.dense.${l}.bias`, [h]);
+    }
+  }
+  return t;
+}
+
+const sameShape = (a: number[], b: number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
+
+/** Normalised config.json section of one SAT model; checks every tensor against model_config.json. */
+function transformerConfig(
+  origin: string,
+  cfgFile: string,
+  cfg: Json,
+  ck: TorchCheckpoint,
+  m: (typeof SAT_MODELS)[number],
+): Json {
+  const modelClass = typeof cfg.model_class === "string" ? cfg.model_class : m.cls;
+  if (modelClass !== m.cls) {
+    throw new Error(
+      `${cfgFile}: field "model_class" is "${modelClass}", expected "${m.cls}" for ${m.folder}`,
+    );
+  }
+  const num_layers = cfgInt(cfgFile, cfg, "num_layers");
+  const hidden_size = cfgInt(cfgFile, cfg, "hidden_size");
+  const num_attention_heads = cfgInt(cfgFile, cfg, "num_attention_heads");
+  const vocab_size = cfgInt(cfgFile, cfg, "vocab_size");
+  const max_sequence_length = cfgInt(cfgFile, cfg, "max_sequence_length");
+  if (hidden_size % num_attention_heads) {
+    throw new Error(
+      `${cfgFile}: hidden_size ${hidden_size} is not a multiple of num_attention_heads ${num_attention_heads}`,
+    );
+  }
+  const mp = cfg.model_parallel_size ?? 1;
+  if (mp !== 1) {
+    throw new Error(
+      `${cfgFile}: field "model_parallel_size" is ${mp}; only unsharded (1) checkpoints are supported`,
+    );
+  }
+  const h4 = ck.has("transformer.layers.0.mlp.dense_h_to_4h.weight")
+    ? ck.info("transformer.layers.0.mlp.dense_h_to_4h.weight").shape[0]
+    : 4 * hidden_size;
+  const inner_hidden_size = cfg.inner_hidden_size == null ? h4 : cfgInt(cfgFile, cfg, "inner_hidden_size");
+  const layernorm_order = typeof cfg.layernorm_order === "string" ? cfg.layernorm_order : "pre";
+  if (!["pre", "post", "sandwich"].includes(layernorm_order)) {
+    throw new Error(
+      `${cfgFile}: field "layernorm_order" is ${
+        JSON.stringify(layernorm_order)
+      } (expected pre, post or sandwich)`,
+    );
+  }
+  const layernorm_epsilon = typeof cfg.layernorm_epsilon === "number" ? cfg.layernorm_epsilon : 1e-5;
+  const out: Json = {
+    file: `${m.key}.safetensors`,
+    model_class: modelClass,
+    num_layers,
+    hidden_size,
+    num_attention_heads,
+    vocab_size,
+    max_sequence_length,
+    inner_hidden_size,
+    layernorm_order,
+    layernorm_epsilon,
+  };
+  let extra_positions: number | undefined;
+  if (m.sr) {
+    const extraName = "mixins.extra_position_embedding.position_embeddings.weight";
+    const rows = ck.has(extraName) ? ck.info(extraName).shape[0] : undefined;
+    const newLen = cfg.new_sequence_length == null
+      ? (rows !== undefined ? max_sequence_length + rows : undefined)
+      : cfgInt(cfgFile, cfg, "new_sequence_length");
+    if (newLen === undefined || newLen <= max_sequence_length) {
+      throw new Error(
+        `${cfgFile}: field "new_sequence_length" (${newLen}) must exceed max_sequence_length (${max_sequence_length})`,
+      );
+    }
+    extra_positions = newLen - max_sequence_length;
+    out.layout = parseLayout(cfgFile, cfg.layout, SR_DEFAULTS[m.cls].layout);
+    out.kernel_size = cfgInt(cfgFile, cfg, "kernel_size", 5);
+    out.kernel_size2 = cfgInt(cfgFile, cfg, "kernel_size2", 5);
+    out.new_sequence_length = newLen;
+  }
+  const expected = expectedTransformerTensors({
+    num_layers,
+    hidden_size,
+    vocab_size,
+    max_sequence_length,
+    inner_hidden_size,
+    layernorm_order,
+    model_class: modelClass,
+    extra_positions,
+  });
+  const bad = [...ck.nonTensors()];
+  if (bad.length) {
+    const [k, d] = bad[0];
+    throw new Error(
+      `${origin}: state dict entry "${k}" is ${d}, not a tensor${
+        bad.length > 1 ? ` (and ${bad.length - 1} more)` : ""
+      }`,
+    );
+  }
+  const missing = [...expected.keys()].filter((k) => !ck.has(k));
+  if (missing.length) {
+    throw new Error(
+      `${origin}: missing tensor "${missing[0]}"${
+        missing.length > 1 ? ` (and ${missing.length - 1} more)` : ""
+      } ` +
+        `expected by ${cfgFile}`,
+    );
+  }
+  const extra = ck.names().filter((k) => !expected.has(k));
+  if (extra.length) {
+    throw new Error(
+      `${origin}: unexpected tensor "${extra[0]}"${
+        extra.length > 1 ? ` (and ${extra.length - 1} more)` : ""
+      } ` +
+        `for a ${modelClass} as ${cfgFile} describes it`,
+    );
+  }
+  for (const [k, shape] of expected) {
+    const s = ck.info(k).shape;
+    if (!sameShape(s, shape)) {
+      throw new Error(`${origin}: tensor "${k}" has shape [${s}], ${cfgFile} implies [${shape}]`);
+    }
+  }
+  return out;
+}
+
+/** VQ-VAE section: sizes inferred from ice_image.pt's shapes, cross-checked with vqvae_config.json when present. */
+function vqvaeConfig(ck: TorchCheckpoint, vqCfg: Json | null, vqCfgFile: string): Json {
+  const o = ck.origin;
+  const shape = (k: string, rank?: number) => {
+    if (!ck.has(k)) throw new Error(`${o}: missing tensor "${k}" (not an icetk VQ-VAE state dict)`);
+    const s = ck.info(k).shape;
+    if (rank !== undefined && s.length !== rank) {
+      throw new Error(`${o}: tensor "${k}" has shape [${s}], expected rank ${rank}`);
+    }
+    return s;
+  };
+  const bad = [...ck.nonTensors()];
+  if (bad.length) throw new Error(`${o}: state dict entry "${bad[0][0]}" is ${bad[0][1]}, not a tensor`);
+  const [nEmbed, embDim] = shape("quantize.embed.weight", 2);
+  const proj = shape("quantize.proj.weight", 4);
+  const enc_channels = shape("enc.conv_in.weight", 4)[0];
+  const hidden_dim = proj[1];
+  if (proj[0] !== embDim) {
+    throw new Error(`${o}: quantize.proj.weight [${proj}] does not map to embedding_dim ${embDim}`);
+  }
+  const encOut = shape("enc.conv_out.weight", 4)[0];
+  if (encOut !== hidden_dim) {
+    throw new Error(
+      `${o}: enc.conv_out.weight gives ${encOut} channels, quantize.proj.weight expects ${hidden_dim}`,
+    );
+  }
+  const indices = (prefix: string) => {
+    const set = new Set<number>();
+    for (const n of ck.names()) {
+      if (n.startsWith(prefix + ".")) {
+        const i = Number(n.slice(prefix.length + 1).split(".")[0]);
+        if (Number.isInteger(i)) set.add(i);
+      }
+    }
+    const list = [...set].sort((a, b) => a - b);
+    if (list.some((v, i) => v !== i)) {
+      throw new Error(`${o}: ${prefix}.{i} indices are not 0..${list.length - 1}`);
+    }
+    return list.length;
+  };
+  const encLevels = indices("enc.down");
+  const numDecoders = indices("decs");
+  if (!encLevels || !numDecoders) {
+    throw new Error(`${o}: no enc.down.{i} or decs.{i} tensors (not an icetk VQ-VAE)`);
+  }
+  const enc_channels_mult = Array.from({ length: encLevels }, (_, i) => {
+    const c = shape(`enc.down.${i}.block.0.conv1.weight`, 4)[0];
+    if (c % enc_channels) {
+      throw new Error(`${o}: enc.down.${i} has ${c} channels, not a multiple of ${enc_channels}`);
+    }
+    return c / enc_channels;
+  });
+  const dec_channels = shape("decs.0.conv_out.weight", 4)[1];
+  for (let d = 0; d < numDecoders; d++) {
+    const ci = shape(`decs.${d}.conv_in.weight`, 4)[1];
+    if (ci !== embDim) {
+      throw new Error(`${o}: decs.${d}.conv_in.weight takes ${ci} channels, embedding_dim is ${embDim}`);
+    }
+  }
+  const out: Json = {
+    file: "vqvae.safetensors",
+    n_embed: nEmbed,
+    enc_channels,
+    dec_channels,
+    hidden_dim,
+    embedding_dim: embDim,
+    enc_channels_mult,
+    enc_num_res_blocks: indices("enc.down.0.block"),
+    num_decoders: numDecoders,
+    num_down_samplers: ck.names().some((n) => n.startsWith("down_samplers.")) ? indices("down_samplers") : 0,
+  };
+  if (vqCfg) {
+    const widths = (vqCfg.widths ?? {}) as Json;
+    for (const k of ["enc_channels", "dec_channels", "hidden_dim", "embedding_dim"]) {
+      if (widths[k] !== undefined && widths[k] !== out[k]) {
+        throw new Error(`${vqCfgFile}: field "widths.${k}" is ${widths[k]}, but ${o} has ${out[k]}`);
+      }
+    }
+    if (vqCfg.n_embed !== undefined && vqCfg.n_embed !== nEmbed) {
+      throw new Error(`${vqCfgFile}: field "n_embed" is ${vqCfg.n_embed}, but ${o} has ${nEmbed}`);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Streaming tensor copy with dtype conversion, CRC checks and hashing
+
+const CHUNK_ELEMS = 4 * 2 ** 20;
+const FLOATS = new Set<WeightDType>(["f16", "bf16", "f32"]);
+
+function outDType(src: WeightDType, target: "f16" | "f32"): WeightDType {
+  return FLOATS.has(src) ? target : src;
+}
+
+function convertChunk(
+  bytes: Uint8Array,
+  from: WeightDType,
+  to: WeightDType,
+  overflow: { n: number },
+): Uint8Array {
+  if (from === to) return bytes;
+  const n = bytes.length / DTYPE_BYTES[from];
+  const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+  let f32: Float32Array;
+  if (from === "f32") f32 = new Float32Array(aligned.buffer, aligned.byteOffset, n);
+  else if (from === "f16") f32 = Float32Array.from(new Float16Array(aligned.buffer, aligned.byteOffset, n));
+  else {
+    const u16 = new Uint16Array(aligned.buffer, aligned.byteOffset, n);
+    const u32 = new Uint32Array(n);
+    for (let i = 0; i < n; i++) u32[i] = u16[i] << 16;
+    f32 = new Float32Array(u32.buffer);
+  }
+  if (to === "f32") return new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
+  const h = new Float16Array(n);
+  h.set(f32);
+  for (let i = 0; i < n; i++) if (!Number.isFinite(h[i]) && Number.isFinite(f32[i])) overflow.n++;
+  return new Uint8Array(h.buffer);
+}
+
+interface Progress {
+  add(bytes: number): void;
+  done(): void;
+}
+
+function progressBar(label: string, total: number, enabled: boolean): Progress {
+  if (!enabled) return { add() {}, done() {} };
+  const t0 = performance.now();
+  let done = 0, last = 0;
+  const mb = (b: number) => (b / 2 ** 20).toFixed(1);
+  const enc = new TextEncoder();
+  const draw = (final: boolean) => {
+    const s = (performance.now() - t0) / 1000;
+    const rate = done / Math.max(s, 1e-3);
+    const eta = rate > 0 ? (total - done) / rate : 0;
+    const line = `\r${label.padEnd(8)} ${mb(done)}/${mb(total)} MiB  ${mb(rate)} MiB/s  ` +
+      (final ? `${s.toFixed(1)} s      \n` : `ETA ${eta.toFixed(0)} s   `);
+    Deno.stderr.writeSync(enc.encode(line));
+  };
+  return {
+    add(b) {
+      done += b;
+      const now = performance.now();
+      if (now - last > 200) {
+        last = now;
+        draw(false);
+      }
+    },
+    done: () => draw(true),
+  };
+}
+
+/** Streams every tensor of `ck` (in `order`) into a safetensors file; returns its size and SHA-256. */
+async function writeModel(
+  ck: TorchCheckpoint,
+  order: string[],
+  path: string,
+  dtype: "f16" | "f32",
+  label: string,
+  showProgress: boolean,
+  warnings: string[],
+): Promise<{ bytes: number; sha256: string }> {
+  const infos: WeightInfo[] = order.map((n) => ck.info(n));
+  const entries: SafetensorsEntry[] = [];
+  const overflow = { n: 0 };
+  const crcChecked = new Set<string>();
+  const total = infos.reduce((a, i) => a + i.byteLength, 0);
+  const bar = progressBar(label, total, showProgress);
+  for (const info of infos) {
+    const to = outDType(info.dtype, dtype);
+    const es = DTYPE_BYTES[info.dtype];
+    entries.push({
+      name: info.name,
+      dtype: to,
+      shape: info.shape,
+      write: async (sink) => {
+        const layout = ck.layout(info.name);
+        const checkCrc = layout.coversStorage && !crcChecked.has(layout.entry);
+        let crc = 0;
+        const n = info.byteLength / es;
+        for (let e = 0; e < n; e += CHUNK_ELEMS) {
+          const cnt = Math.min(CHUNK_ELEMS, n - e);
+          const raw = await ck.readRange(info.name, e * es, cnt * es);
+          if (checkCrc) crc = crc32(raw, crc);
+          const outBytes = convertChunk(raw, info.dtype, to, overflow);
+          await sink(outBytes);
+          bar.add(raw.length);
+        }
+        if (checkCrc) {
+          crcChecked.add(layout.entry);
+          if (crc !== ck.zip.entry(layout.entry).crc32) {
+            throw new Error(
+              `${ck.origin}: tensor "${info.name}": storage ${layout.entry} fails its CRC-32 check (corrupt file)`,
+            );
+          }
+        }
+      },
+    });
+  }
+  // SHA-256 of the file as written: the header (built as writeSafetensors builds it), then every chunk in order.
+  const { header } = safetensorsHeader(entries);
+  const fileHash = createHash("sha256");
+  fileHash.update(header);
+  entries.forEach((e) => {
+    const w = e.write!;
+    e.write = (sink) => w(async (c) => (fileHash.update(c), await sink(c)));
+  });
+  await writeSafetensors(path, entries);
+  bar.done();
+  // Storages only partly covered by tensors (views): check their CRC with one streaming pass each.
+  for (const name of order) {
+    const l = ck.layout(name);
+    if (crcChecked.has(l.entry)) continue;
+    crcChecked.add(l.entry);
+    const ze = ck.zip.entry(l.entry);
+    let crc = 0;
+    for (let off = 0; off < ze.size; off += CHUNK_ELEMS) {
+      crc = crc32(await ck.zip.source.readAt(ze.offset + off, Math.min(CHUNK_ELEMS, ze.size - off)), crc);
+    }
+    if (crc !== ze.crc32) {
+      throw new Error(
+        `${ck.origin}: tensor "${name}": storage ${l.entry} fails its CRC-32 check (corrupt file)`,
+      );
+    }
+  }
+  if (overflow.n) {
+    warnings.push(
+      `${label}: ${overflow.n} values exceed the float16 range and became ±inf (use --dtype f32)`,
+    );
+  }
+  const bytes = (await Deno.stat(path)).size;
+  return { bytes, sha256: fileHash.digest("hex") };
+}
+
+async function sha256File(path: string): Promise<{ bytes: number; sha256: string }> {
+  const h = createHash("sha256");
+  const f = await Deno.open(path, { read: true });
+  let bytes = 0;
+  try {
+    const buf = new Uint8Array(8 * 2 ** 20);
+    while (true) {
+      const n = await f.read(buf);
+      if (n === null) break;
+      h.update(buf.subarray(0, n));
+      bytes += n;
+    }
+  } finally {
+    f.close();
+  }
+  return { bytes, sha256: h.digest("hex") };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The conversion
+
+/** Default input folders as the original code uses them ($SAT_HOME or ~/.sat_models, ~/.icetk_models). */
+export function defaultPaths(): { sat: string; icetk: string } {
+  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".";
+  return {
+    sat: Deno.env.get("SAT_HOME") || join(home, ".sat_models"),
+    icetk: join(home, ".icetk_models"),
+  };
+}
+
+async function readJson(path: string, what: string): Promise<Json> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new Error(`${path}: cannot read ${what} (${(e as Error).message})`);
+  }
+  return parseJson(text, path);
+}
+
+function parseJson(text: string, path: string): Json {
+  try {
+    const v = JSON.parse(text);
+    if (!v || typeof v !== "object" || Array.isArray(v)) throw new Error("not a JSON object");
+    return v;
+  } catch (e) {
+    throw new Error(`${path}: invalid JSON (${(e as Error).message})`);
+  }
+}
+
+/** Validates cluster labels: 1-D little-endian int32/int64, length `count`, values in [0, numClusters). */
+export function validateClusterLabels(
+  bytes: Uint8Array,
+  path: string,
+  count: number,
+  numClusters: number,
+): void {
+  const npy = parseNpy(bytes, path);
+  if (npy.descr !== "<i8" && npy.descr !== "<i4") {
+    throw new Error(
+      `${path}: dtype '${npy.descr}' is not an integer label array (expected little-endian int64 or int32)`,
+    );
+  }
+  if (npy.shape.length !== 1 || npy.shape[0] !== count) {
+    throw new Error(
+      `${path}: shape (${npy.shape.join(", ")}) should be (${count},), one label per image token`,
+    );
+  }
+  const d = npy.data as Int32Array;
+  for (let i = 0; i < d.length; i++) {
+    if (d[i] < 0 || d[i] >= numClusters) {
+      throw new Error(
+        `${path}: label ${
+          d[i]
+        } at [${i}] is outside [0, ${numClusters}) (set --num-clusters if the file uses more)`,
+      );
+    }
+  }
+}
+
+/** Converts the official downloads into a model directory at `opts.out` (atomically: temp dir + rename). */
+export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
+  const dtype = opts.dtype ?? "f16";
+  if (dtype !== "f16" && dtype !== "f32") {
+    throw new Error(`--dtype must be f16 or f32, got ${JSON.stringify(dtype)}`);
+  }
+  const numClusters = opts.numClusters ?? 500;
+  const log = opts.log ?? (() => {});
+  const showProgress = opts.progress ?? Deno.stderr.isTerminal();
+  const out = resolve(opts.out);
+  if ((await exists(out)) && !opts.overwrite) {
+    throw new Error(`${out} already exists (remove it or pass --overwrite)`);
+  }
+  const parent = dirname(out);
+  await Deno.mkdir(parent, { recursive: true });
+  const tmp = await Deno.makeTempDir({ dir: parent, prefix: `.${basename(out)}.tmp-` });
+  const warnings: string[] = [];
+  const files: Record<string, { bytes: number; sha256: string }> = {};
+  try {
+    // Cheap inputs first, so a wrong path fails before gigabytes are copied.
+    const tokPath = join(opts.icetk, "ice_text.model");
+    let tokBytes: Uint8Array;
+    try {
+      tokBytes = await Deno.readFile(tokPath);
+    } catch (e) {
+      throw new Error(`${tokPath}: cannot read the tokenizer (${(e as Error).message}) (--icetk)`);
+    }
+    const tok = validateSentencePiece(tokBytes, tokPath);
+    let clusterBytes: Uint8Array;
+    try {
+      clusterBytes = await Deno.readFile(opts.clusters);
+    } catch (e) {
+      throw new Error(
+        `${opts.clusters}: cannot read the cluster labels (${(e as Error).message}) (--clusters)`,
+      );
+    }
+    validateClusterLabels(clusterBytes, opts.clusters, IMAGE_TOKENS, numClusters);
+
+    const config: Json = {
+      format: MODEL_FORMAT,
+      version: MODEL_FORMAT_VERSION,
+      dtype,
+      image_tokens: IMAGE_TOKENS,
+    };
+    // VQ-VAE
+    const vqPath = join(opts.icetk, "ice_image.pt");
+    const vqCfgFile = join(opts.icetk, "vqvae_config.json");
+    const vqCfg = (await exists(vqCfgFile)) ? await readJson(vqCfgFile, "the VQ-VAE config") : null;
+    const vq = await openTorchCheckpoint(vqPath);
+    let vqSection: Json;
+    try {
+      vqSection = vqvaeConfig(vq, vqCfg, vqCfgFile);
+      if (vqSection.n_embed !== IMAGE_TOKENS) {
+        throw new Error(
+          `${vqPath}: codebook has ${vqSection.n_embed} entries; CogView2 uses ${IMAGE_TOKENS} image tokens`,
+        );
+      }
+      // SAT models, validated before anything large is written.
+      const sats: { m: (typeof SAT_MODELS)[number]; sat: SatModel; ck: TorchCheckpoint; section: Json }[] =
+        [];
+      try {
+        for (const m of SAT_MODELS) {
+          const sat = await openSatModel(opts.sat, m.folder);
+          try {
+            const iter = (await sat.readText("latest")).trim();
+            if (!/^[\w.-]+$/.test(iter) || iter === "." || iter === "..") {
+              throw new Error(
+                `${join(sat.origin, "latest")}: does not name an iteration folder (${
+                  JSON.stringify(iter.slice(0, 40))
+                })`,
+              );
+            }
+            const cfgFile = join(sat.origin, "model_config.json");
+            const cfg = parseJson(await sat.readText("model_config.json"), cfgFile);
+            const ck = await sat.checkpoint(`${iter}/mp_rank_00_model_states.pt`);
+            try {
+              const section = transformerConfig(ck.origin, cfgFile, cfg, ck, m);
+              if ((section.vocab_size as number) < IMAGE_TOKENS + tok.pieces) {
+                throw new Error(
+                  `${cfgFile}: field "vocab_size" (${section.vocab_size}) is smaller than ${IMAGE_TOKENS} image tokens + ` +
+                    `${tok.pieces} text pieces of ${tokPath}`,
+                );
+              }
+              sats.push({ m, sat, ck, section });
+            } catch (e) {
+              ck.close();
+              throw e;
+            }
+          } catch (e) {
+            sat.close();
+            throw e;
+          }
+        }
+        for (const { m, ck, section } of sats) {
+          log(`${m.key}: ${ck.origin} → ${m.key}.safetensors`);
+          const order = [...expectedOrder(ck)];
+          files[`${m.key}.safetensors`] = await writeModel(
+            ck,
+            order,
+            join(tmp, `${m.key}.safetensors`),
+            dtype,
+            m.key,
+            showProgress,
+            warnings,
+          );
+          config[m.key] = section;
+        }
+      } finally {
+        for (const s of sats) {
+          s.ck.close();
+          s.sat.close();
+        }
+      }
+      log(`vqvae: ${vqPath} → vqvae.safetensors`);
+      files["vqvae.safetensors"] = await writeModel(
+        vq,
+        vq.names(),
+        join(tmp, "vqvae.safetensors"),
+        dtype,
+        "vqvae",
+        showProgress,
+        warnings,
+      );
+      config.vqvae = vqSection;
+    } finally {
+      vq.close();
+    }
+    config.tokenizer = { file: "ice_text.model", type: tok.type, pieces: tok.pieces };
+    config.clusters = { file: "cluster_label.npy", num_clusters: numClusters, count: IMAGE_TOKENS };
+    // Key order as the demo writer uses.
+    const ordered: Json = {};
+    for (
+      const k of [
+        "format",
+        "version",
+        "dtype",
+        "image_tokens",
+        "coglm",
+        "dsr",
+        "itersr",
+        "vqvae",
+        "tokenizer",
+        "clusters",
+      ]
+    ) {
+      ordered[k] = config[k];
+    }
+    await Deno.writeFile(join(tmp, "ice_text.model"), tokBytes);
+    files["ice_text.model"] = await sha256File(join(tmp, "ice_text.model"));
+    await Deno.writeFile(join(tmp, "cluster_label.npy"), clusterBytes);
+    files["cluster_label.npy"] = await sha256File(join(tmp, "cluster_label.npy"));
+    await Deno.writeTextFile(join(tmp, "config.json"), JSON.stringify(ordered, null, 2) + "\n");
+    files["config.json"] = await sha256File(join(tmp, "config.json"));
+    await Deno.writeTextFile(join(tmp, "manifest.json"), JSON.stringify({ files }, null, 2) + "\n");
+    if (await exists(out)) await Deno.remove(out, { recursive: true });
+    await Deno.rename(tmp, out);
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
+  }
+  for (const w of warnings) log(`warning: ${w}`);
+  return { out, files, warnings };
+}
+
+function expectedOrder(ck: TorchCheckpoint): string[] {
+  return ck.names();
+}
+
+/** Re-reads a converted directory and checks every file of its manifest (size and SHA-256). */
+export async function verifyModelDir(dir: string): Promise<{ files: number; bytes: number }> {
+  const manifestPath = join(dir, "manifest.json");
+  const manifest = await readJson(manifestPath, "the manifest");
+  const entries = manifest.files as Record<string, { bytes: number; sha256: string }> | undefined;
+  if (!entries || typeof entries !== "object") throw new Error(`${manifestPath}: field "files" is missing`);
+  let bytes = 0;
+  for (const [name, want] of Object.entries(entries)) {
+    if (name.includes("/") || name.includes("\\") || name === "..") {
+      throw new Error(`${manifestPath}: bad file name "${name}"`);
+    }
+    const p = join(dir, name);
+    if (!(await exists(p))) throw new Error(`${p}: listed in the manifest but missing`);
+    const got = await sha256File(p);
+    if (got.bytes !== want.bytes) {
+      throw new Error(`${p}: ${got.bytes} bytes, the manifest says ${want.bytes}`);
+    }
+    if (got.sha256 !== want.sha256) {
+      throw new Error(`${p}: SHA-256 differs from the manifest (file changed or corrupt)`);
+    }
+    bytes += got.bytes;
+  }
+  const { openModelDir } = await import("../models/config.ts");
+  await openModelDir(dir);
+  return { files: Object.keys(entries).length, bytes };
+}
