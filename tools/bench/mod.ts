@@ -1,9 +1,11 @@
 // The list of benchmark suites `deno task bench` runs, in order. Add a suite: import it and append it here.
 import type { BenchSuite } from "./_types.ts";
 import { matmulSuite } from "./matmul.ts";
+import { localAttentionSuite } from "./local_attention.ts";
 import { tokenizerSuite } from "./tokenizer.ts";
 
 export const suites: BenchSuite[] = [
   matmulSuite,
+  localAttentionSuite,
   tokenizerSuite,
 ];
