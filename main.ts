@@ -7,6 +7,7 @@ import { sharedContext } from "./src/gpu/context.ts";
 import { describeGpu } from "./src/gpu/device.ts";
 import { ensureDemoModel } from "./src/demo/model.ts";
 import { TerminalBar } from "./src/pipeline/progress.ts";
+import { Text2ImagePipeline } from "./src/pipeline/text2image.ts";
 import type { GenerateRequest, Pipeline, PipelineEvent } from "./src/pipeline/types.ts";
 import { createApp, startServer } from "./src/server/app.ts";
 import { exitOnSignals } from "./src/server/signals.ts";
@@ -59,21 +60,6 @@ export type OpenPipeline = (options: { model?: string; maxInferenceBatch: number
 /** Opens the model given by --model / COGVIEW2_MODEL, else the demo model (created on first use), on the GPU. */
 export const openRealPipeline: OpenPipeline = async ({ model: modelFlag, maxInferenceBatch: batch }) => {
   const ctx = await sharedContext(); // no adapter: an Error saying what to install (mesa-vulkan-drivers)
-  // Loaded here, not at the top, so --help and flag errors answer at once without compiling the model code.
-  // TEMPORARY (until src/models/coglm.ts and src/pipeline/super_resolution.ts are committed): a computed specifier so
-  // that `deno check main.ts` does not follow it; becomes a plain `await import("./src/pipeline/text2image.ts")`.
-  const spec = "./src/pipeline/text2image.ts";
-  const { Text2ImagePipeline } = await import(spec) as {
-    Text2ImagePipeline: {
-      open(o: {
-        ctx: unknown;
-        modelDir: string;
-        demo?: boolean;
-        maxInferenceBatch: number;
-        log: (m: string) => void;
-      }): Promise<Pipeline>;
-    };
-  };
   log(`GPU: ${describeGpu(ctx.gpu)}`);
   const model = modelFlag ?? Deno.env.get("COGVIEW2_MODEL");
   if (model) {

@@ -1,0 +1,346 @@
+// Text-to-image, CogView2's whole pipeline: prompt → CogLM 20×20 → (post-selection) → DSR → LoPAR → VQ-VAE → PNG/JPEG.
+// Not a model: it glues the stage APIs (models/, pipeline/super_resolution.ts) and reports progress; no kernels here.
+
+import { encodeJpeg, encodePng, toRgba8 } from "../formats/image.ts";
+import type { GpuContext } from "../gpu/context.ts";
+import { openModelDir } from "../models/config.ts";
+import { getRecipe, type Recipe, STYLES } from "../sampling/recipes.ts";
+import { Progress } from "./progress.ts";
+import {
+  type CompletionRequest,
+  type EmitEvent,
+  type EncodedImage,
+  type GenerateRequest,
+  type Pipeline,
+  PipelineError,
+  type PipelineInfo,
+  type ResultImage,
+  type StageName,
+  throwIfAborted,
+} from "./types.ts";
+import { runCompletion } from "./completion.ts";
+
+/** The original rejects templated prompts longer than this (cogview2_text2image.py: `if len(seq) > 110`). */
+export const MAX_PROMPT_TOKENS = 110;
+export const DEFAULT_STYLE = "mainbody";
+
+export interface Text2ImageOptions {
+  ctx: GpuContext;
+  /** A converted model directory (config.json + safetensors), see `deno task convert`. */
+  modelDir: string;
+  /** The random-weight demo model: its images are noise. */
+  demo?: boolean;
+  /** CogLM batch (the original's --max-inference-batch-size, default 8). */
+  maxInferenceBatch?: number;
+  /** Most images per request (default 16). */
+  maxImages?: number;
+  log?: (msg: string) => void;
+}
+
+type OnStep = (step: number, steps: number) => void;
+
+/** What the pipeline uses of the tokenizer (src/tokenizer/icetk.ts IceTokenizer). */
+export interface TokenizerStage {
+  readonly numTokens: number;
+  encode(text: string): ArrayLike<number>;
+  tokenToId(token: string): number;
+}
+
+/** What the pipeline uses of CogLM (src/models/coglm.ts). */
+export interface CoglmStage {
+  generate(o: {
+    textIds: Int32Array;
+    batch: number;
+    seed: number;
+    recipe: Recipe;
+    signal?: AbortSignal;
+    onStep?: OnStep;
+  }): Promise<Int32Array[]>;
+  /** The original's inverse-prompting score of each sample (higher = better). */
+  perplexity(samples: Int32Array[], captionIds: Int32Array): Promise<number[]>;
+}
+
+/** What the pipeline uses of super-resolution (src/pipeline/super_resolution.ts). */
+export interface SrStage {
+  directSr(o: {
+    textIds: Int32Array;
+    lowres: Int32Array[];
+    seed: number;
+    signal?: AbortSignal;
+    onStep?: OnStep;
+  }): Promise<Int32Array[]>;
+  iterativeSr(o: {
+    textIds: Int32Array;
+    highres: Int32Array[];
+    inputMask?: Uint8Array;
+    seed: number;
+    signal?: AbortSignal;
+    onStep?: OnStep;
+  }): Promise<Int32Array[]>;
+}
+
+/** What the pipeline uses of the VQ-VAE (src/models/vqvae.ts). */
+export interface VqvaeStage {
+  /** Codes [side²] → image [3, 8·side, 8·side] in [0, 1] (nominally). */
+  decode(codes: Int32Array, side: number): Promise<Float32Array>;
+  encode(chw: Float32Array, h: number, w: number): Promise<Int32Array>;
+}
+
+/** Loaded stages of one model directory (or test doubles). */
+export interface Stages {
+  tokenizer: TokenizerStage;
+  coglm: CoglmStage;
+  sr: SrStage;
+  vqvae: VqvaeStage;
+}
+
+/** Seed of CogLM batch `b`: batch 0 uses the job's seed; others a fixed mix of it. */
+export function batchSeed(seed: number, b: number): number {
+  return b === 0 ? seed >>> 0 : (Math.imul(b, 0x9e3779b9) ^ seed) >>> 0;
+}
+
+/** Nearest-neighbour resize of a [3, h, w] image, as torch's F.interpolate(size=...) default mode does. */
+export function resizeNearest(
+  chw: Float32Array,
+  h: number,
+  w: number,
+  outH: number,
+  outW: number,
+): Float32Array {
+  const out = new Float32Array(3 * outH * outW);
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < outH; y++) {
+      const sy = Math.min(h - 1, Math.floor(y * h / outH));
+      for (let x = 0; x < outW; x++) {
+        const sx = Math.min(w - 1, Math.floor(x * w / outW));
+        out[(c * outH + y) * outW + x] = chw[(c * h + sy) * w + sx];
+      }
+    }
+  }
+  return out;
+}
+
+/** Encodes a [3, h, w] image with values in [0, 1] as PNG or JPEG. */
+export function encodeChw(chw: Float32Array, h: number, w: number, format: "png" | "jpeg"): EncodedImage {
+  const rgba = toRgba8(chw, h, w);
+  return format === "jpeg"
+    ? { data: encodeJpeg(rgba, w, h, 95), mime: "image/jpeg", width: w, height: h }
+    : { data: encodePng(rgba, w, h), mime: "image/png", width: w, height: h };
+}
+
+export class Text2ImagePipeline implements Pipeline {
+  readonly stages: Stages;
+  readonly #info: PipelineInfo;
+
+  private constructor(stages: Stages, info: PipelineInfo) {
+    this.stages = stages;
+    this.#info = info;
+  }
+
+  /** A pipeline over already-built stages (tests use doubles; `open` loads the real ones). */
+  static fromStages(stages: Stages, info: PipelineInfo): Text2ImagePipeline {
+    return new Text2ImagePipeline(stages, info);
+  }
+
+  /** Loads every stage of a converted model directory onto the GPU. */
+  static async open(options: Text2ImageOptions): Promise<Text2ImagePipeline> {
+    const log = options.log ?? (() => {});
+    const { ctx, modelDir } = options;
+    const md = await openModelDir(modelDir);
+    const t0 = performance.now();
+    // The model modules load with the model, so the server's and CLI's other paths start without compiling them.
+    const [{ IceTokenizer }, { CogLM }, { SuperResolution }, { Vqvae }] = await Promise.all([
+      import("../tokenizer/icetk.ts"),
+      import("../models/coglm.ts"),
+      import("./super_resolution.ts"),
+      import("../models/vqvae.ts"),
+    ]);
+    const tokenizer = await IceTokenizer.fromFile(md.path(md.config.tokenizer.file));
+    log(`tokenizer: ${tokenizer.numTokens} tokens`);
+    const coglm = await CogLM.load(ctx, md.dir);
+    log(`CogLM loaded (${md.config.coglm.num_layers} layers, hidden ${md.config.coglm.hidden_size})`);
+    const sr = await SuperResolution.load(ctx, md.dir);
+    log("super-resolution (DSR + iterative SR) loaded");
+    const vqvae = await Vqvae.load(ctx, md.dir);
+    log(`VQ-VAE loaded; all stages in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const demo = options.demo ?? false;
+    const info: PipelineInfo = {
+      name: demo ? "cogview2-demo (random weights)" : "cogview2",
+      dir: md.dir,
+      demo,
+      notice: demo
+        ? "this is the built-in demo model: the CogView2 architecture at a tiny size with random weights, so every " +
+          "image is noise. To generate real images, convert the official weights with `deno task convert` " +
+          "(see the README) and start the server with --model DIR or COGVIEW2_MODEL=DIR."
+        : `CogView2 weights from ${md.dir}.`,
+      styles: [...STYLES],
+      defaultStyle: DEFAULT_STYLE,
+      maxImages: options.maxImages ?? 16,
+      maxPromptTokens: MAX_PROMPT_TOKENS,
+      maxInferenceBatch: options.maxInferenceBatch ?? 8,
+      completion: true,
+      details: {
+        adapter: ctx.gpu.name,
+        dtype: md.config.dtype,
+        coglm: pick(md.config.coglm),
+        dsr: pick(md.config.dsr),
+        itersr: pick(md.config.itersr),
+        tokenizer_tokens: tokenizer.numTokens,
+      },
+    };
+    return new Text2ImagePipeline({ tokenizer, coglm, sr, vqvae }, info);
+  }
+
+  info(): PipelineInfo {
+    return this.#info;
+  }
+
+  /** The CogLM text ids of a request: the style template applied to the prompt (ends with <start_of_image>). */
+  textIds(prompt: string, style: string): number[] {
+    const recipe = getRecipe(style);
+    return Array.from(this.stages.tokenizer.encode(recipe.template.replace("{}", prompt)));
+  }
+
+  validate(request: GenerateRequest | CompletionRequest): void {
+    if (!STYLES.includes(request.style as typeof STYLES[number])) {
+      throw new PipelineError(`Unknown style '${request.style}'; styles: ${STYLES.join(", ")}`);
+    }
+    const n = this.textIds(request.prompt, request.style).length;
+    if (n > MAX_PROMPT_TOKENS) {
+      throw new PipelineError(
+        `Prompt is too long: ${n} tokens with the '${request.style}' template, the limit is ${MAX_PROMPT_TOKENS}`,
+      );
+    }
+  }
+
+  async generate(request: GenerateRequest, emit: EmitEvent, signal: AbortSignal): Promise<ResultImage[]> {
+    this.validate(request);
+    const { tokenizer, coglm, sr, vqvae } = this.stages;
+    const recipe = getRecipe(request.style);
+    const ids = this.textIds(request.prompt, request.style);
+    const txtLen = ids.length - 1;
+    const plan: StageName[] = ["coglm"];
+    if (request.inversePrompt) plan.push("postselect");
+    if (!request.onlyFirstStage) plan.push("dsr", "itersr");
+    plan.push("decode");
+    const progress = new Progress(emit, plan);
+
+    // Stage 1: CogLM, `maxInferenceBatch` samples at a time.
+    progress.start("coglm");
+    const mbz = this.#info.maxInferenceBatch;
+    const batches = Math.ceil(request.n / mbz);
+    const samples: Int32Array[] = [];
+    for (let b = 0; b < batches; b++) {
+      const batch = Math.min(mbz, request.n - b * mbz);
+      const out = await coglm.generate({
+        textIds: Int32Array.from(ids),
+        batch,
+        seed: batchSeed(request.seed, b),
+        recipe,
+        signal,
+        onStep: (step: number, steps: number) => progress.step(b * steps + step, batches * steps),
+      });
+      samples.push(...out);
+      throwIfAborted(signal);
+    }
+    progress.end();
+
+    // A 160×160 preview of each sample as soon as stage 1 is done (kept for the first-stage-only result).
+    const small: Float32Array[] = [];
+    for (const [k, codes] of samples.entries()) {
+      throwIfAborted(signal);
+      small.push(await vqvae.decode(codes, 20));
+      emit({ type: "preview", index: k, image: encodeChw(small[k], 160, 160, "png") });
+    }
+
+    // Optional post-selection: CogLM's mean log-likelihood of "<start_of_chinese>" + prompt given each image.
+    let order = samples.map((_, k) => k);
+    let scores: number[] | undefined;
+    if (request.inversePrompt) {
+      progress.start("postselect");
+      const caption = Int32Array.from([
+        tokenizer.tokenToId("<start_of_chinese>"),
+        ...Array.from(tokenizer.encode(request.prompt)),
+      ]);
+      scores = await coglm.perplexity(samples, caption);
+      order = order.sort((a, b) => scores![b] - scores![a]);
+      progress.step(1, 1);
+      progress.end();
+      throwIfAborted(signal);
+    }
+    const ordered = order.map((k) => samples[k]);
+    const orderedScores = scores ? order.map((k) => scores![k]) : undefined;
+
+    if (request.onlyFirstStage) {
+      // The original decodes 20×20 → 160×160 and saves it upscaled (nearest) to 480×480.
+      progress.start("decode");
+      const images: ResultImage[] = [];
+      for (const [k, i] of order.entries()) {
+        const big = resizeNearest(small[i], 160, 160, 480, 480);
+        images.push({ ...encodeChw(big, 480, 480, request.format), score: orderedScores?.[k] });
+        progress.step(k + 1, ordered.length);
+        throwIfAborted(signal);
+      }
+      progress.end();
+      return images;
+    }
+
+    // Stage 2: direct super-resolution; DSR/LoPAR see the text without the trailing <start_of_image>.
+    const srText = Int32Array.from(ids.slice(0, txtLen));
+    progress.start("dsr");
+    const high = await sr.directSr({
+      textIds: srText,
+      lowres: ordered,
+      seed: batchSeed(request.seed, 1000),
+      signal,
+      onStep: (step: number, steps: number) => progress.step(step, steps),
+    });
+    progress.end();
+    throwIfAborted(signal);
+
+    // Stage 3: iterative super-resolution (LoPAR).
+    progress.start("itersr");
+    const refined = await sr.iterativeSr({
+      textIds: srText,
+      highres: high,
+      seed: batchSeed(request.seed, 2000),
+      signal,
+      onStep: (step: number, steps: number) => progress.step(step, steps),
+    });
+    progress.end();
+    throwIfAborted(signal);
+
+    // VQ-VAE: 60×60 codes → 480×480.
+    progress.start("decode");
+    const images: ResultImage[] = [];
+    for (const [k, codes] of refined.entries()) {
+      const img = await vqvae.decode(codes, 60);
+      images.push({ ...encodeChw(img, 480, 480, request.format), score: orderedScores?.[k] });
+      progress.step(k + 1, refined.length);
+      throwIfAborted(signal);
+    }
+    progress.end();
+    return images;
+  }
+
+  async complete(request: CompletionRequest, emit: EmitEvent, signal: AbortSignal): Promise<ResultImage[]> {
+    this.validate(request);
+    return await runCompletion(this.stages, {
+      request,
+      textIds: this.textIds(request.prompt, request.style),
+      recipe: getRecipe(request.style),
+      maxInferenceBatch: this.#info.maxInferenceBatch,
+      emit,
+      signal,
+    });
+  }
+}
+
+function pick(cfg: object): Record<string, unknown> {
+  const c = cfg as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of ["num_layers", "hidden_size", "num_attention_heads", "vocab_size", "layout"]) {
+    if (k in c) out[k] = c[k];
+  }
+  return out;
+}
