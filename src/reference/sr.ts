@@ -2,7 +2,7 @@
 // sparse_attention_2d_text) transformers, one sequence at a time, in float64 arithmetic over float32 storage.
 // Not fast: it is the twin the GPU models (src/models/dsr.ts, itersr.ts) and the golden cases are checked against.
 import type { WeightSource } from "../formats/weights.ts";
-import { bf16BitsToF32, f16BitsToF32 } from "../gpu/f16.ts";
+import { bf16BitsToF32, f16BitsToF32, f32ToF16Bits } from "../gpu/f16.ts";
 import {
   crossWindow,
   dsrGeometry,
@@ -466,4 +466,33 @@ export function logitStats(
     lse[r] = b1 + Math.log(s);
   }
   return { argmax, gap, lse };
+}
+
+/** An in-memory weight source (tests, benchmarks with synthetic weights): float values stored as f16 or f32. */
+export function memoryWeightSource(
+  origin: string,
+  tensors: Map<string, { shape: number[]; data: Float32Array }>,
+  dtype: "f16" | "f32",
+): WeightSource {
+  const bytes = new Map<string, Uint8Array>();
+  for (const [name, t] of tensors) {
+    bytes.set(
+      name,
+      dtype === "f16" ? new Uint8Array(f32ToF16Bits(t.data).buffer) : new Uint8Array(t.data.slice().buffer),
+    );
+  }
+  const info = (name: string) => {
+    const t = tensors.get(name);
+    if (!t) throw new Error(`${origin}: no tensor ${name}`);
+    return { name, dtype, shape: t.shape, byteLength: bytes.get(name)!.byteLength };
+  };
+  return {
+    origin,
+    names: () => [...tensors.keys()],
+    info,
+    has: (name) => tensors.has(name),
+    read: (name) => Promise.resolve(bytes.get(info(name).name)!),
+    readRange: (name, off, n) => Promise.resolve(bytes.get(info(name).name)!.subarray(off, off + n)),
+    close: () => {},
+  };
 }

@@ -1,0 +1,38 @@
+// Shared by the SR model tests: the tiny fixture converted once per test file, and its golden arrays.
+import { join } from "node:path";
+import { convertFixtureSet } from "../../src/convert/fixture.ts";
+import { readNpy } from "../../src/formats/npy.ts";
+import { openModelDir } from "../../src/models/config.ts";
+
+export const FIXTURE = new URL("../testdata/cogview2-tiny", import.meta.url).pathname;
+
+let dir: Promise<string> | null = null;
+
+/** The fixture converted into a temporary model directory (removed at process exit). */
+export function fixtureModelDir(): Promise<string> {
+  dir ??= (async () => {
+    const tmp = await Deno.makeTempDir({ prefix: "sr-test-" });
+    globalThis.addEventListener("unload", () => Deno.removeSync(tmp, { recursive: true }));
+    const out = join(tmp, "model");
+    await convertFixtureSet(FIXTURE, out);
+    return out;
+  })();
+  return dir;
+}
+
+export async function fixtureModel() {
+  return await openModelDir(await fixtureModelDir());
+}
+
+/** A golden array as numbers. */
+export async function golden(name: string): Promise<Float32Array | Int32Array> {
+  const a = await readNpy(join(FIXTURE, "golden", name + ".npy"));
+  return a.data instanceof Float64Array ? Float32Array.from(a.data) : a.data as Float32Array | Int32Array;
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
