@@ -134,9 +134,8 @@ function callAllowed(fn: PyGlobal, args: unknown[], origin: string): unknown {
     case "torch._utils._rebuild_tensor_v2":
     case "torch._utils._rebuild_tensor": {
       const [storage, offset, size, stride] = args;
-      if (!(storage instanceof TorchStorage)) {
-        throw new Error(`${origin}: ${q} called with ${describe(storage)} instead of a storage`);
-      }
+      // Not a storage (no persistent-id resolver, or a hostile program): leave the call an inert placeholder.
+      if (!(storage instanceof TorchStorage)) return undefined;
       const shape = tupleItems(size, `${origin}: ${q} size`).map((d) => toNumber(d, `${origin}: ${q} size`));
       const strides = tupleItems(stride, `${origin}: ${q} stride`).map((d) =>
         toNumber(d, `${origin}: ${q} stride`)
