@@ -1,0 +1,462 @@
+// icetk's hierarchical VQ-VAE (HVQVAE) on the GPU: image → codes (encoder, down-samplers, nearest codebook entry) and
+// codes → image (codebook lookup, decoder). Architecture read from the weights' names and shapes; not a trainer.
+
+import type { GpuContext } from "../gpu/context.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import type { WeightSource } from "../formats/weights.ts";
+import { loadTensor } from "./load.ts";
+import { openModelDir } from "./config.ts";
+import {
+  inferVqvaeArch,
+  requiredShape as shapeOf,
+  type VqvaeArch,
+  vqvaeLevels,
+  weightIndices,
+} from "./vqvae_config.ts";
+import { conv2d } from "../kernels/conv2d.ts";
+import { groupNorm } from "../kernels/group_norm.ts";
+import { avgPool2x2 } from "../kernels/pool.ts";
+import { spatialAttention } from "../kernels/spatial_attention.ts";
+import { vqLookup, vqSearch, type VqSearchResult } from "../kernels/vq.ts";
+
+export { inferVqvaeArch, inferVqvaeConfig, type VqvaeArch, type VqvaeConfigSection } from "./vqvae_config.ts";
+
+/** torchvision Normalize constants icetk uses (RGB). */
+export const ICETK_MEAN = [0.79093, 0.76271, 0.7534] as const;
+export const ICETK_STD = [0.30379, 0.32279, 0.328] as const;
+
+interface Conv {
+  w: Tensor;
+  b: Tensor;
+}
+interface Norm {
+  g: Tensor;
+  b: Tensor;
+}
+interface ResBlock {
+  cin: number;
+  cout: number;
+  norm1: Norm;
+  conv1: Conv;
+  norm2: Norm;
+  conv2: Conv;
+  nin?: Conv;
+}
+interface AttnBlock {
+  c: number;
+  norm: Norm;
+  q: Conv;
+  k: Conv;
+  v: Conv;
+  proj: Conv;
+}
+interface Level {
+  blocks: ResBlock[];
+  attns: AttnBlock[];
+  /** Encoder: DownSample conv (stride 2); decoder: Upsample conv. */
+  resample?: Conv;
+  cout: number;
+}
+interface Trunk {
+  convIn: Conv;
+  levels: Level[];
+  mid1: ResBlock;
+  midAttn: AttnBlock;
+  mid2: ResBlock;
+  normOut: Norm;
+  convOut: Conv;
+  /** Channels entering norm_out. */
+  cEnd: number;
+}
+
+/** Intermediate outputs of a decode, keyed like icetk's module names (`decs.1.mid.block_1`), for debugging. */
+export type Activations = Map<string, Float32Array>;
+
+/** The VQ-VAE of one compress rate (8 for CogView2: 20×20 codes ↔ 160×160 pixels). */
+export class Vqvae {
+  readonly #owned: Tensor[] = [];
+  #enc: Trunk | null = null;
+  #dec: Trunk | null = null;
+  #down: { conv: Conv }[] = [];
+  #proj: Conv | null = null;
+  #codebook: Tensor | null = null;
+  /** Pixels per code along one side (the compress rate). */
+  readonly rate: number;
+
+  private constructor(
+    readonly ctx: GpuContext,
+    readonly arch: VqvaeArch,
+    readonly level: number,
+    readonly origin: string,
+  ) {
+    this.rate = arch.encFactor * 2 ** level;
+  }
+
+  /** Loads the VQ-VAE of a converted model directory (`vqvae.safetensors`). */
+  static async load(ctx: GpuContext, modelDir: string, o: { compressRate?: number } = {}): Promise<Vqvae> {
+    const dir = await openModelDir(modelDir);
+    const src = await dir.weights("vqvae");
+    try {
+      return await Vqvae.fromWeights(ctx, src, o);
+    } finally {
+      src.close();
+    }
+  }
+
+  /** Loads from any WeightSource holding ice_image.pt's state dict (converted safetensors or the .pt itself). */
+  static async fromWeights(
+    ctx: GpuContext,
+    src: WeightSource,
+    o: { compressRate?: number } = {},
+  ): Promise<Vqvae> {
+    const rate = o.compressRate ?? 8;
+    const arch = inferVqvaeArch(src);
+    const levels = vqvaeLevels(arch);
+    const lv = levels.find((l) => l.rate === rate);
+    if (!lv) {
+      throw new Error(
+        `Vqvae: compressRate ${rate} is not supported by ${src.origin} (rates: ${
+          levels.map((l) => l.rate).join(", ")
+        })`,
+      );
+    }
+    const level = lv.level;
+    const m = new Vqvae(ctx, arch, level, src.origin);
+    try {
+      await m.#loadAll(src);
+    } catch (e) {
+      m.release();
+      throw e;
+    }
+    return m;
+  }
+
+  async #t(src: WeightSource, name: string, shape?: number[]): Promise<Tensor> {
+    const t = await loadTensor(this.ctx, src, name, shape);
+    this.#owned.push(t);
+    return t;
+  }
+
+  async #conv(src: WeightSource, prefix: string, cout?: number, cin?: number): Promise<Conv> {
+    const s = shapeOf(src, `${prefix}.weight`);
+    if (s.length !== 4 || (cout !== undefined && s[0] !== cout) || (cin !== undefined && s[1] !== cin)) {
+      throw new Error(
+        `${src.origin}: ${prefix}.weight has shape [${s}], expected [${cout ?? "C"}, ${cin ?? "C"}, k, k]`,
+      );
+    }
+    const w = await this.#t(src, `${prefix}.weight`);
+    const b = await this.#t(src, `${prefix}.bias`, [s[0]]);
+    if (w.dtype !== b.dtype) {
+      throw new Error(`${src.origin}: ${prefix}.weight is ${w.dtype} but its bias is ${b.dtype}`);
+    }
+    return { w, b };
+  }
+
+  async #norm(src: WeightSource, prefix: string, c: number): Promise<Norm> {
+    if (c % 32) {
+      throw new Error(`${src.origin}: ${prefix} normalises ${c} channels, not a multiple of 32 groups`);
+    }
+    return { g: await this.#t(src, `${prefix}.weight`, [c]), b: await this.#t(src, `${prefix}.bias`, [c]) };
+  }
+
+  async #res(src: WeightSource, prefix: string, cin: number): Promise<ResBlock> {
+    const cout = shapeOf(src, `${prefix}.conv1.weight`)[0];
+    const hasNin = src.has(`${prefix}.nin_shortcut.weight`);
+    if (hasNin !== (cin !== cout)) {
+      throw new Error(
+        `${src.origin}: ${prefix} maps ${cin}→${cout} channels but nin_shortcut is ${
+          hasNin ? "present" : "absent"
+        }`,
+      );
+    }
+    return {
+      cin,
+      cout,
+      norm1: await this.#norm(src, `${prefix}.norm1`, cin),
+      conv1: await this.#conv(src, `${prefix}.conv1`, cout, cin),
+      norm2: await this.#norm(src, `${prefix}.norm2`, cout),
+      conv2: await this.#conv(src, `${prefix}.conv2`, cout, cout),
+      nin: hasNin ? await this.#conv(src, `${prefix}.nin_shortcut`, cout, cin) : undefined,
+    };
+  }
+
+  async #attn(src: WeightSource, prefix: string, c: number): Promise<AttnBlock> {
+    return {
+      c,
+      norm: await this.#norm(src, `${prefix}.norm`, c),
+      q: await this.#conv(src, `${prefix}.q`, c, c),
+      k: await this.#conv(src, `${prefix}.k`, c, c),
+      v: await this.#conv(src, `${prefix}.v`, c, c),
+      proj: await this.#conv(src, `${prefix}.proj_out`, c, c),
+    };
+  }
+
+  /** Encoder (`enc`) or decoder (`decs.k`): same skeleton, levels run up (encoder) or down (decoder). */
+  async #trunk(src: WeightSource, prefix: string, decoder: boolean): Promise<Trunk> {
+    const names = src.names();
+    const convIn = await this.#conv(src, `${prefix}.conv_in`, undefined, decoder ? this.arch.embedDim : 3);
+    let c = convIn.w.shape[0];
+    const levelIdx = weightIndices(names, `${prefix}.${decoder ? "up" : "down"}`);
+    const levels: Level[] = new Array(levelIdx.length);
+    const buildLevel = async (i: number) => {
+      const lp = `${prefix}.${decoder ? "up" : "down"}.${i}`;
+      const blocks: ResBlock[] = [], attns: AttnBlock[] = [];
+      const nAttn = weightIndices(names, `${lp}.attn`).length;
+      for (const j of weightIndices(names, `${lp}.block`)) {
+        const b = await this.#res(src, `${lp}.block.${j}`, c);
+        blocks.push(b);
+        c = b.cout;
+        if (j < nAttn) attns.push(await this.#attn(src, `${lp}.attn.${j}`, c));
+      }
+      if (!blocks.length) throw new Error(`${src.origin}: ${lp} has no ResnetBlocks`);
+      if (nAttn && nAttn !== blocks.length) {
+        throw new Error(`${src.origin}: ${lp} has ${nAttn} attn blocks for ${blocks.length} ResnetBlocks`);
+      }
+      const rs = `${lp}.${decoder ? "upsample" : "downsample"}.conv`;
+      const resample = src.has(`${rs}.weight`) ? await this.#conv(src, rs, c, c) : undefined;
+      levels[i] = { blocks, attns, resample, cout: c };
+    };
+    let mid1: ResBlock, midAttn: AttnBlock, mid2: ResBlock;
+    if (decoder) {
+      mid1 = await this.#res(src, `${prefix}.mid.block_1`, c);
+      midAttn = await this.#attn(src, `${prefix}.mid.attn_1`, c);
+      mid2 = await this.#res(src, `${prefix}.mid.block_2`, c);
+      for (const i of [...levelIdx].reverse()) await buildLevel(i);
+    } else {
+      for (const i of levelIdx) await buildLevel(i);
+      mid1 = await this.#res(src, `${prefix}.mid.block_1`, c);
+      midAttn = await this.#attn(src, `${prefix}.mid.attn_1`, c);
+      mid2 = await this.#res(src, `${prefix}.mid.block_2`, c);
+    }
+    return {
+      convIn,
+      levels,
+      mid1,
+      midAttn,
+      mid2,
+      normOut: await this.#norm(src, `${prefix}.norm_out`, c),
+      convOut: await this.#conv(src, `${prefix}.conv_out`, decoder ? 3 : this.arch.hidden, c),
+      cEnd: c,
+    };
+  }
+
+  async #loadAll(src: WeightSource): Promise<void> {
+    const { arch, level } = this;
+    this.#codebook = await this.#t(src, "quantize.embed.weight", [arch.nEmbed, arch.embedDim]);
+    this.#proj = await this.#conv(src, "quantize.proj", arch.embedDim, arch.hidden);
+    this.#dec = await this.#trunk(src, `decs.${arch.decoders - 1 - level}`, true);
+    this.#enc = await this.#trunk(src, "enc", false);
+    for (let i = 0; i < level; i++) {
+      this.#down.push({
+        conv: await this.#conv(src, `down_samplers.${i}.conv_down_sampler.conv`, arch.hidden, arch.hidden),
+      });
+    }
+    await this.ctx.sync();
+  }
+
+  // ------------------------------------------------------------------ blocks (recorded, not flushed)
+
+  #resBlock(x: Tensor, b: ResBlock, h: number, w: number): Tensor {
+    const ctx = this.ctx;
+    const n1 = groupNorm(ctx, x, b.norm1.g, b.norm1.b, { c: b.cin, silu: true });
+    const c1 = conv2d(ctx, n1, b.conv1.w, { h, w, bias: b.conv1.b });
+    n1.release();
+    const n2 = groupNorm(ctx, c1, b.norm2.g, b.norm2.b, { c: b.cout, silu: true });
+    c1.release();
+    const skip = b.nin ? conv2d(ctx, x, b.nin.w, { h, w, bias: b.nin.b }) : x;
+    const out = conv2d(ctx, n2, b.conv2.w, { h, w, bias: b.conv2.b, resid: skip });
+    n2.release();
+    if (skip !== x) skip.release();
+    return out;
+  }
+
+  #attnBlock(x: Tensor, a: AttnBlock, h: number, w: number): Tensor {
+    const ctx = this.ctx;
+    const n = groupNorm(ctx, x, a.norm.g, a.norm.b, { c: a.c });
+    const qT = conv2d(ctx, n, a.q.w, { h, w, bias: a.q.b, channelsLast: true });
+    const k = conv2d(ctx, n, a.k.w, { h, w, bias: a.k.b });
+    const v = conv2d(ctx, n, a.v.w, { h, w, bias: a.v.b });
+    n.release();
+    const att = spatialAttention(ctx, qT, k, v, { c: a.c, n: h * w });
+    [qT, k, v].forEach((t) => t.release());
+    const out = conv2d(ctx, att, a.proj.w, { h, w: w, bias: a.proj.b, resid: x });
+    att.release();
+    return out;
+  }
+
+  /** Runs x through `step`, releasing x (unless it is `keep`). */
+  #then(x: Tensor, keep: Tensor | null, step: (x: Tensor) => Tensor): Tensor {
+    const y = step(x);
+    if (x !== keep) x.release();
+    return y;
+  }
+
+  async #decodeMap(z: Tensor, s: number, debug?: Activations): Promise<Tensor> {
+    const d = this.#dec!;
+    const prefix = `decs.${this.arch.decoders - 1 - this.level}`;
+    let h = s, w = s;
+    const snap = async (name: string, t: Tensor) => {
+      if (debug) debug.set(`${prefix}.${name}`, await this.ctx.readF32(t));
+    };
+    let x = conv2d(this.ctx, z, d.convIn.w, { h, w, bias: d.convIn.b });
+    await snap("conv_in", x);
+    x = this.#then(x, null, (t) => this.#resBlock(t, d.mid1, h, w));
+    await snap("mid.block_1", x);
+    x = this.#then(x, null, (t) => this.#attnBlock(t, d.midAttn, h, w));
+    await snap("mid.attn_1", x);
+    x = this.#then(x, null, (t) => this.#resBlock(t, d.mid2, h, w));
+    await snap("mid.block_2", x);
+    for (let i = d.levels.length - 1; i >= 0; i--) {
+      const lv = d.levels[i];
+      for (let j = 0; j < lv.blocks.length; j++) {
+        x = this.#then(x, null, (t) => this.#resBlock(t, lv.blocks[j], h, w));
+        await snap(`up.${i}.block.${j}`, x);
+        if (lv.attns[j]) {
+          x = this.#then(x, null, (t) => this.#attnBlock(t, lv.attns[j], h, w));
+          await snap(`up.${i}.attn.${j}`, x);
+        }
+      }
+      if (lv.resample) {
+        const [hh, ww] = [h, w];
+        x = this.#then(
+          x,
+          null,
+          (t) => conv2d(this.ctx, t, lv.resample!.w, { h: hh, w: ww, upsample: true, bias: lv.resample!.b }),
+        );
+        h *= 2, w *= 2;
+        await snap(`up.${i}.upsample`, x);
+      }
+    }
+    x = this.#then(
+      x,
+      null,
+      (t) => groupNorm(this.ctx, t, d.normOut.g, d.normOut.b, { c: d.cEnd, silu: true }),
+    );
+    x = this.#then(x, null, (t) => conv2d(this.ctx, t, d.convOut.w, { h, w, bias: d.convOut.b }));
+    return x;
+  }
+
+  /**
+   * Codes [side·side] (row-major) → image [3, side·rate, side·rate], de-normalised (x·std + mean), unclamped.
+   * `debug` collects each decoder module's output (slower: reads them back).
+   */
+  async decode(
+    codes: Int32Array | ArrayLike<number>,
+    side: number,
+    o: { debug?: Activations } = {},
+  ): Promise<Float32Array> {
+    if (!Number.isInteger(side) || side < 1) {
+      throw new Error(`Vqvae.decode: side must be a positive integer, got ${side}`);
+    }
+    if (codes.length !== side * side) {
+      throw new Error(`Vqvae.decode: ${codes.length} codes do not form a ${side}x${side} grid`);
+    }
+    const n = this.arch.nEmbed;
+    for (let i = 0; i < codes.length; i++) {
+      const c = codes[i];
+      if (!Number.isInteger(c) || c < 0 || c >= n) {
+        throw new Error(`Vqvae.decode: code ${c} at position ${i} is outside [0, ${n})`);
+      }
+    }
+    const tc = this.ctx.upload(Int32Array.from(codes), [side * side], "i32");
+    const z = vqLookup(this.ctx, tc, this.#codebook!);
+    tc.release();
+    const out = await this.#decodeMap(z, side, o.debug);
+    z.release();
+    const img = await this.ctx.readF32(out);
+    out.release();
+    const plane = img.length / 3;
+    const res = new Float32Array(img.length);
+    for (let c = 0; c < 3; c++) {
+      const s = Math.fround(ICETK_STD[c]), m = Math.fround(ICETK_MEAN[c]);
+      for (let i = c * plane; i < (c + 1) * plane; i++) res[i] = Math.fround(img[i] * s) + m;
+    }
+    return res;
+  }
+
+  /** Records the encoder up to the quantiser input z_e, channels-last [h·w, D]. */
+  #encodeMap(image: Tensor, hIn: number, wIn: number): { ze: Tensor; h: number; w: number } {
+    const e = this.#enc!;
+    const ctx = this.ctx;
+    let h = hIn, w = wIn;
+    let x = conv2d(ctx, image, e.convIn.w, { h, w, bias: e.convIn.b });
+    const down = (t: Tensor, conv: Conv, pooled?: Tensor) =>
+      conv2d(ctx, t, conv.w, { h, w, stride: 2, pad: 0, padEnd: 1, bias: conv.b, resid: pooled });
+    for (const lv of e.levels) {
+      for (let j = 0; j < lv.blocks.length; j++) {
+        x = this.#then(x, null, (t) => this.#resBlock(t, lv.blocks[j], h, w));
+        if (lv.attns[j]) x = this.#then(x, null, (t) => this.#attnBlock(t, lv.attns[j], h, w));
+      }
+      if (lv.resample) {
+        x = this.#then(x, null, (t) => down(t, lv.resample!));
+        h = Math.floor((h - 2) / 2) + 1, w = Math.floor((w - 2) / 2) + 1;
+      }
+    }
+    x = this.#then(x, null, (t) => this.#resBlock(t, e.mid1, h, w));
+    x = this.#then(x, null, (t) => this.#attnBlock(t, e.midAttn, h, w));
+    x = this.#then(x, null, (t) => this.#resBlock(t, e.mid2, h, w));
+    x = this.#then(x, null, (t) => groupNorm(ctx, t, e.normOut.g, e.normOut.b, { c: e.cEnd, silu: true }));
+    x = this.#then(x, null, (t) => conv2d(ctx, t, e.convOut.w, { h, w, bias: e.convOut.b }));
+    for (const ds of this.#down) {
+      // ResidualDownSample: avg_pool2d(x, 2) + DownSample-conv(x); both give ⌊h/2⌋ for even h.
+      if (h % 2 || w % 2) {
+        throw new Error(`Vqvae.encode: a ${h}x${w} map cannot be halved by ResidualDownSample`);
+      }
+      const pooled = avgPool2x2(ctx, x, { planes: this.arch.hidden, h, w });
+      x = this.#then(x, null, (t) => down(t, ds.conv, pooled));
+      pooled.release();
+      h /= 2, w /= 2;
+    }
+    const ze = conv2d(ctx, x, this.#proj!.w, { h, w, bias: this.#proj!.b, channelsLast: true });
+    x.release();
+    return { ze, h, w };
+  }
+
+  /**
+   * Image [3, h, w] with values in [0, 1] → normalised → codes [h/rate · w/rate] (row-major), plus z_e
+   * (channels-last [h·w, D]) and the search details (runner-up, gap) for near-tie reporting.
+   */
+  async encodeDetailed(
+    image: Float32Array,
+    h: number,
+    w: number,
+  ): Promise<VqSearchResult & { ze: Float32Array; h: number; w: number }> {
+    if (image.length !== 3 * h * w) {
+      throw new Error(`Vqvae.encode: image has ${image.length} values, expected 3x${h}x${w}`);
+    }
+    if (h % this.rate || w % this.rate) {
+      throw new Error(
+        `Vqvae.encode: image size ${h}x${w} is not a multiple of the compress rate ${this.rate}`,
+      );
+    }
+    const norm = new Float32Array(image.length);
+    const plane = h * w;
+    for (let c = 0; c < 3; c++) {
+      const m = Math.fround(ICETK_MEAN[c]), s = Math.fround(ICETK_STD[c]);
+      for (let i = c * plane; i < (c + 1) * plane; i++) norm[i] = Math.fround(image[i] - m) / s;
+    }
+    const t = this.ctx.upload(norm, [3, h, w]);
+    const r = this.#encodeMap(t, h, w);
+    t.release();
+    const search = await vqSearch(this.ctx, r.ze, this.#codebook!);
+    const ze = await this.ctx.readF32(r.ze);
+    r.ze.release();
+    return { ...search, ze, h: r.h, w: r.w };
+  }
+
+  /** Image [3, h, w] in [0, 1] → codes (row-major, h/rate × w/rate). */
+  async encode(image: Float32Array, h: number, w: number): Promise<Int32Array> {
+    return (await this.encodeDetailed(image, h, w)).best;
+  }
+
+  /** Frees the GPU weights. */
+  release(): void {
+    for (const t of this.#owned.splice(0)) t.release();
+    this.#enc =
+      this.#dec =
+      this.#proj =
+      this.#codebook =
+        null;
+    this.#down = [];
+  }
+}
