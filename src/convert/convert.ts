@@ -449,7 +449,9 @@ function convertChunk(
   if (to === "f32") return new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
   const h = new Float16Array(n);
   h.set(f32);
-  for (let i = 0; i < n; i++) if (!Number.isFinite(h[i]) && Number.isFinite(f32[i])) overflow.n++;
+  // Count values that became ±inf (bits 0x7c00 / 0xfc00) although the source was finite.
+  const bits = new Uint16Array(h.buffer);
+  for (let i = 0; i < n; i++) if ((bits[i] & 0x7fff) === 0x7c00 && Number.isFinite(f32[i])) overflow.n++;
   return new Uint8Array(h.buffer);
 }
 

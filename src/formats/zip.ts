@@ -2,6 +2,8 @@
 // entry byte ranges read by positional reads. Not an extractor: stored entries are byte ranges read in place; deflated
 // entries are only inflated when small (config files), never written to disk.
 
+import * as zlib from "node:zlib";
+
 /** A byte range readable at any offset: a file, or a stored entry inside another archive. */
 export interface RandomAccess {
   /** What the bytes are (a path, or "archive.zip!entry"), for error messages. */
@@ -365,21 +367,44 @@ async function inflateRaw(raw: Uint8Array, expected: number, what: string): Prom
   return out;
 }
 
-let CRC_TABLE: Uint32Array | null = null;
+let CRC_TABLES: Uint32Array[] | null = null;
+const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
 
-/** Incremental CRC-32 (zip's polynomial): pass the previous value to continue. */
-export function crc32(bytes: Uint8Array, prev = 0): number {
-  if (!CRC_TABLE) {
-    CRC_TABLE = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      CRC_TABLE[n] = c >>> 0;
-    }
+function crcTables(): Uint32Array[] {
+  const t0 = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t0[n] = c >>> 0;
   }
-  const t = CRC_TABLE;
+  const tables = [t0];
+  for (let k = 1; k < 8; k++) {
+    const prev = tables[k - 1], t = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) t[n] = (prev[n] >>> 8) ^ t0[prev[n] & 0xff];
+    tables.push(t);
+  }
+  return tables;
+}
+
+/** Incremental CRC-32 (zip's polynomial): pass the previous value to continue. Native (node:zlib) when available. */
+export function crc32(bytes: Uint8Array, prev = 0): number {
+  if (nativeCrc32) return nativeCrc32(bytes, prev) >>> 0;
+  return crc32Js(bytes, prev);
+}
+
+/** The same in plain TypeScript (slicing-by-8), for runtimes without zlib.crc32. */
+export function crc32Js(bytes: Uint8Array, prev = 0): number {
+  CRC_TABLES ??= crcTables();
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = CRC_TABLES;
   let c = (prev ^ 0xffffffff) >>> 0;
-  for (let i = 0; i < bytes.length; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  let i = 0;
+  const n = bytes.length;
+  for (; i + 8 <= n; i += 8) {
+    const a = (c ^ (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24))) >>> 0;
+    c = t7[a & 0xff] ^ t6[(a >>> 8) & 0xff] ^ t5[(a >>> 16) & 0xff] ^ t4[a >>> 24] ^
+      t3[bytes[i + 4]] ^ t2[bytes[i + 5]] ^ t1[bytes[i + 6]] ^ t0[bytes[i + 7]];
+  }
+  for (; i < n; i++) c = t0[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 
