@@ -183,7 +183,14 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
   const maxObjects = opts.maxObjects ?? 50_000_000;
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const dec = new TextDecoder("utf-8", { fatal: true });
-  const latin1 = new TextDecoder("latin1");
+  // True ISO-8859-1 (TextDecoder's "latin1" is windows-1252).
+  const latin1 = {
+    decode(b: Uint8Array): string {
+      let s = "";
+      for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode(...b.subarray(i, i + 8192));
+      return s;
+    },
+  };
   let pos = 0;
   let op = 0, opPos = 0;
   let stack: unknown[] = [];

@@ -169,6 +169,9 @@ export class TorchCheckpoint implements WeightSource {
           throw new Error(`${origin}: tensor "${k}" has a negative size, stride or offset`);
         }
         const n = t.numel;
+        if (!Number.isSafeInteger(n * es)) {
+          throw new Error(`${origin}: tensor "${k}" has an implausible shape [${t.shape}]`);
+        }
         if (n > 0) {
           const extent = t.storageOffset + t.shape.reduce((a, d, i) => a + (d - 1) * t.stride[i], 0) + 1;
           if (extent > v.storage.numel) {

@@ -4,6 +4,8 @@ import { convertFixtureSet } from "../../src/convert/fixture.ts";
 import { convert, verifyModelDir } from "../../src/convert/convert.ts";
 import { openTorchCheckpoint } from "../../src/formats/torch.ts";
 import { openModelDir } from "../../src/models/config.ts";
+import { encodeNpy } from "../../src/formats/npy.ts";
+import { BytesAccess, writeZip, ZipArchive } from "../../src/formats/zip.ts";
 
 const FIX = new URL("../testdata/cogview2-tiny/", import.meta.url).pathname;
 
@@ -80,6 +82,295 @@ Deno.test("convert: a missing input fails naming it and leaves nothing behind", 
       /nope: neither the folder "coglm" nor the archive "coglm\.zip"/,
     );
     assert.deepEqual([...Deno.readDirSync(tmp)].map((e) => e.name), []);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Independent cross-check, zip inputs, corrupt inputs
+
+/** Copies the fixture's official files into `dir` (sat/, icetk/, cluster_label.npy) for mutation. */
+async function copySet(dir: string): Promise<{ sat: string; icetk: string; clusters: string }> {
+  for (const m of ["coglm", "cogview2-dsr", "cogview2-itersr"]) {
+    await Deno.mkdir(join(dir, "sat", m, "1"), { recursive: true });
+    for (const f of ["latest", "model_config.json", "1/mp_rank_00_model_states.pt"]) {
+      await Deno.copyFile(join(FIX, "sat", m, f), join(dir, "sat", m, f));
+    }
+  }
+  await Deno.mkdir(join(dir, "icetk"));
+  for (const f of ["ice_image.pt", "ice_text.model", "vqvae_config.json"]) {
+    await Deno.copyFile(join(FIX, "icetk", f), join(dir, "icetk", f));
+  }
+  await Deno.copyFile(join(FIX, "cluster_label.npy"), join(dir, "cluster_label.npy"));
+  return { sat: join(dir, "sat"), icetk: join(dir, "icetk"), clusters: join(dir, "cluster_label.npy") };
+}
+
+async function sha256(bytes: Uint8Array): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+Deno.test("convert: every tensor matches Python's own zipfile+pickle reading (committed SHA-256s)", async () => {
+  const expected = JSON.parse(
+    await Deno.readTextFile(new URL("./testdata/fixture_tensors.json", import.meta.url)),
+  ) as Record<
+    string,
+    Record<string, { dtype: string; shape: number[]; sha256: string }>
+  >;
+  const tmp = await Deno.makeTempDir({ prefix: "convert-test-" });
+  try {
+    const out = join(tmp, "model");
+    await convertFixtureSet(FIX, out);
+    const md = await openModelDir(out);
+    for (const [model, tensors] of Object.entries(expected)) {
+      const st = await md.weights(model as "coglm");
+      try {
+        assert.deepEqual(st.names(), Object.keys(tensors), `${model}: names and order`);
+        for (const [name, t] of Object.entries(tensors)) {
+          assert.equal(t.dtype, "float16");
+          assert.deepEqual(st.info(name).shape, t.shape, `${model} ${name}`);
+          assert.equal(await sha256(await st.read(name)), t.sha256, `${model} ${name}`);
+        }
+      } finally {
+        st.close();
+      }
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("convert: SAT models given as .zip archives are read in place, with the same result", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "convert-test-" });
+  try {
+    const set = await copySet(tmp);
+    const ref = join(tmp, "ref");
+    await convert({ ...set, out: ref, progress: false });
+    // coglm and dsr as archives (with and without a top folder), itersr stays a folder.
+    for (const [m, top] of [["coglm", "coglm/"], ["cogview2-dsr", ""]]) {
+      const entries = [];
+      for (const f of ["latest", "model_config.json", "1/mp_rank_00_model_states.pt"]) {
+        entries.push({ name: top + f, data: await Deno.readFile(join(set.sat, m, f)) });
+      }
+      await writeZip(join(set.sat, `${m}.zip`), entries);
+      await Deno.remove(join(set.sat, m), { recursive: true });
+    }
+    const out = join(tmp, "fromzip");
+    await convert({ ...set, out, progress: false });
+    const a = JSON.parse(await Deno.readTextFile(join(ref, "manifest.json")));
+    const b = JSON.parse(await Deno.readTextFile(join(out, "manifest.json")));
+    assert.deepEqual(b, a);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+/** Rewrites a checkpoint with its data.pkl transformed (re-zipped, so CRCs are valid). */
+async function patchPickle(path: string, fn: (pkl: Uint8Array) => Uint8Array) {
+  const z = await ZipArchive.openFile(path);
+  const parts = await Promise.all(z.entries.map(async (e) => ({ name: e.name, data: await z.read(e.name) })));
+  z.close();
+  for (const p of parts) if (p.name.endsWith("data.pkl")) p.data = fn(p.data);
+  await writeZip(path, parts);
+}
+
+function replaceBytes(b: Uint8Array, from: string, to: string): Uint8Array {
+  let s = "";
+  for (const c of b) s += String.fromCharCode(c);
+  assert.ok(s.includes(from), `pattern ${from}`);
+  return Uint8Array.from(s.replace(from, to), (c) => c.charCodeAt(0));
+}
+
+Deno.test("convert: corrupt or inconsistent inputs fail with one error naming the file and key; nothing is written", async () => {
+  const COGLM = "sat/coglm/1/mp_rank_00_model_states.pt";
+  const cases: [
+    string,
+    (set: { sat: string; icetk: string; clusters: string }, dir: string) => Promise<void>,
+    RegExp,
+  ][] = [
+    ["truncated checkpoint", async (_s, d) => {
+      const p = join(d, COGLM);
+      const b = await Deno.readFile(p);
+      await Deno.writeFile(p, b.subarray(0, b.length - 3000));
+    }, /mp_rank_00_model_states\.pt: .*(truncated|end-of-central-directory|beyond the end)/],
+    [
+      "flipped byte in tensor data",
+      async (_s, d) => {
+        const p = join(d, COGLM);
+        const b = await Deno.readFile(p);
+        const z = await ZipArchive.open(new BytesAccess(b, p));
+        b[z.entry("mp_rank_00_model_states/data/0").offset + 1000] ^= 0x40;
+        await Deno.writeFile(p, b);
+      },
+      /mp_rank_00_model_states\.pt: tensor "transformer\.word_embeddings\.weight": storage .* fails its CRC-32 check/,
+    ],
+    ["flipped byte in the pickle", async (_s, d) => {
+      const p = join(d, COGLM);
+      const b = await Deno.readFile(p);
+      const z = await ZipArchive.open(new BytesAccess(b, p));
+      b[z.entry("mp_rank_00_model_states/data.pkl").offset + 50] ^= 0x01;
+      await Deno.writeFile(p, b);
+    }, /data\.pkl: CRC-32 mismatch/],
+    [
+      "swapped global name",
+      (_s, d) =>
+        patchPickle(join(d, COGLM), (b) => replaceBytes(b, "_rebuild_tensor_v2", "_rebuild_tensor_v9")),
+      /state dict entry "transformer\.word_embeddings\.weight" is an object of class torch\._utils\._rebuild_tensor_v9/,
+    ],
+    [
+      "unknown storage type",
+      (_s, d) =>
+        patchPickle(join(d, COGLM), (b) => replaceBytes(b, "torch\nHalfStorage", "torch\nHaltStorage")),
+      /data\.pkl: storage of unsupported type torch\.HaltStorage/,
+    ],
+    [
+      "unknown opcode",
+      (_s, d) => patchPickle(join(d, COGLM), (b) => (b[2] = 0xfe, b)),
+      /data\.pkl: unknown or unsupported pickle opcode \(opcode 0xfe at byte 2\)/,
+    ],
+    [
+      "missing tensors",
+      async (s) => {
+        const p = join(s.sat, "coglm/model_config.json");
+        await Deno.writeTextFile(
+          p,
+          (await Deno.readTextFile(p)).replace('"num_layers": 2', '"num_layers": 3'),
+        );
+      },
+      /mp_rank_00_model_states\.pt: missing tensor "transformer\.layers\.2\.input_layernorm\.weight" .* expected by .*model_config\.json/,
+    ],
+    [
+      "extra tensors",
+      async (s) => {
+        const p = join(s.sat, "cogview2-dsr/model_config.json");
+        await Deno.writeTextFile(
+          p,
+          (await Deno.readTextFile(p)).replace('"num_layers": 2', '"num_layers": 1'),
+        );
+      },
+      /cogview2-dsr.*: unexpected tensor "mixins\.attention_plus\.query_key_value\.1\.weight" \(and 19 more\)/,
+    ],
+    [
+      "shape disagrees with model_config.json",
+      async (s) => {
+        const p = join(s.sat, "cogview2-itersr/model_config.json");
+        await Deno.writeTextFile(
+          p,
+          (await Deno.readTextFile(p)).replace('"vocab_size": 26008', '"vocab_size": 26016'),
+        );
+      },
+      /cogview2-itersr.*: tensor "transformer\.word_embeddings\.weight" has shape \[26008,64\], .*model_config\.json implies \[26016,64\]/,
+    ],
+    [
+      "bad latest",
+      (s) => Deno.writeTextFile(join(s.sat, "coglm/latest"), "../../etc"),
+      /coglm\/latest: does not name an iteration/,
+    ],
+    ["missing model_config field", async (s) => {
+      const p = join(s.sat, "coglm/model_config.json");
+      await Deno.writeTextFile(p, (await Deno.readTextFile(p)).replace('"hidden_size": 64,', ""));
+    }, /coglm\/model_config\.json: field "hidden_size" must be a positive integer/],
+    [
+      "cluster labels of the wrong dtype",
+      (s) => Deno.writeFile(s.clusters, encodeNpy(new Float32Array(20000), [20000])),
+      /cluster_label\.npy: dtype '<f4' is not an integer label array/,
+    ],
+    [
+      "cluster labels of the wrong length",
+      (s) => Deno.writeFile(s.clusters, encodeNpy(new Int32Array(19999), [19999], { int64: true })),
+      /cluster_label\.npy: shape \(19999\) should be \(20000,\)/,
+    ],
+    ["cluster label out of range", (s) => {
+      const l = new Int32Array(20000);
+      l[123] = 500;
+      return Deno.writeFile(s.clusters, encodeNpy(l, [20000], { int64: true }));
+    }, /cluster_label\.npy: label 500 at \[123\] is outside \[0, 500\)/],
+    [
+      "tokenizer not a SentencePiece model",
+      (s) =>
+        Deno.writeFile(join(s.icetk, "ice_text.model"), new TextEncoder().encode("<html>not found</html>")),
+      /ice_text\.model: not a SentencePiece model/,
+    ],
+    ["VQ-VAE config disagrees with the weights", async (s) => {
+      const p = join(s.icetk, "vqvae_config.json");
+      await Deno.writeTextFile(
+        p,
+        (await Deno.readTextFile(p)).replace('"embedding_dim": 48\n }', '"embedding_dim": 40\n }'),
+      );
+    }, /vqvae_config\.json: field "widths\.embedding_dim" is 40, but .*ice_image\.pt has 48/],
+    ["VQ-VAE checkpoint missing", (s) => Deno.remove(join(s.icetk, "ice_image.pt")), /ice_image\.pt/],
+  ];
+  const tmp = await Deno.makeTempDir({ prefix: "convert-bad-" });
+  try {
+    for (const [what, mutate, re] of cases) {
+      const dir = join(tmp, "case");
+      await Deno.mkdir(dir);
+      const s = await copySet(dir);
+      await mutate(s, dir);
+      const outParent = join(dir, "outdir");
+      await Deno.mkdir(outParent);
+      await assert.rejects(convert({ ...s, out: join(outParent, "model"), progress: false }), (e: Error) => {
+        assert.match(e.message, re, `${what}: ${e.message}`);
+        return true;
+      }, what);
+      assert.deepEqual([...Deno.readDirSync(outParent)], [], `${what}: nothing written`);
+      await Deno.remove(dir, { recursive: true });
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("convert: the CLI exits 1 with one line naming the file, 2 on usage errors; --verify catches tampering", async () => {
+  const tool = new URL("../../tools/convert.ts", import.meta.url).pathname;
+  const run = async (...args: string[]) => {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", tool, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+    return { code: r.code, out: new TextDecoder().decode(r.stdout), err: new TextDecoder().decode(r.stderr) };
+  };
+  const tmp = await Deno.makeTempDir({ prefix: "convert-cli-" });
+  try {
+    const bad = await run(
+      "--sat",
+      join(FIX, "sat"),
+      "--icetk",
+      join(FIX, "icetk"),
+      "--clusters",
+      join(tmp, "none.npy"),
+      "--out",
+      join(tmp, "o"),
+    );
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /^convert: .*none\.npy: cannot read the cluster labels/m);
+    assert.equal((await run("--out", join(tmp, "o"))).code, 2);
+    assert.equal((await run("--bogus", "1")).code, 2);
+    const out = join(tmp, "m");
+    const ok = await run(
+      "--sat",
+      join(FIX, "sat"),
+      "--icetk",
+      join(FIX, "icetk"),
+      "--clusters",
+      join(FIX, "cluster_label.npy"),
+      "--out",
+      out,
+    );
+    assert.equal(ok.code, 0, ok.err);
+    assert.match(ok.out, /7 files/);
+    const v = await run("--verify", out);
+    assert.equal(v.code, 0, v.err);
+    const f = join(out, "itersr.safetensors");
+    const b = await Deno.readFile(f);
+    b[b.length - 1] ^= 1;
+    await Deno.writeFile(f, b);
+    const v2 = await run("--verify", out);
+    assert.equal(v2.code, 1);
+    assert.match(v2.err, /itersr\.safetensors: SHA-256 differs from the manifest/);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
