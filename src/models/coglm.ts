@@ -1,0 +1,353 @@
+// CogLM, stage 1 of CogView2: SAT CachedAutoregressiveModel (sandwich LN) generating 20×20 image tokens from text
+// with a KV cache (the prompt runs once at batch 1, then one token per step for the whole batch), and the
+// inverse-prompting score (post-selection). Mirrors cogview2_text2image.py + SAT filling_sequence/evaluate_perplexity.
+// Not the sampler: src/kernels/sampling.ts (CoglmStrategy on the GPU) draws the tokens; greedy argmax is built in.
+
+import type { GpuContext } from "../gpu/context.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { attention, kvStore } from "../kernels/attention.ts";
+import { argmaxRows, logProb } from "../kernels/softmax.ts";
+import { type ModelDir, openModelDir } from "./config.ts";
+import {
+  allocScratch,
+  embed,
+  loadTransformer,
+  logits,
+  releaseScratch,
+  releaseTransformer,
+  type Scratch,
+  standardAttentionBlock,
+  type TransformerDims,
+  transformerDims,
+  transformerForward,
+  type TransformerWeights,
+} from "./transformer.ts";
+
+/** Position id of `<start_of_image>`; image token k sits at 513 + k (get_masks_and_position_ids_coglm). */
+export const IMAGE_POSITION0 = 512;
+/** Position id of the first image token in the post-selection sequence (arange(513, 513 + 400)). */
+export const PERPLEXITY_IMAGE_POSITION0 = 513;
+
+/** What a sampler needs to know about one generation step. */
+export interface SampleStep {
+  /** Output rows (the batch). */
+  rows: number;
+  /** true on the first step: every output row samples logits row 0 (the prompt's, expanded to the batch). */
+  broadcast: boolean;
+  /** 0-based index of the token being generated. */
+  step: number;
+  /** Job seed. */
+  seed: number;
+  /** Write row r's id to out[outOffset + r] (i32). */
+  out: Tensor;
+  outOffset: number;
+}
+
+/** Records the sampling of ids from logits [rows, imageTokens] (f32) into `s.out`; GPU only, no readback. */
+export type TokenSampler = (ctx: GpuContext, logits: Tensor, s: SampleStep) => void;
+
+/** Deterministic argmax over the image logits (the golden greedy cases). */
+export const greedySampler: TokenSampler = (ctx, lg, s) => {
+  const n = lg.shape[lg.shape.length - 1];
+  argmaxRows(ctx, lg, { n, rows: s.rows, ld: s.broadcast ? 0 : n, out: s.out, oOff: s.outOffset });
+};
+
+/** The sampling parameters generate() reads from a recipe (src/sampling/recipes.ts Recipe has them). */
+export interface CoglmRecipe {
+  attn_plus: number;
+  temperature?: number;
+  topk?: number;
+  top_k_cluster?: number;
+}
+
+export interface GenerateOptions {
+  /** Template ids ending with <start_of_image> (icetk ids incl. the 20000 offset). */
+  textIds: Int32Array;
+  batch: number;
+  seed: number;
+  recipe: CoglmRecipe;
+  signal?: AbortSignal;
+  onStep?: (step: number, steps: number) => void;
+  /** Image tokens per sample (default 400 = 20×20). */
+  numTokens?: number;
+  /** Default: the recipe's CoglmStrategy when a sampler factory is installed, else greedy. */
+  sampler?: TokenSampler;
+}
+
+/** Builds the recipe's sampler for a model (installed by the sampling module; see CogLM.samplerFactory). */
+export type SamplerFactory = (ctx: GpuContext, model: CogLM, recipe: CoglmRecipe) => Promise<TokenSampler>;
+
+interface LayerCache {
+  k: Tensor;
+  v: Tensor;
+}
+
+export class CogLM {
+  /** Set by the sampling module to give generate() the original's CoglmStrategy by default. */
+  static samplerFactory: SamplerFactory | null = null;
+
+  private constructor(
+    readonly ctx: GpuContext,
+    readonly dims: TransformerDims,
+    readonly weights: TransformerWeights,
+    /** Width of the sampling logits (config image_tokens, 20000). */
+    readonly imageTokens: number,
+    readonly modelDir: ModelDir | null,
+  ) {}
+
+  /** Loads the CogLM weights of a converted model directory into GPU buffers. */
+  static async load(ctx: GpuContext, modelDir: string | ModelDir): Promise<CogLM> {
+    const md = typeof modelDir === "string" ? await openModelDir(modelDir) : modelDir;
+    const dims = transformerDims(md.config.coglm);
+    const src = await md.weights("coglm");
+    try {
+      const w = await loadTransformer(ctx, src, dims);
+      return new CogLM(ctx, dims, w, md.config.image_tokens, md);
+    } finally {
+      src.close();
+    }
+  }
+
+  /** A model over weights already on the GPU (tests, benchmarks with random weights). */
+  static fromWeights(
+    ctx: GpuContext,
+    dims: TransformerDims,
+    w: TransformerWeights,
+    imageTokens = 20000,
+  ): CogLM {
+    return new CogLM(ctx, dims, w, imageTokens, null);
+  }
+
+  release(): void {
+    releaseTransformer(this.weights);
+  }
+
+  /**
+   * One non-cached forward of a batch of equal-length sequences (tokens [batch·L]) with the CogLM mask family:
+   * row i sees keys j < max(ctxCols, i + 1); `logWeights` adds `value` on keys < cols. Returns the final-LayerNorm
+   * output [batch·L, hidden] (the caller releases it).
+   */
+  forward(
+    tokens: Int32Array,
+    positionIds: Int32Array,
+    o: { batch?: number; ctxCols: number; logWeights?: { cols: number; value: number } },
+  ): Tensor {
+    const { ctx, dims } = this;
+    const batch = o.batch ?? 1, L = tokens.length / batch, H = dims.hidden;
+    if (!Number.isInteger(L) || positionIds.length !== tokens.length) {
+      throw new Error(
+        `CogLM.forward: ${tokens.length} tokens / ${positionIds.length} positions for batch ${batch}`,
+      );
+    }
+    const ids = ctx.upload(tokens, [tokens.length], "i32"),
+      pos = ctx.upload(positionIds, [tokens.length], "i32");
+    const s = allocScratch(ctx, dims, tokens.length);
+    embed(ctx, this.weights, ids, { rows: tokens.length, out: s.h, posIds: pos });
+    transformerForward(
+      ctx,
+      dims,
+      this.weights,
+      s,
+      (layer, xn, out, sc) =>
+        standardAttentionBlock(ctx, this.weights.layers[layer], xn, out, sc, (qkv, c) =>
+          attention(ctx, {
+            batch,
+            heads: dims.heads,
+            headDim: dims.headDim,
+            rows: L,
+            keys: L,
+            q: { t: qkv, ld: 3 * H, bs: L * 3 * H },
+            k: { t: qkv, off: H, ld: 3 * H, bs: L * 3 * H },
+            v: { t: qkv, off: 2 * H, ld: 3 * H, bs: L * 3 * H },
+            out: { t: c, ld: H, bs: L * H },
+            mask: { ctxCols: o.ctxCols, causalOffset: 0 },
+            logWeights: o.logWeights,
+          })),
+    );
+    releaseScratch(s, s.xn);
+    ids.release(), pos.release();
+    return s.xn;
+  }
+
+  /** Logits of `rows` rows of a hidden tensor over the first `cols` vocabulary rows (default: the image tokens). */
+  logits(hidden: Tensor, o: { rows: number; aOff?: number; cols?: number; out?: Tensor }): Tensor {
+    return logits(this.ctx, this.weights, hidden, {
+      rows: o.rows,
+      aOff: o.aOff,
+      cols: o.cols ?? this.imageTokens,
+      out: o.out,
+    });
+  }
+
+  /**
+   * SAT filling_sequence for `batch` samples of one prompt: the template ids are forwarded once (batch 1) and
+   * their K/V broadcast to the batch, then each step feeds the batch's previous tokens. Returns `batch` arrays of
+   * `numTokens` image codes.
+   */
+  async generate(o: GenerateOptions): Promise<Int32Array[]> {
+    const { ctx, dims, weights: w } = this;
+    const B = o.batch, n = o.numTokens ?? 400, P = o.textIds.length, txtLen = P - 1, H = dims.hidden;
+    if (!(B >= 1 && Number.isInteger(B))) {
+      throw new Error(`CogLM.generate: batch ${B} must be a positive integer`);
+    }
+    if (P < 1) throw new Error("CogLM.generate: empty textIds (the template ends with <start_of_image>)");
+    if (IMAGE_POSITION0 + n > dims.maxSeq || txtLen > IMAGE_POSITION0) {
+      throw new Error(
+        `CogLM.generate: ${txtLen} text + ${n} image tokens exceed the position table (${dims.maxSeq})`,
+      );
+    }
+    const sampler = o.sampler ??
+      (CogLM.samplerFactory ? await CogLM.samplerFactory(ctx, this, o.recipe) : greedySampler);
+    const logw = { cols: txtLen, value: o.recipe.attn_plus };
+    const maxLen = P + n;
+    const cache: LayerCache[] = w.layers.map(() => ({
+      k: ctx.empty([B, maxLen, H]),
+      v: ctx.empty([B, maxLen, H]),
+    }));
+    const positions = Int32Array.from({ length: P }, (_, i) => i < txtLen ? i : IMAGE_POSITION0 + i - txtLen);
+    const ids = ctx.upload(o.textIds, [P], "i32"), pos = ctx.upload(positions, [P], "i32");
+    const tok = ctx.empty([n * B], "i32"); // step-major: token k of sample b at k·B + b
+    const lg = ctx.empty([B, this.imageTokens]);
+    const attnCommon = { heads: dims.heads, headDim: dims.headDim };
+    try {
+      // Prompt: batch 1, its K/V written to every batch entry's cache.
+      const sp = allocScratch(ctx, dims, P);
+      embed(ctx, w, ids, { rows: P, out: sp.h, posIds: pos });
+      transformerForward(
+        ctx,
+        dims,
+        w,
+        sp,
+        (layer, xn, out, s) =>
+          standardAttentionBlock(ctx, w.layers[layer], xn, out, s, (qkv, c) => {
+            kvStore(ctx, qkv, cache[layer].k, cache[layer].v, {
+              batch: B,
+              rows: P,
+              width: H,
+              t0: 0,
+              ld: 3 * H,
+              srcBs: 0,
+              kOff: H,
+              vOff: 2 * H,
+            });
+            attention(ctx, {
+              ...attnCommon,
+              batch: 1,
+              rows: P,
+              keys: P,
+              q: { t: qkv, ld: 3 * H },
+              k: { t: qkv, off: H, ld: 3 * H },
+              v: { t: qkv, off: 2 * H, ld: 3 * H },
+              out: { t: c, ld: H },
+              mask: { ctxCols: txtLen, causalOffset: 0 },
+              logWeights: logw,
+            });
+          }),
+      );
+      this.logits(sp.xn, { rows: 1, aOff: (P - 1) * H, out: lg });
+      sampler(ctx, lg, { rows: B, broadcast: true, step: 0, seed: o.seed, out: tok, outOffset: 0 });
+      ctx.flush();
+      releaseScratch(sp);
+
+      // One token per step for the batch; every buffer is reused, so bind groups are made once.
+      const sd = allocScratch(ctx, dims, B);
+      const hook = (t: number) => (layer: number, xn: Tensor, out: Tensor, s: Scratch) =>
+        standardAttentionBlock(ctx, w.layers[layer], xn, out, s, (qkv, c) => {
+          kvStore(ctx, qkv, cache[layer].k, cache[layer].v, {
+            batch: B,
+            rows: 1,
+            width: H,
+            t0: t,
+            ld: 3 * H,
+            srcBs: 3 * H,
+            kOff: H,
+            vOff: 2 * H,
+          });
+          attention(ctx, {
+            ...attnCommon,
+            batch: B,
+            rows: 1,
+            keys: t + 1,
+            q: { t: qkv, ld: 3 * H, bs: 3 * H },
+            k: { t: cache[layer].k, ld: H, bs: maxLen * H },
+            v: { t: cache[layer].v, ld: H, bs: maxLen * H },
+            out: { t: c, ld: H, bs: H },
+            logWeights: logw,
+          });
+        });
+      let inFlight: Promise<void> = ctx.device.queue.onSubmittedWorkDone();
+      for (let step = 1; step < n; step++) {
+        // Keep at most one step queued behind the running one (progress and cancellation stay timely).
+        await inFlight;
+        if (o.signal?.aborted) throw new DOMException("Job cancelled", "AbortError");
+        o.onStep?.(step, n);
+        embed(ctx, w, tok, { rows: B, idOff: (step - 1) * B, out: sd.h, pos: IMAGE_POSITION0 + step });
+        transformerForward(ctx, dims, w, sd, hook(P + step - 1));
+        this.logits(sd.xn, { rows: B, out: lg });
+        sampler(ctx, lg, { rows: B, broadcast: false, step, seed: o.seed, out: tok, outOffset: step * B });
+        ctx.flush();
+        inFlight = ctx.device.queue.onSubmittedWorkDone();
+      }
+      const all = await ctx.read(tok) as Int32Array;
+      releaseScratch(sd);
+      o.onStep?.(n, n);
+      return Array.from({ length: B }, (_, b) => Int32Array.from({ length: n }, (_, k) => all[k * B + b]));
+    } finally {
+      ctx.flush();
+      for (const c of cache) c.k.release(), c.v.release();
+      [ids, pos, tok, lg].forEach((t) => t.release());
+    }
+  }
+
+  /**
+   * Inverse-prompting score of each sample, as cogview2_text2image.py's --inverse-prompt: the sequence is the
+   * sample's image tokens (positions 513.., mutually visible) then `captionIds` (<start_of_chinese> + prompt ids,
+   * positions 0.., causal, seeing every image token); score = mean log-probability (full vocabulary) of caption
+   * tokens 1.. given their prefix (SAT evaluate_perplexity, reduction 'mean'). Higher is better.
+   */
+  async perplexity(samples: Int32Array[], captionIds: Int32Array): Promise<number[]> {
+    const { ctx, dims } = this;
+    if (!samples.length) return [];
+    const nImg = samples[0].length, Lc = captionIds.length, L = nImg + Lc, H = dims.hidden;
+    if (samples.some((s) => s.length !== nImg)) throw new Error("CogLM.perplexity: samples differ in length");
+    if (Lc < 2) return samples.map(() => NaN); // no scored token (the original divides 0 by 0)
+    const positions = new Int32Array(L);
+    for (let i = 0; i < L; i++) positions[i] = i < nImg ? PERPLEXITY_IMAGE_POSITION0 + i : i - nImg;
+    const targets = ctx.upload(captionIds.subarray(1), [Lc - 1], "i32");
+    // Samples per forward: keep every activation within one storage binding.
+    const widest = Math.max(dims.inner, 3 * H) * 4 * L;
+    const per = Math.max(1, Math.min(samples.length, Math.floor(ctx.maxBinding / widest)));
+    const scores: number[] = [];
+    const lg = ctx.empty([Lc - 1, dims.vocab]);
+    try {
+      for (let s0 = 0; s0 < samples.length; s0 += per) {
+        const m = Math.min(per, samples.length - s0);
+        const tokens = new Int32Array(m * L), pos = new Int32Array(m * L);
+        for (let b = 0; b < m; b++) {
+          tokens.set(samples[s0 + b], b * L);
+          tokens.set(captionIds, b * L + nImg);
+          pos.set(positions, b * L);
+        }
+        const hidden = this.forward(tokens, pos, { batch: m, ctxCols: nImg });
+        const outs: Tensor[] = [];
+        for (let b = 0; b < m; b++) {
+          // Logits of positions nImg .. L-2 predict caption tokens 1 .. Lc-1.
+          this.logits(hidden, { rows: Lc - 1, aOff: (b * L + nImg) * H, cols: dims.vocab, out: lg });
+          outs.push(logProb(ctx, lg, targets, { n: dims.vocab, rows: Lc - 1 }));
+        }
+        for (const t of outs) {
+          const r = await ctx.readF32(t);
+          let sum = 0;
+          for (let i = 0; i < Lc - 1; i++) sum += r[2 * i + 1];
+          scores.push(sum / (Lc - 1));
+          t.release();
+        }
+        hidden.release();
+      }
+    } finally {
+      lg.release();
+      targets.release();
+    }
+    return scores;
+  }
+}

@@ -1,0 +1,362 @@
+// SwissArmyTransformer v0.2 BaseTransformer on the GPU: weights of each layer (checkpoint names), the layer order
+// ('sandwich' = CogView2, or 'pre'), SAT's GELU MLP, final LayerNorm, logits against the word embeddings.
+// Not a model: CogLM (coglm.ts), DSR and iterative SR plug their attention in through `AttentionHook`.
+//
+// One layer, as transformer_defaults.layer_forward_default (sandwich):
+//   xn = input_layernorm(h); a = attention(xn) (QKV → attention_fn → dense)
+//   h' = h + third_layernorm(a); m = post_attention_layernorm(h')
+//   h'' = h' + fourth_layernorm(dense_4h_to_h(gelu(dense_h_to_4h(m))))
+// Dispatches per layer: QKV, the attention hook's own, dense, one fused LN (third + residual + post-attention),
+// h→4h (+GELU epilogue), 4h→h, one fused LN (fourth + residual + the next layer's input LN, or the final LN).
+
+import type { GpuContext } from "../gpu/context.ts";
+import type { RowChunkedTensor, Tensor } from "../gpu/tensor.ts";
+import type { WeightInfo, WeightSource } from "../formats/weights.ts";
+import { f32ToF16Bits } from "../gpu/f16.ts";
+import { layerNorm, layerNormResidual, type LnParams } from "../kernels/layernorm.ts";
+import { matmul, matmulChunked } from "../kernels/matmul.ts";
+import { embedding } from "../kernels/embedding.ts";
+import { add } from "../kernels/elementwise.ts";
+import { loadRowChunked, loadTensor } from "./load.ts";
+import type { TransformerConfig } from "./config.ts";
+
+/** Architecture numbers of one SAT transformer (from config.json's model section). */
+export interface TransformerDims {
+  numLayers: number; // e.g. 48
+  hidden: number; // e.g. 3072
+  heads: number; // e.g. 48
+  headDim: number; // hidden / heads, e.g. 64
+  inner: number; // MLP width, e.g. 4·hidden
+  vocab: number; // rows of word_embeddings
+  maxSeq: number; // rows of position_embeddings
+  eps: number;
+  order: "sandwich" | "pre";
+}
+
+export function transformerDims(c: TransformerConfig): TransformerDims {
+  if (c.layernorm_order !== "sandwich" && c.layernorm_order !== "pre") {
+    throw new Error(`layernorm_order "${c.layernorm_order}" is not supported (sandwich or pre)`);
+  }
+  return {
+    numLayers: c.num_layers,
+    hidden: c.hidden_size,
+    heads: c.num_attention_heads,
+    headDim: c.hidden_size / c.num_attention_heads,
+    inner: c.inner_hidden_size,
+    vocab: c.vocab_size,
+    maxSeq: c.max_sequence_length,
+    eps: c.layernorm_epsilon,
+    order: c.layernorm_order,
+  };
+}
+
+/** nn.Linear: weight [out, in] (f16 or f32), bias [out] of the same dtype. */
+export interface Linear {
+  weight: Tensor;
+  bias: Tensor;
+}
+
+/** One BaseTransformerLayer; names follow the checkpoint (transformer.layers.{i}.*). */
+export interface LayerWeights {
+  inputLayernorm: LnParams;
+  queryKeyValue: Linear; // attention.query_key_value: [3·hidden, hidden]
+  dense: Linear; // attention.dense: [hidden, hidden]
+  thirdLayernorm?: LnParams; // sandwich only
+  postAttentionLayernorm: LnParams;
+  denseHTo4h: Linear; // mlp.dense_h_to_4h: [inner, hidden]
+  dense4hToH: Linear; // mlp.dense_4h_to_h: [hidden, inner]
+  fourthLayernorm?: LnParams; // sandwich only
+}
+
+export interface TransformerWeights {
+  wordEmbeddings: RowChunkedTensor; // [vocab, hidden], row blocks within the max binding
+  positionEmbeddings: Tensor; // [maxSeq, hidden]
+  layers: LayerWeights[];
+  finalLayernorm: LnParams;
+}
+
+/** Loads transformer.* of a SAT checkpoint (shapes checked against `dims`). */
+export async function loadTransformer(
+  ctx: GpuContext,
+  src: WeightSource,
+  dims: TransformerDims,
+  prefix = "transformer.",
+): Promise<TransformerWeights> {
+  const { hidden: h, inner } = dims;
+  const t = (name: string, shape: number[]) => loadTensor(ctx, src, prefix + name, shape);
+  const ln = async (name: string): Promise<LnParams> => ({
+    weight: await t(`${name}.weight`, [h]),
+    bias: await t(`${name}.bias`, [h]),
+  });
+  const lin = async (name: string, out: number, inp: number): Promise<Linear> => ({
+    weight: await t(`${name}.weight`, [out, inp]),
+    bias: await t(`${name}.bias`, [out]),
+  });
+  const wordEmbeddings = await loadRowChunked(ctx, src, `${prefix}word_embeddings.weight`);
+  if (wordEmbeddings.rows !== dims.vocab || wordEmbeddings.cols !== h) {
+    throw new Error(
+      `${src.origin}: word_embeddings is [${wordEmbeddings.rows}, ${wordEmbeddings.cols}], expected [${dims.vocab}, ${h}]`,
+    );
+  }
+  const positionEmbeddings = await t("position_embeddings.weight", [dims.maxSeq, h]);
+  const layers: LayerWeights[] = [];
+  for (let i = 0; i < dims.numLayers; i++) {
+    const p = `layers.${i}.`;
+    const sandwich = dims.order === "sandwich";
+    layers.push({
+      inputLayernorm: await ln(p + "input_layernorm"),
+      queryKeyValue: await lin(p + "attention.query_key_value", 3 * h, h),
+      dense: await lin(p + "attention.dense", h, h),
+      thirdLayernorm: sandwich ? await ln(p + "third_layernorm") : undefined,
+      postAttentionLayernorm: await ln(p + "post_attention_layernorm"),
+      denseHTo4h: await lin(p + "mlp.dense_h_to_4h", inner, h),
+      dense4hToH: await lin(p + "mlp.dense_4h_to_h", h, inner),
+      fourthLayernorm: sandwich ? await ln(p + "fourth_layernorm") : undefined,
+    });
+  }
+  return { wordEmbeddings, positionEmbeddings, layers, finalLayernorm: await ln("final_layernorm") };
+}
+
+/** Returns every tensor of the weights to the pool. */
+export function releaseTransformer(w: TransformerWeights): void {
+  const all: Tensor[] = [w.positionEmbeddings, w.finalLayernorm.weight, w.finalLayernorm.bias];
+  for (const c of w.wordEmbeddings.chunks) all.push(c.tensor);
+  for (const l of w.layers) {
+    for (const v of Object.values(l)) if (v) all.push((v as Linear).weight, (v as Linear).bias);
+  }
+  for (const t of all) t.release();
+}
+
+/** Activation buffers of a forward over `rows` rows (kept across decode steps so bind groups are reused). */
+export interface Scratch {
+  rows: number;
+  /** The residual stream [rows, hidden] (input embeddings in, last layer's output out). */
+  h: Tensor;
+  /** Residual after the attention block. */
+  hMid: Tensor;
+  /** LayerNorm outputs: attention input, MLP input; after forward, `xn` holds final_layernorm(h). */
+  xn: Tensor;
+  mlpIn: Tensor;
+  /** [rows, 3·hidden] QKV projections (the default attention hook's). */
+  qkv: Tensor;
+  /** [rows, hidden] attention context (before dense) and attention output (after dense). */
+  context: Tensor;
+  attnOut: Tensor;
+  /** [rows, inner] and [rows, hidden] MLP activations. */
+  mlpMid: Tensor;
+  mlpOut: Tensor;
+}
+
+export function allocScratch(ctx: GpuContext, dims: TransformerDims, rows: number): Scratch {
+  const e = (cols: number) => ctx.empty([rows, cols], "f32");
+  const h = dims.hidden;
+  return {
+    rows,
+    h: e(h),
+    hMid: e(h),
+    xn: e(h),
+    mlpIn: e(h),
+    qkv: e(3 * h),
+    context: e(h),
+    attnOut: e(h),
+    mlpMid: e(dims.inner),
+    mlpOut: e(h),
+  };
+}
+
+/** Returns the scratch buffers to the pool, except `keep` (e.g. s.xn when the caller reads the hidden states). */
+export function releaseScratch(s: Scratch, keep?: Tensor): void {
+  for (const v of Object.values(s)) if (typeof v === "object" && v !== keep) (v as Tensor).release();
+}
+
+/**
+ * The attention block of layer `layer`: reads the input-LayerNormed rows `xn` [rows, hidden] and writes the block's
+ * output (after attention.dense) to `out` [rows, hidden]. The default (`standardAttentionBlock`) is QKV → `attend`
+ * → dense; DSR / iterative SR pass their own.
+ */
+export type AttentionHook = (layer: number, xn: Tensor, out: Tensor, s: Scratch) => void;
+
+/** y = x·Wᵀ + b (+GELU) over `rows` rows. */
+export function linear(
+  ctx: GpuContext,
+  x: Tensor,
+  w: Linear,
+  o: {
+    rows: number;
+    out: Tensor;
+    gelu?: boolean;
+    resid?: Tensor;
+    lda?: number;
+    aOff?: number;
+    cOff?: number;
+    ldc?: number;
+  },
+): Tensor {
+  const [N, K] = w.weight.shape;
+  return matmul(ctx, x, w.weight, {
+    M: o.rows,
+    N,
+    K,
+    bias: w.bias,
+    gelu: o.gelu,
+    resid: o.resid,
+    out: o.out,
+    lda: o.lda,
+    aOff: o.aOff,
+    cOff: o.cOff,
+    ldc: o.ldc,
+  });
+}
+
+/**
+ * SAT's attention_forward_default: qkv = query_key_value(xn) into s.qkv; `attend(qkv, context)` (the attention
+ * function: reads s.qkv [rows, 3·hidden] = q | k | v, writes s.context [rows, hidden]); out = dense(context).
+ */
+export function standardAttentionBlock(
+  ctx: GpuContext,
+  w: LayerWeights,
+  xn: Tensor,
+  out: Tensor,
+  s: Scratch,
+  attend: (qkv: Tensor, context: Tensor) => void,
+): void {
+  linear(ctx, xn, w.queryKeyValue, { rows: s.rows, out: s.qkv });
+  attend(s.qkv, s.context);
+  linear(ctx, s.context, w.dense, { rows: s.rows, out });
+}
+
+/**
+ * Runs every layer over s.h (the embeddings, [s.rows, hidden]) and leaves final_layernorm(h) in s.xn
+ * (s.h holds the last layer's output).
+ */
+export function transformerForward(
+  ctx: GpuContext,
+  dims: TransformerDims,
+  w: TransformerWeights,
+  s: Scratch,
+  hook: AttentionHook,
+): void {
+  const rows = s.rows, eps = dims.eps;
+  layerNorm(ctx, s.h, w.layers[0].inputLayernorm, { eps, out: s.xn });
+  w.layers.forEach((l, i) => {
+    hook(i, s.xn, s.attnOut, s);
+    const next = i + 1 < w.layers.length ? w.layers[i + 1].inputLayernorm : w.finalLayernorm;
+    if (dims.order === "sandwich") {
+      layerNormResidual(ctx, s.attnOut, s.h, l.thirdLayernorm!, {
+        eps,
+        residOut: s.hMid,
+        post: l.postAttentionLayernorm,
+        out: s.mlpIn,
+      });
+      linear(ctx, s.mlpIn, l.denseHTo4h, { rows, out: s.mlpMid, gelu: true });
+      linear(ctx, s.mlpMid, l.dense4hToH, { rows, out: s.mlpOut });
+      layerNormResidual(ctx, s.mlpOut, s.hMid, l.fourthLayernorm!, {
+        eps,
+        residOut: s.h,
+        post: next,
+        out: s.xn,
+      });
+    } else {
+      // 'pre': h' = h + a; h'' = h' + mlp(LN(h')).
+      add(ctx, s.attnOut, s.h, s.hMid);
+      layerNorm(ctx, s.hMid, l.postAttentionLayernorm, { eps, out: s.mlpIn });
+      linear(ctx, s.mlpIn, l.denseHTo4h, { rows, out: s.mlpMid, gelu: true });
+      linear(ctx, s.mlpMid, l.dense4hToH, { rows, out: s.h, resid: s.hMid });
+      layerNorm(ctx, s.h, next, { eps, out: s.xn });
+    }
+  });
+}
+
+/** Word + position embeddings of `rows` ids into s.h (position ids from a tensor, or one position for all rows). */
+export function embed(
+  ctx: GpuContext,
+  w: TransformerWeights,
+  ids: Tensor,
+  o: { rows: number; idOff?: number; out: Tensor; posIds?: Tensor; pos?: number },
+): void {
+  embedding(ctx, ids, w.wordEmbeddings, {
+    rows: o.rows,
+    idOff: o.idOff,
+    posTable: w.positionEmbeddings,
+    posIds: o.posIds,
+    pos: o.pos,
+    out: o.out,
+  });
+}
+
+/**
+ * final_forward_default: logits = x·word_embeddingsᵀ for `rows` rows of x (row stride lda from aOff), over the
+ * first `cols` vocabulary rows (20000 = the image tokens for sampling; all for perplexity).
+ */
+export function logits(
+  ctx: GpuContext,
+  w: TransformerWeights,
+  x: Tensor,
+  o: { rows: number; cols?: number; lda?: number; aOff?: number; out?: Tensor },
+): Tensor {
+  return matmulChunked(ctx, x, w.wordEmbeddings, {
+    M: o.rows,
+    cols: o.cols,
+    lda: o.lda,
+    aOff: o.aOff,
+    out: o.out,
+  });
+}
+
+/**
+ * An in-memory checkpoint of random, well-conditioned SAT transformer weights (checkpoint names, f16 or f32),
+ * for tests and the synthetic benchmark configs. Deterministic in `seed`.
+ */
+export function syntheticTransformerSource(
+  dims: TransformerDims,
+  o: { seed: number; dtype: "f16" | "f32" },
+): WeightSource {
+  let s = o.seed >>> 0;
+  const uniform = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
+  };
+  const { hidden: h, inner } = dims;
+  const specs: [string, number[], number, number][] = []; // name, shape, scale, offset
+  const ln = (n: string) => specs.push([`${n}.weight`, [h], 0.4, 1], [`${n}.bias`, [h], 0.2, 0]);
+  const lin = (n: string, out: number, inp: number) =>
+    specs.push([`${n}.weight`, [out, inp], 3.4 / Math.sqrt(inp), 0], [`${n}.bias`, [out], 0.1, 0]);
+  specs.push(["transformer.word_embeddings.weight", [dims.vocab, h], 2, 0]);
+  specs.push(["transformer.position_embeddings.weight", [dims.maxSeq, h], 1, 0]);
+  for (let l = 0; l < dims.numLayers; l++) {
+    const p = `transformer.layers.${l}.`;
+    ln(p + "input_layernorm");
+    lin(p + "attention.query_key_value", 3 * h, h);
+    lin(p + "attention.dense", h, h);
+    ln(p + "post_attention_layernorm");
+    if (dims.order === "sandwich") ln(p + "third_layernorm"), ln(p + "fourth_layernorm");
+    lin(p + "mlp.dense_h_to_4h", inner, h);
+    lin(p + "mlp.dense_4h_to_h", h, inner);
+  }
+  ln("transformer.final_layernorm");
+  const data = new Map<string, { info: WeightInfo; bytes: Uint8Array }>();
+  for (const [name, shape, scale, offset] of specs) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const v = new Float32Array(n);
+    for (let i = 0; i < n; i++) v[i] = offset + scale * uniform();
+    const bytes = o.dtype === "f16" ? new Uint8Array(f32ToF16Bits(v).buffer) : new Uint8Array(v.buffer);
+    data.set(name, { info: { name, dtype: o.dtype, shape, byteLength: bytes.byteLength }, bytes });
+  }
+  const get = (name: string) => {
+    const e = data.get(name);
+    if (!e) throw new Error(`synthetic weights: no tensor ${name}`);
+    return e;
+  };
+  return {
+    origin: `synthetic(seed ${o.seed})`,
+    names: () => [...data.keys()],
+    info: (name) => get(name).info,
+    has: (name) => data.has(name),
+    read: (name) => Promise.resolve(get(name).bytes),
+    readRange: (name, off, len) => Promise.resolve(get(name).bytes.subarray(off, off + len)),
+    close: () => {},
+  };
+}

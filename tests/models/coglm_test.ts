@@ -1,0 +1,226 @@
+import assert from "node:assert/strict";
+import { CogLM, type TokenSampler } from "../../src/models/coglm.ts";
+import {
+  loadTransformer,
+  syntheticTransformerSource,
+  type TransformerDims,
+} from "../../src/models/transformer.ts";
+import { loadCpuWeights } from "../../src/reference/sr.ts";
+import { coglmInputsRef, logitsRef, transformerForwardRef } from "../../src/reference/transformer.ts";
+import { logWeightsRef } from "../../src/reference/attention.ts";
+import { assertClose, rng, sharedContext } from "../_util.ts";
+
+// Small odd sizes: head size 16 (divides the attention workgroup) and 13 (does not); a 303-row vocabulary whose
+// first 257 rows play the image tokens.
+const DIMS: TransformerDims[] = [
+  {
+    numLayers: 2,
+    hidden: 48,
+    heads: 3,
+    headDim: 16,
+    inner: 101,
+    vocab: 303,
+    maxSeq: 530,
+    eps: 1e-5,
+    order: "sandwich",
+  },
+  {
+    numLayers: 1,
+    hidden: 39,
+    heads: 3,
+    headDim: 13,
+    inner: 77,
+    vocab: 303,
+    maxSeq: 530,
+    eps: 1e-5,
+    order: "pre",
+  },
+];
+const IMAGE_TOKENS = 257;
+
+async function model(dims: TransformerDims, dtype: "f16" | "f32") {
+  const ctx = await sharedContext();
+  const src = syntheticTransformerSource(dims, { seed: dims.hidden, dtype });
+  const m = CogLM.fromWeights(ctx, dims, await loadTransformer(ctx, src, dims), IMAGE_TOKENS);
+  return { ctx, m, cpu: await loadCpuWeights(src) };
+}
+
+const cfgOf = (d: TransformerDims) => ({
+  num_layers: d.numLayers,
+  hidden_size: d.hidden,
+  num_attention_heads: d.heads,
+  layernorm_epsilon: d.eps,
+  layernorm_order: d.order,
+});
+
+Deno.test("CogLM forward (mask, positions, attn_plus) matches the CPU transformer", async () => {
+  for (const dims of DIMS) {
+    for (const dtype of ["f32", "f16"] as const) {
+      const { ctx, m, cpu } = await model(dims, dtype);
+      const txtLen = 7, L = 19;
+      const r = rng(3);
+      const tokens = Int32Array.from(
+        { length: L },
+        (_, i) => i < txtLen ? 257 + Math.floor(r() * 46) : Math.floor(r() * 257),
+      );
+      const { mask, positionIds } = coglmInputsRef(L, txtLen);
+      const hidden = m.forward(tokens, positionIds, {
+        ctxCols: txtLen,
+        logWeights: { cols: txtLen, value: 1.4 },
+      });
+      const want = transformerForwardRef(cpu, cfgOf(dims), {
+        tokens,
+        positionIds,
+        mask,
+        logWeights: logWeightsRef(L, L, txtLen, 1.4),
+      });
+      // f32 everywhere; LayerNormed O(1) outputs after 1-2 layers.
+      assertClose(`hidden ${dims.order} ${dtype}`, await ctx.readF32(hidden), want, {
+        atol: 2e-4,
+        rtol: 1e-4,
+      });
+      const lg = m.logits(hidden, { rows: L });
+      assertClose(
+        `logits ${dims.order} ${dtype}`,
+        await ctx.readF32(lg),
+        logitsRef(cpu, want, L, IMAGE_TOKENS),
+        {
+          atol: 1e-3,
+          rtol: 1e-4,
+        },
+      );
+      [hidden, lg].forEach((t) => t.release());
+      m.release();
+    }
+  }
+});
+
+Deno.test("CogLM generate: cached decode steps give each batch row the logits of a full forward of its sequence", async () => {
+  const dims = DIMS[0];
+  const { ctx, m, cpu } = await model(dims, "f32");
+  const P = 6, txtLen = P - 1, B = 3, n = 5;
+  const r = rng(11);
+  const textIds = Int32Array.from({ length: P }, () => 257 + Math.floor(r() * 46));
+  // A test sampler: records the logits it is given and writes predetermined, different ids for each row.
+  const chosen = Int32Array.from({ length: n * B }, () => Math.floor(r() * IMAGE_TOKENS));
+  const seen: Float32Array[] = [];
+  const rec = ctx.empty([n, B, IMAGE_TOKENS]);
+  const sampler: TokenSampler = (c, lg, s) => {
+    assert.equal(s.rows, B);
+    assert.equal(s.broadcast, s.step === 0);
+    c.copy(lg, { buffer: rec.buffer, offset: s.step * B * IMAGE_TOKENS * 4, size: B * IMAGE_TOKENS * 4 });
+    c.write(s.out, chosen.subarray(s.step * B, (s.step + 1) * B), s.outOffset * 4);
+  };
+  const out = await m.generate({
+    textIds,
+    batch: B,
+    seed: 1,
+    recipe: { attn_plus: 1.4 },
+    numTokens: n,
+    sampler,
+  });
+  seen.push(await ctx.readF32(rec));
+  for (let b = 0; b < B; b++) {
+    assert.deepEqual([...out[b]], Array.from({ length: n }, (_, k) => chosen[k * B + b]));
+    const L = P + n - 1;
+    const tokens = Int32Array.from({ length: L }, (_, i) => i < P ? textIds[i] : chosen[(i - P) * B + b]);
+    const { mask, positionIds } = coglmInputsRef(L, txtLen);
+    const hidden = transformerForwardRef(cpu, cfgOf(dims), {
+      tokens,
+      positionIds,
+      mask,
+      logWeights: logWeightsRef(L, L, txtLen, 1.4),
+    });
+    const all = logitsRef(cpu, hidden, L, IMAGE_TOKENS);
+    for (let k = 0; k < n; k++) {
+      const row = P - 1 + k;
+      // Step 0's logits come from the prompt (row 0, broadcast by the sampler); later steps from row b.
+      const got = seen[0].subarray(
+        (k * B + (k === 0 ? 0 : b)) * IMAGE_TOKENS,
+        (k * B + (k === 0 ? 0 : b) + 1) * IMAGE_TOKENS,
+      );
+      assertClose(`step ${k} row ${b}`, got, all.subarray(row * IMAGE_TOKENS, (row + 1) * IMAGE_TOKENS), {
+        atol: 1e-3,
+        rtol: 1e-4,
+      });
+    }
+  }
+  rec.release();
+  m.release();
+});
+
+Deno.test("CogLM generate (greedy) is the CPU greedy continuation, same for every batch row; cancellation", async () => {
+  const dims = DIMS[0];
+  const { m, cpu } = await model(dims, "f16");
+  const P = 5, txtLen = P - 1, n = 7;
+  const textIds = Int32Array.from([260, 281, 299, 270, 300]);
+  const steps: number[] = [];
+  const out = await m.generate({
+    textIds,
+    batch: 2,
+    seed: 0,
+    recipe: { attn_plus: 1.4 },
+    numTokens: n,
+    onStep: (s) => steps.push(s),
+  });
+  const seq = [...textIds];
+  for (let k = 0; k < n; k++) {
+    const L = seq.length;
+    const { mask, positionIds } = coglmInputsRef(L, txtLen);
+    const hidden = transformerForwardRef(cpu, cfgOf(dims), {
+      tokens: seq,
+      positionIds,
+      mask,
+      logWeights: logWeightsRef(L, L, txtLen, 1.4),
+    });
+    const lg = logitsRef(cpu, hidden.subarray((L - 1) * dims.hidden), 1, IMAGE_TOKENS);
+    let best = 0;
+    for (let i = 1; i < IMAGE_TOKENS; i++) if (lg[i] > lg[best]) best = i;
+    seq.push(best);
+  }
+  assert.deepEqual([...out[0]], seq.slice(P));
+  assert.deepEqual([...out[1]], seq.slice(P));
+  assert.equal(steps[steps.length - 1], n);
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(
+    () =>
+      m.generate({ textIds, batch: 2, seed: 0, recipe: { attn_plus: 1.4 }, numTokens: n, signal: ac.signal }),
+    {
+      name: "AbortError",
+    },
+  );
+  m.release();
+});
+
+Deno.test("CogLM perplexity is the original's mean caption log-probability", async () => {
+  const dims = DIMS[0];
+  const { m, cpu } = await model(dims, "f32");
+  const r = rng(5);
+  const nImg = 9, caption = Int32Array.from([301, 262, 290, 275]);
+  const samples = [0, 1, 2].map(() =>
+    Int32Array.from({ length: nImg }, () => Math.floor(r() * IMAGE_TOKENS))
+  );
+  const got = await m.perplexity(samples, caption);
+  const L = nImg + caption.length;
+  for (const [b, s] of samples.entries()) {
+    const tokens = [...s, ...caption];
+    const positionIds = tokens.map((_, i) => i < nImg ? 513 + i : i - nImg);
+    const mask = new Float32Array(L * L);
+    for (let i = 0; i < L; i++) {
+      for (let j = 0; j < L; j++) mask[i * L + j] = j < nImg || (i >= nImg && j <= i) ? 1 : 0;
+    }
+    const hidden = transformerForwardRef(cpu, cfgOf(dims), { tokens, positionIds, mask });
+    const lg = logitsRef(cpu, hidden, L, dims.vocab);
+    let sum = 0;
+    for (let i = nImg; i < L - 1; i++) {
+      const row = lg.subarray(i * dims.vocab, (i + 1) * dims.vocab);
+      const mx = Math.max(...row);
+      const lse = mx + Math.log(row.reduce((a, v) => a + Math.exp(v - mx), 0));
+      sum += row[tokens[i + 1]] - lse;
+    }
+    const want = sum / (L - 1 - nImg);
+    assert.ok(Math.abs(got[b] - want) < 1e-4, `sample ${b}: ${got[b]} vs ${want}`);
+  }
+  m.release();
+});
