@@ -24,7 +24,8 @@ export interface EncodeOptions {
 export class IceTokenizer {
   private sp: SentencePieceProcessor;
 
-  private constructor(private readonly proto: ModelProto) {
+  private constructor(private readonly proto: ModelProto, specialTokens: string[]) {
+    for (const piece of specialTokens) proto.pieces.push({ piece, score: 0, type: PieceType.NORMAL });
     this.sp = new SentencePieceProcessor(proto);
   }
 
@@ -34,10 +35,8 @@ export class IceTokenizer {
   }
 
   static fromBytes(bytes: Uint8Array, options: IceTokenizerOptions = {}): IceTokenizer {
-    const t = new IceTokenizer(decodeModelProto(bytes));
-    const special = options.specialTokens ?? COGVIEW2_SPECIAL_TOKENS;
-    if (special.length > 0) t.addSpecialTokens(special);
-    return t;
+    // Appending before the one processor build gives the same model as icetk's add_special_tokens + refresh.
+    return new IceTokenizer(decodeModelProto(bytes), options.specialTokens ?? COGVIEW2_SPECIAL_TOKENS);
   }
 
   /** icetk add_special_tokens: appends NORMAL pieces with score 0 and rebuilds the processor. */

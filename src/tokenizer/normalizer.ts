@@ -4,7 +4,6 @@
 
 import type { NormalizerSpec } from "./protobuf.ts";
 
-const SPACE_SYMBOL = new Uint8Array([0xe2, 0x96, 0x81]); // U+2581
 const REPLACEMENT = new Uint8Array([0xef, 0xbf, 0xbd]); // U+FFFD
 
 /** Byte length of the UTF-8 sequence starting with `b` (sentencepiece's OneCharLen table). */
@@ -39,12 +38,13 @@ export function validCharLen(s: Uint8Array, pos: number, end: number): number {
 export class DoubleArray {
   constructor(readonly units: Uint32Array) {}
 
-  /** Longest key that is a prefix of s[pos..end): [length, value], or [0, 0] if none. */
-  longestPrefix(s: Uint8Array, pos: number, end: number): [number, number] {
+  /** Length of the longest key that is a prefix of s[pos..end) (0 if none); its value is left in `value`. */
+  value = 0;
+  longestPrefix(s: Uint8Array, pos: number, end: number): number {
     const a = this.units;
     let unit = a[0];
     let node = (unit >>> 10) << ((unit & (1 << 9)) >>> 6);
-    let bestLen = 0, bestValue = 0;
+    let bestLen = 0;
     for (let i = pos; i < end; i++) {
       const c = s[i];
       node ^= c;
@@ -55,10 +55,10 @@ export class DoubleArray {
       node ^= (unit >>> 10) << ((unit & (1 << 9)) >>> 6);
       if ((unit >>> 8) & 1) {
         bestLen = i + 1 - pos;
-        bestValue = a[node] & 0x7fffffff;
+        this.value = a[node] & 0x7fffffff;
       }
     }
-    return [bestLen, bestValue];
+    return bestLen;
   }
 }
 
@@ -105,8 +105,13 @@ export class PrefixMatcher {
 export class Normalizer {
   private readonly trie: DoubleArray | null = null;
   private readonly blob: Uint8Array = new Uint8Array(0);
-  /** Cached replacement strings by blob offset. */
-  private readonly replacements = new Map<number, Uint8Array>();
+  /** End (exclusive) of the NUL-terminated replacement starting at each blob offset, filled lazily (0 = unknown). */
+  private readonly replacementEnd: Int32Array = new Int32Array(0);
+
+  // Result of normalizePrefix: bytes src[start..end) replace `consumed` input bytes.
+  private src: Uint8Array = REPLACEMENT;
+  private start = 0;
+  private end = 0;
 
   constructor(
     readonly spec: NormalizerSpec,
@@ -127,88 +132,167 @@ export class Normalizer {
       for (let i = 0; i < units.length; i++) units[i] = dv.getUint32(4 + 4 * i, true);
       this.trie = new DoubleArray(units);
       this.blob = index.subarray(4 + trieSize);
+      this.replacementEnd = new Int32Array(this.blob.length + 1);
     }
-  }
-
-  private replacement(offset: number): Uint8Array {
-    let r = this.replacements.get(offset);
-    if (!r) {
-      let e = offset;
-      while (e < this.blob.length && this.blob[e] !== 0) e++;
-      r = this.blob.subarray(offset, e);
-      this.replacements.set(offset, r);
-    }
-    return r;
   }
 
   /**
-   * Normalizes the prefix of s[pos..end): [replacement bytes, bytes consumed]. User-defined symbols come back as
-   * they are; then the longest charsmap rule; else one UTF-8 character (a malformed byte becomes U+FFFD).
+   * Normalizes the prefix of s[pos..end); returns the number of input bytes consumed and leaves the replacement
+   * in this.src[this.start..this.end). User-defined symbols come back as they are; then the longest charsmap rule;
+   * else one UTF-8 character (a malformed byte becomes U+FFFD).
    */
-  normalizePrefix(s: Uint8Array, pos: number, end: number): [Uint8Array, number] {
+  private prefix(s: Uint8Array, pos: number, end: number): number {
     if (this.matcher) {
       const m = this.matcher.match(s, pos, end);
-      if (m > 0) return [s.subarray(pos, pos + m), m];
+      if (m > 0) {
+        this.src = s;
+        this.start = pos;
+        this.end = pos + m;
+        return m;
+      }
     }
-    if (this.trie) {
-      const [len, value] = this.trie.longestPrefix(s, pos, end);
-      if (len > 0) return [this.replacement(value), len];
+    const trie = this.trie;
+    if (trie) {
+      const len = trie.longestPrefix(s, pos, end);
+      if (len > 0) {
+        const off = trie.value;
+        let e = this.replacementEnd[off];
+        if (e === 0) {
+          e = off;
+          while (e < this.blob.length && this.blob[e] !== 0) e++;
+          this.replacementEnd[off] = e;
+        }
+        this.src = this.blob;
+        this.start = off;
+        this.end = e;
+        return len;
+      }
     }
     const n = validCharLen(s, pos, end);
-    if (n === 0) return [REPLACEMENT, 1];
-    return [s.subarray(pos, pos + n), n];
+    if (n === 0) {
+      this.src = REPLACEMENT;
+      this.start = 0;
+      this.end = 3;
+      return 1;
+    }
+    this.src = s;
+    this.start = pos;
+    this.end = pos + n;
+    return n;
   }
 
-  /** Normalizes UTF-8 bytes as Normalizer::Normalize does (without the norm→orig alignment). */
+  /** [replacement bytes, bytes consumed] for the prefix of s[pos..end) (see `normalize`). */
+  normalizePrefix(s: Uint8Array, pos: number, end: number): [Uint8Array, number] {
+    const n = this.prefix(s, pos, end);
+    return [this.src.subarray(this.start, this.end), n];
+  }
+
+  /** Normalizes UTF-8 bytes as Normalizer::Normalize does (without the norm→orig alignment); a fresh array. */
   normalize(input: Uint8Array): Uint8Array {
+    const len = this.run(input, input.length); // first: run() may replace outBuf
+    return this.outBuf.slice(0, len);
+  }
+
+  /**
+   * Normalizes a JS string; the result is a view of an internal buffer, valid until the next call on this
+   * normalizer (the encoder's hot path: no allocation per call once the buffers have grown).
+   */
+  normalizeText(text: string): Uint8Array {
+    // UTF-8 encode into the scratch input (lone surrogates become U+FFFD, as TextEncoder does).
+    if (this.inBuf.length < text.length * 3) this.inBuf = new Uint8Array(text.length * 3 + 64);
+    const buf = this.inBuf;
+    let n = 0;
+    for (let i = 0; i < text.length; i++) {
+      let c = text.charCodeAt(i);
+      if (c < 0x80) buf[n++] = c;
+      else if (c < 0x800) {
+        buf[n++] = 0xc0 | (c >> 6);
+        buf[n++] = 0x80 | (c & 0x3f);
+      } else {
+        if (c >= 0xd800 && c <= 0xdfff) {
+          const d = i + 1 < text.length ? text.charCodeAt(i + 1) : 0;
+          if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
+            c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+            i++;
+            buf[n++] = 0xf0 | (c >> 18);
+            buf[n++] = 0x80 | ((c >> 12) & 0x3f);
+            buf[n++] = 0x80 | ((c >> 6) & 0x3f);
+            buf[n++] = 0x80 | (c & 0x3f);
+            continue;
+          }
+          c = 0xfffd;
+        }
+        buf[n++] = 0xe0 | (c >> 12);
+        buf[n++] = 0x80 | ((c >> 6) & 0x3f);
+        buf[n++] = 0x80 | (c & 0x3f);
+      }
+    }
+    const len = this.run(buf, n); // first: run() may replace outBuf
+    return this.outBuf.subarray(0, len);
+  }
+
+  private inBuf = new Uint8Array(256);
+  private outBuf = new Uint8Array(256);
+
+  /** The normalization itself: input[0..end) → this.outBuf[0..returned length). */
+  private run(input: Uint8Array, end: number): number {
     const spec = this.spec;
+    const escape = spec.escapeWhitespaces, removeExtra = spec.removeExtraWhitespaces;
     let pos = 0;
-    const end = input.length;
-    if (end === 0) return new Uint8Array(0);
-    if (spec.removeExtraWhitespaces) {
+    if (end === 0) return 0;
+    if (removeExtra) {
       while (pos < end) {
-        const [sp, n] = this.normalizePrefix(input, pos, end);
-        if (!(sp.length === 1 && sp[0] === 0x20)) break;
+        const n = this.prefix(input, pos, end);
+        if (!(this.end - this.start === 1 && this.src[this.start] === 0x20)) break;
         pos += n;
       }
     }
-    if (pos >= end) return new Uint8Array(0);
+    if (pos >= end) return 0;
 
-    let out = new Uint8Array(Math.max(16, (end - pos) * 3 + 3));
+    if (this.outBuf.length < (end - pos) * 3 + 16) this.outBuf = new Uint8Array((end - pos) * 3 + 64);
+    let out = this.outBuf;
     let len = 0;
-    const push = (b: number) => {
-      if (len === out.length) {
-        const bigger = new Uint8Array(out.length * 2);
-        bigger.set(out);
-        out = bigger;
-      }
-      out[len++] = b;
+    const reserve = (extra: number) => {
+      if (len + extra <= out.length) return;
+      const bigger = new Uint8Array(Math.max(out.length * 2, len + extra));
+      bigger.set(out.subarray(0, len));
+      out = this.outBuf = bigger;
     };
     const addWs = () => {
-      if (spec.escapeWhitespaces) { for (const b of SPACE_SYMBOL) push(b); }
-      else push(0x20);
+      reserve(3);
+      if (escape) {
+        out[len++] = 0xe2;
+        out[len++] = 0x96;
+        out[len++] = 0x81;
+      } else out[len++] = 0x20;
     };
 
     if (!this.treatWhitespaceAsSuffix && spec.addDummyPrefix) addWs();
 
-    let isPrevSpace = spec.removeExtraWhitespaces;
+    let isPrevSpace = removeExtra;
     while (pos < end) {
-      const [sp, n] = this.normalizePrefix(input, pos, end);
-      let i = 0;
-      if (isPrevSpace) { while (i < sp.length && sp[i] === 0x20) i++; }
-      if (i < sp.length) {
-        for (; i < sp.length; i++) {
-          if (spec.escapeWhitespaces && sp[i] === 0x20) { for (const b of SPACE_SYMBOL) push(b); }
-          else push(sp[i]);
+      const n = this.prefix(input, pos, end);
+      const src = this.src, e = this.end;
+      let i = this.start;
+      if (isPrevSpace) { while (i < e && src[i] === 0x20) i++; }
+      if (i < e) {
+        reserve(3 * (e - i));
+        for (; i < e; i++) {
+          const b = src[i];
+          if (escape && b === 0x20) {
+            out[len++] = 0xe2;
+            out[len++] = 0x96;
+            out[len++] = 0x81;
+          } else out[len++] = b;
         }
-        isPrevSpace = sp[sp.length - 1] === 0x20;
+        isPrevSpace = src[e - 1] === 0x20;
       }
       pos += n;
-      if (!spec.removeExtraWhitespaces) isPrevSpace = false;
+      if (!removeExtra) isPrevSpace = false;
     }
 
-    if (spec.removeExtraWhitespaces) {
-      if (spec.escapeWhitespaces) {
+    if (removeExtra) {
+      if (escape) {
         while (len >= 3 && out[len - 3] === 0xe2 && out[len - 2] === 0x96 && out[len - 1] === 0x81) len -= 3;
       } else {
         while (len >= 1 && out[len - 1] === 0x20) len--;
@@ -216,6 +300,6 @@ export class Normalizer {
     }
 
     if (this.treatWhitespaceAsSuffix && spec.addDummyPrefix) addWs();
-    return out.slice(0, len);
+    return len;
   }
 }

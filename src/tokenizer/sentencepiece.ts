@@ -19,34 +19,58 @@ export interface EncodedPiece {
   piece: string;
 }
 
-/** A byte trie of the vocabulary: transitions in one Map keyed node * 256 + byte, ids at the nodes. */
+/**
+ * A byte trie of the vocabulary. Edges live in one open-addressing hash table of typed arrays, keyed
+ * node * 256 + byte (linear probing, load factor <= 1/2): O(1) steps without per-edge objects.
+ */
 class PieceTrie {
-  private readonly next = new Map<number, number>();
-  private values: Int32Array = new Int32Array(1).fill(-1);
-  private nodes = 1;
+  private readonly keys: Int32Array;
+  private readonly targets: Int32Array;
+  private readonly mask: number;
+  private readonly values: Int32Array;
 
-  insert(key: Uint8Array, id: number): void {
-    let node = 0;
-    for (const b of key) {
-      const k = node * 256 + b;
-      let n = this.next.get(k);
-      if (n === undefined) {
-        n = this.nodes++;
-        this.next.set(k, n);
-        if (n >= this.values.length) {
-          const v = new Int32Array(this.values.length * 2).fill(-1);
-          v.set(this.values);
-          this.values = v;
+  constructor(entries: [Uint8Array, number][]) {
+    let edges = 0;
+    for (const [k] of entries) edges += k.length;
+    let cap = 16;
+    while (cap < edges * 2) cap *= 2;
+    this.mask = cap - 1;
+    this.keys = new Int32Array(cap).fill(-1);
+    this.targets = new Int32Array(cap);
+    const values: number[] = [-1];
+    for (const [key, id] of entries) {
+      let node = 0;
+      for (const b of key) {
+        let n = this.step(node, b);
+        if (n < 0) {
+          n = values.length;
+          values.push(-1);
+          const k = node * 256 + b;
+          let h = this.hash(k);
+          while (this.keys[h] !== -1) h = (h + 1) & this.mask;
+          this.keys[h] = k;
+          this.targets[h] = n;
         }
+        node = n;
       }
-      node = n;
+      values[node] = id;
     }
-    this.values[node] = id;
+    this.values = Int32Array.from(values);
+  }
+
+  private hash(k: number): number {
+    return Math.imul(k, 0x9e3779b1) >>> 0 & this.mask;
   }
 
   /** The child of `node` along byte `b`, or -1. */
   step(node: number, b: number): number {
-    return this.next.get(node * 256 + b) ?? -1;
+    const k = node * 256 + b;
+    const keys = this.keys, mask = this.mask;
+    for (let h = Math.imul(k, 0x9e3779b1) >>> 0 & mask;; h = (h + 1) & mask) {
+      const x = keys[h];
+      if (x === k) return this.targets[h];
+      if (x === -1) return -1;
+    }
   }
 
   /** The id stored at `node`, or -1. */
@@ -74,7 +98,7 @@ export class SentencePieceProcessor {
   readonly modelType: number;
   private readonly pieceIds = new Map<string, number>();
   private readonly reservedIds = new Map<string, number>();
-  private readonly trie = new PieceTrie();
+  private readonly trie: PieceTrie;
   private readonly normalizer: Normalizer;
   private readonly matcher: PrefixMatcher;
   private readonly denormalizer: Normalizer | null = null;
@@ -101,6 +125,7 @@ export class SentencePieceProcessor {
     this.byteFallback = proto.trainerSpec.byteFallback;
     let unk = -1;
     const userDefined: Uint8Array[] = [];
+    const trieKeys: [Uint8Array, number][] = [];
     let minScore = FLT_MAX, maxScore = FLT_MIN;
     for (let i = 0; i < n; i++) {
       const sp = this.pieces[i];
@@ -113,7 +138,7 @@ export class SentencePieceProcessor {
       if (map.has(sp.piece)) throw new Error(`SentencePiece model: ${sp.piece} is already defined`);
       map.set(sp.piece, i);
       const bytes = encoder.encode(sp.piece);
-      if (normal) this.trie.insert(bytes, i);
+      if (normal) trieKeys.push([bytes, i]);
       if (sp.type === PieceType.USER_DEFINED) userDefined.push(bytes);
       if (sp.type === PieceType.UNKNOWN) {
         if (unk >= 0) throw new Error("SentencePiece model: unk is already defined");
@@ -137,6 +162,7 @@ export class SentencePieceProcessor {
       throw new Error("SentencePiece model: byte_fallback is set but not all 256 byte pieces exist");
     }
     this.unkId = unk;
+    this.trie = new PieceTrie(trieKeys);
     this.minScore = minScore;
     this.maxScore = maxScore;
     this.unkSurface = proto.trainerSpec.unkSurface ?? DEFAULT_UNK_SURFACE;
@@ -179,19 +205,20 @@ export class SentencePieceProcessor {
 
   /** The normalized UTF-8 bytes the model sees. */
   normalize(text: string): Uint8Array {
-    return this.normalizer.normalize(encoder.encode(text));
+    return this.normalizer.normalizeText(text).slice();
   }
 
   /** Text → pieces with ids (EncodeAsPieces / EncodeAsIds are the two projections of this). */
   encode(text: string): EncodedPiece[] {
-    const s = this.normalize(text);
+    const s = this.normalizer.normalizeText(text);
     if (s.length === 0) return [];
     const spans = this.modelType === ModelType.UNIGRAM ? this.encodeUnigram(s) : this.encodeBpe(s);
     // PopulateSentencePieceText: unknown runs merge into one piece (or become byte pieces with byte_fallback).
+    // A known piece's text is the vocabulary entry itself; only unknown runs are cut from the normalized bytes.
     const out: EncodedPiece[] = [];
     let prevUnk = false, runStart = 0;
     for (const sp of spans) {
-      const unk = this.isUnknown(sp.id);
+      const unk = this.types[sp.id] === PieceType.UNKNOWN;
       if (unk && this.byteFallback) {
         for (let i = sp.start; i < sp.end; i++) {
           const id = this.byteIds[s[i]];
@@ -199,29 +226,54 @@ export class SentencePieceProcessor {
         }
       } else if (prevUnk && unk) {
         out[out.length - 1].piece = decoder.decode(s.subarray(runStart, sp.end));
-      } else {
-        if (unk) runStart = sp.start;
+      } else if (unk) {
+        runStart = sp.start;
         out.push({ id: sp.id, piece: decoder.decode(s.subarray(sp.start, sp.end)) });
+      } else {
+        out.push({ id: sp.id, piece: this.pieces[sp.id].piece });
       }
       prevUnk = unk;
     }
     return out;
   }
 
+  /** EncodeAsIds: the ids of `encode` without building piece strings. */
   encodeIds(text: string): number[] {
-    return this.encode(text).map((p) => p.id);
+    const s = this.normalizer.normalizeText(text);
+    if (s.length === 0) return [];
+    const spans = this.modelType === ModelType.UNIGRAM ? this.encodeUnigram(s) : this.encodeBpe(s);
+    const out: number[] = [];
+    let prevUnk = false;
+    for (const sp of spans) {
+      const unk = this.types[sp.id] === PieceType.UNKNOWN;
+      if (unk && this.byteFallback) { for (let i = sp.start; i < sp.end; i++) out.push(this.byteIds[s[i]]); }
+      else if (!(prevUnk && unk)) out.push(sp.id);
+      prevUnk = unk;
+    }
+    return out;
   }
 
   encodePieces(text: string): string[] {
     return this.encode(text).map((p) => p.piece);
   }
 
+  // Viterbi scratch (best path score, start and id of the last piece per end position), grown as needed.
+  private vScore = new Float32Array(256);
+  private vFrom = new Int32Array(256);
+  private vIds = new Int32Array(256);
+
   /** Unigram Model::EncodeOptimized: Viterbi over UTF-8 byte positions with float32 path scores. */
   private encodeUnigram(s: Uint8Array): Span[] {
     const size = s.length;
-    const score = new Float32Array(size + 1);
-    const from = new Int32Array(size + 1).fill(-1);
-    const ids = new Int32Array(size + 1).fill(-1);
+    if (this.vScore.length < size + 1) {
+      const cap = Math.max(2 * this.vScore.length, size + 1);
+      this.vScore = new Float32Array(cap);
+      this.vFrom = new Int32Array(cap);
+      this.vIds = new Int32Array(cap);
+    }
+    const score = this.vScore, from = this.vFrom, ids = this.vIds;
+    score.fill(0, 0, size + 1);
+    from.fill(-1, 0, size + 1);
     const unkScore = Math.fround(this.minScore - UNK_PENALTY);
     const { trie, types, scores } = this;
     const maxScore = this.maxScore;

@@ -78,6 +78,19 @@ Deno.test("icetk: normalizer and user-defined probes (expected from sentencepiec
   }
 });
 
+Deno.test("icetk: long expanding input (normalizer buffers grow) matches sentencepiece 0.1.97", async () => {
+  const t = await IceTokenizer.fromFile(new URL("icetk/ice_text.model", ROOT).pathname);
+  t.encode("short first"); // scratch buffers exist before the long input
+  const want = [520, 0, 76];
+  for (let i = 0; i < 149; i++) want.push(124, 0, 76);
+  for (let i = 0; i < 100; i++) want.push(6, 1199);
+  const text = "½".repeat(150) + " ﬁ".repeat(100);
+  assert.deepEqual(t.encode(text), want.map((i) => i + 20000));
+  assert.deepEqual(t.encode(text), want.map((i) => i + 20000));
+  const norm = t.processor.normalize(text);
+  assert.equal(new TextDecoder().decode(norm), "▁" + "1⁄2".repeat(150) + "▁fi".repeat(100));
+});
+
 Deno.test("icetk: special tokens, linebreaks, unknown runs, discourage", async () => {
   const bytes = await Deno.readFile(new URL("icetk/ice_text.model", ROOT));
   const t = IceTokenizer.fromBytes(bytes);
