@@ -113,3 +113,21 @@ Deno.test("icetk: special tokens, linebreaks, unknown runs, discourage", async (
   d.discourageTokens(before[0]);
   assert.notDeepEqual(d.tokenize("a tiger"), before);
 });
+
+Deno.test("icetk: random strings match sentencepiece 0.1.97 (testdata/sp0197_cases.jsonl, both models)", async () => {
+  const lines = (await Deno.readTextFile(new URL("testdata/sp0197_cases.jsonl", import.meta.url))).split(
+    "\n",
+  );
+  const recs = lines.filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
+  const toks = new Map<string, IceTokenizer>();
+  for (const r of recs) {
+    let t = toks.get(r.model);
+    if (!t) toks.set(r.model, t = await IceTokenizer.fromFile(new URL(`icetk/${r.model}`, ROOT).pathname));
+    const what = `${r.model} ${JSON.stringify(r.text)}`;
+    assert.deepEqual(t.encode(r.text, { ignoreLinebreak: r.ignore_linebreak }), r.ids, `ids of ${what}`);
+    assert.deepEqual(t.tokenize(r.text), r.tokenize, `tokenize of ${what}`);
+    assert.equal(t.decode(r.ids), r.decoded, `decode of ${what}`);
+  }
+  assert.equal(toks.size, 2);
+  assert.ok(recs.length >= 400);
+});
