@@ -3,8 +3,12 @@
 import type { KindHandler } from "./types.ts";
 import { icetkText } from "./icetk_text.ts";
 import { localAttentionCase } from "./local_attention.ts";
+import { coglmForward, coglmGenerateGreedy, coglmPerplexity } from "./coglm.ts";
 
 export const kinds: Record<string, KindHandler> = {
   icetk_text: icetkText,
   local_attention: localAttentionCase,
+  coglm_forward: coglmForward,
+  coglm_generate_greedy: coglmGenerateGreedy,
+  coglm_perplexity: coglmPerplexity,
 };
