@@ -2,7 +2,7 @@
 // were made with): unigram (the optimized Viterbi with its float32 scores) and BPE models, the precompiled-charsmap
 // normalizer, user-defined pieces, unknown-run merging, byte fallback and decode. Not a trainer; no sampling/n-best.
 
-import { Normalizer, oneCharLen, PrefixMatcher } from "./normalizer.ts";
+import { Normalizer, oneCharLen, PrefixMatcher, validCharLen } from "./normalizer.ts";
 import { decodeModelProto, type ModelProto, ModelType, PieceType, type SentencePiece } from "./protobuf.ts";
 
 const encoder = new TextEncoder();
@@ -427,8 +427,18 @@ export class SentencePieceProcessor {
     let bytes: number[] = [];
     const flushBytes = () => {
       if (bytes.length === 0) return;
-      // Each invalid byte becomes U+FFFD, valid sequences decode as UTF-8 (TextDecoder does exactly this).
-      text += decoder.decode(new Uint8Array(bytes));
+      // ProcessBytePieces: valid UTF-8 sequences decode; every byte of a malformed one is its own U+FFFD.
+      const b = new Uint8Array(bytes);
+      for (let i = 0; i < b.length;) {
+        const n = validCharLen(b, i, b.length);
+        if (n === 0) {
+          text += "\ufffd";
+          i++;
+        } else {
+          text += decoder.decode(b.subarray(i, i + n));
+          i += n;
+        }
+      }
       bytes = [];
     };
     for (const piece of pieces) {
