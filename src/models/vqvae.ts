@@ -449,6 +449,36 @@ export class Vqvae {
     return (await this.encodeDetailed(image, h, w)).best;
   }
 
+  /** Multiply-add FLOPs of one decode of a side×side grid (convolutions 2·k²·cin·cout per pixel, attention 4·C·N²). */
+  decodeFlops(side: number): number {
+    const d = this.#dec!;
+    let px = side * side, flops = 0;
+    const conv = (c: Conv) => {
+      const [co, ci, k] = c.w.shape;
+      flops += 2 * co * ci * k * k * px;
+    };
+    const res = (b: ResBlock) => [b.conv1, b.conv2, ...(b.nin ? [b.nin] : [])].forEach(conv);
+    const attn = (a: AttnBlock) => {
+      [a.q, a.k, a.v, a.proj].forEach(conv);
+      flops += 4 * a.c * px * px;
+    };
+    conv(d.convIn);
+    res(d.mid1), attn(d.midAttn), res(d.mid2);
+    for (let i = d.levels.length - 1; i >= 0; i--) {
+      const lv = d.levels[i];
+      lv.blocks.forEach((b, j) => {
+        res(b);
+        if (lv.attns[j]) attn(lv.attns[j]);
+      });
+      if (lv.resample) {
+        px *= 4;
+        conv(lv.resample);
+      }
+    }
+    conv(d.convOut);
+    return flops;
+  }
+
   /** Frees the GPU weights. */
   release(): void {
     for (const t of this.#owned.splice(0)) t.release();
