@@ -87,10 +87,13 @@ export class IceTokenizer {
     return this.sp.encodePieces(text);
   }
 
-  /** icetk[str]: `<image_N>` → N (no range check), else PieceToId + 20000 (unknown → 20000, the `<unk>` id). */
+  /**
+   * icetk[str]: `<image_N>` → N (no range check; N in any Unicode decimal digits, as Python's int() reads them),
+   * else PieceToId + 20000 (unknown → 20000, the `<unk>` id).
+   */
   tokenToId(token: string): number {
-    const m = /^<image_([0-9]+)>$/.exec(token);
-    if (m) return parseInt(m[1], 10);
+    const m = /^<image_(\p{Nd}+)>$/u.exec(token);
+    if (m) return decimalValue(m[1]);
     return this.sp.pieceToId(token) + NUM_IMAGE_TOKENS;
   }
 
@@ -99,4 +102,18 @@ export class IceTokenizer {
     if (id < NUM_IMAGE_TOKENS) return `<image_${id}>`;
     return this.sp.idToPiece(id - NUM_IMAGE_TOKENS);
   }
+}
+
+const ND = /^\p{Nd}$/u;
+
+/** Value of a string of Unicode decimal digits (each Nd block is runs of ten consecutive code points, 0 to 9). */
+function decimalValue(digits: string): number {
+  let v = 0;
+  for (const ch of digits) {
+    const cp = ch.codePointAt(0)!;
+    let start = cp;
+    while (ND.test(String.fromCodePoint(start - 1))) start--;
+    v = v * 10 + ((cp - start) % 10);
+  }
+  return v;
 }

@@ -107,6 +107,10 @@ Deno.test("icetk: special tokens, linebreaks, unknown runs, discourage", async (
   // without special tokens the vocabulary is the file's
   assert.equal(IceTokenizer.fromBytes(bytes, { specialTokens: [] }).numTokens, 26000);
   assert.throws(() => t.idToToken(26003), /out of range/);
+  // Python's str.isdigit()/int() accept any decimal digits: icetk['<image_١٢>'] == 12, ['<image_𝟗𝟎>'] == 90
+  assert.equal(t.tokenToId("<image_١٢>"), 12);
+  assert.equal(t.tokenToId("<image_𝟗𝟎>"), 90);
+  assert.equal(t.tokenToId("<image_007>"), 7);
   // discourage_tokens changes unigram output (score −100 on a piece)
   const d = IceTokenizer.fromBytes(bytes);
   const before = d.tokenize("a tiger");
