@@ -6,6 +6,7 @@ import { openTorchCheckpoint } from "../../src/formats/torch.ts";
 import { openModelDir } from "../../src/models/config.ts";
 import { encodeNpy } from "../../src/formats/npy.ts";
 import { BytesAccess, writeZip, ZipArchive } from "../../src/formats/zip.ts";
+import { type FakeStorage, type FakeTensor, writeTorchCheckpoint } from "../formats/_torch_writer.ts";
 
 const FIX = new URL("../testdata/cogview2-tiny/", import.meta.url).pathname;
 
@@ -371,6 +372,98 @@ Deno.test("convert: the CLI exits 1 with one line naming the file, 2 on usage er
     const v2 = await run("--verify", out);
     assert.equal(v2.code, 1);
     assert.match(v2.err, /itersr\.safetensors: SHA-256 differs from the manifest/);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("convert: float32 and bfloat16 checkpoints with transposed and shared-storage views give the same model", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "convert-test-" });
+  try {
+    const set = await copySet(tmp);
+    const ref = join(tmp, "ref");
+    await convert({ ...set, out: ref, progress: false });
+    // Rewrite coglm as float32 (every 2-D weight stored transposed, read through a stride view) and dsr as bfloat16
+    // (all tensors packed into one shared storage at offsets). Fixture values are float16-representable, and the
+    // dsr values are checked against bfloat16 rounding, so the f16 output must equal the original for coglm.
+    const src = await openTorchCheckpoint(join(FIX, "sat/coglm/1/mp_rank_00_model_states.pt"));
+    const storages: FakeStorage[] = [];
+    const tensors: FakeTensor[] = [];
+    for (const n of src.names()) {
+      const { shape } = src.info(n);
+      const v = new Float16Array((await src.read(n)).slice().buffer);
+      const key = String(storages.length);
+      if (shape.length === 2) {
+        const [r, c] = shape;
+        const t = new Float32Array(r * c);
+        for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) t[j * r + i] = v[i * c + j];
+        storages.push({ key, dtype: "f32", numel: r * c, data: new Uint8Array(t.buffer) });
+        tensors.push({ name: n, storage: key, shape, stride: [1, r] });
+      } else {
+        storages.push({
+          key,
+          dtype: "f32",
+          numel: v.length,
+          data: new Uint8Array(Float32Array.from(v).buffer),
+        });
+        tensors.push({ name: n, storage: key, shape });
+      }
+    }
+    src.close();
+    await writeTorchCheckpoint(join(set.sat, "coglm/1/mp_rank_00_model_states.pt"), {
+      storages,
+      tensors,
+      archive: "mp_rank_00_model_states",
+    });
+    const dsrSrc = await openTorchCheckpoint(join(FIX, "sat/cogview2-dsr/1/mp_rank_00_model_states.pt"));
+    const parts: { name: string; shape: number[]; bf: Uint16Array }[] = [];
+    for (const n of dsrSrc.names()) {
+      const f = Float32Array.from(new Float16Array((await dsrSrc.read(n)).slice().buffer));
+      const u = new Uint32Array(f.buffer);
+      parts.push({ name: n, shape: dsrSrc.info(n).shape, bf: Uint16Array.from(u, (x) => x >>> 16) }); // truncation
+    }
+    dsrSrc.close();
+    const total = parts.reduce((a, p) => a + p.bf.length, 0);
+    const shared = new Uint16Array(total + 3);
+    let off = 3;
+    const dsrTensors: FakeTensor[] = [];
+    for (const p of parts) {
+      shared.set(p.bf, off);
+      dsrTensors.push({ name: p.name, storage: "s", shape: p.shape, offset: off });
+      off += p.bf.length;
+    }
+    await writeTorchCheckpoint(join(set.sat, "cogview2-dsr/1/mp_rank_00_model_states.pt"), {
+      storages: [{ key: "s", dtype: "bf16", numel: shared.length, data: new Uint8Array(shared.buffer) }],
+      tensors: dsrTensors,
+      archive: "mp_rank_00_model_states",
+    });
+    const out = join(tmp, "out");
+    await convert({ ...set, out, progress: false });
+    const a = await openModelDir(ref), b = await openModelDir(out);
+    const sa = await a.weights("coglm"), sb = await b.weights("coglm");
+    for (const n of sa.names()) assert.deepEqual(await sb.read(n), await sa.read(n), `coglm ${n}`);
+    sa.close();
+    sb.close();
+    const da = await b.weights("dsr");
+    for (const p of parts) {
+      const got = new Float16Array((await da.read(p.name)).slice().buffer);
+      const want = new Float32Array(Uint32Array.from(p.bf, (x) => x << 16).buffer);
+      assert.deepEqual(Float32Array.from(got), Float32Array.from(new Float16Array(want)), `dsr ${p.name}`);
+    }
+    da.close();
+    // --dtype f32 keeps bfloat16 values exactly.
+    const out32 = join(tmp, "out32");
+    await convert({ ...set, out: out32, dtype: "f32", progress: false });
+    const d32 = await (await openModelDir(out32)).weights("dsr");
+    for (const p of parts.slice(0, 5)) {
+      const got = new Float32Array((await d32.read(p.name)).slice().buffer);
+      assert.deepEqual(
+        got,
+        new Float32Array(Uint32Array.from(p.bf, (x) => x << 16).buffer),
+        `dsr f32 ${p.name}`,
+      );
+    }
+    d32.close();
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
