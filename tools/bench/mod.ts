@@ -3,9 +3,11 @@ import type { BenchSuite } from "./_types.ts";
 import { matmulSuite } from "./matmul.ts";
 import { localAttentionSuite } from "./local_attention.ts";
 import { tokenizerSuite } from "./tokenizer.ts";
+import { coglmSuite } from "./coglm.ts";
 
 export const suites: BenchSuite[] = [
   matmulSuite,
   localAttentionSuite,
   tokenizerSuite,
+  coglmSuite,
 ];
