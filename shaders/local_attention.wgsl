@@ -1,7 +1,7 @@
 // 2-D local attention of Sleepychord/Image-Local-Attention and CogView2's SR models (src/kernels/local_attention.ts).
 // Entry points: `similar` (f_similar), `weighting` (f_weighting) on NCHW grids, and `fused` (one SR attention row per
-// invocation: window scores + low-res window or text scores, one online softmax, weighted values; no score matrix).
-// Variants by define: SIMILAR | WEIGHTING | FUSED; with FUSED: LOWRES | TEXT (+ HAS_MASK, HAS_LOGW), D = head_dim.
+// invocation: window scores + low-res window or text scores, one softmax, weighted values; no score matrix).
+// Variants by define: SIMILAR | WEIGHTING | FUSED; with FUSED: LOWRES | TEXT (+ HAS_MASK, HAS_LOGW), VEC4, DV = head_dim / width, MAXP.
 
 const OUT_OF_GRID: f32 = -10000.0;
 
@@ -76,7 +76,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 #endif
 
 #if FUSED
-// Rows views: element (batch b, token t, channel c) at off + b·bat + t·row + c (c = head·D + channel in head).
+// Rows views: element (batch b, token t, channel c) at off + b·bat + t·row + c (c = head·D + channel in head), all in
+// units of VT (vec4 when every offset, stride and D is a multiple of 4: VEC4, else f32).
 struct Params {
   batch: u32, heads: u32, side: u32, ksz: u32,
   q_off: u32, q_row: u32, q_bat: u32,
@@ -87,21 +88,34 @@ struct Params {
   v2_off: u32, v2_row: u32, v2_bat: u32,
   side2: u32,   // LOWRES: low-res grid side; TEXT: number of text keys
   ksz2: u32,    // LOWRES: low-res window side
-  m_bat: u32,   // TEXT: mask / log-weight batch stride (0 = broadcast)
+  m_bat: u32,   // TEXT: mask / log-weight batch stride in f32 (0 = broadcast)
   scale: f32,
   add_scalar: f32,
 }
-const D: u32 = {{D}}u;
+#if VEC4
+alias VT = vec4<f32>;
+fn vdot(a: VT, b: VT) -> f32 { return dot(a, b); }
+#else
+alias VT = f32;
+fn vdot(a: VT, b: VT) -> f32 { return a * b; }
+#endif
+// Head width in VT units; score slots per row (window + low-res window or text keys).
+const DV: u32 = {{DV}}u;
+const MAXP: u32 = {{MAXP}}u;
+// Windows (compile-time): KH × KW on the high-res grid, KSZ2 × KSZ2 on the low-res grid.
+const KH: u32 = {{KH}}u;
+const KW: u32 = {{KW}}u;
+const KSZ2: u32 = {{KSZ2}}u;
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> Q: array<f32>;
-@group(0) @binding(2) var<storage, read> K: array<f32>;
-@group(0) @binding(3) var<storage, read> V: array<f32>;
+@group(0) @binding(1) var<storage, read> Q: array<VT>;
+@group(0) @binding(2) var<storage, read> K: array<VT>;
+@group(0) @binding(3) var<storage, read> V: array<VT>;
 #if LOWRES
-@group(0) @binding(4) var<storage, read> K2: array<f32>;
-@group(0) @binding(5) var<storage, read> V2: array<f32>;
+@group(0) @binding(4) var<storage, read> K2: array<VT>;
+@group(0) @binding(5) var<storage, read> V2: array<VT>;
 #elif TEXT
-@group(0) @binding(4) var<storage, read> K2: array<f32>;
-@group(0) @binding(5) var<storage, read> V2: array<f32>;
+@group(0) @binding(4) var<storage, read> K2: array<VT>;
+@group(0) @binding(5) var<storage, read> V2: array<VT>;
 #if HAS_MASK
 @group(0) @binding({{B_MASK}}) var<storage, read> MASK: array<f32>;
 #endif
@@ -109,26 +123,10 @@ const D: u32 = {{D}}u;
 @group(0) @binding({{B_LOGW}}) var<storage, read> LOGW: array<f32>;
 #endif
 #endif
-@group(0) @binding({{B_OUT}}) var<storage, read_write> O: array<f32>;
+@group(0) @binding({{B_OUT}}) var<storage, read_write> O: array<VT>;
 
-var<private> q: array<f32, D>;
-var<private> acc: array<f32, D>;
-var<private> mx: f32;
-var<private> den: f32;
-
-// Online softmax: folds score s in; returns the weight its value row gets (the accumulator already rescaled).
-fn fold(s: f32) -> f32 {
-  if (s > mx) {
-    let r = exp(mx - s);
-    den *= r;
-    for (var c = 0u; c < D; c++) { acc[c] *= r; }
-    mx = s;
-  }
-  let e = exp(s - mx);
-  den += e;
-  return e;
-}
-
+// Two passes per row: scores into `sc` (max tracked), then exp, sum and the weighted values. The original's
+// order: [scores_1_to_0 (low-res window or text), scores_1_to_1 (own window)], out-of-grid entries −10000.
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let idx = gid.x + gid.y * nwg.x * 64u;
@@ -139,90 +137,124 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let b = idx / (S * P.heads);
   let i = t / P.side;
   let j = t % P.side;
-  let ho = hd * D;
+  let ho = hd * DV;
+  var q: array<VT, DV>;
+  var acc: array<VT, DV>;
+  var sc: array<f32, MAXP>;
   let qb = P.q_off + b * P.q_bat + t * P.q_row + ho;
-  for (var c = 0u; c < D; c++) {
+  for (var c = 0u; c < DV; c++) {
     q[c] = Q[qb + c] * P.scale;
-    acc[c] = 0.0;
+    acc[c] = VT(0.0);
   }
-  mx = -3.402823e38;
-  den = 0.0;
+  var mx = -3.402823e38;
+  var n = 0u;
 
+  // ---- pass 1: scores (nested constant-bound loops: no per-entry integer division)
 #if LOWRES
-  // scores_1_to_0: ksz2 × ksz2 window on the low-res grid centred on cell (i/a, j/a), plus add_scalar.
-  {
-    let L = P.side2;
-    let a = P.side / L;
-    let cy = i32(i / a) - i32(P.ksz2 >> 1u);
-    let cx = i32(j / a) - i32(P.ksz2 >> 1u);
-    let kb = P.k2_off + b * P.k2_bat + ho;
-    let vb = P.v2_off + b * P.v2_bat + ho;
-    for (var p = 0u; p < P.ksz2 * P.ksz2; p++) {
-      let y = cy + i32(p / P.ksz2);
-      let x = cx + i32(p % P.ksz2);
-      if (y >= 0 && y < i32(L) && x >= 0 && x < i32(L)) {
-        let cell = u32(y) * L + u32(x);
-        let ki = kb + cell * P.k2_row;
-        var s = 0.0;
-        for (var c = 0u; c < D; c++) { s += q[c] * K2[ki + c]; }
-        let e = fold(s + P.add_scalar);
-        let vi = vb + cell * P.v2_row;
-        for (var c = 0u; c < D; c++) { acc[c] += e * V2[vi + c]; }
-      } else {
-        _ = fold(OUT_OF_GRID + P.add_scalar);
+  let L = i32(P.side2);
+  let a = P.side / P.side2;
+  let cy2 = i32(i / a) - i32(KSZ2 >> 1u);
+  let cx2 = i32(j / a) - i32(KSZ2 >> 1u);
+  let kb2 = P.k2_off + b * P.k2_bat + ho;
+  let vb2 = P.v2_off + b * P.v2_bat + ho;
+  for (var dy = 0u; dy < KSZ2; dy++) {
+    let y = cy2 + i32(dy);
+    for (var dx = 0u; dx < KSZ2; dx++) {
+      let x = cx2 + i32(dx);
+      var s = OUT_OF_GRID;
+      if (y >= 0 && y < L && x >= 0 && x < L) {
+        let ki = kb2 + u32(y * L + x) * P.k2_row;
+        s = 0.0;
+        for (var c = 0u; c < DV; c++) { s += vdot(q[c], K2[ki + c]); }
+      }
+      s += P.add_scalar;
+      sc[n] = s;
+      n++;
+      mx = max(mx, s);
+    }
+  }
+#elif TEXT
+  let kb2 = P.k2_off + b * P.k2_bat + ho;
+  let vb2 = P.v2_off + b * P.v2_bat + ho;
+  for (var u = 0u; u < P.side2; u++) {
+    let ki = kb2 + u * P.k2_row;
+    var s = 0.0;
+    for (var c = 0u; c < DV; c++) { s += vdot(q[c], K2[ki + c]); }
+#if HAS_LOGW
+    s += LOGW[b * P.m_bat + u];
+#endif
+#if HAS_MASK
+    let m = MASK[b * P.m_bat + u];
+    s = s * m - 10000.0 * (1.0 - m);
+#endif
+    sc[n] = s;
+    n++;
+    mx = max(mx, s);
+  }
+#endif
+  let side = i32(P.side);
+  let cy = i32(i) - i32(KH >> 1u);
+  let cx = i32(j) - i32(KW >> 1u);
+  let kb = P.k_off + b * P.k_bat + ho;
+  let vb = P.v_off + b * P.v_bat + ho;
+  for (var dy = 0u; dy < KH; dy++) {
+    let y = cy + i32(dy);
+    for (var dx = 0u; dx < KW; dx++) {
+      let x = cx + i32(dx);
+      var s = OUT_OF_GRID;
+      if (y >= 0 && y < side && x >= 0 && x < side) {
+        let ki = kb + u32(y * side + x) * P.k_row;
+        s = 0.0;
+        for (var c = 0u; c < DV; c++) { s += vdot(q[c], K[ki + c]); }
+      }
+      sc[n] = s;
+      n++;
+      mx = max(mx, s);
+    }
+  }
+
+  // ---- pass 2: softmax weights and values (out-of-grid entries count in the sum, add no value)
+  var den = 0.0;
+  n = 0u;
+#if LOWRES
+  for (var dy = 0u; dy < KSZ2; dy++) {
+    let y = cy2 + i32(dy);
+    for (var dx = 0u; dx < KSZ2; dx++) {
+      let x = cx2 + i32(dx);
+      let e = exp(sc[n] - mx);
+      n++;
+      den += e;
+      if (y >= 0 && y < L && x >= 0 && x < L) {
+        let vi = vb2 + u32(y * L + x) * P.v2_row;
+        for (var c = 0u; c < DV; c++) { acc[c] += e * V2[vi + c]; }
       }
     }
   }
 #elif TEXT
-  // scores_1_to_0: every text key, (s + log_w)·mask − 10000·(1 − mask).
-  {
-    let kb = P.k2_off + b * P.k2_bat + ho;
-    let vb = P.v2_off + b * P.v2_bat + ho;
-    for (var u = 0u; u < P.side2; u++) {
-      let ki = kb + u * P.k2_row;
-      var s = 0.0;
-      for (var c = 0u; c < D; c++) { s += q[c] * K2[ki + c]; }
-#if HAS_LOGW
-      s += LOGW[b * P.m_bat + u];
-#endif
-#if HAS_MASK
-      let m = MASK[b * P.m_bat + u];
-      s = s * m - 10000.0 * (1.0 - m);
-#endif
-      let e = fold(s);
-      let vi = vb + u * P.v2_row;
-      for (var c = 0u; c < D; c++) { acc[c] += e * V2[vi + c]; }
-    }
+  for (var u = 0u; u < P.side2; u++) {
+    let e = exp(sc[n] - mx);
+    n++;
+    den += e;
+    let vi = vb2 + u * P.v2_row;
+    for (var c = 0u; c < DV; c++) { acc[c] += e * V2[vi + c]; }
   }
 #endif
-
-  // scores_1_to_1: (2·ksz−1) × ksz window on the high-res grid centred on (i, j).
-  {
-    let kW = P.ksz;
-    let kH = 2u * P.ksz - 1u;
-    let cy = i32(i) - i32(kH >> 1u);
-    let cx = i32(j) - i32(kW >> 1u);
-    let kb = P.k_off + b * P.k_bat + ho;
-    let vb = P.v_off + b * P.v_bat + ho;
-    for (var p = 0u; p < kH * kW; p++) {
-      let y = cy + i32(p / kW);
-      let x = cx + i32(p % kW);
-      if (y >= 0 && y < i32(P.side) && x >= 0 && x < i32(P.side)) {
-        let cell = u32(y) * P.side + u32(x);
-        let ki = kb + cell * P.k_row;
-        var s = 0.0;
-        for (var c = 0u; c < D; c++) { s += q[c] * K[ki + c]; }
-        let e = fold(s);
-        let vi = vb + cell * P.v_row;
-        for (var c = 0u; c < D; c++) { acc[c] += e * V[vi + c]; }
-      } else {
-        _ = fold(OUT_OF_GRID);
+  for (var dy = 0u; dy < KH; dy++) {
+    let y = cy + i32(dy);
+    for (var dx = 0u; dx < KW; dx++) {
+      let x = cx + i32(dx);
+      let e = exp(sc[n] - mx);
+      n++;
+      den += e;
+      if (y >= 0 && y < side && x >= 0 && x < side) {
+        let vi = vb + u32(y * side + x) * P.v_row;
+        for (var c = 0u; c < DV; c++) { acc[c] += e * V[vi + c]; }
       }
     }
   }
 
   let inv = 1.0 / den;
   let ob = P.o_off + b * P.o_bat + t * P.o_row + ho;
-  for (var c = 0u; c < D; c++) { O[ob + c] = acc[c] * inv; }
+  for (var c = 0u; c < DV; c++) { O[ob + c] = acc[c] * inv; }
 }
 #endif

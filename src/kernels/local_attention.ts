@@ -14,7 +14,8 @@
 //        iterative SR (o.text): every text key u: (q·k₀[b, u, h] + logWeights[u])·mask[u] − 10000·(1 − mask[u])
 //        (sparse_attention_2d_text); neither: no s₀ (sparse_attention_2d_notext).
 //   out[b, t, h] = softmax([s₀, s₁]) · [v₀ rows, v rows]   (ONE softmax over the union, exactly the original's cat)
-// Online softmax per row: no [tokens, window] score buffer, one dispatch, one invocation per (b, h, t).
+// One invocation per (b, h, t): its scores (≤ MAXP, 70 for DSR) in a private array, max, exp-sum, weighted values;
+// no [tokens, window] score buffer in memory, one dispatch.
 //
 // Every tensor is read through a `Rows` view, so the kernel reads Q/K/V straight out of a QKV matmul output
 // [batch·tokens, 3·hidden] (q = columns [0, hidden), k = [hidden, 2·hidden), v = [2·hidden, 3·hidden), head h at
@@ -241,7 +242,7 @@ export function srLocalAttention(ctx: GpuContext, o: SrLocalAttentionOptions): T
   const inputs = [o.q.tensor, o.k.tensor, o.v.tensor];
   let k2: Rows = o.k, v2: Rows = o.v, side2 = 0, ksz2 = 0, mBat = 0, addScalar = 0;
   const extra: Tensor[] = [];
-  const defines: Record<string, number> = { FUSED: 1, D, B_MASK: 0, B_LOGW: 0, B_OUT: 0 };
+  const defines: Record<string, number> = { FUSED: 1, B_MASK: 0, B_LOGW: 0, B_OUT: 0 };
   if (o.lowres) {
     const L = o.lowres.side;
     check(L >= 1 && side % L === 0, "srLocalAttention", `low-res side ${L} does not divide ${side}`);
@@ -297,40 +298,42 @@ export function srLocalAttention(ctx: GpuContext, o: SrLocalAttentionOptions): T
     );
   }
   defines.B_OUT = buffers.length + 1;
+  // vec4 loads when every view (and the head width) is 4-aligned; the shader then counts in vec4 units.
+  const views = [o.q, o.k, o.v, k2, v2, out];
+  const w =
+    D % 4 === 0 && views.every((r) => r.offset % 4 === 0 && r.rowStride % 4 === 0 && r.batchStride % 4 === 0)
+      ? 4
+      : 1;
+  if (w === 4) defines.VEC4 = 1;
+  defines.DV = D / w;
+  // Windows are compile-time constants; the row's scores live in a private array of MAXP slots.
+  defines.KH = 2 * o.kernelSize - 1;
+  defines.KW = o.kernelSize;
+  defines.KSZ2 = ksz2;
+  defines.MAXP = defines.KH * defines.KW + (o.lowres ? ksz2 * ksz2 : o.text ? side2 : 0);
+  check(
+    defines.MAXP <= 1024,
+    "srLocalAttention",
+    `${defines.MAXP} scores per row exceed the kernel's 1024 slots`,
+  );
   const kern = ctx.kernel({
     name: `sr_local_attention${defines.LOWRES ? "_lowres" : defines.TEXT ? "_text" : ""}`,
     shader: "local_attention.wgsl",
     defines,
     bindings: [...buffers.map(() => "read" as const), "write"],
   });
+  const u = (x: number) => x / w;
+  // deno-fmt-ignore
   const params = [
-    batch,
-    heads,
-    side,
-    o.kernelSize,
-    o.q.offset,
-    o.q.rowStride,
-    o.q.batchStride,
-    o.k.offset,
-    o.k.rowStride,
-    o.k.batchStride,
-    o.v.offset,
-    o.v.rowStride,
-    o.v.batchStride,
-    out.offset,
-    out.rowStride,
-    out.batchStride,
-    k2.offset,
-    k2.rowStride,
-    k2.batchStride,
-    v2.offset,
-    v2.rowStride,
-    v2.batchStride,
-    side2,
-    ksz2,
-    mBat,
-    f32(o.scale ?? 1 / Math.sqrt(D)),
-    f32(addScalar),
+    batch, heads, side, o.kernelSize,
+    u(o.q.offset), u(o.q.rowStride), u(o.q.batchStride),
+    u(o.k.offset), u(o.k.rowStride), u(o.k.batchStride),
+    u(o.v.offset), u(o.v.rowStride), u(o.v.batchStride),
+    u(out.offset), u(out.rowStride), u(out.batchStride),
+    u(k2.offset), u(k2.rowStride), u(k2.batchStride),
+    u(v2.offset), u(v2.rowStride), u(v2.batchStride),
+    side2, ksz2, mBat,
+    f32(o.scale ?? 1 / Math.sqrt(D)), f32(addScalar),
   ];
   ctx.dispatch(kern, params, [...buffers, out.tensor], grid1d(batch * heads * S, 64));
   return out.tensor;
