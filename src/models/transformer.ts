@@ -294,13 +294,30 @@ export function logits(
   x: Tensor,
   o: { rows: number; cols?: number; lda?: number; aOff?: number; out?: Tensor },
 ): Tensor {
-  return matmulChunked(ctx, x, w.wordEmbeddings, {
-    M: o.rows,
-    cols: o.cols,
-    lda: o.lda,
-    aOff: o.aOff,
-    out: o.out,
-  });
+  const table = w.wordEmbeddings, K = table.cols;
+  // On CPU adapters the register-tiled schedule beats split-K GEMV for narrow rows (K=64: 1.7-3x on lavapipe,
+  // measured with tools/bench); from K≈768 on GEMV wins. Real GPUs keep the matmul's own choice.
+  if (!(ctx.gpu.isFallback && K < 256)) {
+    return matmulChunked(ctx, x, table, { M: o.rows, cols: o.cols, lda: o.lda, aOff: o.aOff, out: o.out });
+  }
+  const N = o.cols ?? table.rows;
+  const c = o.out ?? ctx.empty([o.rows, N], "f32");
+  for (const ch of table.chunks) {
+    if (ch.row0 >= N) break;
+    const n = Math.min(ch.rows, N - ch.row0);
+    matmul(ctx, x, ch.tensor, {
+      M: o.rows,
+      N: n,
+      K,
+      lda: o.lda,
+      aOff: o.aOff,
+      ldc: N,
+      cOff: ch.row0,
+      out: c,
+      variant: "direct",
+    });
+  }
+  return c;
 }
 
 /**
