@@ -3,11 +3,15 @@ import type { BenchSuite } from "./_types.ts";
 import { matmulSuite } from "./matmul.ts";
 import { localAttentionSuite } from "./local_attention.ts";
 import { tokenizerSuite } from "./tokenizer.ts";
+import { vqvaeSuite } from "./vqvae.ts";
 import { coglmSuite } from "./coglm.ts";
+import { e2eSuite } from "./e2e.ts";
 
 export const suites: BenchSuite[] = [
   matmulSuite,
   localAttentionSuite,
   tokenizerSuite,
+  vqvaeSuite,
   coglmSuite,
+  e2eSuite,
 ];
