@@ -5,7 +5,6 @@ import { localAttentionSuite } from "./local_attention.ts";
 import { tokenizerSuite } from "./tokenizer.ts";
 import { vqvaeSuite } from "./vqvae.ts";
 import { coglmSuite } from "./coglm.ts";
-import { e2eSuite } from "./e2e.ts";
 
 export const suites: BenchSuite[] = [
   matmulSuite,
@@ -13,5 +12,4 @@ export const suites: BenchSuite[] = [
   tokenizerSuite,
   vqvaeSuite,
   coglmSuite,
-  e2eSuite,
 ];
