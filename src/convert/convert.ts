@@ -10,7 +10,7 @@ import {
   safetensorsHeader,
   writeSafetensors,
 } from "../formats/safetensors.ts";
-import { openTorchCheckpoint, type TorchCheckpoint } from "../formats/torch.ts";
+import { openTorchCheckpoint, StreamedTorchCheckpoint, type TorchCheckpoint } from "../formats/torch.ts";
 import type { WeightDType, WeightInfo } from "../formats/weights.ts";
 import { crc32, type RandomAccess, ZipArchive } from "../formats/zip.ts";
 import { validateSentencePiece } from "./sentencepiece_check.ts";
@@ -66,9 +66,12 @@ const SR_DEFAULTS: Record<string, { layout: number[] }> = {
 interface SatModel {
   origin: string;
   readText(rel: string): Promise<string>;
-  checkpoint(rel: string): Promise<TorchCheckpoint>;
+  checkpoint(rel: string): Promise<Checkpoint>;
   close(): void;
 }
+
+/** A checkpoint read in place, or streamed once from a compressed archive member. */
+type Checkpoint = TorchCheckpoint | StreamedTorchCheckpoint;
 
 async function exists(p: string): Promise<Deno.FileInfo | null> {
   try {
@@ -123,6 +126,8 @@ async function openSatModel(satDir: string, folder: string): Promise<SatModel> {
       checkpoint(rel) {
         const name = prefix + rel;
         if (!zip.has(name)) return Promise.reject(new Error(`${zipPath}: no entry "${name}"`));
+        // A compressed member cannot be read in place: stream it once through the inflater.
+        if (zip.entry(name).method !== 0) return StreamedTorchCheckpoint.open(zip, name);
         const slice = zip.slice(name);
         nested.push(slice);
         return openTorchCheckpoint(slice);
@@ -219,7 +224,7 @@ function transformerConfig(
   origin: string,
   cfgFile: string,
   cfg: Json,
-  ck: TorchCheckpoint,
+  ck: Checkpoint,
   m: (typeof SAT_MODELS)[number],
 ): Json {
   const modelClass = typeof cfg.model_class === "string" ? cfg.model_class : m.cls;
@@ -489,7 +494,7 @@ function progressBar(label: string, total: number, enabled: boolean): Progress {
 
 /** Streams every tensor of `ck` (in `order`) into a safetensors file; returns its size and SHA-256. */
 async function writeModel(
-  ck: TorchCheckpoint,
+  ck: Checkpoint,
   order: string[],
   path: string,
   dtype: "f16" | "f32",
@@ -511,6 +516,13 @@ async function writeModel(
       dtype: to,
       shape: info.shape,
       write: async (sink) => {
+        if (ck instanceof StreamedTorchCheckpoint) {
+          for await (const raw of ck.chunks(info.name, CHUNK_ELEMS * es)) {
+            await sink(convertChunk(raw, info.dtype, to, overflow));
+            bar.add(raw.length);
+          }
+          return;
+        }
         const layout = ck.layout(info.name);
         const checkCrc = layout.coversStorage && !crcChecked.has(layout.entry);
         let crc = 0;
@@ -544,8 +556,10 @@ async function writeModel(
   });
   await writeSafetensors(path, entries);
   bar.done();
+  if (ck instanceof StreamedTorchCheckpoint) await ck.finish();
   // Storages only partly covered by tensors (views): check their CRC with one streaming pass each.
   for (const name of order) {
+    if (ck instanceof StreamedTorchCheckpoint) break;
     const l = ck.layout(name);
     if (crcChecked.has(l.entry)) continue;
     crcChecked.add(l.entry);
@@ -707,8 +721,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
         );
       }
       // SAT models, validated before anything large is written.
-      const sats: { m: (typeof SAT_MODELS)[number]; sat: SatModel; ck: TorchCheckpoint; section: Json }[] =
-        [];
+      const sats: { m: (typeof SAT_MODELS)[number]; sat: SatModel; ck: Checkpoint; section: Json }[] = [];
       try {
         for (const m of SAT_MODELS) {
           const sat = await openSatModel(opts.sat, m.folder);
@@ -744,7 +757,8 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
         }
         for (const { m, ck, section } of sats) {
           log(`${m.key}: ${ck.origin} → ${m.key}.safetensors`);
-          const order = [...expectedOrder(ck)];
+          // In checkpoint order, or in archive order when streaming a compressed checkpoint.
+          const order = ck instanceof StreamedTorchCheckpoint ? ck.order() : ck.names();
           files[`${m.key}.safetensors`] = await writeModel(
             ck,
             order,
@@ -811,10 +825,6 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   }
   for (const w of warnings) log(`warning: ${w}`);
   return { out, files, warnings };
-}
-
-function expectedOrder(ck: TorchCheckpoint): string[] {
-  return ck.names();
 }
 
 /** Re-reads a converted directory and checks every file of its manifest (size and SHA-256). */

@@ -4,14 +4,13 @@
 import type { WeightDType, WeightInfo, WeightSource } from "./weights.ts";
 import {
   describe,
-  PyTuple,
   TORCH_DTYPE_BYTES,
   type TorchDType,
   torchPersistentLoad,
   TorchTensor,
   unpickle,
 } from "./pickle.ts";
-import { FileAccess, type RandomAccess, ZipArchive } from "./zip.ts";
+import { crc32, EntryStream, FileAccess, type RandomAccess, ZipArchive, type ZipEntry } from "./zip.ts";
 
 const TO_WEIGHT: Partial<Record<TorchDType, WeightDType>> = {
   f16: "f16",
@@ -41,15 +40,123 @@ const MAX_PICKLE = 64 * 2 ** 20;
 /** Source window for gathering non-contiguous tensors. */
 const GATHER_WINDOW = 32 * 2 ** 20;
 
-interface TensorEntry {
+interface TensorMeta {
   name: string;
   tensor: TorchTensor;
   /** Archive entry of the storage. */
   entry: string;
-  /** Absolute archive offset of the storage's first byte. */
-  base: number;
   elemBytes: number;
   contiguous: boolean;
+}
+
+interface TensorEntry extends TensorMeta {
+  /** Absolute archive offset of the storage's first byte. */
+  base: number;
+}
+
+function checkStorageSize(origin: string, k: string, m: TensorMeta, size: number): void {
+  if (size !== m.tensor.storage.numel * m.elemBytes) {
+    throw new Error(
+      `${origin}: tensor "${k}": storage ${m.entry} has ${size} bytes, expected ${m.tensor.storage.numel} × ${m.elemBytes} (corrupt?)`,
+    );
+  }
+}
+
+/** The state dict of an unpickled checkpoint: tensors (checked against their storage sizes) and other entries. */
+function analyzeStateDict(root: unknown, origin: string, prefix: string) {
+  let sd: unknown = root;
+  if (root instanceof Map && root.get("module") instanceof Map) sd = root.get("module");
+  else if (root instanceof Map && root.get("state_dict") instanceof Map) sd = root.get("state_dict");
+  if (!(sd instanceof Map)) {
+    throw new Error(`${origin}: the checkpoint holds ${describe(sd)}, not a state dict`);
+  }
+  const tensors = new Map<string, TensorMeta>();
+  const other = new Map<string, string>();
+  const keys: string[] = [];
+  for (const [k, v] of sd) {
+    if (typeof k !== "string") throw new Error(`${origin}: state dict key ${describe(k)} is not a string`);
+    keys.push(k);
+    if (!(v instanceof TorchTensor)) {
+      other.set(k, describe(v));
+      continue;
+    }
+    const t = v;
+    const es = TORCH_DTYPE_BYTES[t.storage.dtype];
+    if (t.shape.some((d) => d < 0) || t.stride.some((s) => s < 0) || t.storageOffset < 0) {
+      throw new Error(`${origin}: tensor "${k}" has a negative size, stride or offset`);
+    }
+    const n = t.numel;
+    if (!Number.isSafeInteger(n * es)) {
+      throw new Error(`${origin}: tensor "${k}" has an implausible shape [${t.shape}]`);
+    }
+    if (n > 0) {
+      const extent = t.storageOffset + t.shape.reduce((a, d, i) => a + (d - 1) * t.stride[i], 0) + 1;
+      if (extent > t.storage.numel) {
+        throw new Error(
+          `${origin}: tensor "${k}" (shape [${t.shape}], stride [${t.stride}], offset ${t.storageOffset}) reaches element ` +
+            `${extent} of a ${t.storage.numel}-element storage (corrupt)`,
+        );
+      }
+    }
+    tensors.set(k, {
+      name: k,
+      tensor: t,
+      entry: `${prefix}data/${t.storage.key}`,
+      elemBytes: es,
+      contiguous: isContiguous(t.shape, t.stride),
+    });
+  }
+  return { tensors, other, keys };
+}
+
+/**
+ * Copies output elements [start, start+count) of a strided view; `readAt(byteOffset, length)` reads the storage.
+ * The source is read in bounded windows, so memory stays O(count + window).
+ */
+async function gatherStrided(
+  m: TensorMeta,
+  start: number,
+  count: number,
+  readAt: (offset: number, length: number) => Promise<Uint8Array>,
+): Promise<Uint8Array> {
+  const { shape, stride, storageOffset } = m.tensor;
+  const es = m.elemBytes;
+  const out = new Uint8Array(count * es);
+  if (count === 0) return out;
+  const rank = shape.length;
+  const walk = (fn: (i: number, src: number) => void) => {
+    const idx = new Array(rank).fill(0);
+    let r = start;
+    for (let d = rank - 1; d >= 0; d--) {
+      idx[d] = r % shape[d];
+      r = Math.floor(r / shape[d]);
+    }
+    let src = storageOffset + idx.reduce((a, v, d) => a + v * stride[d], 0);
+    for (let i = 0; i < count; i++) {
+      fn(i, src);
+      for (let d = rank - 1; d >= 0; d--) {
+        idx[d]++;
+        src += stride[d];
+        if (idx[d] < shape[d]) break;
+        src -= idx[d] * stride[d];
+        idx[d] = 0;
+      }
+    }
+  };
+  let lo = Infinity, hi = -Infinity;
+  walk((_, s) => {
+    if (s < lo) lo = s;
+    if (s > hi) hi = s;
+  });
+  const windowElems = Math.max(1, Math.floor(GATHER_WINDOW / es));
+  for (let w = lo; w <= hi; w += windowElems) {
+    const wEnd = Math.min(hi + 1, w + windowElems);
+    const buf = await readAt(w * es, (wEnd - w) * es);
+    walk((i, s) => {
+      if (s >= w && s < wEnd) out.set(buf.subarray((s - w) * es, (s - w + 1) * es), i * es);
+    });
+  }
+  return out;
 }
 
 /** How a tensor sits in its storage (for CRC checks while streaming). */
@@ -132,63 +239,18 @@ export class TorchCheckpoint implements WeightSource {
         origin: pklOrigin,
         persistentLoad: torchPersistentLoad(pklOrigin),
       });
-      let sd: unknown = root;
-      if (root instanceof Map && root.get("module") instanceof Map) sd = root.get("module");
-      else if (root instanceof Map && root.get("state_dict") instanceof Map) sd = root.get("state_dict");
-      if (!(sd instanceof Map)) {
-        throw new Error(`${origin}: the checkpoint holds ${describe(sd)}, not a state dict`);
-      }
+      const { tensors: metas, other, keys } = analyzeStateDict(root, origin, prefix);
       const tensors = new Map<string, TensorEntry>();
-      const other = new Map<string, string>();
-      const keys: string[] = [];
-      for (const [k, v] of sd) {
-        if (typeof k !== "string") {
-          throw new Error(`${origin}: state dict key ${describe(k)} is not a string`);
-        }
-        keys.push(k);
-        if (!(v instanceof TorchTensor)) {
-          other.set(k, describe(v instanceof PyTuple && v.items.length === 0 ? v : v));
-          continue;
-        }
-        const entry = `${prefix}data/${v.storage.key}`;
-        const ze = zip.get(entry);
+      for (const [k, m] of metas) {
+        const ze = zip.get(m.entry);
         if (!ze) {
           throw new Error(
-            `${origin}: tensor "${k}": storage ${v.storage.key} (${entry}) is missing from the archive`,
+            `${origin}: tensor "${k}": storage ${m.tensor.storage.key} (${m.entry}) is missing from the archive`,
           );
         }
-        if (ze.method !== 0) throw new Error(`${origin}: tensor "${k}": storage ${entry} is compressed`);
-        const es = TORCH_DTYPE_BYTES[v.storage.dtype];
-        if (ze.size !== v.storage.numel * es) {
-          throw new Error(
-            `${origin}: tensor "${k}": storage ${entry} has ${ze.size} bytes, expected ${v.storage.numel} × ${es} (corrupt?)`,
-          );
-        }
-        const t = v;
-        if (t.shape.some((d) => d < 0) || t.stride.some((s) => s < 0) || t.storageOffset < 0) {
-          throw new Error(`${origin}: tensor "${k}" has a negative size, stride or offset`);
-        }
-        const n = t.numel;
-        if (!Number.isSafeInteger(n * es)) {
-          throw new Error(`${origin}: tensor "${k}" has an implausible shape [${t.shape}]`);
-        }
-        if (n > 0) {
-          const extent = t.storageOffset + t.shape.reduce((a, d, i) => a + (d - 1) * t.stride[i], 0) + 1;
-          if (extent > v.storage.numel) {
-            throw new Error(
-              `${origin}: tensor "${k}" (shape [${t.shape}], stride [${t.stride}], offset ${t.storageOffset}) reaches element ` +
-                `${extent} of a ${v.storage.numel}-element storage (corrupt)`,
-            );
-          }
-        }
-        tensors.set(k, {
-          name: k,
-          tensor: t,
-          entry,
-          base: ze.offset,
-          elemBytes: es,
-          contiguous: isContiguous(t.shape, t.stride),
-        });
+        if (ze.method !== 0) throw new Error(`${origin}: tensor "${k}": storage ${m.entry} is compressed`);
+        checkStorageSize(origin, k, m, ze.size);
+        tensors.set(k, { ...m, base: ze.offset });
       }
       return new TorchCheckpoint(origin, zip, root, tensors, other, keys, owns);
     } catch (e) {
@@ -269,56 +331,9 @@ export class TorchCheckpoint implements WeightSource {
     }
     // Non-contiguous view: gather whole elements covering the range, then trim.
     const first = Math.floor(byteOffset / es), last = Math.ceil((byteOffset + byteLength) / es);
-    const out = await this.#gather(e, first, last - first);
+    const out = await gatherStrided(e, first, last - first, (o, l) => this.zip.source.readAt(e.base + o, l));
     const skip = byteOffset - first * es;
     return skip === 0 && out.length === byteLength ? out : out.slice(skip, skip + byteLength);
-  }
-
-  /** Copies output elements [start, start+count) of a strided view, reading the source in bounded windows. */
-  async #gather(e: TensorEntry, start: number, count: number): Promise<Uint8Array> {
-    const { shape, stride, storageOffset } = e.tensor;
-    const es = e.elemBytes;
-    const out = new Uint8Array(count * es);
-    if (count === 0) return out;
-    const rank = shape.length;
-    // Source element offset of each output element, computed incrementally with a multi-index counter.
-    const startIdx = (): number[] => {
-      const idx = new Array(rank).fill(0);
-      let r = start;
-      for (let d = rank - 1; d >= 0; d--) {
-        idx[d] = r % shape[d];
-        r = Math.floor(r / shape[d]);
-      }
-      return idx;
-    };
-    const walk = (fn: (i: number, src: number) => void) => {
-      const idx = startIdx();
-      let src = storageOffset + idx.reduce((a, v, d) => a + v * stride[d], 0);
-      for (let i = 0; i < count; i++) {
-        fn(i, src);
-        for (let d = rank - 1; d >= 0; d--) {
-          idx[d]++;
-          src += stride[d];
-          if (idx[d] < shape[d]) break;
-          src -= idx[d] * stride[d];
-          idx[d] = 0;
-        }
-      }
-    };
-    let lo = Infinity, hi = -Infinity;
-    walk((_, s) => {
-      if (s < lo) lo = s;
-      if (s > hi) hi = s;
-    });
-    const windowElems = Math.max(1, Math.floor(GATHER_WINDOW / es));
-    for (let w = lo; w <= hi; w += windowElems) {
-      const wEnd = Math.min(hi + 1, w + windowElems);
-      const buf = await this.zip.source.readAt(e.base + w * es, (wEnd - w) * es);
-      walk((i, s) => {
-        if (s >= w && s < wEnd) out.set(buf.subarray((s - w) * es, (s - w + 1) * es), i * es);
-      });
-    }
-    return out;
   }
 
   close(): void {
@@ -330,4 +345,271 @@ export class TorchCheckpoint implements WeightSource {
 
 export function openTorchCheckpoint(src: string | RandomAccess): Promise<TorchCheckpoint> {
   return TorchCheckpoint.open(src);
+}
+
+/** Largest total of storages held in memory while streaming (storages shared by views, or met out of order). */
+const MAX_STREAM_BUFFER = 2 ** 31;
+/** Bytes kept from the end of a streamed member: its central directory must fit. */
+const STREAM_TAIL = 16 * 2 ** 20;
+
+/** The last bytes of a streamed member as a RandomAccess (enough for ZipArchive to read the central directory). */
+class TailAccess implements RandomAccess {
+  constructor(readonly origin: string, readonly size: number, readonly tail: Uint8Array) {}
+  readAt(offset: number, length: number): Promise<Uint8Array> {
+    const start = this.size - this.tail.length;
+    if (offset < start || offset + length > this.size) {
+      return Promise.reject(
+        new Error(`${this.origin}: central directory larger than ${STREAM_TAIL} bytes; unpack the archive`),
+      );
+    }
+    return Promise.resolve(this.tail.slice(offset - start, offset - start + length));
+  }
+  close(): void {}
+}
+
+/** Reads a local header at the stream's position; leaves the stream at the member's data. */
+async function skipLocalHeader(s: EntryStream, m: ZipEntry): Promise<void> {
+  if (s.position > m.localHeaderOffset) {
+    throw new Error(`${s.origin}: member "${m.name}" overlaps the previous one (corrupt)`);
+  }
+  await s.skip(m.localHeaderOffset - s.position);
+  const h = await s.read(30);
+  const dv = new DataView(h.buffer);
+  if (dv.getUint32(0, true) !== 0x04034b50) {
+    throw new Error(`${s.origin}: bad local header of "${m.name}" (corrupt)`);
+  }
+  await s.skip(dv.getUint16(26, true) + dv.getUint16(28, true));
+}
+
+/**
+ * A torch.save checkpoint that is a *compressed* member of another zip (a download made with plain `zip`): it cannot be
+ * read in place, so it is streamed through the inflater: once to reach its central directory (and check the member's
+ * CRC-32 before anything is written), once more to copy the tensors. Tensors come out in `order()` (archive order of
+ * their storages), each via `chunks(name)`; storages used by several views or read out of order are held in memory
+ * until their last view is done. Not random access: `chunks` must be called in `order()`.
+ */
+export class StreamedTorchCheckpoint {
+  readonly #tensors: Map<string, TensorMeta>;
+  readonly #other: Map<string, string>;
+  readonly #stream: EntryStream;
+  /** Members in stream order, and the index of the next one not yet passed. */
+  readonly #members: ZipEntry[];
+  #next = 0;
+  /** Storages read whole, by entry name, with the number of tensors still to read from them. */
+  readonly #held = new Map<string, { bytes: Uint8Array; users: number }>();
+  #heldBytes = 0;
+  readonly #users = new Map<string, number>();
+  readonly #prefix: string;
+
+  private constructor(
+    readonly origin: string,
+    stream: EntryStream,
+    members: ZipEntry[],
+    next: number,
+    prefix: string,
+    tensors: Map<string, TensorMeta>,
+    other: Map<string, string>,
+  ) {
+    this.#stream = stream;
+    this.#members = members;
+    this.#next = next;
+    this.#tensors = tensors;
+    this.#other = other;
+    this.#prefix = prefix;
+    for (const m of tensors.values()) this.#users.set(m.entry, (this.#users.get(m.entry) ?? 0) + 1);
+  }
+
+  /** Opens `zip`'s compressed member `entryName` (two streaming passes begin: the first runs to the end). */
+  static async open(zip: ZipArchive, entryName: string): Promise<StreamedTorchCheckpoint> {
+    const origin = `${zip.origin}!${entryName}`;
+    const entry = zip.entry(entryName);
+    // Pass 1: the whole member, keeping only its tail; checks size and CRC-32.
+    const s1 = new EntryStream(zip, entry);
+    const parts: Uint8Array[] = [];
+    let kept = 0;
+    try {
+      while (true) {
+        const c = await s1.next(4 * 2 ** 20);
+        if (!c) break;
+        parts.push(c);
+        kept += c.length;
+        while (parts.length > 1 && kept - parts[0].length >= STREAM_TAIL) kept -= parts.shift()!.length;
+      }
+      await s1.finish();
+    } finally {
+      s1.close();
+    }
+    const tail = new Uint8Array(kept);
+    let o = 0;
+    for (const p of parts) (tail.set(p, o), o += p.length);
+    parts.length = 0;
+    let inner: ZipArchive;
+    try {
+      inner = await ZipArchive.open(new TailAccess(origin, entry.uncompressedSize, tail), {
+        localHeaders: false,
+      });
+    } catch (e) {
+      const msg = (e as Error).message;
+      throw new Error(msg.startsWith(origin) ? msg : `${origin}: ${msg}`);
+    }
+    const members = [...inner.entries].sort((a, b) => a.localHeaderOffset - b.localHeaderOffset);
+    const pi = members.findIndex((e) => e.name === "data.pkl" || e.name.endsWith("/data.pkl"));
+    if (pi < 0) throw new Error(`${origin}: no data.pkl member (not a torch.save checkpoint)`);
+    const pkl = members[pi];
+    if (pkl.method !== 0) throw new Error(`${origin}: data.pkl is compressed inside the checkpoint`);
+    if (pkl.size > MAX_PICKLE) {
+      throw new Error(`${origin}: data.pkl is implausibly large (${pkl.size} bytes)`);
+    }
+    // Pass 2 starts: the pickle, then storages as `chunks` asks for them.
+    const s2 = new EntryStream(zip, entry);
+    try {
+      await skipLocalHeader(s2, pkl);
+      const bytes = await s2.read(pkl.size);
+      const pklOrigin = `${origin}!${pkl.name}`;
+      if (crc32(bytes) !== pkl.crc32) throw new Error(`${pklOrigin}: CRC-32 mismatch (corrupt)`);
+      const prefix = pkl.name.slice(0, pkl.name.length - "data.pkl".length);
+      const root = unpickle(bytes, { origin: pklOrigin, persistentLoad: torchPersistentLoad(pklOrigin) });
+      const { tensors, other } = analyzeStateDict(root, origin, prefix);
+      for (const [k, m] of tensors) {
+        const me = inner.get(m.entry);
+        if (!me) {
+          throw new Error(
+            `${origin}: tensor "${k}": storage ${m.tensor.storage.key} (${m.entry}) is missing from the archive`,
+          );
+        }
+        if (me.method !== 0) throw new Error(`${origin}: tensor "${k}": storage ${m.entry} is compressed`);
+        checkStorageSize(origin, k, m, me.size);
+        if (me.localHeaderOffset < pkl.localHeaderOffset) {
+          throw new Error(`${origin}: storage ${m.entry} precedes data.pkl; unpack the archive`);
+        }
+      }
+      return new StreamedTorchCheckpoint(origin, s2, members, pi + 1, prefix, tensors, other);
+    } catch (e) {
+      s2.close();
+      throw e;
+    }
+  }
+
+  names(): string[] {
+    return [...this.#tensors.keys()];
+  }
+
+  nonTensors(): Map<string, string> {
+    return new Map(this.#other);
+  }
+
+  has(name: string): boolean {
+    return this.#tensors.has(name);
+  }
+
+  #get(name: string): TensorMeta {
+    const e = this.#tensors.get(name);
+    if (e) return e;
+    const o = this.#other.get(name);
+    if (o !== undefined) throw new Error(`${this.origin}: "${name}" is ${o}, not a tensor`);
+    throw new Error(`${this.origin}: no tensor named "${name}"`);
+  }
+
+  info(name: string): WeightInfo {
+    const e = this.#get(name);
+    const dtype = TO_WEIGHT[e.tensor.storage.dtype];
+    if (!dtype) {
+      throw new Error(
+        `${this.origin}: tensor "${name}" has unsupported dtype ${TORCH_NAMES[e.tensor.storage.dtype]}`,
+      );
+    }
+    return { name, dtype, shape: [...e.tensor.shape], byteLength: e.tensor.numel * e.elemBytes };
+  }
+
+  /** The order `chunks` must be called in: archive order of the storages, then state-dict order. */
+  order(): string[] {
+    const names = this.names();
+    const pos = new Map(names.map((n, i) => [n, i]));
+    const at = new Map(this.#members.map((m, i) => [m.name, i]));
+    const key = (n: string) => at.get(this.#tensors.get(n)!.entry) ?? -1;
+    return names.sort((a, b) => key(a) - key(b) || pos.get(a)! - pos.get(b)!);
+  }
+
+  /** Advances the stream to the storage member `entry`; members before it are skipped, or held if a tensor needs them. */
+  async #seek(entry: string): Promise<ZipEntry> {
+    const s = this.#stream;
+    while (this.#next < this.#members.length) {
+      const m = this.#members[this.#next++];
+      await skipLocalHeader(s, m);
+      if (m.name === entry) return m;
+      if (this.#users.get(m.name)) await this.#hold(m);
+      else if (m.name === `${this.#prefix}byteorder`) {
+        const order = new TextDecoder().decode(await s.read(m.size)).trim();
+        if (order !== "little") throw new Error(`${this.origin}: byte order "${order}" is not supported`);
+      }
+    }
+    throw new Error(`${this.origin}: storage ${entry} was not found ahead in the stream`);
+  }
+
+  async #hold(m: ZipEntry): Promise<void> {
+    if (this.#heldBytes + m.size > MAX_STREAM_BUFFER) {
+      throw new Error(
+        `${this.origin}: storages out of order need more than ${MAX_STREAM_BUFFER} bytes of memory; unpack the archive`,
+      );
+    }
+    const bytes = await this.#stream.read(m.size);
+    if (crc32(bytes) !== m.crc32) {
+      throw new Error(`${this.origin}: storage ${m.name} fails its CRC-32 check (corrupt file)`);
+    }
+    this.#held.set(m.name, { bytes, users: this.#users.get(m.name)! });
+    this.#heldBytes += m.size;
+  }
+
+  /** The tensor's contiguous bytes in parts of at most `partBytes`; call for each name of `order()` in turn. */
+  async *chunks(name: string, partBytes = 16 * 2 ** 20): AsyncGenerator<Uint8Array> {
+    const m = this.#get(name);
+    const es = m.elemBytes, n = m.tensor.numel;
+    const part = Math.max(1, Math.floor(partBytes / es));
+    let held = this.#held.get(m.entry);
+    if (!held) {
+      const me = await this.#seek(m.entry);
+      const covers = m.contiguous && m.tensor.storageOffset === 0 && n === m.tensor.storage.numel;
+      if (covers && this.#users.get(m.entry) === 1) {
+        // The common case: one tensor, its whole storage, streamed straight through.
+        let crc = 0;
+        for (let e = 0; e < n; e += part) {
+          const bytes = await this.#stream.read(Math.min(part, n - e) * es);
+          crc = crc32(bytes, crc);
+          yield bytes;
+        }
+        if (crc !== me.crc32) {
+          throw new Error(`${this.origin}: tensor "${name}": storage fails its CRC-32 check (corrupt file)`);
+        }
+        this.#users.set(m.entry, 0);
+        return;
+      }
+      await this.#hold(me);
+      held = this.#held.get(m.entry)!;
+    }
+    const src = held.bytes;
+    for (let e = 0; e < n; e += part) {
+      const cnt = Math.min(part, n - e);
+      if (m.contiguous) {
+        const b = (m.tensor.storageOffset + e) * es;
+        yield src.slice(b, b + cnt * es);
+      } else yield await gatherStrided(m, e, cnt, (o, l) => Promise.resolve(src.subarray(o, o + l)));
+    }
+    held.users--;
+    this.#users.set(m.entry, held.users);
+    if (held.users <= 0) {
+      this.#held.delete(m.entry);
+      this.#heldBytes -= src.length;
+    }
+  }
+
+  /** After the last tensor (the member's CRC-32 was checked by the first pass). */
+  finish(): Promise<void> {
+    this.close();
+    return Promise.resolve();
+  }
+
+  close(): void {
+    this.#stream.close();
+    this.#held.clear();
+  }
 }

@@ -118,8 +118,10 @@ export class BytesAccess implements RandomAccess {
 
 export interface ZipEntry {
   name: string;
-  /** Absolute offset of the entry's data inside the archive. */
+  /** Absolute offset of the entry's data inside the archive (-1 when only the directory was read). */
   offset: number;
+  /** Offset of the entry's local header. */
+  localHeaderOffset: number;
   /** Stored (compressed) size in bytes. */
   size: number;
   /** Uncompressed size. */
@@ -167,7 +169,7 @@ export class ZipArchive {
   }
 
   /** Reads the central directory of `src`; throws naming `src.origin` when the archive is truncated or corrupt. */
-  static async open(src: RandomAccess): Promise<ZipArchive> {
+  static async open(src: RandomAccess, opts: { localHeaders?: boolean } = {}): Promise<ZipArchive> {
     const what = src.origin;
     if (src.size < 22) throw new Error(`${what}: not a zip archive (${src.size} bytes)`);
     const tailLen = Math.min(src.size, 22 + 65535);
@@ -266,6 +268,22 @@ export class ZipArchive {
     }
     const entries: ZipEntry[] = [];
     for (const e of pending) {
+      if (opts.localHeaders === false) {
+        // Directory only (the archive is being streamed): data offsets are found from the local headers later.
+        if (e.lho + 30 + e.size > src.size) {
+          throw new Error(`${what}: entry "${e.name}" runs past the end (truncated?)`);
+        }
+        entries.push({
+          name: e.name,
+          offset: -1,
+          localHeaderOffset: e.lho,
+          size: e.size,
+          uncompressedSize: e.usize,
+          method: e.method,
+          crc32: e.crc,
+        });
+        continue;
+      }
       if (e.lho + 30 > src.size) {
         throw new Error(`${what}: entry "${e.name}" starts beyond the end (truncated?)`);
       }
@@ -286,6 +304,7 @@ export class ZipArchive {
       entries.push({
         name: e.name,
         offset,
+        localHeaderOffset: e.lho,
         size: e.size,
         uncompressedSize: e.usize,
         method: e.method,
@@ -341,6 +360,109 @@ export class ZipArchive {
 
   close(): void {
     this.source.close();
+  }
+}
+
+/**
+ * Forward-only reader of one entry's uncompressed bytes, stored or deflated, with bounded memory (compressed input is
+ * read in 4 MiB parts). For archives whose large members were compressed: they cannot be read in place, only streamed.
+ * `finish()` reads to the end and checks the entry's CRC-32.
+ */
+export class EntryStream {
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #buf: Uint8Array = new Uint8Array(0);
+  #bufPos = 0;
+  #crc = 0;
+  /** Uncompressed bytes consumed so far. */
+  position = 0;
+
+  constructor(readonly zip: ZipArchive, readonly entry: ZipEntry) {
+    const src = zip.source, e = entry;
+    let off = 0;
+    const PART = 4 * 2 ** 20;
+    const raw = new ReadableStream<BufferSource>({
+      async pull(ctrl) {
+        if (off >= e.size) return ctrl.close();
+        const n = Math.min(PART, e.size - off);
+        const part = await src.readAt(e.offset + off, n);
+        off += n;
+        ctrl.enqueue(part as Uint8Array<ArrayBuffer>);
+      },
+    });
+    if (e.method === 0) this.#reader = (raw as ReadableStream<Uint8Array>).getReader();
+    else if (e.method === 8) {
+      this.#reader = raw.pipeThrough(new DecompressionStream("deflate-raw")).getReader();
+    } else {throw new Error(
+        `${zip.origin}: entry "${e.name}" uses unsupported compression method ${e.method}`,
+      );}
+  }
+
+  get origin(): string {
+    return `${this.zip.origin}!${this.entry.name}`;
+  }
+
+  async #fill(): Promise<boolean> {
+    let r: ReadableStreamReadResult<Uint8Array>;
+    try {
+      r = await this.#reader.read();
+    } catch (e) {
+      throw new Error(`${this.origin}: corrupt compressed data (${(e as Error).message})`);
+    }
+    if (r.done) return false;
+    this.#buf = r.value;
+    this.#bufPos = 0;
+    this.#crc = crc32(r.value, this.#crc);
+    return true;
+  }
+
+  /** Up to `max` bytes (at least 1) as a view, or null at the end. */
+  async next(max: number): Promise<Uint8Array | null> {
+    while (this.#bufPos >= this.#buf.length) if (!(await this.#fill())) return null;
+    const n = Math.min(max, this.#buf.length - this.#bufPos);
+    const out = this.#buf.subarray(this.#bufPos, this.#bufPos + n);
+    this.#bufPos += n;
+    this.position += n;
+    if (this.position > this.entry.uncompressedSize) {
+      throw new Error(`${this.origin}: more data than its recorded size (corrupt)`);
+    }
+    return out;
+  }
+
+  /** Exactly `n` bytes (a copy); throws naming the entry if it ends first. */
+  async read(n: number): Promise<Uint8Array> {
+    const out = new Uint8Array(n);
+    let done = 0;
+    while (done < n) {
+      const c = await this.next(n - done);
+      if (!c) throw new Error(`${this.origin}: ends ${n - done} bytes early (truncated?)`);
+      out.set(c, done);
+      done += c.length;
+    }
+    return out;
+  }
+
+  async skip(n: number): Promise<void> {
+    let left = n;
+    while (left > 0) {
+      const c = await this.next(left);
+      if (!c) throw new Error(`${this.origin}: ends ${left} bytes early (truncated?)`);
+      left -= c.length;
+    }
+  }
+
+  /** Reads to the end; throws when the size or the CRC-32 disagrees with the directory. */
+  async finish(): Promise<void> {
+    while (await this.next(2 ** 30)) { /* drain */ }
+    if (this.position !== this.entry.uncompressedSize) {
+      throw new Error(
+        `${this.origin}: ${this.position} bytes, the directory says ${this.entry.uncompressedSize} (corrupt)`,
+      );
+    }
+    if (this.#crc !== this.entry.crc32) throw new Error(`${this.origin}: CRC-32 mismatch (corrupt)`);
+  }
+
+  close(): void {
+    this.#reader.cancel().catch(() => {});
   }
 }
 
@@ -415,6 +537,13 @@ export interface ZipWriteEntry {
   size?: number;
   /** Streams exactly `size` bytes; the CRC is computed on the fly. */
   produce?: (sink: (chunk: Uint8Array) => Promise<void>) => Promise<void>;
+  /** Store `data` deflated (method 8), as a plain `zip` of a download would. */
+  deflate?: boolean;
+}
+
+async function deflateRaw(data: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([data as BlobPart]).stream().pipeThrough(new CompressionStream("deflate-raw"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
 /**
@@ -438,9 +567,12 @@ export async function writeZip(
   try {
     for (const e of entries) {
       const name = enc.encode(e.name);
-      const size = e.data ? e.data.length : e.size!;
+      const usize = e.data ? e.data.length : e.size!;
+      const payload = e.data && e.deflate ? await deflateRaw(e.data) : e.data;
+      const method = e.data && e.deflate ? 8 : 0;
+      const size = payload ? payload.length : usize; // stored size
       const lho = pos;
-      const big = opts.forceZip64 || size >= 0xffffffff || lho >= 0xffffffff;
+      const big = opts.forceZip64 || usize >= 0xffffffff || size >= 0xffffffff || lho >= 0xffffffff;
       // Local header: zip64 extra (sizes) when needed, then padding so the data starts on a 64-byte boundary.
       const z64Local = big ? 20 : 0;
       const base = 30 + name.length + z64Local + 4;
@@ -449,9 +581,9 @@ export async function writeZip(
       const ldv = new DataView(loc.buffer);
       ldv.setUint32(0, SIG_LOC, true);
       ldv.setUint16(4, big ? 45 : 20, true);
-      ldv.setUint16(8, 0, true);
+      ldv.setUint16(8, method, true);
       ldv.setUint32(18, big ? 0xffffffff : size, true);
-      ldv.setUint32(22, big ? 0xffffffff : size, true);
+      ldv.setUint32(22, big ? 0xffffffff : usize, true);
       ldv.setUint16(26, name.length, true);
       ldv.setUint16(28, z64Local + 4 + pad, true);
       loc.set(name, 30);
@@ -459,7 +591,7 @@ export async function writeZip(
       if (big) {
         ldv.setUint16(x, 1, true);
         ldv.setUint16(x + 2, 16, true);
-        ldv.setBigUint64(x + 4, BigInt(size), true);
+        ldv.setBigUint64(x + 4, BigInt(usize), true);
         ldv.setBigUint64(x + 12, BigInt(size), true);
         x += 20;
       }
@@ -469,8 +601,8 @@ export async function writeZip(
       let crc = 0, written = 0;
       if (e.data) {
         crc = crc32(e.data);
-        await writeAll(e.data);
-        written = e.data.length;
+        await writeAll(payload!);
+        written = payload!.length;
       } else {
         await e.produce!(async (chunk) => {
           crc = crc32(chunk, crc);
@@ -493,9 +625,10 @@ export async function writeZip(
       cdv.setUint32(0, SIG_CEN, true);
       cdv.setUint16(4, big ? 45 : 20, true);
       cdv.setUint16(6, big ? 45 : 20, true);
+      cdv.setUint16(10, method, true);
       cdv.setUint32(16, crc, true);
       cdv.setUint32(20, big ? 0xffffffff : size, true);
-      cdv.setUint32(24, big ? 0xffffffff : size, true);
+      cdv.setUint32(24, big ? 0xffffffff : usize, true);
       cdv.setUint16(28, name.length, true);
       cdv.setUint16(30, z64, true);
       cdv.setUint32(42, big ? 0xffffffff : lho, true);
@@ -504,7 +637,7 @@ export async function writeZip(
         const o = 46 + name.length;
         cdv.setUint16(o, 1, true);
         cdv.setUint16(o + 2, 24, true);
-        cdv.setBigUint64(o + 4, BigInt(size), true);
+        cdv.setBigUint64(o + 4, BigInt(usize), true);
         cdv.setBigUint64(o + 12, BigInt(size), true);
         cdv.setBigUint64(o + 20, BigInt(lho), true);
       }

@@ -468,3 +468,76 @@ Deno.test("convert: float32 and bfloat16 checkpoints with transposed and shared-
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("convert: SAT archives whose checkpoint is deflated are streamed (no unpacking), with the same tensors", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "convert-test-" });
+  try {
+    const set = await copySet(tmp);
+    // dsr rewritten with views: every tensor in one shared storage, 2-D weights transposed (held and gathered).
+    const src = await openTorchCheckpoint(join(FIX, "sat/cogview2-dsr/1/mp_rank_00_model_states.pt"));
+    const chunks: Uint16Array[] = [];
+    const tensors: FakeTensor[] = [];
+    let off = 5;
+    for (const n of src.names()) {
+      const { shape } = src.info(n);
+      const v = new Uint16Array((await src.read(n)).slice().buffer);
+      if (shape.length === 2) {
+        const [r, c] = shape;
+        const t = new Uint16Array(r * c);
+        for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) t[j * r + i] = v[i * c + j];
+        chunks.push(t);
+        tensors.push({ name: n, storage: "shared", shape, stride: [1, r], offset: off });
+      } else {
+        chunks.push(v);
+        tensors.push({ name: n, storage: "shared", shape, offset: off });
+      }
+      off += v.length;
+    }
+    src.close();
+    const shared = new Uint16Array(off);
+    let o = 5;
+    for (const c of chunks) shared.set(c, (o += c.length) - c.length);
+    await writeTorchCheckpoint(join(set.sat, "cogview2-dsr/1/mp_rank_00_model_states.pt"), {
+      storages: [{ key: "shared", dtype: "f16", numel: off, data: new Uint8Array(shared.buffer) }],
+      tensors,
+      archive: "mp_rank_00_model_states",
+    });
+    const ref = join(tmp, "ref");
+    await convert({ ...set, out: ref, progress: false });
+    for (const m of ["coglm", "cogview2-dsr"]) {
+      const entries = [];
+      for (const f of ["latest", "model_config.json", "1/mp_rank_00_model_states.pt"]) {
+        entries.push({ name: `${m}/${f}`, data: await Deno.readFile(join(set.sat, m, f)), deflate: true });
+      }
+      await writeZip(join(set.sat, `${m}.zip`), entries);
+      await Deno.remove(join(set.sat, m), { recursive: true });
+    }
+    const z = await ZipArchive.openFile(join(set.sat, "coglm.zip"));
+    assert.equal(z.entry("coglm/1/mp_rank_00_model_states.pt").method, 8);
+    z.close();
+    const out = join(tmp, "out");
+    await convert({ ...set, out, progress: false });
+    const a = await openModelDir(ref), b = await openModelDir(out);
+    for (const model of ["coglm", "dsr"] as const) {
+      const sa = await a.weights(model), sb = await b.weights(model);
+      assert.deepEqual(sb.names().sort(), sa.names().sort());
+      for (const n of sa.names()) assert.deepEqual(await sb.read(n), await sa.read(n), `${model} ${n}`);
+      sa.close();
+      sb.close();
+    }
+    // A corrupt byte in the compressed stream is caught (inflate error or CRC), and nothing is written.
+    const zp = join(set.sat, "coglm.zip");
+    const bytes = await Deno.readFile(zp);
+    const zz = await ZipArchive.open(new BytesAccess(bytes, zp));
+    const e = zz.entry("coglm/1/mp_rank_00_model_states.pt");
+    bytes[e.offset + Math.floor(e.size * 0.6)] ^= 0x10;
+    await Deno.writeFile(zp, bytes);
+    await assert.rejects(
+      convert({ ...set, out: join(tmp, "bad"), progress: false }),
+      /coglm\.zip!coglm\/1\/mp_rank_00_model_states\.pt.*(corrupt|CRC)/,
+    );
+    assert.ok(!(await Deno.stat(join(tmp, "bad")).catch(() => null)));
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

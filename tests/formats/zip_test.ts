@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { BytesAccess, crc32, crc32Js, writeZip, ZipArchive } from "../../src/formats/zip.ts";
+import { BytesAccess, crc32, crc32Js, EntryStream, writeZip, ZipArchive } from "../../src/formats/zip.ts";
 
 const FIX = new URL("../testdata/cogview2-tiny/", import.meta.url).pathname;
 
@@ -81,4 +81,31 @@ Deno.test("zip: truncated and corrupt archives are rejected naming the file", as
   const eocd = bad.length - 22;
   new DataView(bad.buffer).setUint32(eocd + 16, bad.length, true);
   await assert.rejects(ZipArchive.open(new BytesAccess(bad, "bad.pt")), /bad\.pt: central directory/);
+});
+
+Deno.test("zip: deflated entries are inflated whole (small) or streamed (large), CRC checked", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "zip-test-" });
+  try {
+    const big = new Uint8Array(3_000_001).map((_, i) => (i * i) % 251);
+    const p = join(dir, "d.zip");
+    await writeZip(p, [{ name: "a.txt", data: new TextEncoder().encode("hi ".repeat(100)), deflate: true }, {
+      name: "big.bin",
+      data: big,
+      deflate: true,
+    }], { forceZip64: true });
+    const z = await ZipArchive.openFile(p);
+    assert.equal(z.entry("big.bin").method, 8);
+    assert.ok(z.entry("big.bin").size < big.length);
+    assert.equal(new TextDecoder().decode(await z.read("a.txt")), "hi ".repeat(100));
+    assert.throws(() => z.slice("big.bin"), /compressed \(method 8\)/);
+    const s = new EntryStream(z, z.entry("big.bin"));
+    assert.deepEqual(await s.read(10), big.subarray(0, 10));
+    await s.skip(1_000_000);
+    assert.deepEqual(await s.read(5), big.subarray(1_000_010, 1_000_015));
+    await s.finish();
+    await assert.rejects(s.read(1), /ends 1 bytes early/);
+    z.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
