@@ -2,6 +2,7 @@
 // family given by two numbers: row i sees keys j < max(ctx_cols, i + causal_off + 1) (a prefix; rows that see
 // everything use ctx_cols = keys). Scores are (q·scale)·k + (logw on keys j < logw_cols), as SAT scales q before
 // the product and adds log_attention_weights before masking; masked keys (score −10000 in SAT, exp → 0) are skipped.
+// Define VIS: row i sees the first VIS[i] keys instead (any per-row prefix mask, e.g. completion's).
 // Softmax is online over chunks of CHUNK keys kept in workgroup memory. Q/K/V/O are rows of heads·d values at
 // off + b·bs + row·ld + head·d. Entry kv_store (define KV_STORE) copies K and V rows of a QKV buffer into caches.
 #include "common.wgsl"
@@ -40,7 +41,12 @@ struct Params {
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
 @group(0) @binding(2) var<storage, read> K: array<f32>;
 @group(0) @binding(3) var<storage, read> V: array<f32>;
+#if VIS
+@group(0) @binding(4) var<storage, read> VISIBLE: array<i32>;
+@group(0) @binding(5) var<storage, read_write> O: array<f32>;
+#else
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;
+#endif
 
 const WG: u32 = 64u;
 const CHUNK: u32 = 1024u;
@@ -70,7 +76,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let qb = P.q_off + b * P.q_bs + row * P.ldq + h * d;
   for (var c = li; c < d; c += WG) { qs[c] = Q[qb + c] * P.scale; }
   workgroupBarrier();
+#if VIS
+  let kv = min(P.keys, u32(max(VISIBLE[row], 1)));
+#else
   let kv = min(P.keys, max(P.ctx_cols, row + P.causal_off + 1u));
+#endif
   let kb = P.k_off + b * P.k_bs + h * d;
   let vb = P.v_off + b * P.v_bs + h * d;
   // Output ownership: with d dividing WG, ng groups of d invocations split the keys (partials summed at the end);

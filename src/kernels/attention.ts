@@ -32,6 +32,8 @@ export interface AttentionOptions {
    * ctxCols keys (get_masks_and_position_ids_coglm). Absent: every key is visible (a decode step).
    */
   mask?: { ctxCols: number; causalOffset: number };
+  /** Instead of `mask`: i32 [rows], row i sees keys j < visible[i] (any per-row prefix; same for every batch entry). */
+  visible?: Tensor;
   /** log_attention_weights: `value` added to the scores of keys j < cols. */
   logWeights?: { cols: number; value: number };
   /** Default 1/sqrt(headDim). */
@@ -62,10 +64,18 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
   );
   const mask = o.mask ?? { ctxCols: o.keys, causalOffset: 0 };
   check(mask.causalOffset >= 0, "attention", "causalOffset must be >= 0");
+  if (o.visible) {
+    check(
+      o.visible.dtype === "i32" && o.visible.size >= o.rows,
+      "attention",
+      `visible must be i32 [${o.rows}]`,
+    );
+  }
   const k = ctx.kernel({
     name: "attention",
     shader: "attention.wgsl",
-    bindings: ["read", "read", "read", "write"],
+    defines: { VIS: !!o.visible },
+    bindings: o.visible ? ["read", "read", "read", "read", "write"] : ["read", "read", "read", "write"],
   });
   const params = [
     d,
@@ -89,7 +99,8 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
     o.out.ld,
     o.out.bs ?? 0,
   ];
-  ctx.dispatch(k, params, [o.q.t, o.k.t, o.v.t, o.out.t], [o.rows, o.heads, o.batch]);
+  const bufs = o.visible ? [o.q.t, o.k.t, o.v.t, o.visible, o.out.t] : [o.q.t, o.k.t, o.v.t, o.out.t];
+  ctx.dispatch(k, params, bufs, [o.rows, o.heads, o.batch]);
 }
 
 /**

@@ -130,3 +130,43 @@ Deno.test("kvStore broadcasts a prompt, then a decode step attends over the cach
   }
   [tp, ts, kc, vc, out].forEach((x) => x.release());
 });
+
+Deno.test("attention with per-row visible prefixes (completion's mask) matches SAT's standard_attention", async () => {
+  const ctx = await sharedContext();
+  const heads = 2, d = 16, w = heads * d, L = 23;
+  // Text rows see the text (7), the <start_of_image> row itself and before, image rows all context (15) or causal.
+  const vis = Int32Array.from({ length: L }, (_, i) => i < 7 ? 7 : i === 7 ? 8 : Math.max(15, i + 1));
+  const qkv = randn(L * 3 * w, 77, 1.5);
+  const t = ctx.upload(qkv, [L, 3 * w]), tv = ctx.upload(vis, [L], "i32");
+  const out = ctx.empty([L, w]);
+  attention(ctx, {
+    batch: 1,
+    heads,
+    headDim: d,
+    rows: L,
+    keys: L,
+    q: { t, ld: 3 * w },
+    k: { t, off: w, ld: 3 * w },
+    v: { t, off: 2 * w, ld: 3 * w },
+    out: { t: out, ld: w },
+    visible: tv,
+    logWeights: { cols: 7, value: 1.4 },
+  });
+  const mask = new Float32Array(L * L);
+  for (let i = 0; i < L; i++) for (let j = 0; j < vis[i]; j++) mask[i * L + j] = 1;
+  const want = standardAttentionRef(
+    slice(qkv, L, 3 * w, 0, w),
+    slice(qkv, L, 3 * w, w, w),
+    slice(qkv, L, 3 * w, 2 * w, w),
+    {
+      heads,
+      d,
+      rows: L,
+      keys: L,
+      mask,
+      logw: logWeightsRef(L, L, 7, 1.4),
+    },
+  );
+  assertClose("attention visible prefixes", await ctx.readF32(out), want, { atol: 2e-5, rtol: 1e-4 });
+  [t, tv, out].forEach((x) => x.release());
+});
