@@ -1,10 +1,11 @@
 // Embedding gather: O[r, c] = W[ids[id_off + r] − row0, c] (+ Pt[pos(r), c]), one invocation per output element.
+// Rows come in batches of rpb: row r takes id id_off + ⌊r/rpb⌋·id_bs + r mod rpb and position pos_off + r mod rpb.
 // W is one row block of a (possibly row-chunked) table: rows with ids outside [row0, row0 + w_rows) take no word
 // row (ACCUM: left untouched, so later blocks add theirs). Defines: W_F16 / P_F16 (packed f16 tables),
 // POS (position ids from a tensor), POS_CONST (every row at position pos0), ACCUM (O += word row).
 #include "common.wgsl"
 
-struct Params { rows: u32, cols: u32, row0: u32, w_rows: u32, id_off: u32, pos0: u32, pos_off: u32 }
+struct Params { rows: u32, cols: u32, row0: u32, w_rows: u32, id_off: u32, pos0: u32, pos_off: u32, rpb: u32, id_bs: u32 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> ids: array<i32>;
 #if W_F16
@@ -24,7 +25,7 @@ fn p_at(i: u32) -> f32 { return f16_at(Pt[i >> 1u], i); }
 fn p_at(i: u32) -> f32 { return Pt[i]; }
 #endif
 @group(0) @binding(5) var<storage, read_write> O: array<f32>;
-fn pos_of(r: u32) -> u32 { return u32(pos_ids[P.pos_off + r]); }
+fn pos_of(r: u32) -> u32 { return u32(pos_ids[P.pos_off + r % P.rpb]); }
 #elif POS_CONST
 #if P_F16
 @group(0) @binding(3) var<storage, read> Pt: array<u32>;
@@ -45,7 +46,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i >= P.rows * P.cols) { return; }
   let r = i / P.cols;
   let c = i - r * P.cols;
-  let local = ids[P.id_off + r] - i32(P.row0);
+  let local = ids[P.id_off + (r / P.rpb) * P.id_bs + r % P.rpb] - i32(P.row0);
   let hit = local >= 0 && u32(local) < P.w_rows;
 #if ACCUM
   if (hit) { O[i] += w_at(u32(local) * P.cols + c); }

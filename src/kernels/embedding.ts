@@ -11,6 +11,12 @@ export interface EmbeddingOptions {
   rows: number;
   /** Element offset of the first id in `ids`. */
   idOff?: number;
+  /**
+   * Batched rows: `rows` = batch · rowsPerBatch; row b·rowsPerBatch + i takes id idOff + b·idBatchStride + i and
+   * position posOff + i (positions shared by the batch). Default: one batch of `rows`.
+   */
+  rowsPerBatch?: number;
+  idBatchStride?: number;
   /** Position table [maxPos, cols] added to every row at its position. */
   posTable?: Tensor;
   /** Position ids (i32, one per row, from `posOff`)... */
@@ -42,7 +48,13 @@ export function embedding(
   const t = asChunks(table);
   const { rows } = o, cols = t.cols;
   check(ids.dtype === "i32", "embedding", `ids must be i32, got ${ids.dtype}`);
-  check((o.idOff ?? 0) + rows <= ids.size, "embedding", `ids [${ids.shape}] too small for ${rows} rows`);
+  const rpb = o.rowsPerBatch ?? rows, idBs = o.idBatchStride ?? 0;
+  check(rows % rpb === 0, "embedding", `rows ${rows} are not a multiple of rowsPerBatch ${rpb}`);
+  check(
+    (o.idOff ?? 0) + (rows / rpb - 1) * idBs + rpb <= ids.size,
+    "embedding",
+    `ids [${ids.shape}] too small for ${rows} rows`,
+  );
   check(t.dtype === "f16" || t.dtype === "f32", "embedding", `table dtype ${t.dtype} is not f16/f32`);
   const pt = o.posTable;
   if (pt) {
@@ -63,7 +75,7 @@ export function embedding(
     );
     if (o.posIds) {
       check(
-        o.posIds.dtype === "i32" && (o.posOff ?? 0) + rows <= o.posIds.size,
+        o.posIds.dtype === "i32" && (o.posOff ?? 0) + rpb <= o.posIds.size,
         "embedding",
         "posIds must be i32 [rows]",
       );
@@ -90,7 +102,7 @@ export function embedding(
       defines: { W_F16: t.dtype === "f16", P_F16: pt?.dtype === "f16", ...(mode ? { [mode]: 1 } : {}) },
       bindings: [...bufs.slice(0, -1).map(() => "read" as const), "write"],
     });
-    const params = [rows, cols, ch.row0, ch.rows, o.idOff ?? 0, o.pos ?? 0, o.posOff ?? 0];
+    const params = [rows, cols, ch.row0, ch.rows, o.idOff ?? 0, o.pos ?? 0, o.posOff ?? 0, rpb, idBs];
     ctx.dispatch(k, params, bufs, grid1d(rows * cols, 256));
   });
   return out;

@@ -75,3 +75,30 @@ Deno.test("embedding gathers from a row-chunked table", async () => {
     [full, tp, ti, tpi, out, ...chunks.map((c) => c.tensor)].forEach((t) => t.release());
   }
 });
+
+Deno.test("embedding gathers batched rows (id batch stride, positions shared by the batch)", async () => {
+  const ctx = await sharedContext();
+  const vocab = 37, cols = 13, B = 3, R = 2, L = 11, off = 4;
+  const table = randn(vocab * cols, 21), ptab = randn(9 * cols, 22);
+  const seq = Int32Array.from({ length: B * L }, (_, i) => (i * 7) % vocab);
+  const pos = Int32Array.from([5, 8]);
+  const tw = ctx.upload(table, [vocab, cols]), tp = ctx.upload(ptab, [9, cols]);
+  const ts = ctx.upload(seq, [B * L], "i32"), tpi = ctx.upload(pos, [2], "i32");
+  const out = embedding(ctx, ts, tw, {
+    rows: B * R,
+    idOff: off,
+    rowsPerBatch: R,
+    idBatchStride: L,
+    posTable: tp,
+    posIds: tpi,
+  });
+  const ids = Int32Array.from({ length: B * R }, (_, r) => seq[off + Math.floor(r / R) * L + (r % R)]);
+  const p = Int32Array.from({ length: B * R }, (_, r) => pos[r % R]);
+  assertClose(
+    "batched rows",
+    await ctx.readF32(out),
+    embeddingRef(ids, table, cols, { table: ptab, ids: p }),
+    { atol: 1e-6 },
+  );
+  [tw, tp, ts, tpi, out].forEach((t) => t.release());
+});
