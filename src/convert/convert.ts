@@ -227,12 +227,13 @@ function transformerConfig(
   ck: Checkpoint,
   m: (typeof SAT_MODELS)[number],
 ): Json {
-  const modelClass = typeof cfg.model_class === "string" ? cfg.model_class : m.cls;
-  if (modelClass !== m.cls) {
-    throw new Error(
-      `${cfgFile}: field "model_class" is "${modelClass}", expected "${m.cls}" for ${m.folder}`,
-    );
+  // The folder's role fixes the architecture; CogLM may also be saved as the plain SAT BaseModel it is trained as.
+  const given = typeof cfg.model_class === "string" ? cfg.model_class : m.cls;
+  const accepted: string[] = m.key === "coglm" ? [m.cls, "BaseModel", "InferenceModel"] : [m.cls];
+  if (!accepted.includes(given)) {
+    throw new Error(`${cfgFile}: field "model_class" is "${given}", expected "${m.cls}" for ${m.folder}`);
   }
+  const modelClass = m.cls;
   const num_layers = cfgInt(cfgFile, cfg, "num_layers");
   const hidden_size = cfgInt(cfgFile, cfg, "hidden_size");
   const num_attention_heads = cfgInt(cfgFile, cfg, "num_attention_heads");

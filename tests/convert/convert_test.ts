@@ -264,6 +264,14 @@ Deno.test("convert: corrupt or inconsistent inputs fail with one error naming th
       /cogview2-itersr.*: tensor "transformer\.word_embeddings\.weight" has shape \[26008,64\], .*model_config\.json implies \[26016,64\]/,
     ],
     [
+      "wrong model class",
+      async (s) => {
+        const p = join(s.sat, "cogview2-dsr/model_config.json");
+        await Deno.writeTextFile(p, (await Deno.readTextFile(p)).replace('"DsrModel"', '"ItersrModel"'));
+      },
+      /cogview2-dsr\/model_config\.json: field "model_class" is "ItersrModel", expected "DsrModel"/,
+    ],
+    [
       "bad latest",
       (s) => Deno.writeTextFile(join(s.sat, "coglm/latest"), "../../etc"),
       /coglm\/latest: does not name an iteration/,
