@@ -434,6 +434,9 @@ function outDType(src: WeightDType, target: "f16" | "f32"): WeightDType {
   return FLOATS.has(src) ? target : src;
 }
 
+/** float16 bit pattern → float32 value, for all 65536 patterns (built on first use). */
+let F16_TO_F32: Float32Array | null = null;
+
 function convertChunk(
   bytes: Uint8Array,
   from: WeightDType,
@@ -445,8 +448,16 @@ function convertChunk(
   const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
   let f32: Float32Array;
   if (from === "f32") f32 = new Float32Array(aligned.buffer, aligned.byteOffset, n);
-  else if (from === "f16") f32 = Float32Array.from(new Float16Array(aligned.buffer, aligned.byteOffset, n));
-  else {
+  else if (from === "f16") {
+    if (!F16_TO_F32) {
+      F16_TO_F32 = Float32Array.from(
+        new Float16Array(Uint16Array.from({ length: 65536 }, (_, i) => i).buffer),
+      );
+    }
+    const lut = F16_TO_F32, u16 = new Uint16Array(aligned.buffer, aligned.byteOffset, n);
+    f32 = new Float32Array(n);
+    for (let i = 0; i < n; i++) f32[i] = lut[u16[i]];
+  } else {
     const u16 = new Uint16Array(aligned.buffer, aligned.byteOffset, n);
     const u32 = new Uint32Array(n);
     for (let i = 0; i < n; i++) u32[i] = u16[i] << 16;
