@@ -73,6 +73,7 @@ try {
     dtype,
     numClusters,
     overwrite: flags.overwrite === true,
+    exitOnInterrupt: true,
     log: (m) => console.error(m),
   });
   const total = Object.values(r.files).reduce((a, f) => a + f.bytes, 0);

@@ -39,6 +39,8 @@ export interface ConvertOptions {
   progress?: boolean;
   /** Messages (one line each); default: none. */
   log?: (msg: string) => void;
+  /** CLI only: on Ctrl-C remove the temporary output and exit with code 130. */
+  exitOnInterrupt?: boolean;
 }
 
 export interface ConvertResult {
@@ -693,6 +695,15 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   const tmp = await Deno.makeTempDir({ dir: parent, prefix: `.${basename(out)}.tmp-` });
   const warnings: string[] = [];
   const files: Record<string, { bytes: number; sha256: string }> = {};
+  // Ctrl-C in the CLI: remove the temporary directory before exiting.
+  const onInterrupt = () => {
+    try {
+      Deno.removeSync(tmp, { recursive: true });
+    } catch { /* already gone */ }
+    Deno.exit(130);
+  };
+  const trap = opts.exitOnInterrupt && Deno.build.os !== "windows";
+  if (trap) Deno.addSignalListener("SIGINT", onInterrupt);
   try {
     // Cheap inputs first, so a wrong path fails before gigabytes are copied.
     const tokPath = join(opts.icetk, "ice_text.model");
@@ -834,6 +845,8 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     throw e;
+  } finally {
+    if (trap) Deno.removeSignalListener("SIGINT", onInterrupt);
   }
   for (const w of warnings) log(`warning: ${w}`);
   return { out, files, warnings };
