@@ -38,9 +38,10 @@ export interface SampleStep {
   step: number;
   /** Job seed. */
   seed: number;
-  /** Write row r's id to out[outOffset + r] (i32). */
+  /** Write row r's id to out[outOffset + r·outStride] (i32; outStride default 1). */
   out: Tensor;
   outOffset: number;
+  outStride?: number;
 }
 
 /** Records the sampling of ids from logits [rows, imageTokens] (f32) into `s.out`; GPU only, no readback. */
@@ -49,7 +50,14 @@ export type TokenSampler = (ctx: GpuContext, logits: Tensor, s: SampleStep) => v
 /** Deterministic argmax over the image logits (the golden greedy cases). */
 export const greedySampler: TokenSampler = (ctx, lg, s) => {
   const n = lg.shape[lg.shape.length - 1];
-  argmaxRows(ctx, lg, { n, rows: s.rows, ld: s.broadcast ? 0 : n, out: s.out, oOff: s.outOffset });
+  argmaxRows(ctx, lg, {
+    n,
+    rows: s.rows,
+    ld: s.broadcast ? 0 : n,
+    out: s.out,
+    oOff: s.outOffset,
+    oStride: s.outStride,
+  });
 };
 
 /** The sampling parameters generate() reads from a recipe (src/sampling/recipes.ts Recipe has them). */
@@ -170,13 +178,11 @@ export class CogLM {
   }
 
   /** Logits of `rows` rows of a hidden tensor over the first `cols` vocabulary rows (default: the image tokens). */
-  logits(hidden: Tensor, o: { rows: number; aOff?: number; cols?: number; out?: Tensor }): Tensor {
-    return logits(this.ctx, this.weights, hidden, {
-      rows: o.rows,
-      aOff: o.aOff,
-      cols: o.cols ?? this.imageTokens,
-      out: o.out,
-    });
+  logits(
+    hidden: Tensor,
+    o: { rows: number; aOff?: number; lda?: number; cols?: number; out?: Tensor },
+  ): Tensor {
+    return logits(this.ctx, this.weights, hidden, { ...o, cols: o.cols ?? this.imageTokens });
   }
 
   /**
@@ -349,5 +355,188 @@ export class CogLM {
       targets.release();
     }
     return scores;
+  }
+
+  /**
+   * SAT filling_sequence over an arbitrary sequence (text-guided completion): `tokens` holds the template ids,
+   * <start_of_image>, the context codes and then the cells to fill (-1) with any provided ones among them;
+   * `attends(i, j)` is the mask (get_masks_and_position_ids_comp; each row must see a prefix of the sequence) and
+   * log_attention_weights add the recipe's attn_plus on the first `txtLen` columns. The fixed prefix runs once at
+   * batch 1; each step forwards the batch's last sampled token plus any provided tokens after it. Returns `batch`
+   * filled copies of `tokens`.
+   */
+  async fill(o: {
+    tokens: Int32Array;
+    positionIds: Int32Array;
+    txtLen: number;
+    contextLength: number;
+    attends: (i: number, j: number) => boolean;
+    batch: number;
+    seed: number;
+    recipe: unknown;
+    onStep?: (step: number, steps: number) => void;
+    signal?: AbortSignal;
+    sampler?: TokenSampler;
+  }): Promise<Int32Array[]> {
+    const { ctx, dims, weights: w } = this;
+    const L = o.tokens.length, B = o.batch, H = dims.hidden, txtLen = o.txtLen;
+    const recipe = o.recipe as CoglmRecipe;
+    let F = 0;
+    while (F < L && o.tokens[F] >= 0) F++;
+    if (F === 0) throw new Error("CogLM.fill: the sequence must start with given tokens");
+    if (o.positionIds.length !== L) throw new Error("CogLM.fill: positionIds and tokens differ in length");
+    // Each row's visible keys must be a prefix [0, vis); decode rows (>= F) must be causal.
+    const vis = new Int32Array(L);
+    for (let i = 0; i < L; i++) {
+      let v = 0;
+      while (v < L && o.attends(i, v)) v++;
+      for (let j = v; j < L; j++) {
+        if (o.attends(i, j)) {
+          throw new Error(`CogLM.fill: row ${i} of the mask is not a prefix (sees ${j} after ${v})`);
+        }
+      }
+      if (i >= F && v !== i + 1) {
+        throw new Error(`CogLM.fill: row ${i} (generated) must see exactly keys 0..${i}`);
+      }
+      vis[i] = v;
+    }
+    const steps = Array.from(o.tokens).filter((t) => t < 0).length;
+    if (steps === 0) return Array.from({ length: B }, () => Int32Array.from(o.tokens));
+    const sampler = o.sampler ??
+      (CogLM.samplerFactory ? await CogLM.samplerFactory(ctx, this, recipe) : greedySampler);
+    const logw = { cols: txtLen, value: recipe.attn_plus };
+    const cache: LayerCache[] = w.layers.map(() => ({ k: ctx.empty([B, L, H]), v: ctx.empty([B, L, H]) }));
+    const seqInit = new Int32Array(B * L);
+    for (let b = 0; b < B; b++) seqInit.set(o.tokens, b * L);
+    const seqT = ctx.upload(seqInit, [B, L], "i32");
+    const pos = ctx.upload(o.positionIds, [L], "i32");
+    const visT = ctx.upload(vis.subarray(0, F), [F], "i32");
+    const lg = ctx.empty([B, this.imageTokens]);
+    const scratch = new Map<number, Scratch>();
+    const attnCommon = { heads: dims.heads, headDim: dims.headDim };
+    try {
+      const sp = allocScratch(ctx, dims, F);
+      embed(ctx, w, seqT, { rows: F, out: sp.h, posIds: pos });
+      transformerForward(
+        ctx,
+        dims,
+        w,
+        sp,
+        (layer, xn, out, s) =>
+          standardAttentionBlock(ctx, w.layers[layer], xn, out, s, (qkv, c) => {
+            kvStore(ctx, qkv, cache[layer].k, cache[layer].v, {
+              batch: B,
+              rows: F,
+              width: H,
+              t0: 0,
+              ld: 3 * H,
+              srcBs: 0,
+              kOff: H,
+              vOff: 2 * H,
+            });
+            attention(ctx, {
+              ...attnCommon,
+              batch: 1,
+              rows: F,
+              keys: F,
+              q: { t: qkv, ld: 3 * H },
+              k: { t: qkv, off: H, ld: 3 * H },
+              v: { t: qkv, off: 2 * H, ld: 3 * H },
+              out: { t: c, ld: H },
+              visible: visT,
+              logWeights: logw,
+            });
+          }),
+      );
+      this.logits(sp.xn, { rows: 1, aOff: (F - 1) * H, out: lg });
+      sampler(ctx, lg, {
+        rows: B,
+        broadcast: true,
+        step: 0,
+        seed: o.seed,
+        out: seqT,
+        outOffset: F,
+        outStride: L,
+      });
+      ctx.flush();
+      releaseScratch(sp);
+      let counter = F, index = F, done = 1;
+      let inFlight: Promise<void> = ctx.device.queue.onSubmittedWorkDone();
+      while (counter < L - 1) {
+        if (o.tokens[counter + 1] >= 0) {
+          counter++;
+          continue;
+        }
+        await inFlight;
+        if (o.signal?.aborted) throw new DOMException("Job cancelled", "AbortError");
+        o.onStep?.(done, steps);
+        const R = counter - index + 1, t0 = index;
+        let s = scratch.get(R);
+        if (!s) scratch.set(R, s = allocScratch(ctx, dims, B * R));
+        embed(ctx, w, seqT, {
+          rows: B * R,
+          idOff: index,
+          rowsPerBatch: R,
+          idBatchStride: L,
+          out: s.h,
+          posIds: pos,
+          posOff: index,
+        });
+        transformerForward(
+          ctx,
+          dims,
+          w,
+          s,
+          (layer, xn, out, sc) =>
+            standardAttentionBlock(ctx, w.layers[layer], xn, out, sc, (qkv, c) => {
+              kvStore(ctx, qkv, cache[layer].k, cache[layer].v, {
+                batch: B,
+                rows: R,
+                width: H,
+                t0,
+                ld: 3 * H,
+                srcBs: R * 3 * H,
+                kOff: H,
+                vOff: 2 * H,
+              });
+              attention(ctx, {
+                ...attnCommon,
+                batch: B,
+                rows: R,
+                keys: t0 + R,
+                q: { t: qkv, ld: 3 * H, bs: R * 3 * H },
+                k: { t: cache[layer].k, ld: H, bs: L * H },
+                v: { t: cache[layer].v, ld: H, bs: L * H },
+                out: { t: c, ld: H, bs: R * H },
+                mask: { ctxCols: 0, causalOffset: t0 },
+                logWeights: logw,
+              });
+            }),
+        );
+        this.logits(s.xn, { rows: B, lda: R * H, aOff: (R - 1) * H, out: lg });
+        sampler(ctx, lg, {
+          rows: B,
+          broadcast: false,
+          step: done,
+          seed: o.seed,
+          out: seqT,
+          outOffset: counter + 1,
+          outStride: L,
+        });
+        ctx.flush();
+        inFlight = ctx.device.queue.onSubmittedWorkDone();
+        counter++;
+        index = counter;
+        done++;
+      }
+      const all = await ctx.read(seqT) as Int32Array;
+      o.onStep?.(steps, steps);
+      return Array.from({ length: B }, (_, b) => all.slice(b * L, (b + 1) * L));
+    } finally {
+      ctx.flush();
+      for (const c of cache) c.k.release(), c.v.release();
+      for (const s of scratch.values()) releaseScratch(s);
+      [seqT, pos, visT, lg].forEach((t) => t.release());
+    }
   }
 }

@@ -15,7 +15,7 @@ import type { WeightInfo, WeightSource } from "../formats/weights.ts";
 import { f32ToF16Bits } from "../gpu/f16.ts";
 import { layerNorm, layerNormResidual, type LnParams } from "../kernels/layernorm.ts";
 import { matmul, matmulChunked } from "../kernels/matmul.ts";
-import { embedding } from "../kernels/embedding.ts";
+import { embedding, type EmbeddingOptions } from "../kernels/embedding.ts";
 import { add } from "../kernels/elementwise.ts";
 import { loadRowChunked, loadTensor } from "./load.ts";
 import type { TransformerConfig } from "./config.ts";
@@ -272,16 +272,9 @@ export function embed(
   ctx: GpuContext,
   w: TransformerWeights,
   ids: Tensor,
-  o: { rows: number; idOff?: number; out: Tensor; posIds?: Tensor; pos?: number },
+  o: EmbeddingOptions & { out: Tensor },
 ): void {
-  embedding(ctx, ids, w.wordEmbeddings, {
-    rows: o.rows,
-    idOff: o.idOff,
-    posTable: w.positionEmbeddings,
-    posIds: o.posIds,
-    pos: o.pos,
-    out: o.out,
-  });
+  embedding(ctx, ids, w.wordEmbeddings, { ...o, posTable: w.positionEmbeddings });
 }
 
 /**
