@@ -380,15 +380,24 @@ export class EntryStream {
     const src = zip.source, e = entry;
     let off = 0;
     const PART = 4 * 2 ** 20;
+    // Deflate can expand ~1000×: the inflater gets small slices, so one slice's output stays a few MiB at most
+    // (a transform stream enqueues all the output of an input chunk at once, whatever the reader's pace).
+    const SLICE = e.method === 0 ? PART : 16 * 1024;
+    let cur: Uint8Array = new Uint8Array(0), curPos = 0;
     const raw = new ReadableStream<BufferSource>({
       async pull(ctrl) {
-        if (off >= e.size) return ctrl.close();
-        const n = Math.min(PART, e.size - off);
-        const part = await src.readAt(e.offset + off, n);
-        off += n;
-        ctrl.enqueue(part as Uint8Array<ArrayBuffer>);
+        if (curPos >= cur.length) {
+          if (off >= e.size) return ctrl.close();
+          const n = Math.min(PART, e.size - off);
+          cur = await src.readAt(e.offset + off, n);
+          curPos = 0;
+          off += n;
+        }
+        const slice = cur.subarray(curPos, Math.min(cur.length, curPos + SLICE));
+        curPos += slice.length;
+        ctrl.enqueue(slice as Uint8Array<ArrayBuffer>);
       },
-    });
+    }, { highWaterMark: 0 });
     if (e.method === 0) this.#reader = (raw as ReadableStream<Uint8Array>).getReader();
     else if (e.method === 8) {
       this.#reader = raw.pipeThrough(new DecompressionStream("deflate-raw")).getReader();
