@@ -2,7 +2,7 @@
 // family given by two numbers: row i sees keys j < max(ctx_cols, i + causal_off + 1) (a prefix; rows that see
 // everything use ctx_cols = keys). Scores are (q·scale)·k + (logw on keys j < logw_cols), as SAT scales q before
 // the product and adds log_attention_weights before masking; masked keys (score −10000 in SAT, exp → 0) are skipped.
-// Define VIS: row i sees the first VIS[i] keys instead (any per-row prefix mask, e.g. completion's).
+// Define VEC4: keys read as vec4 (head size, key offsets and strides multiples of 4). Define VIS: row i sees the first VIS[i] keys instead (any per-row prefix mask, e.g. completion's).
 // Softmax is online over chunks of CHUNK keys kept in workgroup memory. Q/K/V/O are rows of heads·d values at
 // off + b·bs + row·ld + head·d. Entry kv_store (define KV_STORE) copies K and V rows of a QKV buffer into caches.
 #include "common.wgsl"
@@ -39,7 +39,11 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
+#if VEC4
+@group(0) @binding(2) var<storage, read> K: array<vec4<f32>>;
+#else
 @group(0) @binding(2) var<storage, read> K: array<f32>;
+#endif
 @group(0) @binding(3) var<storage, read> V: array<f32>;
 #if VIS
 @group(0) @binding(4) var<storage, read> VISIBLE: array<i32>;
@@ -52,6 +56,7 @@ const WG: u32 = 64u;
 const CHUNK: u32 = 1024u;
 const MAXD: u32 = 256u;
 var<workgroup> qs: array<f32, MAXD>;
+var<workgroup> qs4: array<vec4<f32>, 64>;
 var<workgroup> sc: array<f32, CHUNK>;
 var<workgroup> red: array<f32, WG>;
 
@@ -76,6 +81,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let qb = P.q_off + b * P.q_bs + row * P.ldq + h * d;
   for (var c = li; c < d; c += WG) { qs[c] = Q[qb + c] * P.scale; }
   workgroupBarrier();
+#if VEC4
+  for (var c = li; c < d / 4u; c += WG) { qs4[c] = vec4<f32>(qs[4u * c], qs[4u * c + 1u], qs[4u * c + 2u], qs[4u * c + 3u]); }
+  workgroupBarrier();
+#endif
 #if VIS
   let kv = min(P.keys, u32(max(VISIBLE[row], 1)));
 #else
@@ -96,7 +105,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var t = li; t < n; t += WG) {
       let kr = kb + (t0 + t) * P.ldk;
       var s = 0.0;
+#if VEC4
+      // Dot in vec4 steps, then the four lanes summed (d, offsets and strides are multiples of 4).
+      var s4 = vec4<f32>(0.0);
+      let kr4 = kr / 4u;
+      for (var c = 0u; c < d / 4u; c++) { s4 = fma(qs4[c], K[kr4 + c], s4); }
+      s = (s4.x + s4.y) + (s4.z + s4.w);
+#else
       for (var c = 0u; c < d; c++) { s = fma(qs[c], K[kr + c], s); }
+#endif
       s += select(0.0, P.logw, t0 + t < P.logw_cols);
       sc[t] = s;
       lm = max(lm, s);

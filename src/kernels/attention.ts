@@ -38,6 +38,8 @@ export interface AttentionOptions {
   logWeights?: { cols: number; value: number };
   /** Default 1/sqrt(headDim). */
   scale?: number;
+  /** false forces scalar key loads (tests); default: vec4 where the layout allows. */
+  vec4?: boolean;
 }
 
 function viewOk(name: string, v: HeadsView, o: AttentionOptions): void {
@@ -64,6 +66,8 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
   );
   const mask = o.mask ?? { ctxCols: o.keys, causalOffset: 0 };
   check(mask.causalOffset >= 0, "attention", "causalOffset must be >= 0");
+  const m4 = (x: number) => x % 4 === 0;
+  const vec4 = o.vec4 !== false && m4(d) && m4(o.k.off ?? 0) && m4(o.k.ld) && m4(o.k.bs ?? 0);
   if (o.visible) {
     check(
       o.visible.dtype === "i32" && o.visible.size >= o.rows,
@@ -74,7 +78,7 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
   const k = ctx.kernel({
     name: "attention",
     shader: "attention.wgsl",
-    defines: { VIS: !!o.visible },
+    defines: { VIS: !!o.visible, VEC4: vec4 },
     bindings: o.visible ? ["read", "read", "read", "read", "write"] : ["read", "read", "read", "write"],
   });
   const params = [

@@ -21,54 +21,57 @@ function slice(a: Float32Array, rows: number, ld: number, off: number, w: number
 Deno.test("attention over a packed QKV buffer (CogLM mask, log-weights, batches) matches SAT's standard_attention", async () => {
   const ctx = await sharedContext();
   for (const [heads, d, rows0, keys, ctxCols] of CASES) {
-    const w = heads * d, batch = 2;
-    // Prefill: queries = keys (rows = keys, causal offset 0); the long case uses its last 3 rows only.
-    const rows = rows0 === keys ? keys : rows0;
-    const causalOffset = keys - rows;
-    const qkv = randn(batch * keys * 3 * w, heads * d + keys, 1.5);
-    const t = ctx.upload(qkv, [batch * keys, 3 * w]);
-    const out = ctx.empty([batch * rows, w]);
-    const bs = keys * 3 * w;
-    attention(ctx, {
-      batch,
-      heads,
-      headDim: d,
-      rows,
-      keys,
-      q: { t, off: causalOffset * 3 * w, ld: 3 * w, bs },
-      k: { t, off: w, ld: 3 * w, bs },
-      v: { t, off: 2 * w, ld: 3 * w, bs },
-      out: { t: out, ld: w, bs: rows * w },
-      mask: { ctxCols, causalOffset },
-      logWeights: { cols: ctxCols, value: 1.4 },
-    });
-    const got = await ctx.readF32(out);
-    for (let b = 0; b < batch; b++) {
-      const want = standardAttentionRef(
-        slice(qkv, rows, 3 * w, b * bs + causalOffset * 3 * w, w),
-        slice(qkv, keys, 3 * w, b * bs + w, w),
-        slice(qkv, keys, 3 * w, b * bs + 2 * w, w),
-        {
-          heads,
-          d,
-          rows,
-          keys,
-          mask: coglmMaskRef(rows, keys, ctxCols, causalOffset),
-          logw: logWeightsRef(rows, keys, ctxCols, 1.4),
-        },
-      );
-      // Outputs are convex combinations of O(1.5) values; f32 dots over <= 129 and sums over <= 1301 keys.
-      assertClose(
-        `attention h=${heads} d=${d} rows=${rows} keys=${keys} b=${b}`,
-        got.subarray(b * rows * w, (b + 1) * rows * w),
-        want,
-        {
-          atol: 2e-5,
-          rtol: 1e-4,
-        },
-      );
+    for (const vec4 of [true, false]) {
+      const w = heads * d, batch = 2;
+      // Prefill: queries = keys (rows = keys, causal offset 0); the long case uses its last 3 rows only.
+      const rows = rows0 === keys ? keys : rows0;
+      const causalOffset = keys - rows;
+      const qkv = randn(batch * keys * 3 * w, heads * d + keys, 1.5);
+      const t = ctx.upload(qkv, [batch * keys, 3 * w]);
+      const out = ctx.empty([batch * rows, w]);
+      const bs = keys * 3 * w;
+      attention(ctx, {
+        batch,
+        heads,
+        headDim: d,
+        rows,
+        keys,
+        q: { t, off: causalOffset * 3 * w, ld: 3 * w, bs },
+        k: { t, off: w, ld: 3 * w, bs },
+        v: { t, off: 2 * w, ld: 3 * w, bs },
+        out: { t: out, ld: w, bs: rows * w },
+        mask: { ctxCols, causalOffset },
+        logWeights: { cols: ctxCols, value: 1.4 },
+        vec4,
+      });
+      const got = await ctx.readF32(out);
+      for (let b = 0; b < batch; b++) {
+        const want = standardAttentionRef(
+          slice(qkv, rows, 3 * w, b * bs + causalOffset * 3 * w, w),
+          slice(qkv, keys, 3 * w, b * bs + w, w),
+          slice(qkv, keys, 3 * w, b * bs + 2 * w, w),
+          {
+            heads,
+            d,
+            rows,
+            keys,
+            mask: coglmMaskRef(rows, keys, ctxCols, causalOffset),
+            logw: logWeightsRef(rows, keys, ctxCols, 1.4),
+          },
+        );
+        // Outputs are convex combinations of O(1.5) values; f32 dots over <= 129 and sums over <= 1301 keys.
+        assertClose(
+          `attention h=${heads} d=${d} rows=${rows} keys=${keys} b=${b}`,
+          got.subarray(b * rows * w, (b + 1) * rows * w),
+          want,
+          {
+            atol: 2e-5,
+            rtol: 1e-4,
+          },
+        );
+      }
+      [t, out].forEach((x) => x.release());
     }
-    [t, out].forEach((x) => x.release());
   }
 });
 

@@ -116,7 +116,7 @@ async function benchModel(
 }
 
 /** One decode step's attention for all layers' worth of heads: fused kernel vs matmul → softmax → matmul. */
-async function benchDecodeAttention(
+export async function benchDecodeAttention(
   ctx: GpuContext,
   report: (r: BenchResult) => void,
   o: { batch: number; keys: number; reps: number },
