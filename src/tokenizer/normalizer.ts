@@ -34,6 +34,40 @@ export function validCharLen(s: Uint8Array, pos: number, end: number): number {
   return 0;
 }
 
+/**
+ * UTF-8 encodes `text` into `buf` (which must hold text.length * 3 bytes); returns the byte count. Lone surrogates
+ * become U+FFFD, as TextEncoder does; no allocation, which matters for many short strings.
+ */
+export function encodeUtf8Into(text: string, buf: Uint8Array): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    let c = text.charCodeAt(i);
+    if (c < 0x80) buf[n++] = c;
+    else if (c < 0x800) {
+      buf[n++] = 0xc0 | (c >> 6);
+      buf[n++] = 0x80 | (c & 0x3f);
+    } else {
+      if (c >= 0xd800 && c <= 0xdfff) {
+        const d = i + 1 < text.length ? text.charCodeAt(i + 1) : 0;
+        if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
+          c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+          i++;
+          buf[n++] = 0xf0 | (c >> 18);
+          buf[n++] = 0x80 | ((c >> 12) & 0x3f);
+          buf[n++] = 0x80 | ((c >> 6) & 0x3f);
+          buf[n++] = 0x80 | (c & 0x3f);
+          continue;
+        }
+        c = 0xfffd;
+      }
+      buf[n++] = 0xe0 | (c >> 12);
+      buf[n++] = 0x80 | ((c >> 6) & 0x3f);
+      buf[n++] = 0x80 | (c & 0x3f);
+    }
+  }
+  return n;
+}
+
 /** A read-only darts-clone double array (32-bit units, little-endian). */
 export class DoubleArray {
   constructor(readonly units: Uint32Array) {}
@@ -198,35 +232,9 @@ export class Normalizer {
    * normalizer (the encoder's hot path: no allocation per call once the buffers have grown).
    */
   normalizeText(text: string): Uint8Array {
-    // UTF-8 encode into the scratch input (lone surrogates become U+FFFD, as TextEncoder does).
     if (this.inBuf.length < text.length * 3) this.inBuf = new Uint8Array(text.length * 3 + 64);
     const buf = this.inBuf;
-    let n = 0;
-    for (let i = 0; i < text.length; i++) {
-      let c = text.charCodeAt(i);
-      if (c < 0x80) buf[n++] = c;
-      else if (c < 0x800) {
-        buf[n++] = 0xc0 | (c >> 6);
-        buf[n++] = 0x80 | (c & 0x3f);
-      } else {
-        if (c >= 0xd800 && c <= 0xdfff) {
-          const d = i + 1 < text.length ? text.charCodeAt(i + 1) : 0;
-          if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
-            c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
-            i++;
-            buf[n++] = 0xf0 | (c >> 18);
-            buf[n++] = 0x80 | ((c >> 12) & 0x3f);
-            buf[n++] = 0x80 | ((c >> 6) & 0x3f);
-            buf[n++] = 0x80 | (c & 0x3f);
-            continue;
-          }
-          c = 0xfffd;
-        }
-        buf[n++] = 0xe0 | (c >> 12);
-        buf[n++] = 0x80 | ((c >> 6) & 0x3f);
-        buf[n++] = 0x80 | (c & 0x3f);
-      }
-    }
+    const n = encodeUtf8Into(text, buf);
     const len = this.run(buf, n); // first: run() may replace outBuf
     return this.outBuf.subarray(0, len);
   }

@@ -2,7 +2,7 @@
 // were made with): unigram (the optimized Viterbi with its float32 scores) and BPE models, the precompiled-charsmap
 // normalizer, user-defined pieces, unknown-run merging, byte fallback and decode. Not a trainer; no sampling/n-best.
 
-import { Normalizer, oneCharLen, PrefixMatcher, validCharLen } from "./normalizer.ts";
+import { encodeUtf8Into, Normalizer, oneCharLen, PrefixMatcher, validCharLen } from "./normalizer.ts";
 import { decodeModelProto, type ModelProto, ModelType, PieceType, type SentencePiece } from "./protobuf.ts";
 
 const encoder = new TextEncoder();
@@ -27,6 +27,7 @@ class PieceTrie {
   private readonly keys: Int32Array;
   private readonly targets: Int32Array;
   private readonly mask: number;
+  private readonly shift: number;
   private readonly values: Int32Array;
 
   constructor(entries: [Uint8Array, number][]) {
@@ -35,6 +36,7 @@ class PieceTrie {
     let cap = 16;
     while (cap < edges * 2) cap *= 2;
     this.mask = cap - 1;
+    this.shift = 32 - Math.log2(cap);
     this.keys = new Int32Array(cap).fill(-1);
     this.targets = new Int32Array(cap);
     const values: number[] = [-1];
@@ -58,15 +60,16 @@ class PieceTrie {
     this.values = Int32Array.from(values);
   }
 
+  /** Fibonacci hashing: the top log2(cap) bits of k · 2^32/φ. */
   private hash(k: number): number {
-    return Math.imul(k, 0x9e3779b1) >>> 0 & this.mask;
+    return Math.imul(k, 0x9e3779b1) >>> this.shift;
   }
 
   /** The child of `node` along byte `b`, or -1. */
   step(node: number, b: number): number {
     const k = node * 256 + b;
     const keys = this.keys, mask = this.mask;
-    for (let h = Math.imul(k, 0x9e3779b1) >>> 0 & mask;; h = (h + 1) & mask) {
+    for (let h = Math.imul(k, 0x9e3779b1) >>> this.shift;; h = (h + 1) & mask) {
       const x = keys[h];
       if (x === k) return this.targets[h];
       if (x === -1) return -1;
@@ -127,6 +130,7 @@ export class SentencePieceProcessor {
     const userDefined: Uint8Array[] = [];
     const trieKeys: [Uint8Array, number][] = [];
     let minScore = FLT_MAX, maxScore = FLT_MIN;
+    let scratch = new Uint8Array(256);
     for (let i = 0; i < n; i++) {
       const sp = this.pieces[i];
       if (sp.piece === "") throw new Error(`SentencePiece model: piece ${i} is empty`);
@@ -137,7 +141,8 @@ export class SentencePieceProcessor {
       const map = normal ? this.pieceIds : this.reservedIds;
       if (map.has(sp.piece)) throw new Error(`SentencePiece model: ${sp.piece} is already defined`);
       map.set(sp.piece, i);
-      const bytes = encoder.encode(sp.piece);
+      if (scratch.length < sp.piece.length * 3) scratch = new Uint8Array(sp.piece.length * 3);
+      const bytes = scratch.slice(0, encodeUtf8Into(sp.piece, scratch));
       if (normal) trieKeys.push([bytes, i]);
       if (sp.type === PieceType.USER_DEFINED) userDefined.push(bytes);
       if (sp.type === PieceType.UNKNOWN) {
