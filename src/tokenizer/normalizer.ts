@@ -72,8 +72,10 @@ export function encodeUtf8Into(text: string, buf: Uint8Array): number {
 export class DoubleArray {
   constructor(readonly units: Uint32Array) {}
 
-  /** Length of the longest key that is a prefix of s[pos..end) (0 if none); its value is left in `value`. */
+  /** Value of the key found by the last successful `longestPrefix`. */
   value = 0;
+
+  /** Length of the longest key that is a prefix of s[pos..end) (0 if none); its value is left in `value`. */
   longestPrefix(s: Uint8Array, pos: number, end: number): number {
     const a = this.units;
     let unit = a[0];
