@@ -93,6 +93,8 @@ interface LayerCache {
 export class CogLM {
   /** Set by the sampling module to give generate() the original's CoglmStrategy by default. */
   static samplerFactory: SamplerFactory | null = null;
+  /** Decode steps recorded ahead of the GPU (1 = wait for each step before recording the next). */
+  static QUEUE_DEPTH = 2;
 
   private constructor(
     readonly ctx: GpuContext,
@@ -281,10 +283,10 @@ export class CogLM {
             logWeights: logw,
           });
         });
-      let inFlight: Promise<void> = ctx.device.queue.onSubmittedWorkDone();
+      const inFlight: Promise<void>[] = [ctx.device.queue.onSubmittedWorkDone()];
       for (let step = 1; step < n; step++) {
-        // Keep at most one step queued behind the running one (progress and cancellation stay timely).
-        await inFlight;
+        // At most QUEUE_DEPTH steps queued (progress and cancellation stay timely; the CPU records ahead).
+        if (inFlight.length >= CogLM.QUEUE_DEPTH) await inFlight.shift();
         if (o.signal?.aborted) throw new DOMException("Job cancelled", "AbortError");
         o.onStep?.(step, n);
         embed(ctx, w, tok, { rows: B, idOff: (step - 1) * B, out: sd.h, pos: IMAGE_POSITION0 + step });
@@ -292,7 +294,7 @@ export class CogLM {
         this.logits(sd.xn, { rows: B, out: lg });
         sampler(ctx, lg, { rows: B, broadcast: false, step, seed: o.seed, out: tok, outOffset: step * B });
         ctx.flush();
-        inFlight = ctx.device.queue.onSubmittedWorkDone();
+        inFlight.push(ctx.device.queue.onSubmittedWorkDone());
       }
       const all = await ctx.read(tok) as Int32Array;
       releaseScratch(sd);
