@@ -52,6 +52,16 @@ export class IceTokenizer {
     this.sp = new SentencePieceProcessor(this.proto);
   }
 
+  /** icetk discourage_ids: the pieces with these text-model ids (no +20000 offset, as icetk) get score -100. */
+  discourageIds(ids: number | number[]): void {
+    for (const id of typeof ids === "number" ? [ids] : ids) {
+      const p = this.proto.pieces.at(id); // Python list indexing: negative ids count from the end
+      if (!p) throw new RangeError(`discourageIds: id ${id} is out of range`);
+      p.score = -100;
+    }
+    this.sp = new SentencePieceProcessor(this.proto);
+  }
+
   /** The SentencePiece processor underneath (text ids without the offset). */
   get processor(): SentencePieceProcessor {
     return this.sp;

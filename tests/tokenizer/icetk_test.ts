@@ -116,6 +116,9 @@ Deno.test("icetk: special tokens, linebreaks, unknown runs, discourage", async (
   const before = d.tokenize("a tiger");
   d.discourageTokens(before[0]);
   assert.notDeepEqual(d.tokenize("a tiger"), before);
+  const e = IceTokenizer.fromBytes(bytes);
+  e.discourageIds(e.tokenToId(before[0]) - 20000);
+  assert.deepEqual(e.tokenize("a tiger"), d.tokenize("a tiger"));
 });
 
 Deno.test("icetk: random strings match sentencepiece 0.1.97 (testdata/sp0197_cases.jsonl, both models)", async () => {
