@@ -125,35 +125,52 @@ const KSZ2: u32 = {{KSZ2}}u;
 #endif
 @group(0) @binding({{B_OUT}}) var<storage, read_write> O: array<VT>;
 
-// Two passes per row: scores into `sc` (max tracked), then exp, sum and the weighted values. The original's
+// Two passes per query: scores into `sc` (max tracked), then exp, sum and the weighted values. The original's
 // order: [scores_1_to_0 (low-res window or text), scores_1_to_1 (own window)], out-of-grid entries −10000.
+// An invocation handles G vertically adjacent queries (i0 + g, j), i0 a multiple of G (G divides A): they share one
+// low-res window and the text keys, and their high-res windows overlap in KH − 1 rows, so each loaded key/value
+// cell serves up to G queries (CPU adapters pay per loaded element; GPUs use G = 1).
+const G: u32 = {{G}}u;
+var<private> q: array<VT, G * DV>;
+var<private> acc: array<VT, G * DV>;
+var<private> sc: array<f32, G * MAXP>;
+var<private> mx: array<f32, G>;
+var<private> den: array<f32, G>;
+var<private> kc: array<VT, DV>;
+
+fn score(g: u32) -> f32 {
+  var s = 0.0;
+  for (var c = 0u; c < DV; c++) { s += vdot(q[g * DV + c], kc[c]); }
+  return s;
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let idx = gid.x + gid.y * nwg.x * 64u;
-  let S = P.side * P.side;
-  if (idx >= P.batch * P.heads * S) { return; }
-  let t = idx % S;
-  let hd = (idx / S) % P.heads;
-  let b = idx / (S * P.heads);
-  let i = t / P.side;
-  let j = t % P.side;
+  let side = P.side;
+  let rows = side / G;
+  if (idx >= P.batch * P.heads * rows * side) { return; }
+  let j = idx % side;
+  let i0 = ((idx / side) % rows) * G;
+  let hd = (idx / (side * rows)) % P.heads;
+  let b = idx / (side * rows * P.heads);
   let ho = hd * DV;
-  var q: array<VT, DV>;
-  var acc: array<VT, DV>;
-  var sc: array<f32, MAXP>;
-  let qb = P.q_off + b * P.q_bat + t * P.q_row + ho;
-  for (var c = 0u; c < DV; c++) {
-    q[c] = Q[qb + c] * P.scale;
-    acc[c] = VT(0.0);
+  for (var g = 0u; g < G; g++) {
+    let qb = P.q_off + b * P.q_bat + ((i0 + g) * side + j) * P.q_row + ho;
+    for (var c = 0u; c < DV; c++) {
+      q[g * DV + c] = Q[qb + c] * P.scale;
+      acc[g * DV + c] = VT(0.0);
+    }
+    mx[g] = -3.402823e38;
+    den[g] = 0.0;
   }
-  var mx = -3.402823e38;
-  var n = 0u;
+  var n0 = 0u;   // first high-res slot of each query's scores
 
-  // ---- pass 1: scores (nested constant-bound loops: no per-entry integer division)
+  // ---- pass 1: scores
 #if LOWRES
   let L = i32(P.side2);
-  let a = P.side / P.side2;
-  let cy2 = i32(i / a) - i32(KSZ2 >> 1u);
+  let a = side / P.side2;
+  let cy2 = i32(i0 / a) - i32(KSZ2 >> 1u);
   let cx2 = i32(j / a) - i32(KSZ2 >> 1u);
   let kb2 = P.k2_off + b * P.k2_bat + ho;
   let vb2 = P.v2_off + b * P.v2_bat + ho;
@@ -161,16 +178,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let y = cy2 + i32(dy);
     for (var dx = 0u; dx < KSZ2; dx++) {
       let x = cx2 + i32(dx);
-      var s = OUT_OF_GRID;
-      if (y >= 0 && y < L && x >= 0 && x < L) {
+      let inside = y >= 0 && y < L && x >= 0 && x < L;
+      if (inside) {
         let ki = kb2 + u32(y * L + x) * P.k2_row;
-        s = 0.0;
-        for (var c = 0u; c < DV; c++) { s += vdot(q[c], K2[ki + c]); }
+        for (var c = 0u; c < DV; c++) { kc[c] = K2[ki + c]; }
       }
-      s += P.add_scalar;
-      sc[n] = s;
-      n++;
-      mx = max(mx, s);
+      for (var g = 0u; g < G; g++) {
+        var s = OUT_OF_GRID;
+        if (inside) { s = score(g); }
+        s += P.add_scalar;
+        sc[g * MAXP + n0] = s;
+        mx[g] = max(mx[g], s);
+      }
+      n0++;
     }
   }
 #elif TEXT
@@ -178,83 +198,114 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let vb2 = P.v2_off + b * P.v2_bat + ho;
   for (var u = 0u; u < P.side2; u++) {
     let ki = kb2 + u * P.k2_row;
-    var s = 0.0;
-    for (var c = 0u; c < DV; c++) { s += vdot(q[c], K2[ki + c]); }
+    for (var c = 0u; c < DV; c++) { kc[c] = K2[ki + c]; }
 #if HAS_LOGW
-    s += LOGW[b * P.m_bat + u];
+    let lw = LOGW[b * P.m_bat + u];
 #endif
 #if HAS_MASK
     let m = MASK[b * P.m_bat + u];
-    s = s * m - 10000.0 * (1.0 - m);
 #endif
-    sc[n] = s;
-    n++;
-    mx = max(mx, s);
+    for (var g = 0u; g < G; g++) {
+      var s = score(g);
+#if HAS_LOGW
+      s += lw;
+#endif
+#if HAS_MASK
+      s = s * m - 10000.0 * (1.0 - m);
+#endif
+      sc[g * MAXP + n0] = s;
+      mx[g] = max(mx[g], s);
+    }
+    n0++;
   }
 #endif
-  let side = i32(P.side);
-  let cy = i32(i) - i32(KH >> 1u);
+  // High-res union rows r = 0 .. KH + G − 2: query g sees union row r as its window row r − g.
+  let sidei = i32(side);
+  let cy = i32(i0) - i32(KH >> 1u);
   let cx = i32(j) - i32(KW >> 1u);
   let kb = P.k_off + b * P.k_bat + ho;
   let vb = P.v_off + b * P.v_bat + ho;
-  for (var dy = 0u; dy < KH; dy++) {
-    let y = cy + i32(dy);
+  for (var r = 0u; r < KH + G - 1u; r++) {
+    let y = cy + i32(r);
     for (var dx = 0u; dx < KW; dx++) {
       let x = cx + i32(dx);
-      var s = OUT_OF_GRID;
-      if (y >= 0 && y < side && x >= 0 && x < side) {
-        let ki = kb + u32(y * side + x) * P.k_row;
-        s = 0.0;
-        for (var c = 0u; c < DV; c++) { s += vdot(q[c], K[ki + c]); }
+      let inside = y >= 0 && y < sidei && x >= 0 && x < sidei;
+      if (inside) {
+        let ki = kb + u32(y * sidei + x) * P.k_row;
+        for (var c = 0u; c < DV; c++) { kc[c] = K[ki + c]; }
       }
-      sc[n] = s;
-      n++;
-      mx = max(mx, s);
+      for (var g = 0u; g < G; g++) {
+        let e = i32(r) - i32(g);
+        if (e >= 0 && e < i32(KH)) {
+          var s = OUT_OF_GRID;
+          if (inside) { s = score(g); }
+          sc[g * MAXP + n0 + u32(e) * KW + dx] = s;
+          mx[g] = max(mx[g], s);
+        }
+      }
     }
   }
 
-  // ---- pass 2: softmax weights and values (out-of-grid entries count in the sum, add no value)
-  var den = 0.0;
-  n = 0u;
+  // ---- pass 2: softmax weights and values (out-of-grid entries count in the sum, add no value); kc holds v.
+  var n = 0u;
 #if LOWRES
   for (var dy = 0u; dy < KSZ2; dy++) {
     let y = cy2 + i32(dy);
     for (var dx = 0u; dx < KSZ2; dx++) {
       let x = cx2 + i32(dx);
-      let e = exp(sc[n] - mx);
-      n++;
-      den += e;
-      if (y >= 0 && y < L && x >= 0 && x < L) {
+      let inside = y >= 0 && y < L && x >= 0 && x < L;
+      if (inside) {
         let vi = vb2 + u32(y * L + x) * P.v2_row;
-        for (var c = 0u; c < DV; c++) { acc[c] += e * V2[vi + c]; }
+        for (var c = 0u; c < DV; c++) { kc[c] = V2[vi + c]; }
       }
+      for (var g = 0u; g < G; g++) {
+        let w = exp(sc[g * MAXP + n] - mx[g]);
+        den[g] += w;
+        if (inside) {
+          for (var c = 0u; c < DV; c++) { acc[g * DV + c] += w * kc[c]; }
+        }
+      }
+      n++;
     }
   }
 #elif TEXT
   for (var u = 0u; u < P.side2; u++) {
-    let e = exp(sc[n] - mx);
-    n++;
-    den += e;
     let vi = vb2 + u * P.v2_row;
-    for (var c = 0u; c < DV; c++) { acc[c] += e * V2[vi + c]; }
+    for (var c = 0u; c < DV; c++) { kc[c] = V2[vi + c]; }
+    for (var g = 0u; g < G; g++) {
+      let w = exp(sc[g * MAXP + n] - mx[g]);
+      den[g] += w;
+      for (var c = 0u; c < DV; c++) { acc[g * DV + c] += w * kc[c]; }
+    }
+    n++;
   }
 #endif
-  for (var dy = 0u; dy < KH; dy++) {
-    let y = cy + i32(dy);
+  for (var r = 0u; r < KH + G - 1u; r++) {
+    let y = cy + i32(r);
     for (var dx = 0u; dx < KW; dx++) {
       let x = cx + i32(dx);
-      let e = exp(sc[n] - mx);
-      n++;
-      den += e;
-      if (y >= 0 && y < side && x >= 0 && x < side) {
-        let vi = vb + u32(y * side + x) * P.v_row;
-        for (var c = 0u; c < DV; c++) { acc[c] += e * V[vi + c]; }
+      let inside = y >= 0 && y < sidei && x >= 0 && x < sidei;
+      if (inside) {
+        let vi = vb + u32(y * sidei + x) * P.v_row;
+        for (var c = 0u; c < DV; c++) { kc[c] = V[vi + c]; }
+      }
+      for (var g = 0u; g < G; g++) {
+        let e = i32(r) - i32(g);
+        if (e >= 0 && e < i32(KH)) {
+          let w = exp(sc[g * MAXP + n0 + u32(e) * KW + dx] - mx[g]);
+          den[g] += w;
+          if (inside) {
+            for (var c = 0u; c < DV; c++) { acc[g * DV + c] += w * kc[c]; }
+          }
+        }
       }
     }
   }
 
-  let inv = 1.0 / den;
-  let ob = P.o_off + b * P.o_bat + t * P.o_row + ho;
-  for (var c = 0u; c < DV; c++) { O[ob + c] = acc[c] * inv; }
+  for (var g = 0u; g < G; g++) {
+    let inv = 1.0 / den[g];
+    let ob = P.o_off + b * P.o_bat + ((i0 + g) * side + j) * P.o_row + ho;
+    for (var c = 0u; c < DV; c++) { O[ob + c] = acc[g * DV + c] * inv; }
+  }
 }
 #endif

@@ -14,8 +14,10 @@
 //        iterative SR (o.text): every text key u: (q·k₀[b, u, h] + logWeights[u])·mask[u] − 10000·(1 − mask[u])
 //        (sparse_attention_2d_text); neither: no s₀ (sparse_attention_2d_notext).
 //   out[b, t, h] = softmax([s₀, s₁]) · [v₀ rows, v rows]   (ONE softmax over the union, exactly the original's cat)
-// One invocation per (b, h, t): its scores (≤ MAXP, 70 for DSR) in a private array, max, exp-sum, weighted values;
-// no [tokens, window] score buffer in memory, one dispatch.
+// One dispatch; each query's scores (≤ 70 for DSR) live in a private array (max, exp-sum, weighted values): no
+// [tokens, window] score buffer in memory. An invocation handles G vertically adjacent queries of one (b, h): G = 1
+// on GPUs; G = 3 on CPU adapters (lavapipe pays per loaded element; the 3 queries share the low-res window / text
+// keys and 8 of 9 window rows: ~2.2x faster on lavapipe). `queriesPerInvocation` overrides it.
 //
 // Every tensor is read through a `Rows` view, so the kernel reads Q/K/V straight out of a QKV matmul output
 // [batch·tokens, 3·hidden] (q = columns [0, hidden), k = [hidden, 2·hidden), v = [2·hidden, 3·hidden), head h at
@@ -203,6 +205,8 @@ export interface SrLocalAttentionOptions {
   text?: { length: number; k: Rows; v: Rows; mask?: Tensor; logWeights?: Tensor };
   /** Output rows ([batch·side², heads·headDim] tensor or a view); allocated [batch·side², hidden] when absent. */
   out?: Tensor | Rows;
+  /** Vertically adjacent queries per invocation (default 3 on CPU adapters when it divides side and side / lowres.side, else 1). */
+  queriesPerInvocation?: number;
 }
 
 function checkRows(name: string, r: Rows, batch: number, tokens: number, width: number): void {
@@ -316,6 +320,15 @@ export function srLocalAttention(ctx: GpuContext, o: SrLocalAttentionOptions): T
     "srLocalAttention",
     `${defines.MAXP} scores per row exceed the kernel's 1024 slots`,
   );
+  // Queries per invocation (vertically adjacent, sharing loaded cells): 3 on CPU adapters where the grid allows.
+  const ratio = o.lowres ? side / side2 : 3;
+  const G = o.queriesPerInvocation ?? (ctx.gpu.isFallback && side % 3 === 0 && ratio % 3 === 0 ? 3 : 1);
+  check(
+    G >= 1 && side % G === 0 && (!o.lowres || ratio % G === 0),
+    "srLocalAttention",
+    `queriesPerInvocation ${G} must divide ${side}${o.lowres ? ` and ${ratio}` : ""}`,
+  );
+  defines.G = G;
   const kern = ctx.kernel({
     name: `sr_local_attention${defines.LOWRES ? "_lowres" : defines.TEXT ? "_text" : ""}`,
     shader: "local_attention.wgsl",
@@ -335,6 +348,6 @@ export function srLocalAttention(ctx: GpuContext, o: SrLocalAttentionOptions): T
     side2, ksz2, mBat,
     f32(o.scale ?? 1 / Math.sqrt(D)), f32(addScalar),
   ];
-  ctx.dispatch(kern, params, [...buffers, out.tensor], grid1d(batch * heads * S, 64));
+  ctx.dispatch(kern, params, [...buffers, out.tensor], grid1d((batch * heads * S) / G, 64));
   return out.tensor;
 }

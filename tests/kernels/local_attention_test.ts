@@ -77,6 +77,8 @@ interface FusedCase {
   mask?: "none" | "shared" | "batch";
   logw?: boolean;
   addScalar?: number;
+  /** queriesPerInvocation (default: the adapter's choice). */
+  g?: number;
 }
 
 async function runFused(c: FusedCase, seed: number) {
@@ -165,6 +167,7 @@ async function runFused(c: FusedCase, seed: number) {
       }
       : undefined,
     out: { tensor: out, offset: pre * hidden, rowStride: hidden, batchStride: seq1 * hidden },
+    queriesPerInvocation: c.g,
   });
   const got = await ctx.readF32(out);
   const mine = new Float32Array(batch * S * hidden);
@@ -240,6 +243,7 @@ Deno.test("srLocalAttention (iterative SR: window + all text keys with mask / lo
   }, 5);
   await runFused({ batch: 1, heads: 1, headDim: 7, side: 11, kernelSize: 2, mode: "text", text: 1 }, 6);
   await runFused({ batch: 2, heads: 2, headDim: 16, side: 13, kernelSize: 5, mode: "none" }, 7);
+  await runFused({ batch: 1, heads: 2, headDim: 6, side: 9, kernelSize: 3, mode: "none", g: 3 }, 8);
 });
 
 Deno.test("srLocalAttention validates its views", async () => {
@@ -265,6 +269,10 @@ Deno.test("srLocalAttention validates its views", async () => {
         lowres: { side: 3, kernelSize: 3, k: r("k"), v: r("v") },
       }),
     /does not divide/,
+  );
+  assert.throws(
+    () => srLocalAttention(ctx, { ...base, q: r("q"), k: r("k"), v: r("v"), queriesPerInvocation: 3 }),
+    /must divide/,
   );
   qkv.release();
 });
