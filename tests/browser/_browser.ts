@@ -62,6 +62,10 @@ export interface Flow {
   notice: RegExp;
   /** Output screenshot name under out/browser/. */
   shot: string;
+  /** Tick "first stage only" (CogLM and the VQ-VAE at 160×160, upscaled to 480×480). */
+  firstStageOnly?: boolean;
+  /** How long previews and images may take (default 240 s). */
+  timeoutMs?: number;
 }
 
 /** Types a prompt, presses Generate, checks that progress moves and previews + images + download links appear. */
@@ -73,6 +77,7 @@ export async function generateFlow(page: Page, url: string, flow: Flow) {
   await page.fill("#n", String(flow.n));
   await page.fill("#seed", "42");
   await page.selectOption("#style", "photo");
+  if (flow.firstStageOnly) await page.check("#only_first_stage");
   // Record every progress value the bar shows while the job runs.
   await page.evaluate(() => {
     const w = window as unknown as { seen: number[] };
@@ -82,7 +87,7 @@ export async function generateFlow(page: Page, url: string, flow: Flow) {
   });
   await page.click("#generate");
   await page.waitForFunction((n) => document.querySelectorAll("#previews img").length === n, flow.n, {
-    timeout: 240_000,
+    timeout: flow.timeoutMs ?? 240_000,
   });
   await page.waitForFunction(
     (n) => {
@@ -90,7 +95,7 @@ export async function generateFlow(page: Page, url: string, flow: Flow) {
       return imgs.length === n && imgs.every((i) => i.complete && i.naturalWidth === 480);
     },
     flow.n,
-    { timeout: 240_000 },
+    { timeout: flow.timeoutMs ?? 240_000 },
   );
   nodeAssert.match(
     (await page.textContent("#status")) ?? "",
