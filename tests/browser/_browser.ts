@@ -9,19 +9,26 @@ import type { Page } from "npm:playwright-core@1.49.1";
 export type { Page };
 
 export const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
-export const hasChromium = (() => {
+/** COGVIEW2_NO_BROWSER=1 skips the browser tests on purpose (README). */
+const optedOut = Deno.env.get("COGVIEW2_NO_BROWSER") === "1";
+const chromiumFound = (() => {
   try {
     return Deno.statSync(CHROMIUM).isFile;
   } catch {
     return false;
   }
 })();
-/** Prints why a browser test is skipped (call at module level when `hasChromium` is false). */
+/** The browser tests run (else they are `ignore`d, with the reason printed by warnSkipped). */
+export const hasChromium = chromiumFound && !optedOut;
+
+/** Prints why a browser test is skipped (call at module level). */
 export function warnSkipped(file: string): void {
   if (hasChromium) return;
   console.warn(
-    `${file}: SKIPPED — no Chromium at ${CHROMIUM}. Install it with \`apt-get install -y chromium\` ` +
-      "(or set CHROMIUM_PATH).",
+    optedOut
+      ? `${file}: SKIPPED — COGVIEW2_NO_BROWSER=1.`
+      : `${file}: SKIPPED — no Chromium at ${CHROMIUM}. Install it with \`apt-get install -y chromium\` ` +
+        "(or set CHROMIUM_PATH).",
   );
 }
 
