@@ -17,7 +17,9 @@ import { conv2d } from "../kernels/conv2d.ts";
 import { groupNorm } from "../kernels/group_norm.ts";
 import { avgPool2x2 } from "../kernels/pool.ts";
 import { spatialAttention } from "../kernels/spatial_attention.ts";
+import { matmul } from "../kernels/matmul.ts";
 import { vqLookup, vqSearch, type VqSearchResult } from "../kernels/vq.ts";
+import { f16BitsToF32 } from "../gpu/f16.ts";
 
 export { inferVqvaeArch, inferVqvaeConfig, type VqvaeArch, type VqvaeConfigSection } from "./vqvae_config.ts";
 
@@ -72,6 +74,26 @@ interface Trunk {
 /** Intermediate outputs of a decode, keyed like icetk's module names (`decs.1.mid.block_1`), for debugging. */
 export type Activations = Map<string, Float32Array>;
 
+/** |e|² per codebook row in float32 (sequential sums of the stored values), read in row blocks. */
+async function codeNorms(src: WeightSource, n: number, d: number): Promise<Float32Array> {
+  const { dtype } = src.info("quantize.embed.weight");
+  const eb = dtype === "f16" ? 2 : 4;
+  const out = new Float32Array(n);
+  const rowsPer = Math.max(1, Math.floor((16 << 20) / (d * eb)));
+  for (let r0 = 0; r0 < n; r0 += rowsPer) {
+    const rows = Math.min(rowsPer, n - r0);
+    const bytes = await src.readRange("quantize.embed.weight", r0 * d * eb, rows * d * eb);
+    const buf = bytes.slice().buffer;
+    const e = dtype === "f16" ? f16BitsToF32(new Uint16Array(buf)) : new Float32Array(buf);
+    for (let i = 0; i < rows; i++) {
+      let s = 0;
+      for (let k = 0; k < d; k++) s = Math.fround(s + Math.fround(e[i * d + k] * e[i * d + k]));
+      out[r0 + i] = s;
+    }
+  }
+  return out;
+}
+
 /** The VQ-VAE of one compress rate (8 for CogView2: 20×20 codes ↔ 160×160 pixels). */
 export class Vqvae {
   readonly #owned: Tensor[] = [];
@@ -80,6 +102,8 @@ export class Vqvae {
   #down: { conv: Conv }[] = [];
   #proj: Conv | null = null;
   #codebook: Tensor | null = null;
+  /** |e|² of each code, float32 (the quantizer's embed.pow(2).sum(1)), for the matmul search. */
+  #ee: Float32Array | null = null;
   /** Pixels per code along one side (the compress rate). */
   readonly rate: number;
 
@@ -243,6 +267,7 @@ export class Vqvae {
   async #loadAll(src: WeightSource): Promise<void> {
     const { arch, level } = this;
     this.#codebook = await this.#t(src, "quantize.embed.weight", [arch.nEmbed, arch.embedDim]);
+    this.#ee = await codeNorms(src, arch.nEmbed, arch.embedDim);
     this.#proj = await this.#conv(src, "quantize.proj", arch.embedDim, arch.hidden);
     this.#dec = await this.#trunk(src, `decs.${arch.decoders - 1 - level}`, true);
     this.#enc = await this.#trunk(src, "enc", false);
@@ -420,6 +445,7 @@ export class Vqvae {
     image: Float32Array,
     h: number,
     w: number,
+    o: { search?: "matmul" | "kernel" } = {},
   ): Promise<VqSearchResult & { ze: Float32Array; h: number; w: number }> {
     if (image.length !== 3 * h * w) {
       throw new Error(`Vqvae.encode: image has ${image.length} values, expected 3x${h}x${w}`);
@@ -438,10 +464,57 @@ export class Vqvae {
     const t = this.ctx.upload(norm, [3, h, w]);
     const r = this.#encodeMap(t, h, w);
     t.release();
-    const search = await vqSearch(this.ctx, r.ze, this.#codebook!);
-    const ze = await this.ctx.readF32(r.ze);
-    r.ze.release();
-    return { ...search, ze, h: r.h, w: r.w };
+    try {
+      if (o.search === "kernel") {
+        const search = await vqSearch(this.ctx, r.ze, this.#codebook!);
+        return { ...search, ze: await this.ctx.readF32(r.ze), h: r.h, w: r.w };
+      }
+      const ze = await this.ctx.readF32(r.ze);
+      return { ...(await this.#searchMatmul(r.ze, ze)), ze, h: r.h, w: r.w };
+    } finally {
+      r.ze.release();
+    }
+  }
+
+  /**
+   * Nearest code of each row of z_e [np, D] as icetk computes it: dist = (|z|² − 2 z·E[c]) + |E[c]|², float32, first
+   * index on ties. z·Eᵀ runs as a GPU matmul in row blocks that fit one binding; the top-2 scan runs here.
+   */
+  async #searchMatmul(zeT: Tensor, ze: Float32Array): Promise<VqSearchResult> {
+    const { nEmbed: n, embedDim: d } = this.arch;
+    const np = ze.length / d;
+    const ee = this.#ee!;
+    const r: VqSearchResult = {
+      best: new Int32Array(np),
+      second: new Int32Array(np),
+      dist: new Float32Array(np),
+      gap: new Float32Array(np),
+    };
+    const block = Math.max(1, Math.min(np, Math.floor(this.ctx.maxBinding / (4 * n)), 1024));
+    const f = Math.fround;
+    for (let p0 = 0; p0 < np; p0 += block) {
+      const rows = Math.min(block, np - p0);
+      const t = matmul(this.ctx, zeT, this.#codebook!, { M: rows, N: n, K: d, aOff: p0 * d, alpha: -2 });
+      const m2dot = await this.ctx.readF32(t);
+      t.release();
+      for (let i = 0; i < rows; i++) {
+        const p = p0 + i;
+        let zz = 0;
+        for (let k = 0; k < d; k++) zz = f(zz + f(ze[p * d + k] * ze[p * d + k]));
+        let d1 = Infinity, i1 = 0, d2 = Infinity, i2 = 0;
+        const row = i * n;
+        for (let c = 0; c < n; c++) {
+          const v = f(f(zz + m2dot[row + c]) + ee[c]);
+          if (v < d1) {
+            d2 = d1, i2 = i1, d1 = v, i1 = c;
+          } else if (v < d2) {
+            d2 = v, i2 = c;
+          }
+        }
+        r.best[p] = i1, r.second[p] = i2, r.dist[p] = d1, r.gap[p] = f(d2 - d1);
+      }
+    }
+    return r;
   }
 
   /** Image [3, h, w] in [0, 1] → codes (row-major, h/rate × w/rate). */
@@ -486,6 +559,7 @@ export class Vqvae {
       this.#dec =
       this.#proj =
       this.#codebook =
+      this.#ee =
         null;
     this.#down = [];
   }

@@ -260,6 +260,10 @@ for (const dtype of ["f16"] as const) {
           );
         }
         assert.deepEqual(await m.encode(img, h, w), enc.best);
+        // The search kernel (vq.wgsl) agrees with the matmul search.
+        const viaKernel = await m.encodeDetailed(img, h, w, { search: "kernel" });
+        assert.deepEqual(viaKernel.best, enc.best);
+        assertClose(`gap rate ${rate}`, viaKernel.gap, enc.gap, { atol: 1e-4, rtol: 1e-4 });
       } finally {
         m.release();
       }
