@@ -183,10 +183,12 @@ export const vqvaeSuite: BenchSuite = {
         icetkShapes({ c: 128, hidden: 256, d: 256, n: 20000 }),
         "random icetk widths",
       );
+      // On a CPU adapter (lavapipe) a real-width 60×60 decode takes minutes: 20×20 only there.
+      const slow = ctx.gpu.isFallback;
       await benchModel(ctx, "icetk-widths-random-f16", full, report, {
-        sides: [20, 60],
-        iters: 3,
-        encode: true,
+        sides: slow ? [20] : [20, 60],
+        iters: slow ? 1 : 3,
+        encode: !slow,
       });
     }
   },
