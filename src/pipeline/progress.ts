@@ -7,6 +7,8 @@ import type { EmitEvent, StageName } from "./types.ts";
 export const STAGE_WEIGHTS: Record<StageName, number> = {
   encode: 0.05,
   coglm: 0.45,
+  /** The 160×160 decode of each sample right after CogLM (a large share on CPU adapters). */
+  preview: 0.1,
   postselect: 0.05,
   dsr: 0.15,
   itersr: 0.25,

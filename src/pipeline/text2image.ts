@@ -218,7 +218,7 @@ export class Text2ImagePipeline implements Pipeline {
     const recipe = getRecipe(request.style);
     const ids = this.textIds(request.prompt, request.style);
     const txtLen = ids.length - 1;
-    const plan: StageName[] = ["coglm"];
+    const plan: StageName[] = ["coglm", "preview"];
     if (request.inversePrompt) plan.push("postselect");
     if (!request.onlyFirstStage) plan.push("dsr", "itersr");
     plan.push("decode");
@@ -245,12 +245,15 @@ export class Text2ImagePipeline implements Pipeline {
     progress.end();
 
     // A 160×160 preview of each sample as soon as stage 1 is done (kept for the first-stage-only result).
+    progress.start("preview");
     const small: Float32Array[] = [];
     for (const [k, codes] of samples.entries()) {
       throwIfAborted(signal);
       small.push(await vqvae.decode(codes, 20));
       emit({ type: "preview", index: k, image: encodeChw(small[k], 160, 160, "png") });
+      progress.step(k + 1, samples.length);
     }
+    progress.end();
 
     // Optional post-selection: CogLM's mean log-likelihood of "<start_of_chinese>" + prompt given each image.
     let order = samples.map((_, k) => k);

@@ -36,7 +36,7 @@ export interface CompletionRequest {
 export type ImageFormat = "png" | "jpeg";
 
 /** Stage names in pipeline order. */
-export type StageName = "coglm" | "postselect" | "dsr" | "itersr" | "decode" | "encode";
+export type StageName = "coglm" | "preview" | "postselect" | "dsr" | "itersr" | "decode" | "encode";
 
 export type PipelineEvent =
   /** A stage starts; `progress` is the job's overall fraction done (0..1). */

@@ -150,7 +150,7 @@ Deno.test("text2image stages: full pipeline order, batches and seeds, the text e
   const events: PipelineEvent[] = [];
   const out = await p.generate(req({ n: 5, seed: 77, style: "photo" }), (e) => events.push(e), never);
   nodeAssert.equal(out.length, 5);
-  nodeAssert.deepEqual(stagesOf(events), ["coglm", "dsr", "itersr", "decode"]);
+  nodeAssert.deepEqual(stagesOf(events), ["coglm", "preview", "dsr", "itersr", "decode"]);
   // n = 5 with maxInferenceBatch 2: batches 2, 2, 1 with per-batch seeds.
   nodeAssert.deepEqual(d.generateArgs.map((a) => a.batch), [2, 2, 1]);
   nodeAssert.deepEqual(d.generateArgs.map((a) => a.seed), [0, 1, 2].map((b) => batchSeed(77, b)));
@@ -187,7 +187,7 @@ Deno.test("text2image stages: first stage only — one decode per sample, neares
   const p = d.pipeline();
   const events: PipelineEvent[] = [];
   const out = await p.generate(req({ n: 3, onlyFirstStage: true }), (e) => events.push(e), never);
-  nodeAssert.deepEqual(stagesOf(events), ["coglm", "decode"]);
+  nodeAssert.deepEqual(stagesOf(events), ["coglm", "preview", "decode"]);
   nodeAssert.equal(d.decodes, 3, "the preview decode is reused for the result");
   nodeAssert.ok(!d.calls.some((c) => c.startsWith("sr.")));
   const small = await d.vqvae.decode(codesOf(batchSeed(1, 0), 1, 400), 20);
@@ -214,7 +214,7 @@ Deno.test("text2image stages: post-selection scores '<start_of_chinese>' + promp
     (e) => events.push(e),
     never,
   );
-  nodeAssert.deepEqual(stagesOf(events), ["coglm", "postselect", "dsr", "itersr", "decode"]);
+  nodeAssert.deepEqual(stagesOf(events), ["coglm", "preview", "postselect", "dsr", "itersr", "decode"]);
   nodeAssert.deepEqual(
     [...d.perplexityArgs[0].caption],
     [tokenizer.tokenToId("<start_of_chinese>"), ...tokenizer.encode("a red apple")],
