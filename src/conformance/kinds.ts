@@ -5,6 +5,7 @@ import { icetkText } from "./icetk_text.ts";
 import { icetkDecode, icetkEncode, icetkRoundtrip } from "./icetk_image.ts";
 import { localAttentionCase } from "./local_attention.ts";
 import { coglmForward, coglmGenerateGreedy, coglmPerplexity } from "./coglm.ts";
+import { dsrForward, dsrStepGreedy, itersrForward, itersrLoparGreedy } from "./sr.ts";
 
 export const kinds: Record<string, KindHandler> = {
   icetk_text: icetkText,
@@ -15,4 +16,8 @@ export const kinds: Record<string, KindHandler> = {
   coglm_forward: coglmForward,
   coglm_generate_greedy: coglmGenerateGreedy,
   coglm_perplexity: coglmPerplexity,
+  dsr_forward: dsrForward,
+  dsr_step_greedy: dsrStepGreedy,
+  itersr_forward: itersrForward,
+  itersr_lopar_greedy: itersrLoparGreedy,
 };

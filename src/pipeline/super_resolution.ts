@@ -1,0 +1,396 @@
+// Stages 2 and 3 of CogView2: direct super-resolution (20×20 → 60×60 codes in one DSR step, cluster sampler) and
+// iterative super-resolution (six LoPAR rounds of the iterative-SR model, per-round top-k), as sr_pipeline/ runs them.
+// Not the models (src/models/dsr.ts, itersr.ts) and not the sampling kernels (src/kernels/sampling.ts): it batches,
+// builds layouts, keeps both models resident or swaps them, computes logits in row blocks and places the samples.
+import { join } from "node:path";
+import type { GpuContext } from "../gpu/context.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { readNpy } from "../formats/npy.ts";
+import { embedding } from "../kernels/embedding.ts";
+import { argmaxRows } from "../kernels/softmax.ts";
+import type { WeightSource } from "../formats/weights.ts";
+import { openModelDir, type SrConfig } from "../models/config.ts";
+import { DsrModel } from "../models/dsr.ts";
+import { ItersrModel } from "../models/itersr.ts";
+import {
+  dsrInput,
+  dsrMask,
+  itersrInput,
+  itersrMask,
+  LOPAR_ROUNDS,
+  LOPAR_TOPKS,
+  loparRoundMask,
+  type SrArch,
+} from "../models/sr_common.ts";
+
+type OnStep = (step: number, steps: number) => void;
+
+// TODO(sampling helper): import src/kernels/sampling.ts and src/sampling/rng.ts statically once they are committed;
+// until then the sampled paths load them at run time (greedy decoding needs neither).
+interface ClusterTable {
+  numClusters: number;
+  tensor: Tensor;
+}
+interface SamplingKernels {
+  clusterTable(ctx: GpuContext, labels: ArrayLike<number>, numClusters?: number): ClusterTable;
+  clusterSampleGpu(
+    ctx: GpuContext,
+    logits: Tensor,
+    table: ClusterTable,
+    o: Record<string, unknown>,
+  ): { ids: Tensor };
+  topkSampleGpu(ctx: GpuContext, logits: Tensor, o: Record<string, unknown>): Tensor;
+}
+/** Random streams of src/sampling/rng.ts (STREAM_DSR, STREAM_TOPK). */
+const STREAM_DSR = 2, STREAM_TOPK = 3;
+let samplingKernels: Promise<SamplingKernels> | null = null;
+function loadSampling(): Promise<SamplingKernels> {
+  const url = new URL("../kernels/sampling.ts", import.meta.url).href;
+  samplingKernels ??= import(url) as Promise<SamplingKernels>;
+  return samplingKernels;
+}
+
+/** DSR sampling parameters of a style recipe (src/sampling/recipes.ts); defaults are the original's. */
+export interface DsrRecipe {
+  topk_dsr: number;
+  temp_cluster_dsr: number;
+}
+export const DEFAULT_DSR_RECIPE: DsrRecipe = { topk_dsr: 100, temp_cluster_dsr: 0.89 };
+
+export interface SuperResolutionOptions {
+  /** Sequences per forward (the original's max_bz = 4). */
+  maxBatch?: number;
+  /**
+   * Keep both models on the GPU when their weights together take at most this many bytes; otherwise only the model
+   * in use is resident and the other is loaded when needed (the original swaps from CPU memory). Default 8 GiB or
+   * the COGVIEW2_SR_RESIDENT_BYTES environment variable.
+   */
+  maxResidentBytes?: number;
+}
+
+/** Where the stage's models come from: a converted model directory (load) or explicit sources (fromSources). */
+export interface SrSources {
+  dsr: SrConfig;
+  itersr: SrConfig;
+  /** Image vocabulary (logits width): 20000. */
+  imageTokens: number;
+  /** Id of `<start_of_image>`. */
+  boi: number;
+  numClusters: number;
+  /** Opens a model's weights (the caller closes them). */
+  weights(name: "dsr" | "itersr"): Promise<WeightSource>;
+  /** cluster_label.npy: one cluster per image token. */
+  clusterLabels(): Promise<ArrayLike<number>>;
+}
+
+/** How the token of one logits row is chosen: greedy (conformance) or the original's samplers. */
+export type SrDecode = "sample" | "greedy";
+
+function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw signal.reason ?? new DOMException("The operation was aborted", "AbortError");
+}
+
+function archOf(c: SrConfig): SrArch {
+  return {
+    ...c,
+    layernorm_epsilon: c.layernorm_epsilon ?? 1e-5,
+    layernorm_order: c.layernorm_order ?? "sandwich",
+  };
+}
+
+function defaultResidentBytes(): number {
+  try {
+    const v = Number(Deno.env.get("COGVIEW2_SR_RESIDENT_BYTES"));
+    if (Number.isFinite(v) && v > 0) return v;
+  } catch {
+    // no env permission: the default
+  }
+  return 8 * 2 ** 30;
+}
+
+export class SuperResolution {
+  #dsr: DsrModel | null = null;
+  #itersr: ItersrModel | null = null;
+  #clusters: ClusterTable | null = null;
+  /** Sequences per forward (may be changed between calls). */
+  maxBatch: number;
+  /** `<start_of_image>`: image_tokens + the SentencePiece piece count (icetk appends the special tokens). */
+  readonly boi: number;
+  readonly imageTokens: number;
+  /** Both models stay resident (decided at load from their weight sizes). */
+  resident = true;
+  /** Peak pool bytes of the last directSr / iterativeSr call (ctx.peakBytes after resetPeak). */
+  lastPeakBytes = 0;
+
+  private constructor(
+    readonly ctx: GpuContext,
+    readonly sources: SrSources,
+    readonly options: SuperResolutionOptions,
+  ) {
+    this.maxBatch = Math.max(1, options.maxBatch ?? 4);
+    this.imageTokens = sources.imageTokens;
+    this.boi = sources.boi;
+  }
+
+  /** Opens a converted model directory and loads the DSR model (and the iterative-SR model when both fit). */
+  static async load(
+    ctx: GpuContext,
+    modelDir: string,
+    options: SuperResolutionOptions = {},
+  ): Promise<SuperResolution> {
+    const md = await openModelDir(modelDir);
+    return await SuperResolution.fromSources(ctx, {
+      dsr: md.config.dsr,
+      itersr: md.config.itersr,
+      imageTokens: md.config.image_tokens,
+      boi: md.config.image_tokens + md.config.tokenizer.pieces,
+      numClusters: md.config.clusters.num_clusters,
+      weights: (name) => md.weights(name),
+      clusterLabels: async () =>
+        (await readNpy(join(md.dir, md.config.clusters.file))).data as ArrayLike<number>,
+    }, options);
+  }
+
+  /** Builds the stage from explicit configs and weight sources (benchmarks with synthetic weights). */
+  static async fromSources(
+    ctx: GpuContext,
+    sources: SrSources,
+    options: SuperResolutionOptions = {},
+  ): Promise<SuperResolution> {
+    const sr = new SuperResolution(ctx, sources, options);
+    const budget = options.maxResidentBytes ?? defaultResidentBytes();
+    const [a, b] = await Promise.all([sr.#weightBytes("dsr"), sr.#weightBytes("itersr")]);
+    sr.resident = a + b <= budget;
+    await sr.dsrModel();
+    if (sr.resident) await sr.itersrModel();
+    return sr;
+  }
+
+  async #weightBytes(name: "dsr" | "itersr"): Promise<number> {
+    const src = await this.sources.weights(name);
+    try {
+      return src.names().reduce((s, n) => s + src.info(n).byteLength, 0);
+    } finally {
+      src.close();
+    }
+  }
+
+  /** The DSR model, loaded (and the iterative-SR model unloaded when they do not both fit). */
+  async dsrModel(): Promise<DsrModel> {
+    if (this.#dsr) return this.#dsr;
+    if (!this.resident && this.#itersr) {
+      this.#itersr.release();
+      this.#itersr = null;
+      this.ctx.trim();
+    }
+    const src = await this.sources.weights("dsr");
+    try {
+      this.#dsr = await DsrModel.load(this.ctx, src, archOf(this.sources.dsr));
+    } finally {
+      src.close();
+    }
+    return this.#dsr;
+  }
+
+  /** The iterative-SR model, loaded (and the DSR model unloaded when they do not both fit). */
+  async itersrModel(): Promise<ItersrModel> {
+    if (this.#itersr) return this.#itersr;
+    if (!this.resident && this.#dsr) {
+      this.#dsr.release();
+      this.#dsr = null;
+      this.ctx.trim();
+    }
+    const src = await this.sources.weights("itersr");
+    try {
+      this.#itersr = await ItersrModel.load(this.ctx, src, archOf(this.sources.itersr));
+    } finally {
+      src.close();
+    }
+    return this.#itersr;
+  }
+
+  async #clusterTable(): Promise<ClusterTable> {
+    if (this.#clusters) return this.#clusters;
+    const k = await loadSampling();
+    this.#clusters = k.clusterTable(this.ctx, await this.sources.clusterLabels(), this.sources.numClusters);
+    return this.#clusters;
+  }
+
+  /** Frees both models and the cluster table. */
+  release(): void {
+    this.#dsr?.release();
+    this.#itersr?.release();
+    this.#clusters?.tensor.release();
+    this.#dsr = this.#itersr = this.#clusters = null;
+  }
+
+  /**
+   * Direct super-resolution: each 400-code low-res image → 3600 high-res codes, one DSR step, cluster sampler with
+   * the recipe's topk_dsr / temp_cluster_dsr (temperature 1, as the original calls it). `textIds` excludes the final
+   * `<start_of_image>`. Sample k draws with RNG rows k·3600.. so results do not depend on the batch split.
+   */
+  async directSr(o: {
+    textIds: Int32Array;
+    lowres: Int32Array[];
+    seed: number;
+    signal?: AbortSignal;
+    onStep?: OnStep;
+    recipe?: DsrRecipe;
+    decode?: SrDecode;
+  }): Promise<Int32Array[]> {
+    const ctx = this.ctx;
+    ctx.resetPeak();
+    const model = await this.dsrModel();
+    const recipe = o.recipe ?? DEFAULT_DSR_RECIPE;
+    const table = o.decode === "greedy" ? null : await this.#clusterTable();
+    const kern = o.decode === "greedy" ? null : await loadSampling();
+    const g = model.geometry, cfg = model.net.cfg, L = g.seqLen;
+    const out: Int32Array[] = [];
+    const chunks = Math.ceil(o.lowres.length / this.maxBatch);
+    for (let c = 0; c < chunks; c++) {
+      throwIfAborted(o.signal);
+      const imgs = o.lowres.slice(c * this.maxBatch, (c + 1) * this.maxBatch);
+      const B = imgs.length;
+      const tokens = new Int32Array(B * L), pos = new Int32Array(B * L);
+      let nPad = 0;
+      imgs.forEach((img, b) => {
+        const inp = dsrInput(cfg, o.textIds, img, this.boi);
+        tokens.set(inp.tokens, b * L);
+        pos.set(inp.positionIds, b * L);
+        nPad = inp.nPad;
+      });
+      const hidden = model.forward(tokens, pos, B, dsrMask(cfg, nPad));
+      const ids = ctx.empty([B * g.s1], "i32");
+      const block = model.net.logitsBlock(this.imageTokens);
+      for (let b = 0; b < B; b++) {
+        for (let r0 = 0; r0 < g.s1; r0 += block) {
+          const n = Math.min(block, g.s1 - r0);
+          const logits = model.net.logits(hidden, b * L + g.s0 + r0, n, this.imageTokens);
+          if (!table) {
+            argmaxRows(ctx, logits, { n: this.imageTokens, rows: n, out: ids, oOff: b * g.s1 + r0 });
+          } else {
+            kern!.clusterSampleGpu(ctx, logits, table, {
+              temperature: 1,
+              temperature2: recipe.temp_cluster_dsr,
+              topk: Math.min(recipe.topk_dsr, table.numClusters),
+              seed: o.seed,
+              step: 0,
+              stream: STREAM_DSR,
+              rowBase: (c * this.maxBatch + b) * g.s1 + r0,
+              out: ids,
+              outOffset: b * g.s1 + r0,
+            });
+          }
+          logits.release();
+        }
+        await ctx.sync(); // bounds the recorded work and lets an abort land between images
+        throwIfAborted(o.signal);
+      }
+      hidden.release();
+      const got = (await ctx.read(ids)) as Int32Array;
+      ids.release();
+      for (let b = 0; b < B; b++) out.push(got.slice(b * g.s1, (b + 1) * g.s1));
+      o.onStep?.(c + 1, chunks);
+    }
+    this.lastPeakBytes = ctx.peakBytes;
+    return out;
+  }
+
+  /**
+   * Iterative super-resolution (LoPAR): six rounds; round r re-masks the cells whose tiled `mask_raw` value is ≥ r
+   * (and, with `inputMask`, only inside it) with `<start_of_image>` and re-predicts them with top-k
+   * [60,40,40,40,20,20,10][r] sampling; every other code is kept. Text: the first layout[0] ids, left-padded.
+   */
+  async iterativeSr(o: {
+    textIds: Int32Array;
+    highres: Int32Array[];
+    inputMask?: Uint8Array;
+    seed: number;
+    signal?: AbortSignal;
+    onStep?: OnStep;
+    decode?: SrDecode;
+    /** Called with each round's model input (tests, conformance). */
+    onRoundInput?: (round: number, sample: number, tokens: Int32Array) => void;
+  }): Promise<Int32Array[]> {
+    const ctx = this.ctx;
+    ctx.resetPeak();
+    const model = await this.itersrModel();
+    const g = model.geometry, cfg = model.net.cfg, L = g.seqLen, T = g.textLen, H = cfg.hidden_size;
+    const kern = o.decode === "greedy" ? null : await loadSampling();
+    if (o.inputMask && o.inputMask.length !== g.s1) throw new Error(`inputMask must have ${g.s1} entries`);
+    const out: Int32Array[] = [];
+    const chunks = Math.ceil(o.highres.length / this.maxBatch);
+    const steps = chunks * LOPAR_ROUNDS;
+    const roundMasks = Array.from(
+      { length: LOPAR_ROUNDS },
+      (_, r) => loparRoundMask(g.highSide, r + 1, o.inputMask),
+    );
+    for (let c = 0; c < chunks; c++) {
+      const cur = o.highres.slice(c * this.maxBatch, (c + 1) * this.maxBatch).map((x) => Int32Array.from(x));
+      const B = cur.length;
+      for (let r = 1; r <= LOPAR_ROUNDS; r++) {
+        throwIfAborted(o.signal);
+        const m = roundMasks[r - 1];
+        const tokens = new Int32Array(B * L), pos = new Int32Array(B * L);
+        // Rows to predict: the cells holding <start_of_image> after masking (the original's `unfixed`).
+        const rows: number[] = [];
+        let nPad = 0;
+        cur.forEach((img, b) => {
+          for (let i = 0; i < g.s1; i++) if (m[i]) img[i] = this.boi;
+          const inp = itersrInput(cfg, o.textIds, img);
+          tokens.set(inp.tokens, b * L);
+          pos.set(inp.positionIds, b * L);
+          nPad = inp.nPad;
+          o.onRoundInput?.(r, c * this.maxBatch + b, inp.tokens);
+          for (let i = 0; i < g.s1; i++) if (img[i] === this.boi) rows.push(b * L + T + i);
+        });
+        if (rows.length) {
+          const hidden = model.forward(tokens, pos, B, itersrMask(cfg, nPad), new Float32Array(T));
+          // Gather the hidden rows to predict, then logits / top-k in row blocks over them only.
+          const rowIds = ctx.upload(Int32Array.from(rows), [rows.length], "i32");
+          const picked = embedding(ctx, rowIds, hidden.reshape([B * L, H]), { rows: rows.length });
+          hidden.release();
+          rowIds.release();
+          const ids = ctx.empty([rows.length], "i32");
+          const block = model.net.logitsBlock(this.imageTokens);
+          // Per sample, so its draws (RNG rows sample·3600 + k) do not depend on the batch split.
+          for (let b = 0, start = 0; b < B; b++) {
+            let end = start;
+            while (end < rows.length && rows[end] < (b + 1) * L) end++;
+            for (let r0 = start; r0 < end; r0 += block) {
+              const n = Math.min(block, end - r0);
+              const logits = model.net.logits(picked, r0, n, this.imageTokens);
+              if (o.decode === "greedy") {
+                argmaxRows(ctx, logits, { n: this.imageTokens, rows: n, out: ids, oOff: r0 });
+              } else {
+                kern!.topkSampleGpu(ctx, logits, {
+                  topk: LOPAR_TOPKS[r],
+                  temperature: 1,
+                  seed: o.seed,
+                  step: r,
+                  stream: STREAM_TOPK,
+                  rowBase: (c * this.maxBatch + b) * g.s1 + (r0 - start),
+                  out: ids,
+                  outOffset: r0,
+                });
+              }
+              logits.release();
+            }
+            start = end;
+          }
+          picked.release();
+          const got = (await ctx.read(ids)) as Int32Array;
+          ids.release();
+          rows.forEach((row, k) => {
+            const b = Math.floor(row / L);
+            cur[b][row - b * L - T] = got[k];
+          });
+        }
+        o.onStep?.(c * LOPAR_ROUNDS + r, steps);
+      }
+      out.push(...cur);
+    }
+    this.lastPeakBytes = ctx.peakBytes;
+    return out;
+  }
+}
