@@ -5,6 +5,7 @@ import { localAttentionSuite } from "./local_attention.ts";
 import { tokenizerSuite } from "./tokenizer.ts";
 import { vqvaeSuite } from "./vqvae.ts";
 import { coglmSuite } from "./coglm.ts";
+import { srSuite } from "./sr.ts";
 
 export const suites: BenchSuite[] = [
   matmulSuite,
@@ -12,4 +13,5 @@ export const suites: BenchSuite[] = [
   tokenizerSuite,
   vqvaeSuite,
   coglmSuite,
+  srSuite,
 ];

@@ -1,0 +1,241 @@
+// Super-resolution benchmarks: ms per DSR forward (transformer only), per DSR step (forward + 3600 logits rows +
+// cluster sampling) and per LoPAR round, at batch 1 and 4, on the tiny fixture model and a synthetic medium config
+// (random f16 weights), plus the peak GPU pool bytes of each stage (ctx.resetPeak / ctx.peakBytes).
+// Not a quality check (the conformance kinds dsr_* / itersr_* cover correctness); shared machines give noisy numbers.
+import { join } from "node:path";
+import type { GpuContext } from "../../src/gpu/context.ts";
+import { convertFixtureSet } from "../../src/convert/fixture.ts";
+import type { SrConfig } from "../../src/models/config.ts";
+import { dsrInput, dsrMask, itersrInput, itersrMask } from "../../src/models/sr_common.ts";
+import { SuperResolution } from "../../src/pipeline/super_resolution.ts";
+import { memoryWeightSource } from "../../src/reference/sr.ts";
+import type { BenchResult, BenchSuite } from "./_types.ts";
+
+const FIXTURE = new URL("../../tests/testdata/cogview2-tiny", import.meta.url).pathname;
+
+interface Dims {
+  layers: number;
+  hidden: number;
+  heads: number;
+}
+/** The medium config on a real GPU (CogLM bench's 12×768) and a lighter one on CPU adapters (lavapipe). */
+const MEDIUM_GPU: Dims = { layers: 12, hidden: 768, heads: 12 };
+const MEDIUM_CPU: Dims = { layers: 4, hidden: 256, heads: 8 };
+
+/** Deterministic values in [-a, a) (only speed matters; kept small so LayerNorm inputs stay tame). */
+function filler(n: number, seed: number, a: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = ((s >>> 8) / 16777216 * 2 - 1) * a;
+  }
+  return out;
+}
+
+function srConfig(d: Dims, layout: number[], cls: string): SrConfig {
+  return {
+    file: "memory",
+    model_class: cls,
+    num_layers: d.layers,
+    hidden_size: d.hidden,
+    num_attention_heads: d.heads,
+    vocab_size: 20100,
+    max_sequence_length: 1024,
+    inner_hidden_size: 4 * d.hidden,
+    layernorm_order: "sandwich",
+    layernorm_epsilon: 1e-5,
+    layout,
+    kernel_size: 5,
+    kernel_size2: 5,
+    new_sequence_length: 4624,
+  };
+}
+
+/** Random SAT-named weights of a DsrModel (plus = attention_plus) or ItersrModel. */
+function syntheticWeights(d: Dims, plus: boolean, seed: number) {
+  const H = d.hidden, m = new Map<string, { shape: number[]; data: Float32Array }>();
+  let k = seed;
+  const put = (name: string, shape: number[], a: number, offset = 0) => {
+    const data = filler(shape.reduce((x, y) => x * y, 1), k++, a);
+    if (offset) { for (let i = 0; i < data.length; i++) data[i] += offset; }
+    m.set(name, { shape, data });
+  };
+  put("transformer.word_embeddings.weight", [20100, H], 0.5);
+  put("transformer.position_embeddings.weight", [1024, H], 0.1);
+  put("mixins.extra_position_embedding.position_embeddings.weight", [3600, H], 0.1);
+  const lin = (p: string, n: number, kk: number) => {
+    put(`${p}.weight`, [n, kk], 1 / Math.sqrt(kk));
+    put(`${p}.bias`, [n], 0.01);
+  };
+  const ln = (p: string) => {
+    put(`${p}.weight`, [H], 0.1, 1);
+    put(`${p}.bias`, [H], 0.01);
+  };
+  for (let l = 0; l < d.layers; l++) {
+    const p = `transformer.layers.${l}`;
+    for (const n of ["input_layernorm", "post_attention_layernorm", "third_layernorm", "fourth_layernorm"]) {
+      ln(`${p}.${n}`);
+    }
+    lin(`${p}.attention.query_key_value`, 3 * H, H);
+    lin(`${p}.attention.dense`, H, H);
+    lin(`${p}.mlp.dense_h_to_4h`, 4 * H, H);
+    lin(`${p}.mlp.dense_4h_to_h`, H, 4 * H);
+    if (plus) {
+      lin(`mixins.attention_plus.query_key_value.${l}`, 3 * H, H);
+      lin(`mixins.attention_plus.dense.${l}`, H, H);
+    }
+  }
+  ln("transformer.final_layernorm");
+  return memoryWeightSource(plus ? "synthetic-dsr" : "synthetic-itersr", m, "f16");
+}
+
+async function syntheticSr(ctx: GpuContext, d: Dims): Promise<SuperResolution> {
+  const dsrW = syntheticWeights(d, true, 11), itW = syntheticWeights(d, false, 911);
+  const labels = Int32Array.from({ length: 20000 }, (_, i) => (i * 7919) % 500);
+  return await SuperResolution.fromSources(ctx, {
+    dsr: srConfig(d, [96, 496, 4096], "DsrModel"),
+    itersr: srConfig(d, [16, 3616], "ItersrModel"),
+    imageTokens: 20000,
+    boi: 20100 - 1,
+    numClusters: 500,
+    weights: (name) => Promise.resolve(name === "dsr" ? dsrW : itW),
+    clusterLabels: () => Promise.resolve(labels),
+  });
+}
+
+async function median(n: number, f: () => Promise<void>): Promise<number> {
+  const t: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await f();
+    t.push(performance.now() - t0);
+  }
+  t.sort((a, b) => a - b);
+  return t[t.length >> 1];
+}
+
+async function benchModel(
+  ctx: GpuContext,
+  report: (r: BenchResult) => void,
+  name: string,
+  sr: SuperResolution,
+  batches: number[],
+  o: { steps: boolean; iters: number },
+): Promise<void> {
+  const text = Int32Array.from({ length: 9 }, (_, i) => 20000 + 17 * i);
+  const low = Int32Array.from({ length: 400 }, (_, i) => (i * 37) % 20000);
+  const high = Int32Array.from({ length: 3600 }, (_, i) => (i * 53) % 20000);
+  const dsr = await sr.dsrModel();
+  const dcfg = dsr.net.cfg;
+  for (const B of batches) {
+    // DSR forward (transformer only, up to the final LayerNorm).
+    const inp = dsrInput(dcfg, text, low, sr.boi);
+    const tok = new Int32Array(B * inp.tokens.length), pos = new Int32Array(B * inp.tokens.length);
+    for (let b = 0; b < B; b++) {
+      tok.set(inp.tokens, b * inp.tokens.length);
+      pos.set(inp.positionIds, b * inp.tokens.length);
+    }
+    const mask = dsrMask(dcfg, inp.nPad);
+    await ctx.sync();
+    ctx.resetPeak();
+    const fwd = async () => {
+      const h = dsr.forward(tok, pos, B, mask);
+      await ctx.sync();
+      h.release();
+    };
+    await fwd(); // warm-up: pipeline compilation
+    const ms = await median(o.iters, fwd);
+    report({ name: "dsr_forward", params: { model: name, batch: B }, value: ms, unit: "ms" });
+    report({
+      name: "dsr_forward_peak",
+      params: { model: name, batch: B },
+      value: ctx.peakBytes / 2 ** 20,
+      unit: "MiB",
+    });
+    if (!o.steps) continue;
+    // Full DSR step: forward + logits of the 3600 high-res rows + cluster sampling, per call.
+    const lows = Array.from({ length: B }, () => low);
+    const stepMs = await median(
+      1,
+      async () => void await sr.directSr({ textIds: text, lowres: lows, seed: 1 }),
+    );
+    report({ name: "dsr_step", params: { model: name, batch: B }, value: stepMs, unit: "ms" });
+    report({
+      name: "dsr_step_peak",
+      params: { model: name, batch: B },
+      value: sr.lastPeakBytes / 2 ** 20,
+      unit: "MiB",
+    });
+    // LoPAR: six rounds; ms per round = the call / 6.
+    const highs = Array.from({ length: B }, () => high);
+    const roundMs = await median(1, async () =>
+      void await sr.iterativeSr({ textIds: text, highres: highs, seed: 1 })) / 6;
+    report({ name: "lopar_round", params: { model: name, batch: B }, value: roundMs, unit: "ms" });
+    report({
+      name: "lopar_peak",
+      params: { model: name, batch: B },
+      value: sr.lastPeakBytes / 2 ** 20,
+      unit: "MiB",
+    });
+  }
+  // iterative-SR forward alone at batch 1, for comparison with the DSR forward.
+  const it = await sr.itersrModel();
+  const ii = itersrInput(it.net.cfg, text, high);
+  const imask = itersrMask(it.net.cfg, ii.nPad);
+  const ifwd = async () => {
+    const h = it.forward(ii.tokens, ii.positionIds, 1, imask, new Float32Array(16));
+    await ctx.sync();
+    h.release();
+  };
+  await ifwd();
+  report({
+    name: "itersr_forward",
+    params: { model: name, batch: 1 },
+    value: await median(o.iters, ifwd),
+    unit: "ms",
+  });
+}
+
+export const srSuite: BenchSuite = {
+  name: "sr",
+  description:
+    "DSR forward/step and LoPAR round ms at batch 1 and 4 (tiny fixture, synthetic medium), peak GPU MiB",
+  async run(ctx, report, { quick }) {
+    const tmp = await Deno.makeTempDir({ prefix: "bench-sr-" });
+    try {
+      const dir = join(tmp, "model");
+      await convertFixtureSet(FIXTURE, dir);
+      const tiny = await SuperResolution.load(ctx, dir);
+      try {
+        await benchModel(ctx, report, "tiny", tiny, quick ? [1] : [1, 4], {
+          steps: !quick,
+          iters: quick ? 1 : 3,
+        });
+      } finally {
+        tiny.release();
+      }
+      const dims = ctx.gpu.isFallback ? MEDIUM_CPU : MEDIUM_GPU;
+      if (quick && ctx.gpu.isFallback) return; // the medium model takes minutes on a CPU adapter
+      const medium = await syntheticSr(ctx, dims);
+      try {
+        await benchModel(
+          ctx,
+          report,
+          `synthetic-${dims.layers}x${dims.hidden}`,
+          medium,
+          quick ? [1] : [1, 4],
+          {
+            steps: !quick,
+            iters: quick ? 1 : 3,
+          },
+        );
+      } finally {
+        medium.release();
+      }
+    } finally {
+      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+      ctx.trim();
+    }
+  },
+};
