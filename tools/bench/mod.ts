@@ -6,6 +6,7 @@ import { tokenizerSuite } from "./tokenizer.ts";
 import { vqvaeSuite } from "./vqvae.ts";
 import { coglmSuite } from "./coglm.ts";
 import { srSuite } from "./sr.ts";
+import { e2eSuite } from "./e2e.ts";
 
 export const suites: BenchSuite[] = [
   matmulSuite,
@@ -14,4 +15,5 @@ export const suites: BenchSuite[] = [
   vqvaeSuite,
   coglmSuite,
   srSuite,
+  e2eSuite,
 ];
