@@ -52,8 +52,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;
 #endif
 
-const WG: u32 = 64u;
-const CHUNK: u32 = 1024u;
+const WG: u32 = {{WG}}u;
+const CHUNK: u32 = {{CHUNK}}u;
 const MAXD: u32 = 256u;
 var<workgroup> qs: array<f32, MAXD>;
 var<workgroup> qs4: array<vec4<f32>, 64>;
@@ -72,7 +72,7 @@ fn reduce(li: u32, v: f32, is_max: bool) -> f32 {
   return r;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size({{WG}})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let row = wg.x;
   let h = wg.y;
@@ -93,10 +93,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let kb = P.k_off + b * P.k_bs + h * d;
   let vb = P.v_off + b * P.v_bs + h * d;
   // Output ownership: with d dividing WG, ng groups of d invocations split the keys (partials summed at the end);
-  // otherwise invocation li owns dims li, li + WG, ... (at most MAXD / WG of them).
+  // otherwise invocation li owns dims li, li + WG, ... (at most MAXD / WG of them). WG and CHUNK are defines.
   let ng = select(1u, WG / d, d <= WG && WG % d == 0u);
   let g = li / select(WG, d, ng > 1u);
-  var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+  var acc: array<f32, MAXD / WG>; // zero-initialised
   var m = NEG_INF;
   var l = 0.0;
   for (var t0 = 0u; t0 < kv; t0 += CHUNK) {
@@ -134,7 +134,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       for (var t = g; t < n; t += ng) { a = fma(sc[t], V[vb + (t0 + t) * P.ldv + c], a); }
       acc[0] = a;
     } else {
-      for (var r = 0u; r < 4u; r++) {
+      for (var r = 0u; r < MAXD / WG; r++) {
         let c = li + r * WG;
         if (c < d) {
           var a = acc[r] * corr;
@@ -156,7 +156,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       O[ob + li] = a * inv;
     }
   } else {
-    for (var r = 0u; r < 4u; r++) {
+    for (var r = 0u; r < MAXD / WG; r++) {
       let c = li + r * WG;
       if (c < d) { O[ob + c] = acc[r] * inv; }
     }

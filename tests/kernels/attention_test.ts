@@ -21,7 +21,7 @@ function slice(a: Float32Array, rows: number, ld: number, off: number, w: number
 Deno.test("attention over a packed QKV buffer (CogLM mask, log-weights, batches) matches SAT's standard_attention", async () => {
   const ctx = await sharedContext();
   for (const [heads, d, rows0, keys, ctxCols] of CASES) {
-    for (const vec4 of [true, false]) {
+    for (const [vec4, wg] of [[true, 32], [false, 64]] as const) {
       const w = heads * d, batch = 2;
       // Prefill: queries = keys (rows = keys, causal offset 0); the long case uses its last 3 rows only.
       const rows = rows0 === keys ? keys : rows0;
