@@ -43,6 +43,7 @@ Deno.test("attention over a packed QKV buffer (CogLM mask, log-weights, batches)
         mask: { ctxCols, causalOffset },
         logWeights: { cols: ctxCols, value: 1.4 },
         vec4,
+      wg,
       });
       const got = await ctx.readF32(out);
       for (let b = 0; b < batch; b++) {
