@@ -6,6 +6,7 @@ import { icetkDecode, icetkEncode, icetkRoundtrip } from "./icetk_image.ts";
 import { localAttentionCase } from "./local_attention.ts";
 import { coglmForward, coglmGenerateGreedy, coglmPerplexity } from "./coglm.ts";
 import { dsrForward, dsrStepGreedy, itersrForward, itersrLoparGreedy } from "./sr.ts";
+import { coglmStrategy, dsrStrategy } from "./sampling.ts";
 
 export const kinds: Record<string, KindHandler> = {
   icetk_text: icetkText,
@@ -20,4 +21,6 @@ export const kinds: Record<string, KindHandler> = {
   dsr_step_greedy: dsrStepGreedy,
   itersr_forward: itersrForward,
   itersr_lopar_greedy: itersrLoparGreedy,
+  coglm_strategy: coglmStrategy,
+  dsr_strategy: dsrStrategy,
 };
