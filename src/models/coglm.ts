@@ -7,6 +7,7 @@ import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { attention, kvStore } from "../kernels/attention.ts";
 import { argmaxRows, logProb } from "../kernels/softmax.ts";
+import { type ClusterTable, loadModelClusters, sampleCoglm } from "../sampling/strategy.ts";
 import { type ModelDir, openModelDir } from "./config.ts";
 import {
   allocScratch,
@@ -60,6 +61,36 @@ export const greedySampler: TokenSampler = (ctx, lg, s) => {
   });
 };
 
+/**
+ * CoglmStrategy (coglm_strategy.py) on the GPU: softmax(logits / temperature) summed per cluster, one of the top-k
+ * clusters drawn by mass, then a token drawn from softmax(logits masked to that cluster / top_k_cluster). Seeded by
+ * (seed, step, row) with the project's Philox generator (src/sampling/rng.ts), so the same seed, prompt, recipe and
+ * batch give the same tokens.
+ */
+export function clusterSampler(
+  table: ClusterTable,
+  recipe: { temperature: number; topk: number; top_k_cluster: number },
+): TokenSampler {
+  return (ctx, lg, s) => {
+    sampleCoglm(ctx, lg, {
+      clusters: table,
+      temperature: recipe.temperature,
+      topkCluster: recipe.top_k_cluster,
+      topk: recipe.topk,
+      seed: s.seed,
+      step: s.step,
+      rows: s.rows,
+      rowOffset: 0,
+      // The first step's logits are one row (the prompt's) expanded to the batch, as filling_sequence does.
+      groupSize: s.broadcast ? 1 : s.rows,
+      groupStride: s.broadcast ? 0 : s.rows,
+      out: s.out,
+      outOffset: s.outOffset,
+      outStride: s.outStride ?? 1,
+    });
+  };
+}
+
 /** The sampling parameters generate() reads from a recipe (src/sampling/recipes.ts Recipe has them). */
 export interface CoglmRecipe {
   attn_plus: number;
@@ -78,12 +109,9 @@ export interface GenerateOptions {
   onStep?: (step: number, steps: number) => void;
   /** Image tokens per sample (default 400 = 20×20). */
   numTokens?: number;
-  /** Default: the recipe's CoglmStrategy when a sampler factory is installed, else greedy. */
+  /** Default: the recipe's CoglmStrategy over the model's cluster labels (greedy when it has none). */
   sampler?: TokenSampler;
 }
-
-/** Builds the recipe's sampler for a model (installed by the sampling module; see CogLM.samplerFactory). */
-export type SamplerFactory = (ctx: GpuContext, model: CogLM, recipe: CoglmRecipe) => Promise<TokenSampler>;
 
 interface LayerCache {
   k: Tensor;
@@ -91,8 +119,7 @@ interface LayerCache {
 }
 
 export class CogLM {
-  /** Set by the sampling module to give generate() the original's CoglmStrategy by default. */
-  static samplerFactory: SamplerFactory | null = null;
+  #clusters: Promise<ClusterTable> | null = null;
   /** Decode steps recorded ahead of the GPU (1 = wait for each step before recording the next). */
   static QUEUE_DEPTH = 2;
 
@@ -130,6 +157,30 @@ export class CogLM {
 
   release(): void {
     releaseTransformer(this.weights);
+    this.#clusters?.then((t) => t.tensor.release());
+  }
+
+  /** The image tokens' cluster labels (config clusters.file, cluster_label.npy) on the GPU, loaded once. */
+  clusters(): Promise<ClusterTable> {
+    const md = this.modelDir;
+    if (!md) return Promise.reject(new Error("CogLM: no model directory, so no cluster labels"));
+    this.#clusters ??= loadModelClusters(this.ctx, md).then((t) => {
+      if (t.width !== this.imageTokens) {
+        t.tensor.release();
+        throw new Error(`${md.config.clusters.file}: ${t.width} labels for ${this.imageTokens} image tokens`);
+      }
+      return t;
+    });
+    return this.#clusters;
+  }
+
+  /** The recipe's CoglmStrategy when the model has cluster labels and the recipe its parameters, else greedy. */
+  async defaultSampler(recipe: CoglmRecipe): Promise<TokenSampler> {
+    const { temperature, topk, top_k_cluster } = recipe;
+    if (!this.modelDir || temperature === undefined || topk === undefined || top_k_cluster === undefined) {
+      return greedySampler;
+    }
+    return clusterSampler(await this.clusters(), { temperature, topk, top_k_cluster });
   }
 
   /**
@@ -204,8 +255,7 @@ export class CogLM {
         `CogLM.generate: ${txtLen} text + ${n} image tokens exceed the position table (${dims.maxSeq})`,
       );
     }
-    const sampler = o.sampler ??
-      (CogLM.samplerFactory ? await CogLM.samplerFactory(ctx, this, o.recipe) : greedySampler);
+    const sampler = o.sampler ?? await this.defaultSampler(o.recipe);
     const logw = { cols: txtLen, value: o.recipe.attn_plus };
     const maxLen = P + n;
     const cache: LayerCache[] = w.layers.map(() => ({
@@ -404,8 +454,7 @@ export class CogLM {
     }
     const steps = Array.from(o.tokens).filter((t) => t < 0).length;
     if (steps === 0) return Array.from({ length: B }, () => Int32Array.from(o.tokens));
-    const sampler = o.sampler ??
-      (CogLM.samplerFactory ? await CogLM.samplerFactory(ctx, this, recipe) : greedySampler);
+    const sampler = o.sampler ?? await this.defaultSampler(recipe);
     const logw = { cols: txtLen, value: recipe.attn_plus };
     const cache: LayerCache[] = w.layers.map(() => ({ k: ctx.empty([B, L, H]), v: ctx.empty([B, L, H]) }));
     const seqInit = new Int32Array(B * L);
