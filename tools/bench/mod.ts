@@ -7,6 +7,7 @@ import { vqvaeSuite } from "./vqvae.ts";
 import { coglmSuite } from "./coglm.ts";
 import { srSuite } from "./sr.ts";
 import { e2eSuite } from "./e2e.ts";
+import { samplingSuite } from "./sampling.ts";
 
 export const suites: BenchSuite[] = [
   matmulSuite,
@@ -15,5 +16,6 @@ export const suites: BenchSuite[] = [
   vqvaeSuite,
   coglmSuite,
   srSuite,
+  samplingSuite,
   e2eSuite,
 ];
