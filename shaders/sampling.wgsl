@@ -212,7 +212,10 @@ fn cluster_rank(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     var rank = 0u;
     for (var d = 0u; d < C; d++) {
       let w = Mass[row + d];
-      if (w > v || (w == v && d < c)) { rank++; }
+      if (w > v || (w == v && d < c)) {
+        rank++;
+        if (rank >= P.k) { break; } // not in the top k: most clusters stop early
+      }
     }
     if (rank < P.k) { Top[r * P.k + rank] = vec2<f32>(f32(c), v); }
   }
@@ -341,6 +344,9 @@ fn topk_radix(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
   let shift = 24u - 8u * ps;
   var st = vec2<u32>(0u, P.k);
   if (ps > 0u) { st = State[r]; }
+  // remaining = NONE: an earlier pass found the threshold (its bin held exactly the entries still needed)
+  if (li == 0u) { sh_u[1] = st.y; }
+  if (workgroupUniformLoad(&sh_u[1]) == NONE) { return; }
   let mask = select(0u, 0xffffffffu << (shift + 8u), ps > 0u);
   for (var b = li; b < P.nbins; b += WG) { atomicStore(&hist[b], 0u); }
   workgroupBarrier();
@@ -357,7 +363,8 @@ fn topk_radix(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
       if (cum + h >= st.y) { bin = u32(b); break; }
       cum += h;
     }
-    State[r] = vec2<u32>(st.x | (bin << shift), st.y - cum);
+    let h = atomicLoad(&hist[bin]);
+    State[r] = vec2<u32>(st.x | (bin << shift), select(st.y - cum, NONE, st.y - cum == h));
   }
 }
 #endif
