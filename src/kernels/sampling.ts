@@ -67,7 +67,7 @@ export function clusterTable(ctx: GpuContext, labels: ArrayLike<number>, numClus
 
 /** Which rows of `logits` are sampled; output row r reads logits row offset + ⌊r/groupSize⌋·groupStride + r mod groupSize. */
 export interface RowSelection {
-  /** Rows to sample (default: all rows of the tensor). */
+  /** Rows to sample (default: every whole group after rowOffset; without groups, all rows after rowOffset). */
   rows?: number;
   /** First logits row (default 0). */
   rowOffset?: number;
@@ -133,8 +133,17 @@ function resolveRows(name: string, logits: Tensor, o: RowSelection): Resolved {
   const width = logits.shape[logits.shape.length - 1];
   check(width >= 1, name, "empty logits rows");
   const total = logits.size / width;
-  const rows = o.rows ?? total;
   const rowOffset = o.rowOffset ?? 0;
+  let rows = o.rows;
+  if (rows === undefined) {
+    // default: every whole group that fits after rowOffset (all remaining rows without groups)
+    if (o.groupSize === undefined) rows = Math.max(0, total - rowOffset);
+    else {
+      const gs = o.groupSize, st = o.groupStride ?? gs;
+      const groups = total - rowOffset < gs ? 0 : st > 0 ? Math.floor((total - rowOffset - gs) / st) + 1 : 1;
+      rows = groups * gs;
+    }
+  }
   const groupSize = o.groupSize ?? Math.max(1, rows);
   const groupStride = o.groupStride ?? groupSize;
   check(rows >= 0 && Number.isInteger(rows), name, `rows ${rows}`);
