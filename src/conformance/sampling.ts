@@ -14,7 +14,7 @@ async function strategyCase(c: GoldenCase, cx: CaseContext, kind: "coglm" | "dsr
   const exp = c.expected;
   const mass = exp.cluster_mass ? await cx.npy(exp.cluster_mass) : null;
   let numClusters = mass ? mass.shape[mass.shape.length - 1] : 0;
-  if (!mass) for (const l of labels.data) numClusters = Math.max(numClusters, Number(l) + 1);
+  if (!mass) { for (const l of labels.data) numClusters = Math.max(numClusters, Number(l) + 1); }
   const temperature = Number(c.inputs.temperature ?? 1);
   const topk = Number(kind === "coglm" ? c.inputs.top_k : c.inputs.topk);
   const temperature2 = Number(kind === "coglm" ? c.inputs.top_k_cluster ?? 1 : c.inputs.temperature2);
@@ -25,7 +25,13 @@ async function strategyCase(c: GoldenCase, cx: CaseContext, kind: "coglm" | "dsr
   const table = clusterTable(ctx, labels.data as ArrayLike<number>, numClusters);
   const lt = ctx.upload(Float32Array.from(logits.data as ArrayLike<number>), [rows, width]);
   try {
-    const d = await clusterSampleDebug(ctx, lt, table, { temperature, temperature2, topk, seed: 0, forceRank: 0 });
+    const d = await clusterSampleDebug(ctx, lt, table, {
+      temperature,
+      temperature2,
+      topk,
+      seed: 0,
+      forceRank: 0,
+    });
     const tol = Number(c.tolerance?.probs_max_abs ?? 1e-5);
     const parts: string[] = [];
     let pass = true;
@@ -44,9 +50,15 @@ async function strategyCase(c: GoldenCase, cx: CaseContext, kind: "coglm" | "dsr
       parts.push(`top_clusters ${diff} of ${want.length} differ (exact)`);
     }
     if (exp.top_cluster_probs) {
-      probe("top_cluster_probs", d.topClusterProbs, (await cx.npy(exp.top_cluster_probs)).data as ArrayLike<number>);
+      probe(
+        "top_cluster_probs",
+        d.topClusterProbs,
+        (await cx.npy(exp.top_cluster_probs)).data as ArrayLike<number>,
+      );
     }
-    if (exp.final_probs) probe("final_probs", d.finalProbs, (await cx.npy(exp.final_probs)).data as ArrayLike<number>);
+    if (exp.final_probs) {
+      probe("final_probs", d.finalProbs, (await cx.npy(exp.final_probs)).data as ArrayLike<number>);
+    }
     // the drawn token must lie in the selected cluster (where the final distribution is positive)
     let outside = 0;
     for (let r = 0; r < rows; r++) if (!(d.finalProbs[r * width + d.ids[r]] > 0)) outside++;

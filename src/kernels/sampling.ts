@@ -62,7 +62,13 @@ export function clusterTable(ctx: GpuContext, labels: ArrayLike<number>, numClus
     data[C + 1 + fill[l]++] = i;
     data[C + 1 + W + i] = l;
   }
-  return { numClusters: C, width: W, tensor: ctx.upload(data, [data.length], "u32"), labels: Int32Array.from(labels), counts };
+  return {
+    numClusters: C,
+    width: W,
+    tensor: ctx.upload(data, [data.length], "u32"),
+    labels: Int32Array.from(labels),
+    counts,
+  };
 }
 
 /** Which rows of `logits` are sampled; output row r reads logits row offset + ⌊r/groupSize⌋·groupStride + r mod groupSize. */
@@ -149,7 +155,8 @@ function resolveRows(name: string, logits: Tensor, o: RowSelection): Resolved {
   check(rows >= 0 && Number.isInteger(rows), name, `rows ${rows}`);
   check(groupSize >= 1, name, `groupSize ${groupSize}`);
   if (rows > 0) {
-    const last = rowOffset + Math.floor((rows - 1) / groupSize) * groupStride + Math.min(rows - 1, groupSize - 1);
+    const last = rowOffset + Math.floor((rows - 1) / groupSize) * groupStride +
+      Math.min(rows - 1, groupSize - 1);
     check(last < total, name, `row selection reaches logits row ${last}, the tensor has ${total} rows`);
   }
   return { rows, width, rowOffset, groupSize, groupStride };
@@ -160,7 +167,12 @@ function rowsGrid(n: number): [number, number, number] {
   return [Math.ceil(n / y), y, 1];
 }
 
-function outTensor(ctx: GpuContext, name: string, rows: number, o: DrawOptions | RowSelection & { out?: Tensor; outOffset?: number; outStride?: number }): {
+function outTensor(
+  ctx: GpuContext,
+  name: string,
+  rows: number,
+  o: DrawOptions | RowSelection & { out?: Tensor; outOffset?: number; outStride?: number },
+): {
   out: Tensor;
   offset: number;
   stride: number;
@@ -177,7 +189,15 @@ function outTensor(ctx: GpuContext, name: string, rows: number, o: DrawOptions |
 // Params layout of shaders/sampling.wgsl (21 words).
 function params(
   s: Resolved,
-  extra: { nclusters?: number; k?: number; t?: number; t2?: number; o?: DrawOptions; forceRank?: number; ps?: number },
+  extra: {
+    nclusters?: number;
+    k?: number;
+    t?: number;
+    t2?: number;
+    o?: DrawOptions;
+    forceRank?: number;
+    ps?: number;
+  },
   out: { offset: number; stride: number },
   wg: { WG: number; SQ: number },
 ) {
@@ -229,17 +249,29 @@ export function clusterSampleGpu(
   const name = "cluster_sample";
   const s = resolveRows(name, logits, o);
   check(s.width === table.width, name, `logits width ${s.width} != cluster table width ${table.width}`);
-  check(Number.isInteger(o.topk) && o.topk >= 1 && o.topk <= table.numClusters, name,
-    `topk ${o.topk} must be in 1..${table.numClusters}`);
+  check(
+    Number.isInteger(o.topk) && o.topk >= 1 && o.topk <= table.numClusters,
+    name,
+    `topk ${o.topk} must be in 1..${table.numClusters}`,
+  );
   check(o.temperature > 0 && o.temperature2 > 0, name, "temperatures must be positive");
   const C = table.numClusters, K = o.topk;
   const { out, offset, stride } = outTensor(ctx, name, s.rows, o);
   const wg = wgDefines(ctx);
-  const p = params(s, { nclusters: C, k: K, t: o.temperature, t2: o.temperature2, o, forceRank: o.forceRank },
-    { offset, stride }, wg);
+  const p = params(
+    s,
+    { nclusters: C, k: K, t: o.temperature, t2: o.temperature2, o, forceRank: o.forceRank },
+    { offset, stride },
+    wg,
+  );
   const grid = rowsGrid(s.rows);
   const dbg = !!o.debug;
-  const pass = (entry: string, def: string, bindings: ("read" | "write")[], extra: Record<string, boolean> = {}) =>
+  const pass = (
+    entry: string,
+    def: string,
+    bindings: ("read" | "write")[],
+    extra: Record<string, boolean> = {},
+  ) =>
     ctx.kernel({
       name: entry + (extra.DEBUG ? "_debug" : ""),
       shader: "sampling.wgsl",
@@ -253,16 +285,32 @@ export function clusterSampleGpu(
   const sel = ctx.empty([s.rows], "u32");
   const probs = dbg ? ctx.empty([s.rows, K], "f32") : undefined;
   const final = dbg ? ctx.empty([s.rows, s.width], "f32") : undefined;
-  ctx.dispatch(pass("cluster_mass", "CMASS", ["read", "read", "write"]), p, [logits, table.tensor, pairs], grid);
+  ctx.dispatch(
+    pass("cluster_mass", "CMASS", ["read", "read", "write"]),
+    p,
+    [logits, table.tensor, pairs],
+    grid,
+  );
   ctx.dispatch(pass("cluster_norm", "CNORM", ["read", "read", "write"]), p, [logits, pairs, mass], grid);
   ctx.dispatch(pass("cluster_rank", "CRANK", ["read", "read", "write"]), p, [logits, mass, top], grid);
   ctx.dispatch(
-    pass("cluster_draw", "CDRAW", dbg ? ["read", "read", "write", "write"] : ["read", "read", "write"], { DEBUG: dbg }),
-    p, dbg ? [logits, top, sel, probs!] : [logits, top, sel], [Math.ceil(s.rows / 64), 1, 1],
+    pass("cluster_draw", "CDRAW", dbg ? ["read", "read", "write", "write"] : ["read", "read", "write"], {
+      DEBUG: dbg,
+    }),
+    p,
+    dbg ? [logits, top, sel, probs!] : [logits, top, sel],
+    [Math.ceil(s.rows / 64), 1, 1],
   );
   ctx.dispatch(
-    pass("cluster_token", "CTOKEN", dbg ? ["read", "read", "read", "write", "write"] : ["read", "read", "read", "write"], { DEBUG: dbg }),
-    p, dbg ? [logits, table.tensor, sel, out, final!] : [logits, table.tensor, sel, out], grid,
+    pass(
+      "cluster_token",
+      "CTOKEN",
+      dbg ? ["read", "read", "read", "write", "write"] : ["read", "read", "read", "write"],
+      { DEBUG: dbg },
+    ),
+    p,
+    dbg ? [logits, table.tensor, sel, out, final!] : [logits, table.tensor, sel, out],
+    grid,
   );
   pairs.release();
   sel.release();
@@ -307,12 +355,31 @@ export function topkSampleGpu(ctx: GpuContext, logits: Tensor, o: TopkSampleOpti
   const wg = wgDefines(ctx);
   const grid = rowsGrid(s.rows);
   const state = ctx.empty([s.rows, 2], "u32");
-  const radix = ctx.kernel({ name: "topk_radix", shader: "sampling.wgsl", entry: "topk_radix", defines: { TRADIX: 1, ...wg }, bindings: ["read", "write"] });
+  const radix = ctx.kernel({
+    name: "topk_radix",
+    shader: "sampling.wgsl",
+    entry: "topk_radix",
+    defines: { TRADIX: 1, ...wg },
+    bindings: ["read", "write"],
+  });
   for (let ps = 0; ps < 4; ps++) {
-    ctx.dispatch(radix, params(s, { k: Math.min(o.topk, s.width), t, o, ps }, { offset, stride }, wg), [logits, state], grid);
+    ctx.dispatch(radix, params(s, { k: Math.min(o.topk, s.width), t, o, ps }, { offset, stride }, wg), [
+      logits,
+      state,
+    ], grid);
   }
-  const draw = ctx.kernel({ name: "topk_draw", shader: "sampling.wgsl", entry: "topk_draw", defines: { TDRAW: 1, ...wg }, bindings: ["read", "read", "write"] });
-  ctx.dispatch(draw, params(s, { k: Math.min(o.topk, s.width), t, o }, { offset, stride }, wg), [logits, state, out], grid);
+  const draw = ctx.kernel({
+    name: "topk_draw",
+    shader: "sampling.wgsl",
+    entry: "topk_draw",
+    defines: { TDRAW: 1, ...wg },
+    bindings: ["read", "read", "write"],
+  });
+  ctx.dispatch(draw, params(s, { k: Math.min(o.topk, s.width), t, o }, { offset, stride }, wg), [
+    logits,
+    state,
+    out,
+  ], grid);
   state.release();
   return out;
 }
@@ -326,7 +393,13 @@ export function argmaxGpu(
   const name = "argmax_rows";
   const s = resolveRows(name, logits, o);
   const { out, offset, stride } = outTensor(ctx, name, s.rows, o);
-  const k = ctx.kernel({ name, shader: "sampling.wgsl", entry: "argmax_rows", defines: { ARGMAX: 1, ...wgDefines(ctx) }, bindings: ["read", "write"] });
+  const k = ctx.kernel({
+    name,
+    shader: "sampling.wgsl",
+    entry: "argmax_rows",
+    defines: { ARGMAX: 1, ...wgDefines(ctx) },
+    bindings: ["read", "write"],
+  });
   ctx.dispatch(k, params(s, {}, { offset, stride }, wgDefines(ctx)), [logits, out], rowsGrid(s.rows));
   return out;
 }
@@ -339,9 +412,19 @@ export function philoxGpu(
 ): Tensor {
   const out = ctx.empty([n, 4], "u32");
   const dummy = ctx.empty([1], "f32");
-  const k = ctx.kernel({ name: "philox", shader: "sampling.wgsl", entry: "rng_test", defines: { RNG_TEST: 1, ...wgDefines(ctx) }, bindings: ["read", "write"] });
+  const k = ctx.kernel({
+    name: "philox",
+    shader: "sampling.wgsl",
+    entry: "rng_test",
+    defines: { RNG_TEST: 1, ...wgDefines(ctx) },
+    bindings: ["read", "write"],
+  });
   const s: Resolved = { rows: n, width: 1, rowOffset: 0, groupSize: 1, groupStride: 1 };
-  ctx.dispatch(k, params(s, { o: { ...o } }, { offset: 0, stride: 1 }, wgDefines(ctx)), [dummy, out], [Math.ceil(n / 64), 1, 1]);
+  ctx.dispatch(k, params(s, { o: { ...o } }, { offset: 0, stride: 1 }, wgDefines(ctx)), [dummy, out], [
+    Math.ceil(n / 64),
+    1,
+    1,
+  ]);
   dummy.release();
   return out;
 }

@@ -70,14 +70,19 @@ export function clusterSampleCpu(
     const mass = new Float64Array(C);
     for (let j = 0; j < width; j++) mass[labels[j]] += Math.exp(x[j] - m) / s;
     for (let c = 0; c < C; c++) res.clusterMass[r * C + c] = mass[c];
-    const order = Array.from({ length: C }, (_, c) => c).sort((a, b) => mass[b] - mass[a] || a - b).slice(0, K);
+    const order = Array.from({ length: C }, (_, c) => c).sort((a, b) => mass[b] - mass[a] || a - b).slice(
+      0,
+      K,
+    );
     let tot = 0;
     for (const c of order) tot += mass[c];
     order.forEach((c, j) => {
       res.topClusters[r * K + j] = c;
       res.topClusterProbs[r * K + j] = mass[c] / tot;
     });
-    const rank = o.forceRank !== undefined ? Math.min(o.forceRank, K - 1) : Math.max(0, drawIndex(order.map((c) => mass[c]), u0));
+    const rank = o.forceRank !== undefined
+      ? Math.min(o.forceRank, K - 1)
+      : Math.max(0, drawIndex(order.map((c) => mass[c]), u0));
     const cl = order[rank];
     // masked tokens get -65504 (fp16 min) in the original: exactly zero probability after the softmax
     let m2 = -Infinity;

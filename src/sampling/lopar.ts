@@ -7,6 +7,7 @@
 // step: round }) draws them, and only masked positions take the drawn token; the rest keep theirs.
 
 /** The original's 6×6 `mask_raw` (row-major). */
+// deno-fmt-ignore
 export const MASK_RAW: readonly number[] = [
   -1, 0, 1, 2, 3, 4,
   0, -1, 2, -1, -2, 5,
@@ -57,7 +58,11 @@ export function loparTopk(round: number): number {
 }
 
 /** tokens[i] = sampled[i] where mask[i] is set (the original's `tokens[unfixed] = new_tokens[unfixed]`), in place. */
-export function applyRound(tokens: Int32Array, sampled: ArrayLike<number>, mask: ArrayLike<number>): Int32Array {
+export function applyRound(
+  tokens: Int32Array,
+  sampled: ArrayLike<number>,
+  mask: ArrayLike<number>,
+): Int32Array {
   if (tokens.length !== sampled.length || tokens.length !== mask.length) {
     throw new Error(`applyRound: lengths differ (${tokens.length}, ${sampled.length}, ${mask.length})`);
   }

@@ -65,7 +65,9 @@ export function toUniform(word: number): number {
 
 /** The key words of a job seed: any integer in [0, 2^53) (the low and high 32 bits). */
 export function seedKey(seed: number): [number, number] {
-  if (!Number.isInteger(seed) || seed < 0) throw new Error(`Seed must be a non-negative integer, got ${seed}`);
+  if (!Number.isInteger(seed) || seed < 0) {
+    throw new Error(`Seed must be a non-negative integer, got ${seed}`);
+  }
   return [seed >>> 0, Math.floor(seed / 4294967296) >>> 0];
 }
 

@@ -58,7 +58,11 @@ export { clusterTable };
 export type SampleOptions = Omit<DrawOptions, "stream">;
 
 /** Reads cluster_label.npy (int labels of the image tokens) and uploads the cluster table. */
-export async function loadClusterTable(ctx: GpuContext, path: string, numClusters?: number): Promise<ClusterTable> {
+export async function loadClusterTable(
+  ctx: GpuContext,
+  path: string,
+  numClusters?: number,
+): Promise<ClusterTable> {
   const a = await readNpy(path);
   if (a.shape.length !== 1) throw new Error(`${path}: cluster labels must be 1-D, got [${a.shape}]`);
   return clusterTable(ctx, a.data as ArrayLike<number>, numClusters);

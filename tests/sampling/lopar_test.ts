@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { applyRound, ITERSR_TOPKS, loparMask, loparTopk, MASK_RAW, tiledMaskRaw } from "../../src/sampling/lopar.ts";
+import {
+  applyRound,
+  ITERSR_TOPKS,
+  loparMask,
+  loparTopk,
+  MASK_RAW,
+  tiledMaskRaw,
+} from "../../src/sampling/lopar.ts";
 
 Deno.test("lopar: mask_raw tiled over 60×60 and the per-round masks", () => {
   assert.equal(MASK_RAW.length, 36);

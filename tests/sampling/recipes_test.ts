@@ -2,7 +2,18 @@ import assert from "node:assert/strict";
 import { DEFAULT_STYLE, getRecipe, STYLES } from "../../src/sampling/recipes.ts";
 
 Deno.test("recipes: 10 styles in the original order, default mainbody", () => {
-  assert.deepEqual([...STYLES], ["none", "mainbody", "photo", "flat", "comics", "oil", "sketch", "isometric", "chinese", "watercolor"]);
+  assert.deepEqual([...STYLES], [
+    "none",
+    "mainbody",
+    "photo",
+    "flat",
+    "comics",
+    "oil",
+    "sketch",
+    "isometric",
+    "chinese",
+    "watercolor",
+  ]);
   assert.equal(DEFAULT_STYLE, "mainbody");
   assert.equal(getRecipe().style, "mainbody");
   for (const s of STYLES) {
@@ -26,10 +37,22 @@ Deno.test("recipes: values of get_recipe", () => {
   assert.equal(getRecipe("none").template, "{}<start_of_image>");
   const f = getRecipe("flat");
   assert.equal(f.template, "{} 平面风格<start_of_image>");
-  assert.deepEqual([f.temp_all_gen, f.topk_dsr, f.temp_cluster_dsr, f.temp_all_itersr, f.topk_itersr], [1.1, 5, 0.4, 1, 5]);
+  assert.deepEqual([f.temp_all_gen, f.topk_dsr, f.temp_cluster_dsr, f.temp_all_itersr, f.topk_itersr], [
+    1.1,
+    5,
+    0.4,
+    1,
+    5,
+  ]);
   const c = getRecipe("comics");
   assert.equal(c.template, "{} 漫画 隔绝<start_of_image>");
-  assert.deepEqual([c.temp_all_gen, c.topk_dsr, c.temp_cluster_dsr, c.temp_all_itersr, c.topk_itersr], [1.1, 5, 0.4, 1, 5]);
+  assert.deepEqual([c.temp_all_gen, c.topk_dsr, c.temp_cluster_dsr, c.temp_all_itersr, c.topk_itersr], [
+    1.1,
+    5,
+    0.4,
+    1,
+    5,
+  ]);
   assert.equal(getRecipe("sketch").temp_all_gen, 1.1);
   assert.equal(getRecipe("isometric").temp_all_gen, 1.1);
   assert.equal(getRecipe("chinese").temp_all_gen, 1.12);

@@ -23,20 +23,36 @@ Deno.test("strategy: seeded CogLM sampling with the fixture's cluster labels", a
   const x = randn(rows * 20000, 4, 3);
   const logits = ctx.upload(x, [rows, 20000]);
   const r = getRecipe("mainbody");
-  const opts = { clusters, temperature: r.temperature, topk: r.topk, topkCluster: r.top_k_cluster, seed: 1234 };
+  const opts = {
+    clusters,
+    temperature: r.temperature,
+    topk: r.topk,
+    topkCluster: r.top_k_cluster,
+    seed: 1234,
+  };
   const a = await readIds(ctx, sampleCoglm(ctx, logits, { ...opts, step: 7 }));
   const b = await readIds(ctx, sampleCoglm(ctx, logits, { ...opts, step: 7 }));
   assert.deepEqual([...a], [...b], "same seed and step give the same tokens");
-  const steps = await Promise.all([8, 9, 10].map((step) => readIds(ctx, sampleCoglm(ctx, logits, { ...opts, step }))));
+  const steps = await Promise.all(
+    [8, 9, 10].map((step) => readIds(ctx, sampleCoglm(ctx, logits, { ...opts, step }))),
+  );
   assert.ok(steps.some((s) => s.some((v, i) => v !== a[i])), "other steps draw differently");
   const seeds = await readIds(ctx, sampleCoglm(ctx, logits, { ...opts, seed: 99, step: 7 }));
-  const d = await clusterSampleDebug(ctx, logits, clusters, { temperature: r.temperature, temperature2: 1, topk: r.topk, seed: 1234 });
+  const d = await clusterSampleDebug(ctx, logits, clusters, {
+    temperature: r.temperature,
+    temperature2: 1,
+    topk: r.topk,
+    seed: 1234,
+  });
   for (const ids of [a, seeds, ...steps]) {
     for (let i = 0; i < rows; i++) {
       assert.ok(ids[i] >= 0 && ids[i] < 20000);
       // every draw lies in one of the top-16 clusters of its row
       const top = new Set(d.topClusters.subarray(i * 16, i * 16 + 16));
-      assert.ok(top.has(clusters.labels[ids[i]]), `row ${i}: cluster ${clusters.labels[ids[i]]} not in the top 16`);
+      assert.ok(
+        top.has(clusters.labels[ids[i]]),
+        `row ${i}: cluster ${clusters.labels[ids[i]]} not in the top 16`,
+      );
     }
   }
   // writing into a token buffer [rows, 3] at column 1
@@ -59,18 +75,27 @@ Deno.test("strategy: DSR / LoPAR rows in chunks draw the same as in one call (ro
   const x = randn(2 * L * W, 6, 2);
   const logits = ctx.upload(x, [2 * L, W]);
   const sel = { rowOffset: L - hi, groupSize: hi, groupStride: L };
-  const whole = await readIds(ctx, sampleDsr(ctx, logits, { clusters, topk: 5, temperature2: 0.89, seed: 3, ...sel }));
+  const whole = await readIds(
+    ctx,
+    sampleDsr(ctx, logits, { clusters, topk: 5, temperature2: 0.89, seed: 3, ...sel }),
+  );
   // the same rows as two calls over separate tensors: sample 0 then sample 1, with rowBase
   const part = async (b: number) => {
     const t = ctx.upload(x.subarray((b * L + L - hi) * W, (b * L + L) * W), [hi, W]);
-    const ids = await readIds(ctx, sampleDsr(ctx, t, { clusters, topk: 5, temperature2: 0.89, seed: 3, rowBase: b * hi }));
+    const ids = await readIds(
+      ctx,
+      sampleDsr(ctx, t, { clusters, topk: 5, temperature2: 0.89, seed: 3, rowBase: b * hi }),
+    );
     t.release();
     return [...ids];
   };
   assert.deepEqual([...whole], [...await part(0), ...await part(1)]);
   // LoPAR round 3 on the same rows, and greedy
   const round = 3;
-  const tk = await readIds(ctx, sampleTopk(ctx, logits, { topk: loparTopk(round), seed: 3, step: round, ...sel }));
+  const tk = await readIds(
+    ctx,
+    sampleTopk(ctx, logits, { topk: loparTopk(round), seed: 3, step: round, ...sel }),
+  );
   assert.equal(tk.length, 2 * hi);
   const g = await readIds(ctx, sampleGreedy(ctx, logits, sel));
   for (let r = 0; r < 2 * hi; r++) {

@@ -5,9 +5,15 @@
 
 import type { GpuContext } from "../../src/gpu/context.ts";
 import type { Tensor } from "../../src/gpu/tensor.ts";
-import { argmaxGpu, clusterSampleGpu, clusterTable, samplingWorkgroupSize, topkSampleGpu } from "../../src/kernels/sampling.ts";
+import {
+  argmaxGpu,
+  clusterSampleGpu,
+  clusterTable,
+  samplingWorkgroupSize,
+  topkSampleGpu,
+} from "../../src/kernels/sampling.ts";
 import { argmaxCpu, clusterSampleCpu, topkSampleCpu } from "../../src/reference/sampling.ts";
-import type { BenchResult, BenchSuite } from "./_types.ts";
+import type { BenchSuite } from "./_types.ts";
 
 const W = 20000, C = 500;
 
@@ -61,17 +67,47 @@ export const samplingSuite: BenchSuite = {
         chunks.push({ row0, n, t: ctx.upload(host, [n, W]), host });
       }
       const params = { rows, width: W, clusters: C, wg };
-      const cluster = await timeGpu(ctx, () =>
-        chunks.map((c) =>
-          clusterSampleGpu(ctx, c.t, table, { temperature: 1.15, temperature2: 1, topk: 16, seed: 1, step: 0, rowBase: c.row0 }).ids
-        ), iters);
-      report({ name: "sample_coglm_gpu_ms", params: { ...params, topk: 16 }, value: cluster, unit: "ms/call" });
-      const dsr = await timeGpu(ctx, () =>
-        chunks.map((c) =>
-          clusterSampleGpu(ctx, c.t, table, { temperature: 1, temperature2: 0.89, topk: 100, seed: 1, rowBase: c.row0 }).ids
-        ), iters);
+      const cluster = await timeGpu(
+        ctx,
+        () =>
+          chunks.map((c) =>
+            clusterSampleGpu(ctx, c.t, table, {
+              temperature: 1.15,
+              temperature2: 1,
+              topk: 16,
+              seed: 1,
+              step: 0,
+              rowBase: c.row0,
+            }).ids
+          ),
+        iters,
+      );
+      report({
+        name: "sample_coglm_gpu_ms",
+        params: { ...params, topk: 16 },
+        value: cluster,
+        unit: "ms/call",
+      });
+      const dsr = await timeGpu(
+        ctx,
+        () =>
+          chunks.map((c) =>
+            clusterSampleGpu(ctx, c.t, table, {
+              temperature: 1,
+              temperature2: 0.89,
+              topk: 100,
+              seed: 1,
+              rowBase: c.row0,
+            }).ids
+          ),
+        iters,
+      );
       report({ name: "sample_dsr_gpu_ms", params: { ...params, topk: 100 }, value: dsr, unit: "ms/call" });
-      const topk = await timeGpu(ctx, () => chunks.map((c) => topkSampleGpu(ctx, c.t, { topk: 40, seed: 1, rowBase: c.row0 })), iters);
+      const topk = await timeGpu(
+        ctx,
+        () => chunks.map((c) => topkSampleGpu(ctx, c.t, { topk: 40, seed: 1, rowBase: c.row0 })),
+        iters,
+      );
       report({ name: "sample_topk_gpu_ms", params: { ...params, topk: 40 }, value: topk, unit: "ms/call" });
       const greedy = await timeGpu(ctx, () => chunks.map((c) => argmaxGpu(ctx, c.t)), iters);
       report({ name: "sample_greedy_gpu_ms", params, value: greedy, unit: "ms/call" });
@@ -81,19 +117,51 @@ export const samplingSuite: BenchSuite = {
       const host = chunks[0].host.subarray(0, cpuRows * W);
       const scale = rows / cpuRows;
       let t0 = performance.now();
-      clusterSampleCpu(host, cpuRows, W, labels, C, { temperature: 1.15, temperature2: 1, topk: 16, seed: 1 });
+      clusterSampleCpu(host, cpuRows, W, labels, C, {
+        temperature: 1.15,
+        temperature2: 1,
+        topk: 16,
+        seed: 1,
+      });
       const cpuCluster = (performance.now() - t0) * scale;
-      report({ name: "sample_coglm_cpu_ts_ms", params: { ...params, topk: 16, measuredRows: cpuRows }, value: cpuCluster, unit: "ms/call" });
-      report({ name: "sample_coglm_speedup", params, value: cpuCluster / cluster, unit: "x", baseline: "sample_coglm_cpu_ts_ms" });
+      report({
+        name: "sample_coglm_cpu_ts_ms",
+        params: { ...params, topk: 16, measuredRows: cpuRows },
+        value: cpuCluster,
+        unit: "ms/call",
+      });
+      report({
+        name: "sample_coglm_speedup",
+        params,
+        value: cpuCluster / cluster,
+        unit: "x",
+        baseline: "sample_coglm_cpu_ts_ms",
+      });
       t0 = performance.now();
       topkSampleCpu(host, cpuRows, W, { topk: 40, seed: 1 });
       const cpuTopk = (performance.now() - t0) * scale;
-      report({ name: "sample_topk_cpu_ts_ms", params: { ...params, topk: 40, measuredRows: cpuRows }, value: cpuTopk, unit: "ms/call" });
-      report({ name: "sample_topk_speedup", params, value: cpuTopk / topk, unit: "x", baseline: "sample_topk_cpu_ts_ms" });
+      report({
+        name: "sample_topk_cpu_ts_ms",
+        params: { ...params, topk: 40, measuredRows: cpuRows },
+        value: cpuTopk,
+        unit: "ms/call",
+      });
+      report({
+        name: "sample_topk_speedup",
+        params,
+        value: cpuTopk / topk,
+        unit: "x",
+        baseline: "sample_topk_cpu_ts_ms",
+      });
       t0 = performance.now();
       argmaxCpu(host, cpuRows, W);
       const cpuGreedy = (performance.now() - t0) * scale;
-      report({ name: "sample_greedy_cpu_ts_ms", params: { ...params, measuredRows: cpuRows }, value: cpuGreedy, unit: "ms/call" });
+      report({
+        name: "sample_greedy_cpu_ts_ms",
+        params: { ...params, measuredRows: cpuRows },
+        value: cpuGreedy,
+        unit: "ms/call",
+      });
       chunks.forEach((c) => c.t.release());
     }
     table.tensor.release();
