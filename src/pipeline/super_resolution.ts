@@ -4,10 +4,11 @@
 // builds layouts, keeps both models resident or swaps them, computes logits in row blocks and places the samples.
 import { join } from "node:path";
 import type { GpuContext } from "../gpu/context.ts";
-import type { Tensor } from "../gpu/tensor.ts";
 import { readNpy } from "../formats/npy.ts";
 import { embedding } from "../kernels/embedding.ts";
 import { argmaxRows } from "../kernels/softmax.ts";
+import { clusterSampleGpu, type ClusterTable, clusterTable, topkSampleGpu } from "../kernels/sampling.ts";
+import { STREAM_DSR, STREAM_TOPK } from "../sampling/rng.ts";
 import type { WeightSource } from "../formats/weights.ts";
 import { openModelDir, type SrConfig } from "../models/config.ts";
 import { DsrModel } from "../models/dsr.ts";
@@ -24,31 +25,6 @@ import {
 } from "../models/sr_common.ts";
 
 type OnStep = (step: number, steps: number) => void;
-
-// TODO(sampling helper): import src/kernels/sampling.ts and src/sampling/rng.ts statically once they are committed;
-// until then the sampled paths load them at run time (greedy decoding needs neither).
-interface ClusterTable {
-  numClusters: number;
-  tensor: Tensor;
-}
-interface SamplingKernels {
-  clusterTable(ctx: GpuContext, labels: ArrayLike<number>, numClusters?: number): ClusterTable;
-  clusterSampleGpu(
-    ctx: GpuContext,
-    logits: Tensor,
-    table: ClusterTable,
-    o: Record<string, unknown>,
-  ): { ids: Tensor };
-  topkSampleGpu(ctx: GpuContext, logits: Tensor, o: Record<string, unknown>): Tensor;
-}
-/** Random streams of src/sampling/rng.ts (STREAM_DSR, STREAM_TOPK). */
-const STREAM_DSR = 2, STREAM_TOPK = 3;
-let samplingKernels: Promise<SamplingKernels> | null = null;
-function loadSampling(): Promise<SamplingKernels> {
-  const url = new URL("../kernels/sampling.ts", import.meta.url).href;
-  samplingKernels ??= import(url) as Promise<SamplingKernels>;
-  return samplingKernels;
-}
 
 /** DSR sampling parameters of a style recipe (src/sampling/recipes.ts); defaults are the original's. */
 export interface DsrRecipe {
@@ -211,8 +187,7 @@ export class SuperResolution {
 
   async #clusterTable(): Promise<ClusterTable> {
     if (this.#clusters) return this.#clusters;
-    const k = await loadSampling();
-    this.#clusters = k.clusterTable(this.ctx, await this.sources.clusterLabels(), this.sources.numClusters);
+    this.#clusters = clusterTable(this.ctx, await this.sources.clusterLabels(), this.sources.numClusters);
     return this.#clusters;
   }
 
@@ -243,7 +218,6 @@ export class SuperResolution {
     const model = await this.dsrModel();
     const recipe = o.recipe ?? DEFAULT_DSR_RECIPE;
     const table = o.decode === "greedy" ? null : await this.#clusterTable();
-    const kern = o.decode === "greedy" ? null : await loadSampling();
     const g = model.geometry, cfg = model.net.cfg, L = g.seqLen;
     const out: Int32Array[] = [];
     const chunks = Math.ceil(o.lowres.length / this.maxBatch);
@@ -269,7 +243,7 @@ export class SuperResolution {
           if (!table) {
             argmaxRows(ctx, logits, { n: this.imageTokens, rows: n, out: ids, oOff: b * g.s1 + r0 });
           } else {
-            kern!.clusterSampleGpu(ctx, logits, table, {
+            clusterSampleGpu(ctx, logits, table, {
               temperature: 1,
               temperature2: recipe.temp_cluster_dsr,
               topk: Math.min(recipe.topk_dsr, table.numClusters),
@@ -316,7 +290,6 @@ export class SuperResolution {
     ctx.resetPeak();
     const model = await this.itersrModel();
     const g = model.geometry, cfg = model.net.cfg, L = g.seqLen, T = g.textLen, H = cfg.hidden_size;
-    const kern = o.decode === "greedy" ? null : await loadSampling();
     if (o.inputMask && o.inputMask.length !== g.s1) throw new Error(`inputMask must have ${g.s1} entries`);
     const out: Int32Array[] = [];
     const chunks = Math.ceil(o.highres.length / this.maxBatch);
@@ -363,7 +336,7 @@ export class SuperResolution {
               if (o.decode === "greedy") {
                 argmaxRows(ctx, logits, { n: this.imageTokens, rows: n, out: ids, oOff: r0 });
               } else {
-                kern!.topkSampleGpu(ctx, logits, {
+                topkSampleGpu(ctx, logits, {
                   topk: LOPAR_TOPKS[r],
                   temperature: 1,
                   seed: o.seed,
