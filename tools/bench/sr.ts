@@ -19,8 +19,8 @@ interface Dims {
   heads: number;
 }
 /** The medium config on a real GPU (CogLM bench's 12×768) and a lighter one on CPU adapters (lavapipe). */
-const MEDIUM_GPU: Dims = { layers: 12, hidden: 768, heads: 12 };
-const MEDIUM_CPU: Dims = { layers: 4, hidden: 256, heads: 8 };
+export const MEDIUM_GPU: Dims = { layers: 12, hidden: 768, heads: 12 };
+export const MEDIUM_CPU: Dims = { layers: 4, hidden: 256, heads: 8 };
 
 /** Deterministic values in [-a, a) (only speed matters; kept small so LayerNorm inputs stay tame). */
 function filler(n: number, seed: number, a: number): Float32Array {
@@ -90,7 +90,7 @@ function syntheticWeights(d: Dims, plus: boolean, seed: number) {
   return memoryWeightSource(plus ? "synthetic-dsr" : "synthetic-itersr", m, "f16");
 }
 
-async function syntheticSr(ctx: GpuContext, d: Dims): Promise<SuperResolution> {
+export async function syntheticSr(ctx: GpuContext, d: Dims): Promise<SuperResolution> {
   const dsrW = syntheticWeights(d, true, 11), itW = syntheticWeights(d, false, 911);
   const labels = Int32Array.from({ length: 20000 }, (_, i) => (i * 7919) % 500);
   return await SuperResolution.fromSources(ctx, {
@@ -115,7 +115,7 @@ async function median(n: number, f: () => Promise<void>): Promise<number> {
   return t[t.length >> 1];
 }
 
-async function benchModel(
+export async function benchModel(
   ctx: GpuContext,
   report: (r: BenchResult) => void,
   name: string,
