@@ -33,6 +33,10 @@
 // Seeding: the draws of output row r depend only on (seed, step, rowBase + r, sampler); reusing a step number with
 // the same seed and rows repeats the draws, so give each decoding step / round its own `step`.
 // Ids are recorded, not yet computed: reading them (readIds / ctx.read) submits the work.
+// Intermediates (cluster mass, top clusters and their probabilities, final distribution): clusterSampleDebug.
+// Lower level: src/kernels/sampling.ts (clusterSampleGpu / topkSampleGpu / argmaxGpu take the RNG stream explicitly;
+// pass STREAM_* of rng.ts to draw exactly what these wrappers draw). Cost per row: a few passes over the row, one
+// workgroup per row (64 threads on software adapters, 256 on GPUs); clusters ≤ 512 (the original has 500).
 
 import { join } from "node:path";
 import { readNpy } from "../formats/npy.ts";
