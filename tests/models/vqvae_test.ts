@@ -2,6 +2,7 @@
 // checkpoint held in memory: 2 levels, attention inside a decoder level, nin shortcuts, f16 and f32 storage.
 import assert from "node:assert/strict";
 import type { WeightInfo, WeightSource } from "../../src/formats/weights.ts";
+import { openTorchCheckpoint } from "../../src/formats/torch.ts";
 import { f16BitsToF32, f32ToF16Bits } from "../../src/gpu/f16.ts";
 import { ICETK_MEAN, ICETK_STD, inferVqvaeArch, inferVqvaeConfig, Vqvae } from "../../src/models/vqvae.ts";
 import { conv2dRef } from "../../src/reference/conv2d.ts";
@@ -223,6 +224,23 @@ Deno.test("vqvae: architecture and config.json section are read from names and s
     levels: 2,
     compress_rates: [2, 4],
   });
+});
+
+Deno.test("vqvae: the fixture's ice_image.pt reads as icetk's 3-level HVQVAE at the README's widths", async () => {
+  const src = await openTorchCheckpoint(
+    new URL("../testdata/cogview2-tiny/icetk/ice_image.pt", import.meta.url).pathname,
+  );
+  try {
+    const a = inferVqvaeArch(src);
+    assert.deepEqual(
+      [a.encChannels, a.encLevels, a.encBlocks, a.encFactor, a.hidden, a.embedDim, a.nEmbed, a.decChannels],
+      [32, [32, 64, 128], 2, 4, 64, 48, 20000, 32],
+    );
+    assert.deepEqual([a.decoders, a.decFactors, a.downSamplers], [3, [16, 8, 4], 2]);
+    assert.deepEqual(inferVqvaeConfig(src).compress_rates, [4, 8, 16]);
+  } finally {
+    src.close();
+  }
 });
 
 // f16 storage only: f32-weight conv variants take ~20 s each to compile on lavapipe (the kernel tests cover them).
