@@ -20,10 +20,17 @@ let cache: {
 } | null = null;
 
 /** m.encodeDetailed, memoised on (rate, input array, preprocessing size) for the cases of one run. */
-async function encodeMemo(m: Vqvae, key: string, img: Float32Array, h: number, w: number) {
+async function encodeMemo(
+  m: Vqvae,
+  key: string,
+  img: Float32Array,
+  h: number,
+  w: number,
+  debug?: Activations,
+) {
   const hit = cache?.encoded.get(key);
   if (hit) return hit;
-  const result = await m.encodeDetailed(img, h, w);
+  const result = await m.encodeDetailed(img, h, w, { debug });
   cache?.encoded.set(key, result);
   return result;
 }
@@ -173,12 +180,14 @@ export async function icetkEncode(c: GoldenCase, cx: CaseContext): Promise<CaseR
     lines.push(r.line);
   }
   const src = c.inputs.image_uint8_hwc ?? c.inputs.image;
+  const debug: Activations = new Map();
   const got = await encodeMemo(
     m,
     `${rateOf(c)}|${typeof src === "string" ? src : src.npy}|${size}`,
     pre.img,
     pre.h,
     pre.w,
+    debug,
   );
   const [codes, second, gap, gapTol] = await Promise.all([
     cx.npy(e.codes),
@@ -212,6 +221,15 @@ export async function icetkEncode(c: GoldenCase, cx: CaseContext): Promise<CaseR
     const r = imageLine("z_e", got.ze, await cx.npy(e.z_e), atolOf(c, e.z_e, "z_e"));
     pass &&= r.ok;
     lines.push(r.line);
+  }
+  // On failure, say whether the encoder already differs before the quantizer's proj (the case's act.quant_in).
+  const extra = c as unknown as { debug_activations?: { items?: { name: string; npy: string }[] } };
+  const qi = extra.debug_activations?.items?.find((it) => it.npy.endsWith("quant_in.npy"));
+  if (!pass && qi && debug.has("quant_in") && e.z_e) {
+    const r = compareArrays(debug.get("quant_in")!, (await cx.npy(qi)).data, {
+      atol: atolOf(c, e.z_e, "z_e"),
+    });
+    lines.push(`${qi.name}: ${r.summary} (z_e's atol)`);
   }
   return { pass, detail: lines.join("; ") };
 }

@@ -399,8 +399,8 @@ export class Vqvae {
     return res;
   }
 
-  /** Records the encoder up to the quantiser input z_e, channels-last [h·w, D]. */
-  #encodeMap(image: Tensor, hIn: number, wIn: number): { ze: Tensor; h: number; w: number } {
+  /** Records the encoder up to the quantiser input z_e, channels-last [h·w, D] (and proj's input, quantIn [H, h, w]). */
+  #encodeMap(image: Tensor, hIn: number, wIn: number): { ze: Tensor; quantIn: Tensor; h: number; w: number } {
     const e = this.#enc!;
     const ctx = this.ctx;
     let h = hIn, w = wIn;
@@ -433,8 +433,7 @@ export class Vqvae {
       h /= 2, w /= 2;
     }
     const ze = conv2d(ctx, x, this.#proj!.w, { h, w, bias: this.#proj!.b, channelsLast: true });
-    x.release();
-    return { ze, h, w };
+    return { ze, quantIn: x, h, w };
   }
 
   /**
@@ -445,7 +444,7 @@ export class Vqvae {
     image: Float32Array,
     h: number,
     w: number,
-    o: { search?: "matmul" | "kernel" } = {},
+    o: { search?: "matmul" | "kernel"; debug?: Activations } = {},
   ): Promise<VqSearchResult & { ze: Float32Array; h: number; w: number }> {
     if (image.length !== 3 * h * w) {
       throw new Error(`Vqvae.encode: image has ${image.length} values, expected 3x${h}x${w}`);
@@ -465,6 +464,8 @@ export class Vqvae {
     const r = this.#encodeMap(t, h, w);
     t.release();
     try {
+      // The quantizer's input [H, h, w] (after the down samplers), as icetk_encode's act.quant_in.
+      if (o.debug) o.debug.set("quant_in", await this.ctx.readF32(r.quantIn));
       if (o.search === "kernel") {
         const search = await vqSearch(this.ctx, r.ze, this.#codebook!);
         return { ...search, ze: await this.ctx.readF32(r.ze), h: r.h, w: r.w };
@@ -473,6 +474,7 @@ export class Vqvae {
       return { ...(await this.#searchMatmul(r.ze, ze)), ze, h: r.h, w: r.w };
     } finally {
       r.ze.release();
+      r.quantIn.release();
     }
   }
 
