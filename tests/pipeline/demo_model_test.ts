@@ -5,6 +5,8 @@ import nodeAssert from "node:assert/strict";
 import { join } from "node:path";
 import { DEMO_SIZES, DEMO_VERSION, ensureDemoModel, writeDemoModel } from "../../src/demo/model.ts";
 import { openModelDir } from "../../src/models/config.ts";
+import { convertFixtureSet } from "../../src/convert/fixture.ts";
+import { verifyModelDir } from "../../src/convert/convert.ts";
 
 const fixture = new URL("../testdata/cogview2-tiny/", import.meta.url).pathname;
 
@@ -140,5 +142,55 @@ Deno.test("demo model: ensureDemoModel creates once, reuses the cache, rebuilds 
     nodeAssert.deepEqual(left, ["demo"]);
   } finally {
     await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("demo model: the same format as `deno task convert` output (the fixture converted): config, tensors, manifest", async () => {
+  const demo = await Deno.makeTempDir(), conv = await Deno.makeTempDir();
+  try {
+    await writeDemoModel(demo);
+    await convertFixtureSet(fixture.replace(/\/$/, ""), conv);
+    // The converter's own check (every manifest entry's size and SHA-256, then config.json) accepts the demo.
+    await verifyModelDir(demo);
+    const a = await openModelDir(demo), b = await openModelDir(conv);
+    for (
+      const k of [
+        "format",
+        "version",
+        "dtype",
+        "image_tokens",
+        "coglm",
+        "dsr",
+        "itersr",
+        "tokenizer",
+        "clusters",
+      ]
+    ) {
+      nodeAssert.deepEqual(
+        (a.config as unknown as Record<string, unknown>)[k],
+        (b.config as unknown as Record<string, unknown>)[k],
+        k,
+      );
+    }
+    nodeAssert.equal(a.config.vqvae.n_embed, b.config.vqvae.n_embed);
+    for (const m of ["coglm", "dsr", "itersr", "vqvae"] as const) {
+      const wa = await a.weights(m), wb = await b.weights(m);
+      try {
+        const names = m === "vqvae" ? wa.names() : [...new Set([...wa.names(), ...wb.names()])];
+        for (const n of names) {
+          nodeAssert.ok(wb.has(n), `${m}: ${n} is in the converted checkpoint`);
+          nodeAssert.equal(wa.info(n).dtype, wb.info(n).dtype, `${m}: ${n} dtype`);
+          if (m !== "vqvae" || !n.startsWith("decs.")) {
+            nodeAssert.deepEqual(wa.info(n).shape, wb.info(n).shape, `${m}: ${n} shape`);
+          }
+        }
+      } finally {
+        wa.close();
+        wb.close();
+      }
+    }
+  } finally {
+    await Deno.remove(demo, { recursive: true });
+    await Deno.remove(conv, { recursive: true });
   }
 });
