@@ -495,6 +495,7 @@ export class CogLM {
               v: { t: qkv, off: 2 * H, ld: 3 * H },
               out: { t: c, ld: H },
               visible: visT,
+              visibleHost: vis.subarray(0, F),
               logWeights: logw,
             });
           }),

@@ -21,7 +21,9 @@ function slice(a: Float32Array, rows: number, ld: number, off: number, w: number
 Deno.test("attention over a packed QKV buffer (CogLM mask, log-weights, batches) matches SAT's standard_attention", async () => {
   const ctx = await sharedContext();
   for (const [heads, d, rows0, keys, ctxCols] of CASES) {
-    for (const [vec4, wg] of [[true, 32], [false, 64]] as const) {
+    for (
+      const [vec4, wg, path] of [[true, 32, "fused"], [false, 64, "fused"], [true, 32, "matmul"]] as const
+    ) {
       const w = heads * d, batch = 2;
       // Prefill: queries = keys (rows = keys, causal offset 0); the long case uses its last 3 rows only.
       const rows = rows0 === keys ? keys : rows0;
@@ -43,7 +45,8 @@ Deno.test("attention over a packed QKV buffer (CogLM mask, log-weights, batches)
         mask: { ctxCols, causalOffset },
         logWeights: { cols: ctxCols, value: 1.4 },
         vec4,
-      wg,
+        wg,
+        path,
       });
       const got = await ctx.readF32(out);
       for (let b = 0; b < batch; b++) {
@@ -142,35 +145,43 @@ Deno.test("attention with per-row visible prefixes (completion's mask) matches S
   const vis = Int32Array.from({ length: L }, (_, i) => i < 7 ? 7 : i === 7 ? 8 : Math.max(15, i + 1));
   const qkv = randn(L * 3 * w, 77, 1.5);
   const t = ctx.upload(qkv, [L, 3 * w]), tv = ctx.upload(vis, [L], "i32");
-  const out = ctx.empty([L, w]);
-  attention(ctx, {
-    batch: 1,
-    heads,
-    headDim: d,
-    rows: L,
-    keys: L,
-    q: { t, ld: 3 * w },
-    k: { t, off: w, ld: 3 * w },
-    v: { t, off: 2 * w, ld: 3 * w },
-    out: { t: out, ld: w },
-    visible: tv,
-    logWeights: { cols: 7, value: 1.4 },
-  });
-  const mask = new Float32Array(L * L);
-  for (let i = 0; i < L; i++) for (let j = 0; j < vis[i]; j++) mask[i * L + j] = 1;
-  const want = standardAttentionRef(
-    slice(qkv, L, 3 * w, 0, w),
-    slice(qkv, L, 3 * w, w, w),
-    slice(qkv, L, 3 * w, 2 * w, w),
-    {
+  for (const path of ["fused", "matmul"] as const) {
+    const out = ctx.empty([L, w]);
+    attention(ctx, {
+      path,
+      visibleHost: vis,
+      batch: 1,
       heads,
-      d,
+      headDim: d,
       rows: L,
       keys: L,
-      mask,
-      logw: logWeightsRef(L, L, 7, 1.4),
-    },
-  );
-  assertClose("attention visible prefixes", await ctx.readF32(out), want, { atol: 2e-5, rtol: 1e-4 });
-  [t, tv, out].forEach((x) => x.release());
+      q: { t, ld: 3 * w },
+      k: { t, off: w, ld: 3 * w },
+      v: { t, off: 2 * w, ld: 3 * w },
+      out: { t: out, ld: w },
+      visible: tv,
+      logWeights: { cols: 7, value: 1.4 },
+    });
+    const mask = new Float32Array(L * L);
+    for (let i = 0; i < L; i++) for (let j = 0; j < vis[i]; j++) mask[i * L + j] = 1;
+    const want = standardAttentionRef(
+      slice(qkv, L, 3 * w, 0, w),
+      slice(qkv, L, 3 * w, w, w),
+      slice(qkv, L, 3 * w, 2 * w, w),
+      {
+        heads,
+        d,
+        rows: L,
+        keys: L,
+        mask,
+        logw: logWeightsRef(L, L, 7, 1.4),
+      },
+    );
+    assertClose(`attention visible prefixes ${path}`, await ctx.readF32(out), want, {
+      atol: 2e-5,
+      rtol: 1e-4,
+    });
+    out.release();
+  }
+  [t, tv].forEach((x) => x.release());
 });
