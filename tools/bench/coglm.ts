@@ -198,6 +198,48 @@ export async function benchDecodeAttention(
   [qkv, kc, vc, out, scores, probs, logw].forEach((t) => t.release());
 }
 
+/** A prompt / perplexity forward's attention (rows = keys, CogLM mask): fused kernel vs the matmul path. */
+export async function benchPrefillAttention(
+  ctx: GpuContext,
+  report: (r: BenchResult) => void,
+  o: { batch: number; rows: number; reps: number },
+): Promise<void> {
+  const { hidden: H, heads, headDim: d } = MEDIUM;
+  const B = o.batch, L = o.rows;
+  const qkv = ctx.upload(new Float32Array(B * L * 3 * H).map((_, i) => Math.sin(i)), [B * L, 3 * H]);
+  const out = ctx.empty([B * L, H]);
+  const run = (path: "fused" | "matmul") =>
+    attention(ctx, {
+      path,
+      batch: B,
+      heads,
+      headDim: d,
+      rows: L,
+      keys: L,
+      q: { t: qkv, ld: 3 * H, bs: L * 3 * H },
+      k: { t: qkv, off: H, ld: 3 * H, bs: L * 3 * H },
+      v: { t: qkv, off: 2 * H, ld: 3 * H, bs: L * 3 * H },
+      out: { t: out, ld: H, bs: L * H },
+      mask: { ctxCols: Math.min(9, L), causalOffset: 0 },
+      logWeights: { cols: Math.min(9, L), value: 1.4 },
+    });
+  for (const path of ["fused", "matmul"] as const) {
+    run(path);
+    await ctx.sync();
+    const t0 = performance.now();
+    for (let r = 0; r < o.reps; r++) run(path);
+    await ctx.sync();
+    report({
+      name: "coglm_prefill_attention_ms",
+      params: { path, batch: B, rows: L, heads, head_dim: d },
+      value: (performance.now() - t0) / o.reps,
+      unit: "ms/layer",
+      baseline: path === "fused" ? undefined : "fused",
+    });
+  }
+  [qkv, out].forEach((t) => t.release());
+}
+
 export const coglmSuite: BenchSuite = {
   name: "coglm",
   description:
@@ -215,6 +257,9 @@ export const coglmSuite: BenchSuite = {
     }
     for (const [batch, keys] of quick ? [[1, 111]] : [[1, 111], [8, 111], [1, 511], [8, 511]]) {
       await benchDecodeAttention(ctx, report, { batch, keys, reps: quick ? 3 : 10 });
+    }
+    for (const [batch, rows] of quick ? [[1, 111]] : [[1, 111], [1, 406], [3, 406]]) {
+      await benchPrefillAttention(ctx, report, { batch, rows, reps: quick ? 1 : 3 });
     }
     const medium = await mediumModel(ctx);
     try {
