@@ -169,7 +169,7 @@ export class Text2ImagePipeline implements Pipeline {
       dir: md.dir,
       demo,
       notice: demo
-        ? "the built-in one, CogView2's architecture at a tiny size with random weights, so every image is noise. To generate real images, convert the official weights with `deno task convert` " +
+        ? "Demo model: CogView2's architecture at a tiny size with random weights, so every image is noise. To generate real images, convert the official weights with `deno task convert` " +
           "(see the README) and start the server with --model DIR or COGVIEW2_MODEL=DIR."
         : `CogView2 weights from ${md.dir}.`,
       styles: [...STYLES],

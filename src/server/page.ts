@@ -78,7 +78,7 @@ async function loadModel() {
   $("n").max = m.limits.max_images;
   const note = $("notice");
   note.className = m.demo ? "demo" : "real";
-  note.textContent = (m.demo ? "Demo model: " : "Model: ") + m.notice;
+  note.textContent = (m.demo ? "" : "Model: ") + m.notice; // a demo's notice says so itself
 }
 
 function setStatus(text, isError) {

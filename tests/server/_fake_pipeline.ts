@@ -95,7 +95,7 @@ export class FakePipeline implements Pipeline {
       name: "fake",
       dir: "(none)",
       demo: true,
-      notice: "A test pipeline.",
+      notice: "Demo model: A test pipeline.",
       styles: ["none", "mainbody", "photo"],
       defaultStyle: "mainbody",
       maxImages: 8,
