@@ -145,14 +145,20 @@ export class CogLM {
     }
   }
 
-  /** A model over weights already on the GPU (tests, benchmarks with random weights). */
+  /**
+   * A model over weights already on the GPU (tests, benchmarks with random weights); `clusters` (a table of
+   * `imageTokens` labels) enables the recipe's cluster sampling, which a model directory otherwise provides.
+   */
   static fromWeights(
     ctx: GpuContext,
     dims: TransformerDims,
     w: TransformerWeights,
     imageTokens = 20000,
+    clusters?: ClusterTable,
   ): CogLM {
-    return new CogLM(ctx, dims, w, imageTokens, null);
+    const m = new CogLM(ctx, dims, w, imageTokens, null);
+    if (clusters) m.#clusters = Promise.resolve(clusters);
+    return m;
   }
 
   release(): void {
@@ -163,6 +169,7 @@ export class CogLM {
   /** The image tokens' cluster labels (config clusters.file, cluster_label.npy) on the GPU, loaded once. */
   clusters(): Promise<ClusterTable> {
     const md = this.modelDir;
+    if (this.#clusters) return this.#clusters;
     if (!md) return Promise.reject(new Error("CogLM: no model directory, so no cluster labels"));
     this.#clusters ??= loadModelClusters(this.ctx, md).then((t) => {
       if (t.width !== this.imageTokens) {
@@ -177,7 +184,8 @@ export class CogLM {
   /** The recipe's CoglmStrategy when the model has cluster labels and the recipe its parameters, else greedy. */
   async defaultSampler(recipe: CoglmRecipe): Promise<TokenSampler> {
     const { temperature, topk, top_k_cluster } = recipe;
-    if (!this.modelDir || temperature === undefined || topk === undefined || top_k_cluster === undefined) {
+    const hasLabels = !!this.modelDir || !!this.#clusters;
+    if (!hasLabels || temperature === undefined || topk === undefined || top_k_cluster === undefined) {
       return greedySampler;
     }
     return clusterSampler(await this.clusters(), { temperature, topk, top_k_cluster });
