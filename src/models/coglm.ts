@@ -1,7 +1,7 @@
 // CogLM, stage 1 of CogView2: SAT CachedAutoregressiveModel (sandwich LN) generating 20×20 image tokens from text
 // with a KV cache (the prompt runs once at batch 1, then one token per step for the whole batch), and the
 // inverse-prompting score (post-selection). Mirrors cogview2_text2image.py + SAT filling_sequence/evaluate_perplexity.
-// Not the sampler: src/kernels/sampling.ts (CoglmStrategy on the GPU) draws the tokens; greedy argmax is built in.
+// Not the sampler: src/sampling/strategy.ts (CoglmStrategy on the GPU) draws the tokens; greedy argmax is built in.
 
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
