@@ -451,12 +451,16 @@ export class SrTransformer {
     return out;
   }
 
-  /** Image logits of `rows` consecutive hidden rows from row `row0`: [rows, imageTokens] (word_embeddings[:n]ᵀ). */
-  logits(hidden: Tensor, row0: number, rows: number, imageTokens: number): Tensor {
+  /**
+   * Image logits of `rows` consecutive hidden rows from row `row0`: [rows, imageTokens] (word_embeddings[:n]ᵀ),
+   * written into `out` (at least [rows, imageTokens]) when given, so one block buffer serves every block.
+   */
+  logits(hidden: Tensor, row0: number, rows: number, imageTokens: number, out?: Tensor): Tensor {
     return matmulChunked(this.ctx, hidden, this.wordEmb, {
       M: rows,
       cols: imageTokens,
       aOff: row0 * this.hidden,
+      out,
     });
   }
 

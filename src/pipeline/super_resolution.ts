@@ -6,8 +6,13 @@ import { join } from "node:path";
 import type { GpuContext } from "../gpu/context.ts";
 import { readNpy } from "../formats/npy.ts";
 import { embedding } from "../kernels/embedding.ts";
-import { argmaxRows } from "../kernels/softmax.ts";
-import { clusterSampleGpu, type ClusterTable, clusterTable, topkSampleGpu } from "../kernels/sampling.ts";
+import {
+  argmaxGpu,
+  clusterSampleGpu,
+  type ClusterTable,
+  clusterTable,
+  topkSampleGpu,
+} from "../kernels/sampling.ts";
 import { STREAM_DSR, STREAM_TOPK } from "../sampling/rng.ts";
 import type { WeightSource } from "../formats/weights.ts";
 import { openModelDir, type SrConfig } from "../models/config.ts";
@@ -235,15 +240,17 @@ export class SuperResolution {
       });
       const hidden = model.forward(tokens, pos, B, dsrMask(cfg, nPad));
       const ids = ctx.empty([B * g.s1], "i32");
-      const block = model.net.logitsBlock(this.imageTokens);
+      const block = Math.min(model.net.logitsBlock(this.imageTokens), g.s1);
+      const lbuf = ctx.empty([block, this.imageTokens]);
       for (let b = 0; b < B; b++) {
         for (let r0 = 0; r0 < g.s1; r0 += block) {
           const n = Math.min(block, g.s1 - r0);
-          const logits = model.net.logits(hidden, b * L + g.s0 + r0, n, this.imageTokens);
+          const logits = model.net.logits(hidden, b * L + g.s0 + r0, n, this.imageTokens, lbuf);
           if (!table) {
-            argmaxRows(ctx, logits, { n: this.imageTokens, rows: n, out: ids, oOff: b * g.s1 + r0 });
+            argmaxGpu(ctx, logits, { rows: n, out: ids, outOffset: b * g.s1 + r0 });
           } else {
             clusterSampleGpu(ctx, logits, table, {
+              rows: n,
               temperature: 1,
               temperature2: recipe.temp_cluster_dsr,
               topk: Math.min(recipe.topk_dsr, table.numClusters),
@@ -255,12 +262,12 @@ export class SuperResolution {
               outOffset: b * g.s1 + r0,
             });
           }
-          logits.release();
         }
         await ctx.sync(); // bounds the recorded work and lets an abort land between images
         throwIfAborted(o.signal);
       }
       hidden.release();
+      lbuf.release();
       const got = (await ctx.read(ids)) as Int32Array;
       ids.release();
       for (let b = 0; b < B; b++) out.push(got.slice(b * g.s1, (b + 1) * g.s1));
@@ -324,19 +331,21 @@ export class SuperResolution {
           const picked = embedding(ctx, rowIds, hidden.reshape([B * L, H]), { rows: rows.length });
           hidden.release();
           rowIds.release();
-          const ids = ctx.empty([rows.length], "i32");
-          const block = model.net.logitsBlock(this.imageTokens);
+          const ids = ctx.empty([B * g.s1], "i32");
+          const block = Math.min(model.net.logitsBlock(this.imageTokens), g.s1);
+          const lbuf = ctx.empty([block, this.imageTokens]);
           // Per sample, so its draws (RNG rows sample·3600 + k) do not depend on the batch split.
           for (let b = 0, start = 0; b < B; b++) {
             let end = start;
             while (end < rows.length && rows[end] < (b + 1) * L) end++;
             for (let r0 = start; r0 < end; r0 += block) {
               const n = Math.min(block, end - r0);
-              const logits = model.net.logits(picked, r0, n, this.imageTokens);
+              const logits = model.net.logits(picked, r0, n, this.imageTokens, lbuf);
               if (o.decode === "greedy") {
-                argmaxRows(ctx, logits, { n: this.imageTokens, rows: n, out: ids, oOff: r0 });
+                argmaxGpu(ctx, logits, { rows: n, out: ids, outOffset: r0 });
               } else {
                 topkSampleGpu(ctx, logits, {
+                  rows: n,
                   topk: LOPAR_TOPKS[r],
                   temperature: 1,
                   seed: o.seed,
@@ -347,11 +356,11 @@ export class SuperResolution {
                   outOffset: r0,
                 });
               }
-              logits.release();
             }
             start = end;
           }
           picked.release();
+          lbuf.release();
           const got = (await ctx.read(ids)) as Int32Array;
           ids.release();
           rows.forEach((row, k) => {
