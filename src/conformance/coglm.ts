@@ -10,14 +10,14 @@ import type { CaseContext, CaseResult, GoldenCase } from "./types.ts";
 const models = new WeakMap<GpuContext, Map<string, Promise<CogLM>>>();
 
 /** The converted fixture's CogLM, loaded once per context and model directory. */
-function coglmOf(cx: CaseContext): Promise<CogLM> {
+async function coglmOf(cx: CaseContext): Promise<CogLM> {
   let m = models.get(cx.gpu);
   if (!m) models.set(cx.gpu, m = new Map());
-  const key = "coglm";
-  let p = m.get(key);
+  const dir = await cx.modelDir();
+  let p = m.get(dir);
   if (!p) {
-    p = cx.modelDir().then((dir) => CogLM.load(cx.gpu, dir));
-    m.set(key, p);
+    p = CogLM.load(cx.gpu, dir);
+    m.set(dir, p);
   }
   return p;
 }
