@@ -29,9 +29,19 @@ Deno.test("errors name the kernel and the argument", async () => {
   const r = ctx.upload([1], [1]);
   r.release();
   assert.throws(() => add(ctx, r, r), /used after release/);
-  const bad = ctx.kernel({ name: "broken", shader: "elementwise.wgsl", defines: { BINARY: 1 }, bindings: ["read", "read", "write"] });
+  const bad = ctx.kernel({
+    name: "broken",
+    shader: "elementwise.wgsl",
+    defines: { BINARY: 1 },
+    bindings: ["read", "read", "write"],
+  });
   // BINARY without an op leaves `a` unused but valid; a define that breaks compilation must name the kernel:
-  const broken = ctx.kernel({ name: "broken_shader", shader: "elementwise.wgsl", defines: { ADD: 1 }, bindings: ["read", "write"] });
+  const broken = ctx.kernel({
+    name: "broken_shader",
+    shader: "elementwise.wgsl",
+    defines: { ADD: 1 },
+    bindings: ["read", "write"],
+  });
   await assert.rejects(() => ctx.sync(), /broken_shader/);
   assert(bad && broken);
 });
@@ -60,6 +70,8 @@ Deno.test("one encoder per batch: many dispatches, one submit", async () => {
 Deno.test("compile task embeds the shaders folder", async () => {
   const cfg = JSON.parse(await Deno.readTextFile(new URL("../../deno.json", import.meta.url)));
   assert(/--include shaders/.test(cfg.tasks.compile), "deno.json compile task must --include shaders");
+  // the demo model's tokenizer and VQ-VAE shapes are read from assets/ at run time
+  assert(/--include assets/.test(cfg.tasks.compile), "deno.json compile task must --include assets");
   for await (const e of Deno.readDir(new URL("../../shaders/", import.meta.url))) {
     // every shader file's directives parse; placeholders get a dummy value (kernels supply real ones)
     if (e.name.endsWith(".wgsl")) preprocess(e.name, new Proxy({}, { has: () => true, get: () => 1 }));
