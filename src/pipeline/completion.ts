@@ -1,10 +1,10 @@
 // Text-guided completion (cogview2_completion.py + comp_pipeline/): re-generate a box of an image from a prompt.
 // Not a new model: CogLM fills the box's 20×20 codes around the kept ones, then DSR + LoPAR refine, VQ-VAE decodes.
 
-import { decodeImage } from "../formats/image.ts";
+import { decodeImage, preprocessRgba8 } from "../formats/image.ts";
 import type { Stages } from "./text2image.ts";
 import { batchSeed, encodeChw } from "./text2image.ts";
-import { cropChw, resizeBilinearChw, resizeCenterCrop, resizeNearestChw } from "./image_ops.ts";
+import { cropChw, resizeBilinearChw, resizeNearestChw } from "./image_ops.ts";
 import {
   boxToMask,
   COMPLETION_SIZE,
@@ -67,7 +67,9 @@ export async function runCompletion(stages: Stages, o: {
       `Field 'image' is not a PNG or JPEG image: ${e instanceof Error ? e.message : e}`,
     );
   }
-  const image = resizeCenterCrop(decoded.data, decoded.height, decoded.width, size);
+  // icetk's PIL path exactly (uint8 Resize rounded half-to-even, CenterCrop offsets half-to-even), as the original
+  // completion script loads the uploaded image.
+  const image = preprocessRgba8(decoded.data, decoded.height, decoded.width, size);
   const mask = boxToMask(request.box, size);
   const { crop } = surroundingBoxCrop(mask, size);
   const side = crop.y1 - crop.y0;
