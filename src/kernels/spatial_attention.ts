@@ -1,5 +1,7 @@
 // The attention core of icetk's AttnBlock on NCHW maps: softmax_j(Σ_c q[c,i]·k[c,j]·C^-0.5) weighted sum of v.
 // Composed of matmul (shaders/matmul.wgsl) and a row softmax (shaders/spatial_softmax.wgsl); no norm or projections.
+// Query rows run in blocks whose [rows, n] score matrix fits one storage binding (and `maxScoreBytes`), so the full
+// n×n matrix never exists when it would not fit (the encoder's 120×120 map at 480 px: 14400² floats = 829 MB).
 
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
@@ -19,16 +21,23 @@ export function softmaxRows(ctx: GpuContext, s: Tensor, o: { rows: number; n: nu
   return s;
 }
 
+/** Query rows per block: as many as fit `maxScoreBytes` (default: the adapter's max storage binding), at least 1. */
+export function attentionBlockRows(ctx: GpuContext, n: number, maxScoreBytes?: number): number {
+  const limit = Math.min(maxScoreBytes ?? Infinity, ctx.maxBinding);
+  return Math.max(1, Math.min(n, Math.floor(limit / (4 * n))));
+}
+
 /**
  * out [c, n] = v · softmax(qᵀk·c^-0.5)ᵀ, with qT [n, c] channels-last and k, v [c, n] (n = h·w positions).
- * The [n, n] weight matrix lives on the GPU for the call (3600 positions: 52 MB).
+ * Each block of query rows: scores [rows, n] = qT[rows]·k, row softmax, out[:, rows] = v·scoresᵀ (strided columns
+ * of out). One score buffer of the block size lives on the GPU for the call; `blockRows` overrides the block (tests).
  */
 export function spatialAttention(
   ctx: GpuContext,
   qT: Tensor,
   k: Tensor,
   v: Tensor,
-  o: { c: number; n: number; out?: Tensor },
+  o: { c: number; n: number; out?: Tensor; maxScoreBytes?: number; blockRows?: number },
 ): Tensor {
   const { c, n } = o;
   check(
@@ -36,9 +45,23 @@ export function spatialAttention(
     "spatialAttention",
     `q, k, v must each hold ${c}x${n}`,
   );
-  const s = matmul(ctx, qT, k, { M: n, N: n, K: c, transW: false, alpha: c ** -0.5 });
-  softmaxRows(ctx, s, { rows: n, n });
-  const out = matmul(ctx, v, s, { M: c, N: n, K: n, transW: true, out: o.out });
+  const block = Math.max(1, Math.min(n, o.blockRows ?? attentionBlockRows(ctx, n, o.maxScoreBytes)));
+  if (block === n) {
+    const s = matmul(ctx, qT, k, { M: n, N: n, K: c, transW: false, alpha: c ** -0.5 });
+    softmaxRows(ctx, s, { rows: n, n });
+    const out = matmul(ctx, v, s, { M: c, N: n, K: n, transW: true, out: o.out });
+    s.release();
+    return out;
+  }
+  const out = o.out ?? ctx.empty([c, n], "f32");
+  check(out.dtype === "f32" && out.size >= c * n, "spatialAttention", `out [${out.shape}] cannot hold ${c}x${n}`);
+  const s = ctx.empty([block, n], "f32");
+  for (let i0 = 0; i0 < n; i0 += block) {
+    const rows = Math.min(block, n - i0);
+    matmul(ctx, qT, k, { M: rows, N: n, K: c, transW: false, alpha: c ** -0.5, aOff: i0 * c, out: s });
+    softmaxRows(ctx, s, { rows, n });
+    matmul(ctx, v, s, { M: c, N: rows, K: n, transW: true, ldw: n, ldc: n, cOff: i0, out });
+  }
   s.release();
   return out;
 }

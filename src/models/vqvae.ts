@@ -106,6 +106,11 @@ export class Vqvae {
   #ee: Float32Array | null = null;
   /** Pixels per code along one side (the compress rate). */
   readonly rate: number;
+  /**
+   * Largest attention score block in bytes (default: the adapter's max storage binding). The mid attention runs in
+   * query-row blocks below it (tests lower it to force the blocked path on small maps).
+   */
+  attentionMaxScoreBytes: number | undefined = undefined;
 
   private constructor(
     readonly ctx: GpuContext,
@@ -302,7 +307,7 @@ export class Vqvae {
     const k = conv2d(ctx, n, a.k.w, { h, w, bias: a.k.b });
     const v = conv2d(ctx, n, a.v.w, { h, w, bias: a.v.b });
     n.release();
-    const att = spatialAttention(ctx, qT, k, v, { c: a.c, n: h * w });
+    const att = spatialAttention(ctx, qT, k, v, { c: a.c, n: h * w, maxScoreBytes: this.attentionMaxScoreBytes });
     [qT, k, v].forEach((t) => t.release());
     const out = conv2d(ctx, att, a.proj.w, { h, w: w, bias: a.proj.b, resid: x });
     att.release();

@@ -1,4 +1,5 @@
-import { spatialAttention } from "../../src/kernels/spatial_attention.ts";
+import assert from "node:assert/strict";
+import { attentionBlockRows, spatialAttention } from "../../src/kernels/spatial_attention.ts";
 import { conv2d } from "../../src/kernels/conv2d.ts";
 import { spatialAttentionRef } from "../../src/reference/spatial_attention.ts";
 import { assertClose, randn, sharedContext } from "../_util.ts";
@@ -28,3 +29,39 @@ Deno.test("spatialAttention (channels-last q from a 1x1 conv, softmax over keys)
     [tq, te, qT, tk, tv, out].forEach((t) => t.release());
   }
 });
+
+Deno.test("spatialAttention in query-row blocks (forced by blockRows / maxScoreBytes) matches the CPU reference", async () => {
+  const ctx = await sharedContext();
+  // Odd sizes; blocks that do not divide n (last block short), single-row blocks, a byte limit of 16 rows.
+  const cases: [number, number, { blockRows?: number; maxScoreBytes?: number }][] = [
+    [5, 37, { blockRows: 5 }],
+    [3, 37, { blockRows: 1 }],
+    [33, 150, { maxScoreBytes: 4 * 150 * 16 + 3 }],
+    [33, 150, { blockRows: 149 }],
+    [16, 300, { blockRows: 257 }],
+  ];
+  for (const [c, n, opt] of cases) {
+    const q = randn(c * n, 7 * c + n), k = randn(c * n, 7 * c + n + 1), v = randn(c * n, 7 * c + n + 2);
+    const qT = ctx.upload(transpose(q, c, n), [n, c]);
+    const tk = ctx.upload(k, [c, n]), tv = ctx.upload(v, [c, n]);
+    // A dirty output buffer: every column must be written by exactly its block.
+    const out = ctx.upload(new Float32Array(c * n).fill(123), [c, n]);
+    spatialAttention(ctx, qT, tk, tv, { c, n, out, ...opt });
+    assertClose(
+      `spatialAttention blocks c=${c} n=${n} ${JSON.stringify(opt)}`,
+      await ctx.readF32(out),
+      spatialAttentionRef(q, k, v, { c, n }),
+      { atol: 1e-5 * Math.sqrt(n + c) * 4, rtol: 1e-4 },
+    );
+    [qT, tk, tv, out].forEach((t) => t.release());
+  }
+  assert.equal(attentionBlockRows(ctx, 150, 4 * 150 * 16 + 3), 16);
+  assert.equal(attentionBlockRows(ctx, 14400), Math.min(14400, Math.floor(ctx.maxBinding / (4 * 14400))));
+  assert.equal(attentionBlockRows(ctx, 37, 1), 1);
+});
+
+function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(x.length);
+  for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) t[j * rows + r] = x[r * cols + j];
+  return t;
+}
