@@ -66,6 +66,8 @@ export interface SrStage {
     textIds: Int32Array;
     lowres: Int32Array[];
     seed: number;
+    /** The style's DSR sampling parameters (topk_dsr, temp_cluster_dsr), as the original sets them per style. */
+    recipe?: { topk_dsr: number; temp_cluster_dsr: number };
     signal?: AbortSignal;
     onStep?: OnStep;
   }): Promise<Int32Array[]>;
@@ -294,6 +296,7 @@ export class Text2ImagePipeline implements Pipeline {
       textIds: srText,
       lowres: ordered,
       seed: batchSeed(request.seed, 1000),
+      recipe,
       signal,
       onStep: (step: number, steps: number) => progress.step(step, steps),
     });

@@ -4,7 +4,7 @@
 
 import nodeAssert from "node:assert/strict";
 import { decodeImage } from "../../src/formats/image.ts";
-import type { Recipe } from "../../src/sampling/recipes.ts";
+import { getRecipe, type Recipe } from "../../src/sampling/recipes.ts";
 import { IceTokenizer } from "../../src/tokenizer/icetk.ts";
 import {
   batchSeed,
@@ -60,6 +60,7 @@ class Doubles {
   generateArgs: Array<{ textIds: Int32Array; batch: number; seed: number; recipe: Recipe }> = [];
   perplexityArgs: Array<{ samples: Int32Array[]; caption: Int32Array }> = [];
   srText: Int32Array[] = [];
+  dsrRecipe?: { topk_dsr: number; temp_cluster_dsr: number };
   dsrInput: Int32Array[] = [];
   decodes = 0;
   failIn: string | null = null;
@@ -89,6 +90,7 @@ class Doubles {
       this.calls.push("sr.directSr");
       this.srText.push(o.textIds);
       this.dsrInput = o.lowres;
+      this.dsrRecipe = o.recipe;
       if (this.failIn === "dsr") return Promise.reject(new Error("DSR exploded"));
       o.onStep?.(1, 1);
       return Promise.resolve(o.lowres.map((c) => Int32Array.from({ length: 3600 }, (_, i) => c[i % 400])));
@@ -161,6 +163,12 @@ Deno.test("text2image stages: full pipeline order, batches and seeds, the text e
   nodeAssert.equal(d.generateArgs[0].recipe.style, "photo");
   // DSR and LoPAR get the text without <start_of_image> (the original's seq[:txt_len]).
   nodeAssert.deepEqual(d.srText.map((t) => [...t]), [[...ids.slice(0, -1)], [...ids.slice(0, -1)]]);
+  // DSR samples with the style's own topk_dsr / temp_cluster_dsr (the original sets them per style).
+  const photo = getRecipe("photo");
+  nodeAssert.deepEqual(
+    [d.dsrRecipe?.topk_dsr, d.dsrRecipe?.temp_cluster_dsr],
+    [photo.topk_dsr, photo.temp_cluster_dsr],
+  );
   // Five previews, right after CogLM, before DSR starts.
   const previews = events.flatMap((e, i) => e.type === "preview" ? [i] : []);
   nodeAssert.equal(previews.length, 5);
