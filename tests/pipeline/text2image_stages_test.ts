@@ -4,7 +4,7 @@
 
 import nodeAssert from "node:assert/strict";
 import { decodeImage } from "../../src/formats/image.ts";
-import { getRecipe, type Recipe } from "../../src/sampling/recipes.ts";
+import { DEFAULT_STYLE, getRecipe, type Recipe, STYLES } from "../../src/sampling/recipes.ts";
 import { IceTokenizer } from "../../src/tokenizer/icetk.ts";
 import {
   batchSeed,
@@ -30,19 +30,8 @@ const INFO: PipelineInfo = {
   dir: "(none)",
   demo: true,
   notice: "test",
-  styles: [
-    "none",
-    "mainbody",
-    "photo",
-    "flat",
-    "comics",
-    "oil",
-    "sketch",
-    "isometric",
-    "chinese",
-    "watercolor",
-  ],
-  defaultStyle: "mainbody",
+  styles: [...STYLES],
+  defaultStyle: DEFAULT_STYLE,
   maxImages: 16,
   maxPromptTokens: 110,
   maxInferenceBatch: 2,
