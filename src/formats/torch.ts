@@ -54,12 +54,51 @@ interface TensorEntry extends TensorMeta {
   base: number;
 }
 
-function checkStorageSize(origin: string, k: string, m: TensorMeta, size: number): void {
+/** The archive member holding tensor `k`'s storage: present, stored (not compressed) and of the storage's size. */
+function storageMember(origin: string, k: string, m: TensorMeta, member: ZipEntry | undefined): ZipEntry {
+  if (!member) {
+    throw new Error(
+      `${origin}: tensor "${k}": storage ${m.tensor.storage.key} (${m.entry}) is missing from the archive`,
+    );
+  }
+  if (member.method !== 0) throw new Error(`${origin}: tensor "${k}": storage ${m.entry} is compressed`);
+  const size = member.size;
   if (size !== m.tensor.storage.numel * m.elemBytes) {
     throw new Error(
       `${origin}: tensor "${k}": storage ${m.entry} has ${size} bytes, expected ${m.tensor.storage.numel} × ${m.elemBytes} (corrupt?)`,
     );
   }
+  return member;
+}
+
+/** Tensor `name` of a state dict, or an error saying it is a non-tensor entry or absent. */
+function stateDictTensor<T>(
+  origin: string,
+  tensors: Map<string, T>,
+  other: Map<string, string>,
+  name: string,
+): T {
+  const e = tensors.get(name);
+  if (e) return e;
+  const o = other.get(name);
+  if (o !== undefined) {
+    throw new Error(
+      `${origin}: "${name}" is ${o}, not a tensor (the reader executes nothing, so classes outside its allow-list ` +
+        `stay inert placeholders)`,
+    );
+  }
+  throw new Error(`${origin}: no tensor named "${name}"`);
+}
+
+/** WeightInfo of a tensor (throws on a dtype the WeightSource interface does not carry). */
+function tensorInfo(origin: string, name: string, e: TensorMeta): WeightInfo {
+  const dtype = TO_WEIGHT[e.tensor.storage.dtype];
+  if (!dtype) {
+    throw new Error(
+      `${origin}: tensor "${name}" has unsupported dtype ${TORCH_NAMES[e.tensor.storage.dtype]}`,
+    );
+  }
+  return { name, dtype, shape: [...e.tensor.shape], byteLength: e.tensor.numel * e.elemBytes };
 }
 
 /** The state dict of an unpickled checkpoint: tensors (checked against their storage sizes) and other entries. */
@@ -242,14 +281,7 @@ export class TorchCheckpoint implements WeightSource {
       const { tensors: metas, other, keys } = analyzeStateDict(root, origin, prefix);
       const tensors = new Map<string, TensorEntry>();
       for (const [k, m] of metas) {
-        const ze = zip.get(m.entry);
-        if (!ze) {
-          throw new Error(
-            `${origin}: tensor "${k}": storage ${m.tensor.storage.key} (${m.entry}) is missing from the archive`,
-          );
-        }
-        if (ze.method !== 0) throw new Error(`${origin}: tensor "${k}": storage ${m.entry} is compressed`);
-        checkStorageSize(origin, k, m, ze.size);
+        const ze = storageMember(origin, k, m, zip.get(m.entry));
         tensors.set(k, { ...m, base: ze.offset });
       }
       return new TorchCheckpoint(origin, zip, root, tensors, other, keys, owns);
@@ -273,16 +305,7 @@ export class TorchCheckpoint implements WeightSource {
   }
 
   #get(name: string): TensorEntry {
-    const e = this.#tensors.get(name);
-    if (e) return e;
-    const o = this.#other.get(name);
-    if (o !== undefined) {
-      throw new Error(
-        `${this.origin}: "${name}" is ${o}, not a tensor (the reader executes nothing, so classes outside its allow-list ` +
-          `stay inert placeholders)`,
-      );
-    }
-    throw new Error(`${this.origin}: no tensor named "${name}"`);
+    return stateDictTensor(this.origin, this.#tensors, this.#other, name);
   }
 
   /** The torch dtype name of a tensor ("float16", ...). */
@@ -291,14 +314,7 @@ export class TorchCheckpoint implements WeightSource {
   }
 
   info(name: string): WeightInfo {
-    const e = this.#get(name);
-    const dtype = TO_WEIGHT[e.tensor.storage.dtype];
-    if (!dtype) {
-      throw new Error(
-        `${this.origin}: tensor "${name}" has unsupported dtype ${TORCH_NAMES[e.tensor.storage.dtype]}`,
-      );
-    }
-    return { name, dtype, shape: [...e.tensor.shape], byteLength: e.tensor.numel * e.elemBytes };
+    return tensorInfo(this.origin, name, this.#get(name));
   }
 
   layout(name: string): TensorLayout {
@@ -471,14 +487,7 @@ export class StreamedTorchCheckpoint {
       const root = unpickle(bytes, { origin: pklOrigin, persistentLoad: torchPersistentLoad(pklOrigin) });
       const { tensors, other } = analyzeStateDict(root, origin, prefix);
       for (const [k, m] of tensors) {
-        const me = inner.get(m.entry);
-        if (!me) {
-          throw new Error(
-            `${origin}: tensor "${k}": storage ${m.tensor.storage.key} (${m.entry}) is missing from the archive`,
-          );
-        }
-        if (me.method !== 0) throw new Error(`${origin}: tensor "${k}": storage ${m.entry} is compressed`);
-        checkStorageSize(origin, k, m, me.size);
+        const me = storageMember(origin, k, m, inner.get(m.entry));
         if (me.localHeaderOffset < pkl.localHeaderOffset) {
           throw new Error(`${origin}: storage ${m.entry} precedes data.pkl; unpack the archive`);
         }
@@ -503,22 +512,11 @@ export class StreamedTorchCheckpoint {
   }
 
   #get(name: string): TensorMeta {
-    const e = this.#tensors.get(name);
-    if (e) return e;
-    const o = this.#other.get(name);
-    if (o !== undefined) throw new Error(`${this.origin}: "${name}" is ${o}, not a tensor`);
-    throw new Error(`${this.origin}: no tensor named "${name}"`);
+    return stateDictTensor(this.origin, this.#tensors, this.#other, name);
   }
 
   info(name: string): WeightInfo {
-    const e = this.#get(name);
-    const dtype = TO_WEIGHT[e.tensor.storage.dtype];
-    if (!dtype) {
-      throw new Error(
-        `${this.origin}: tensor "${name}" has unsupported dtype ${TORCH_NAMES[e.tensor.storage.dtype]}`,
-      );
-    }
-    return { name, dtype, shape: [...e.tensor.shape], byteLength: e.tensor.numel * e.elemBytes };
+    return tensorInfo(this.origin, name, this.#get(name));
   }
 
   /** The order `chunks` must be called in: archive order of the storages, then state-dict order. */
