@@ -1,6 +1,8 @@
 // Small CPU image operations on planar [C, H, W] float images with torch's index conventions (completion needs them).
 // Not an image library: no colour management, no antialiasing; codecs live in src/formats/image.ts.
 
+import { resizeBilinear } from "../formats/image.ts";
+
 /** torch F.interpolate(mode="nearest"): source index floor(dst · in / out). */
 export function resizeNearestChw(
   src: Float32Array,
@@ -22,36 +24,17 @@ export function resizeNearestChw(
   return out;
 }
 
-/** torch F.interpolate(mode="bilinear", align_corners=False), no antialiasing. */
+/**
+ * torch F.interpolate(mode="bilinear", align_corners=False), no antialiasing: formats/image.ts resizeBilinear (the
+ * same taps, in torch's float32 CPU order).
+ */
 export function resizeBilinearChw(
   src: Float32Array,
   dims: { c: number; h: number; w: number },
   outH: number,
   outW: number,
 ): Float32Array {
-  const { c, h, w } = dims;
-  const out = new Float32Array(c * outH * outW);
-  const coord = (d: number, inSize: number, outSize: number) => {
-    const s = Math.max(0, (d + 0.5) * inSize / outSize - 0.5);
-    const i0 = Math.min(inSize - 1, Math.floor(s));
-    const i1 = Math.min(inSize - 1, i0 + 1);
-    return [i0, i1, s - i0] as const;
-  };
-  const ys = Array.from({ length: outH }, (_, y) => coord(y, h, outH));
-  const xs = Array.from({ length: outW }, (_, x) => coord(x, w, outW));
-  for (let ch = 0; ch < c; ch++) {
-    const base = ch * h * w;
-    for (let y = 0; y < outH; y++) {
-      const [y0, y1, fy] = ys[y];
-      for (let x = 0; x < outW; x++) {
-        const [x0, x1, fx] = xs[x];
-        const top = src[base + y0 * w + x0] * (1 - fx) + src[base + y0 * w + x1] * fx;
-        const bot = src[base + y1 * w + x0] * (1 - fx) + src[base + y1 * w + x1] * fx;
-        out[(ch * outH + y) * outW + x] = top * (1 - fy) + bot * fy;
-      }
-    }
-  }
-  return out;
+  return resizeBilinear(src, dims, outH, outW);
 }
 
 /** Rows [y0, y1) and columns [x0, x1) of a [C, H, W] image. */
