@@ -1,6 +1,6 @@
 // Test-only writers: a pickle opcode assembler and a torch.save-format checkpoint writer (zip + pickle + storages),
 // so tests can build checkpoints with views, strides, dtypes and hostile content without PyTorch.
-import type { TorchDType } from "../../src/formats/pickle.ts";
+import { TORCH_DTYPE_BYTES, type TorchDType } from "../../src/formats/pickle.ts";
 import { writeZip, type ZipWriteEntry } from "../../src/formats/zip.ts";
 
 /** Assembles pickle bytes opcode by opcode. */
@@ -121,19 +121,6 @@ export interface CheckpointSpec {
   forceZip64?: boolean;
 }
 
-const ES: Record<TorchDType, number> = {
-  f16: 2,
-  bf16: 2,
-  f32: 4,
-  f64: 8,
-  i64: 8,
-  i32: 4,
-  i16: 2,
-  i8: 1,
-  u8: 1,
-  bool: 1,
-};
-
 export function contiguousStride(shape: number[]): number[] {
   const s = new Array(shape.length).fill(1);
   for (let i = shape.length - 2; i >= 0; i--) s[i] = s[i + 1] * shape[i + 1];
@@ -188,7 +175,7 @@ export async function writeTorchCheckpoint(path: string, spec: CheckpointSpec): 
   const a = spec.archive ?? "archive";
   const entries: ZipWriteEntry[] = [{ name: `${a}/data.pkl`, data: checkpointPickle(spec) }];
   for (const s of spec.storages) {
-    const size = s.numel * ES[s.dtype];
+    const size = s.numel * TORCH_DTYPE_BYTES[s.dtype];
     if (s.data) {
       if (s.data.length !== size) {
         throw new Error(`storage ${s.key}: ${s.data.length} bytes, expected ${size}`);
