@@ -21,6 +21,7 @@ struct Params {
   a_off: u32, w_off: u32, c_off: u32,
   a_bs: u32, w_bs: u32, c_bs: u32,
   alpha: f32, bias_off: u32, r_off: u32, ldr: u32, r_bs: u32,
+  m_base: u32, // UBO_A only: first output row of the A window
 }
 @group(0) @binding(0) var<uniform> P: Params;
 #if VEC4
@@ -84,7 +85,65 @@ fn store_c(b: u32, m: u32, n: u32, acc: f32) {
   C[P.c_off + b * P.c_bs + m * P.ldc + n] = v;
 }
 
-#if DIRECT
+#if UBO_A
+// A rows staged in a 64 KiB uniform window (group 1, dynamic offset per window of P.M rows from P.m_base).
+// lavapipe (Mesa 22) loads storage buffers with a per-lane loop of branches; uniform-buffer loads are a branchless
+// gather and an address that is the same in every lane costs one load, so only W is read per lane: each
+// invocation owns 16 rows x 4 columns, 8 invocations per workgroup along N, W read as vec4 along K (K % 4 == 0).
+@group(1) @binding(0) var<uniform> Au: array<vec4<f32>, 4096>;
+
+fn wv(i: u32) -> vec4<f32> {
+#if W_F16
+  let p = W[i];
+  return vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y));
+#else
+  return W[i];
+#endif
+}
+
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let K4 = P.K / 4u;
+  let r0 = wg.y * 16u;
+  let n0 = (wg.x * 8u + lid.x) * 4u;
+  let last_n = P.N - 1u;
+  let ldw4 = P.ldw / 4u;
+  let wb = P.w_off / 4u;
+  let w0 = wb + min(n0, last_n) * ldw4;
+  let w1 = wb + min(n0 + 1u, last_n) * ldw4;
+  let w2 = wb + min(n0 + 2u, last_n) * ldw4;
+  let w3 = wb + min(n0 + 3u, last_n) * ldw4;
+  var acc: array<vec4<f32>, 16>;
+  for (var k4 = 0u; k4 < K4; k4++) {
+    let wm = mat4x4<f32>(wv(w0 + k4), wv(w1 + k4), wv(w2 + k4), wv(w3 + k4));
+    let ab = r0 * K4 + k4;
+    acc[0u] += Au[ab + 0u * K4] * wm;
+    acc[1u] += Au[ab + 1u * K4] * wm;
+    acc[2u] += Au[ab + 2u * K4] * wm;
+    acc[3u] += Au[ab + 3u * K4] * wm;
+    acc[4u] += Au[ab + 4u * K4] * wm;
+    acc[5u] += Au[ab + 5u * K4] * wm;
+    acc[6u] += Au[ab + 6u * K4] * wm;
+    acc[7u] += Au[ab + 7u * K4] * wm;
+    acc[8u] += Au[ab + 8u * K4] * wm;
+    acc[9u] += Au[ab + 9u * K4] * wm;
+    acc[10u] += Au[ab + 10u * K4] * wm;
+    acc[11u] += Au[ab + 11u * K4] * wm;
+    acc[12u] += Au[ab + 12u * K4] * wm;
+    acc[13u] += Au[ab + 13u * K4] * wm;
+    acc[14u] += Au[ab + 14u * K4] * wm;
+    acc[15u] += Au[ab + 15u * K4] * wm;
+  }
+  for (var r = 0u; r < 16u; r++) {
+    let m = P.m_base + r0 + r;
+    if (m >= P.M) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + j;
+      if (n < P.N) { store_c(0u, m, n, acc[r][j]); }
+    }
+  }
+}
+#elif DIRECT
 const WGX: u32 = {{WGX}}u;
 const WGY: u32 = {{WGY}}u;
 const TM: u32 = {{TM}}u;

@@ -4,6 +4,7 @@
 import { type Access, f32, type GpuContext } from "../gpu/context.ts";
 import { type RowChunkedTensor, type Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
+import { preprocess } from "../gpu/shader_source.ts";
 
 export interface MatmulOptions {
   M: number;
@@ -43,9 +44,11 @@ export interface MatmulOptions {
 /**
  * Schedules of shaders/matmul.wgsl. "tiled": workgroup-memory tiles (GPUs, M > 8). "direct": register tiles read
  * straight from storage (CPU adapters such as lavapipe, M > 8). "gemv": M <= 8 (decode steps), K split over the
- * invocations of a workgroup and the partial tiles summed in workgroup memory.
+ * invocations of a workgroup and the partial tiles summed in workgroup memory. "ubo": CPU adapters, M >= 32,
+ * W [N,K], K <= 1024 and a multiple of 4, batch 1: A is copied into 64 KiB uniform windows (lavapipe reads uniform
+ * buffers with a branchless gather and storage buffers with a per-lane loop), 16x4 outputs per invocation.
  */
-export type MatmulVariant = "tiled" | "direct" | "gemv";
+export type MatmulVariant = "tiled" | "direct" | "gemv" | "ubo";
 
 /** How a matmul is launched: schedule, register tile (mb x nb blocks of 4x4) and workgroup shape. */
 export interface MatmulPlan {
@@ -83,6 +86,8 @@ export function planMatmul(
   switch (variant) {
     case "tiled":
       return { variant, mb: 1, nb: 1, wgx: 16, wgy: 16, rows: 64, cols: 64 };
+    case "ubo":
+      return { variant, mb: 4, nb: 1, wgx: 8, wgy: 1, rows: 16, cols: 32 };
     case "gemv": {
       // K split over lid.x (adjacent invocations read adjacent K chunks of the same W rows: a few long
       // streams instead of one per column), column blocks over lid.y; one row block of 4 or 8 rows.
@@ -149,7 +154,22 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
   );
   const wNeed = wOff + (batch - 1) * wBs + (transW ? (N - 1) * ldw + K : (K - 1) * ldw + N);
   check(wNeed <= w.size, "matmul", `W [${w.shape}] too small for N=${N} K=${K}`);
-  const plan = planMatmul(ctx, { M, N, K, batch, transW, f16: w.dtype === "f16", variant: o.variant });
+  let plan = planMatmul(ctx, { M, N, K, batch, transW, f16: w.dtype === "f16", variant: o.variant });
+  const m4 = (x: number) => x % 4 === 0;
+  const uboOk = transW && batch === 1 && m4(K) && K <= UBO_MAX_K && m4(lda) && m4(aOff) && m4(ldw) && m4(wOff) &&
+    o.vec4 !== false;
+  if (plan.variant === "ubo" && !uboOk) plan = planMatmul(ctx, { M, N, K, batch, transW, f16: false, variant: "direct" });
+  else if (plan.variant === "direct" && (o.variant ?? "auto") === "auto" && uboOk && M >= 32 && ctx.gpu.isFallback) {
+    plan = planMatmul(ctx, { M, N, K, batch, transW, f16: false, variant: "ubo" });
+  }
+  if (plan.variant === "ubo") {
+    return {
+      plan,
+      vec4: true,
+      name: "matmul_ubo",
+      defines: { W_F16: w.dtype === "f16", TRANS_W: true, BIAS: !!o.bias, RESID: !!o.resid, GELU: !!o.gelu, VEC4: true, UBO_A: true },
+    };
+  }
   const vec4 = plan.variant !== "tiled" && o.vec4 !== false && vec4Ok({
     K,
     lda,
@@ -190,6 +210,7 @@ export function matmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions):
   const transW = o.transW ?? true;
   const batch = o.batch ?? 1;
   const { plan, name, defines } = resolveMatmul(ctx, a, w, o);
+  if (plan.variant === "ubo") return matmulUbo(ctx, a, w, o, defines);
   const lda = o.lda ?? K, ldw = o.ldw ?? (transW ? K : N), ldc = o.ldc ?? N;
   const aBs = o.aBatchStride ?? M * lda, wBs = o.wBatchStride ?? 0, cBs = o.cBatchStride ?? M * ldc;
   const ldr = o.ldr ?? ldc, rBs = o.rBatchStride ?? cBs;
@@ -260,5 +281,146 @@ export function matmulChunked(
     const n = Math.min(ch.rows, N - ch.row0);
     matmul(ctx, a, ch.tensor, { M: o.M, N: n, K, lda: o.lda, aOff: o.aOff, ldc: N, cOff: ch.row0, out: c });
   }
+  return c;
+}
+
+// ------------------------------------------------------------------ "ubo" schedule (CPU adapters)
+
+const UBO_WINDOW = 65536; // WebGPU's default maxUniformBufferBindingSize; Au in the shader is 4096 vec4
+const UBO_MAX_K = 1024; // a window holds at least one 16-row block
+const PARAM_STRIDE = 256;
+
+interface UboPipeline {
+  pipeline: GPUComputePipeline;
+  layout0: GPUBindGroupLayout;
+  layout1: GPUBindGroupLayout;
+}
+interface UboState {
+  pipelines: Map<string, UboPipeline>;
+  scratch: GPUBuffer | null;
+  params: GPUBuffer | null;
+}
+const uboStates = new WeakMap<GpuContext, UboState>();
+
+function uboPipeline(ctx: GpuContext, st: UboState, defines: Record<string, boolean | number>): UboPipeline {
+  const key = JSON.stringify(defines);
+  let p = st.pipelines.get(key);
+  if (p) return p;
+  const d = ctx.device;
+  const ro = { type: "read-only-storage" as const };
+  const entries: GPUBindGroupLayoutEntry[] = [
+    { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform", hasDynamicOffset: true } },
+    { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: ro },
+  ];
+  let next = 3;
+  if (defines.BIAS) entries.push({ binding: next++, visibility: GPUShaderStage.COMPUTE, buffer: ro });
+  if (defines.RESID) entries.push({ binding: next++, visibility: GPUShaderStage.COMPUTE, buffer: ro });
+  entries.push({ binding: next, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } });
+  const layout0 = d.createBindGroupLayout({ label: "matmul_ubo", entries });
+  const layout1 = d.createBindGroupLayout({
+    label: "matmul_ubo_a",
+    entries: [{ binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform", hasDynamicOffset: true } }],
+  });
+  const module = d.createShaderModule({ label: "matmul_ubo", code: preprocess("matmul.wgsl", defines) });
+  const pipeline = d.createComputePipeline({
+    label: "matmul_ubo",
+    layout: d.createPipelineLayout({ bindGroupLayouts: [layout0, layout1] }),
+    compute: { module, entryPoint: "main" },
+  });
+  p = { pipeline, layout0, layout1 };
+  st.pipelines.set(key, p);
+  return p;
+}
+
+/**
+ * The "ubo" schedule: copies A's rows into a scratch buffer that can be bound as uniform, submits what the
+ * context has recorded (the copy included), then records its own pass: one dispatch per 64 KiB window of A rows.
+ */
+function matmulUbo(
+  ctx: GpuContext,
+  a: Tensor,
+  w: Tensor,
+  o: MatmulOptions,
+  defines: Record<string, boolean | number>,
+): Tensor {
+  const { M, N, K } = o;
+  const ldc = o.ldc ?? N, ldr = o.ldr ?? ldc;
+  const c = o.out ?? ctx.empty([M, N], "f32");
+  check(c.dtype === "f32", "matmul", `C must be f32, got ${c.dtype}`);
+  check((o.cOff ?? 0) + (M - 1) * ldc + N <= c.size, "matmul", `C [${c.shape}] too small for M=${M} N=${N}`);
+  if (o.resid) {
+    check((o.rOff ?? 0) + (M - 1) * ldr + N <= o.resid.size, "matmul", `resid [${o.resid.shape}] too small`);
+  }
+  if (o.bias) check((o.biasOff ?? 0) + N <= o.bias.size, "matmul", `bias [${o.bias.shape}] too small for N=${N}`);
+  let st = uboStates.get(ctx);
+  if (!st) uboStates.set(ctx, st = { pipelines: new Map(), scratch: null, params: null });
+  const d = ctx.device;
+  const rowBytes = K * 4;
+  const rw = Math.floor(UBO_WINDOW / rowBytes / 16) * 16; // rows per window, a multiple of 16
+  const windows = Math.ceil(M / rw);
+  const scratchBytes = (windows - 1) * rw * rowBytes + UBO_WINDOW;
+  if (!st.scratch || st.scratch.size < scratchBytes) {
+    st.scratch = d.createBuffer({
+      label: "matmul_ubo_a",
+      size: Math.max(scratchBytes, st.scratch ? st.scratch.size * 2 : 0),
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+  }
+  if (!st.params || st.params.size < windows * PARAM_STRIDE) {
+    st.params = d.createBuffer({
+      label: "matmul_ubo_params",
+      size: Math.max(windows, 64) * PARAM_STRIDE,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+  }
+  const scratch = st.scratch;
+  const lda = o.lda ?? K, aOff = o.aOff ?? 0;
+  if (lda === K) {
+    const bytes = M * rowBytes;
+    ctx.copy({ buffer: a.buffer, offset: a.byteOffset + aOff * 4, size: bytes }, { buffer: scratch, offset: 0, size: bytes }, bytes);
+  } else {
+    for (let m = 0; m < M; m++) {
+      ctx.copy(
+        { buffer: a.buffer, offset: a.byteOffset + (aOff + m * lda) * 4, size: rowBytes },
+        { buffer: scratch, offset: m * rowBytes, size: rowBytes },
+        rowBytes,
+      );
+    }
+  }
+  ctx.flush();
+  const { pipeline, layout0, layout1 } = uboPipeline(ctx, st, defines);
+  const params = new ArrayBuffer(windows * PARAM_STRIDE);
+  for (let i = 0; i < windows; i++) {
+    const v = new DataView(params, i * PARAM_STRIDE, PARAM_STRIDE);
+    const words = [M, N, K, K, o.ldw ?? K, ldc, 0, o.wOff ?? 0, o.cOff ?? 0, 0, 0, 0, 0, o.biasOff ?? 0, o.rOff ?? 0, ldr, 0, i * rw];
+    words.forEach((x, j) => v.setUint32(j * 4, x, true));
+    v.setFloat32(12 * 4, o.alpha ?? 1, true);
+  }
+  d.queue.writeBuffer(st.params, 0, params);
+  const range = (t: Tensor) => ({ buffer: t.buffer, offset: t.byteOffset, size: Math.max(4, t.byteLength) });
+  const entries: GPUBindGroupEntry[] = [
+    { binding: 0, resource: { buffer: st.params, offset: 0, size: PARAM_STRIDE } },
+    { binding: 2, resource: range(w) },
+  ];
+  let next = 3;
+  if (o.bias) entries.push({ binding: next++, resource: range(o.bias) });
+  if (o.resid) entries.push({ binding: next++, resource: range(o.resid) });
+  entries.push({ binding: next, resource: range(c) });
+  const bg0 = d.createBindGroup({ label: "matmul_ubo", layout: layout0, entries });
+  const bg1 = d.createBindGroup({
+    label: "matmul_ubo_a",
+    layout: layout1,
+    entries: [{ binding: 0, resource: { buffer: scratch, offset: 0, size: UBO_WINDOW } }],
+  });
+  const enc = d.createCommandEncoder({ label: "matmul_ubo" });
+  const pass = enc.beginComputePass();
+  pass.setPipeline(pipeline);
+  for (let i = 0; i < windows; i++) {
+    pass.setBindGroup(0, bg0, [i * PARAM_STRIDE]);
+    pass.setBindGroup(1, bg1, [i * rw * rowBytes]);
+    pass.dispatchWorkgroups(Math.ceil(N / 32), Math.ceil(Math.min(rw, M - i * rw) / 16), 1);
+  }
+  pass.end();
+  d.queue.submit([enc.finish()]);
   return c;
 }
