@@ -13,26 +13,17 @@ import {
   maskedAttention,
   maskToAdd,
   type SrArch,
+  SrModel,
   SrTransformer,
 } from "./sr_common.ts";
 
-export class DsrModel {
-  readonly geometry: DsrGeometry;
-
-  private constructor(readonly ctx: GpuContext, readonly net: SrTransformer) {
-    this.geometry = dsrGeometry(net.cfg);
+export class DsrModel extends SrModel<DsrGeometry> {
+  private constructor(ctx: GpuContext, net: SrTransformer) {
+    super(ctx, net, dsrGeometry);
   }
 
   static async load(ctx: GpuContext, src: WeightSource, cfg: SrArch): Promise<DsrModel> {
     return new DsrModel(ctx, await SrTransformer.load(ctx, src, cfg, true));
-  }
-
-  get bytes(): number {
-    return this.net.bytes;
-  }
-
-  release(): void {
-    this.net.release();
   }
 
   /**
@@ -48,12 +39,8 @@ export class DsrModel {
   ): Tensor {
     const ctx = this.ctx, g = this.geometry, cfg = this.net.cfg;
     const H = cfg.hidden_size, heads = cfg.num_attention_heads, d = H / heads, L = g.seqLen;
-    if (tokens.length !== batch * L || positionIds.length !== batch * L) {
-      throw new Error(`DSR forward: ${batch} sequences need ${batch * L} tokens and position ids`);
-    }
     if (mask.length !== g.s0 * g.s0) throw new Error(`DSR forward: the mask must be [${g.s0}, ${g.s0}]`);
-    const ids = ctx.upload(tokens, [batch * L], "i32");
-    const pos = ctx.upload(this.net.positionRows(positionIds, g.s0), [batch * L], "i32");
+    const { ids, pos } = this.uploadInputs("DSR", tokens, positionIds, batch, g.s0);
     const add = ctx.upload(maskToAdd(mask, logAttentionWeights), [g.s0, g.s0]);
     const hidden = this.net.forward(ids, pos, batch, (l, x, out) => {
       const ly = this.net.layers[l];

@@ -13,26 +13,17 @@ import {
   maskedAttention,
   maskToAdd,
   type SrArch,
+  SrModel,
   SrTransformer,
 } from "./sr_common.ts";
 
-export class ItersrModel {
-  readonly geometry: ItersrGeometry;
-
-  private constructor(readonly ctx: GpuContext, readonly net: SrTransformer) {
-    this.geometry = itersrGeometry(net.cfg);
+export class ItersrModel extends SrModel<ItersrGeometry> {
+  private constructor(ctx: GpuContext, net: SrTransformer) {
+    super(ctx, net, itersrGeometry);
   }
 
   static async load(ctx: GpuContext, src: WeightSource, cfg: SrArch): Promise<ItersrModel> {
     return new ItersrModel(ctx, await SrTransformer.load(ctx, src, cfg, false));
-  }
-
-  get bytes(): number {
-    return this.net.bytes;
-  }
-
-  release(): void {
-    this.net.release();
   }
 
   /**
@@ -48,12 +39,8 @@ export class ItersrModel {
   ): Tensor {
     const ctx = this.ctx, g = this.geometry, cfg = this.net.cfg;
     const H = cfg.hidden_size, heads = cfg.num_attention_heads, d = H / heads, L = g.seqLen, T = g.textLen;
-    if (tokens.length !== batch * L || positionIds.length !== batch * L) {
-      throw new Error(`iterative-SR forward: ${batch} sequences need ${batch * L} tokens and position ids`);
-    }
     if (mask.length !== T) throw new Error(`iterative-SR forward: the mask must have ${T} entries`);
-    const ids = ctx.upload(tokens, [batch * L], "i32");
-    const pos = ctx.upload(this.net.positionRows(positionIds, T), [batch * L], "i32");
+    const { ids, pos } = this.uploadInputs("iterative-SR", tokens, positionIds, batch, T);
     // Text rows: (q·k)·mask − 10000·(1 − mask) without log weights; high-res rows: the kernel applies mask and weights.
     const add = ctx.upload(maskToAdd(mask), [1, T]);
     const maskT = ctx.upload(Float32Array.from(mask), [1, T]);

@@ -544,3 +544,44 @@ export function maskToAdd(mask: ArrayLike<number>, logW?: ArrayLike<number>): Fl
   }
   return out;
 }
+
+/**
+ * What the two SR models share around their forward: the layer stack, the layout geometry, size/free and the
+ * upload of a forward's input ids and position rows (DsrModel, ItersrModel extend it).
+ */
+export abstract class SrModel<G extends { seqLen: number }> {
+  readonly geometry: G;
+
+  protected constructor(readonly ctx: GpuContext, readonly net: SrTransformer, geometry: (cfg: SrArch) => G) {
+    this.geometry = geometry(net.cfg);
+  }
+
+  get bytes(): number {
+    return this.net.bytes;
+  }
+
+  release(): void {
+    this.net.release();
+  }
+
+  /**
+   * Checks `batch` sequences of layout length and uploads their ids and position-table rows (positions of the
+   * first `split` rows from the base table, positionRows); `what` names the model in errors.
+   */
+  protected uploadInputs(
+    what: string,
+    tokens: Int32Array,
+    positionIds: Int32Array,
+    batch: number,
+    split: number,
+  ): { ids: Tensor; pos: Tensor } {
+    const L = this.geometry.seqLen;
+    if (tokens.length !== batch * L || positionIds.length !== batch * L) {
+      throw new Error(`${what} forward: ${batch} sequences need ${batch * L} tokens and position ids`);
+    }
+    return {
+      ids: this.ctx.upload(tokens, [batch * L], "i32"),
+      pos: this.ctx.upload(this.net.positionRows(positionIds, split), [batch * L], "i32"),
+    };
+  }
+}
