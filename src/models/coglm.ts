@@ -5,7 +5,7 @@
 
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { attention, kvStore } from "../kernels/attention.ts";
+import { attention, type AttentionOptions, kvStore } from "../kernels/attention.ts";
 import { argmaxRows, logProb } from "../kernels/softmax.ts";
 import { type ClusterTable, loadModelClusters, sampleCoglm } from "../sampling/strategy.ts";
 import { type ModelDir, openModelDir } from "./config.ts";
@@ -116,6 +116,70 @@ export interface GenerateOptions {
 interface LayerCache {
   k: Tensor;
   v: Tensor;
+}
+
+/** Mask and attention bias of one cached pass (src/kernels/attention.ts AttentionOptions). */
+type PassMask = Pick<AttentionOptions, "mask" | "visible" | "visibleHost" | "logWeights">;
+
+/**
+ * transformerForward layer hook of a KV-cached pass: `rows` new rows per batch entry store their K/V in `cache`
+ * at positions t0.. and attend to the cache's first t0 + rows keys. With `prompt`, the pass runs at batch 1 and
+ * attends within its own qkv, its K/V broadcast to all `batch` cache entries.
+ */
+function cachedPass(
+  ctx: GpuContext,
+  dims: TransformerDims,
+  w: TransformerWeights,
+  cache: LayerCache[],
+  o: PassMask & { batch: number; rows: number; t0: number; cacheLen?: number; prompt?: boolean },
+): (layer: number, xn: Tensor, out: Tensor, s: Scratch) => void {
+  const H = dims.hidden, R = o.rows, ld = 3 * H;
+  const { mask, visible, visibleHost, logWeights } = o;
+  return (layer, xn, out, s) =>
+    standardAttentionBlock(ctx, w.layers[layer], xn, out, s, (qkv, c) => {
+      const { k, v } = cache[layer];
+      kvStore(ctx, qkv, k, v, {
+        batch: o.batch,
+        rows: R,
+        width: H,
+        t0: o.t0,
+        ld,
+        srcBs: o.prompt ? 0 : R * ld,
+        kOff: H,
+        vOff: 2 * H,
+      });
+      const common = {
+        heads: dims.heads,
+        headDim: dims.headDim,
+        rows: R,
+        mask,
+        visible,
+        visibleHost,
+        logWeights,
+      };
+      if (o.prompt) {
+        attention(ctx, {
+          ...common,
+          batch: 1,
+          keys: R,
+          q: { t: qkv, ld },
+          k: { t: qkv, off: H, ld },
+          v: { t: qkv, off: 2 * H, ld },
+          out: { t: c, ld: H },
+        });
+      } else {
+        const bs = o.cacheLen! * H;
+        attention(ctx, {
+          ...common,
+          batch: o.batch,
+          keys: o.t0 + R,
+          q: { t: qkv, ld, bs: R * ld },
+          k: { t: k, ld: H, bs },
+          v: { t: v, ld: H, bs },
+          out: { t: c, ld: H, bs: R * H },
+        });
+      }
+    });
 }
 
 export class CogLM {
@@ -247,6 +311,27 @@ export class CogLM {
   }
 
   /**
+   * Prompt pass of a KV-cached generation: forwards `rows` ids at batch 1 (attending within themselves under the
+   * given mask), writes their K/V to every one of the `batch` cache entries from position 0, computes the last
+   * row's image logits into `lg`, records `sample` (step 0 for the whole batch) and flushes.
+   */
+  private prefill(
+    cache: LayerCache[],
+    ids: Tensor,
+    pos: Tensor,
+    o: PassMask & { batch: number; rows: number; lg: Tensor; sample: () => void },
+  ): void {
+    const { ctx, dims, weights: w } = this;
+    const sp = allocScratch(ctx, dims, o.rows);
+    embed(ctx, w, ids, { rows: o.rows, out: sp.h, posIds: pos });
+    transformerForward(ctx, dims, w, sp, cachedPass(ctx, dims, w, cache, { ...o, t0: 0, prompt: true }));
+    this.logits(sp.xn, { rows: 1, aOff: (o.rows - 1) * dims.hidden, out: o.lg });
+    o.sample();
+    ctx.flush();
+    releaseScratch(sp);
+  }
+
+  /**
    * SAT filling_sequence for `batch` samples of one prompt: the template ids are forwarded once (batch 1) and
    * their K/V broadcast to the batch, then each step feeds the batch's previous tokens. Returns `batch` arrays of
    * `numTokens` image codes.
@@ -274,73 +359,22 @@ export class CogLM {
     const ids = ctx.upload(o.textIds, [P], "i32"), pos = ctx.upload(positions, [P], "i32");
     const tok = ctx.empty([n * B], "i32"); // step-major: token k of sample b at k·B + b
     const lg = ctx.empty([B, this.imageTokens]);
-    const attnCommon = { heads: dims.heads, headDim: dims.headDim };
     try {
       // Prompt: batch 1, its K/V written to every batch entry's cache.
-      const sp = allocScratch(ctx, dims, P);
-      embed(ctx, w, ids, { rows: P, out: sp.h, posIds: pos });
-      transformerForward(
-        ctx,
-        dims,
-        w,
-        sp,
-        (layer, xn, out, s) =>
-          standardAttentionBlock(ctx, w.layers[layer], xn, out, s, (qkv, c) => {
-            kvStore(ctx, qkv, cache[layer].k, cache[layer].v, {
-              batch: B,
-              rows: P,
-              width: H,
-              t0: 0,
-              ld: 3 * H,
-              srcBs: 0,
-              kOff: H,
-              vOff: 2 * H,
-            });
-            attention(ctx, {
-              ...attnCommon,
-              batch: 1,
-              rows: P,
-              keys: P,
-              q: { t: qkv, ld: 3 * H },
-              k: { t: qkv, off: H, ld: 3 * H },
-              v: { t: qkv, off: 2 * H, ld: 3 * H },
-              out: { t: c, ld: H },
-              mask: { ctxCols: txtLen, causalOffset: 0 },
-              logWeights: logw,
-            });
-          }),
-      );
-      this.logits(sp.xn, { rows: 1, aOff: (P - 1) * H, out: lg });
-      sampler(ctx, lg, { rows: B, broadcast: true, step: 0, seed: o.seed, out: tok, outOffset: 0 });
-      ctx.flush();
-      releaseScratch(sp);
+      this.prefill(cache, ids, pos, {
+        batch: B,
+        rows: P,
+        mask: { ctxCols: txtLen, causalOffset: 0 },
+        logWeights: logw,
+        lg,
+        sample: () =>
+          sampler(ctx, lg, { rows: B, broadcast: true, step: 0, seed: o.seed, out: tok, outOffset: 0 }),
+      });
 
       // One token per step for the batch; every buffer is reused, so bind groups are made once.
       const sd = allocScratch(ctx, dims, B);
-      const hook = (t: number) => (layer: number, xn: Tensor, out: Tensor, s: Scratch) =>
-        standardAttentionBlock(ctx, w.layers[layer], xn, out, s, (qkv, c) => {
-          kvStore(ctx, qkv, cache[layer].k, cache[layer].v, {
-            batch: B,
-            rows: 1,
-            width: H,
-            t0: t,
-            ld: 3 * H,
-            srcBs: 3 * H,
-            kOff: H,
-            vOff: 2 * H,
-          });
-          attention(ctx, {
-            ...attnCommon,
-            batch: B,
-            rows: 1,
-            keys: t + 1,
-            q: { t: qkv, ld: 3 * H, bs: 3 * H },
-            k: { t: cache[layer].k, ld: H, bs: maxLen * H },
-            v: { t: cache[layer].v, ld: H, bs: maxLen * H },
-            out: { t: c, ld: H, bs: H },
-            logWeights: logw,
-          });
-        });
+      const hook = (t: number) =>
+        cachedPass(ctx, dims, w, cache, { batch: B, rows: 1, t0: t, cacheLen: maxLen, logWeights: logw });
       const inFlight: Promise<void>[] = [ctx.device.queue.onSubmittedWorkDone()];
       for (let step = 1; step < n; step++) {
         // At most QUEUE_DEPTH steps queued (progress and cancellation stay timely; the CPU records ahead).
@@ -472,54 +506,25 @@ export class CogLM {
     const visT = ctx.upload(vis.subarray(0, F), [F], "i32");
     const lg = ctx.empty([B, this.imageTokens]);
     const scratch = new Map<number, Scratch>();
-    const attnCommon = { heads: dims.heads, headDim: dims.headDim };
     try {
-      const sp = allocScratch(ctx, dims, F);
-      embed(ctx, w, seqT, { rows: F, out: sp.h, posIds: pos });
-      transformerForward(
-        ctx,
-        dims,
-        w,
-        sp,
-        (layer, xn, out, s) =>
-          standardAttentionBlock(ctx, w.layers[layer], xn, out, s, (qkv, c) => {
-            kvStore(ctx, qkv, cache[layer].k, cache[layer].v, {
-              batch: B,
-              rows: F,
-              width: H,
-              t0: 0,
-              ld: 3 * H,
-              srcBs: 0,
-              kOff: H,
-              vOff: 2 * H,
-            });
-            attention(ctx, {
-              ...attnCommon,
-              batch: 1,
-              rows: F,
-              keys: F,
-              q: { t: qkv, ld: 3 * H },
-              k: { t: qkv, off: H, ld: 3 * H },
-              v: { t: qkv, off: 2 * H, ld: 3 * H },
-              out: { t: c, ld: H },
-              visible: visT,
-              visibleHost: vis.subarray(0, F),
-              logWeights: logw,
-            });
+      this.prefill(cache, seqT, pos, {
+        batch: B,
+        rows: F,
+        visible: visT,
+        visibleHost: vis.subarray(0, F),
+        logWeights: logw,
+        lg,
+        sample: () =>
+          sampler(ctx, lg, {
+            rows: B,
+            broadcast: true,
+            step: 0,
+            seed: o.seed,
+            out: seqT,
+            outOffset: F,
+            outStride: L,
           }),
-      );
-      this.logits(sp.xn, { rows: 1, aOff: (F - 1) * H, out: lg });
-      sampler(ctx, lg, {
-        rows: B,
-        broadcast: true,
-        step: 0,
-        seed: o.seed,
-        out: seqT,
-        outOffset: F,
-        outStride: L,
       });
-      ctx.flush();
-      releaseScratch(sp);
       let counter = F, index = F, done = 1;
       let inFlight: Promise<void> = ctx.device.queue.onSubmittedWorkDone();
       while (counter < L - 1) {
@@ -547,31 +552,14 @@ export class CogLM {
           dims,
           w,
           s,
-          (layer, xn, out, sc) =>
-            standardAttentionBlock(ctx, w.layers[layer], xn, out, sc, (qkv, c) => {
-              kvStore(ctx, qkv, cache[layer].k, cache[layer].v, {
-                batch: B,
-                rows: R,
-                width: H,
-                t0,
-                ld: 3 * H,
-                srcBs: R * 3 * H,
-                kOff: H,
-                vOff: 2 * H,
-              });
-              attention(ctx, {
-                ...attnCommon,
-                batch: B,
-                rows: R,
-                keys: t0 + R,
-                q: { t: qkv, ld: 3 * H, bs: R * 3 * H },
-                k: { t: cache[layer].k, ld: H, bs: L * H },
-                v: { t: cache[layer].v, ld: H, bs: L * H },
-                out: { t: c, ld: H, bs: R * H },
-                mask: { ctxCols: 0, causalOffset: t0 },
-                logWeights: logw,
-              });
-            }),
+          cachedPass(ctx, dims, w, cache, {
+            batch: B,
+            rows: R,
+            t0,
+            cacheLen: L,
+            mask: { ctxCols: 0, causalOffset: t0 },
+            logWeights: logw,
+          }),
         );
         this.logits(s.xn, { rows: B, lda: R * H, aOff: (R - 1) * H, out: lg });
         sampler(ctx, lg, {
