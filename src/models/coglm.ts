@@ -113,6 +113,20 @@ export interface GenerateOptions {
   sampler?: TokenSampler;
 }
 
+/** What CogLM.fill (text-guided completion) takes, besides an optional sampler (see fill). */
+export interface FillOptions {
+  tokens: Int32Array;
+  positionIds: Int32Array;
+  txtLen: number;
+  contextLength: number;
+  attends: (i: number, j: number) => boolean;
+  batch: number;
+  seed: number;
+  recipe: unknown;
+  onStep?: (step: number, steps: number) => void;
+  signal?: AbortSignal;
+}
+
 interface LayerCache {
   k: Tensor;
   v: Tensor;
@@ -459,19 +473,7 @@ export class CogLM {
    * batch 1; each step forwards the batch's last sampled token plus any provided tokens after it. Returns `batch`
    * filled copies of `tokens`.
    */
-  async fill(o: {
-    tokens: Int32Array;
-    positionIds: Int32Array;
-    txtLen: number;
-    contextLength: number;
-    attends: (i: number, j: number) => boolean;
-    batch: number;
-    seed: number;
-    recipe: unknown;
-    onStep?: (step: number, steps: number) => void;
-    signal?: AbortSignal;
-    sampler?: TokenSampler;
-  }): Promise<Int32Array[]> {
+  async fill(o: FillOptions & { sampler?: TokenSampler }): Promise<Int32Array[]> {
     const { ctx, dims, weights: w } = this;
     const L = o.tokens.length, B = o.batch, H = dims.hidden, txtLen = o.txtLen;
     const recipe = o.recipe as CoglmRecipe;
