@@ -156,10 +156,14 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
   check(wNeed <= w.size, "matmul", `W [${w.shape}] too small for N=${N} K=${K}`);
   let plan = planMatmul(ctx, { M, N, K, batch, transW, f16: w.dtype === "f16", variant: o.variant });
   const m4 = (x: number) => x % 4 === 0;
-  const uboOk = transW && batch === 1 && m4(K) && K <= UBO_MAX_K && m4(lda) && m4(aOff) && m4(ldw) && m4(wOff) &&
+  const uboOk = transW && batch === 1 && m4(K) && K <= UBO_MAX_K && m4(lda) && m4(aOff) && m4(ldw) &&
+    m4(wOff) &&
     o.vec4 !== false;
-  if (plan.variant === "ubo" && !uboOk) plan = planMatmul(ctx, { M, N, K, batch, transW, f16: false, variant: "direct" });
-  else if (plan.variant === "direct" && (o.variant ?? "auto") === "auto" && uboOk && M >= 32 && ctx.gpu.isFallback) {
+  if (plan.variant === "ubo" && !uboOk) {
+    plan = planMatmul(ctx, { M, N, K, batch, transW, f16: false, variant: "direct" });
+  } else if (
+    plan.variant === "direct" && (o.variant ?? "auto") === "auto" && uboOk && M >= 32 && ctx.gpu.isFallback
+  ) {
     plan = planMatmul(ctx, { M, N, K, batch, transW, f16: false, variant: "ubo" });
   }
   if (plan.variant === "ubo") {
@@ -167,7 +171,15 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
       plan,
       vec4: true,
       name: "matmul_ubo",
-      defines: { W_F16: w.dtype === "f16", TRANS_W: true, BIAS: !!o.bias, RESID: !!o.resid, GELU: !!o.gelu, VEC4: true, UBO_A: true },
+      defines: {
+        W_F16: w.dtype === "f16",
+        TRANS_W: true,
+        BIAS: !!o.bias,
+        RESID: !!o.resid,
+        GELU: !!o.gelu,
+        VEC4: true,
+        UBO_A: true,
+      },
     };
   }
   const vec4 = plan.variant !== "tiled" && o.vec4 !== false && vec4Ok({
@@ -319,7 +331,11 @@ function uboPipeline(ctx: GpuContext, st: UboState, defines: Record<string, bool
   const layout0 = d.createBindGroupLayout({ label: "matmul_ubo", entries });
   const layout1 = d.createBindGroupLayout({
     label: "matmul_ubo_a",
-    entries: [{ binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform", hasDynamicOffset: true } }],
+    entries: [{
+      binding: 0,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: "uniform", hasDynamicOffset: true },
+    }],
   });
   const module = d.createShaderModule({ label: "matmul_ubo", code: preprocess("matmul.wgsl", defines) });
   const pipeline = d.createComputePipeline({
@@ -351,7 +367,9 @@ function matmulUbo(
   if (o.resid) {
     check((o.rOff ?? 0) + (M - 1) * ldr + N <= o.resid.size, "matmul", `resid [${o.resid.shape}] too small`);
   }
-  if (o.bias) check((o.biasOff ?? 0) + N <= o.bias.size, "matmul", `bias [${o.bias.shape}] too small for N=${N}`);
+  if (o.bias) {
+    check((o.biasOff ?? 0) + N <= o.bias.size, "matmul", `bias [${o.bias.shape}] too small for N=${N}`);
+  }
   let st = uboStates.get(ctx);
   if (!st) uboStates.set(ctx, st = { pipelines: new Map(), scratch: null, params: null });
   const d = ctx.device;
@@ -377,7 +395,11 @@ function matmulUbo(
   const lda = o.lda ?? K, aOff = o.aOff ?? 0;
   if (lda === K) {
     const bytes = M * rowBytes;
-    ctx.copy({ buffer: a.buffer, offset: a.byteOffset + aOff * 4, size: bytes }, { buffer: scratch, offset: 0, size: bytes }, bytes);
+    ctx.copy({ buffer: a.buffer, offset: a.byteOffset + aOff * 4, size: bytes }, {
+      buffer: scratch,
+      offset: 0,
+      size: bytes,
+    }, bytes);
   } else {
     for (let m = 0; m < M; m++) {
       ctx.copy(
@@ -392,7 +414,26 @@ function matmulUbo(
   const params = new ArrayBuffer(windows * PARAM_STRIDE);
   for (let i = 0; i < windows; i++) {
     const v = new DataView(params, i * PARAM_STRIDE, PARAM_STRIDE);
-    const words = [M, N, K, K, o.ldw ?? K, ldc, 0, o.wOff ?? 0, o.cOff ?? 0, 0, 0, 0, 0, o.biasOff ?? 0, o.rOff ?? 0, ldr, 0, i * rw];
+    const words = [
+      M,
+      N,
+      K,
+      K,
+      o.ldw ?? K,
+      ldc,
+      0,
+      o.wOff ?? 0,
+      o.cOff ?? 0,
+      0,
+      0,
+      0,
+      0,
+      o.biasOff ?? 0,
+      o.rOff ?? 0,
+      ldr,
+      0,
+      i * rw,
+    ];
     words.forEach((x, j) => v.setUint32(j * 4, x, true));
     v.setFloat32(12 * 4, o.alpha ?? 1, true);
   }

@@ -29,7 +29,16 @@ Deno.test("matmul ubo: windows, ragged edges, f32/f16 W, strided A and the epilo
       const tb = ctx.upload(biasRaw, [N + 3], dt), tr = ctx.upload(resid, [resid.length]);
       const tc = ctx.upload(cInit, [cInit.length]);
       const o = {
-        M, N, K, lda, aOff, ldw, wOff, ldc, cOff, variant: "ubo" as const,
+        M,
+        N,
+        K,
+        lda,
+        aOff,
+        ldw,
+        wOff,
+        ldc,
+        cOff,
+        variant: "ubo" as const,
         ...(epi ? { alpha: 0.75, biasOff: 3, gelu: true, rOff, ldr } : {}),
       };
       assert.equal(resolveMatmul(ctx, ta, tw, o).plan.variant, "ubo");

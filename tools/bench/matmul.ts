@@ -212,6 +212,35 @@ export const matmulSuite: BenchSuite = {
       iters: quick ? 1 : 3,
       variant: "tiled",
     });
+    // Before/after on CPU adapters: the storage-only register-tiled schedule ("direct") beside what auto picks
+    // ("ubo" there: A in uniform windows), and model shapes: CogLM logits (K=64, N=20000) and an SR projection.
+    if (ctx.gpu.isFallback) {
+      await benchMatmul(ctx, report, {
+        M: 1024,
+        N: 1024,
+        K: 1024,
+        dtype: "f32",
+        iters: 1,
+        variant: "direct",
+      });
+    }
+    for (
+      const [M, N, K] of quick
+        ? [[3600, 192, 64]]
+        : [[1, 20000, 64], [8, 20000, 64], [30, 20000, 64], [3600, 192, 64]]
+    ) {
+      await benchMatmul(ctx, report, { M, N, K, dtype: "f16", iters: quick ? 1 : iters });
+      if (ctx.gpu.isFallback && M > 8) {
+        await benchMatmul(ctx, report, {
+          M,
+          N,
+          K,
+          dtype: "f16",
+          iters: quick ? 1 : iters,
+          variant: "direct",
+        });
+      }
+    }
     for (const M of quick ? [4] : [1, 4, 8]) {
       await benchMatmul(ctx, report, { M, N: 3072, K: 3072, dtype: "f16", iters });
     }
