@@ -71,25 +71,6 @@ function storageMember(origin: string, k: string, m: TensorMeta, member: ZipEntr
   return member;
 }
 
-/** Tensor `name` of a state dict, or an error saying it is a non-tensor entry or absent. */
-function stateDictTensor<T>(
-  origin: string,
-  tensors: Map<string, T>,
-  other: Map<string, string>,
-  name: string,
-): T {
-  const e = tensors.get(name);
-  if (e) return e;
-  const o = other.get(name);
-  if (o !== undefined) {
-    throw new Error(
-      `${origin}: "${name}" is ${o}, not a tensor (the reader executes nothing, so classes outside its allow-list ` +
-        `stay inert placeholders)`,
-    );
-  }
-  throw new Error(`${origin}: no tensor named "${name}"`);
-}
-
 /** WeightInfo of a tensor (throws on a dtype the WeightSource interface does not carry). */
 function tensorInfo(origin: string, name: string, e: TensorMeta): WeightInfo {
   const dtype = TO_WEIGHT[e.tensor.storage.dtype];
@@ -218,14 +199,55 @@ function isContiguous(shape: number[], stride: number[]): boolean {
   return true;
 }
 
+/**
+ * The tensors and other entries of an analysed state dict, and the look-ups both checkpoint readers offer on them
+ * (TorchCheckpoint: random access; StreamedTorchCheckpoint: one pass over a compressed member).
+ */
+abstract class StateDictTensors<T extends TensorMeta> {
+  protected constructor(
+    readonly origin: string,
+    protected readonly tensors: Map<string, T>,
+    protected readonly other: Map<string, string>,
+  ) {}
+
+  names(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  /** State dict keys whose value is not a tensor, with a description of the value. */
+  nonTensors(): Map<string, string> {
+    return new Map(this.other);
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  info(name: string): WeightInfo {
+    return tensorInfo(this.origin, name, this.tensor(name));
+  }
+
+  /** Tensor `name`, or an error saying it is a non-tensor entry or absent. */
+  protected tensor(name: string): T {
+    const e = this.tensors.get(name);
+    if (e) return e;
+    const o = this.other.get(name);
+    if (o !== undefined) {
+      throw new Error(
+        `${this.origin}: "${name}" is ${o}, not a tensor (the reader executes nothing, so classes outside its allow-list ` +
+          `stay inert placeholders)`,
+      );
+    }
+    throw new Error(`${this.origin}: no tensor named "${name}"`);
+  }
+}
+
 /** A torch.save checkpoint's state dict as a WeightSource. */
-export class TorchCheckpoint implements WeightSource {
-  readonly #tensors: Map<string, TensorEntry>;
-  readonly #other: Map<string, string>;
+export class TorchCheckpoint extends StateDictTensors<TensorEntry> implements WeightSource {
   #closed = false;
 
   private constructor(
-    readonly origin: string,
+    origin: string,
     readonly zip: ZipArchive,
     /** The whole unpickled object (dicts are Maps; unknown classes are inert PyObjects). */
     readonly root: unknown,
@@ -235,8 +257,7 @@ export class TorchCheckpoint implements WeightSource {
     readonly keys: string[],
     readonly ownsSource: boolean,
   ) {
-    this.#tensors = tensors;
-    this.#other = other;
+    super(origin, tensors, other);
   }
 
   /**
@@ -291,34 +312,13 @@ export class TorchCheckpoint implements WeightSource {
     }
   }
 
-  names(): string[] {
-    return [...this.#tensors.keys()];
-  }
-
-  /** State dict keys whose value is not a tensor, with a description of the value. */
-  nonTensors(): Map<string, string> {
-    return new Map(this.#other);
-  }
-
-  has(name: string): boolean {
-    return this.#tensors.has(name);
-  }
-
-  #get(name: string): TensorEntry {
-    return stateDictTensor(this.origin, this.#tensors, this.#other, name);
-  }
-
   /** The torch dtype name of a tensor ("float16", ...). */
   torchDType(name: string): string {
-    return TORCH_NAMES[this.#get(name).tensor.storage.dtype];
-  }
-
-  info(name: string): WeightInfo {
-    return tensorInfo(this.origin, name, this.#get(name));
+    return TORCH_NAMES[this.tensor(name).tensor.storage.dtype];
   }
 
   layout(name: string): TensorLayout {
-    const e = this.#get(name);
+    const e = this.tensor(name);
     const t = e.tensor;
     return {
       storageKey: t.storage.key,
@@ -340,7 +340,7 @@ export class TorchCheckpoint implements WeightSource {
         `${this.origin}: range ${byteOffset}+${byteLength} is outside tensor "${name}" (${info.byteLength} bytes)`,
       );
     }
-    const e = this.#tensors.get(name)!;
+    const e = this.tensors.get(name)!;
     const es = e.elemBytes;
     if (e.contiguous) {
       return await this.zip.source.readAt(e.base + e.tensor.storageOffset * es + byteOffset, byteLength);
@@ -404,9 +404,7 @@ async function skipLocalHeader(s: EntryStream, m: ZipEntry): Promise<void> {
  * their storages), each via `chunks(name)`; storages used by several views or read out of order are held in memory
  * until their last view is done. Not random access: `chunks` must be called in `order()`.
  */
-export class StreamedTorchCheckpoint {
-  readonly #tensors: Map<string, TensorMeta>;
-  readonly #other: Map<string, string>;
+export class StreamedTorchCheckpoint extends StateDictTensors<TensorMeta> {
   readonly #stream: EntryStream;
   /** Members in stream order, and the index of the next one not yet passed. */
   readonly #members: ZipEntry[];
@@ -418,7 +416,7 @@ export class StreamedTorchCheckpoint {
   readonly #prefix: string;
 
   private constructor(
-    readonly origin: string,
+    origin: string,
     stream: EntryStream,
     members: ZipEntry[],
     next: number,
@@ -426,11 +424,10 @@ export class StreamedTorchCheckpoint {
     tensors: Map<string, TensorMeta>,
     other: Map<string, string>,
   ) {
+    super(origin, tensors, other);
     this.#stream = stream;
     this.#members = members;
     this.#next = next;
-    this.#tensors = tensors;
-    this.#other = other;
     this.#prefix = prefix;
     for (const m of tensors.values()) this.#users.set(m.entry, (this.#users.get(m.entry) ?? 0) + 1);
   }
@@ -499,32 +496,12 @@ export class StreamedTorchCheckpoint {
     }
   }
 
-  names(): string[] {
-    return [...this.#tensors.keys()];
-  }
-
-  nonTensors(): Map<string, string> {
-    return new Map(this.#other);
-  }
-
-  has(name: string): boolean {
-    return this.#tensors.has(name);
-  }
-
-  #get(name: string): TensorMeta {
-    return stateDictTensor(this.origin, this.#tensors, this.#other, name);
-  }
-
-  info(name: string): WeightInfo {
-    return tensorInfo(this.origin, name, this.#get(name));
-  }
-
   /** The order `chunks` must be called in: archive order of the storages, then state-dict order. */
   order(): string[] {
     const names = this.names();
     const pos = new Map(names.map((n, i) => [n, i]));
     const at = new Map(this.#members.map((m, i) => [m.name, i]));
-    const key = (n: string) => at.get(this.#tensors.get(n)!.entry) ?? -1;
+    const key = (n: string) => at.get(this.tensors.get(n)!.entry) ?? -1;
     return names.sort((a, b) => key(a) - key(b) || pos.get(a)! - pos.get(b)!);
   }
 
@@ -560,7 +537,7 @@ export class StreamedTorchCheckpoint {
 
   /** The tensor's contiguous bytes in parts of at most `partBytes`; call for each name of `order()` in turn. */
   async *chunks(name: string, partBytes = 16 * 2 ** 20): AsyncGenerator<Uint8Array> {
-    const m = this.#get(name);
+    const m = this.tensor(name);
     const es = m.elemBytes, n = m.tensor.numel;
     const part = Math.max(1, Math.floor(partBytes / es));
     let held = this.#held.get(m.entry);
