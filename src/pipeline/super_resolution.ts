@@ -17,6 +17,7 @@ import { STREAM_DSR, STREAM_TOPK } from "../sampling/rng.ts";
 import type { WeightSource } from "../formats/weights.ts";
 import { openModelDir, type SrConfig } from "../models/config.ts";
 import { DsrModel } from "../models/dsr.ts";
+import type { DirectSrOptions, IterativeSrOptions } from "./text2image.ts";
 import { ItersrModel } from "../models/itersr.ts";
 import {
   dsrInput,
@@ -209,15 +210,7 @@ export class SuperResolution {
    * the recipe's topk_dsr / temp_cluster_dsr (temperature 1, as the original calls it). `textIds` excludes the final
    * `<start_of_image>`. Sample k draws with RNG rows k·3600.. so results do not depend on the batch split.
    */
-  async directSr(o: {
-    textIds: Int32Array;
-    lowres: Int32Array[];
-    seed: number;
-    signal?: AbortSignal;
-    onStep?: OnStep;
-    recipe?: DsrRecipe;
-    decode?: SrDecode;
-  }): Promise<Int32Array[]> {
+  async directSr(o: DirectSrOptions & { recipe?: DsrRecipe; decode?: SrDecode }): Promise<Int32Array[]> {
     const ctx = this.ctx;
     ctx.resetPeak();
     const model = await this.dsrModel();
@@ -282,17 +275,13 @@ export class SuperResolution {
    * (and, with `inputMask`, only inside it) with `<start_of_image>` and re-predicts them with top-k
    * [60,40,40,40,20,20,10][r] sampling; every other code is kept. Text: the first layout[0] ids, left-padded.
    */
-  async iterativeSr(o: {
-    textIds: Int32Array;
-    highres: Int32Array[];
-    inputMask?: Uint8Array;
-    seed: number;
-    signal?: AbortSignal;
-    onStep?: OnStep;
-    decode?: SrDecode;
-    /** Called with each round's model input (tests, conformance). */
-    onRoundInput?: (round: number, sample: number, tokens: Int32Array) => void;
-  }): Promise<Int32Array[]> {
+  async iterativeSr(
+    o: IterativeSrOptions & {
+      decode?: SrDecode;
+      /** Called with each round's model input (tests, conformance). */
+      onRoundInput?: (round: number, sample: number, tokens: Int32Array) => void;
+    },
+  ): Promise<Int32Array[]> {
     const ctx = this.ctx;
     ctx.resetPeak();
     const model = await this.itersrModel();

@@ -60,25 +60,31 @@ export interface CoglmStage {
   perplexity(samples: Int32Array[], captionIds: Int32Array): Promise<number[]>;
 }
 
+/** The options of SrStage.directSr (SuperResolution.directSr takes these and more). */
+export interface DirectSrOptions {
+  textIds: Int32Array;
+  lowres: Int32Array[];
+  seed: number;
+  /** The style's DSR sampling parameters (topk_dsr, temp_cluster_dsr), as the original sets them per style. */
+  recipe?: { topk_dsr: number; temp_cluster_dsr: number };
+  signal?: AbortSignal;
+  onStep?: OnStep;
+}
+
+/** The options of SrStage.iterativeSr (SuperResolution.iterativeSr takes these and more). */
+export interface IterativeSrOptions {
+  textIds: Int32Array;
+  highres: Int32Array[];
+  inputMask?: Uint8Array;
+  seed: number;
+  signal?: AbortSignal;
+  onStep?: OnStep;
+}
+
 /** What the pipeline uses of super-resolution (src/pipeline/super_resolution.ts). */
 export interface SrStage {
-  directSr(o: {
-    textIds: Int32Array;
-    lowres: Int32Array[];
-    seed: number;
-    /** The style's DSR sampling parameters (topk_dsr, temp_cluster_dsr), as the original sets them per style. */
-    recipe?: { topk_dsr: number; temp_cluster_dsr: number };
-    signal?: AbortSignal;
-    onStep?: OnStep;
-  }): Promise<Int32Array[]>;
-  iterativeSr(o: {
-    textIds: Int32Array;
-    highres: Int32Array[];
-    inputMask?: Uint8Array;
-    seed: number;
-    signal?: AbortSignal;
-    onStep?: OnStep;
-  }): Promise<Int32Array[]>;
+  directSr(o: DirectSrOptions): Promise<Int32Array[]>;
+  iterativeSr(o: IterativeSrOptions): Promise<Int32Array[]>;
 }
 
 /** What the pipeline uses of the VQ-VAE (src/models/vqvae.ts). */
