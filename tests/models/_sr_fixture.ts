@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { convertFixtureSet } from "../../src/convert/fixture.ts";
 import { readNpy } from "../../src/formats/npy.ts";
 import { openModelDir } from "../../src/models/config.ts";
+import { dsrInput } from "../../src/models/sr_common.ts";
 
 export const FIXTURE = new URL("../testdata/cogview2-tiny", import.meta.url).pathname;
 
@@ -35,4 +36,15 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
+}
+
+/** The DSR model input of the golden case dsr_forward (its text ids and low-res tokens). */
+export async function goldenDsrInput(md: Awaited<ReturnType<typeof fixtureModel>>) {
+  const boi = md.config.image_tokens + md.config.tokenizer.pieces;
+  return dsrInput(
+    md.config.dsr,
+    await golden("dsr_forward.text_ids"),
+    await golden("dsr_forward.lowres_tokens"),
+    boi,
+  );
 }

@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { DsrModel } from "../../src/models/dsr.ts";
 import { ItersrModel } from "../../src/models/itersr.ts";
-import { dsrInput, dsrMask, itersrInput, itersrMask } from "../../src/models/sr_common.ts";
+import { dsrMask, itersrInput, itersrMask } from "../../src/models/sr_common.ts";
 import { sharedContext } from "../_util.ts";
-import { fixtureModel, golden, maxAbsDiff } from "./_sr_fixture.ts";
+import { fixtureModel, golden, goldenDsrInput, maxAbsDiff } from "./_sr_fixture.ts";
 
 Deno.test("GPU DSR forward, batch 2, matches dsr_forward hidden in both sequences", async () => {
   const ctx = await sharedContext();
@@ -14,13 +14,7 @@ Deno.test("GPU DSR forward, batch 2, matches dsr_forward hidden in both sequence
   const model = await DsrModel.load(ctx, src, cfg);
   src.close();
   try {
-    const boi = md.config.image_tokens + md.config.tokenizer.pieces;
-    const inp = dsrInput(
-      cfg,
-      await golden("dsr_forward.text_ids"),
-      await golden("dsr_forward.lowres_tokens"),
-      boi,
-    );
+    const inp = await goldenDsrInput(md);
     const L = cfg.layout[2];
     const tokens = new Int32Array(2 * L), pos = new Int32Array(2 * L);
     for (let b = 0; b < 2; b++) {

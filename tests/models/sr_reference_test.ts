@@ -1,8 +1,8 @@
 // The plain TypeScript SR forwards (src/reference/sr.ts) against the golden hidden states and logit rows.
 import assert from "node:assert/strict";
-import { dsrInput, dsrMask, itersrInput, itersrMask } from "../../src/models/sr_common.ts";
+import { dsrMask, itersrInput, itersrMask } from "../../src/models/sr_common.ts";
 import { dsrForwardCpu, imageLogitsCpu, itersrForwardCpu, loadCpuWeights } from "../../src/reference/sr.ts";
-import { fixtureModel, golden, maxAbsDiff } from "./_sr_fixture.ts";
+import { fixtureModel, golden, goldenDsrInput, maxAbsDiff } from "./_sr_fixture.ts";
 
 Deno.test("CPU DSR forward matches dsr_forward (hidden, logit rows)", async () => {
   const md = await fixtureModel();
@@ -10,13 +10,7 @@ Deno.test("CPU DSR forward matches dsr_forward (hidden, logit rows)", async () =
   const src = await md.weights("dsr");
   const w = await loadCpuWeights(src);
   src.close();
-  const boi = md.config.image_tokens + md.config.tokenizer.pieces;
-  const inp = dsrInput(
-    cfg,
-    await golden("dsr_forward.text_ids"),
-    await golden("dsr_forward.lowres_tokens"),
-    boi,
-  );
+  const inp = await goldenDsrInput(md);
   const h = dsrForwardCpu(w, cfg, { ...inp, mask: dsrMask(cfg, inp.nPad) });
   const d = maxAbsDiff(h, await golden("dsr_forward.hidden"));
   assert.ok(d < 2e-3, `hidden max abs diff ${d}`);
