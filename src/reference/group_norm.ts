@@ -1,6 +1,8 @@
 // Plain TypeScript twin of shaders/group_norm.wgsl: GroupNorm (+SiLU) of one NCHW image in float64.
 // Not fast; the obvious two-pass mean/variance.
 
+import { meanRstdRef } from "./layernorm.ts";
+
 export function groupNormRef(
   x: Float32Array,
   gamma: Float32Array,
@@ -12,12 +14,7 @@ export function groupNormRef(
   const out = new Float32Array(x.length);
   for (let g = 0; g < groups; g++) {
     const base = g * n;
-    let s = 0;
-    for (let i = 0; i < n; i++) s += x[base + i];
-    const mean = s / n;
-    let q = 0;
-    for (let i = 0; i < n; i++) q += (x[base + i] - mean) ** 2;
-    const rstd = 1 / Math.sqrt(q / n + eps);
+    const { mean, rstd } = meanRstdRef(x, base, n, eps);
     for (let i = 0; i < n; i++) {
       const c = g * cpg + Math.floor(i / hw);
       const y = (x[base + i] - mean) * rstd * gamma[c] + beta[c];

@@ -11,15 +11,25 @@ export function layerNormRef(
 ): Float32Array {
   const out = new Float32Array(x.length);
   for (let base = 0; base < x.length; base += n) {
-    let s = 0;
-    for (let i = 0; i < n; i++) s += x[base + i];
-    const mean = s / n;
-    let q = 0;
-    for (let i = 0; i < n; i++) q += (x[base + i] - mean) ** 2;
-    const rstd = 1 / Math.sqrt(q / n + eps);
+    const { mean, rstd } = meanRstdRef(x, base, n, eps);
     for (let i = 0; i < n; i++) out[base + i] = (x[base + i] - mean) * rstd * gamma[i] + beta[i];
   }
   return out;
+}
+
+/** Mean and 1/√(biased variance + eps) of x[base, base + n), two-pass in float64 (LayerNorm and GroupNorm twins). */
+export function meanRstdRef(
+  x: ArrayLike<number>,
+  base: number,
+  n: number,
+  eps: number,
+): { mean: number; rstd: number } {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += x[base + i];
+  const mean = s / n;
+  let q = 0;
+  for (let i = 0; i < n; i++) q += (x[base + i] - mean) ** 2;
+  return { mean, rstd: 1 / Math.sqrt(q / n + eps) };
 }
 
 /** resid + LN(x), elementwise. */
