@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Benchmarks and GPU conformance on a lent GPU machine (the `device` tool), which has no network and takes at most
+# 64 MiB of working tree. Two steps:
+#   here:   bash tools/device_bench.sh prepare     (fills the git-ignored .dn/ and .gl/; add both to .git/info/exclude)
+#   there:  bash tools/device_bench.sh run         (carry [".gl", ".dn"]; results under $OUT)
+# The tracked test data (46 MiB) plus Deno (29 MiB compressed) exceed 64 MiB: move tests/testdata out of the checkout
+# for the duration of the call and put it back afterwards. Results of a run: bench/results/<date>-<gpu>/.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+case "${1:-}" in
+prepare)
+  set -e
+  mkdir -p .dn .gl /tmp/amd64/partial
+  o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+  apt-get $o update -qq
+  (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+  xz -9 -T2 -c .tools/node_modules/deno/deno > .dn/deno.xz
+  DENO_DIR=$PWD/.dn/cache .tools/node_modules/.bin/deno cache tools/bench.ts tools/conformance.ts tools/probe_gpu.ts
+  rm -rf .dn/cache/gen .dn/model .dn/fx
+  F=tests/testdata/cogview2-tiny
+  .tools/node_modules/.bin/deno run -A tools/convert.ts --sat $F/sat --icetk $F/icetk --clusters $F/cluster_label.npy --out .dn/model
+  rm -f .dn/model/vqvae.safetensors # opened only by the VQ-VAE stage; the cases carried do not need it
+  mkdir -p .dn/fx/golden && cp $F/cluster_label.npy .dn/fx/
+  cp $F/golden/{coglm,dsr,itersr,local_attention}* .dn/fx/golden/
+  rm -f .dn/fx/golden/dsr_forward.{hidden,attention_mask,log_attention_weights}.npy # size
+  du -sh .dn .gl
+  ;;
+run)
+  for f in .gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+  mkdir -p /tmp/dn && xz -T0 -dc .dn/deno.xz > /tmp/dn/deno && chmod +x /tmp/dn/deno
+  export PATH=/tmp/dn:$PATH XDG_RUNTIME_DIR=/tmp DENO_DIR=$PWD/.dn/cache NO_COLOR=1
+  export VK_DRIVER_FILES=/usr/share/vulkan/icd.d/nvidia_icd.json
+  OUT=${OUT:-out/device}; mkdir -p "$OUT"
+  nvidia-smi -L
+  timeout 60 deno run -A --cached-only --unstable-webgpu tools/probe_gpu.ts 2>&1 | tee "$OUT/probe.log"
+  timeout 200 deno run -A --cached-only --unstable-webgpu tools/conformance.ts .dn/fx --model .dn/model 2>&1 |
+    tee "$OUT/conformance.log"
+  for s in ${SUITES:-matmul coglm sr local_attention sampling e2e}; do
+    echo "== $s" >> "$OUT/bench.log"; rm -f out/bench.json
+    timeout "${SUITE_T:-70}" deno run -A --cached-only --unstable-webgpu tools/bench.ts --only "$s" 2>&1 | tee -a "$OUT/bench.log"
+    [ -f out/bench.json ] && { echo "{\"suite\":\"$s\",\"results\":"; cat out/bench.json; echo "}"; } >> "$OUT/bench_all.jsonl"
+  done
+  ;;
+*) echo "usage: bash tools/device_bench.sh prepare|run" >&2; exit 2 ;;
+esac
