@@ -1,6 +1,7 @@
 // Text-guided completion (cogview2_completion.py + comp_pipeline/): re-generate a box of an image from a prompt.
 // Not a new model: CogLM fills the box's 20×20 codes around the kept ones, then DSR + LoPAR refine, VQ-VAE decodes.
 
+import type { FillOptions } from "../models/coglm.ts";
 import { decodeImage, preprocessRgba8 } from "../formats/image.ts";
 import type { Stages } from "./text2image.ts";
 import { batchSeed, encodeChw } from "./text2image.ts";
@@ -26,18 +27,7 @@ import {
 
 /** What completion needs from CogLM beyond `generate`: filling -1 slots of an arbitrary sequence. */
 interface CoglmFill {
-  fill(options: {
-    tokens: Int32Array;
-    positionIds: Int32Array;
-    txtLen: number;
-    contextLength: number;
-    attends: (i: number, j: number) => boolean;
-    batch: number;
-    seed: number;
-    recipe: unknown;
-    onStep?: (step: number, steps: number) => void;
-    signal?: AbortSignal;
-  }): Promise<Int32Array[]>;
+  fill(options: FillOptions): Promise<Int32Array[]>;
 }
 
 export async function runCompletion(stages: Stages, o: {
