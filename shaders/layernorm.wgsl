@@ -3,6 +3,7 @@
 // RESID (Ro = R + LN1(X): SAT's sandwich "third/fourth" LN fused with the residual add), POST (with RESID:
 // also Y = LN2(Ro), the next LayerNorm of the same row).
 #include "common.wgsl"
+#include "row_reduce.wgsl"
 
 struct Params { n: u32, rows: u32, eps: f32 }
 @group(0) @binding(0) var<uniform> P: Params;
@@ -41,21 +42,6 @@ fn b2(c: u32) -> f32 { return B2[c]; }
 #else
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;
 #endif
-
-const WG: u32 = 64u;
-var<workgroup> red: array<f32, 64>;
-
-fn reduce_sum(li: u32, v: f32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (li < s) { red[li] += red[li + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
 
 // Mean and 1/sqrt(var + eps) of the X row starting at `base`.
 fn stats_x(li: u32, base: u32) -> vec2<f32> {

@@ -4,6 +4,7 @@
 //   argmax  I[o_off + r·o_stride] = first index of the row maximum (torch.argmax tie rule).
 // Rows start at x_off + r·ld. Not the attention softmax: attention.wgsl fuses its own.
 #include "common.wgsl"
+#include "row_reduce.wgsl"
 
 struct Params { n: u32, rows: u32, ld: u32, x_off: u32, a_rows: u32, scale: f32, o_off: u32, o_stride: u32 }
 @group(0) @binding(0) var<uniform> P: Params;
@@ -20,33 +21,7 @@ struct Params { n: u32, rows: u32, ld: u32, x_off: u32, a_rows: u32, scale: f32,
 @group(0) @binding(2) var<storage, read_write> O: array<f32>;
 #endif
 
-const WG: u32 = 64u;
-var<workgroup> red: array<f32, 64>;
 var<workgroup> redi: array<u32, 64>;
-
-fn reduce_max(li: u32, v: f32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (li < s) { red[li] = max(red[li], red[li + s]); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
-fn reduce_sum(li: u32, v: f32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (li < s) { red[li] += red[li + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
 
 fn row_index(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return wg.x + wg.y * nwg.x;
