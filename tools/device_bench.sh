@@ -39,7 +39,8 @@ run)
   for s in ${SUITES:-matmul coglm sr local_attention sampling e2e}; do
     echo "== $s" >> "$OUT/bench.log"; rm -f out/bench.json
     timeout "${SUITE_T:-70}" deno run -A --cached-only --unstable-webgpu tools/bench.ts --only "$s" 2>&1 | tee -a "$OUT/bench.log"
-    [ -f out/bench.json ] && { echo "{\"suite\":\"$s\",\"results\":"; cat out/bench.json; echo "}"; } >> "$OUT/bench_all.jsonl"
+    # one line per suite: {"suite", "results"} with results as `deno task bench --json` writes them
+    [ -f out/bench.json ] && deno eval "console.log(JSON.stringify({ suite: '$s', results: JSON.parse(Deno.readTextFileSync('out/bench.json')) }))" >> "$OUT/bench_all.jsonl"
   done
   ;;
 *) echo "usage: bash tools/device_bench.sh prepare|run" >&2; exit 2 ;;
