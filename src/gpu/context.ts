@@ -44,7 +44,8 @@ export type Bindable = Tensor | BufferRange;
 
 const PARAM_STRIDE = 256; // minUniformBufferOffsetAlignment upper bound
 const PARAM_SLOTS = 2048;
-const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+// UNIFORM too: the CPU matmul schedules bind 64 KiB windows of pooled buffers as uniform (src/kernels/matmul_windows.ts).
+const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
 let nextBufferId = 1;
 const bufferIds = new WeakMap<GPUBuffer, number>();

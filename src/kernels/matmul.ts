@@ -5,6 +5,7 @@ import { type Access, f32, type GpuContext } from "../gpu/context.ts";
 import { type RowChunkedTensor, type Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
 import { preprocess } from "../gpu/shader_source.ts";
+import { matmulWindows, planWindows, windowsApplies } from "./matmul_windows.ts";
 
 export interface MatmulOptions {
   M: number;
@@ -39,6 +40,11 @@ export interface MatmulOptions {
   variant?: MatmulVariant | "auto";
   /** false forces the scalar-load path of the register-tiled schedules (tests). */
   vec4?: boolean;
+  /**
+   * W is a constant weight (a model parameter that is never rewritten): CPU adapters may then keep a repacked
+   * copy of it for the "windows" schedule (src/kernels/matmul_windows.ts). Never set it for activations.
+   */
+  constantW?: boolean;
 }
 
 /**
@@ -47,8 +53,10 @@ export interface MatmulOptions {
  * invocations of a workgroup and the partial tiles summed in workgroup memory. "ubo": CPU adapters, M >= 32,
  * W [N,K], K <= 1024 and a multiple of 4, batch 1: A is copied into 64 KiB uniform windows (lavapipe reads uniform
  * buffers with a branchless gather and storage buffers with a per-lane loop), 16x4 outputs per invocation.
+ * "windows": CPU adapters, constant W [N,K] (options.constantW), batch 1: both operands read from uniform
+ * windows, W repacked once, 8-16 x 8 outputs per invocation (src/kernels/matmul_windows.ts).
  */
-export type MatmulVariant = "tiled" | "direct" | "gemv" | "ubo";
+export type MatmulVariant = "tiled" | "direct" | "gemv" | "ubo" | "windows";
 
 /** How a matmul is launched: schedule, register tile (mb x nb blocks of 4x4) and workgroup shape. */
 export interface MatmulPlan {
@@ -88,6 +96,10 @@ export function planMatmul(
       return { variant, mb: 1, nb: 1, wgx: 16, wgy: 16, rows: 64, cols: 64 };
     case "ubo":
       return { variant, mb: 4, nb: 1, wgx: 8, wgy: 1, rows: 16, cols: 32 };
+    case "windows": {
+      const w = planWindows(s.M, s.N, s.K, s.f16);
+      return { variant, mb: w.r / 4, nb: 2, wgx: 8, wgy: 1, rows: w.ra, cols: w.nw * w.gw * 8 };
+    }
     case "gemv": {
       // K split over lid.x (adjacent invocations read adjacent K chunks of the same W rows: a few long
       // streams instead of one per column), column blocks over lid.y; one row block of 4 or 8 rows.
@@ -154,7 +166,15 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
   );
   const wNeed = wOff + (batch - 1) * wBs + (transW ? (N - 1) * ldw + K : (K - 1) * ldw + N);
   check(wNeed <= w.size, "matmul", `W [${w.shape}] too small for N=${N} K=${K}`);
-  let plan = planMatmul(ctx, { M, N, K, batch, transW, f16: w.dtype === "f16", variant: o.variant });
+  const f16 = w.dtype === "f16";
+  const windowsOk = transW && batch === 1 && windowsApplies({ K, ldw, wOff, f16 });
+  const auto = (o.variant ?? "auto") === "auto";
+  if (o.variant === "windows" || (auto && o.constantW && windowsOk && ctx.gpu.isFallback && M >= 16)) {
+    check(windowsOk, "matmul", `the windows schedule needs batch 1, W [N,K] and K split into chunks (K=${K})`);
+    const plan = planMatmul(ctx, { M, N, K, batch, transW, f16, variant: "windows" });
+    return { plan, vec4: true, name: "matmul_windows", defines: {} };
+  }
+  let plan = planMatmul(ctx, { M, N, K, batch, transW, f16, variant: o.variant });
   const m4 = (x: number) => x % 4 === 0;
   const uboOk = transW && batch === 1 && m4(K) && K <= UBO_MAX_K && m4(lda) && m4(aOff) && m4(ldw) &&
     m4(wOff) &&
@@ -223,6 +243,7 @@ export function matmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions):
   const batch = o.batch ?? 1;
   const { plan, name, defines } = resolveMatmul(ctx, a, w, o);
   if (plan.variant === "ubo") return matmulUbo(ctx, a, w, o, defines);
+  if (plan.variant === "windows") return launchWindows(ctx, a, w, o);
   const lda = o.lda ?? K, ldw = o.ldw ?? (transW ? K : N), ldc = o.ldc ?? N;
   const aBs = o.aBatchStride ?? M * lda, wBs = o.wBatchStride ?? 0, cBs = o.cBatchStride ?? M * ldc;
   const ldr = o.ldr ?? ldc, rBs = o.rBatchStride ?? cBs;
@@ -273,6 +294,39 @@ export function matmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions):
   const bufs = [a, w, ...(o.bias ? [o.bias] : []), ...(o.resid ? [o.resid] : []), c];
   ctx.dispatch(k, params, bufs, [Math.ceil(N / plan.cols), Math.ceil(M / plan.rows), batch]);
   return c;
+}
+
+/** The "windows" schedule: checks C/bias/resid like the other schedules, then src/kernels/matmul_windows.ts. */
+function launchWindows(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions): Tensor {
+  const { M, N, K } = o;
+  const ldc = o.ldc ?? N, ldr = o.ldr ?? ldc;
+  const c = o.out ?? ctx.empty([M, N], "f32");
+  check(c.dtype === "f32", "matmul", `C must be f32, got ${c.dtype}`);
+  check((o.cOff ?? 0) + (M - 1) * ldc + N <= c.size, "matmul", `C [${c.shape}] too small for M=${M} N=${N}`);
+  if (o.resid) {
+    check((o.rOff ?? 0) + (M - 1) * ldr + N <= o.resid.size, "matmul", `resid [${o.resid.shape}] too small`);
+  }
+  if (o.bias) {
+    check((o.biasOff ?? 0) + N <= o.bias.size, "matmul", `bias [${o.bias.shape}] too small for N=${N}`);
+  }
+  return matmulWindows(ctx, a, w, c, {
+    M,
+    N,
+    K,
+    lda: o.lda ?? K,
+    aOff: o.aOff ?? 0,
+    ldw: o.ldw ?? K,
+    wOff: o.wOff ?? 0,
+    ldc,
+    cOff: o.cOff ?? 0,
+    alpha: o.alpha ?? 1,
+    bias: o.bias,
+    biasOff: o.biasOff ?? 0,
+    gelu: !!o.gelu,
+    resid: o.resid,
+    rOff: o.rOff ?? 0,
+    ldr,
+  });
 }
 
 /**

@@ -1,0 +1,92 @@
+// The "windows" matmul schedule (constant W repacked, both operands in 64 KiB uniform windows; CPU adapters)
+// against the CPU twin: several A windows with a ragged last one, N not a multiple of 8, K split into chunks that
+// accumulate in C, strided A, W offsets and strides, f32/f16 W and the epilogue (applied after the last chunk).
+import assert from "node:assert/strict";
+import { f16BitsToF32, f32ToF16Bits } from "../../src/gpu/f16.ts";
+import { matmul, resolveMatmul } from "../../src/kernels/matmul.ts";
+import { planWindows, windowsChunk, windowsShader } from "../../src/kernels/matmul_windows.ts";
+import { matmulStridedRef } from "../../src/reference/matmul.ts";
+import { assertClose, randn, sharedContext } from "../_util.ts";
+
+Deno.test("matmul windows: chunks, windows, ragged edges, f32/f16 W and the epilogue match the CPU reference", async () => {
+  const ctx = await sharedContext();
+  // [M, N, K, lda, epilogue]. K=64: 256-row A windows (M=301 takes two), 8 W groups per lane from one window;
+  // K=1024: 16-row windows, one group per lane from each of 8 windows; K=2560: four 640-wide chunks.
+  const cases: [number, number, number, number, boolean][] = [
+    [301, 37, 64, 64, true],
+    [37, 45, 1024, 1024, false],
+    [45, 70, 2560, 2568, true],
+    [19, 203, 144, 148, true],
+  ];
+  for (const f16 of [false, true]) {
+    for (const [M, N, K, lda, epi] of cases) {
+      const dt = f16 ? "f16" : "f32";
+      const aOff = lda === K ? 0 : 4, wOff = 8, ldw = K + 8;
+      const a = randn(aOff + M * lda, M + K), wRaw = randn(wOff + N * ldw, N + 3 * K, 0.3);
+      const biasRaw = randn(N + 3, 7);
+      const w = f16 ? f16BitsToF32(f32ToF16Bits(wRaw)) : wRaw;
+      const bias = f16 ? f16BitsToF32(f32ToF16Bits(biasRaw)) : biasRaw;
+      const ldc = N + 5, cOff = 2 * ldc + 1, ldr = N + 2, rOff = 3;
+      const resid = randn(rOff + M * ldr, 11);
+      const cInit = randn(cOff + M * ldc, 13);
+      const ta = ctx.upload(a, [a.length]), tw = ctx.upload(wRaw, [wRaw.length], dt);
+      const tb = ctx.upload(biasRaw, [N + 3], dt), tr = ctx.upload(resid, [resid.length]);
+      const tc = ctx.upload(cInit, [cInit.length]);
+      const o = {
+        M,
+        N,
+        K,
+        lda,
+        aOff,
+        ldw,
+        wOff,
+        ldc,
+        cOff,
+        variant: "windows" as const,
+        ...(epi ? { alpha: 0.75, biasOff: 3, gelu: true, rOff, ldr } : {}),
+      };
+      assert.equal(resolveMatmul(ctx, ta, tw, o).plan.variant, "windows");
+      const want = matmulStridedRef(a, w, cInit.slice(), { ...o, ...(epi ? { bias, resid } : {}) });
+      const tol = { atol: 2e-5 * Math.sqrt(K) + (epi ? 1e-4 : 0), rtol: 1e-5 };
+      const label = `windows ${M}x${N}x${K} lda=${lda} ${dt} epilogue=${epi}`;
+      // Twice: the second call reuses the cached packed weight.
+      for (let rep = 0; rep < 2; rep++) {
+        matmul(ctx, ta, tw, { ...o, out: tc, ...(epi ? { bias: tb, resid: tr } : {}) });
+        assertClose(`${label} call ${rep + 1}`, await ctx.readF32(tc), want, tol);
+      }
+      [ta, tw, tb, tr, tc].forEach((t) => t.release());
+    }
+  }
+});
+
+Deno.test("matmul windows: taken automatically for constant weights on CPU adapters only", async () => {
+  const ctx = await sharedContext();
+  const ta = ctx.upload(new Float32Array(64 * 32), [64, 32]), tw = ctx.upload(new Float32Array(16 * 32), [16, 32]);
+  const o = { M: 64, N: 16, K: 32 };
+  assert.notEqual(resolveMatmul(ctx, ta, tw, o).plan.variant, "windows"); // activations as W: never
+  assert.equal(
+    resolveMatmul(ctx, ta, tw, { ...o, constantW: true }).plan.variant,
+    ctx.gpu.isFallback ? "windows" : "tiled",
+  );
+  // K that cannot be chunked (not a multiple of 8) keeps the other schedules; asking for windows names K.
+  const tk = ctx.upload(new Float32Array(64 * 36), [64, 36]), twk = ctx.upload(new Float32Array(16 * 36), [16, 36]);
+  assert.notEqual(resolveMatmul(ctx, tk, twk, { M: 64, N: 16, K: 36, constantW: true }).plan.variant, "windows");
+  assert.throws(() => resolveMatmul(ctx, tk, twk, { M: 64, N: 16, K: 36, variant: "windows" }), /K=36/);
+  [ta, tw, tk, twk].forEach((t) => t.release());
+});
+
+Deno.test("matmul windows: chunking and tile plans", () => {
+  assert.equal(windowsChunk(1024, false), 1024);
+  assert.equal(windowsChunk(4096, false), 1024);
+  assert.equal(windowsChunk(1920, true), 960);
+  assert.equal(windowsChunk(36, false), null);
+  assert.equal(windowsChunk(24, true), null);
+  const p = planWindows(1024, 1024, 1024, false);
+  assert.deepEqual([p.ra, p.r, p.gw, p.nw, p.cpl, p.chunks], [16, 8, 2, 8, 1, 1]);
+  const q = planWindows(3600, 192, 64, true);
+  assert.deepEqual([q.ra, q.r, q.gw, q.nw, q.cpl], [256, 16, 24, 1, 8]);
+  const code = windowsShader({ r: 2, nw: 3, cpl: 1, f16: false, bias: true, gelu: true, resid: false, accum: true, final: true });
+  assert.match(code, /var<uniform> W2: array<vec4<u32>, 4096>/);
+  assert.match(code, /v \+= C\[i\];/);
+  assert.equal((code.match(/var acc/g) ?? []).length, 6);
+});
