@@ -167,10 +167,15 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
   const wNeed = wOff + (batch - 1) * wBs + (transW ? (N - 1) * ldw + K : (K - 1) * ldw + N);
   check(wNeed <= w.size, "matmul", `W [${w.shape}] too small for N=${N} K=${K}`);
   const f16 = w.dtype === "f16";
-  const windowsOk = transW && batch === 1 && windowsApplies({ K, ldw, wOff, f16 });
+  // A batch sharing one W (wBatchStride 0) runs as one windows launch per batch element.
+  const windowsOk = transW && (batch === 1 || wBs === 0) && windowsApplies({ K, ldw, wOff, f16 });
   const auto = (o.variant ?? "auto") === "auto";
-  if (o.variant === "windows" || (auto && o.constantW && windowsOk && ctx.gpu.isFallback && M >= 16)) {
-    check(windowsOk, "matmul", `the windows schedule needs batch 1, W [N,K] and K split into chunks (K=${K})`);
+  if (o.variant === "windows" || (auto && o.constantW && windowsOk && ctx.gpu.isFallback)) {
+    check(
+      windowsOk,
+      "matmul",
+      `the windows schedule needs W [N,K] shared by the batch and K split into chunks (K=${K})`,
+    );
     const plan = planMatmul(ctx, { M, N, K, batch, transW, f16, variant: "windows" });
     return { plan, vec4: true, name: "matmul_windows", defines: {} };
   }
@@ -299,34 +304,40 @@ export function matmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions):
 /** The "windows" schedule: checks C/bias/resid like the other schedules, then src/kernels/matmul_windows.ts. */
 function launchWindows(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions): Tensor {
   const { M, N, K } = o;
-  const ldc = o.ldc ?? N, ldr = o.ldr ?? ldc;
-  const c = o.out ?? ctx.empty([M, N], "f32");
+  const batch = o.batch ?? 1;
+  const lda = o.lda ?? K, ldc = o.ldc ?? N, ldr = o.ldr ?? ldc;
+  const aBs = o.aBatchStride ?? M * lda, cBs = o.cBatchStride ?? M * ldc, rBs = o.rBatchStride ?? cBs;
+  const c = o.out ?? ctx.empty([batch * M, N], "f32");
   check(c.dtype === "f32", "matmul", `C must be f32, got ${c.dtype}`);
-  check((o.cOff ?? 0) + (M - 1) * ldc + N <= c.size, "matmul", `C [${c.shape}] too small for M=${M} N=${N}`);
+  const last = (off: number, bs: number, ld: number) => off + (batch - 1) * bs + (M - 1) * ld + N;
+  check(last(o.cOff ?? 0, cBs, ldc) <= c.size, "matmul", `C [${c.shape}] too small for M=${M} N=${N}`);
   if (o.resid) {
-    check((o.rOff ?? 0) + (M - 1) * ldr + N <= o.resid.size, "matmul", `resid [${o.resid.shape}] too small`);
+    check(last(o.rOff ?? 0, rBs, ldr) <= o.resid.size, "matmul", `resid [${o.resid.shape}] too small`);
   }
   if (o.bias) {
     check((o.biasOff ?? 0) + N <= o.bias.size, "matmul", `bias [${o.bias.shape}] too small for N=${N}`);
   }
-  return matmulWindows(ctx, a, w, c, {
-    M,
-    N,
-    K,
-    lda: o.lda ?? K,
-    aOff: o.aOff ?? 0,
-    ldw: o.ldw ?? K,
-    wOff: o.wOff ?? 0,
-    ldc,
-    cOff: o.cOff ?? 0,
-    alpha: o.alpha ?? 1,
-    bias: o.bias,
-    biasOff: o.biasOff ?? 0,
-    gelu: !!o.gelu,
-    resid: o.resid,
-    rOff: o.rOff ?? 0,
-    ldr,
-  });
+  for (let b = 0; b < batch; b++) {
+    matmulWindows(ctx, a, w, c, {
+      M,
+      N,
+      K,
+      lda,
+      aOff: (o.aOff ?? 0) + b * aBs,
+      ldw: o.ldw ?? K,
+      wOff: o.wOff ?? 0,
+      ldc,
+      cOff: (o.cOff ?? 0) + b * cBs,
+      alpha: o.alpha ?? 1,
+      bias: o.bias,
+      biasOff: o.biasOff ?? 0,
+      gelu: !!o.gelu,
+      resid: o.resid,
+      rOff: (o.rOff ?? 0) + b * rBs,
+      ldr,
+    });
+  }
+  return c;
 }
 
 /**
@@ -337,7 +348,7 @@ export function matmulChunked(
   ctx: GpuContext,
   a: Tensor,
   w: RowChunkedTensor,
-  o: { M: number; cols?: number; lda?: number; aOff?: number; out?: Tensor },
+  o: { M: number; cols?: number; lda?: number; aOff?: number; out?: Tensor; constantW?: boolean },
 ): Tensor {
   const N = o.cols ?? w.rows;
   const K = w.cols;
@@ -345,7 +356,17 @@ export function matmulChunked(
   for (const ch of w.chunks) {
     if (ch.row0 >= N) break;
     const n = Math.min(ch.rows, N - ch.row0);
-    matmul(ctx, a, ch.tensor, { M: o.M, N: n, K, lda: o.lda, aOff: o.aOff, ldc: N, cOff: ch.row0, out: c });
+    matmul(ctx, a, ch.tensor, {
+      M: o.M,
+      N: n,
+      K,
+      lda: o.lda,
+      aOff: o.aOff,
+      ldc: N,
+      cOff: ch.row0,
+      out: c,
+      constantW: o.constantW,
+    });
   }
   return c;
 }

@@ -79,7 +79,7 @@ export function planWindows(M: number, N: number, K: number, f16: boolean): Wind
   const steps = kcw / 4;
   const aStride = Math.ceil(kc / 64) * 64;
   const raMax = Math.floor(WINDOW_WORDS / aStride);
-  const r = raMax >= 32 && M >= 32 ? 16 : M >= 8 ? 8 : 4;
+  const r = raMax >= 32 && M >= 32 ? 16 : M > 4 ? 8 : M > 2 ? 4 : M;
   const ra = Math.floor(raMax / r) * r;
   // Groups of 8 W rows per window: as many as fit, but no more than N needs (no work on padding).
   const groups = Math.ceil(N / LANES);
@@ -95,7 +95,17 @@ export function planWindows(M: number, N: number, K: number, f16: boolean): Wind
 
 /** The WGSL of one tile shape (exported for tests and the shader notes). */
 export function windowsShader(
-  s: { r: number; nw: number; cpl: number; f16: boolean; bias: boolean; gelu: boolean; resid: boolean; accum: boolean; final: boolean },
+  s: {
+    r: number;
+    nw: number;
+    cpl: number;
+    f16: boolean;
+    bias: boolean;
+    gelu: boolean;
+    resid: boolean;
+    accum: boolean;
+    final: boolean;
+  },
 ): string {
   const L: string[] = [];
   const { r: R, nw: NW, cpl: CPL } = s;
@@ -129,8 +139,12 @@ fn gelu_sat(x: f32) -> f32 {
   for (let c = 0; c < CPL; c++) L.push(`  let wb${c} = (wg.x + ${c}u * nwg.x) * P.steps * 8u + lane;`);
   for (let r = 0; r < R; r++) L.push(`  let ab${r} = (rb + ${r}u) * P.a4;`);
   const acc = (r: number, j: number, c: number) => `acc${r}_${j}_${c}`;
-  for (let r = 0; r < R; r++) for (let j = 0; j < NW; j++) for (let c = 0; c < CPL; c++) {
-    L.push(`  var ${acc(r, j, c)} = 0.0;`);
+  for (let r = 0; r < R; r++) {
+    for (let j = 0; j < NW; j++) {
+      for (let c = 0; c < CPL; c++) {
+        L.push(`  var ${acc(r, j, c)} = 0.0;`);
+      }
+    }
   }
   L.push("  for (var st = 0u; st < P.steps; st++) {");
   for (let j = 0; j < NW; j++) {
@@ -138,8 +152,12 @@ fn gelu_sat(x: f32) -> f32 {
       const w = `W${j}[wb${c} + st * 8u]`;
       if (s.f16) {
         L.push(`    let q${j}_${c} = ${w};`);
-        L.push(`    let w${j}_${c} = vec4<f32>(unpack2x16float(q${j}_${c}.x), unpack2x16float(q${j}_${c}.y));`);
-        L.push(`    let v${j}_${c} = vec4<f32>(unpack2x16float(q${j}_${c}.z), unpack2x16float(q${j}_${c}.w));`);
+        L.push(
+          `    let w${j}_${c} = vec4<f32>(unpack2x16float(q${j}_${c}.x), unpack2x16float(q${j}_${c}.y));`,
+        );
+        L.push(
+          `    let v${j}_${c} = vec4<f32>(unpack2x16float(q${j}_${c}.z), unpack2x16float(q${j}_${c}.w));`,
+        );
       } else {
         L.push(`    let w${j}_${c} = bitcast<vec4<f32>>(${w});`);
       }
@@ -247,7 +265,11 @@ function pipe(ctx: GpuContext, st: State, spec: Parameters<typeof windowsShader>
  * The packed copy of a constant weight (made on first use, then cached with the weight tensor): per chunk,
  * ceil(N/8) groups padded to whole windows, plus one window of slack so any window start inside is bindable.
  */
-export function packedWeight(ctx: GpuContext, w: Tensor, o: { N: number; K: number; ldw: number; wOff: number }): Tensor {
+export function packedWeight(
+  ctx: GpuContext,
+  w: Tensor,
+  o: { N: number; K: number; ldw: number; wOff: number },
+): Tensor {
   const f16 = w.dtype === "f16";
   const pl = planWindows(1, o.N, o.K, f16);
   const st = state(ctx);
@@ -260,7 +282,12 @@ export function packedWeight(ctx: GpuContext, w: Tensor, o: { N: number; K: numb
   const out = ctx.empty([total + WINDOW_WORDS], "u32");
   const k = ctx.kernel({ name: "matmul_pack", shader: "matmul_pack.wgsl", bindings: ["read", "write"] });
   const wr = f16 ? 2 : 1;
-  ctx.dispatch(k, [o.N, o.ldw / wr, o.wOff / wr, kcw, pl.steps, groups, total, pl.chunks], [w, out], grid1d(total, 256));
+  ctx.dispatch(
+    k,
+    [o.N, o.ldw / wr, o.wOff / wr, kcw, pl.steps, groups, total, pl.chunks],
+    [w, out],
+    grid1d(total, 256),
+  );
   hit?.tensor.release();
   st.packed.set(w, { key, tensor: out });
   return out;
@@ -289,7 +316,11 @@ export function matmulWindows(ctx: GpuContext, a: Tensor, w: Tensor, c: Tensor, 
   const scratch = st.scratch;
   const aBase = a.byteOffset + o.aOff * 4;
   if (pl.chunks === 1 && pl.aStride === K && o.lda === K) {
-    ctx.copy({ buffer: a.buffer, offset: aBase, size: M * K * 4 }, { buffer: scratch, offset: 0, size: M * K * 4 });
+    ctx.copy({ buffer: a.buffer, offset: aBase, size: M * K * 4 }, {
+      buffer: scratch,
+      offset: 0,
+      size: M * K * 4,
+    });
   } else {
     const rowBytes = pl.kc * 4;
     for (let ch = 0; ch < pl.chunks; ch++) {
@@ -326,7 +357,21 @@ export function matmulWindows(ctx: GpuContext, a: Tensor, w: Tensor, c: Tensor, 
       for (let bi = 0; bi < colBlocks; bi++) {
         const m0 = mi * pl.ra, g0 = bi * pl.nw * pl.gw;
         const v = new DataView(params, call * PARAM_STRIDE, PARAM_STRIDE);
-        const words = [M, N, m0, g0, pl.steps, pl.aStride / 4, o.ldc, o.cOff, o.biasOff, o.rOff, o.ldr, 0, pl.gw];
+        const words = [
+          M,
+          N,
+          m0,
+          g0,
+          pl.steps,
+          pl.aStride / 4,
+          o.ldc,
+          o.cOff,
+          o.biasOff,
+          o.rOff,
+          o.ldr,
+          0,
+          pl.gw,
+        ];
         words.forEach((x, i) => v.setUint32(i * 4, x, true));
         v.setFloat32(11 * 4, o.alpha, true);
         const offs = [call * PARAM_STRIDE, ((ch * M + m0) * pl.aStride) * 4];
@@ -359,7 +404,10 @@ export function matmulWindows(ctx: GpuContext, a: Tensor, w: Tensor, c: Tensor, 
       { binding: 1, resource: { buffer: scratch, offset: 0, size: WINDOW_WORDS * 4 } },
     ];
     for (let j = 0; j < pl.nw; j++) {
-      entries.push({ binding: 2 + j, resource: { buffer: packed.buffer, offset: 0, size: WINDOW_WORDS * 4 } });
+      entries.push({
+        binding: 2 + j,
+        resource: { buffer: packed.buffer, offset: 0, size: WINDOW_WORDS * 4 },
+      });
     }
     let b = 2 + pl.nw;
     if (o.bias) entries.push({ binding: b++, resource: range(o.bias) });

@@ -46,6 +46,7 @@ export class DsrModel extends SrModel<DsrGeometry> {
       const ly = this.net.layers[l];
       // Base QKV over the text + low-res rows, attention_plus QKV over the high-res rows.
       const qkv0 = matmul(ctx, x, ly.qkv.w, {
+        constantW: true,
         M: g.s0,
         N: 3 * H,
         K: H,
@@ -54,6 +55,7 @@ export class DsrModel extends SrModel<DsrGeometry> {
         bias: ly.qkv.b,
       });
       const qkv1 = matmul(ctx, x, ly.qkvPlus!.w, {
+        constantW: true,
         M: g.s1,
         N: 3 * H,
         K: H,
@@ -92,6 +94,7 @@ export class DsrModel extends SrModel<DsrGeometry> {
         },
       });
       matmul(ctx, ctx0, ly.dense.w, {
+        constantW: true,
         M: g.s0,
         N: H,
         K: H,
@@ -101,6 +104,7 @@ export class DsrModel extends SrModel<DsrGeometry> {
         cBatchStride: L * H,
       });
       matmul(ctx, ctx1, ly.densePlus!.w, {
+        constantW: true,
         M: g.s1,
         N: H,
         K: H,

@@ -47,7 +47,7 @@ export class ItersrModel extends SrModel<ItersrGeometry> {
     const logW = logAttentionWeights ? ctx.upload(Float32Array.from(logAttentionWeights), [1, T]) : undefined;
     const hidden = this.net.forward(ids, pos, batch, (l, x, out) => {
       const ly = this.net.layers[l];
-      const qkv = matmul(ctx, x, ly.qkv.w, { M: batch * L, N: 3 * H, K: H, bias: ly.qkv.b });
+      const qkv = matmul(ctx, x, ly.qkv.w, { constantW: true, M: batch * L, N: 3 * H, K: H, bias: ly.qkv.b });
       const cx = ctx.empty([batch * L, H]);
       maskedAttention(ctx, qkv, { batch, s: T, seqStride: L, heads, headDim: d, add, out: cx, outStride: L });
       const hi = { hidden: H, seqLen: L, firstToken: T }, tx = { hidden: H, seqLen: L };
@@ -69,7 +69,7 @@ export class ItersrModel extends SrModel<ItersrGeometry> {
         },
         out: { tensor: cx, offset: T * H, rowStride: H, batchStride: L * H },
       });
-      matmul(ctx, cx, ly.dense.w, { M: batch * L, N: H, K: H, bias: ly.dense.b, out });
+      matmul(ctx, cx, ly.dense.w, { constantW: true, M: batch * L, N: H, K: H, bias: ly.dense.b, out });
       qkv.release();
       cx.release();
     });

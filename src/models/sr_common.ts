@@ -444,8 +444,25 @@ export class SrTransformer {
     const u = ctx.empty([block, ly.inner]);
     for (let r0 = 0; r0 < rows; r0 += block) {
       const n = Math.min(block, rows - r0);
-      matmul(ctx, x, ly.h4h.w, { M: n, N: ly.inner, K: H, aOff: r0 * H, bias: ly.h4h.b, gelu: true, out: u });
-      matmul(ctx, u, ly.h4hOut.w, { M: n, N: H, K: ly.inner, bias: ly.h4hOut.b, out, cOff: r0 * H });
+      matmul(ctx, x, ly.h4h.w, {
+        constantW: true,
+        M: n,
+        N: ly.inner,
+        K: H,
+        aOff: r0 * H,
+        bias: ly.h4h.b,
+        gelu: true,
+        out: u,
+      });
+      matmul(ctx, u, ly.h4hOut.w, {
+        constantW: true,
+        M: n,
+        N: H,
+        K: ly.inner,
+        bias: ly.h4hOut.b,
+        out,
+        cOff: r0 * H,
+      });
     }
     u.release();
     return out;

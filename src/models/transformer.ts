@@ -15,6 +15,7 @@ import type { WeightInfo, WeightSource } from "../formats/weights.ts";
 import { f32ToF16Bits } from "../gpu/f16.ts";
 import { layerNorm, layerNormResidual, type LnParams } from "../kernels/layernorm.ts";
 import { matmul, matmulChunked } from "../kernels/matmul.ts";
+import { windowsApplies } from "../kernels/matmul_windows.ts";
 import { embedding, type EmbeddingOptions } from "../kernels/embedding.ts";
 import { add } from "../kernels/elementwise.ts";
 import { loadRowChunked, loadTensor } from "./load.ts";
@@ -197,6 +198,7 @@ export function linear(
     M: o.rows,
     N,
     K,
+    constantW: true,
     bias: w.bias,
     gelu: o.gelu,
     resid: o.resid,
@@ -288,10 +290,19 @@ export function logits(
   o: { rows: number; cols?: number; lda?: number; aOff?: number; out?: Tensor },
 ): Tensor {
   const table = w.wordEmbeddings, K = table.cols;
-  // On CPU adapters the register-tiled schedule beats split-K GEMV for narrow rows (K=64: 1.7-3x on lavapipe,
-  // measured with tools/bench); from K≈768 on GEMV wins. Real GPUs keep the matmul's own choice.
-  if (!(ctx.gpu.isFallback && K < 256)) {
-    return matmulChunked(ctx, x, table, { M: o.rows, cols: o.cols, lda: o.lda, aOff: o.aOff, out: o.out });
+  // The table is a weight (constantW): CPU adapters use the repacked "windows" schedule where K allows it.
+  // Otherwise, on CPU adapters the register-tiled schedule beats split-K GEMV for narrow rows (K=64: 1.7-3x on
+  // lavapipe, measured with tools/bench); from K≈768 on GEMV wins. Real GPUs keep the matmul's own choice.
+  const windows = ctx.gpu.isFallback && windowsApplies({ K, ldw: K, wOff: 0, f16: table.dtype === "f16" });
+  if (!(ctx.gpu.isFallback && K < 256) || windows) {
+    return matmulChunked(ctx, x, table, {
+      M: o.rows,
+      cols: o.cols,
+      lda: o.lda,
+      aOff: o.aOff,
+      out: o.out,
+      constantW: true,
+    });
   }
   const N = o.cols ?? table.rows;
   const c = o.out ?? ctx.empty([o.rows, N], "f32");

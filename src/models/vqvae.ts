@@ -307,7 +307,11 @@ export class Vqvae {
     const k = conv2d(ctx, n, a.k.w, { h, w, bias: a.k.b });
     const v = conv2d(ctx, n, a.v.w, { h, w, bias: a.v.b });
     n.release();
-    const att = spatialAttention(ctx, qT, k, v, { c: a.c, n: h * w, maxScoreBytes: this.attentionMaxScoreBytes });
+    const att = spatialAttention(ctx, qT, k, v, {
+      c: a.c,
+      n: h * w,
+      maxScoreBytes: this.attentionMaxScoreBytes,
+    });
     [qT, k, v].forEach((t) => t.release());
     const out = conv2d(ctx, att, a.proj.w, { h, w: w, bias: a.proj.b, resid: x });
     att.release();
@@ -501,7 +505,14 @@ export class Vqvae {
     const f = Math.fround;
     for (let p0 = 0; p0 < np; p0 += block) {
       const rows = Math.min(block, np - p0);
-      const t = matmul(this.ctx, zeT, this.#codebook!, { M: rows, N: n, K: d, aOff: p0 * d, alpha: -2 });
+      const t = matmul(this.ctx, zeT, this.#codebook!, {
+        constantW: true,
+        M: rows,
+        N: n,
+        K: d,
+        aOff: p0 * d,
+        alpha: -2,
+      });
       const m2dot = await this.ctx.readF32(t);
       t.release();
       for (let i = 0; i < rows; i++) {

@@ -61,7 +61,8 @@ Deno.test("matmul windows: chunks, windows, ragged edges, f32/f16 W and the epil
 
 Deno.test("matmul windows: taken automatically for constant weights on CPU adapters only", async () => {
   const ctx = await sharedContext();
-  const ta = ctx.upload(new Float32Array(64 * 32), [64, 32]), tw = ctx.upload(new Float32Array(16 * 32), [16, 32]);
+  const ta = ctx.upload(new Float32Array(64 * 32), [64, 32]),
+    tw = ctx.upload(new Float32Array(16 * 32), [16, 32]);
   const o = { M: 64, N: 16, K: 32 };
   assert.notEqual(resolveMatmul(ctx, ta, tw, o).plan.variant, "windows"); // activations as W: never
   assert.equal(
@@ -69,8 +70,12 @@ Deno.test("matmul windows: taken automatically for constant weights on CPU adapt
     ctx.gpu.isFallback ? "windows" : "tiled",
   );
   // K that cannot be chunked (not a multiple of 8) keeps the other schedules; asking for windows names K.
-  const tk = ctx.upload(new Float32Array(64 * 36), [64, 36]), twk = ctx.upload(new Float32Array(16 * 36), [16, 36]);
-  assert.notEqual(resolveMatmul(ctx, tk, twk, { M: 64, N: 16, K: 36, constantW: true }).plan.variant, "windows");
+  const tk = ctx.upload(new Float32Array(64 * 36), [64, 36]),
+    twk = ctx.upload(new Float32Array(16 * 36), [16, 36]);
+  assert.notEqual(
+    resolveMatmul(ctx, tk, twk, { M: 64, N: 16, K: 36, constantW: true }).plan.variant,
+    "windows",
+  );
   assert.throws(() => resolveMatmul(ctx, tk, twk, { M: 64, N: 16, K: 36, variant: "windows" }), /K=36/);
   [ta, tw, tk, twk].forEach((t) => t.release());
 });
@@ -85,7 +90,17 @@ Deno.test("matmul windows: chunking and tile plans", () => {
   assert.deepEqual([p.ra, p.r, p.gw, p.nw, p.cpl, p.chunks], [16, 8, 2, 8, 1, 1]);
   const q = planWindows(3600, 192, 64, true);
   assert.deepEqual([q.ra, q.r, q.gw, q.nw, q.cpl], [256, 16, 24, 1, 8]);
-  const code = windowsShader({ r: 2, nw: 3, cpl: 1, f16: false, bias: true, gelu: true, resid: false, accum: true, final: true });
+  const code = windowsShader({
+    r: 2,
+    nw: 3,
+    cpl: 1,
+    f16: false,
+    bias: true,
+    gelu: true,
+    resid: false,
+    accum: true,
+    final: true,
+  });
   assert.match(code, /var<uniform> W2: array<vec4<u32>, 4096>/);
   assert.match(code, /v \+= C\[i\];/);
   assert.equal((code.match(/var acc/g) ?? []).length, 6);
