@@ -59,6 +59,7 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
     maxComputeWorkgroupsPerDimension: a.maxComputeWorkgroupsPerDimension,
     maxStorageBuffersPerShaderStage: a.maxStorageBuffersPerShaderStage,
     maxDynamicUniformBuffersPerPipelineLayout: a.maxDynamicUniformBuffersPerPipelineLayout,
+    maxUniformBuffersPerShaderStage: a.maxUniformBuffersPerShaderStage,
   };
   const device = await adapter.requestDevice({ requiredFeatures: features, requiredLimits });
   const info = adapter.info;

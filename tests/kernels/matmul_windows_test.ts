@@ -11,12 +11,14 @@ import { assertClose, randn, sharedContext } from "../_util.ts";
 Deno.test("matmul windows: chunks, windows, ragged edges, f32/f16 W and the epilogue match the CPU reference", async () => {
   const ctx = await sharedContext();
   // [M, N, K, lda, epilogue]. K=64: 256-row A windows (M=301 takes two), 8 W groups per lane from one window;
-  // K=1024: 16-row windows, one group per lane from each of 8 windows; K=2560: four 640-wide chunks.
+  // K=1024: 16-row windows, one group per lane from each of 8 windows; K=2560: four 640-wide chunks; M=3: a
+  // 3x12 tile over 12 windows.
   const cases: [number, number, number, number, boolean][] = [
     [301, 37, 64, 64, true],
     [37, 45, 1024, 1024, false],
     [45, 70, 2560, 2568, true],
     [19, 203, 144, 148, true],
+    [3, 203, 1024, 1032, true], // decode-like: 3 rows per lane, 12 W windows
   ];
   for (const f16 of [false, true]) {
     for (const [M, N, K, lda, epi] of cases) {
