@@ -4,6 +4,7 @@
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { check, grid1d } from "./_grid.ts";
+import { matmulWindows, planWindows, windowsApplies } from "./matmul_windows.ts";
 
 export interface Conv2dOptions {
   /** Stored input size: x is [cin, h, w] (cin from the weight). */
@@ -21,9 +22,16 @@ export interface Conv2dOptions {
   upsample?: boolean;
   /** Write the output channels-last, [oh·ow, cout] (the quantizer's permute). */
   channelsLast?: boolean;
-  /** Schedule: "tiled" (workgroup-memory tiles, GPUs) or "direct" (register tiles, CPU adapters). Default by adapter. */
-  variant?: "tiled" | "direct";
-  /** Output row blocks per launch (default: whole image); bounds one dispatch's work on slow adapters. */
+  /**
+   * Schedule: "tiled" (workgroup-memory tiles, GPUs), "direct" (register tiles from storage) or "windows" (CPU
+   * adapters: im2col into the packed operand of the windows matmul, src/kernels/matmul_windows.ts). Default: tiled
+   * on GPUs; windows on CPU adapters where K = cin·ks² splits into chunks (a multiple of 8), else direct.
+   */
+  variant?: "tiled" | "direct" | "windows";
+  /**
+   * Output row blocks per launch (default: whole image; windows: blocks of up to 32 MiB of im2col); bounds one
+   * dispatch's work on slow adapters.
+   */
   rowsPerLaunch?: number;
   out?: Tensor;
 }
@@ -78,7 +86,18 @@ export function conv2d(ctx: GpuContext, x: Tensor, weight: Tensor, o: Conv2dOpti
     check(o.resid.size === out.size, "conv2d", `resid [${o.resid.shape}] differs from the output size`);
   }
   const small = cout <= 4;
-  const direct = !small && (o.variant ?? (ctx.gpu.isFallback ? "direct" : "tiled")) === "direct";
+  const K = cin * ks * ks;
+  const windowsOk = !small && !o.channelsLast && windowsApplies({ K, ldw: K, wOff: 0, f16: false });
+  const variant = o.variant ?? (ctx.gpu.isFallback ? (windowsOk ? "windows" : "direct") : "tiled");
+  if (variant === "windows") {
+    check(
+      windowsOk,
+      "conv2d",
+      `the windows schedule needs cout > 4, NCHW output and cin·ks² a multiple of 8 (${K})`,
+    );
+    return convWindows(ctx, x, weight, out, { ...o, cin, cout, ks, lh, lw, oh, ow, stride, pad });
+  }
+  const direct = !small && variant === "direct";
   const defines = {
     W_F16: weight.dtype === "f16",
     BIAS: !!o.bias,
@@ -113,6 +132,94 @@ export function conv2d(ctx: GpuContext, x: Tensor, weight: Tensor, o: Conv2dOpti
       ? [Math.ceil(((r1 - r0) * Math.ceil(ow / 8)) / 64), Math.ceil(cout / TCO), 1]
       : [Math.ceil(np / 64), Math.ceil(cout / 64), 1];
     ctx.dispatch(k, params, bufs, groups);
+  }
+  return out;
+}
+
+/** Weights as f32 [cout, K] (the windows matmul's A operand): f32 weights as they are, f16 converted once. */
+const f32Weights = new WeakMap<Tensor, Tensor>();
+function weightsF32(ctx: GpuContext, weight: Tensor): Tensor {
+  if (weight.dtype === "f32") return weight;
+  const hit = f32Weights.get(weight);
+  if (hit && !hit.released) return hit;
+  const n = weight.size;
+  const out = ctx.empty([n], "f32");
+  const k = ctx.kernel({
+    name: "conv_weights_f32",
+    shader: "conv_windows.wgsl",
+    entry: "to_f32",
+    defines: { TO_F32: true },
+    bindings: ["read", "write"],
+  });
+  ctx.dispatch(k, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n], [weight, out], grid1d(n, 256));
+  f32Weights.set(weight, out);
+  return out;
+}
+
+/** Packed im2col words per pixel block (bounds the scratch operand to 32 MiB). */
+const PACK_WORDS = 8 * 1024 * 1024;
+
+/**
+ * The windows convolution: out[cout, pixels] = W[cout, K] · im2col(x)[K, pixels] as the windows matmul, one block
+ * of output pixels at a time (im2col written straight into the packed operand layout by shaders/conv_windows.wgsl).
+ */
+function convWindows(
+  ctx: GpuContext,
+  x: Tensor,
+  weight: Tensor,
+  out: Tensor,
+  o: Conv2dOptions & {
+    cin: number;
+    cout: number;
+    ks: number;
+    lh: number;
+    lw: number;
+    oh: number;
+    ow: number;
+    stride: number;
+    pad: number;
+  },
+): Tensor {
+  const K = o.cin * o.ks * o.ks, P = o.oh * o.ow;
+  const a = weightsF32(ctx, weight);
+  const block = o.rowsPerLaunch
+    ? o.rowsPerLaunch * o.ow
+    : Math.min(P, Math.max(64, Math.floor(PACK_WORDS / K / 64) * 64));
+  const k = ctx.kernel({
+    name: "conv_im2col_pack",
+    shader: "conv_windows.wgsl",
+    entry: "im2col_pack",
+    bindings: ["read", "write"],
+  });
+  for (let p0 = 0; p0 < P; p0 += block) {
+    const np = Math.min(block, P - p0);
+    const pl = planWindows(o.cout, np, K, false);
+    const groups = Math.ceil(Math.ceil(np / 8) / pl.gw) * pl.gw;
+    const total = pl.chunks * groups * pl.steps * 32;
+    const packed = ctx.empty([total + 16384], "f32");
+    const params = [o.cin, o.h, o.w, o.lh, o.lw, o.ow, o.ks, o.stride, o.pad, o.upsample ? 1 : 0];
+    ctx.dispatch(k, [...params, p0, np, pl.kc, pl.steps, groups, total], [x, packed], grid1d(total, 256));
+    matmulWindows(ctx, a, null, out, {
+      M: o.cout,
+      N: np,
+      K,
+      lda: K,
+      aOff: 0,
+      ldw: K,
+      wOff: 0,
+      ldc: P,
+      cOff: p0,
+      alpha: 1,
+      bias: o.bias,
+      biasOff: 0,
+      biasRow: true,
+      gelu: false,
+      resid: o.resid,
+      rOff: p0,
+      ldr: P,
+      packed,
+    });
+    packed.release();
   }
   return out;
 }

@@ -41,6 +41,10 @@ export interface WindowsMatmul {
   resid?: Tensor;
   rOff: number;
   ldr: number;
+  /** The bias is indexed by output row instead of column (convolutions: C = [cout, pixels]). */
+  biasRow?: boolean;
+  /** W already in the packed layout (e.g. im2col'ed pixels, src/kernels/conv2d.ts); `w` is then unused. */
+  packed?: Tensor;
 }
 
 /** K split into equal chunks of at most MAX_CHUNK elements (a multiple of 8, of 16 for f16), or null. */
@@ -102,6 +106,8 @@ export function windowsShader(
     cpl: number;
     f16: boolean;
     bias: boolean;
+    biasF16: boolean;
+    biasRow: boolean;
     gelu: boolean;
     resid: boolean;
     accum: boolean;
@@ -121,7 +127,9 @@ export function windowsShader(
     L.push(`@group(0) @binding(${2 + j}) var<uniform> W${j}: array<vec4<u32>, ${WINDOW_WORDS / 4}>;`);
   }
   let b = 2 + NW;
-  if (s.bias) L.push(`@group(0) @binding(${b++}) var<storage, read> Bias: array<${s.f16 ? "u32" : "f32"}>;`);
+  if (s.bias) {
+    L.push(`@group(0) @binding(${b++}) var<storage, read> Bias: array<${s.biasF16 ? "u32" : "f32"}>;`);
+  }
   if (s.resid) L.push(`@group(0) @binding(${b++}) var<storage, read> Res: array<f32>;`);
   L.push(`@group(0) @binding(${b}) var<storage, read_write> C: array<f32>;`);
   L.push(`
@@ -197,10 +205,11 @@ fn gelu_sat(x: f32) -> f32 {
         if (s.accum) L.push("    v += C[i];");
         if (s.final) {
           if (s.bias) {
+            const bi = `P.bias_off + ${s.biasRow ? `m${r}` : n}`;
             L.push(
-              s.f16
-                ? `    let bi = P.bias_off + ${n}; let bp = unpack2x16float(Bias[bi >> 1u]); v += select(bp.x, bp.y, (bi & 1u) == 1u);`
-                : `    v += Bias[P.bias_off + ${n}];`,
+              s.biasF16
+                ? `    let bi = ${bi}; let bp = unpack2x16float(Bias[bi >> 1u]); v += select(bp.x, bp.y, (bi & 1u) == 1u);`
+                : `    v += Bias[${bi}];`,
             );
           }
           if (s.gelu) L.push("    v = gelu_sat(v);");
@@ -295,12 +304,18 @@ export function packedWeight(
 }
 
 /** Records C = alpha·A·Wᵀ (+bias) (GELU) (+resid) with the windows schedule; returns C. */
-export function matmulWindows(ctx: GpuContext, a: Tensor, w: Tensor, c: Tensor, o: WindowsMatmul): Tensor {
+export function matmulWindows(
+  ctx: GpuContext,
+  a: Tensor,
+  w: Tensor | null,
+  c: Tensor,
+  o: WindowsMatmul,
+): Tensor {
   const { M, N, K } = o;
-  const f16 = w.dtype === "f16";
+  const f16 = !o.packed && w!.dtype === "f16";
   check(windowsApplies({ K, ldw: o.ldw, wOff: o.wOff, f16 }), "matmul_windows", `unsupported K=${K}`);
   const pl = planWindows(M, N, K, f16);
-  const packed = packedWeight(ctx, w, { N, K, ldw: o.ldw, wOff: o.wOff });
+  const packed = o.packed ?? packedWeight(ctx, w!, { N, K, ldw: o.ldw, wOff: o.wOff });
   const st = state(ctx);
   const d = ctx.device;
 
@@ -394,6 +409,8 @@ export function matmulWindows(ctx: GpuContext, a: Tensor, w: Tensor, c: Tensor, 
     cpl: pl.cpl,
     f16,
     bias: !!o.bias,
+    biasF16: o.bias?.dtype === "f16",
+    biasRow: !!o.biasRow,
     gelu: o.gelu,
     resid: !!o.resid,
     accum: !first,

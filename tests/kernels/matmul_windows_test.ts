@@ -98,6 +98,8 @@ Deno.test("matmul windows: chunking and tile plans", () => {
     cpl: 1,
     f16: false,
     bias: true,
+    biasF16: false,
+    biasRow: false,
     gelu: true,
     resid: false,
     accum: true,
