@@ -478,6 +478,7 @@ export class SrTransformer {
       cols: imageTokens,
       aOff: row0 * this.hidden,
       out,
+      constantW: true,
     });
   }
 
