@@ -4,7 +4,7 @@
 //     src/kernels/matmul_windows.ts ([chunk][group of 8 pixels][step][lane][4 words], K split into chunks of kc),
 //     reading the input like conv2d.wgsl (stride, pad, logical size, nearest ×2 upsampling; zero outside).
 //   to_f32: the f16 (packed pairs) weights as f32, the A operand of the windows matmul.
-// One invocation per output word; TO_F32 selects the second kernel.
+// TO_F32 selects the second kernel (one invocation per word).
 
 struct Params {
   cin: u32, h: u32, w: u32, lh: u32, lw: u32, ow: u32, ks: u32, stride: u32, pad: u32, up: u32,
@@ -16,36 +16,54 @@ struct Params {
 #if !TO_F32
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 
-@compute @workgroup_size(256)
-fn im2col_pack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= P.total) {
+// Grid: x = pixel inside the block (64 per workgroup), y = step, z = K chunk; each invocation writes the 4 words
+// of its step (k = chunk·kc + 4·step + e). No integer division per word: llvmpipe runs u32 / and % one lane at a
+// time, so (ci, ky, kx) is advanced incrementally over e and only the pixel's (oy, ox) is divided out.
+@compute @workgroup_size(64)
+fn im2col_pack(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let q = gid.x; // pixel inside the block
+  let step = gid.y;
+  let chunk = gid.z;
+  if (q >= P.groups * 8u) {
     return;
   }
-  let e = i & 3u;
-  let lane = (i >> 2u) & 7u;
-  let rest = i >> 5u; // (chunk · groups + group) · steps + step
-  let step = rest % P.steps;
-  let cg = rest / P.steps;
-  let group = cg % P.groups;
-  let chunk = cg / P.groups;
-  let q = group * 8u + lane; // pixel inside the block
-  let k = chunk * P.kc + step * 4u + e;
-  var v = 0.0;
-  if (q < P.np) {
-    let p = P.p0 + q;
-    let oy = p / P.ow;
-    let ox = p % P.ow;
-    let kk = P.ks * P.ks;
-    let ci = k / kk;
-    let r = k % kk;
-    let iy = i32(oy * P.stride + r / P.ks) - i32(P.pad);
-    let ix = i32(ox * P.stride + r % P.ks) - i32(P.pad);
+  let base = (((chunk * P.groups + (q >> 3u)) * P.steps + step) * 8u + (q & 7u)) * 4u;
+  if (q >= P.np) {
+    O[base] = 0.0;
+    O[base + 1u] = 0.0;
+    O[base + 2u] = 0.0;
+    O[base + 3u] = 0.0;
+    return;
+  }
+  let p = P.p0 + q;
+  let oy = p / P.ow;
+  let ox = p - oy * P.ow;
+  let k0 = chunk * P.kc + step * 4u;
+  let kk = P.ks * P.ks;
+  var ci = k0 / kk;
+  let r = k0 - ci * kk;
+  var ky = r / P.ks;
+  var kx = r - ky * P.ks;
+  let y0 = i32(oy * P.stride) - i32(P.pad);
+  let x0 = i32(ox * P.stride) - i32(P.pad);
+  for (var e = 0u; e < 4u; e++) {
+    let iy = y0 + i32(ky);
+    let ix = x0 + i32(kx);
+    var v = 0.0;
     if (iy >= 0 && ix >= 0 && iy < i32(P.lh) && ix < i32(P.lw)) {
       v = X[ci * P.h * P.w + (u32(iy) >> P.up) * P.w + (u32(ix) >> P.up)];
     }
+    O[base + e] = v;
+    kx += 1u;
+    if (kx == P.ks) {
+      kx = 0u;
+      ky += 1u;
+      if (ky == P.ks) {
+        ky = 0u;
+        ci += 1u;
+      }
+    }
   }
-  O[i] = v;
 }
 
 #else

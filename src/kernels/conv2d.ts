@@ -198,7 +198,8 @@ function convWindows(
     const total = pl.chunks * groups * pl.steps * 32;
     const packed = ctx.empty([total + 16384], "f32");
     const params = [o.cin, o.h, o.w, o.lh, o.lw, o.ow, o.ks, o.stride, o.pad, o.upsample ? 1 : 0];
-    ctx.dispatch(k, [...params, p0, np, pl.kc, pl.steps, groups, total], [x, packed], grid1d(total, 256));
+    const grid = [Math.ceil((groups * 8) / 64), pl.steps, pl.chunks];
+    ctx.dispatch(k, [...params, p0, np, pl.kc, pl.steps, groups, total], [x, packed], grid);
     matmulWindows(ctx, a, null, out, {
       M: o.cout,
       N: np,
