@@ -11,10 +11,31 @@ struct Params {
   p0: u32, np: u32, kc: u32, steps: u32, groups: u32, total: u32,
 }
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(2) var<storage, read_write> O: array<f32>;
 
 #if !TO_F32
+@group(0) @binding(2) var<storage, read_write> O: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> X: array<f32>;
+
+fn tap(ci: u32, ky: u32, kx: u32, y0: i32, x0: i32) -> f32 {
+  let iy = y0 + i32(ky);
+  let ix = x0 + i32(kx);
+  if (iy >= 0 && ix >= 0 && iy < i32(P.lh) && ix < i32(P.lw)) {
+    return X[ci * P.h * P.w + (u32(iy) >> P.up) * P.w + (u32(ix) >> P.up)];
+  }
+  return 0.0;
+}
+
+fn adv(ci: ptr<function, u32>, ky: ptr<function, u32>, kx: ptr<function, u32>) {
+  *kx += 1u;
+  if (*kx == P.ks) {
+    *kx = 0u;
+    *ky += 1u;
+    if (*ky == P.ks) {
+      *ky = 0u;
+      *ci += 1u;
+    }
+  }
+}
 
 // Grid: x = pixel inside the block (64 per workgroup), y = step, z = K chunk; each invocation writes the 4 words
 // of its step (k = chunk·kc + 4·step + e). No integer division per word: llvmpipe runs u32 / and % one lane at a
@@ -27,12 +48,9 @@ fn im2col_pack(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (q >= P.groups * 8u) {
     return;
   }
-  let base = (((chunk * P.groups + (q >> 3u)) * P.steps + step) * 8u + (q & 7u)) * 4u;
+  let at = ((chunk * P.groups + (q >> 3u)) * P.steps + step) * 8u + (q & 7u); // vec4 index
   if (q >= P.np) {
-    O[base] = 0.0;
-    O[base + 1u] = 0.0;
-    O[base + 2u] = 0.0;
-    O[base + 3u] = 0.0;
+    O[at] = vec4<f32>(0.0);
     return;
   }
   let p = P.p0 + q;
@@ -46,27 +64,20 @@ fn im2col_pack(@builtin(global_invocation_id) gid: vec3<u32>) {
   var kx = r - ky * P.ks;
   let y0 = i32(oy * P.stride) - i32(P.pad);
   let x0 = i32(ox * P.stride) - i32(P.pad);
-  for (var e = 0u; e < 4u; e++) {
-    let iy = y0 + i32(ky);
-    let ix = x0 + i32(kx);
-    var v = 0.0;
-    if (iy >= 0 && ix >= 0 && iy < i32(P.lh) && ix < i32(P.lw)) {
-      v = X[ci * P.h * P.w + (u32(iy) >> P.up) * P.w + (u32(ix) >> P.up)];
-    }
-    O[base + e] = v;
-    kx += 1u;
-    if (kx == P.ks) {
-      kx = 0u;
-      ky += 1u;
-      if (ky == P.ks) {
-        ky = 0u;
-        ci += 1u;
-      }
-    }
-  }
+  // The 4 words, unrolled (a dynamic component index would be a select chain per word).
+  let v0 = tap(ci, ky, kx, y0, x0);
+  adv(&ci, &ky, &kx);
+  let v1 = tap(ci, ky, kx, y0, x0);
+  adv(&ci, &ky, &kx);
+  let v2 = tap(ci, ky, kx, y0, x0);
+  adv(&ci, &ky, &kx);
+  let v3 = tap(ci, ky, kx, y0, x0);
+  let v = vec4<f32>(v0, v1, v2, v3);
+  O[at] = v; // one store of 4 words: one per-lane loop instead of four
 }
 
 #else
+@group(0) @binding(2) var<storage, read_write> O: array<f32>;
 @group(0) @binding(1) var<storage, read> H: array<u32>;
 
 @compute @workgroup_size(256)
