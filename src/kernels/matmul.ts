@@ -167,14 +167,17 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
   const wNeed = wOff + (batch - 1) * wBs + (transW ? (N - 1) * ldw + K : (K - 1) * ldw + N);
   check(wNeed <= w.size, "matmul", `W [${w.shape}] too small for N=${N} K=${K}`);
   const f16 = w.dtype === "f16";
-  // A batch sharing one W (wBatchStride 0) runs as one windows launch per batch element.
-  const windowsOk = transW && (batch === 1 || wBs === 0) && windowsApplies({ K, ldw, wOff, f16 });
+  // Windows: a batch runs as one launch per batch element. A constant W (shared by the batch) is packed once and
+  // cached; any other W is packed for the call (worth it from M = 64 rows on: the packing reads each W element
+  // once, the matmul M times), [K,N]-stored W included (f32 only).
+  const windowsOk = windowsApplies({ K, ldw, wOff, f16 }) &&
+    (o.constantW ? transW && (batch === 1 || wBs === 0) : transW || !f16);
   const auto = (o.variant ?? "auto") === "auto";
-  if (o.variant === "windows" || (auto && o.constantW && windowsOk && ctx.gpu.isFallback)) {
+  if (o.variant === "windows" || (auto && windowsOk && ctx.gpu.isFallback && (o.constantW || M >= 64))) {
     check(
       windowsOk,
       "matmul",
-      `the windows schedule needs W [N,K] shared by the batch and K split into chunks (K=${K})`,
+      `the windows schedule cannot take this W (K=${K}, transW=${transW}, ${w.dtype})`,
     );
     const plan = planMatmul(ctx, { M, N, K, batch, transW, f16, variant: "windows" });
     return { plan, vec4: true, name: "matmul_windows", defines: {} };
@@ -305,8 +308,10 @@ export function matmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions):
 function launchWindows(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions): Tensor {
   const { M, N, K } = o;
   const batch = o.batch ?? 1;
+  const transW = o.transW ?? true;
   const lda = o.lda ?? K, ldc = o.ldc ?? N, ldr = o.ldr ?? ldc;
   const aBs = o.aBatchStride ?? M * lda, cBs = o.cBatchStride ?? M * ldc, rBs = o.rBatchStride ?? cBs;
+  const wBs = o.wBatchStride ?? 0;
   const c = o.out ?? ctx.empty([batch * M, N], "f32");
   check(c.dtype === "f32", "matmul", `C must be f32, got ${c.dtype}`);
   const last = (off: number, bs: number, ld: number) => off + (batch - 1) * bs + (M - 1) * ld + N;
@@ -324,8 +329,9 @@ function launchWindows(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions):
       K,
       lda,
       aOff: (o.aOff ?? 0) + b * aBs,
-      ldw: o.ldw ?? K,
-      wOff: o.wOff ?? 0,
+      ldw: o.ldw ?? (transW ? K : N),
+      wOff: (o.wOff ?? 0) + b * wBs,
+      wKN: !transW,
       ldc,
       cOff: (o.cOff ?? 0) + b * cBs,
       alpha: o.alpha ?? 1,
@@ -335,6 +341,7 @@ function launchWindows(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions):
       resid: o.resid,
       rOff: (o.rOff ?? 0) + b * rBs,
       ldr,
+      constantW: !!o.constantW,
     });
   }
   return c;

@@ -45,6 +45,10 @@ export interface WindowsMatmul {
   biasRow?: boolean;
   /** W already in the packed layout (e.g. im2col'ed pixels, src/kernels/conv2d.ts); `w` is then unused. */
   packed?: Tensor;
+  /** W is a constant weight: its packed copy is cached. Otherwise W is packed for this call only. */
+  constantW?: boolean;
+  /** W is stored [K, N] instead of [N, K] (f32 only; packed per call). */
+  wKN?: boolean;
 }
 
 /** K split into equal chunks of at most MAX_CHUNK elements (a multiple of 8, of 16 for f16), or null. */
@@ -271,6 +275,34 @@ function pipe(ctx: GpuContext, st: State, spec: Parameters<typeof windowsShader>
   return p;
 }
 
+/** Records the repacking of W (N rows of K, or wKN: stored [K, N], f32 only) into a new tensor. */
+function packOperand(
+  ctx: GpuContext,
+  w: Tensor,
+  o: { N: number; K: number; ldw: number; wOff: number; wKN: boolean },
+): Tensor {
+  const f16 = w.dtype === "f16";
+  const pl = planWindows(1, o.N, o.K, f16);
+  const kcw = f16 ? pl.kc / 2 : pl.kc;
+  const groups = Math.ceil(Math.ceil(o.N / LANES) / pl.gw) * pl.gw;
+  const total = pl.chunks * groups * pl.steps * 32;
+  const out = ctx.empty([total + WINDOW_WORDS], "u32");
+  const k = ctx.kernel({
+    name: "matmul_pack",
+    shader: "matmul_pack.wgsl",
+    defines: { TRANS_W: o.wKN },
+    bindings: ["read", "write"],
+  });
+  const wr = f16 ? 2 : 1;
+  ctx.dispatch(
+    k,
+    [o.N, o.ldw / wr, o.wOff / wr, kcw, pl.steps, groups, total, pl.chunks],
+    [w, out],
+    [Math.ceil((groups * 8) / 64), pl.steps, pl.chunks],
+  );
+  return out;
+}
+
 /**
  * The packed copy of a constant weight (made on first use, then cached with the weight tensor): per chunk,
  * ceil(N/8) groups padded to whole windows, plus one window of slack so any window start inside is bindable.
@@ -280,24 +312,12 @@ export function packedWeight(
   w: Tensor,
   o: { N: number; K: number; ldw: number; wOff: number },
 ): Tensor {
-  const f16 = w.dtype === "f16";
-  const pl = planWindows(1, o.N, o.K, f16);
+  const pl = planWindows(1, o.N, o.K, w.dtype === "f16");
   const st = state(ctx);
   const key = `${o.N},${o.K},${o.ldw},${o.wOff},${pl.kc},${pl.gw}`;
   const hit = st.packed.get(w);
   if (hit && hit.key === key && !hit.tensor.released) return hit.tensor;
-  const kcw = f16 ? pl.kc / 2 : pl.kc;
-  const groups = Math.ceil(Math.ceil(o.N / LANES) / pl.gw) * pl.gw;
-  const total = pl.chunks * groups * pl.steps * 32;
-  const out = ctx.empty([total + WINDOW_WORDS], "u32");
-  const k = ctx.kernel({ name: "matmul_pack", shader: "matmul_pack.wgsl", bindings: ["read", "write"] });
-  const wr = f16 ? 2 : 1;
-  ctx.dispatch(
-    k,
-    [o.N, o.ldw / wr, o.wOff / wr, kcw, pl.steps, groups, total, pl.chunks],
-    [w, out],
-    grid1d(total, 256),
-  );
+  const out = packOperand(ctx, w, { ...o, wKN: false });
   hit?.tensor.release();
   st.packed.set(w, { key, tensor: out });
   return out;
@@ -315,7 +335,11 @@ export function matmulWindows(
   const f16 = !o.packed && w!.dtype === "f16";
   check(windowsApplies({ K, ldw: o.ldw, wOff: o.wOff, f16 }), "matmul_windows", `unsupported K=${K}`);
   const pl = planWindows(M, N, K, f16);
-  const packed = o.packed ?? packedWeight(ctx, w!, { N, K, ldw: o.ldw, wOff: o.wOff });
+  const transient = !o.packed && !o.constantW;
+  const packed = o.packed ??
+    (o.constantW
+      ? packedWeight(ctx, w!, { N, K, ldw: o.ldw, wOff: o.wOff })
+      : packOperand(ctx, w!, { N, K, ldw: o.ldw, wOff: o.wOff, wKN: !!o.wKN }));
   const st = state(ctx);
   const d = ctx.device;
 
@@ -451,5 +475,7 @@ export function matmulWindows(
   }
   pass.end();
   d.queue.submit([enc.finish()]);
+  // Back to the pool: later users are recorded after this submit, so they cannot overtake the pass.
+  if (transient) packed.release();
   return c;
 }

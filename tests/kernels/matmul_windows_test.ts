@@ -61,21 +61,52 @@ Deno.test("matmul windows: chunks, windows, ragged edges, f32/f16 W and the epil
   }
 });
 
-Deno.test("matmul windows: taken automatically for constant weights on CPU adapters only", async () => {
+Deno.test("matmul windows: activations as W, stored [K,N], per-head batches match the CPU reference", async () => {
+  const ctx = await sharedContext();
+  // Attention-like: 3 heads, scores = Q·Kᵀ (W [N,K] per head), then out = P·V (V stored [N, d] per head: W [K,N]).
+  const B = 3, M = 70, N = 45, d = 64;
+  const q = randn(B * M * d, 1), k = randn(B * N * d, 2), v = randn(B * N * d, 3);
+  const tq = ctx.upload(q, [q.length]), tk = ctx.upload(k, [k.length]), tv = ctx.upload(v, [v.length]);
+  const oS = { M, N, K: d, batch: B, wBatchStride: N * d, variant: "windows" as const };
+  const s = matmul(ctx, tq, tk, oS);
+  const wantS = matmulStridedRef(q, k, new Float32Array(B * M * N), oS);
+  assertClose("windows Q·Kᵀ heads", await ctx.readF32(s), wantS, { atol: 2e-5 * Math.sqrt(d), rtol: 1e-5 });
+  // K must be a multiple of 8: the first 40 of the 45 key rows.
+  const oO = {
+    M,
+    N: d,
+    K: 40,
+    lda: N,
+    aBatchStride: M * N,
+    transW: false,
+    ldw: d,
+    wBatchStride: N * d,
+    batch: B,
+    variant: "windows" as const,
+  };
+  const o2 = matmul(ctx, s, tv, oO);
+  const want2 = matmulStridedRef(wantS, v, new Float32Array(B * M * d), oO);
+  assertClose("windows P·V heads ([K,N] W)", await ctx.readF32(o2), want2, { atol: 2e-4, rtol: 1e-5 });
+  [tq, tk, tv, s, o2].forEach((t) => t.release());
+});
+
+Deno.test("matmul windows: taken automatically on CPU adapters for weights, and for activations from M = 64", async () => {
   const ctx = await sharedContext();
   const ta = ctx.upload(new Float32Array(64 * 32), [64, 32]),
     tw = ctx.upload(new Float32Array(16 * 32), [16, 32]);
   const o = { M: 64, N: 16, K: 32 };
-  assert.notEqual(resolveMatmul(ctx, ta, tw, o).plan.variant, "windows"); // activations as W: never
+  const cpu = ctx.gpu.isFallback;
+  assert.equal(resolveMatmul(ctx, ta, tw, o).plan.variant, cpu ? "windows" : "tiled");
+  assert.notEqual(resolveMatmul(ctx, ta, tw, { ...o, M: 32 }).plan.variant, "windows"); // too few rows to pack
   assert.equal(
-    resolveMatmul(ctx, ta, tw, { ...o, constantW: true }).plan.variant,
-    ctx.gpu.isFallback ? "windows" : "tiled",
+    resolveMatmul(ctx, ta, tw, { ...o, M: 32, constantW: true }).plan.variant,
+    cpu ? "windows" : "tiled",
   );
   // K that cannot be chunked (not a multiple of 8) keeps the other schedules; asking for windows names K.
   const tk = ctx.upload(new Float32Array(64 * 36), [64, 36]),
     twk = ctx.upload(new Float32Array(16 * 36), [16, 36]);
   assert.notEqual(
-    resolveMatmul(ctx, tk, twk, { M: 64, N: 16, K: 36, constantW: true }).plan.variant,
+    resolveMatmul(ctx, tk, twk, { M: 64, N: 16, K: 36 }).plan.variant,
     "windows",
   );
   assert.throws(() => resolveMatmul(ctx, tk, twk, { M: 64, N: 16, K: 36, variant: "windows" }), /K=36/);
