@@ -222,6 +222,43 @@ fn cluster_rank(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 }
 #endif
 
+#if CRANK_SERIAL
+// Pass 3 for CPU adapters (same result as cluster_rank): one invocation per row keeps its top k in private arrays,
+// scanning the masses once in id order and inserting by strict comparison (so ties keep the lower id first).
+// cluster_rank's O(C²) scan reads each mass through a same-address storage load, a per-lane loop on llvmpipe.
+@group(0) @binding(2) var<storage, read> Mass: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Top: array<vec2<f32>>;
+
+@compute @workgroup_size(64)
+fn cluster_rank_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let r = gid.x + gid.y * nwg.x * 64u;
+  if (r >= P.rows) { return; }
+  let C = P.nclusters;
+  let K = P.k;
+  let row = r * C;
+  var ids: array<u32, {{KMAX}}>;
+  var vals: array<f32, {{KMAX}}>;
+  var n = 0u;
+  for (var c = 0u; c < C; c++) {
+    let v = Mass[row + c];
+    if (n < K || v > vals[K - 1u]) {
+      var j = min(n, K - 1u);
+      loop {
+        if (j == 0u) { break; }
+        if (!(vals[j - 1u] < v)) { break; }
+        vals[j] = vals[j - 1u];
+        ids[j] = ids[j - 1u];
+        j--;
+      }
+      vals[j] = v;
+      ids[j] = c;
+      n = min(n + 1u, K);
+    }
+  }
+  for (var i = 0u; i < K; i++) { Top[r * K + i] = vec2<f32>(f32(ids[i]), vals[i]); }
+}
+#endif
+
 #if CDRAW
 // Pass 4 (one thread per row): draw one of the top k clusters in proportion to its mass, or take rank force_rank.
 @group(0) @binding(2) var<storage, read> Top: array<vec2<f32>>;

@@ -5,7 +5,7 @@
 import { f32, type GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { seedKey } from "../sampling/rng.ts";
-import { check } from "./_grid.ts";
+import { check, grid1d } from "./_grid.ts";
 
 /** Cluster labels of the image tokens on the GPU (cluster_label.npy), in the layout the kernel reads. */
 export interface ClusterTable {
@@ -25,6 +25,12 @@ let wgOverride: 64 | 256 | null = null;
 /** Threads per row: 64 on software adapters (lavapipe pays per barrier per thread), 256 on GPUs. */
 export function samplingWorkgroupSize(ctx: GpuContext): 64 | 256 {
   return wgOverride ?? (ctx.gpu.isFallback ? 64 : 256);
+}
+
+let rankSerialOverride: boolean | null = null;
+/** Forces the cluster-rank pass: serial per row (CPU default) or parallel (GPU default); null restores the default. */
+export function setClusterRankSerial(serial: boolean | null): void {
+  rankSerialOverride = serial;
 }
 
 /** Forces the workgroup size (tests and benchmarks compare both); null restores the default. */
@@ -292,7 +298,19 @@ export function clusterSampleGpu(
     grid,
   );
   ctx.dispatch(pass("cluster_norm", "CNORM", ["read", "read", "write"]), p, [logits, pairs, mass], grid);
-  ctx.dispatch(pass("cluster_rank", "CRANK", ["read", "read", "write"]), p, [logits, mass, top], grid);
+  if ((rankSerialOverride ?? ctx.gpu.isFallback) && K <= 128) {
+    // CPU adapters: one invocation per row, top k kept in private arrays (see shaders/sampling.wgsl).
+    const serial = ctx.kernel({
+      name: "cluster_rank_serial",
+      shader: "sampling.wgsl",
+      entry: "cluster_rank_serial",
+      defines: { CRANK_SERIAL: 1, KMAX: K <= 16 ? 16 : 128, ...wg },
+      bindings: ["read", "read", "write"],
+    });
+    ctx.dispatch(serial, p, [logits, mass, top], grid1d(s.rows, 64));
+  } else {
+    ctx.dispatch(pass("cluster_rank", "CRANK", ["read", "read", "write"]), p, [logits, mass, top], grid);
+  }
   ctx.dispatch(
     pass("cluster_draw", "CDRAW", dbg ? ["read", "read", "write", "write"] : ["read", "read", "write"], {
       DEBUG: dbg,

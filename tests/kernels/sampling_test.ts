@@ -5,6 +5,7 @@ import {
   clusterTable,
   philoxGpu,
   readClusterDebug,
+  setClusterRankSerial,
   topkSampleGpu,
 } from "../../src/kernels/sampling.ts";
 import { argmaxCpu, clusterSampleCpu, topkSampleCpu } from "../../src/reference/sampling.ts";
@@ -70,6 +71,18 @@ Deno.test("sampling kernels: argmax (first index on ties) and row selection", as
 
 Deno.test("sampling kernels: cluster sampling intermediates and draws match the CPU twin", async () => {
   const ctx = await sharedContext();
+  // Both cluster-rank passes (serial per row: CPU adapters' default; parallel: GPUs') on this adapter.
+  for (const serial of [true, false]) {
+    setClusterRankSerial(serial);
+    try {
+      await clusterCase(ctx);
+    } finally {
+      setClusterRankSerial(null);
+    }
+  }
+});
+
+async function clusterCase(ctx: Awaited<ReturnType<typeof sharedContext>>): Promise<void> {
   const rows = 37, width = 1037, C = 61;
   const labels = labelsFor(width, C, 11);
   const table = clusterTable(ctx, labels, C);
@@ -102,7 +115,7 @@ Deno.test("sampling kernels: cluster sampling intermediates and draws match the 
   }
   lt.release();
   table.tensor.release();
-});
+}
 
 Deno.test("sampling kernels: cluster draws follow the final distribution", async () => {
   const ctx = await sharedContext();
