@@ -83,7 +83,8 @@ async function benchMatmul(
   const o: MatmulOptions = { M, N, K, out: c, variant: s.variant, constantW: true };
   const launch = resolveMatmul(ctx, a, w, o);
   // Enough calls per submit that the queue round trip (~12 ms on lavapipe) is a small share.
-  const reps = Math.max(1, Math.min(64, Math.round(2e9 / (2 * M * N * K))));
+  // At least 2 (1024³ takes ~150 ms on lavapipe: one call per burst would carry a whole round trip).
+  const reps = Math.max(2, Math.min(64, Math.round(4e9 / (2 * M * N * K))));
   const ms = await timeBurst(ctx, () => matmul(ctx, a, w, o), { reps, iters: s.iters });
   const gflops = 2 * M * N * K / ms / 1e6;
   const params = { M, N, K, w: dtype, transW: true, kernel: launch.name };
