@@ -1,7 +1,7 @@
 // Launchers for elementwise f32 ops (shaders/elementwise.wgsl): add, mul, broadcast add, scale, gelu, silu, copy.
 // Not fused epilogues: matmul carries its own bias/GELU/residual options.
 
-import { type GpuContext, f32 } from "../gpu/context.ts";
+import { f32, type GpuContext } from "../gpu/context.ts";
 import { type Tensor } from "../gpu/tensor.ts";
 import { check, grid1d } from "./_grid.ts";
 
@@ -26,20 +26,28 @@ function binary(ctx: GpuContext, op: BinaryOp, a: Tensor, b: Tensor, out?: Tenso
 function unary(ctx: GpuContext, op: UnaryOp, a: Tensor, s = 1, out?: Tensor): Tensor {
   check(a.dtype === "f32", op, "input must be f32");
   const o = out ?? ctx.empty(a.shape, "f32");
-  const k = ctx.kernel({ name: op.toLowerCase(), shader: "elementwise.wgsl", defines: { [op]: 1 }, bindings: ["read", "write"] });
+  const k = ctx.kernel({
+    name: op.toLowerCase(),
+    shader: "elementwise.wgsl",
+    defines: { [op]: 1 },
+    bindings: ["read", "write"],
+  });
   ctx.dispatch(k, [a.size, 0, f32(s), 0, 0, 0], [a, o], grid1d(a.size, 256));
   return o;
 }
 
 /** out = a + b (same size). `out` must not alias an input (WebGPU forbids read + write binding of one buffer). */
-export const add = (ctx: GpuContext, a: Tensor, b: Tensor, out?: Tensor): Tensor => binary(ctx, "ADD", a, b, out);
+export const add = (ctx: GpuContext, a: Tensor, b: Tensor, out?: Tensor): Tensor =>
+  binary(ctx, "ADD", a, b, out);
 /** out = a * b (same size). */
-export const mul = (ctx: GpuContext, a: Tensor, b: Tensor, out?: Tensor): Tensor => binary(ctx, "MUL", a, b, out);
+export const mul = (ctx: GpuContext, a: Tensor, b: Tensor, out?: Tensor): Tensor =>
+  binary(ctx, "MUL", a, b, out);
 /** out[i] = a[i] + b[i % b.size] (row-broadcast of a bias). */
 export const addBroadcast = (ctx: GpuContext, a: Tensor, b: Tensor, out?: Tensor): Tensor =>
   binary(ctx, "ADD_BCAST", a, b, out);
 /** out = a * s. */
-export const scale = (ctx: GpuContext, a: Tensor, s: number, out?: Tensor): Tensor => unary(ctx, "SCALE", a, s, out);
+export const scale = (ctx: GpuContext, a: Tensor, s: number, out?: Tensor): Tensor =>
+  unary(ctx, "SCALE", a, s, out);
 /** SwissArmyTransformer's tanh-approximation GELU. */
 export const gelu = (ctx: GpuContext, a: Tensor, out?: Tensor): Tensor => unary(ctx, "GELU", a, 1, out);
 /** x·sigmoid(x). */

@@ -355,7 +355,15 @@ export function matmulChunked(
   ctx: GpuContext,
   a: Tensor,
   w: RowChunkedTensor,
-  o: { M: number; cols?: number; lda?: number; aOff?: number; out?: Tensor; constantW?: boolean },
+  o: {
+    M: number;
+    cols?: number;
+    lda?: number;
+    aOff?: number;
+    out?: Tensor;
+    constantW?: boolean;
+    variant?: MatmulVariant;
+  },
 ): Tensor {
   const N = o.cols ?? w.rows;
   const K = w.cols;
@@ -373,6 +381,7 @@ export function matmulChunked(
       cOff: ch.row0,
       out: c,
       constantW: o.constantW,
+      variant: o.variant,
     });
   }
   return c;

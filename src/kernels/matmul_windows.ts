@@ -16,7 +16,7 @@
 
 import { type GpuContext } from "../gpu/context.ts";
 import { type Tensor } from "../gpu/tensor.ts";
-import { check, grid1d } from "./_grid.ts";
+import { check } from "./_grid.ts";
 
 const WINDOW_WORDS = 16384; // 64 KiB: WebGPU's default (and lavapipe's) maxUniformBufferBindingSize
 const MAX_CHUNK = 1024; // K elements per chunk (A window: >= 16 rows)

@@ -54,7 +54,11 @@ export function spatialAttention(
     return out;
   }
   const out = o.out ?? ctx.empty([c, n], "f32");
-  check(out.dtype === "f32" && out.size >= c * n, "spatialAttention", `out [${out.shape}] cannot hold ${c}x${n}`);
+  check(
+    out.dtype === "f32" && out.size >= c * n,
+    "spatialAttention",
+    `out [${out.shape}] cannot hold ${c}x${n}`,
+  );
   const s = ctx.empty([block, n], "f32");
   for (let i0 = 0; i0 < n; i0 += block) {
     const rows = Math.min(block, n - i0);

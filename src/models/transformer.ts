@@ -294,34 +294,15 @@ export function logits(
   // Otherwise, on CPU adapters the register-tiled schedule beats split-K GEMV for narrow rows (K=64: 1.7-3x on
   // lavapipe, measured with tools/bench); from K≈768 on GEMV wins. Real GPUs keep the matmul's own choice.
   const windows = ctx.gpu.isFallback && windowsApplies({ K, ldw: K, wOff: 0, f16: table.dtype === "f16" });
-  if (!(ctx.gpu.isFallback && K < 256) || windows) {
-    return matmulChunked(ctx, x, table, {
-      M: o.rows,
-      cols: o.cols,
-      lda: o.lda,
-      aOff: o.aOff,
-      out: o.out,
-      constantW: true,
-    });
-  }
-  const N = o.cols ?? table.rows;
-  const c = o.out ?? ctx.empty([o.rows, N], "f32");
-  for (const ch of table.chunks) {
-    if (ch.row0 >= N) break;
-    const n = Math.min(ch.rows, N - ch.row0);
-    matmul(ctx, x, ch.tensor, {
-      M: o.rows,
-      N: n,
-      K,
-      lda: o.lda,
-      aOff: o.aOff,
-      ldc: N,
-      cOff: ch.row0,
-      out: c,
-      variant: "direct",
-    });
-  }
-  return c;
+  return matmulChunked(ctx, x, table, {
+    M: o.rows,
+    cols: o.cols,
+    lda: o.lda,
+    aOff: o.aOff,
+    out: o.out,
+    constantW: true,
+    variant: ctx.gpu.isFallback && K < 256 && !windows ? "direct" : undefined,
+  });
 }
 
 /**

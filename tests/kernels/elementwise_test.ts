@@ -12,9 +12,14 @@ Deno.test("elementwise add/mul/scale/copy match the CPU", async () => {
     const ta = ctx.upload(a, [n]), tb = ctx.upload(b, [n]);
     assertClose(`add ${n}`, await ctx.readF32(add(ctx, ta, tb)), a.map((x, i) => x + b[i]), { atol: 0 });
     assertClose(`mul ${n}`, await ctx.readF32(mul(ctx, ta, tb)), a.map((x, i) => x * b[i]), { atol: 0 });
-    assertClose(`scale ${n}`, await ctx.readF32(scale(ctx, ta, 0.37)), a.map((x) => Math.fround(x * Math.fround(0.37))), {
-      atol: 0,
-    });
+    assertClose(
+      `scale ${n}`,
+      await ctx.readF32(scale(ctx, ta, 0.37)),
+      a.map((x) => Math.fround(x * Math.fround(0.37))),
+      {
+        atol: 0,
+      },
+    );
     assertClose(`copy ${n}`, await ctx.readF32(copy(ctx, ta)), a, { atol: 0 });
   }
 });

@@ -2,11 +2,11 @@
 // against the CPU twin: several A windows with a ragged last one, N not a multiple of 8, K split into chunks that
 // accumulate in C, strided A, W offsets and strides, f32/f16 W and the epilogue (applied after the last chunk).
 import assert from "node:assert/strict";
-import { f16BitsToF32, f32ToF16Bits } from "../../src/gpu/f16.ts";
 import { matmul, resolveMatmul } from "../../src/kernels/matmul.ts";
 import { planWindows, windowsChunk, windowsShader } from "../../src/kernels/matmul_windows.ts";
 import { matmulStridedRef } from "../../src/reference/matmul.ts";
 import { assertClose, randn, sharedContext } from "../_util.ts";
+import { matmulCase } from "./_matmul_case.ts";
 
 Deno.test("matmul windows: chunks, windows, ragged edges, f32/f16 W and the epilogue match the CPU reference", async () => {
   const ctx = await sharedContext();
@@ -22,41 +22,19 @@ Deno.test("matmul windows: chunks, windows, ragged edges, f32/f16 W and the epil
   ];
   for (const f16 of [false, true]) {
     for (const [M, N, K, lda, epi] of cases) {
-      const dt = f16 ? "f16" : "f32";
-      const aOff = lda === K ? 0 : 4, wOff = 8, ldw = K + 8;
-      const a = randn(aOff + M * lda, M + K), wRaw = randn(wOff + N * ldw, N + 3 * K, 0.3);
-      const biasRaw = randn(N + 3, 7);
-      const w = f16 ? f16BitsToF32(f32ToF16Bits(wRaw)) : wRaw;
-      const bias = f16 ? f16BitsToF32(f32ToF16Bits(biasRaw)) : biasRaw;
-      const ldc = N + 5, cOff = 2 * ldc + 1, ldr = N + 2, rOff = 3;
-      const resid = randn(rOff + M * ldr, 11);
-      const cInit = randn(cOff + M * ldc, 13);
-      const ta = ctx.upload(a, [a.length]), tw = ctx.upload(wRaw, [wRaw.length], dt);
-      const tb = ctx.upload(biasRaw, [N + 3], dt), tr = ctx.upload(resid, [resid.length]);
-      const tc = ctx.upload(cInit, [cInit.length]);
-      const o = {
-        M,
-        N,
-        K,
-        lda,
-        aOff,
-        ldw,
-        wOff,
-        ldc,
-        cOff,
-        variant: "windows" as const,
-        ...(epi ? { alpha: 0.75, biasOff: 3, gelu: true, rOff, ldr } : {}),
-      };
-      assert.equal(resolveMatmul(ctx, ta, tw, o).plan.variant, "windows");
-      const want = matmulStridedRef(a, w, cInit.slice(), { ...o, ...(epi ? { bias, resid } : {}) });
-      const tol = { atol: 2e-5 * Math.sqrt(K) + (epi ? 1e-4 : 0), rtol: 1e-5 };
-      const label = `windows ${M}x${N}x${K} lda=${lda} ${dt} epilogue=${epi}`;
-      // Twice: the second call reuses the cached packed weight.
-      for (let rep = 0; rep < 2; rep++) {
-        matmul(ctx, ta, tw, { ...o, out: tc, ...(epi ? { bias: tb, resid: tr } : {}) });
-        assertClose(`${label} call ${rep + 1}`, await ctx.readF32(tc), want, tol);
+      const t = matmulCase(ctx, { M, N, K, lda, epi, f16, aOff: 4, wPad: 8 });
+      assert.equal(resolveMatmul(ctx, t.a, t.w, { ...t.o, variant: "windows" }).plan.variant, "windows");
+      // Constant W twice (the second call reuses the cached packed weight), then packed for the call only.
+      for (const [rep, constantW] of [[1, true], [2, true], [3, false]] as const) {
+        matmul(ctx, t.a, t.w, { ...t.run, variant: "windows", constantW });
+        assertClose(
+          `windows ${t.label} call ${rep} constantW=${constantW}`,
+          await ctx.readF32(t.c),
+          t.want,
+          t.tol,
+        );
       }
-      [ta, tw, tb, tr, tc].forEach((t) => t.release());
+      t.release();
     }
   }
 });
