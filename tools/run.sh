@@ -17,8 +17,17 @@ if [ ! -x "$DENO" ] || ! "$DENO" --version 2>/dev/null | grep -q "deno $DENO_VER
   npm install --prefix .tools --no-audit --no-fund --loglevel=error "deno@$DENO_VERSION" >&2
 fi
 
-# A WebGPU adapter? If not, install Mesa's Vulkan drivers (lavapipe runs WebGPU on the CPU).
-if ! "$DENO" run --quiet --unstable-webgpu --allow-all tools/probe_gpu.ts >/dev/null 2>&1; then
+# A WebGPU adapter? If not, install Mesa's Vulkan drivers (lavapipe runs WebGPU on the CPU). Also when an adapter
+# exists but no Vulkan driver is installed and root can apt: wgpu then falls back to OpenGL (Mesa's llvmpipe through
+# EGL, no shader-f16), which is slower and not what the project is tested on.
+vk_icd() { ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1; }
+if "$DENO" run --quiet --unstable-webgpu --allow-all tools/probe_gpu.ts >/dev/null 2>&1; then
+  if ! vk_icd && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    say "WebGPU runs on OpenGL here (no Vulkan driver): installing Mesa's Vulkan drivers (mesa-vulkan-drivers) through apt"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers) >&2 ||
+      say "could not install mesa-vulkan-drivers; going on with the OpenGL adapter"
+  fi
+else
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     say "no WebGPU adapter: installing Mesa's Vulkan drivers (mesa-vulkan-drivers) through apt"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers) >&2
