@@ -20,7 +20,10 @@ fi
 # A WebGPU adapter? If not, install Mesa's Vulkan drivers (lavapipe runs WebGPU on the CPU). Also when an adapter
 # exists but no Vulkan driver is installed and root can apt: wgpu then falls back to OpenGL (Mesa's llvmpipe through
 # EGL, no shader-f16), which is slower and not what the project is tested on.
-vk_icd() { ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1; }
+vk_icd() {
+  for f in /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json; do [ -e "$f" ] && return 0; done
+  return 1
+}
 if "$DENO" run --quiet --unstable-webgpu --allow-all tools/probe_gpu.ts >/dev/null 2>&1; then
   if ! vk_icd && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     say "WebGPU runs on OpenGL here (no Vulkan driver): installing Mesa's Vulkan drivers (mesa-vulkan-drivers) through apt"
