@@ -1,5 +1,6 @@
-// `deno task bench [--json] [--quick] [--only a,b]`: runs every suite in tools/bench/mod.ts on the adapter,
-// prints a table (or, with --json, one JSON array of {name, params, value, unit}) and writes out/bench.json.
+// `deno task bench [--json] [--quick] [--only a,b] [--model DIR]`: runs every suite in tools/bench/mod.ts on the
+// adapter, prints a table (or, with --json, one JSON array of {name, params, value, unit}) and writes out/bench.json.
+// --model: a converted model directory for the coglm and sr suites instead of converting tests/testdata.
 import { sharedContext } from "../src/gpu/context.ts";
 import { describeGpu } from "../src/gpu/device.ts";
 import type { BenchResult } from "./bench/_types.ts";
@@ -8,6 +9,12 @@ import { suites } from "./bench/mod.ts";
 const args = Deno.args;
 const json = args.includes("--json");
 const quick = args.includes("--quick");
+const modelIdx = args.indexOf("--model");
+const model = modelIdx >= 0 ? args[modelIdx + 1] : undefined;
+if (modelIdx >= 0 && !model) {
+  console.error("--model needs a converted model directory (deno task convert --out DIR)");
+  Deno.exit(2);
+}
 const onlyIdx = args.indexOf("--only");
 const only = onlyIdx >= 0 ? new Set(args[onlyIdx + 1].split(",")) : null;
 const unknown = only ? [...only].filter((n) => !suites.some((s) => s.name === n)) : [];
@@ -28,7 +35,7 @@ for (const suite of suites) {
     results.push(r);
     const p = Object.entries(r.params).map(([k, v]) => `${k}=${v}`).join(" ");
     log(`${r.name.padEnd(34)} ${p.padEnd(44)} ${fmt(r.value).padStart(12)} ${r.unit}${r.baseline ? ` (vs ${r.baseline})` : ""}`);
-  }, { quick });
+  }, { quick, model });
 }
 await Deno.mkdir("out", { recursive: true });
 const record = { adapter: describeGpu(ctx.gpu), date: new Date().toISOString(), results };

@@ -38,7 +38,7 @@ run)
     tee "$OUT/conformance.log"
   for s in ${SUITES:-matmul coglm sr local_attention sampling e2e}; do
     echo "== $s" >> "$OUT/bench.log"; rm -f out/bench.json
-    timeout "${SUITE_T:-70}" deno run -A --cached-only --unstable-webgpu tools/bench.ts --only "$s" 2>&1 | tee -a "$OUT/bench.log"
+    timeout "${SUITE_T:-70}" deno run -A --cached-only --unstable-webgpu tools/bench.ts --only "$s" --model .dn/model 2>&1 | tee -a "$OUT/bench.log"
     # one line per suite: {"suite", "results"} with results as `deno task bench --json` writes them
     [ -f out/bench.json ] && deno eval "console.log(JSON.stringify({ suite: '$s', results: JSON.parse(Deno.readTextFileSync('out/bench.json')) }))" >> "$OUT/bench_all.jsonl"
   done

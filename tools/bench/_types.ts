@@ -14,5 +14,14 @@ export interface BenchSuite {
   /** Short name used by --only. */
   name: string;
   description: string;
-  run(ctx: GpuContext, report: (r: BenchResult) => void, options: { quick: boolean }): Promise<void>;
+  run(ctx: GpuContext, report: (r: BenchResult) => void, options: BenchOptions): Promise<void>;
+}
+
+export interface BenchOptions {
+  quick: boolean;
+  /**
+   * A converted model directory (`deno task convert` output) for the suites that otherwise convert the test
+   * fixture set at start (coglm, sr): lets them run where tests/testdata is absent (e.g. a device machine).
+   */
+  model?: string;
 }

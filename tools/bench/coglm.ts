@@ -35,7 +35,12 @@ export const MEDIUM: TransformerDims = {
 // "一只可爱的猫 高清摄影 隔绝<start_of_image>"-sized prompt (10 ids, the last <start_of_image>).
 const TEXT = Int32Array.from([21371, 20392, 23869, 20021, 22697, 24346, 20100, 20200, 20300, 26001]);
 
-async function tinyModel(ctx: GpuContext): Promise<CogLM> {
+async function tinyModel(ctx: GpuContext, model?: string): Promise<CogLM> {
+  if (model) {
+    const m = await CogLM.load(ctx, model);
+    await m.clusters();
+    return m;
+  }
   const { convertFixtureSet } = await import("../../src/convert/fixture.ts");
   const tmp = await Deno.makeTempDir({ prefix: "cogview2-bench-" });
   try {
@@ -256,10 +261,10 @@ export const coglmSuite: BenchSuite = {
   name: "coglm",
   description:
     "CogLM generation: ms, tokens/s at batch 1/4/8 (tiny fixture, synthetic 12×768), per-kernel GPU time",
-  async run(ctx, report, { quick }) {
-    const tiny = await tinyModel(ctx);
+  async run(ctx, report, { quick, model }) {
+    const tiny = await tinyModel(ctx, model);
     try {
-      await benchModel(ctx, report, "tiny-fixture", tiny, {
+      await benchModel(ctx, report, model ? "converted" : "tiny-fixture", tiny, {
         tokens: quick ? 12 : 400,
         batches: [1, 4, 8],
         profileBatch: 4,

@@ -201,14 +201,14 @@ export const srSuite: BenchSuite = {
   name: "sr",
   description:
     "DSR forward/step and LoPAR round ms at batch 1 and 4 (tiny fixture, synthetic medium), peak GPU MiB",
-  async run(ctx, report, { quick }) {
+  async run(ctx, report, { quick, model }) {
     const tmp = await Deno.makeTempDir({ prefix: "bench-sr-" });
     try {
-      const dir = join(tmp, "model");
-      await convertFixtureSet(FIXTURE, dir);
+      const dir = model ?? join(tmp, "model");
+      if (!model) await convertFixtureSet(FIXTURE, dir);
       const tiny = await SuperResolution.load(ctx, dir);
       try {
-        await benchModel(ctx, report, "tiny", tiny, quick ? [1] : [1, 4], {
+        await benchModel(ctx, report, model ? "converted" : "tiny", tiny, quick ? [1] : [1, 4], {
           steps: !quick,
           iters: quick ? 1 : 3,
         });
