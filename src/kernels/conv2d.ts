@@ -4,7 +4,7 @@
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { check, grid1d } from "./_grid.ts";
-import { matmulWindows, planWindows, windowsApplies } from "./matmul_windows.ts";
+import { matmulWindows, packedLayout, planWindows, windowsApplies } from "./matmul_windows.ts";
 
 export interface Conv2dOptions {
   /** Stored input size: x is [cin, h, w] (cin from the weight). */
@@ -194,9 +194,9 @@ function convWindows(
   for (let p0 = 0; p0 < P; p0 += block) {
     const np = Math.min(block, P - p0);
     const pl = planWindows(o.cout, np, K, false);
-    const groups = Math.ceil(Math.ceil(np / 8) / pl.gw) * pl.gw;
-    const total = pl.chunks * groups * pl.steps * 32;
-    const packed = ctx.empty([total + 16384], "f32");
+    const { groups, chunkWords, words } = packedLayout(pl, np);
+    const total = pl.chunks * chunkWords;
+    const packed = ctx.empty([words], "f32");
     const params = [o.cin, o.h, o.w, o.lh, o.lw, o.ow, o.ks, o.stride, o.pad, o.upsample ? 1 : 0];
     const grid = [Math.ceil((groups * 8) / 64), pl.steps, pl.chunks];
     ctx.dispatch(k, [...params, p0, np, pl.kc, pl.steps, groups, total], [x, packed], grid);

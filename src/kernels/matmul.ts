@@ -53,8 +53,9 @@ export interface MatmulOptions {
  * invocations of a workgroup and the partial tiles summed in workgroup memory. "ubo": CPU adapters, M >= 32,
  * W [N,K], K <= 1024 and a multiple of 4, batch 1: A is copied into 64 KiB uniform windows (lavapipe reads uniform
  * buffers with a branchless gather and storage buffers with a per-lane loop), 16x4 outputs per invocation.
- * "windows": CPU adapters, constant W [N,K] (options.constantW), batch 1: both operands read from uniform
- * windows, W repacked once, 8-16 x 8 outputs per invocation (src/kernels/matmul_windows.ts).
+ * "windows": CPU adapters, weights (options.constantW: W repacked once and cached) and activations from M = 64
+ * (W repacked per call, [K,N]-stored f32 W too); both operands read from uniform windows, a 3-16 x 8-12 register
+ * tile per invocation, one launch per batch element (src/kernels/matmul_windows.ts).
  */
 export type MatmulVariant = "tiled" | "direct" | "gemv" | "ubo" | "windows";
 
@@ -98,7 +99,8 @@ export function planMatmul(
       return { variant, mb: 4, nb: 1, wgx: 8, wgy: 1, rows: 16, cols: 32 };
     case "windows": {
       const w = planWindows(s.M, s.N, s.K, s.f16);
-      return { variant, mb: w.r / 4, nb: 2, wgx: 8, wgy: 1, rows: w.ra, cols: w.nw * w.gw * 8 };
+      const nb = Math.ceil((w.nw * w.cpl) / 4);
+      return { variant, mb: Math.ceil(w.r / 4), nb, wgx: 8, wgy: 1, rows: w.ra, cols: w.nw * w.gw * 8 };
     }
     case "gemv": {
       // K split over lid.x (adjacent invocations read adjacent K chunks of the same W rows: a few long

@@ -102,6 +102,20 @@ export function planWindows(M: number, N: number, K: number, f16: boolean): Wind
   return { kc, chunks: K / kc, steps, aStride, ra, r, gw, cpl, nw, gwx: gw / cpl };
 }
 
+/**
+ * The packed operand's layout for N rows of K (planWindows(…, N, K, f16)): ceil(N/8) groups padded to whole windows
+ * per chunk; `words` adds one window of slack so that any window starting inside is bindable.
+ */
+export function packedLayout(
+  pl: WindowsPlan,
+  N: number,
+): { groups: number; groupWords: number; chunkWords: number; words: number } {
+  const groups = Math.ceil(Math.ceil(N / LANES) / pl.gw) * pl.gw;
+  const groupWords = pl.steps * 32;
+  const chunkWords = groups * groupWords;
+  return { groups, groupWords, chunkWords, words: pl.chunks * chunkWords + WINDOW_WORDS };
+}
+
 /** The WGSL of one tile shape (exported for tests and the shader notes). */
 export function windowsShader(
   s: {
@@ -284,9 +298,9 @@ function packOperand(
   const f16 = w.dtype === "f16";
   const pl = planWindows(1, o.N, o.K, f16);
   const kcw = f16 ? pl.kc / 2 : pl.kc;
-  const groups = Math.ceil(Math.ceil(o.N / LANES) / pl.gw) * pl.gw;
-  const total = pl.chunks * groups * pl.steps * 32;
-  const out = ctx.empty([total + WINDOW_WORDS], "u32");
+  const { groups, chunkWords, words } = packedLayout(pl, o.N);
+  const total = pl.chunks * chunkWords;
+  const out = ctx.empty([words], "u32");
   const k = ctx.kernel({
     name: "matmul_pack",
     shader: "matmul_pack.wgsl",
@@ -387,9 +401,7 @@ export function matmulWindows(
     });
   }
   const params = new ArrayBuffer(calls * PARAM_STRIDE);
-  const packedGroups = Math.ceil(groups / pl.gw) * pl.gw;
-  const chunkWords = packedGroups * pl.steps * 32;
-  const groupWords = pl.steps * 32;
+  const { groups: packedGroups, chunkWords, groupWords } = packedLayout(pl, N);
   const offsets: number[][] = [];
   let call = 0;
   for (let ch = 0; ch < pl.chunks; ch++) {
