@@ -6,14 +6,8 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { openModelDir, type SrConfig } from "../models/config.ts";
 import { DsrModel } from "../models/dsr.ts";
 import { ItersrModel } from "../models/itersr.ts";
-import {
-  dsrInput,
-  dsrMask,
-  itersrInput,
-  itersrMask,
-  type SrArch,
-  type SrTransformer,
-} from "../models/sr_common.ts";
+import { dsrInput, dsrMask, itersrInput, itersrMask } from "../geometry/sr.ts";
+import type { SrModel } from "../models/sr_common.ts";
 import { argmaxRows, logProb } from "../kernels/softmax.ts";
 import { SuperResolution } from "../pipeline/super_resolution.ts";
 import type { CaseContext, CaseResult, GoldenCase } from "./types.ts";
@@ -43,14 +37,6 @@ function agreement(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return n / a.length;
 }
 
-function arch(c: SrConfig): SrArch {
-  return {
-    ...c,
-    layernorm_epsilon: c.layernorm_epsilon ?? 1e-5,
-    layernorm_order: c.layernorm_order ?? "sandwich",
-  };
-}
-
 /** The case's layout / kernel sizes must be the converted config's (the model is built from the config). */
 function checkLayout(c: GoldenCase, cfg: SrConfig): string | null {
   const lay = c.inputs.layout;
@@ -66,7 +52,7 @@ function checkLayout(c: GoldenCase, cfg: SrConfig): string | null {
 /** argmax and logsumexp of every row's image logits, computed in row blocks on the GPU. */
 async function logitStats(
   ctx: GpuContext,
-  net: SrTransformer,
+  net: SrModel<{ seqLen: number }>,
   hidden: Tensor,
   rows: number,
   imageTokens: number,
@@ -117,19 +103,17 @@ async function forwardCase(c: GoldenCase, cx: CaseContext, which: "dsr" | "iters
       sameInts(itersrMask(cfg, b.nPad), mask);
   }
   const src = await md.weights(which);
-  const model = which === "dsr"
-    ? await DsrModel.load(ctx, src, arch(cfg))
-    : await ItersrModel.load(ctx, src, arch(cfg));
+  const model = which === "dsr" ? await DsrModel.load(ctx, src, cfg) : await ItersrModel.load(ctx, src, cfg);
   src.close();
   try {
     const hidden = model.forward(tokens, positions, 1, mask, logW);
     const L = tokens.length, H = cfg.hidden_size;
     const hv = await ctx.readF32(hidden);
-    const { argmax, lse } = await logitStats(ctx, model.net, hidden, L, md.config.image_tokens);
+    const { argmax, lse } = await logitStats(ctx, model, hidden, L, md.config.image_tokens);
     const rowsIdx = nums(await cx.npy(c.expected.logit_rows_index));
     const rowLogits: number[] = [];
     for (const r of rowsIdx) {
-      const lg = model.net.logits(hidden, r, 1, md.config.image_tokens);
+      const lg = model.logits(hidden, r, 1, md.config.image_tokens);
       rowLogits.push(...await ctx.readF32(lg));
       lg.release();
     }

@@ -42,9 +42,7 @@ import type { GpuContext } from "../gpu/context.ts";
 import { f32 } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { check, grid1d } from "./_grid.ts";
-import { patchSize } from "../reference/local_attention.ts";
-
-export { patchSize };
+import { patchSize } from "../geometry/sr.ts";
 
 // ------------------------------------------------------------------ primitives
 

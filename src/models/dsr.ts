@@ -1,29 +1,75 @@
-// CogView2's direct super-resolution transformer (sr_pipeline/dsr_model.py DsrModel) on the GPU: text + low-res rows
-// use the base attention (masked, full), the high-res rows the attention_plus weights and the fused local attention
-// (9×5 window on the high-res grid + 5×5 on the low-res grid, one softmax: sparse_attention_2d_light).
+// CogView2's direct super-resolution transformer (sr_pipeline/dsr_model.py DsrModel) on the GPU: the shared SAT layer
+// stack (src/models/transformer.ts) with DSR's attention plugged in: text + low-res rows use the base attention
+// (masked, full), the high-res rows the attention_plus weights and the fused local attention (9×5 window on the
+// high-res grid + 5×5 on the low-res grid, one softmax: sparse_attention_2d_light).
 // Not the sampler or the stage API (src/pipeline/super_resolution.ts drives it); no KV cache (one step).
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import type { WeightSource } from "../formats/weights.ts";
 import { matmul } from "../kernels/matmul.ts";
 import { qkvRows, srLocalAttention } from "../kernels/local_attention.ts";
+import { type DsrGeometry, dsrGeometry, maskToAdd } from "../geometry/sr.ts";
+import type { SrConfig } from "./config.ts";
+import { loadTensor } from "./load.ts";
+import { loadSrTransformer, maskedAttention, SrModel } from "./sr_common.ts";
 import {
-  type DsrGeometry,
-  dsrGeometry,
-  maskedAttention,
-  maskToAdd,
-  type SrArch,
-  SrModel,
-  SrTransformer,
-} from "./sr_common.ts";
+  type Linear,
+  releaseTransformer,
+  type TransformerDims,
+  type TransformerWeights,
+} from "./transformer.ts";
 
 export class DsrModel extends SrModel<DsrGeometry> {
-  private constructor(ctx: GpuContext, net: SrTransformer) {
-    super(ctx, net, dsrGeometry);
+  private constructor(
+    ctx: GpuContext,
+    cfg: SrConfig,
+    dims: TransformerDims,
+    weights: TransformerWeights,
+    /** Per layer, attention_plus's QKV and dense (the high-res rows'). */
+    readonly plus: { qkv: Linear; dense: Linear }[],
+  ) {
+    super(ctx, cfg, dims, weights, dsrGeometry);
   }
 
-  static async load(ctx: GpuContext, src: WeightSource, cfg: SrArch): Promise<DsrModel> {
-    return new DsrModel(ctx, await SrTransformer.load(ctx, src, cfg, true));
+  /** Streams a DsrModel checkpoint: the transformer, its extra position table and the attention_plus mixin. */
+  static async load(ctx: GpuContext, src: WeightSource, cfg: SrConfig): Promise<DsrModel> {
+    const { dims, weights } = await loadSrTransformer(ctx, src, cfg);
+    const H = dims.hidden, owned: Tensor[] = [];
+    const t = async (name: string, shape: number[]) => {
+      const x = await loadTensor(ctx, src, name, shape);
+      owned.push(x);
+      return x;
+    };
+    const lin = async (p: string, n: number): Promise<Linear> => ({
+      weight: await t(`${p}.weight`, [n, H]),
+      bias: await t(`${p}.bias`, [n]),
+    });
+    try {
+      const plus = [];
+      for (let l = 0; l < dims.numLayers; l++) {
+        plus.push({
+          qkv: await lin(`mixins.attention_plus.query_key_value.${l}`, 3 * H),
+          dense: await lin(`mixins.attention_plus.dense.${l}`, H),
+        });
+      }
+      await ctx.sync();
+      return new DsrModel(ctx, cfg, dims, weights, plus);
+    } catch (e) {
+      for (const x of owned) x.release();
+      releaseTransformer(weights);
+      throw e;
+    }
+  }
+
+  override get bytes(): number {
+    let n = this.weights.bytes;
+    for (const p of this.plus) for (const l of [p.qkv, p.dense]) n += l.weight.byteLength + l.bias.byteLength;
+    return n;
+  }
+
+  override release(): void {
+    super.release();
+    for (const p of this.plus) for (const l of [p.qkv, p.dense]) l.weight.release(), l.bias.release();
   }
 
   /**
@@ -37,86 +83,63 @@ export class DsrModel extends SrModel<DsrGeometry> {
     mask: ArrayLike<number>,
     logAttentionWeights?: ArrayLike<number>,
   ): Tensor {
-    const ctx = this.ctx, g = this.geometry, cfg = this.net.cfg;
-    const H = cfg.hidden_size, heads = cfg.num_attention_heads, d = H / heads, L = g.seqLen;
+    const ctx = this.ctx, g = this.geometry, cfg = this.cfg;
+    const H = this.dims.hidden, heads = this.dims.heads, d = this.dims.headDim, L = g.seqLen;
     if (mask.length !== g.s0 * g.s0) throw new Error(`DSR forward: the mask must be [${g.s0}, ${g.s0}]`);
-    const { ids, pos } = this.uploadInputs("DSR", tokens, positionIds, batch, g.s0);
     const add = ctx.upload(maskToAdd(mask, logAttentionWeights), [g.s0, g.s0]);
-    const hidden = this.net.forward(ids, pos, batch, (l, x, out) => {
-      const ly = this.net.layers[l];
-      // Base QKV over the text + low-res rows, attention_plus QKV over the high-res rows.
-      const qkv0 = matmul(ctx, x, ly.qkv.w, {
-        constantW: true,
-        M: g.s0,
-        N: 3 * H,
-        K: H,
-        batch,
-        aBatchStride: L * H,
-        bias: ly.qkv.b,
-      });
-      const qkv1 = matmul(ctx, x, ly.qkvPlus!.w, {
-        constantW: true,
-        M: g.s1,
-        N: 3 * H,
-        K: H,
-        batch,
-        aOff: g.s0 * H,
-        aBatchStride: L * H,
-        bias: ly.qkvPlus!.b,
-      });
-      const ctx0 = ctx.empty([batch * g.s0, H]);
-      maskedAttention(ctx, qkv0, {
+    // Per sequence of L rows in s.qkv / s.context: the text + low-res rows [0, s0) from the base attention, the
+    // high-res rows [s0, L) from attention_plus.
+    const hidden = this.run("DSR", tokens, positionIds, batch, g.s0, (l, xn, out, s) => {
+      const base = this.weights.layers[l], plus = this.plus[l];
+      const rows = (lin: Linear, M: number, r0: number, x: Tensor, y: Tensor, ldy: number) =>
+        matmul(ctx, x, lin.weight, {
+          constantW: true,
+          M,
+          N: ldy,
+          K: H,
+          batch,
+          aOff: r0 * H,
+          aBatchStride: L * H,
+          bias: lin.bias,
+          out: y,
+          cOff: r0 * ldy,
+          cBatchStride: L * ldy,
+        });
+      rows(base.queryKeyValue, g.s0, 0, xn, s.qkv, 3 * H);
+      rows(plus.qkv, g.s1, g.s0, xn, s.qkv, 3 * H);
+      maskedAttention(ctx, s.qkv, {
         batch,
         s: g.s0,
-        seqStride: g.s0,
+        seqStride: L,
         heads,
         headDim: d,
         add,
-        out: ctx0,
-        outStride: g.s0,
+        out: s.context,
+        outStride: L,
       });
-      const kv1 = { hidden: H, seqLen: g.s1 };
-      const kv0 = { hidden: H, seqLen: g.s0, firstToken: g.textLen };
-      const ctx1 = srLocalAttention(ctx, {
+      const hi = { hidden: H, seqLen: L, firstToken: g.s0 },
+        low = { hidden: H, seqLen: L, firstToken: g.textLen };
+      srLocalAttention(ctx, {
         batch,
         heads,
         headDim: d,
         side: g.highSide,
         kernelSize: cfg.kernel_size,
-        q: qkvRows(qkv1, "q", kv1),
-        k: qkvRows(qkv1, "k", kv1),
-        v: qkvRows(qkv1, "v", kv1),
+        q: qkvRows(s.qkv, "q", hi),
+        k: qkvRows(s.qkv, "k", hi),
+        v: qkvRows(s.qkv, "v", hi),
         lowres: {
           side: g.lowSide,
           kernelSize: cfg.kernel_size2,
-          k: qkvRows(qkv0, "k", kv0),
-          v: qkvRows(qkv0, "v", kv0),
+          k: qkvRows(s.qkv, "k", low),
+          v: qkvRows(s.qkv, "v", low),
         },
+        out: { tensor: s.context, offset: g.s0 * H, rowStride: H, batchStride: L * H },
       });
-      matmul(ctx, ctx0, ly.dense.w, {
-        constantW: true,
-        M: g.s0,
-        N: H,
-        K: H,
-        batch,
-        bias: ly.dense.b,
-        out,
-        cBatchStride: L * H,
-      });
-      matmul(ctx, ctx1, ly.densePlus!.w, {
-        constantW: true,
-        M: g.s1,
-        N: H,
-        K: H,
-        batch,
-        bias: ly.densePlus!.b,
-        out,
-        cOff: g.s0 * H,
-        cBatchStride: L * H,
-      });
-      for (const t of [qkv0, qkv1, ctx0, ctx1]) t.release();
+      rows(base.dense, g.s0, 0, s.context, out, H);
+      rows(plus.dense, g.s1, g.s0, s.context, out, H);
     });
-    for (const t of [ids, pos, add]) t.release();
+    add.release();
     return hidden;
   }
 }

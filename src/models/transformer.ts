@@ -71,20 +71,43 @@ export interface LayerWeights {
 
 export interface TransformerWeights {
   wordEmbeddings: RowChunkedTensor; // [vocab, hidden], row blocks within the max binding
-  positionEmbeddings: Tensor; // [maxSeq, hidden]
+  /** [maxSeq (+ extra rows), hidden]: the base table, then the extra table's rows when loaded with one. */
+  positionEmbeddings: Tensor;
+  /** Rows of the base position table; the extra table's rows follow it. */
+  basePositions: number;
+  /** Position id of the extra table's first row (dims.maxSeq, as the SR models' extra_position_embedding). */
+  extraPosition0: number;
   layers: LayerWeights[];
   finalLayernorm: LnParams;
+  /** Bytes of all these tensors on the GPU. */
+  bytes: number;
 }
 
-/** Loads transformer.* of a SAT checkpoint (shapes checked against `dims`). */
+export interface LoadTransformerOptions {
+  /** Checkpoint prefix of the transformer's tensors (default "transformer."). */
+  prefix?: string;
+  /**
+   * A second position table appended to the base one (the SR models' mixins.extra_position_embedding): position id
+   * p ≥ maxSeq reads its row p − maxSeq (see positionRows).
+   */
+  extraPositions?: string;
+}
+
+/** Loads transformer.* of a SAT checkpoint (shapes checked against `dims`); on error nothing stays allocated. */
 export async function loadTransformer(
   ctx: GpuContext,
   src: WeightSource,
   dims: TransformerDims,
-  prefix = "transformer.",
+  o: LoadTransformerOptions = {},
 ): Promise<TransformerWeights> {
   const { hidden: h, inner } = dims;
-  const t = (name: string, shape: number[]) => loadTensor(ctx, src, prefix + name, shape);
+  const prefix = o.prefix ?? "transformer.";
+  const owned: Tensor[] = [];
+  const t = async (name: string, shape: number[]) => {
+    const x = await loadTensor(ctx, src, prefix + name, shape);
+    owned.push(x);
+    return x;
+  };
   const ln = async (name: string): Promise<LnParams> => ({
     weight: await t(`${name}.weight`, [h]),
     bias: await t(`${name}.bias`, [h]),
@@ -93,29 +116,98 @@ export async function loadTransformer(
     weight: await t(`${name}.weight`, [out, inp]),
     bias: await t(`${name}.bias`, [out]),
   });
-  const wordEmbeddings = await loadRowChunked(ctx, src, `${prefix}word_embeddings.weight`);
-  if (wordEmbeddings.rows !== dims.vocab || wordEmbeddings.cols !== h) {
+  try {
+    const wordEmbeddings = await loadRowChunked(ctx, src, `${prefix}word_embeddings.weight`);
+    for (const c of wordEmbeddings.chunks) owned.push(c.tensor);
+    if (wordEmbeddings.rows !== dims.vocab || wordEmbeddings.cols !== h) {
+      throw new Error(
+        `${src.origin}: word_embeddings is [${wordEmbeddings.rows}, ${wordEmbeddings.cols}], expected [${dims.vocab}, ${h}]`,
+      );
+    }
+    const positionEmbeddings = o.extraPositions
+      ? await positionTables(ctx, src, `${prefix}position_embeddings.weight`, o.extraPositions, h, owned)
+      : await t("position_embeddings.weight", [dims.maxSeq, h]);
+    const extraRows = o.extraPositions ? src.info(o.extraPositions).shape[0] : 0;
+    const layers: LayerWeights[] = [];
+    for (let i = 0; i < dims.numLayers; i++) {
+      const p = `layers.${i}.`;
+      const sandwich = dims.order === "sandwich";
+      layers.push({
+        inputLayernorm: await ln(p + "input_layernorm"),
+        queryKeyValue: await lin(p + "attention.query_key_value", 3 * h, h),
+        dense: await lin(p + "attention.dense", h, h),
+        thirdLayernorm: sandwich ? await ln(p + "third_layernorm") : undefined,
+        postAttentionLayernorm: await ln(p + "post_attention_layernorm"),
+        denseHTo4h: await lin(p + "mlp.dense_h_to_4h", inner, h),
+        dense4hToH: await lin(p + "mlp.dense_4h_to_h", h, inner),
+        fourthLayernorm: sandwich ? await ln(p + "fourth_layernorm") : undefined,
+      });
+    }
+    const finalLayernorm = await ln("final_layernorm");
+    return {
+      wordEmbeddings,
+      positionEmbeddings,
+      basePositions: positionEmbeddings.shape[0] - extraRows,
+      extraPosition0: dims.maxSeq,
+      layers,
+      finalLayernorm,
+      bytes: owned.reduce((n, x) => n + x.byteLength, 0),
+    };
+  } catch (e) {
+    for (const x of owned) x.release();
+    throw e;
+  }
+}
+
+/** One GPU table: the base position rows [n, hidden], then the extra table's rows (same dtype). */
+async function positionTables(
+  ctx: GpuContext,
+  src: WeightSource,
+  base: string,
+  extra: string,
+  h: number,
+  owned: Tensor[],
+): Promise<Tensor> {
+  const pb = src.info(base), pe = src.info(extra);
+  if (
+    pb.dtype !== pe.dtype || pb.shape.length !== 2 || pe.shape.length !== 2 || pb.shape[1] !== h ||
+    pe.shape[1] !== h
+  ) {
     throw new Error(
-      `${src.origin}: word_embeddings is [${wordEmbeddings.rows}, ${wordEmbeddings.cols}], expected [${dims.vocab}, ${h}]`,
+      `${src.origin}: position tables ${base} [${pb.shape}] ${pb.dtype} / ${extra} [${pe.shape}] ${pe.dtype} ` +
+        `are not both [n, ${h}] of one dtype`,
     );
   }
-  const positionEmbeddings = await t("position_embeddings.weight", [dims.maxSeq, h]);
-  const layers: LayerWeights[] = [];
-  for (let i = 0; i < dims.numLayers; i++) {
-    const p = `layers.${i}.`;
-    const sandwich = dims.order === "sandwich";
-    layers.push({
-      inputLayernorm: await ln(p + "input_layernorm"),
-      queryKeyValue: await lin(p + "attention.query_key_value", 3 * h, h),
-      dense: await lin(p + "attention.dense", h, h),
-      thirdLayernorm: sandwich ? await ln(p + "third_layernorm") : undefined,
-      postAttentionLayernorm: await ln(p + "post_attention_layernorm"),
-      denseHTo4h: await lin(p + "mlp.dense_h_to_4h", inner, h),
-      dense4hToH: await lin(p + "mlp.dense_4h_to_h", h, inner),
-      fourthLayernorm: sandwich ? await ln(p + "fourth_layernorm") : undefined,
-    });
+  if (pb.dtype !== "f16" && pb.dtype !== "f32") {
+    throw new Error(`${src.origin}: ${base} is ${pb.dtype} (f16 or f32 expected)`);
   }
-  return { wordEmbeddings, positionEmbeddings, layers, finalLayernorm: await ln("final_layernorm") };
+  const table = ctx.empty([pb.shape[0] + pe.shape[0], h], pb.dtype);
+  owned.push(table);
+  ctx.write(table, await src.read(base), 0);
+  ctx.write(table, await src.read(extra), pb.byteLength);
+  return table;
+}
+
+/**
+ * Rows of the position table for position ids: ids of the first `split` tokens of each `seqLen`-token sequence read
+ * the base table, later ones the extra rows (row basePositions + id − extraPosition0), as the SR models' two tables.
+ */
+export function positionRows(
+  w: TransformerWeights,
+  positionIds: ArrayLike<number>,
+  o: { seqLen: number; split: number },
+): Int32Array {
+  const out = new Int32Array(positionIds.length);
+  const base = w.basePositions, total = w.positionEmbeddings.shape[0];
+  for (let i = 0; i < positionIds.length; i++) {
+    const t = i % o.seqLen;
+    const r = t < o.split ? positionIds[i] : base + positionIds[i] - w.extraPosition0;
+    if (r < 0 || r >= total || (t < o.split && r >= base)) {
+      throw new Error(`position id ${positionIds[i]} at token ${t} is outside the position tables`);
+    }
+    out[i] = r;
+  }
+  return out;
 }
 
 /** Returns every tensor of the weights to the pool. */
@@ -143,13 +235,27 @@ export interface Scratch {
   /** [rows, hidden] attention context (before dense) and attention output (after dense). */
   context: Tensor;
   attnOut: Tensor;
-  /** [rows, inner] and [rows, hidden] MLP activations. */
+  /**
+   * [block, inner] and [rows, hidden] MLP activations: the MLP runs in row blocks of mlpMid's rows when [rows, inner]
+   * would not fit one storage binding (mlpBlockRows).
+   */
   mlpMid: Tensor;
   mlpOut: Tensor;
 }
 
+/**
+ * Rows per MLP block for a forward over `rows` rows: all of them when [rows, inner] f32 fits one storage binding
+ * (and 256 MiB), else a multiple of 64 that does.
+ */
+export function mlpBlockRows(ctx: GpuContext, dims: TransformerDims, rows: number): number {
+  const limit = Math.min(ctx.maxBinding, 256 * 2 ** 20);
+  let block = Math.max(1, Math.floor(limit / (dims.inner * 4)));
+  if (block < rows) block = Math.max(64, block - (block % 64));
+  return Math.min(block, rows);
+}
+
 export function allocScratch(ctx: GpuContext, dims: TransformerDims, rows: number): Scratch {
-  const e = (cols: number) => ctx.empty([rows, cols], "f32");
+  const e = (cols: number, r = rows) => ctx.empty([r, cols], "f32");
   const h = dims.hidden;
   return {
     rows,
@@ -160,7 +266,7 @@ export function allocScratch(ctx: GpuContext, dims: TransformerDims, rows: numbe
     qkv: e(3 * h),
     context: e(h),
     attnOut: e(h),
-    mlpMid: e(dims.inner),
+    mlpMid: e(dims.inner, mlpBlockRows(ctx, dims, rows)),
     mlpOut: e(h),
   };
 }
@@ -250,8 +356,7 @@ export function transformerForward(
         post: l.postAttentionLayernorm,
         out: s.mlpIn,
       });
-      linear(ctx, s.mlpIn, l.denseHTo4h, { rows, out: s.mlpMid, gelu: true });
-      linear(ctx, s.mlpMid, l.dense4hToH, { rows, out: s.mlpOut });
+      mlp(ctx, l, s, s.mlpOut);
       layerNormResidual(ctx, s.mlpOut, s.hMid, l.fourthLayernorm!, {
         eps,
         residOut: s.h,
@@ -262,11 +367,26 @@ export function transformerForward(
       // 'pre': h' = h + a; h'' = h' + mlp(LN(h')).
       add(ctx, s.attnOut, s.h, s.hMid);
       layerNorm(ctx, s.hMid, l.postAttentionLayernorm, { eps, out: s.mlpIn });
-      linear(ctx, s.mlpIn, l.denseHTo4h, { rows, out: s.mlpMid, gelu: true });
-      linear(ctx, s.mlpMid, l.dense4hToH, { rows, out: s.h, resid: s.hMid });
+      if (s.mlpMid.shape[0] >= rows) {
+        linear(ctx, s.mlpIn, l.denseHTo4h, { rows, out: s.mlpMid, gelu: true });
+        linear(ctx, s.mlpMid, l.dense4hToH, { rows, out: s.h, resid: s.hMid });
+      } else {
+        mlp(ctx, l, s, s.mlpOut);
+        add(ctx, s.mlpOut, s.hMid, s.h);
+      }
       layerNorm(ctx, s.h, next, { eps, out: s.xn });
     }
   });
+}
+
+/** SAT's GELU MLP of s.mlpIn into `out` [rows, hidden], in row blocks of s.mlpMid's rows. */
+function mlp(ctx: GpuContext, l: LayerWeights, s: Scratch, out: Tensor): void {
+  const block = s.mlpMid.shape[0], h = s.mlpIn.shape[1];
+  for (let r0 = 0; r0 < s.rows; r0 += block) {
+    const n = Math.min(block, s.rows - r0);
+    linear(ctx, s.mlpIn, l.denseHTo4h, { rows: n, aOff: r0 * h, out: s.mlpMid, gelu: true });
+    linear(ctx, s.mlpMid, l.dense4hToH, { rows: n, out, cOff: r0 * h });
+  }
 }
 
 /** Word + position embeddings of `rows` ids into s.h (position ids from a tensor, or one position for all rows). */
@@ -303,6 +423,12 @@ export function logits(
     constantW: true,
     variant: ctx.gpu.isFallback && K < 256 && !windows ? "direct" : undefined,
   });
+}
+
+/** Rows per logits block so that one [rows, cols] f32 block stays well inside a storage binding (≤ 64 MiB). */
+export function logitsBlockRows(ctx: GpuContext, cols: number): number {
+  const limit = Math.min(ctx.maxBinding, 64 * 2 ** 20);
+  return Math.max(1, Math.floor(limit / (cols * 4)));
 }
 
 /**

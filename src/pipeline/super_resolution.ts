@@ -27,8 +27,7 @@ import {
   LOPAR_ROUNDS,
   LOPAR_TOPKS,
   loparRoundMask,
-  type SrArch,
-} from "../models/sr_common.ts";
+} from "../geometry/sr.ts";
 
 type OnStep = (step: number, steps: number) => void;
 
@@ -70,14 +69,6 @@ export type SrDecode = "sample" | "greedy";
 
 function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw signal.reason ?? new DOMException("The operation was aborted", "AbortError");
-}
-
-function archOf(c: SrConfig): SrArch {
-  return {
-    ...c,
-    layernorm_epsilon: c.layernorm_epsilon ?? 1e-5,
-    layernorm_order: c.layernorm_order ?? "sandwich",
-  };
 }
 
 function defaultResidentBytes(): number {
@@ -167,7 +158,7 @@ export class SuperResolution {
     }
     const src = await this.sources.weights("dsr");
     try {
-      this.#dsr = await DsrModel.load(this.ctx, src, archOf(this.sources.dsr));
+      this.#dsr = await DsrModel.load(this.ctx, src, this.sources.dsr);
     } finally {
       src.close();
     }
@@ -184,7 +175,7 @@ export class SuperResolution {
     }
     const src = await this.sources.weights("itersr");
     try {
-      this.#itersr = await ItersrModel.load(this.ctx, src, archOf(this.sources.itersr));
+      this.#itersr = await ItersrModel.load(this.ctx, src, this.sources.itersr);
     } finally {
       src.close();
     }
@@ -216,7 +207,7 @@ export class SuperResolution {
     const model = await this.dsrModel();
     const recipe = o.recipe ?? DEFAULT_DSR_RECIPE;
     const table = o.decode === "greedy" ? null : await this.#clusterTable();
-    const g = model.geometry, cfg = model.net.cfg, L = g.seqLen;
+    const g = model.geometry, cfg = model.cfg, L = g.seqLen;
     const out: Int32Array[] = [];
     const chunks = Math.ceil(o.lowres.length / this.maxBatch);
     for (let c = 0; c < chunks; c++) {
@@ -233,12 +224,12 @@ export class SuperResolution {
       });
       const hidden = model.forward(tokens, pos, B, dsrMask(cfg, nPad));
       const ids = ctx.empty([B * g.s1], "i32");
-      const block = Math.min(model.net.logitsBlock(this.imageTokens), g.s1);
+      const block = Math.min(model.logitsBlock(this.imageTokens), g.s1);
       const lbuf = ctx.empty([block, this.imageTokens]);
       for (let b = 0; b < B; b++) {
         for (let r0 = 0; r0 < g.s1; r0 += block) {
           const n = Math.min(block, g.s1 - r0);
-          const logits = model.net.logits(hidden, b * L + g.s0 + r0, n, this.imageTokens, lbuf);
+          const logits = model.logits(hidden, b * L + g.s0 + r0, n, this.imageTokens, lbuf);
           if (!table) {
             argmaxGpu(ctx, logits, { rows: n, out: ids, outOffset: b * g.s1 + r0 });
           } else {
@@ -285,7 +276,7 @@ export class SuperResolution {
     const ctx = this.ctx;
     ctx.resetPeak();
     const model = await this.itersrModel();
-    const g = model.geometry, cfg = model.net.cfg, L = g.seqLen, T = g.textLen, H = cfg.hidden_size;
+    const g = model.geometry, cfg = model.cfg, L = g.seqLen, T = g.textLen, H = cfg.hidden_size;
     if (o.inputMask && o.inputMask.length !== g.s1) throw new Error(`inputMask must have ${g.s1} entries`);
     const out: Int32Array[] = [];
     const chunks = Math.ceil(o.highres.length / this.maxBatch);
@@ -321,7 +312,7 @@ export class SuperResolution {
           hidden.release();
           rowIds.release();
           const ids = ctx.empty([B * g.s1], "i32");
-          const block = Math.min(model.net.logitsBlock(this.imageTokens), g.s1);
+          const block = Math.min(model.logitsBlock(this.imageTokens), g.s1);
           const lbuf = ctx.empty([block, this.imageTokens]);
           // Per sample, so its draws (RNG rows sample·3600 + k) do not depend on the batch split.
           for (let b = 0, start = 0; b < B; b++) {
@@ -329,7 +320,7 @@ export class SuperResolution {
             while (end < rows.length && rows[end] < (b + 1) * L) end++;
             for (let r0 = start; r0 < end; r0 += block) {
               const n = Math.min(block, end - r0);
-              const logits = model.net.logits(picked, r0, n, this.imageTokens, lbuf);
+              const logits = model.logits(picked, r0, n, this.imageTokens, lbuf);
               if (o.decode === "greedy") {
                 argmaxGpu(ctx, logits, { rows: n, out: ids, outOffset: r0 });
               } else {

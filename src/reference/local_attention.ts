@@ -2,13 +2,7 @@
 // and of CogView2's SR attention (sparse_attention_2d_light / _text, level 1) composed from them. Slow and obvious.
 // Not the level-0 (text / low-res) standard attention of the SR models: that is ordinary masked attention.
 
-/** Window entries per query: kH·kW, or the first half in raster order (centre included) when causal. */
-export function patchSize(kH: number, kW: number, causal: boolean): number {
-  return causal ? ((kH * kW) >> 1) + 1 : kH * kW;
-}
-
-/** Score of window entries that fall outside the key grid (the CUDA kernel's fill value, not −inf). */
-export const OUT_OF_GRID = -10000;
+import { MASKED_SCORE as OUT_OF_GRID, patchSize } from "../geometry/sr.ts";
 
 function checkGrids(
   what: string,

@@ -11,7 +11,7 @@ import {
   ownWindow,
   type SrLayoutConfig,
   type Window,
-} from "../models/sr_common.ts";
+} from "../geometry/sr.ts";
 
 export interface CpuTensor {
   data: Float32Array;

@@ -9,10 +9,10 @@ import { softmaxRows } from "../../src/kernels/spatial_attention.ts";
 import {
   fSimilarRef,
   fWeightingRef,
-  patchSize,
   softmaxLastRef,
   srAttentionRef,
 } from "../../src/reference/local_attention.ts";
+import { patchSize } from "../../src/geometry/sr.ts";
 import { assertClose, randn, sharedContext } from "../_util.ts";
 
 // f32 dot products of ≤ 33 terms of N(0,1) values: the GPU and the CPU differ only by summation rounding.

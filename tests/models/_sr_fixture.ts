@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { convertFixtureSet } from "../../src/convert/fixture.ts";
 import { readNpy } from "../../src/formats/npy.ts";
 import { openModelDir } from "../../src/models/config.ts";
-import { dsrInput } from "../../src/models/sr_common.ts";
+import { dsrInput } from "../../src/geometry/sr.ts";
 
 export const FIXTURE = new URL("../testdata/cogview2-tiny", import.meta.url).pathname;
 

@@ -1,4 +1,4 @@
-// Layouts of the SR models (src/models/sr_common.ts) against the inputs the original code built for the golden cases.
+// Layouts of the SR models (src/geometry/sr.ts) against the inputs the original code built for the golden cases.
 import assert from "node:assert/strict";
 import { readNpy } from "../../src/formats/npy.ts";
 import {
@@ -8,7 +8,7 @@ import {
   itersrMask,
   LOPAR_ROUNDS,
   loparRoundMask,
-} from "../../src/models/sr_common.ts";
+} from "../../src/geometry/sr.ts";
 import { windowCells } from "../../src/reference/sr.ts";
 
 const G = new URL("../testdata/cogview2-tiny/golden/", import.meta.url).pathname;

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { DsrModel } from "../../src/models/dsr.ts";
 import { ItersrModel } from "../../src/models/itersr.ts";
-import { dsrMask, itersrInput, itersrMask } from "../../src/models/sr_common.ts";
+import { dsrMask, itersrInput, itersrMask } from "../../src/geometry/sr.ts";
 import { sharedContext } from "../_util.ts";
 import { fixtureModel, golden, goldenDsrInput, maxAbsDiff } from "./_sr_fixture.ts";
 

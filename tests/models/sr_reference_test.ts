@@ -1,6 +1,6 @@
 // The plain TypeScript SR forwards (src/reference/sr.ts) against the golden hidden states and logit rows.
 import assert from "node:assert/strict";
-import { dsrMask, itersrInput, itersrMask } from "../../src/models/sr_common.ts";
+import { dsrMask, itersrInput, itersrMask } from "../../src/geometry/sr.ts";
 import { dsrForwardCpu, imageLogitsCpu, itersrForwardCpu, loadCpuWeights } from "../../src/reference/sr.ts";
 import { fixtureModel, golden, goldenDsrInput, maxAbsDiff } from "./_sr_fixture.ts";
 

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import type { GpuContext } from "../../src/gpu/context.ts";
 import { convertFixtureSet } from "../../src/convert/fixture.ts";
 import type { SrConfig } from "../../src/models/config.ts";
-import { dsrInput, dsrMask, itersrInput, itersrMask } from "../../src/models/sr_common.ts";
+import { dsrInput, dsrMask, itersrInput, itersrMask } from "../../src/geometry/sr.ts";
 import { SuperResolution } from "../../src/pipeline/super_resolution.ts";
 import { memoryWeightSource } from "../../src/reference/sr.ts";
 import type { BenchResult, BenchSuite } from "./_types.ts";
@@ -127,7 +127,7 @@ export async function benchModel(
   const low = Int32Array.from({ length: 400 }, (_, i) => (i * 37) % 20000);
   const high = Int32Array.from({ length: 3600 }, (_, i) => (i * 53) % 20000);
   const dsr = await sr.dsrModel();
-  const dcfg = dsr.net.cfg;
+  const dcfg = dsr.cfg;
   for (const B of batches) {
     // DSR forward (transformer only, up to the final LayerNorm).
     const inp = dsrInput(dcfg, text, low, sr.boi);
@@ -181,8 +181,8 @@ export async function benchModel(
   }
   // iterative-SR forward alone at batch 1, for comparison with the DSR forward.
   const it = await sr.itersrModel();
-  const ii = itersrInput(it.net.cfg, text, high);
-  const imask = itersrMask(it.net.cfg, ii.nPad);
+  const ii = itersrInput(it.cfg, text, high);
+  const imask = itersrMask(it.cfg, ii.nPad);
   const ifwd = async () => {
     const h = it.forward(ii.tokens, ii.positionIds, 1, imask, new Float32Array(16));
     await ctx.sync();
