@@ -45,7 +45,8 @@ export type Bindable = Tensor | BufferRange;
 const PARAM_STRIDE = 256; // minUniformBufferOffsetAlignment upper bound
 const PARAM_SLOTS = 2048;
 // UNIFORM too: the CPU matmul schedules bind 64 KiB windows of pooled buffers as uniform (src/kernels/matmul_windows.ts).
-const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_SRC |
+  GPUBufferUsage.COPY_DST;
 
 let nextBufferId = 1;
 const bufferIds = new WeakMap<GPUBuffer, number>();
@@ -69,6 +70,12 @@ export interface KernelTiming {
   ms: number;
 }
 
+/** A point in the queue (GpuContext.fence). */
+export interface Fence {
+  /** Resolves when the GPU has finished the work submitted before the fence; counts one host sync. */
+  wait(): Promise<void>;
+}
+
 export class GpuContext {
   readonly device: GPUDevice;
   readonly #kernels = new Map<string, Kernel>();
@@ -85,10 +92,14 @@ export class GpuContext {
   allocatedBytes = 0;
   /** High-water mark of `allocatedBytes`. */
   peakBytes = 0;
-  /** Count of submits, dispatches (for benchmarks). */
-  stats = { submits: 0, dispatches: 0, readbacks: 0 };
-  #profile: { querySet: GPUQuerySet; resolve: GPUBuffer; names: string[]; totals: Map<string, KernelTiming> } | null =
-    null;
+  /**
+   * Counts for benchmarks and tests: submits, dispatches, readbacks and host syncs (every awaited
+   * `onSubmittedWorkDone` or `mapAsync`: `sync`, readbacks, `Fence.wait`; nothing else in the project awaits the GPU).
+   */
+  stats = { submits: 0, dispatches: 0, readbacks: 0, hostSyncs: 0 };
+  #profile:
+    | { querySet: GPUQuerySet; resolve: GPUBuffer; names: string[]; totals: Map<string, KernelTiming> }
+    | null = null;
 
   constructor(readonly gpu: Gpu) {
     this.device = gpu.device;
@@ -111,7 +122,9 @@ export class GpuContext {
 
   /** The compiled pipeline for a spec; compiled once per (shader, entry, defines) and cached. */
   kernel(spec: KernelSpec): Kernel {
-    const key = `${spec.shader}:${spec.entry ?? "main"}:${JSON.stringify(spec.defines ?? {})}:${spec.bindings.join()}`;
+    const key = `${spec.shader}:${spec.entry ?? "main"}:${
+      JSON.stringify(spec.defines ?? {})
+    }:${spec.bindings.join()}`;
     let k = this.#kernels.get(key);
     if (k) return k;
     const code = preprocess(spec.shader, spec.defines ?? {});
@@ -139,8 +152,10 @@ export class GpuContext {
       const info = await module.getCompilationInfo();
       const lines = info.messages.filter((m) => m.type === "error")
         .map((m) => `  line ${m.lineNum}:${m.linePos}: ${m.message}`).join("\n");
-      this.#compileErrors.push(`Kernel ${spec.name} (shaders/${spec.shader}, defines ${JSON.stringify(spec.defines ?? {})}) ` +
-        `failed to compile: ${err.message}${lines ? "\n" + lines : ""}`);
+      this.#compileErrors.push(
+        `Kernel ${spec.name} (shaders/${spec.shader}, defines ${JSON.stringify(spec.defines ?? {})}) ` +
+          `failed to compile: ${err.message}${lines ? "\n" + lines : ""}`,
+      );
     })());
     k = { key, name: spec.name, pipeline, layout, bindings: spec.bindings };
     this.#kernels.set(key, k);
@@ -153,15 +168,24 @@ export class GpuContext {
    * Records one dispatch of `kernel` into the current batch. Params are packed as 32-bit words
    * (numbers as u32/i32, `f32(x)` as float) into a slot of the params arena.
    */
-  dispatch(kernel: Kernel, params: readonly Param[], buffers: readonly Bindable[], workgroups: readonly number[]): void {
+  dispatch(
+    kernel: Kernel,
+    params: readonly Param[],
+    buffers: readonly Bindable[],
+    workgroups: readonly number[],
+  ): void {
     if (buffers.length !== kernel.bindings.length) {
-      throw new Error(`Kernel ${kernel.name}: expected ${kernel.bindings.length} buffers, got ${buffers.length}`);
+      throw new Error(
+        `Kernel ${kernel.name}: expected ${kernel.bindings.length} buffers, got ${buffers.length}`,
+      );
     }
     if (params.length * 4 > PARAM_STRIDE) throw new Error(`Kernel ${kernel.name}: too many params`);
     const maxWg = this.gpu.limits.maxComputeWorkgroupsPerDimension;
     const [x, y = 1, z = 1] = workgroups;
     if (x > maxWg || y > maxWg || z > maxWg) {
-      throw new Error(`Kernel ${kernel.name}: workgroup count [${x},${y},${z}] exceeds ${maxWg} per dimension`);
+      throw new Error(
+        `Kernel ${kernel.name}: workgroup count [${x},${y},${z}] exceeds ${maxWg} per dimension`,
+      );
     }
     if (x === 0 || y === 0 || z === 0) return;
     if (this.#paramCount === PARAM_SLOTS) this.flush();
@@ -187,7 +211,9 @@ export class GpuContext {
     const r = b instanceof Tensor
       ? { buffer: b.buffer, offset: b.byteOffset, size: Math.max(4, b.byteLength) }
       : b;
-    if (b instanceof Tensor && b.released) throw new Error(`Kernel ${name}: tensor ${b.id} used after release`);
+    if (b instanceof Tensor && b.released) {
+      throw new Error(`Kernel ${name}: tensor ${b.id} used after release`);
+    }
     if (r.size > this.maxBinding) {
       throw new Error(
         `Kernel ${name}: a ${r.size}-byte binding exceeds this adapter's max storage binding ` +
@@ -206,7 +232,10 @@ export class GpuContext {
         layout: kernel.layout,
         entries: [
           { binding: 0, resource: { buffer: this.#paramBuffer, offset: 0, size: PARAM_STRIDE } },
-          ...ranges.map((r, i) => ({ binding: i + 1, resource: { buffer: r.buffer, offset: r.offset, size: r.size } })),
+          ...ranges.map((r, i) => ({
+            binding: i + 1,
+            resource: { buffer: r.buffer, offset: r.offset, size: r.size },
+          })),
         ],
       });
       if (this.#bindGroups.size > 20000) this.#bindGroups.clear();
@@ -227,7 +256,11 @@ export class GpuContext {
       }
       p.names.push(name);
       this.#pass = this.#encoder!.beginComputePass({
-        timestampWrites: { querySet: p.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+        timestampWrites: {
+          querySet: p.querySet,
+          beginningOfPassWriteIndex: 2 * i,
+          endOfPassWriteIndex: 2 * i + 1,
+        },
       });
     } else {
       this.#pass = this.#encoder.beginComputePass();
@@ -242,8 +275,12 @@ export class GpuContext {
 
   /** Records a buffer-to-buffer copy (ends the current compute pass). */
   copy(src: Bindable, dst: Bindable, bytes?: number): void {
-    const s = src instanceof Tensor ? { buffer: src.buffer, offset: src.byteOffset, size: src.byteLength } : src;
-    const d = dst instanceof Tensor ? { buffer: dst.buffer, offset: dst.byteOffset, size: dst.byteLength } : dst;
+    const s = src instanceof Tensor
+      ? { buffer: src.buffer, offset: src.byteOffset, size: src.byteLength }
+      : src;
+    const d = dst instanceof Tensor
+      ? { buffer: dst.buffer, offset: dst.byteOffset, size: dst.byteLength }
+      : dst;
     const n = bytes ?? Math.min(s.size, d.size);
     this.#pass?.end();
     this.#pass = null;
@@ -256,7 +293,15 @@ export class GpuContext {
     if (!this.#encoder) return;
     this.#pass?.end();
     this.#pass = null;
-    if (this.#paramCount) this.device.queue.writeBuffer(this.#paramBuffer, 0, this.#paramStaging, 0, this.#paramCount * PARAM_STRIDE);
+    if (this.#paramCount) {
+      this.device.queue.writeBuffer(
+        this.#paramBuffer,
+        0,
+        this.#paramStaging,
+        0,
+        this.#paramCount * PARAM_STRIDE,
+      );
+    }
     const p = this.#profile;
     if (p && p.names.length) {
       this.#encoder.resolveQuerySet(p.querySet, 0, 2 * p.names.length, p.resolve, 0);
@@ -274,9 +319,37 @@ export class GpuContext {
     }
   }
 
-  /** Waits for the queue and rethrows any pipeline compilation error or GPU error. */
+  /**
+   * Submits what is recorded and marks the queue's current end without waiting: `wait()` (one counted host sync)
+   * resolves once the GPU has finished everything submitted before the fence. Lets a loop keep many steps in flight
+   * and await only every few steps.
+   */
+  fence(): Fence {
+    this.flush();
+    const done = this.device.queue.onSubmittedWorkDone();
+    done.catch(() => {}); // surfaces when waited on
+    return {
+      wait: async () => {
+        this.stats.hostSyncs++;
+        await done;
+        this.#throwPending();
+      },
+    };
+  }
+
+  #throwPending(): void {
+    if (this.#compileErrors.length) throw new Error(this.#compileErrors.splice(0).join("\n"));
+    if (this.#uncaptured) {
+      const msg = this.#uncaptured;
+      this.#uncaptured = null;
+      throw new Error(`GPU error: ${msg}`);
+    }
+  }
+
+  /** Waits for the queue (one counted host sync) and rethrows any pipeline compilation error or GPU error. */
   async sync(): Promise<void> {
     this.flush();
+    this.stats.hostSyncs++;
     await this.device.queue.onSubmittedWorkDone();
     const pending = this.#pendingScopes.splice(0);
     await Promise.all(pending);
@@ -312,7 +385,10 @@ export class GpuContext {
   #collectProfile(): void {
     const p = this.#profile!;
     const names = p.names.splice(0);
-    const staging = this.device.createBuffer({ size: names.length * 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = this.device.createBuffer({
+      size: names.length * 16,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
     const enc = this.device.createCommandEncoder();
     enc.copyBufferToBuffer(p.resolve, 0, staging, 0, names.length * 16);
     this.device.queue.submit([enc.finish()]);
@@ -399,12 +475,18 @@ export class GpuContext {
     this.flush();
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     // writeBuffer needs a multiple of 4 bytes
-    const padded = bytes.byteLength % 4 ? (() => {
-      const p = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
-      p.set(bytes);
-      return p;
-    })() : bytes;
-    this.device.queue.writeBuffer(t.buffer, t.byteOffset + byteOffsetInTensor, padded as Uint8Array<ArrayBuffer>);
+    const padded = bytes.byteLength % 4
+      ? (() => {
+        const p = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+        p.set(bytes);
+        return p;
+      })()
+      : bytes;
+    this.device.queue.writeBuffer(
+      t.buffer,
+      t.byteOffset + byteOffsetInTensor,
+      padded as Uint8Array<ArrayBuffer>,
+    );
   }
 
   /** Uploads values as a new pooled tensor; f16 tensors take float values (rounded) or raw Uint16 bits. */
@@ -416,7 +498,12 @@ export class GpuContext {
   }
 
   /** Uploads a 2-D weight split into row blocks that each fit the max storage binding. */
-  uploadRowChunked(data: ArrayLike<number> | ArrayBufferView, rows: number, cols: number, dtype: DType): RowChunkedTensor {
+  uploadRowChunked(
+    data: ArrayLike<number> | ArrayBufferView,
+    rows: number,
+    cols: number,
+    dtype: DType,
+  ): RowChunkedTensor {
     const bytes = toBytes(data, rows * cols, dtype);
     return this.rowChunked(rows, cols, dtype, (row0, nrows, t) => {
       const eb = dtype === "f16" ? 2 : 4;
@@ -468,10 +555,14 @@ export class GpuContext {
   /** Raw bytes of a tensor (whole 32-bit words). */
   async readBytes(t: Tensor): Promise<Uint8Array> {
     const size = t.byteLength;
-    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
     this.copy(t, { buffer: staging, offset: 0, size }, size);
     this.flush();
     this.stats.readbacks++;
+    this.stats.hostSyncs++;
     await staging.mapAsync(GPUMapMode.READ);
     const out = new Uint8Array(staging.getMappedRange().slice(0));
     staging.destroy();
@@ -487,7 +578,10 @@ export class GpuContext {
 }
 
 function toBytes(data: ArrayLike<number> | ArrayBufferView, n: number, dtype: DType): Uint8Array {
-  if (ArrayBuffer.isView(data) && !(data instanceof Float32Array && dtype === "f16") && !(data instanceof Float64Array)) {
+  if (
+    ArrayBuffer.isView(data) && !(data instanceof Float32Array && dtype === "f16") &&
+    !(data instanceof Float64Array)
+  ) {
     const want = dtype === "f16" ? 2 * n : 4 * n;
     if (data.byteLength !== want) {
       throw new Error(`Upload of ${n} ${dtype} elements needs ${want} bytes, got ${data.byteLength}`);

@@ -199,12 +199,13 @@ function cachedPass(
 export class CogLM {
   #clusters: Promise<ClusterTable> | null = null;
   /**
-   * Decode steps recorded ahead of the GPU (1 = wait for each step before recording the next). Completion promises
-   * resolve no faster than Deno's queue round trip (~12 ms on lavapipe and on an H100), so a shallow queue caps
-   * the step rate; 8 took the demo's 400 steps on lavapipe from 7.1 s to 5.9 s and keeps cancellation within
-   * 8 steps.
+   * Decode steps between host syncs. Each step is one submit recorded with cached bind groups (every buffer is
+   * reused); every SYNC_INTERVAL steps the host waits for the fence it placed SYNC_INTERVAL steps earlier, so at
+   * most 2·SYNC_INTERVAL steps are queued and generating 400 tokens awaits the GPU 19 times plus the final token
+   * read (20 host syncs). Deno's completion promises resolve a queue round trip late (~12 ms on lavapipe and on an
+   * H100), so per-step waits capped the step rate; cancellation is checked on the host before each step.
    */
-  static QUEUE_DEPTH = 8;
+  static SYNC_INTERVAL = 20;
 
   private constructor(
     readonly ctx: GpuContext,
@@ -394,10 +395,12 @@ export class CogLM {
       const sd = allocScratch(ctx, dims, B);
       const hook = (t: number) =>
         cachedPass(ctx, dims, w, cache, { batch: B, rows: 1, t0: t, cacheLen: maxLen, logWeights: logw });
-      const inFlight: Promise<void>[] = [ctx.device.queue.onSubmittedWorkDone()];
+      let fence = ctx.fence(); // the prompt pass
       for (let step = 1; step < n; step++) {
-        // At most QUEUE_DEPTH steps queued (progress and cancellation stay timely; the CPU records ahead).
-        if (inFlight.length >= CogLM.QUEUE_DEPTH) await inFlight.shift();
+        if (step % CogLM.SYNC_INTERVAL === 0) {
+          await fence.wait(); // bounds the queue to 2·SYNC_INTERVAL steps
+          fence = ctx.fence();
+        }
         if (o.signal?.aborted) throw new DOMException("Job cancelled", "AbortError");
         o.onStep?.(step, n);
         embed(ctx, w, tok, { rows: B, idOff: (step - 1) * B, out: sd.h, pos: IMAGE_POSITION0 + step });
@@ -405,7 +408,6 @@ export class CogLM {
         this.logits(sd.xn, { rows: B, out: lg });
         sampler(ctx, lg, { rows: B, broadcast: false, step, seed: o.seed, out: tok, outOffset: step * B });
         ctx.flush();
-        inFlight.push(ctx.device.queue.onSubmittedWorkDone());
       }
       const all = await ctx.read(tok) as Int32Array;
       releaseScratch(sd);
@@ -533,13 +535,17 @@ export class CogLM {
           }),
       });
       let counter = F, index = F, done = 1;
-      let inFlight: Promise<void> = ctx.device.queue.onSubmittedWorkDone();
+      let fence = ctx.fence(); // the prefix pass; then a host sync every SYNC_INTERVAL steps, as generate
+
       while (counter < L - 1) {
         if (o.tokens[counter + 1] >= 0) {
           counter++;
           continue;
         }
-        await inFlight;
+        if (done % CogLM.SYNC_INTERVAL === 0) {
+          await fence.wait();
+          fence = ctx.fence();
+        }
         if (o.signal?.aborted) throw new DOMException("Job cancelled", "AbortError");
         o.onStep?.(done, steps);
         const R = counter - index + 1, t0 = index;
@@ -579,7 +585,6 @@ export class CogLM {
           outStride: L,
         });
         ctx.flush();
-        inFlight = ctx.device.queue.onSubmittedWorkDone();
         counter++;
         index = counter;
         done++;

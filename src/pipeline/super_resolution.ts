@@ -247,12 +247,11 @@ export class SuperResolution {
             });
           }
         }
-        await ctx.sync(); // bounds the recorded work and lets an abort land between images
-        throwIfAborted(o.signal);
+        throwIfAborted(o.signal); // host-side: nothing is awaited inside the round
       }
       hidden.release();
       lbuf.release();
-      const got = (await ctx.read(ids)) as Int32Array;
+      const got = (await ctx.read(ids)) as Int32Array; // the round's one host sync
       ids.release();
       for (let b = 0; b < B; b++) out.push(got.slice(b * g.s1, (b + 1) * g.s1));
       o.onStep?.(c + 1, chunks);
@@ -341,7 +340,7 @@ export class SuperResolution {
           }
           picked.release();
           lbuf.release();
-          const got = (await ctx.read(ids)) as Int32Array;
+          const got = (await ctx.read(ids)) as Int32Array; // the round's one host sync
           ids.release();
           rows.forEach((row, k) => {
             const b = Math.floor(row / L);

@@ -1,0 +1,72 @@
+// Host syncs (ctx.stats.hostSyncs: awaited onSubmittedWorkDone / mapAsync) of the GPU-resident stages: CogLM awaits
+// the GPU at most once per CogLM.SYNC_INTERVAL steps plus the final token read; DSR and each LoPAR round once.
+import assert from "node:assert/strict";
+import { CogLM } from "../../src/models/coglm.ts";
+import {
+  loadTransformer,
+  syntheticTransformerSource,
+  type TransformerDims,
+} from "../../src/models/transformer.ts";
+import { SuperResolution } from "../../src/pipeline/super_resolution.ts";
+import { sharedContext } from "../_util.ts";
+import { fixtureModelDir, golden } from "./_sr_fixture.ts";
+
+const DIMS: TransformerDims = {
+  numLayers: 2,
+  hidden: 32,
+  heads: 2,
+  headDim: 16,
+  inner: 64,
+  vocab: 300,
+  maxSeq: 1024,
+  eps: 1e-5,
+  order: "sandwich",
+};
+
+Deno.test("CogLM generate: 400 tokens with at most 20 host syncs; same tokens as a 1-step sync interval", async () => {
+  const ctx = await sharedContext();
+  const src = syntheticTransformerSource(DIMS, { seed: 5, dtype: "f16" });
+  const m = CogLM.fromWeights(ctx, DIMS, await loadTransformer(ctx, src, DIMS), 257);
+  const textIds = Int32Array.from([260, 281, 299, 270, 290, 300]);
+  const gen = () => m.generate({ textIds, batch: 2, seed: 0, recipe: { attn_plus: 1.4 }, numTokens: 400 });
+  try {
+    await ctx.sync();
+    const s0 = ctx.stats.hostSyncs;
+    const out = await gen();
+    const syncs = ctx.stats.hostSyncs - s0;
+    assert.ok(syncs <= 20, `${syncs} host syncs for 400 tokens (at most 20)`);
+    assert.ok(syncs >= 2, `${syncs} host syncs: the queue must stay bounded`);
+    // Waiting after every step must not change the result.
+    const saved = CogLM.SYNC_INTERVAL;
+    CogLM.SYNC_INTERVAL = 1;
+    try {
+      const s1 = ctx.stats.hostSyncs;
+      const ref = await gen();
+      assert.equal(ctx.stats.hostSyncs - s1, 400, "interval 1: one sync per step");
+      assert.deepEqual(out, ref);
+    } finally {
+      CogLM.SYNC_INTERVAL = saved;
+    }
+  } finally {
+    m.release();
+  }
+});
+
+Deno.test("DSR: one host sync per round (2 images, one batch); LoPAR: one per round", async () => {
+  const ctx = await sharedContext();
+  const sr = await SuperResolution.load(ctx, await fixtureModelDir(), { maxBatch: 2 });
+  try {
+    const text = Int32Array.from(await golden("dsr_forward.text_ids"));
+    const low = Int32Array.from(await golden("dsr_forward.lowres_tokens"));
+    await ctx.sync();
+    let s0 = ctx.stats.hostSyncs;
+    const hi = await sr.directSr({ textIds: text, lowres: [low, low], seed: 7 });
+    assert.equal(ctx.stats.hostSyncs - s0, 1, "DSR round host syncs");
+    const itText = Int32Array.from(await golden("itersr_lopar_greedy.text_ids"));
+    s0 = ctx.stats.hostSyncs;
+    await sr.iterativeSr({ textIds: itText, highres: hi, seed: 3 });
+    assert.equal(ctx.stats.hostSyncs - s0, 6, "LoPAR: 6 rounds, one host sync each");
+  } finally {
+    sr.release();
+  }
+});
