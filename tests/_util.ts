@@ -28,7 +28,12 @@ export function randn(n: number, seed: number, std = 1): Float32Array {
 }
 
 /** Throws with the worst element and counts when actual and expected differ beyond the tolerance. */
-export function assertClose(what: string, actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tolerance): void {
+export function assertClose(
+  what: string,
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: Tolerance,
+): void {
   const r = compareArrays(actual, expected, tol);
   if (!r.ok) throw new Error(`${what}: ${r.summary}`);
 }

@@ -19,7 +19,9 @@ const onlyIdx = args.indexOf("--only");
 const only = onlyIdx >= 0 ? new Set(args[onlyIdx + 1].split(",")) : null;
 const unknown = only ? [...only].filter((n) => !suites.some((s) => s.name === n)) : [];
 if (unknown.length) {
-  console.error(`Unknown suite(s) for --only: ${unknown.join(", ")}. Suites: ${suites.map((s) => s.name).join(", ")}`);
+  console.error(
+    `Unknown suite(s) for --only: ${unknown.join(", ")}. Suites: ${suites.map((s) => s.name).join(", ")}`,
+  );
   Deno.exit(2);
 }
 
@@ -34,7 +36,11 @@ for (const suite of suites) {
   await suite.run(ctx, (r) => {
     results.push(r);
     const p = Object.entries(r.params).map(([k, v]) => `${k}=${v}`).join(" ");
-    log(`${r.name.padEnd(34)} ${p.padEnd(44)} ${fmt(r.value).padStart(12)} ${r.unit}${r.baseline ? ` (vs ${r.baseline})` : ""}`);
+    log(
+      `${r.name.padEnd(34)} ${p.padEnd(44)} ${fmt(r.value).padStart(12)} ${r.unit}${
+        r.baseline ? ` (vs ${r.baseline})` : ""
+      }`,
+    );
   }, { quick, model });
 }
 await Deno.mkdir("out", { recursive: true });

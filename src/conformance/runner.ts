@@ -28,7 +28,9 @@ export async function listCases(fixtureDir: string): Promise<GoldenCase[]> {
       } catch (err) {
         throw new Error(`${file}: not valid JSON (${(err as Error).message})`);
       }
-      if (typeof c.kind !== "string" || typeof c.case !== "string") throw new Error(`${file}: missing "case" or "kind"`);
+      if (typeof c.kind !== "string" || typeof c.case !== "string") {
+        throw new Error(`${file}: missing "case" or "kind"`);
+      }
       cases.push({ ...c, file });
     }
   } catch (e) {
@@ -48,7 +50,11 @@ export interface RunOptions {
   onVerdict?: (v: CaseVerdict) => void;
 }
 
-export async function runConformance(fixtureDir: string, gpu: GpuContext, opts: RunOptions = {}): Promise<CaseVerdict[]> {
+export async function runConformance(
+  fixtureDir: string,
+  gpu: GpuContext,
+  opts: RunOptions = {},
+): Promise<CaseVerdict[]> {
   const root = resolve(fixtureDir);
   let converted: Promise<string> | null = opts.modelDir ? Promise.resolve(opts.modelDir) : null;
   let tmp: string | null = null;
@@ -88,13 +94,33 @@ export async function runConformance(fixtureDir: string, gpu: GpuContext, opts: 
       let v: CaseVerdict;
       const handler = kinds[c.kind];
       if (!handler) {
-        v = { case: c.case, kind: c.kind, status: "unknown-kind", pass: false, detail: `kind "${c.kind}" is not implemented`, ms: 0 };
+        v = {
+          case: c.case,
+          kind: c.kind,
+          status: "unknown-kind",
+          pass: false,
+          detail: `kind "${c.kind}" is not implemented`,
+          ms: 0,
+        };
       } else {
         try {
           const r = await handler(c, cx);
-          v = { case: c.case, kind: c.kind, status: r.pass ? "pass" : "fail", ...r, ms: performance.now() - t0 };
+          v = {
+            case: c.case,
+            kind: c.kind,
+            status: r.pass ? "pass" : "fail",
+            ...r,
+            ms: performance.now() - t0,
+          };
         } catch (e) {
-          v = { case: c.case, kind: c.kind, status: "error", pass: false, detail: (e as Error).message, ms: performance.now() - t0 };
+          v = {
+            case: c.case,
+            kind: c.kind,
+            status: "error",
+            pass: false,
+            detail: (e as Error).message,
+            ms: performance.now() - t0,
+          };
         }
       }
       verdicts.push(v);

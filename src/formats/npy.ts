@@ -14,7 +14,9 @@ const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
 /** Parses .npy bytes; `what` names the file in error messages. */
 export function parseNpy(bytes: Uint8Array, what = "npy data"): NpyArray {
-  if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) throw new Error(`${what}: not a .npy file (bad magic)`);
+  if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) {
+    throw new Error(`${what}: not a .npy file (bad magic)`);
+  }
   const major = bytes[6];
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let headerLen: number, start: number;
@@ -30,15 +32,31 @@ export function parseNpy(bytes: Uint8Array, what = "npy data"): NpyArray {
   const descr = header.match(/'descr':\s*'([^']+)'/)?.[1];
   const fortran = header.match(/'fortran_order':\s*(True|False)/)?.[1];
   const shapeStr = header.match(/'shape':\s*\(([^)]*)\)/)?.[1];
-  if (!descr || !fortran || shapeStr === undefined) throw new Error(`${what}: malformed .npy header: ${header.trim()}`);
-  if (fortran === "True") throw new Error(`${what}: Fortran-ordered arrays are not supported (save with C order)`);
+  if (!descr || !fortran || shapeStr === undefined) {
+    throw new Error(`${what}: malformed .npy header: ${header.trim()}`);
+  }
+  if (fortran === "True") {
+    throw new Error(`${what}: Fortran-ordered arrays are not supported (save with C order)`);
+  }
   const shape = shapeStr.split(",").map((s) => s.trim()).filter(Boolean).map(Number);
   if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw new Error(`${what}: bad shape (${shapeStr})`);
   const n = shape.reduce((a, b) => a * b, 1);
   const off = start + headerLen;
-  const size: Record<string, number> = { "<f4": 4, "<f8": 8, "<i8": 8, "<i4": 4, "<u4": 4, "|u1": 1, "|b1": 1 };
+  const size: Record<string, number> = {
+    "<f4": 4,
+    "<f8": 8,
+    "<i8": 8,
+    "<i4": 4,
+    "<u4": 4,
+    "|u1": 1,
+    "|b1": 1,
+  };
   const es = size[descr];
-  if (!es) throw new Error(`${what}: unsupported dtype '${descr}' (expected little-endian f4, f8, i4, i8, u4 or u1)`);
+  if (!es) {
+    throw new Error(
+      `${what}: unsupported dtype '${descr}' (expected little-endian f4, f8, i4, i8, u4 or u1)`,
+    );
+  }
   if (off + n * es > bytes.length) {
     throw new Error(`${what}: truncated data (${bytes.length - off} bytes for ${n} × ${descr} = ${n * es})`);
   }
@@ -62,7 +80,9 @@ export function parseNpy(bytes: Uint8Array, what = "npy data"): NpyArray {
       const out = new Int32Array(n);
       for (let i = 0; i < n; i++) {
         const v = big[i];
-        if (v > 2147483647n || v < -2147483648n) throw new Error(`${what}: int64 value ${v} at [${i}] does not fit int32`);
+        if (v > 2147483647n || v < -2147483648n) {
+          throw new Error(`${what}: int64 value ${v} at [${i}] does not fit int32`);
+        }
         out[i] = Number(v);
       }
       data = out;
@@ -93,9 +113,15 @@ export function encodeNpy(data: NpyData, shape: number[], opts: { int64?: boolea
     descr = "<i8";
     body = new Uint8Array(big.buffer);
   } else {
-    descr = data instanceof Float32Array ? "<f4" : data instanceof Float64Array ? "<f8" : data instanceof Int32Array
+    descr = data instanceof Float32Array
+      ? "<f4"
+      : data instanceof Float64Array
+      ? "<f8"
+      : data instanceof Int32Array
       ? "<i4"
-      : data instanceof Uint32Array ? "<u4" : "|u1";
+      : data instanceof Uint32Array
+      ? "<u4"
+      : "|u1";
     body = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   }
   const shapeStr = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`;

@@ -4,8 +4,17 @@
 // reader hands out byte ranges by positional reads, so a checkpoint never sits whole in the JS heap.
 import type { WeightDType, WeightInfo, WeightSource } from "./weights.ts";
 
-const TO_FILE: Record<WeightDType, string> = { f16: "F16", bf16: "BF16", f32: "F32", i64: "I64", i32: "I32", u8: "U8" };
-const FROM_FILE: Record<string, WeightDType> = Object.fromEntries(Object.entries(TO_FILE).map(([k, v]) => [v, k as WeightDType]));
+const TO_FILE: Record<WeightDType, string> = {
+  f16: "F16",
+  bf16: "BF16",
+  f32: "F32",
+  i64: "I64",
+  i32: "I32",
+  u8: "U8",
+};
+const FROM_FILE: Record<string, WeightDType> = Object.fromEntries(
+  Object.entries(TO_FILE).map(([k, v]) => [v, k as WeightDType]),
+);
 export const DTYPE_BYTES: Record<WeightDType, number> = { f16: 2, bf16: 2, f32: 4, i64: 8, i32: 4, u8: 1 };
 
 /** Largest header we accept when reading (the format's own readers use 100 MB). */
@@ -42,7 +51,9 @@ export function safetensorsHeader(
   for (const e of entries) {
     if (seen.has(e.name)) throw new Error(`safetensors: duplicate tensor name "${e.name}"`);
     seen.add(e.name);
-    if (!(e.dtype in TO_FILE)) throw new Error(`safetensors: tensor "${e.name}" has unsupported dtype "${e.dtype}"`);
+    if (!(e.dtype in TO_FILE)) {
+      throw new Error(`safetensors: tensor "${e.name}" has unsupported dtype "${e.dtype}"`);
+    }
     if (!e.shape.every((d) => Number.isInteger(d) && d >= 0)) {
       throw new Error(`safetensors: tensor "${e.name}" has an invalid shape [${e.shape}]`);
     }
@@ -81,17 +92,25 @@ export async function writeSafetensors(
       if (e.data) {
         const bytes = asBytes(e.data);
         if (bytes.length !== sizes[i]) {
-          throw new Error(`safetensors: tensor "${e.name}" has ${bytes.length} bytes, its shape [${e.shape}] ${e.dtype} needs ${sizes[i]}`);
+          throw new Error(
+            `safetensors: tensor "${e.name}" has ${bytes.length} bytes, its shape [${e.shape}] ${e.dtype} needs ${
+              sizes[i]
+            }`,
+          );
         }
         await writeAll(bytes);
       } else if (e.write) {
         let pushed = 0;
         await e.write(async (chunk) => {
           pushed += chunk.length;
-          if (pushed > sizes[i]) throw new Error(`safetensors: tensor "${e.name}" produced more than its ${sizes[i]} bytes`);
+          if (pushed > sizes[i]) {
+            throw new Error(`safetensors: tensor "${e.name}" produced more than its ${sizes[i]} bytes`);
+          }
           await writeAll(chunk);
         });
-        if (pushed !== sizes[i]) throw new Error(`safetensors: tensor "${e.name}" produced ${pushed} of its ${sizes[i]} bytes`);
+        if (pushed !== sizes[i]) {
+          throw new Error(`safetensors: tensor "${e.name}" produced ${pushed} of its ${sizes[i]} bytes`);
+        }
       } else {
         throw new Error(`safetensors: tensor "${e.name}" has neither data nor write`);
       }
@@ -102,7 +121,12 @@ export async function writeSafetensors(
 }
 
 /** Reads exactly `length` bytes at `position` of an open file. */
-async function preadExact(file: Deno.FsFile, position: number, length: number, what: string): Promise<Uint8Array> {
+async function preadExact(
+  file: Deno.FsFile,
+  position: number,
+  length: number,
+  what: string,
+): Promise<Uint8Array> {
   const out = new Uint8Array(length);
   await file.seek(position, Deno.SeekMode.Start);
   let done = 0;
@@ -127,7 +151,12 @@ export class SafetensorsFile implements WeightSource {
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
 
-  private constructor(readonly origin: string, file: Deno.FsFile, entries: Map<string, Entry>, metadata: Record<string, string>) {
+  private constructor(
+    readonly origin: string,
+    file: Deno.FsFile,
+    entries: Map<string, Entry>,
+    metadata: Record<string, string>,
+  ) {
     this.#file = file;
     this.#entries = entries;
     this.metadata = metadata;
@@ -144,7 +173,9 @@ export class SafetensorsFile implements WeightSource {
       const size = (await file.stat()).size;
       if (size < 8) throw new Error(`${path}: not a safetensors file (${size} bytes)`);
       const n = Number(new DataView((await preadExact(file, 0, 8, path)).buffer).getBigUint64(0, true));
-      if (n > MAX_HEADER || 8 + n > size) throw new Error(`${path}: not a safetensors file (header length ${n}, file ${size} bytes)`);
+      if (n > MAX_HEADER || 8 + n > size) {
+        throw new Error(`${path}: not a safetensors file (header length ${n}, file ${size} bytes)`);
+      }
       let json: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
       try {
         json = JSON.parse(new TextDecoder().decode(await preadExact(file, 8, n, path)));
@@ -160,11 +191,15 @@ export class SafetensorsFile implements WeightSource {
           continue;
         }
         const dtype = FROM_FILE[v?.dtype];
-        if (!dtype) throw new Error(`${path}: tensor "${name}" has unsupported dtype ${JSON.stringify(v?.dtype)}`);
+        if (!dtype) {
+          throw new Error(`${path}: tensor "${name}" has unsupported dtype ${JSON.stringify(v?.dtype)}`);
+        }
         const [b, e] = v.data_offsets ?? [];
         const byteLength = byteLengthOf(dtype, v.shape);
         if (!Array.isArray(v.shape) || !(e - b === byteLength) || dataStart + e > size) {
-          throw new Error(`${path}: tensor "${name}" has inconsistent shape/offsets (shape [${v.shape}], offsets [${b}, ${e}])`);
+          throw new Error(
+            `${path}: tensor "${name}" has inconsistent shape/offsets (shape [${v.shape}], offsets [${b}, ${e}])`,
+          );
         }
         entries.set(name, { name, dtype, shape: v.shape, byteLength, start: dataStart + b });
       }
@@ -197,11 +232,17 @@ export class SafetensorsFile implements WeightSource {
     const e = this.#entries.get(name);
     if (!e) return Promise.reject(new Error(`${this.origin}: no tensor named "${name}"`));
     if (byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > e.byteLength) {
-      return Promise.reject(new Error(`${this.origin}: range ${byteOffset}+${byteLength} is outside tensor "${name}" (${e.byteLength} bytes)`));
+      return Promise.reject(
+        new Error(
+          `${this.origin}: range ${byteOffset}+${byteLength} is outside tensor "${name}" (${e.byteLength} bytes)`,
+        ),
+      );
     }
     if (this.#closed) return Promise.reject(new Error(`${this.origin}: read of "${name}" after close`));
     // One seek+read at a time on the shared handle.
-    const p = this.#queue.then(() => preadExact(this.#file, e.start + byteOffset, byteLength, `${this.origin} (${name})`));
+    const p = this.#queue.then(() =>
+      preadExact(this.#file, e.start + byteOffset, byteLength, `${this.origin} (${name})`)
+    );
     this.#queue = p.catch(() => {});
     return p;
   }

@@ -39,9 +39,13 @@ const INSTALL_HINT = "No WebGPU adapter found. Install a Vulkan driver: on Debia
  */
 export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
   if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
-    throw new Error("WebGPU is not available in this runtime: run Deno with --unstable-webgpu. " + INSTALL_HINT);
+    throw new Error(
+      "WebGPU is not available in this runtime: run Deno with --unstable-webgpu. " + INSTALL_HINT,
+    );
   }
-  const adapter = await navigator.gpu.requestAdapter({ powerPreference: options.powerPreference ?? "high-performance" });
+  const adapter = await navigator.gpu.requestAdapter({
+    powerPreference: options.powerPreference ?? "high-performance",
+  });
   if (!adapter) throw new Error(INSTALL_HINT);
   const features: GPUFeatureName[] = [];
   const hasF16 = adapter.features.has("shader-f16");
@@ -63,7 +67,8 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
   };
   const device = await adapter.requestDevice({ requiredFeatures: features, requiredLimits });
   const info = adapter.info;
-  const name = info?.description || [info?.vendor, info?.architecture, info?.device].filter(Boolean).join(" ") ||
+  const name = info?.description ||
+    [info?.vendor, info?.architecture, info?.device].filter(Boolean).join(" ") ||
     "unknown adapter";
   const l = device.limits;
   return {
@@ -87,6 +92,10 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
 /** One line naming the adapter and its limits, for logs and `/v1/model`. */
 export function describeGpu(gpu: Gpu): string {
   const mib = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
-  return `${gpu.name}${gpu.isFallback ? " (fallback/software)" : ""}; shader-f16 ${gpu.hasF16 ? "yes" : "no"}; ` +
-    `max storage binding ${mib(gpu.limits.maxStorageBufferBindingSize)}, max buffer ${mib(gpu.limits.maxBufferSize)}`;
+  return `${gpu.name}${gpu.isFallback ? " (fallback/software)" : ""}; shader-f16 ${
+    gpu.hasF16 ? "yes" : "no"
+  }; ` +
+    `max storage binding ${mib(gpu.limits.maxStorageBufferBindingSize)}, max buffer ${
+      mib(gpu.limits.maxBufferSize)
+    }`;
 }

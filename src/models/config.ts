@@ -69,13 +69,17 @@ function fail(file: string, field: string, msg: string): never {
 
 function posInt(file: string, obj: Record<string, unknown>, key: string, prefix: string): number {
   const v = obj[key];
-  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) fail(file, `${prefix}${key}`, `must be a positive integer, got ${JSON.stringify(v)}`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
+    fail(file, `${prefix}${key}`, `must be a positive integer, got ${JSON.stringify(v)}`);
+  }
   return v;
 }
 
 function str(file: string, obj: Record<string, unknown>, key: string, prefix: string): string {
   const v = obj[key];
-  if (typeof v !== "string" || !v) fail(file, `${prefix}${key}`, `must be a non-empty string, got ${JSON.stringify(v)}`);
+  if (typeof v !== "string" || !v) {
+    fail(file, `${prefix}${key}`, `must be a non-empty string, got ${JSON.stringify(v)}`);
+  }
   return v;
 }
 
@@ -88,7 +92,9 @@ function section(file: string, cfg: Record<string, unknown>, key: string): Recor
 /** A file name from the config: a plain name inside the directory, never a path out of it. */
 function safeFile(file: string, obj: Record<string, unknown>, prefix: string): string {
   const f = str(file, obj, "file", prefix);
-  if (f.includes("/") || f.includes("\\") || f === "." || f === "..") fail(file, `${prefix}file`, `must be a file name inside the model directory, got "${f}"`);
+  if (f.includes("/") || f.includes("\\") || f === "." || f === "..") {
+    fail(file, `${prefix}file`, `must be a file name inside the model directory, got "${f}"`);
+  }
   return f;
 }
 
@@ -97,14 +103,29 @@ function transformer(file: string, cfg: Record<string, unknown>, key: string, sr
   const p = `${key}.`;
   safeFile(file, s, p);
   str(file, s, "model_class", p);
-  for (const k of ["num_layers", "hidden_size", "num_attention_heads", "vocab_size", "max_sequence_length", "inner_hidden_size"]) {
+  for (
+    const k of [
+      "num_layers",
+      "hidden_size",
+      "num_attention_heads",
+      "vocab_size",
+      "max_sequence_length",
+      "inner_hidden_size",
+    ]
+  ) {
     posInt(file, s, k, p);
   }
   if ((s.hidden_size as number) % (s.num_attention_heads as number) !== 0) {
-    fail(file, `${p}hidden_size`, `(${s.hidden_size}) is not a multiple of num_attention_heads (${s.num_attention_heads})`);
+    fail(
+      file,
+      `${p}hidden_size`,
+      `(${s.hidden_size}) is not a multiple of num_attention_heads (${s.num_attention_heads})`,
+    );
   }
   str(file, s, "layernorm_order", p);
-  if (typeof s.layernorm_epsilon !== "number" || !(s.layernorm_epsilon > 0)) fail(file, `${p}layernorm_epsilon`, "must be a positive number");
+  if (typeof s.layernorm_epsilon !== "number" || !(s.layernorm_epsilon > 0)) {
+    fail(file, `${p}layernorm_epsilon`, "must be a positive number");
+  }
   if (sr) {
     if (!Array.isArray(s.layout) || !s.layout.every((v) => Number.isInteger(v) && v > 0)) {
       fail(file, `${p}layout`, `must be an array of positive integers, got ${JSON.stringify(s.layout)}`);
@@ -119,9 +140,27 @@ function transformer(file: string, cfg: Record<string, unknown>, key: string, sr
 export function validateConfig(cfg: unknown, file = "config.json"): ModelConfig {
   if (!cfg || typeof cfg !== "object") throw new Error(`${file}: not a JSON object`);
   const c = cfg as Record<string, unknown>;
-  if (c.format !== MODEL_FORMAT) fail(file, "format", `must be "${MODEL_FORMAT}", got ${JSON.stringify(c.format)} (convert the weights with deno task convert)`);
-  if (c.version !== MODEL_FORMAT_VERSION) fail(file, "version", `is ${JSON.stringify(c.version)}; this program reads version ${MODEL_FORMAT_VERSION} (re-run deno task convert)`);
-  if (c.dtype !== "f16" && c.dtype !== "f32") fail(file, "dtype", `must be "f16" or "f32", got ${JSON.stringify(c.dtype)}`);
+  if (c.format !== MODEL_FORMAT) {
+    fail(
+      file,
+      "format",
+      `must be "${MODEL_FORMAT}", got ${
+        JSON.stringify(c.format)
+      } (convert the weights with deno task convert)`,
+    );
+  }
+  if (c.version !== MODEL_FORMAT_VERSION) {
+    fail(
+      file,
+      "version",
+      `is ${
+        JSON.stringify(c.version)
+      }; this program reads version ${MODEL_FORMAT_VERSION} (re-run deno task convert)`,
+    );
+  }
+  if (c.dtype !== "f16" && c.dtype !== "f32") {
+    fail(file, "dtype", `must be "f16" or "f32", got ${JSON.stringify(c.dtype)}`);
+  }
   posInt(file, c, "image_tokens", "");
   transformer(file, c, "coglm", false);
   transformer(file, c, "dsr", true);
@@ -147,7 +186,9 @@ export async function openModelDir(dir: string): Promise<ModelDir> {
     text = await Deno.readTextFile(file);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      throw new Error(`${abs} is not a converted model directory (no config.json); create one with deno task convert`);
+      throw new Error(
+        `${abs} is not a converted model directory (no config.json); create one with deno task convert`,
+      );
     }
     throw new Error(`Cannot read ${file}: ${(e as Error).message}`);
   }

@@ -7,11 +7,18 @@ import type { WeightSource } from "../formats/weights.ts";
 function gpuDtype(src: WeightSource, name: string): DType {
   const { dtype } = src.info(name);
   if (dtype === "f16" || dtype === "f32") return dtype;
-  throw new Error(`${src.origin}: tensor ${name} has dtype ${dtype}; the GPU loader takes f16 or f32 (re-run deno task convert)`);
+  throw new Error(
+    `${src.origin}: tensor ${name} has dtype ${dtype}; the GPU loader takes f16 or f32 (re-run deno task convert)`,
+  );
 }
 
 /** Loads one tensor as stored (f16 stays packed f16, f32 stays f32), checking its shape when `shape` is given. */
-export async function loadTensor(ctx: GpuContext, src: WeightSource, name: string, shape?: number[]): Promise<Tensor> {
+export async function loadTensor(
+  ctx: GpuContext,
+  src: WeightSource,
+  name: string,
+  shape?: number[],
+): Promise<Tensor> {
   const info = src.info(name);
   if (shape && (shape.length !== info.shape.length || shape.some((d, i) => d !== info.shape[i]))) {
     throw new Error(`${src.origin}: tensor ${name} has shape [${info.shape}], expected [${shape}]`);
@@ -28,9 +35,15 @@ export async function loadTensor(ctx: GpuContext, src: WeightSource, name: strin
 }
 
 /** Loads a 2-D tensor as row blocks that each fit the adapter's max storage binding (embedding tables). */
-export async function loadRowChunked(ctx: GpuContext, src: WeightSource, name: string): Promise<RowChunkedTensor> {
+export async function loadRowChunked(
+  ctx: GpuContext,
+  src: WeightSource,
+  name: string,
+): Promise<RowChunkedTensor> {
   const info = src.info(name);
-  if (info.shape.length !== 2) throw new Error(`${src.origin}: tensor ${name} must be 2-D, has shape [${info.shape}]`);
+  if (info.shape.length !== 2) {
+    throw new Error(`${src.origin}: tensor ${name} must be 2-D, has shape [${info.shape}]`);
+  }
   const [rows, cols] = info.shape;
   const dtype = gpuDtype(src, name);
   const eb = dtype === "f16" ? 2 : 4;

@@ -21,7 +21,11 @@ export interface CompareReport {
 }
 
 /** Elementwise |a - e| <= atol + rtol·|e|, NaN-aware, with the worst element described. */
-export function compareArrays(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tolerance): CompareReport {
+export function compareArrays(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: Tolerance,
+): CompareReport {
   const rtol = tol.rtol ?? 0;
   if (actual.length !== expected.length) {
     return {
@@ -57,5 +61,7 @@ export function compareArrays(actual: ArrayLike<number>, expected: ArrayLike<num
 }
 
 function fmt(x: number): string {
-  return Number.isFinite(x) ? (Math.abs(x) < 1e-3 && x !== 0 ? x.toExponential(2) : x.toPrecision(6)) : String(x);
+  return Number.isFinite(x)
+    ? (Math.abs(x) < 1e-3 && x !== 0 ? x.toExponential(2) : x.toPrecision(6))
+    : String(x);
 }

@@ -35,7 +35,12 @@ Deno.test("safetensors: written files follow the spec and read back by name and 
     const f = await openSafetensors(path);
     try {
       assert.deepEqual(f.names().sort(), ["a", "layers.0.b", "s"]);
-      assert.deepEqual(f.info("layers.0.b"), { name: "layers.0.b", dtype: "f16", shape: [3, 5], byteLength: 30 });
+      assert.deepEqual(f.info("layers.0.b"), {
+        name: "layers.0.b",
+        dtype: "f16",
+        shape: [3, 5],
+        byteLength: 30,
+      });
       assert.deepEqual(new Float32Array((await f.read("a")).slice().buffer), a);
       const [r1, r2] = await Promise.all([f.readRange("s", 13, 29), f.readRange("a", 4, 8)]);
       assert.deepEqual(r1, streamed.subarray(13, 42));
@@ -59,7 +64,12 @@ Deno.test("safetensors: bad sizes and bad files give errors naming the tensor or
       /tensor "x" has 16 bytes/,
     );
     await assert.rejects(
-      writeSafetensors(path, [{ name: "y", dtype: "u8", shape: [4], write: async (sink) => await sink(new Uint8Array(3)) }]),
+      writeSafetensors(path, [{
+        name: "y",
+        dtype: "u8",
+        shape: [4],
+        write: async (sink) => await sink(new Uint8Array(3)),
+      }]),
       /tensor "y" produced 3 of its 4 bytes/,
     );
     await Deno.writeFile(path, new Uint8Array([255, 255, 255, 255, 0, 0, 0, 0, 1, 2]));

@@ -5,15 +5,29 @@ import { openModelDir, validateConfig } from "../../src/models/config.ts";
 
 function tf(extra: Record<string, unknown> = {}) {
   return {
-    file: "m.safetensors", model_class: "X", num_layers: 3, hidden_size: 96, num_attention_heads: 3, vocab_size: 20100,
-    max_sequence_length: 1024, inner_hidden_size: 384, layernorm_order: "sandwich", layernorm_epsilon: 1e-5, ...extra,
+    file: "m.safetensors",
+    model_class: "X",
+    num_layers: 3,
+    hidden_size: 96,
+    num_attention_heads: 3,
+    vocab_size: 20100,
+    max_sequence_length: 1024,
+    inner_hidden_size: 384,
+    layernorm_order: "sandwich",
+    layernorm_epsilon: 1e-5,
+    ...extra,
   };
 }
 const sr = { layout: [16, 3616], kernel_size: 5, kernel_size2: 5, new_sequence_length: 4624 };
 function config() {
   return {
-    format: "cogview2-webgpu-model", version: 1, dtype: "f16", image_tokens: 20000,
-    coglm: tf(), dsr: tf(sr), itersr: tf(sr),
+    format: "cogview2-webgpu-model",
+    version: 1,
+    dtype: "f16",
+    image_tokens: 20000,
+    coglm: tf(),
+    dsr: tf(sr),
+    itersr: tf(sr),
     vqvae: { file: "vqvae.safetensors", n_embed: 20000 },
     tokenizer: { file: "ice_text.model", type: "unigram", pieces: 100 },
     clusters: { file: "cluster_label.npy", num_clusters: 500, count: 20000 },

@@ -34,7 +34,8 @@ async function load(): Promise<Vqvae> {
 }
 
 Deno.test({
-  name: "vqvae (demo model): 160×160 encode with the mid attention in forced query-row blocks equals the one-block encode",
+  name:
+    "vqvae (demo model): 160×160 encode with the mid attention in forced query-row blocks equals the one-block encode",
   ...opts,
   fn: async () => {
     const vq = await load();
