@@ -295,7 +295,9 @@ export class TorchCheckpoint extends StateDictTensors<TensorEntry> implements We
         throw new Error(`${origin}: data.pkl is implausibly large (${pkl.uncompressedSize} bytes)`);
       }
       const pklOrigin = `${origin}!${pkl.name}`;
-      const root = unpickle(await zip.read(pkl.name), {
+      // zip.read stops inflating the moment the output passes the declared size, so the bytes held are bounded by
+      // the size checked above, whatever the entry really inflates to.
+      const root = unpickle(await zip.read(pkl.name, MAX_PICKLE), {
         origin: pklOrigin,
         persistentLoad: torchPersistentLoad(pklOrigin),
       });

@@ -340,22 +340,34 @@ export class ZipArchive {
     return new SliceAccess(this.source, e.offset, e.size, `${this.origin}!${name}`);
   }
 
-  /** The whole (uncompressed) contents of a small entry; deflate is inflated, CRC-32 is checked. */
-  async read(name: string): Promise<Uint8Array> {
+  /**
+   * The whole (uncompressed) contents of a small entry (at most `limit` bytes, default 64 MiB); CRC-32 is checked.
+   * Deflate is inflated as a stream with a running output budget: it stops the moment the output passes the size the
+   * directory declares, so a lying entry (a "zip bomb") costs at most one 16 KiB slice's output (≤ 16.5 MiB).
+   */
+  async read(name: string, limit = MAX_INFLATE): Promise<Uint8Array> {
     const e = this.entry(name);
-    if (e.uncompressedSize > MAX_INFLATE) {
-      throw new Error(`${this.origin}: entry "${name}" is too large to read whole`);
+    if (e.uncompressedSize > limit) {
+      throw new Error(
+        `${this.origin}: entry "${name}" is too large to read whole (${e.uncompressedSize} bytes, the limit is ${limit})`,
+      );
     }
-    const raw = await this.source.readAt(e.offset, e.size);
-    let out: Uint8Array;
-    if (e.method === 0) out = raw;
-    else if (e.method === 8) out = await inflateRaw(raw, e.uncompressedSize, `${this.origin}!${name}`);
-    else throw new Error(`${this.origin}: entry "${name}" uses unsupported compression method ${e.method}`);
-    if (out.length !== e.uncompressedSize) {
-      throw new Error(`${this.origin}!${name}: size ${out.length} != ${e.uncompressedSize}`);
+    if (e.method === 0) {
+      if (e.size !== e.uncompressedSize) {
+        throw new Error(`${this.origin}!${name}: size ${e.size} != ${e.uncompressedSize}`);
+      }
+      const out = await this.source.readAt(e.offset, e.size);
+      if (crc32(out) !== e.crc32) throw new Error(`${this.origin}!${name}: CRC-32 mismatch (corrupt)`);
+      return out;
     }
-    if (crc32(out) !== e.crc32) throw new Error(`${this.origin}!${name}: CRC-32 mismatch (corrupt)`);
-    return out;
+    const s = new EntryStream(this, e);
+    try {
+      const out = await s.read(e.uncompressedSize);
+      await s.finish();
+      return out;
+    } finally {
+      s.close();
+    }
   }
 
   close(): void {
@@ -373,6 +385,7 @@ export class EntryStream {
   #buf: Uint8Array = new Uint8Array(0);
   #bufPos = 0;
   #crc = 0;
+  #produced = 0;
   /** Uncompressed bytes consumed so far. */
   position = 0;
 
@@ -418,6 +431,14 @@ export class EntryStream {
       throw new Error(`${this.origin}: corrupt compressed data (${(e as Error).message})`);
     }
     if (r.done) return false;
+    // The running output budget: the declared size, checked as each inflated slice arrives (not when consumed).
+    this.#produced += r.value.length;
+    if (this.#produced > this.entry.uncompressedSize) {
+      this.close();
+      throw new Error(
+        `${this.origin}: inflates to more than its recorded size of ${this.entry.uncompressedSize} bytes (corrupt or a zip bomb)`,
+      );
+    }
     this.#buf = r.value;
     this.#bufPos = 0;
     this.#crc = crc32(r.value, this.#crc);
@@ -473,29 +494,6 @@ export class EntryStream {
   close(): void {
     this.#reader.cancel().catch(() => {});
   }
-}
-
-async function inflateRaw(raw: Uint8Array, expected: number, what: string): Promise<Uint8Array> {
-  const ds = new DecompressionStream("deflate-raw");
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  try {
-    const stream = new Blob([raw as BlobPart]).stream().pipeThrough(ds);
-    for await (const c of stream) {
-      total += c.length;
-      if (total > expected) throw new Error(`inflates to more than ${expected} bytes`);
-      chunks.push(c);
-    }
-  } catch (e) {
-    throw new Error(`${what}: corrupt deflate data (${(e as Error).message})`);
-  }
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
 }
 
 let CRC_TABLES: Uint32Array[] | null = null;

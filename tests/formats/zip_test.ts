@@ -109,3 +109,36 @@ Deno.test("zip: deflated entries are inflated whole (small) or streamed (large),
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("zip attack: a deflate bomb declared small is stopped at its declared size, in bounded time and memory", async () => {
+  const { deflateBomb, zipOneEntry } = await import("./_bombs.ts");
+  const { openTorchCheckpoint } = await import("../../src/formats/torch.ts");
+  // 1 GiB of zeros deflated to ~1 MB, declared as 12 KB: the shape of the attack run's bomb.
+  const bomb = zipOneEntry("archive/data.pkl", deflateBomb(1024), { method: 8, declaredSize: 12_000 });
+  const rss0 = Deno.memoryUsage().rss;
+  const t0 = performance.now();
+  const z = await ZipArchive.open(new BytesAccess(bomb, "bomb.zip"));
+  await assert.rejects(
+    z.read("archive/data.pkl"),
+    /bomb\.zip!archive\/data\.pkl: inflates to more than .* 12000 bytes/,
+  );
+  await assert.rejects(
+    openTorchCheckpoint(new BytesAccess(bomb, "bomb.pt")),
+    /bomb\.pt!archive\/data\.pkl: inflates to more than/,
+  );
+  const ms = performance.now() - t0, grew = (Deno.memoryUsage().rss - rss0) / 2 ** 20;
+  console.log(
+    `zip bomb (1 GiB in ${bomb.length} bytes, declared 12 KB): rejected twice in ${ms.toFixed(0)} ms, RSS +${
+      grew.toFixed(0)
+    } MiB`,
+  );
+  // Before the running budget: 7 s and +1 GiB for one read (the whole entry inflated in one chunk first).
+  assert.ok(ms < 1000, `took ${ms} ms`);
+  assert.ok(grew < 128, `RSS grew ${grew} MiB`);
+  // The declared size itself is bounded too (64 MiB by default; the caller's limit when given).
+  const big = zipOneEntry("x", deflateBomb(1), { method: 8, declaredSize: 65 * 2 ** 20 });
+  await assert.rejects(
+    (await ZipArchive.open(new BytesAccess(big, "big.zip"))).read("x"),
+    /too large to read whole \(68157440 bytes, the limit is 67108864\)/,
+  );
+});
