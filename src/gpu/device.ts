@@ -71,6 +71,7 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
     [info?.vendor, info?.architecture, info?.device].filter(Boolean).join(" ") ||
     "unknown adapter";
   const l = device.limits;
+  const cap = bindingCap();
   return {
     device,
     name,
@@ -78,7 +79,9 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
     hasF16,
     hasTimestamps: hasTimestamps && Boolean(options.timestamps),
     limits: {
-      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxStorageBufferBindingSize: cap
+        ? Math.min(cap, l.maxStorageBufferBindingSize)
+        : l.maxStorageBufferBindingSize,
       maxBufferSize: l.maxBufferSize,
       maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
       maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
@@ -87,6 +90,31 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
       minUniformBufferOffsetAlignment: l.minUniformBufferOffsetAlignment,
     },
   };
+}
+
+/** Environment variable that lowers the reported max storage binding (tests of the splitting paths). */
+export const MAX_BINDING_ENV = "COGVIEW2_MAX_BINDING_BYTES";
+
+/**
+ * `COGVIEW2_MAX_BINDING_BYTES=N` (a multiple of 256, at least 64 KiB) makes the code behave as on an adapter whose
+ * max storage binding is N: every tensor above it must be split, exactly as the published widths need on a
+ * 128 MiB adapter. Unset (or not readable): the adapter's own limit.
+ */
+function bindingCap(): number | null {
+  let v: string | undefined;
+  try {
+    v = Deno.env.get(MAX_BINDING_ENV);
+  } catch {
+    return null; // no --allow-env: the adapter's limit
+  }
+  if (v === undefined || v === "") return null;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 65536 || n % 256) {
+    throw new Error(
+      `${MAX_BINDING_ENV}=${v}: must be an integer number of bytes, a multiple of 256, at least 65536`,
+    );
+  }
+  return n;
 }
 
 /** One line naming the adapter and its limits, for logs and `/v1/model`. */
