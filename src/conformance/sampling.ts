@@ -3,7 +3,7 @@
 // README-sat.md). Compares cluster mass, top clusters (exact), top-cluster probabilities and the final distribution
 // within the case's tolerances. Not a check of the draws themselves (torch's bits differ by design).
 import { compareArrays } from "../reference/compare.ts";
-import { clusterSampleDebug, clusterTable } from "../sampling/strategy.ts";
+import { clusterSampleDebug, clusterTable } from "../models/sampling.ts";
 import type { CaseContext, CaseResult, GoldenCase } from "./types.ts";
 
 async function strategyCase(c: GoldenCase, cx: CaseContext, kind: "coglm" | "dsr"): Promise<CaseResult> {

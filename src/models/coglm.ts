@@ -7,7 +7,7 @@ import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { attention, type AttentionOptions, kvStore } from "../kernels/attention.ts";
 import { argmaxRows, logProb } from "../kernels/softmax.ts";
-import { type ClusterTable, loadModelClusters, sampleCoglm } from "../sampling/strategy.ts";
+import { type ClusterTable, loadModelClusters, sampleCoglm } from "./sampling.ts";
 import { type ModelDir, openModelDir } from "./config.ts";
 import {
   allocScratch,

@@ -11,7 +11,7 @@ import { qkvRows, srLocalAttention } from "../kernels/local_attention.ts";
 import { type DsrGeometry, dsrGeometry, maskToAdd } from "../geometry/sr.ts";
 import type { SrConfig } from "./config.ts";
 import { loadTensor } from "./load.ts";
-import { loadSrTransformer, maskedAttention, SrModel } from "./sr_common.ts";
+import { loadSrTransformer, maskedAttention, SrModel, type SrPick } from "./sr_common.ts";
 import {
   type Linear,
   releaseTransformer,
@@ -141,5 +141,21 @@ export class DsrModel extends SrModel<DsrGeometry> {
     });
     add.release();
     return hidden;
+  }
+
+  /**
+   * The tokens of one DSR step: for each of `batch` sequences of `hidden` (forward's output), one token per high-res
+   * row; i32 [batch·s1]. Sequence b draws with RNG rows (sample0 + b)·s1.. (sample0: its index in the whole job).
+   */
+  pickHighres(hidden: Tensor, batch: number, pick: SrPick, imageTokens: number, sample0 = 0): Tensor {
+    const g = this.geometry, ids = this.ctx.empty([batch * g.s1], "i32");
+    const groups = Array.from({ length: batch }, (_, b) => ({
+      row0: b * g.seqLen + g.s0,
+      rows: g.s1,
+      rowBase: (sample0 + b) * g.s1,
+      outOffset: b * g.s1,
+    }));
+    this.pickTokens(hidden, groups, pick, imageTokens, ids);
+    return ids;
   }
 }

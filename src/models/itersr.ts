@@ -5,11 +5,12 @@
 // Not the LoPAR loop (src/pipeline/super_resolution.ts) and not a sampler.
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import { embedding } from "../kernels/embedding.ts";
 import type { WeightSource } from "../formats/weights.ts";
 import { qkvRows, srLocalAttention } from "../kernels/local_attention.ts";
 import { type ItersrGeometry, itersrGeometry, maskToAdd } from "../geometry/sr.ts";
 import type { SrConfig } from "./config.ts";
-import { loadSrTransformer, maskedAttention, SrModel } from "./sr_common.ts";
+import { loadSrTransformer, maskedAttention, SrModel, type SrPick } from "./sr_common.ts";
 import { standardAttentionBlock, type TransformerDims, type TransformerWeights } from "./transformer.ts";
 
 export class ItersrModel extends SrModel<ItersrGeometry> {
@@ -76,5 +77,29 @@ export class ItersrModel extends SrModel<ItersrGeometry> {
     });
     for (const t of [add, maskT, logW]) t?.release();
     return hidden;
+  }
+
+  /**
+   * The tokens of one LoPAR round: one per listed row of `hidden` (ascending rows b·seqLen + textLen + i of `batch`
+   * sequences: the re-masked cells); i32 [rows.length]. The rows are gathered first so logits are computed for them
+   * only; cell i of sequence b draws with RNG row (sample0 + b)·s1 + (its rank among b's rows).
+   */
+  pickRows(hidden: Tensor, rows: ArrayLike<number>, pick: SrPick, imageTokens: number, sample0 = 0): Tensor {
+    const ctx = this.ctx, g = this.geometry, H = this.dims.hidden, n = rows.length;
+    const rowIds = ctx.upload(Int32Array.from(rows), [n], "i32");
+    const picked = embedding(ctx, rowIds, hidden.reshape([hidden.size / H, H]), { rows: n });
+    rowIds.release();
+    const groups = [];
+    for (let start = 0; start < n;) {
+      const b = Math.floor(rows[start] / g.seqLen);
+      let end = start;
+      while (end < n && rows[end] < (b + 1) * g.seqLen) end++;
+      groups.push({ row0: start, rows: end - start, rowBase: (sample0 + b) * g.s1, outOffset: start });
+      start = end;
+    }
+    const ids = ctx.empty([Math.max(1, n)], "i32");
+    this.pickTokens(picked, groups, pick, imageTokens, ids);
+    picked.release();
+    return ids;
   }
 }

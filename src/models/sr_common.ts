@@ -8,6 +8,7 @@ import type { WeightSource } from "../formats/weights.ts";
 import { matmul } from "../kernels/matmul.ts";
 import { softmax } from "../kernels/softmax.ts";
 import type { SrConfig } from "./config.ts";
+import { type ClusterTable, sampleDsr, sampleGreedy, sampleTopk } from "./sampling.ts";
 import {
   allocScratch,
   type AttentionHook,
@@ -102,6 +103,30 @@ export function maskedAttention(
   probs.release();
 }
 
+/**
+ * How an SR model picks the token of a predicted row: argmax (the golden greedy cases), the DSR cluster sampler
+ * (topk clusters, in-cluster temperature2, temperature 1 as direct_sr calls it) or LoPAR's top-k (temperature 1).
+ */
+export type SrPick =
+  | { kind: "greedy" }
+  | {
+    kind: "cluster";
+    clusters: ClusterTable;
+    topk: number;
+    temperature2: number;
+    seed: number;
+    step: number;
+  }
+  | { kind: "topk"; topk: number; seed: number; step: number };
+
+/** A run of consecutive hidden rows to pick tokens for: RNG row `rowBase` for its first row, ids from `outOffset`. */
+export interface PickGroup {
+  row0: number;
+  rows: number;
+  rowBase: number;
+  outOffset: number;
+}
+
 /** The SR models' common part: config, geometry, the transformer weights and its forward with a model's attention. */
 export abstract class SrModel<G extends { seqLen: number }> {
   readonly geometry: G;
@@ -169,5 +194,33 @@ export abstract class SrModel<G extends { seqLen: number }> {
   /** Rows per logits block so that one block stays well inside a storage binding. */
   logitsBlock(imageTokens: number): number {
     return logitsBlockRows(this.ctx, imageTokens);
+  }
+
+  /**
+   * Image logits and one token per row for each group of hidden rows, in logits blocks of one reused buffer; ids go
+   * to `out` (i32). Draws depend on (seed, step, rowBase + row), not on the blocks or the batch split.
+   */
+  protected pickTokens(
+    hidden: Tensor,
+    groups: PickGroup[],
+    pick: SrPick,
+    imageTokens: number,
+    out: Tensor,
+  ): void {
+    const longest = Math.max(1, ...groups.map((g) => g.rows));
+    const block = Math.min(this.logitsBlock(imageTokens), longest);
+    const lbuf = this.ctx.empty([block, imageTokens]);
+    for (const g of groups) {
+      for (let r0 = 0; r0 < g.rows; r0 += block) {
+        const rows = Math.min(block, g.rows - r0);
+        const lg = this.logits(hidden, g.row0 + r0, rows, imageTokens, lbuf);
+        const place = { rows, out, outOffset: g.outOffset + r0 };
+        const draw = { ...place, seed: 0, step: 0, rowBase: g.rowBase + r0 };
+        if (pick.kind === "greedy") sampleGreedy(this.ctx, lg, place);
+        else if (pick.kind === "cluster") sampleDsr(this.ctx, lg, { ...draw, ...pick });
+        else sampleTopk(this.ctx, lg, { ...draw, ...pick });
+      }
+    }
+    lbuf.release();
   }
 }

@@ -3,8 +3,8 @@
 
 import type { FillOptions } from "../models/coglm.ts";
 import { decodeImage, preprocessRgba8 } from "../formats/image.ts";
-import type { Stages } from "./text2image.ts";
-import { batchSeed, encodeChw } from "./text2image.ts";
+import type { Stages } from "./stages.ts";
+import { batchSeed, encodeChw } from "./stages.ts";
 import { cropChw, resizeBilinearChw, resizeNearestChw } from "./image_ops.ts";
 import {
   boxToMask,

@@ -5,19 +5,12 @@
 import { join } from "node:path";
 import type { GpuContext } from "../gpu/context.ts";
 import { readNpy } from "../formats/npy.ts";
-import { embedding } from "../kernels/embedding.ts";
-import {
-  argmaxGpu,
-  clusterSampleGpu,
-  type ClusterTable,
-  clusterTable,
-  topkSampleGpu,
-} from "../kernels/sampling.ts";
-import { STREAM_DSR, STREAM_TOPK } from "../sampling/rng.ts";
+import { type ClusterTable, clusterTable } from "../models/sampling.ts";
+import type { SrPick } from "../models/sr_common.ts";
 import type { WeightSource } from "../formats/weights.ts";
 import { openModelDir, type SrConfig } from "../models/config.ts";
 import { DsrModel } from "../models/dsr.ts";
-import type { DirectSrOptions, IterativeSrOptions } from "./text2image.ts";
+import type { DirectSrOptions, IterativeSrOptions } from "./stages.ts";
 import { ItersrModel } from "../models/itersr.ts";
 import {
   dsrInput,
@@ -28,8 +21,6 @@ import {
   LOPAR_TOPKS,
   loparRoundMask,
 } from "../geometry/sr.ts";
-
-type OnStep = (step: number, steps: number) => void;
 
 /** DSR sampling parameters of a style recipe (src/sampling/recipes.ts); defaults are the original's. */
 export interface DsrRecipe {
@@ -223,34 +214,17 @@ export class SuperResolution {
         nPad = inp.nPad;
       });
       const hidden = model.forward(tokens, pos, B, dsrMask(cfg, nPad));
-      const ids = ctx.empty([B * g.s1], "i32");
-      const block = Math.min(model.logitsBlock(this.imageTokens), g.s1);
-      const lbuf = ctx.empty([block, this.imageTokens]);
-      for (let b = 0; b < B; b++) {
-        for (let r0 = 0; r0 < g.s1; r0 += block) {
-          const n = Math.min(block, g.s1 - r0);
-          const logits = model.logits(hidden, b * L + g.s0 + r0, n, this.imageTokens, lbuf);
-          if (!table) {
-            argmaxGpu(ctx, logits, { rows: n, out: ids, outOffset: b * g.s1 + r0 });
-          } else {
-            clusterSampleGpu(ctx, logits, table, {
-              rows: n,
-              temperature: 1,
-              temperature2: recipe.temp_cluster_dsr,
-              topk: Math.min(recipe.topk_dsr, table.numClusters),
-              seed: o.seed,
-              step: 0,
-              stream: STREAM_DSR,
-              rowBase: (c * this.maxBatch + b) * g.s1 + r0,
-              out: ids,
-              outOffset: b * g.s1 + r0,
-            });
-          }
-        }
-        throwIfAborted(o.signal); // host-side: nothing is awaited inside the round
-      }
+      const pick: SrPick = !table ? { kind: "greedy" } : {
+        kind: "cluster",
+        clusters: table,
+        topk: Math.min(recipe.topk_dsr, table.numClusters),
+        temperature2: recipe.temp_cluster_dsr,
+        seed: o.seed,
+        step: 0,
+      };
+      const ids = model.pickHighres(hidden, B, pick, this.imageTokens, c * this.maxBatch);
       hidden.release();
-      lbuf.release();
+      throwIfAborted(o.signal); // host-side: nothing is awaited inside the round
       const got = (await ctx.read(ids)) as Int32Array; // the round's one host sync
       ids.release();
       for (let b = 0; b < B; b++) out.push(got.slice(b * g.s1, (b + 1) * g.s1));
@@ -275,7 +249,7 @@ export class SuperResolution {
     const ctx = this.ctx;
     ctx.resetPeak();
     const model = await this.itersrModel();
-    const g = model.geometry, cfg = model.cfg, L = g.seqLen, T = g.textLen, H = cfg.hidden_size;
+    const g = model.geometry, cfg = model.cfg, L = g.seqLen, T = g.textLen;
     if (o.inputMask && o.inputMask.length !== g.s1) throw new Error(`inputMask must have ${g.s1} entries`);
     const out: Int32Array[] = [];
     const chunks = Math.ceil(o.highres.length / this.maxBatch);
@@ -305,41 +279,12 @@ export class SuperResolution {
         });
         if (rows.length) {
           const hidden = model.forward(tokens, pos, B, itersrMask(cfg, nPad), new Float32Array(T));
-          // Gather the hidden rows to predict, then logits / top-k in row blocks over them only.
-          const rowIds = ctx.upload(Int32Array.from(rows), [rows.length], "i32");
-          const picked = embedding(ctx, rowIds, hidden.reshape([B * L, H]), { rows: rows.length });
+          // Logits / top-k over the rows to predict only; sample k draws with RNG rows k·3600...
+          const pick: SrPick = o.decode === "greedy"
+            ? { kind: "greedy" }
+            : { kind: "topk", topk: LOPAR_TOPKS[r], seed: o.seed, step: r };
+          const ids = model.pickRows(hidden, rows, pick, this.imageTokens, c * this.maxBatch);
           hidden.release();
-          rowIds.release();
-          const ids = ctx.empty([B * g.s1], "i32");
-          const block = Math.min(model.logitsBlock(this.imageTokens), g.s1);
-          const lbuf = ctx.empty([block, this.imageTokens]);
-          // Per sample, so its draws (RNG rows sample·3600 + k) do not depend on the batch split.
-          for (let b = 0, start = 0; b < B; b++) {
-            let end = start;
-            while (end < rows.length && rows[end] < (b + 1) * L) end++;
-            for (let r0 = start; r0 < end; r0 += block) {
-              const n = Math.min(block, end - r0);
-              const logits = model.logits(picked, r0, n, this.imageTokens, lbuf);
-              if (o.decode === "greedy") {
-                argmaxGpu(ctx, logits, { rows: n, out: ids, outOffset: r0 });
-              } else {
-                topkSampleGpu(ctx, logits, {
-                  rows: n,
-                  topk: LOPAR_TOPKS[r],
-                  temperature: 1,
-                  seed: o.seed,
-                  step: r,
-                  stream: STREAM_TOPK,
-                  rowBase: (c * this.maxBatch + b) * g.s1 + (r0 - start),
-                  out: ids,
-                  outOffset: r0,
-                });
-              }
-            }
-            start = end;
-          }
-          picked.release();
-          lbuf.release();
           const got = (await ctx.read(ids)) as Int32Array; // the round's one host sync
           ids.release();
           rows.forEach((row, k) => {

@@ -1,15 +1,13 @@
 // Text-to-image, CogView2's whole pipeline: prompt → CogLM 20×20 → (post-selection) → DSR → LoPAR → VQ-VAE → PNG/JPEG.
 // Not a model: it glues the stage APIs (models/, pipeline/super_resolution.ts) and reports progress; no kernels here.
 
-import { encodeJpeg, encodePng, toRgba8 } from "../formats/image.ts";
 import type { GpuContext } from "../gpu/context.ts";
 import { openModelDir } from "../models/config.ts";
-import { getRecipe, type Recipe, STYLES } from "../sampling/recipes.ts";
+import { getRecipe, STYLES } from "../sampling/recipes.ts";
 import { Progress } from "./progress.ts";
 import {
   type CompletionRequest,
   type EmitEvent,
-  type EncodedImage,
   type GenerateRequest,
   type Pipeline,
   PipelineError,
@@ -19,6 +17,8 @@ import {
   throwIfAborted,
 } from "./types.ts";
 import { runCompletion } from "./completion.ts";
+import { resizeNearestChw } from "./image_ops.ts";
+import { batchSeed, encodeChw, type Stages } from "./stages.ts";
 
 /** The original rejects templated prompts longer than this (cogview2_text2image.py: `if len(seq) > 110`). */
 export const MAX_PROMPT_TOKENS = 110;
@@ -35,105 +35,6 @@ export interface Text2ImageOptions {
   /** Most images per request (default 16). */
   maxImages?: number;
   log?: (msg: string) => void;
-}
-
-type OnStep = (step: number, steps: number) => void;
-
-/** What the pipeline uses of the tokenizer (src/tokenizer/icetk.ts IceTokenizer). */
-export interface TokenizerStage {
-  readonly numTokens: number;
-  encode(text: string): ArrayLike<number>;
-  tokenToId(token: string): number;
-}
-
-/** What the pipeline uses of CogLM (src/models/coglm.ts). */
-export interface CoglmStage {
-  generate(o: {
-    textIds: Int32Array;
-    batch: number;
-    seed: number;
-    recipe: Recipe;
-    signal?: AbortSignal;
-    onStep?: OnStep;
-  }): Promise<Int32Array[]>;
-  /** The original's inverse-prompting score of each sample (higher = better). */
-  perplexity(samples: Int32Array[], captionIds: Int32Array): Promise<number[]>;
-}
-
-/** The options of SrStage.directSr (SuperResolution.directSr takes these and more). */
-export interface DirectSrOptions {
-  textIds: Int32Array;
-  lowres: Int32Array[];
-  seed: number;
-  /** The style's DSR sampling parameters (topk_dsr, temp_cluster_dsr), as the original sets them per style. */
-  recipe?: { topk_dsr: number; temp_cluster_dsr: number };
-  signal?: AbortSignal;
-  onStep?: OnStep;
-}
-
-/** The options of SrStage.iterativeSr (SuperResolution.iterativeSr takes these and more). */
-export interface IterativeSrOptions {
-  textIds: Int32Array;
-  highres: Int32Array[];
-  inputMask?: Uint8Array;
-  seed: number;
-  signal?: AbortSignal;
-  onStep?: OnStep;
-}
-
-/** What the pipeline uses of super-resolution (src/pipeline/super_resolution.ts). */
-export interface SrStage {
-  directSr(o: DirectSrOptions): Promise<Int32Array[]>;
-  iterativeSr(o: IterativeSrOptions): Promise<Int32Array[]>;
-}
-
-/** What the pipeline uses of the VQ-VAE (src/models/vqvae.ts). */
-export interface VqvaeStage {
-  /** Codes [side²] → image [3, 8·side, 8·side] in [0, 1] (nominally). */
-  decode(codes: Int32Array, side: number): Promise<Float32Array>;
-  encode(chw: Float32Array, h: number, w: number): Promise<Int32Array>;
-}
-
-/** Loaded stages of one model directory (or test doubles). */
-export interface Stages {
-  tokenizer: TokenizerStage;
-  coglm: CoglmStage;
-  sr: SrStage;
-  vqvae: VqvaeStage;
-}
-
-/** Seed of CogLM batch `b`: batch 0 uses the job's seed; others a fixed mix of it. */
-export function batchSeed(seed: number, b: number): number {
-  return b === 0 ? seed >>> 0 : (Math.imul(b, 0x9e3779b9) ^ seed) >>> 0;
-}
-
-/** Nearest-neighbour resize of a [3, h, w] image, as torch's F.interpolate(size=...) default mode does. */
-export function resizeNearest(
-  chw: Float32Array,
-  h: number,
-  w: number,
-  outH: number,
-  outW: number,
-): Float32Array {
-  const out = new Float32Array(3 * outH * outW);
-  for (let c = 0; c < 3; c++) {
-    for (let y = 0; y < outH; y++) {
-      const sy = Math.min(h - 1, Math.floor(y * h / outH));
-      for (let x = 0; x < outW; x++) {
-        const sx = Math.min(w - 1, Math.floor(x * w / outW));
-        out[(c * outH + y) * outW + x] = chw[(c * h + sy) * w + sx];
-      }
-    }
-  }
-  return out;
-}
-
-/** Encodes a [3, h, w] image with values in [0, 1] as PNG or JPEG. */
-export function encodeChw(chw: Float32Array, h: number, w: number, format: "png" | "jpeg"): EncodedImage {
-  const rgba = toRgba8(chw, h, w);
-  return format === "jpeg"
-    ? { data: encodeJpeg(rgba, w, h, 95), mime: "image/jpeg", width: w, height: h }
-    : { data: encodePng(rgba, w, h), mime: "image/png", width: w, height: h };
 }
 
 export class Text2ImagePipeline implements Pipeline {
@@ -286,7 +187,7 @@ export class Text2ImagePipeline implements Pipeline {
       progress.start("decode");
       const images: ResultImage[] = [];
       for (const [k, i] of order.entries()) {
-        const big = resizeNearest(small[i], 160, 160, 480, 480);
+        const big = resizeNearestChw(small[i], { c: 3, h: 160, w: 160 }, 480, 480);
         images.push({ ...encodeChw(big, 480, 480, request.format), score: orderedScores?.[k] });
         progress.step(k + 1, ordered.length);
         throwIfAborted(signal);

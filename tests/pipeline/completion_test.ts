@@ -6,12 +6,8 @@
 import nodeAssert from "node:assert/strict";
 import { decodeImage, encodePng } from "../../src/formats/image.ts";
 import { IceTokenizer } from "../../src/tokenizer/icetk.ts";
-import {
-  batchSeed,
-  type SrStage,
-  Text2ImagePipeline,
-  type VqvaeStage,
-} from "../../src/pipeline/text2image.ts";
+import { Text2ImagePipeline } from "../../src/pipeline/text2image.ts";
+import { batchSeed, type SrStage, type VqvaeStage } from "../../src/pipeline/stages.ts";
 import { boxToMask, surroundingBoxCrop } from "../../src/pipeline/completion_layout.ts";
 import {
   type CompletionRequest,

@@ -6,14 +6,8 @@ import nodeAssert from "node:assert/strict";
 import { decodeImage } from "../../src/formats/image.ts";
 import { DEFAULT_STYLE, getRecipe, type Recipe, STYLES } from "../../src/sampling/recipes.ts";
 import { IceTokenizer } from "../../src/tokenizer/icetk.ts";
-import {
-  batchSeed,
-  type CoglmStage,
-  resizeNearest,
-  type SrStage,
-  Text2ImagePipeline,
-  type VqvaeStage,
-} from "../../src/pipeline/text2image.ts";
+import { Text2ImagePipeline } from "../../src/pipeline/text2image.ts";
+import { batchSeed, type CoglmStage, type SrStage, type VqvaeStage } from "../../src/pipeline/stages.ts";
 import {
   type GenerateRequest,
   PipelineError,
@@ -188,15 +182,21 @@ Deno.test("text2image stages: first stage only — one decode per sample, neares
   nodeAssert.equal(d.decodes, 3, "the preview decode is reused for the result");
   nodeAssert.ok(!d.calls.some((c) => c.startsWith("sr.")));
   const small = await d.vqvae.decode(codesOf(batchSeed(1, 0), 1, 400), 20);
-  const big = resizeNearest(small, 160, 160, 480, 480);
   const got = decodeImage(out[1].data);
-  // Compare a few pixels against the nearest-upscaled expected image (PNG is lossless; 8-bit rounding as save_image).
-  for (const [y, x] of [[0, 0], [5, 200], [479, 479], [241, 17]]) {
-    for (let c = 0; c < 3; c++) {
-      const want = Math.min(255, Math.max(0, Math.floor(big[(c * 480 + y) * 480 + x] * 255 + 0.5)));
-      nodeAssert.equal(got.data[(y * 480 + x) * 4 + c], want, `pixel ${y},${x} channel ${c}`);
+  // Nearest ×3: output pixel (y, x) is decoded pixel (⌊y/3⌋, ⌊x/3⌋) (PNG is lossless; 8-bit rounding as save_image).
+  // Every pixel (the double's 8-px code cells make most single pixels blind to an off-by-one source row/column).
+  let wrong = 0, first = "";
+  for (let y = 0; y < 480; y++) {
+    for (let x = 0; x < 480; x++) {
+      for (let c = 0; c < 3; c++) {
+        const v = small[(c * 160 + Math.floor(y / 3)) * 160 + Math.floor(x / 3)];
+        // save_image's rounding in float32: ⌊fround(fround(v·255) + 0.5)⌋, clamped.
+        const want = Math.min(255, Math.max(0, Math.floor(Math.fround(Math.fround(v * 255) + 0.5))));
+        if (got.data[(y * 480 + x) * 4 + c] !== want && !wrong++) first = `pixel ${y},${x} channel ${c}`;
+      }
     }
   }
+  nodeAssert.equal(wrong, 0, `${wrong} channel values differ from nearest ×3, first at ${first}`);
   const jpeg = await p.generate(req({ n: 1, onlyFirstStage: true, format: "jpeg" }), () => {}, never);
   nodeAssert.equal(jpeg[0].mime, "image/jpeg");
   nodeAssert.deepEqual([jpeg[0].data[0], jpeg[0].data[1]], [0xff, 0xd8]);

@@ -13,7 +13,7 @@ import {
 import { attention } from "../../src/kernels/attention.ts";
 import { matmul } from "../../src/kernels/matmul.ts";
 import { softmax } from "../../src/kernels/softmax.ts";
-import { clusterTable } from "../../src/sampling/strategy.ts";
+import { clusterTable } from "../../src/models/sampling.ts";
 import { getRecipe } from "../../src/sampling/recipes.ts";
 import type { BenchResult, BenchSuite } from "./_types.ts";
 
