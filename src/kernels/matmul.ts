@@ -370,6 +370,12 @@ export function matmulChunked(
   const N = o.cols ?? w.rows;
   const K = w.cols;
   const c = o.out ?? ctx.empty([o.M, N], "f32");
+  // A row-chunked weight is a vocabulary table (logits). On CPU adapters, where the windows schedule cannot take it,
+  // the register-tiled schedule beats split-K GEMV for narrow rows (K < 256: 1.7-3x on lavapipe, measured with
+  // tools/bench); from K≈768 on GEMV wins. Real GPUs keep the matmul's own choice.
+  const narrowOnCpu = ctx.gpu.isFallback && o.constantW && K < 256 &&
+    !windowsApplies({ K, ldw: K, wOff: 0, f16: w.dtype === "f16" });
+  const variant = o.variant ?? (narrowOnCpu ? "direct" : undefined);
   for (const ch of w.chunks) {
     if (ch.row0 >= N) break;
     const n = Math.min(ch.rows, N - ch.row0);
@@ -383,7 +389,7 @@ export function matmulChunked(
       cOff: ch.row0,
       out: c,
       constantW: o.constantW,
-      variant: o.variant,
+      variant,
     });
   }
   return c;

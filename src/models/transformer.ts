@@ -15,7 +15,6 @@ import type { WeightInfo, WeightSource } from "../formats/weights.ts";
 import { f32ToF16Bits } from "../gpu/f16.ts";
 import { layerNorm, layerNormResidual, type LnParams } from "../kernels/layernorm.ts";
 import { matmul, matmulChunked } from "../kernels/matmul.ts";
-import { windowsApplies } from "../kernels/matmul_windows.ts";
 import { embedding, type EmbeddingOptions } from "../kernels/embedding.ts";
 import { add } from "../kernels/elementwise.ts";
 import { loadRowChunked, loadTensor } from "./load.ts";
@@ -409,19 +408,13 @@ export function logits(
   x: Tensor,
   o: { rows: number; cols?: number; lda?: number; aOff?: number; out?: Tensor },
 ): Tensor {
-  const table = w.wordEmbeddings, K = table.cols;
-  // The table is a weight (constantW): CPU adapters use the repacked "windows" schedule where K allows it.
-  // Otherwise, on CPU adapters the register-tiled schedule beats split-K GEMV for narrow rows (K=64: 1.7-3x on
-  // lavapipe, measured with tools/bench); from K≈768 on GEMV wins. Real GPUs keep the matmul's own choice.
-  const windows = ctx.gpu.isFallback && windowsApplies({ K, ldw: K, wOff: 0, f16: table.dtype === "f16" });
-  return matmulChunked(ctx, x, table, {
+  return matmulChunked(ctx, x, w.wordEmbeddings, {
     M: o.rows,
     cols: o.cols,
     lda: o.lda,
     aOff: o.aOff,
     out: o.out,
     constantW: true,
-    variant: ctx.gpu.isFallback && K < 256 && !windows ? "direct" : undefined,
   });
 }
 
