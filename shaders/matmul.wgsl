@@ -1,7 +1,8 @@
 // Strided batched matmul: C[b] = alpha · A[b] · op(W[b]) (+ bias) (GELU) (+ R), op = transpose when TRANS_W.
-// A: f32 [M,K] rows of stride lda; W: f32 or packed f16 (W_F16), [N,K] (TRANS_W, PyTorch Linear layout) or [K,N];
+// A: f32 [M,K] rows of stride lda; W: f32, packed f16 (W_F16) or int8 with per-group f32 scales (W_I8, TRANS_W only,
+// dequantised in registers), [N,K] (TRANS_W, PyTorch Linear layout) or [K,N];
 // batch b = workgroup z, with per-operand batch strides (0 shares W across the batch; head offsets work too).
-// Epilogue defines: W_F16, TRANS_W, BIAS (binding after W), RESID (C = R + result, binding after bias), GELU.
+// Epilogue defines: BIAS (BIAS_F16: packed f16), RESID (C = R + result), GELU; binding numbers come from the launcher.
 // Two schedules (see shaders/README.md for why and the measured numbers):
 //   default: 64x64 output tile per 16x16 workgroup, 4x4 per invocation, A/W tiles staged in workgroup memory
 //            (GPUs: threads of a workgroup share each loaded element).
@@ -24,15 +25,25 @@ struct Params {
   m_base: u32, // UBO_A only: first output row of the A window
 }
 @group(0) @binding(0) var<uniform> P: Params;
+// Bindings after W are numbered by the launcher (defines B_WS for the W_I8 scales, B_BIAS, B_R, B_C).
 #if VEC4
 @group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;
+#else
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+#endif
+#if W_I8
+// int8 weights, four per word (element i in byte i & 3 of word i >> 2), dequantised in registers:
+// w[i] = q[i] · WS[i / QG] (groups of QG consecutive elements along K).
+@group(0) @binding(2) var<storage, read> W: array<u32>;
+@group(0) @binding({{B_WS}}) var<storage, read> WS: array<f32>;
+const QG: u32 = {{QG}}u;
+#elif VEC4
 #if W_F16
 @group(0) @binding(2) var<storage, read> W: array<vec2<u32>>;
 #else
 @group(0) @binding(2) var<storage, read> W: array<vec4<f32>>;
 #endif
 #else
-@group(0) @binding(1) var<storage, read> A: array<f32>;
 #if W_F16
 @group(0) @binding(2) var<storage, read> W: array<u32>;
 #else
@@ -40,29 +51,33 @@ struct Params {
 #endif
 #endif
 #if BIAS
-#if W_F16
-@group(0) @binding(3) var<storage, read> Bias: array<u32>;
+#if BIAS_F16
+@group(0) @binding({{B_BIAS}}) var<storage, read> Bias: array<u32>;
 #else
-@group(0) @binding(3) var<storage, read> Bias: array<f32>;
+@group(0) @binding({{B_BIAS}}) var<storage, read> Bias: array<f32>;
+#endif
 #endif
 #if RESID
-@group(0) @binding(4) var<storage, read> R: array<f32>;
-@group(0) @binding(5) var<storage, read_write> C: array<f32>;
-#else
-@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+@group(0) @binding({{B_R}}) var<storage, read> R: array<f32>;
 #endif
-#else
-#if RESID
-@group(0) @binding(3) var<storage, read> R: array<f32>;
-@group(0) @binding(4) var<storage, read_write> C: array<f32>;
-#else
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
-#endif
+@group(0) @binding({{B_C}}) var<storage, read_write> C: array<f32>;
+
+#if W_I8
+// The four signed bytes of a word as floats (byte 0 first).
+fn i8x4(p: u32) -> vec4<f32> {
+  return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(p << 24u, p << 16u, p << 8u, p)) >> vec4<u32>(24u));
+}
+
+// One dequantised element at flat index i.
+fn w_i8(i: u32) -> f32 {
+  let q = bitcast<i32>(W[i >> 2u] << ((3u - (i & 3u)) * 8u)) >> 24u;
+  return f32(q) * WS[i / QG];
+}
 #endif
 
 #if BIAS
 fn load_bias(idx: u32) -> f32 {
-#if W_F16
+#if BIAS_F16
   return f16_at(Bias[idx >> 1u], idx);
 #else
   return Bias[idx];
@@ -93,7 +108,9 @@ fn store_c(b: u32, m: u32, n: u32, acc: f32) {
 @group(1) @binding(0) var<uniform> Au: array<vec4<f32>, 4096>;
 
 fn wv(i: u32) -> vec4<f32> {
-#if W_F16
+#if W_I8
+  return i8x4(W[i]) * WS[(4u * i) / QG];
+#elif W_F16
   let p = W[i];
   return vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y));
 #else
@@ -161,7 +178,9 @@ fn a4(i: u32, rem: u32) -> vec4<f32> {
 
 #if !VEC4
 fn w1(i: u32) -> f32 {
-#if W_F16
+#if W_I8
+  return w_i8(i);
+#elif W_F16
   return f16_at(W[i >> 1u], i);
 #else
   return W[i];
@@ -172,7 +191,9 @@ fn w1(i: u32) -> f32 {
 // 4 consecutive elements of W from element index i (along K when TRANS_W, along N otherwise).
 fn w4(i: u32, rem: u32) -> vec4<f32> {
 #if VEC4
-#if W_F16
+#if W_I8
+  return i8x4(W[i >> 2u]) * WS[i / QG];
+#elif W_F16
   let p = W[i >> 2u];
   return vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y));
 #else
@@ -396,7 +417,9 @@ var<workgroup> As: array<f32, 1024>; // [BK][BM]
 var<workgroup> Ws: array<f32, 1024>; // [BK][BN]
 
 fn load_w(idx: u32) -> f32 {
-#if W_F16
+#if W_I8
+  return w_i8(idx);
+#elif W_F16
   return f16_at(W[idx >> 1u], idx);
 #else
   return W[idx];

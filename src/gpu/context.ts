@@ -3,7 +3,7 @@
 
 import { type Gpu } from "./device.ts";
 import { type Defines, preprocess } from "./shader_source.ts";
-import { type DType, numel, type RowChunkedTensor, storageBytes, Tensor } from "./tensor.ts";
+import { type DType, dtypeBytes, numel, type RowChunkedTensor, storageBytes, Tensor } from "./tensor.ts";
 import { f16BitsToF32, f32ToF16Bits } from "./f16.ts";
 
 /** Storage binding access of a kernel's buffers (binding 1.. in order; binding 0 is the params uniform). */
@@ -497,6 +497,25 @@ export class GpuContext {
     return t;
   }
 
+  /**
+   * Uploads an int8 weight [N,K] with per-group scales (`scales[i / group]` for flat element i; K a multiple of
+   * `group`): the `i8` tensor carries the f32 scales tensor in `quant`.
+   */
+  uploadInt8(q: Int8Array, scales: Float32Array, shape: readonly number[], group: number): Tensor {
+    const K = shape[shape.length - 1];
+    if (!(group > 0) || K % group) {
+      throw new Error(`int8 weight [${shape}]: K=${K} is not a multiple of group ${group}`);
+    }
+    if (scales.length * group !== numel(shape)) {
+      throw new Error(
+        `int8 weight [${shape}] group ${group} needs ${numel(shape) / group} scales, got ${scales.length}`,
+      );
+    }
+    const t = this.upload(q, shape, "i8");
+    t.quant = { scales: this.upload(scales, [scales.length]), group };
+    return t;
+  }
+
   /** Uploads a 2-D weight split into row blocks that each fit the max storage binding. */
   uploadRowChunked(
     data: ArrayLike<number> | ArrayBufferView,
@@ -543,6 +562,8 @@ export class GpuContext {
         return new Uint32Array(raw.buffer, 0, t.size);
       case "f16":
         return f16BitsToF32(new Uint16Array(raw.buffer, 0, t.size));
+      case "i8":
+        return Int32Array.from(new Int8Array(raw.buffer, 0, t.size));
     }
   }
 
@@ -582,7 +603,7 @@ function toBytes(data: ArrayLike<number> | ArrayBufferView, n: number, dtype: DT
     ArrayBuffer.isView(data) && !(data instanceof Float32Array && dtype === "f16") &&
     !(data instanceof Float64Array)
   ) {
-    const want = dtype === "f16" ? 2 * n : 4 * n;
+    const want = dtypeBytes(dtype) * n;
     if (data.byteLength !== want) {
       throw new Error(`Upload of ${n} ${dtype} elements needs ${want} bytes, got ${data.byteLength}`);
     }
@@ -599,6 +620,8 @@ function toBytes(data: ArrayLike<number> | ArrayBufferView, n: number, dtype: DT
       return new Uint8Array(Int32Array.from(arr).buffer);
     case "u32":
       return new Uint8Array(Uint32Array.from(arr).buffer);
+    case "i8":
+      return new Uint8Array(Int8Array.from(arr).buffer);
   }
 }
 

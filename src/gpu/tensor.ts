@@ -1,12 +1,24 @@
 // GPU tensors: a shape, a dtype and a byte range of a GPUBuffer; f16 is stored packed two per u32.
 // Not an autograd or lazy-evaluation object: kernels read and write tensors explicitly (src/kernels/).
 
-/** Element types. `f16` is packed two per 32-bit word so shaders need no `shader-f16`. */
-export type DType = "f32" | "f16" | "i32" | "u32";
+/**
+ * Element types. `f16` is packed two per 32-bit word so shaders need no `shader-f16`; `i8` (weight-only int8
+ * quantisation) four per word, and an `i8` weight carries its per-group scales (`Tensor.quant`).
+ */
+export type DType = "f32" | "f16" | "i32" | "u32" | "i8";
 
-/** Bytes one element takes in memory (f16: 2, packed in pairs). */
+/** Bytes one element takes in memory (f16: 2, packed in pairs; i8: 1, packed in fours). */
 export function dtypeBytes(dtype: DType): number {
-  return dtype === "f16" ? 2 : 4;
+  return dtype === "f16" ? 2 : dtype === "i8" ? 1 : 4;
+}
+
+/**
+ * Scales of an int8 weight [N,K]: element i of the flat row-major array dequantises to q[i]·scales[floor(i/group)]
+ * (groups of `group` consecutive elements along K; K and the row stride are multiples of `group`).
+ */
+export interface Int8Quant {
+  scales: Tensor;
+  group: number;
 }
 
 /** Bytes a buffer needs for `n` elements of `dtype`, rounded up to whole 32-bit words. */
@@ -26,6 +38,8 @@ let nextTensorId = 1;
 export class Tensor {
   readonly id = nextTensorId++;
   #released = false;
+  /** Set on `i8` weights only: the per-group f32 scales (released with the tensor). */
+  quant?: Int8Quant;
   constructor(
     readonly buffer: GPUBuffer,
     readonly shape: readonly number[],
@@ -56,14 +70,18 @@ export class Tensor {
     if (numel(fixed) !== this.size) {
       throw new Error(`Cannot reshape tensor [${this.shape}] (${this.size} elements) to [${shape}]`);
     }
-    return new Tensor(this.buffer, fixed, this.dtype, this.byteOffset);
+    const t = new Tensor(this.buffer, fixed, this.dtype, this.byteOffset);
+    t.quant = this.quant;
+    return t;
   }
 
   /** Returns the buffer to its pool (pooled tensors) or destroys it; views are never released. */
   release(): void {
     if (this.#released) return;
     this.#released = true;
-    this.onRelease?.(this);
+    if (!this.onRelease) return; // a view: the owner releases the buffer (and the scales)
+    this.onRelease(this);
+    this.quant?.scales.release();
   }
 }
 

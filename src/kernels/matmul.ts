@@ -81,6 +81,8 @@ export function planMatmul(
     batch: number;
     transW: boolean;
     f16: boolean;
+    /** int8 W: its scale group (0 or absent otherwise). */
+    group?: number;
     variant?: MatmulVariant | "auto";
   },
 ): MatmulPlan {
@@ -98,7 +100,7 @@ export function planMatmul(
     case "ubo":
       return { variant, mb: 4, nb: 1, wgx: 8, wgy: 1, rows: 16, cols: 32 };
     case "windows": {
-      const w = planWindows(s.M, s.N, s.K, s.f16);
+      const w = planWindows(s.M, s.N, s.K, s.f16, s.group ?? 0);
       const nb = Math.ceil((w.nw * w.cpl) / 4);
       return { variant, mb: Math.ceil(w.r / 4), nb, wgx: 8, wgy: 1, rows: w.ra, cols: w.nw * w.gw * 8 };
     }
@@ -154,13 +156,32 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
   const transW = o.transW ?? true;
   const batch = o.batch ?? 1;
   check(a.dtype === "f32", "matmul", `A must be f32, got ${a.dtype}`);
-  check(w.dtype === "f32" || w.dtype === "f16", "matmul", `W must be f32 or f16, got ${w.dtype}`);
+  check(
+    w.dtype === "f32" || w.dtype === "f16" || w.dtype === "i8",
+    "matmul",
+    `W must be f32, f16 or i8, got ${w.dtype}`,
+  );
   if (o.bias) {
-    check(o.bias.dtype === w.dtype, "matmul", `bias dtype ${o.bias.dtype} differs from W's ${w.dtype}`);
+    check(
+      o.bias.dtype === "f32" || o.bias.dtype === "f16",
+      "matmul",
+      `bias must be f32 or f16, got ${o.bias.dtype}`,
+    );
   }
   const lda = o.lda ?? K, ldw = o.ldw ?? (transW ? K : N);
   const aBs = o.aBatchStride ?? M * lda, wBs = o.wBatchStride ?? 0;
   const aOff = o.aOff ?? 0, wOff = o.wOff ?? 0;
+  const i8 = w.dtype === "i8";
+  if (i8) {
+    const g = w.quant?.group ?? 0;
+    check(!!w.quant, "matmul", `i8 W [${w.shape}] has no scales`);
+    check(transW, "matmul", "i8 W must be [N,K] (transW)");
+    check(
+      K % g === 0 && ldw % g === 0 && wOff % g === 0 && wBs % g === 0,
+      "matmul",
+      `i8 W: K=${K}, ldw=${ldw}, wOff=${wOff} and the batch stride must be multiples of its group ${g}`,
+    );
+  }
   check(
     aOff + (batch - 1) * aBs + (M - 1) * lda + K <= a.size,
     "matmul",
@@ -172,7 +193,8 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
   // Windows: a batch runs as one launch per batch element. A constant W (shared by the batch) is packed once and
   // cached; any other W is packed for the call (worth it from M = 64 rows on: the packing reads each W element
   // once, the matmul M times), [K,N]-stored W included (f32 only).
-  const windowsOk = windowsApplies({ K, ldw, wOff, f16 }) &&
+  const group = w.quant?.group ?? 0;
+  const windowsOk = windowsApplies({ K, ldw, wOff, f16, group }) &&
     (o.constantW ? transW && (batch === 1 || wBs === 0) : transW || !f16);
   const auto = (o.variant ?? "auto") === "auto";
   if (o.variant === "windows" || (auto && windowsOk && ctx.gpu.isFallback && (o.constantW || M >= 64))) {
@@ -181,7 +203,7 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
       "matmul",
       `the windows schedule cannot take this W (K=${K}, transW=${transW}, ${w.dtype})`,
     );
-    const plan = planMatmul(ctx, { M, N, K, batch, transW, f16, variant: "windows" });
+    const plan = planMatmul(ctx, { M, N, K, batch, transW, f16, group, variant: "windows" });
     return { plan, vec4: true, name: "matmul_windows", defines: {} };
   }
   let plan = planMatmul(ctx, { M, N, K, batch, transW, f16, variant: o.variant });
@@ -196,16 +218,15 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
   ) {
     plan = planMatmul(ctx, { M, N, K, batch, transW, f16: false, variant: "ubo" });
   }
+  const bindingDefines = operandDefines(w, o);
   if (plan.variant === "ubo") {
     return {
       plan,
       vec4: true,
       name: "matmul_ubo",
       defines: {
-        W_F16: w.dtype === "f16",
+        ...bindingDefines,
         TRANS_W: true,
-        BIAS: !!o.bias,
-        RESID: !!o.resid,
         GELU: !!o.gelu,
         VEC4: true,
         UBO_A: true,
@@ -224,10 +245,8 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
     wSize: w.size,
   });
   const defines = {
-    W_F16: w.dtype === "f16",
+    ...bindingDefines,
     TRANS_W: transW,
-    BIAS: !!o.bias,
-    RESID: !!o.resid,
     GELU: !!o.gelu,
     ...(plan.variant === "tiled" ? {} : {
       DIRECT: true,
@@ -244,6 +263,30 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
     }),
   };
   return { plan, vec4, name: `matmul_${plan.variant}${vec4 ? "_vec4" : ""}`, defines };
+}
+
+/**
+ * Weight dtype, epilogue operands and their binding numbers (W at 2, then the i8 scales, bias, residual, C), as
+ * shaders/matmul.wgsl declares them.
+ */
+function operandDefines(w: Tensor, o: MatmulOptions): Record<string, boolean | number> {
+  const i8 = w.dtype === "i8";
+  let b = 3;
+  const d: Record<string, boolean | number> = {
+    W_F16: w.dtype === "f16",
+    W_I8: i8,
+    BIAS: !!o.bias,
+    BIAS_F16: o.bias?.dtype === "f16",
+    RESID: !!o.resid,
+  };
+  if (i8) {
+    d.QG = w.quant!.group;
+    d.B_WS = b++;
+  }
+  if (o.bias) d.B_BIAS = b++;
+  if (o.resid) d.B_R = b++;
+  d.B_C = b;
+  return d;
 }
 
 /** C = alpha·A·op(W) (+bias) (GELU) (+resid). Returns C (a new [batch·M, N] tensor unless `out` is given). */
@@ -274,9 +317,11 @@ export function matmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions):
   if (o.bias) {
     check((o.biasOff ?? 0) + N <= o.bias.size, "matmul", `bias [${o.bias.shape}] too small for N=${N}`);
   }
+  const scales = w.quant?.scales;
   const bindings: Access[] = [
     "read",
     "read",
+    ...(scales ? ["read" as const] : []),
     ...(o.bias ? ["read" as const] : []),
     ...(o.resid ? ["read" as const] : []),
     "write",
@@ -301,7 +346,14 @@ export function matmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions):
     ldr,
     rBs,
   ];
-  const bufs = [a, w, ...(o.bias ? [o.bias] : []), ...(o.resid ? [o.resid] : []), c];
+  const bufs = [
+    a,
+    w,
+    ...(scales ? [scales] : []),
+    ...(o.bias ? [o.bias] : []),
+    ...(o.resid ? [o.resid] : []),
+    c,
+  ];
   ctx.dispatch(k, params, bufs, [Math.ceil(N / plan.cols), Math.ceil(M / plan.rows), batch]);
   return c;
 }
@@ -424,6 +476,7 @@ function uboPipeline(ctx: GpuContext, st: UboState, defines: Record<string, bool
     { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: ro },
   ];
   let next = 3;
+  if (defines.W_I8) entries.push({ binding: next++, visibility: GPUShaderStage.COMPUTE, buffer: ro });
   if (defines.BIAS) entries.push({ binding: next++, visibility: GPUShaderStage.COMPUTE, buffer: ro });
   if (defines.RESID) entries.push({ binding: next++, visibility: GPUShaderStage.COMPUTE, buffer: ro });
   entries.push({ binding: next, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } });
@@ -543,6 +596,7 @@ function matmulUbo(
     { binding: 2, resource: range(w) },
   ];
   let next = 3;
+  if (w.quant) entries.push({ binding: next++, resource: range(w.quant.scales) });
   if (o.bias) entries.push({ binding: next++, resource: range(o.bias) });
   if (o.resid) entries.push({ binding: next++, resource: range(o.resid) });
   entries.push({ binding: next, resource: range(c) });

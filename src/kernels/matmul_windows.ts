@@ -1,5 +1,7 @@
 // The "windows" matmul schedule for CPU adapters (lavapipe/llvmpipe): C = alpha·A·Wᵀ (+bias) (GELU) (+resid) with
-// W a constant weight [N,K] (f32 or packed f16), repacked once (shaders/matmul_pack.wgsl) and cached.
+// W a constant weight [N,K] (f32, packed f16 or int8 with per-group scales), repacked once (shaders/matmul_pack.wgsl)
+// and cached. int8 stays int8 in the packed copy (16 values per lane per step, the group scales interleaved) and is
+// dequantised in registers.
 //
 // Why it looks like this (Mesa 22.3 llvmpipe, measured with the LLVM IR it emits, see shaders/README.md):
 // every buffer load in a loop is a per-lane gather; a storage-buffer gather is a per-lane loop with branches
@@ -51,9 +53,12 @@ export interface WindowsMatmul {
   wKN?: boolean;
 }
 
-/** K split into equal chunks of at most MAX_CHUNK elements (a multiple of 8, of 16 for f16), or null. */
-export function windowsChunk(K: number, f16: boolean): number | null {
-  const q = f16 ? 16 : 8;
+/**
+ * K split into equal chunks of at most MAX_CHUNK elements (a multiple of 8, of 16 for f16, of the group for int8
+ * weights: `group` > 0), or null.
+ */
+export function windowsChunk(K: number, f16: boolean, group = 0): number | null {
+  const q = group > 0 ? Math.max(16, group) : f16 ? 16 : 8;
   if (K <= MAX_CHUNK) return K % q === 0 ? K : null;
   for (let n = Math.ceil(K / MAX_CHUNK); n <= K / 256; n++) {
     if (K % n === 0 && (K / n) % q === 0) return K / n;
@@ -62,8 +67,12 @@ export function windowsChunk(K: number, f16: boolean): number | null {
 }
 
 /** Whether the schedule can run this shape (K chunks exist, offsets/strides word-aligned for the packing). */
-export function windowsApplies(o: { K: number; ldw: number; wOff: number; f16: boolean }): boolean {
-  if (windowsChunk(o.K, o.f16) === null) return false;
+export function windowsApplies(
+  o: { K: number; ldw: number; wOff: number; f16: boolean; group?: number },
+): boolean {
+  const g = o.group ?? 0;
+  if (windowsChunk(o.K, o.f16, g) === null) return false;
+  if (g > 0) return g % 16 === 0 && o.ldw % g === 0 && o.wOff % g === 0;
   return !o.f16 || (o.ldw % 2 === 0 && o.wOff % 2 === 0);
 }
 
@@ -71,7 +80,9 @@ export function windowsApplies(o: { K: number; ldw: number; wOff: number; f16: b
 export interface WindowsPlan {
   kc: number; // K elements per chunk
   chunks: number;
-  steps: number; // vec4<u32> word steps per chunk
+  steps: number; // vec4<u32> word steps of weights per chunk
+  group: number; // int8 weights: the scale group (0 otherwise)
+  ss: number; // int8 weights: scale steps per chunk (4 groups' scales per lane each), before the weight steps
   aStride: number; // floats per A row in the scratch (a multiple of 64: 256-byte aligned rows)
   ra: number; // A rows per window
   r: number; // rows per invocation
@@ -81,17 +92,18 @@ export interface WindowsPlan {
   gwx: number; // workgroups along x (gw / cpl)
 }
 
-export function planWindows(M: number, N: number, K: number, f16: boolean): WindowsPlan {
-  const kc = windowsChunk(K, f16)!;
-  const kcw = f16 ? kc / 2 : kc;
+export function planWindows(M: number, N: number, K: number, f16: boolean, group = 0): WindowsPlan {
+  const kc = windowsChunk(K, f16, group)!;
+  const kcw = group > 0 ? kc / 4 : f16 ? kc / 2 : kc;
   const steps = kcw / 4;
+  const ss = group > 0 ? Math.ceil(kc / group / 4) : 0;
   const aStride = Math.ceil(kc / 64) * 64;
   const raMax = Math.floor(WINDOW_WORDS / aStride);
   const r = raMax >= 32 && M >= 32 ? 16 : M > 4 ? 8 : M > 2 ? 4 : M;
   const ra = Math.floor(raMax / r) * r;
   // Groups of 8 W rows per window: as many as fit, but no more than N needs (no work on padding).
   const groups = Math.ceil(N / LANES);
-  const gw = Math.max(1, Math.min(Math.floor(WINDOW_WORDS / (8 * kcw)), groups));
+  const gw = Math.max(1, Math.min(Math.floor(WINDOW_WORDS / (32 * (steps + ss))), groups));
   // An 8-column tile per invocation (12 for short A, e.g. decode steps, where A's gathers are few): cpl groups
   // from each of nw windows; cpl divides gw and leaves at least two workgroups along x when it can. Measured on
   // lavapipe: 8x12 is slower than 8x8 at 1024³ (12.4 vs 14 GFLOP/s), 4x12 beats 4x8 for M=4 (10 vs 14 ms).
@@ -99,7 +111,7 @@ export function planWindows(M: number, N: number, K: number, f16: boolean): Wind
   let cpl = 1;
   for (let d = 2; d <= Math.min(C, Math.max(1, gw / 2)); d++) if (gw % d === 0) cpl = d;
   const nw = Math.max(1, Math.min(Math.floor(C / cpl), Math.ceil(groups / gw)));
-  return { kc, chunks: K / kc, steps, aStride, ra, r, gw, cpl, nw, gwx: gw / cpl };
+  return { kc, chunks: K / kc, steps, group, ss, aStride, ra, r, gw, cpl, nw, gwx: gw / cpl };
 }
 
 /**
@@ -111,7 +123,7 @@ export function packedLayout(
   N: number,
 ): { groups: number; groupWords: number; chunkWords: number; words: number } {
   const groups = Math.ceil(Math.ceil(N / LANES) / pl.gw) * pl.gw;
-  const groupWords = pl.steps * 32;
+  const groupWords = (pl.steps + pl.ss) * 32;
   const chunkWords = groups * groupWords;
   return { groups, groupWords, chunkWords, words: pl.chunks * chunkWords + WINDOW_WORDS };
 }
@@ -123,6 +135,8 @@ export function windowsShader(
     nw: number;
     cpl: number;
     f16: boolean;
+    /** int8 weights with scale groups of `qg` elements (0: f32/f16). */
+    qg?: number;
     bias: boolean;
     biasF16: boolean;
     biasRow: boolean;
@@ -134,10 +148,13 @@ export function windowsShader(
 ): string {
   const L: string[] = [];
   const { r: R, nw: NW, cpl: CPL } = s;
-  L.push(`// generated by src/kernels/matmul_windows.ts: R=${R} NW=${NW} CPL=${CPL} f16=${s.f16}`);
+  const QG = s.qg ?? 0;
+  L.push(
+    `// generated by src/kernels/matmul_windows.ts: R=${R} NW=${NW} CPL=${CPL} f16=${s.f16} int8 group=${QG}`,
+  );
   L.push(
     "struct Params { M: u32, N: u32, m0: u32, g0: u32, steps: u32, a4: u32, ldc: u32, c_off: u32, " +
-      "bias_off: u32, r_off: u32, ldr: u32, alpha: f32, gw: u32 }",
+      "bias_off: u32, r_off: u32, ldr: u32, alpha: f32, gw: u32, ss: u32, kgroups: u32 }",
   );
   L.push("@group(0) @binding(0) var<uniform> P: Params;");
   L.push(`@group(0) @binding(1) var<uniform> A: array<vec4<f32>, ${WINDOW_WORDS / 4}>;`);
@@ -157,13 +174,21 @@ fn gelu_sat(x: f32) -> f32 {
   let e = exp(2.0 * t);
   return 0.5 * x * (1.0 + (e - 1.0) / (e + 1.0));
 }`);
+  if (QG) {
+    L.push(`
+fn i8x4(p: u32) -> vec4<f32> {
+  return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(p << 24u, p << 16u, p << 8u, p)) >> vec4<u32>(24u));
+}`);
+  }
   L.push(`@compute @workgroup_size(${LANES})`);
   L.push(
     "fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, " +
       "@builtin(local_invocation_index) lane: u32) {",
   );
   L.push(`  let rb = wg.y * ${R}u;`);
-  for (let c = 0; c < CPL; c++) L.push(`  let wb${c} = (wg.x + ${c}u * nwg.x) * P.steps * 8u + lane;`);
+  for (let c = 0; c < CPL; c++) {
+    L.push(`  let wb${c} = (wg.x + ${c}u * nwg.x) * (P.steps + P.ss) * 8u + lane;`);
+  }
   for (let r = 0; r < R; r++) L.push(`  let ab${r} = (rb + ${r}u) * P.a4;`);
   const acc = (r: number, j: number, c: number) => `acc${r}_${j}_${c}`;
   for (let r = 0; r < R; r++) {
@@ -173,40 +198,73 @@ fn gelu_sat(x: f32) -> f32 {
       }
     }
   }
-  L.push("  for (var st = 0u; st < P.steps; st++) {");
-  for (let j = 0; j < NW; j++) {
-    for (let c = 0; c < CPL; c++) {
-      const w = `W${j}[wb${c} + st * 8u]`;
-      if (s.f16) {
-        L.push(`    let q${j}_${c} = ${w};`);
-        L.push(
-          `    let w${j}_${c} = vec4<f32>(unpack2x16float(q${j}_${c}.x), unpack2x16float(q${j}_${c}.y));`,
-        );
-        L.push(
-          `    let v${j}_${c} = vec4<f32>(unpack2x16float(q${j}_${c}.z), unpack2x16float(q${j}_${c}.w));`,
-        );
-      } else {
-        L.push(`    let w${j}_${c} = bitcast<vec4<f32>>(${w});`);
-      }
-    }
-  }
-  for (let r = 0; r < R; r++) {
-    L.push("    {");
-    if (s.f16) {
-      L.push(`      let a = A[ab${r} + 2u * st];`);
-      L.push(`      let b = A[ab${r} + 2u * st + 1u];`);
-    } else {
-      L.push(`      let a = A[ab${r} + st];`);
-    }
+  if (QG) {
+    // int8: per scale group, each lane's scale (one f32 of its row's scale step), then QG/16 weight steps of 16
+    // int8 each; partial dot products are scaled once per step.
+    L.push("  for (var kg = 0u; kg < P.kgroups; kg++) {");
     for (let j = 0; j < NW; j++) {
       for (let c = 0; c < CPL; c++) {
-        const d = s.f16 ? `dot(a, w${j}_${c}) + dot(b, v${j}_${c})` : `dot(a, w${j}_${c})`;
-        L.push(`      ${acc(r, j, c)} += ${d};`);
+        L.push(`    let s${j}_${c} = bitcast<f32>(W${j}[wb${c} + (kg >> 2u) * 8u][kg & 3u]);`);
+      }
+    }
+    L.push(`    for (var t = 0u; t < ${QG / 16}u; t++) {`);
+    L.push(`      let st = kg * ${QG / 16}u + t;`);
+    for (let j = 0; j < NW; j++) {
+      for (let c = 0; c < CPL; c++) L.push(`      let q${j}_${c} = W${j}[wb${c} + (P.ss + st) * 8u];`);
+    }
+    // One word (4 K-values) of every column at a time: few dequantised values live beside the accumulators.
+    for (let u = 0; u < 4; u++) {
+      for (let j = 0; j < NW; j++) {
+        for (let c = 0; c < CPL; c++) {
+          L.push(`      let w${j}_${c}_${u} = i8x4(q${j}_${c}[${u}]) * s${j}_${c};`);
+        }
+      }
+      for (let r = 0; r < R; r++) {
+        L.push(`      { let a = A[ab${r} + 4u * st + ${u}u];`);
+        for (let j = 0; j < NW; j++) {
+          for (let c = 0; c < CPL; c++) L.push(`        ${acc(r, j, c)} += dot(a, w${j}_${c}_${u});`);
+        }
+        L.push("      }");
       }
     }
     L.push("    }");
+    L.push("  }");
+  } else {
+    L.push("  for (var st = 0u; st < P.steps; st++) {");
+    for (let j = 0; j < NW; j++) {
+      for (let c = 0; c < CPL; c++) {
+        const w = `W${j}[wb${c} + st * 8u]`;
+        if (s.f16) {
+          L.push(`    let q${j}_${c} = ${w};`);
+          L.push(
+            `    let w${j}_${c} = vec4<f32>(unpack2x16float(q${j}_${c}.x), unpack2x16float(q${j}_${c}.y));`,
+          );
+          L.push(
+            `    let v${j}_${c} = vec4<f32>(unpack2x16float(q${j}_${c}.z), unpack2x16float(q${j}_${c}.w));`,
+          );
+        } else {
+          L.push(`    let w${j}_${c} = bitcast<vec4<f32>>(${w});`);
+        }
+      }
+    }
+    for (let r = 0; r < R; r++) {
+      L.push("    {");
+      if (s.f16) {
+        L.push(`      let a = A[ab${r} + 2u * st];`);
+        L.push(`      let b = A[ab${r} + 2u * st + 1u];`);
+      } else {
+        L.push(`      let a = A[ab${r} + st];`);
+      }
+      for (let j = 0; j < NW; j++) {
+        for (let c = 0; c < CPL; c++) {
+          const d = s.f16 ? `dot(a, w${j}_${c}) + dot(b, v${j}_${c})` : `dot(a, w${j}_${c})`;
+          L.push(`      ${acc(r, j, c)} += ${d};`);
+        }
+      }
+      L.push("    }");
+    }
+    L.push("  }");
   }
-  L.push("  }");
   for (let j = 0; j < NW; j++) {
     for (let c = 0; c < CPL; c++) {
       L.push(`  let n${j}_${c} = (P.g0 + ${j}u * P.gw + wg.x + ${c}u * nwg.x) * 8u + lane;`);
@@ -296,23 +354,25 @@ function packOperand(
   o: { N: number; K: number; ldw: number; wOff: number; wKN: boolean },
 ): Tensor {
   const f16 = w.dtype === "f16";
-  const pl = planWindows(1, o.N, o.K, f16);
-  const kcw = f16 ? pl.kc / 2 : pl.kc;
+  const g = w.quant?.group ?? 0;
+  const pl = planWindows(1, o.N, o.K, f16, g);
+  const wr = g > 0 ? 4 : f16 ? 2 : 1; // elements per 32-bit word
+  const kcw = pl.kc / wr;
   const { groups, chunkWords, words } = packedLayout(pl, o.N);
   const total = pl.chunks * chunkWords;
   const out = ctx.empty([words], "u32");
   const k = ctx.kernel({
     name: "matmul_pack",
     shader: "matmul_pack.wgsl",
-    defines: { TRANS_W: o.wKN },
-    bindings: ["read", "write"],
+    defines: { TRANS_W: o.wKN, I8: g > 0 },
+    bindings: g > 0 ? ["read", "read", "write"] : ["read", "write"],
   });
-  const wr = f16 ? 2 : 1;
+  const sp = g > 0 ? [pl.ss, pl.kc / g, o.ldw / g, o.wOff / g] : [0, 0, 0, 0];
   ctx.dispatch(
     k,
-    [o.N, o.ldw / wr, o.wOff / wr, kcw, pl.steps, groups, total, pl.chunks],
-    [w, out],
-    [Math.ceil((groups * 8) / 64), pl.steps, pl.chunks],
+    [o.N, o.ldw / wr, o.wOff / wr, kcw, pl.steps, groups, total, pl.chunks, ...sp],
+    g > 0 ? [w, w.quant!.scales, out] : [w, out],
+    [Math.ceil((groups * 8) / 64), pl.steps + pl.ss, pl.chunks],
   );
   return out;
 }
@@ -326,7 +386,7 @@ export function packedWeight(
   w: Tensor,
   o: { N: number; K: number; ldw: number; wOff: number },
 ): Tensor {
-  const pl = planWindows(1, o.N, o.K, w.dtype === "f16");
+  const pl = planWindows(1, o.N, o.K, w.dtype === "f16", w.quant?.group ?? 0);
   const st = state(ctx);
   const key = `${o.N},${o.K},${o.ldw},${o.wOff},${pl.kc},${pl.gw}`;
   const hit = st.packed.get(w);
@@ -347,8 +407,10 @@ export function matmulWindows(
 ): Tensor {
   const { M, N, K } = o;
   const f16 = !o.packed && w!.dtype === "f16";
-  check(windowsApplies({ K, ldw: o.ldw, wOff: o.wOff, f16 }), "matmul_windows", `unsupported K=${K}`);
-  const pl = planWindows(M, N, K, f16);
+  const group = o.packed ? 0 : w!.quant?.group ?? 0;
+  check(!o.wKN || group === 0, "matmul_windows", "int8 W must be [N,K]");
+  check(windowsApplies({ K, ldw: o.ldw, wOff: o.wOff, f16, group }), "matmul_windows", `unsupported K=${K}`);
+  const pl = planWindows(M, N, K, f16, group);
   const transient = !o.packed && !o.constantW;
   const packed = o.packed ??
     (o.constantW
@@ -423,6 +485,8 @@ export function matmulWindows(
           o.ldr,
           0,
           pl.gw,
+          pl.ss,
+          group > 0 ? pl.kc / group : 0,
         ];
         words.forEach((x, i) => v.setUint32(i * 4, x, true));
         v.setFloat32(11 * 4, o.alpha, true);
@@ -444,6 +508,7 @@ export function matmulWindows(
     nw: pl.nw,
     cpl: pl.cpl,
     f16,
+    qg: group,
     bias: !!o.bias,
     biasF16: o.bias?.dtype === "f16",
     biasRow: !!o.biasRow,

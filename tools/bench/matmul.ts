@@ -6,6 +6,7 @@ import type { GpuContext } from "../../src/gpu/context.ts";
 import type { Tensor } from "../../src/gpu/tensor.ts";
 import { add, copy } from "../../src/kernels/elementwise.ts";
 import { matmul, type MatmulOptions, resolveMatmul } from "../../src/kernels/matmul.ts";
+import { quantizeInt8 } from "../../src/formats/int8.ts";
 import type { BenchResult, BenchSuite } from "./_types.ts";
 
 const CPU = "cpu_ts_matmul";
@@ -61,14 +62,17 @@ export function cpuMatmul(
   }
 }
 
-async function benchMatmul(
+/** One matmul shape timed with a weight W [N,K] as stored: f32, f16 or int8 (scale groups of `group`). */
+export async function benchMatmul(
   ctx: GpuContext,
   report: (r: BenchResult) => void,
   s: {
     M: number;
     N: number;
     K: number;
-    dtype: "f32" | "f16";
+    dtype: "f32" | "f16" | "int8";
+    /** int8: the scale group along K (default 64). */
+    group?: number;
     iters: number;
     variant?: MatmulOptions["variant"];
     baseline?: boolean;
@@ -76,7 +80,13 @@ async function benchMatmul(
 ): Promise<number> {
   const { M, N, K, dtype } = s;
   const a = ctx.upload(filler(M * K, 1), [M, K]);
-  const w = ctx.upload(filler(N * K, 2), [N, K], dtype);
+  const group = s.group ?? 64;
+  const w = dtype === "int8"
+    ? (() => {
+      const { q, scales } = quantizeInt8(filler(N * K, 2), K, group);
+      return ctx.uploadInt8(q, scales, [N, K], group);
+    })()
+    : ctx.upload(filler(N * K, 2), [N, K], dtype);
   const c = ctx.empty([M, N]);
   // W is a weight here (constantW): what linear layers pass; CPU adapters then use the repacked "windows" schedule
   // (the one-time repacking happens in the warm-up burst, outside the timing).
@@ -87,9 +97,18 @@ async function benchMatmul(
   const reps = Math.max(2, Math.min(64, Math.round(4e9 / (2 * M * N * K))));
   const ms = await timeBurst(ctx, () => matmul(ctx, a, w, o), { reps, iters: s.iters });
   const gflops = 2 * M * N * K / ms / 1e6;
-  const params = { M, N, K, w: dtype, transW: true, kernel: launch.name };
+  const params = {
+    M,
+    N,
+    K,
+    w: dtype,
+    ...(dtype === "int8" ? { group } : {}),
+    transW: true,
+    kernel: launch.name,
+  };
   if (M <= 8) {
-    const bytes = N * K * (dtype === "f16" ? 2 : 4);
+    // Bytes of the weight as stored (int8: the codes and the f32 scales).
+    const bytes = N * K * (dtype === "f16" ? 2 : dtype === "int8" ? 1 + 4 / group : 4);
     report({ name: "matmul_decode_weight_gbps", params, value: bytes / ms / 1e6, unit: "GB/s" });
     report({ name: "matmul_decode_us", params, value: ms * 1000, unit: "µs" });
   } else {
@@ -242,6 +261,20 @@ export const matmulSuite: BenchSuite = {
     }
     for (const M of quick ? [4] : [1, 4, 8]) {
       await benchMatmul(ctx, report, { M, N: 3072, K: 3072, dtype: "f16", iters });
+      // int8 weights (weight-only quantisation, dequantised in registers): groups of 64 and 128 along K.
+      for (const group of quick ? [64] : [64, 128]) {
+        await benchMatmul(ctx, report, { M, N: 3072, K: 3072, dtype: "int8", group, iters });
+      }
+    }
+    for (const group of quick ? [64] : [64, 128]) {
+      await benchMatmul(ctx, report, {
+        M: 1024,
+        N: 1024,
+        K: 1024,
+        dtype: "int8",
+        group,
+        iters: quick ? 1 : 3,
+      });
     }
     if (!quick) await benchMatmul(ctx, report, { M: 4, N: 3072, K: 3072, dtype: "f32", iters });
     await benchMemory(ctx, report, iters);
