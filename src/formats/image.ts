@@ -5,6 +5,7 @@
 import { decode as decodePngRaw, encode as encodePngRaw } from "npm:fast-png@8.0.0";
 // deno-lint-ignore no-import-prefix -- the team convention: npm packages pinned inline
 import jpeg from "npm:jpeg-js@0.4.4";
+import { inflateSync } from "node:zlib";
 
 /** An 8-bit RGBA raster, row-major, 4 bytes per pixel. */
 export interface Rgba8Image {
@@ -68,36 +69,186 @@ export function encodeJpeg(rgba: Uint8Array, width: number, height: number, qual
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
-/** PNG or JPEG bytes → RGBA8 (grey, palette, 16-bit and alpha PNGs converted; alpha kept, not composited). */
-export function decodeImage(bytes: Uint8Array): Rgba8Image {
-  if (bytes.length >= 8 && PNG_MAGIC.every((b, i) => bytes[i] === b)) return decodePng(bytes);
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
-    let img;
-    try {
-      img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024 });
-    } catch (e) {
-      throw new Error(`decodeImage: invalid JPEG (${(e as Error).message ?? e})`);
+/**
+ * The largest raster decodeImage accepts: 4096×4096 = 16,777,216 pixels, no side over 16384. Checked from the header
+ * before anything is allocated. At the limit the decode + icetk preprocessing peaks at about 0.4 GB (RGBA 64 MiB,
+ * the decoder's own samples ≤ 64 MiB, the float CHW copy 192 MiB); the text-guided completion resizes everything to
+ * 480×480 anyway. (Unchecked, a 389 KB PNG declaring 20000×20000 took the server to 7.2 GB.)
+ */
+export const MAX_IMAGE_PIXELS = 4096 * 4096;
+export const MAX_IMAGE_SIDE = 16384;
+
+export interface ImageHeader {
+  format: "png" | "jpeg";
+  width: number;
+  height: number;
+}
+
+function checkDimensions(what: string, width: number, height: number): void {
+  if (!(width >= 1 && height >= 1)) throw new Error(`${what}: empty image (${width}x${height})`);
+  if (width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE || width * height > MAX_IMAGE_PIXELS) {
+    throw new Error(
+      `${what}: ${width}x${height} is too large (the limit is ${MAX_IMAGE_PIXELS} pixels, e.g. 4096x4096, ` +
+        `and ${MAX_IMAGE_SIDE} per side)`,
+    );
+  }
+}
+
+/** Format and size from the file's header only (cheap: for request validation); throws on a bad or too large one. */
+export function readImageHeader(bytes: Uint8Array): ImageHeader {
+  if (bytes.length >= 8 && PNG_MAGIC.every((b, i) => bytes[i] === b)) {
+    const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (bytes.length < 33 || String.fromCharCode(...bytes.subarray(12, 16)) !== "IHDR") {
+      throw new Error("decodeImage: invalid PNG (no IHDR chunk first)");
     }
-    return {
-      width: img.width,
-      height: img.height,
-      data: new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.byteLength),
-    };
+    const h = { format: "png" as const, width: v.getUint32(16), height: v.getUint32(20) };
+    checkDimensions("decodeImage: PNG", h.width, h.height);
+    return h;
+  }
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
+    // Walk the marker segments to the first frame header (SOF0..SOF15 except DHT/JPG/DAC).
+    for (let i = 2; i + 4 <= bytes.length;) {
+      if (bytes[i] !== 0xff) throw new Error(`decodeImage: invalid JPEG (no marker at byte ${i})`);
+      const m = bytes[i + 1];
+      if (m === 0xff) {
+        i++;
+        continue;
+      }
+      if (m === 0xd8 || (m >= 0xd0 && m <= 0xd7) || m === 0x01) {
+        i += 2;
+        continue;
+      }
+      const len = (bytes[i + 2] << 8) | bytes[i + 3];
+      if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
+        if (i + 9 > bytes.length) break;
+        const h = {
+          format: "jpeg" as const,
+          height: (bytes[i + 5] << 8) | bytes[i + 6],
+          width: (bytes[i + 7] << 8) | bytes[i + 8],
+        };
+        checkDimensions("decodeImage: JPEG", h.width, h.height);
+        return h;
+      }
+      if (m === 0xd9 || m === 0xda || len < 2) break;
+      i += 2 + len;
+    }
+    throw new Error("decodeImage: invalid JPEG (no frame header before the image data)");
   }
   throw new Error("decodeImage: not a PNG or JPEG file (unrecognised signature)");
 }
 
-function decodePng(bytes: Uint8Array): Rgba8Image {
+/**
+ * PNG or JPEG bytes → RGBA8 (grey, palette, 16-bit and alpha PNGs converted; alpha kept, not composited). The size
+ * is checked against MAX_IMAGE_PIXELS before anything is allocated, and PNG image data is inflated with an output
+ * budget of exactly what the header's raster needs. Synchronous CPU work: servers call decodeImageOffThread.
+ */
+export function decodeImage(bytes: Uint8Array): Rgba8Image {
+  const header = readImageHeader(bytes);
+  if (header.format === "png") return decodePng(bytes, header);
+  let img;
+  try {
+    img = jpeg.decode(bytes, {
+      useTArray: true,
+      formatAsRGBA: true,
+      maxResolutionInMP: MAX_IMAGE_PIXELS / 1e6,
+      maxMemoryUsageInMB: 512,
+    });
+  } catch (e) {
+    throw new Error(`decodeImage: invalid JPEG (${(e as Error).message ?? e})`);
+  }
+  if (img.width !== header.width || img.height !== header.height) {
+    throw new Error(
+      `decodeImage: invalid JPEG (decoded ${img.width}x${img.height}, header ${header.width}x${header.height})`,
+    );
+  }
+  return {
+    width: img.width,
+    height: img.height,
+    data: new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.byteLength),
+  };
+}
+
+/** Bytes of filtered scanlines a PNG of this header holds (Adam7 passes summed when interlaced). */
+function pngRasterBytes(width: number, height: number, bitsPerPixel: number, interlaced: boolean): number {
+  const rows = (w: number, h: number) => (w > 0 && h > 0 ? h * (1 + Math.ceil((w * bitsPerPixel) / 8)) : 0);
+  if (!interlaced) return rows(width, height);
+  const passes = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [
+    0,
+    1,
+    1,
+    2,
+  ]];
+  let n = 0;
+  for (const [x0, y0, dx, dy] of passes) {
+    n += rows(Math.ceil((width - x0) / dx), Math.ceil((height - y0) / dy));
+  }
+  return n;
+}
+
+/**
+ * Checks a PNG's chunks before the decoder sees it: the image data must inflate to no more than the raster the
+ * header declares (node:zlib stops at that budget), and only the chunks that make the image (IHDR, PLTE, tRNS,
+ * IDAT, IEND) are passed on, so compressed ancillary chunks (iCCP, zTXt, iTXt) are never inflated.
+ */
+function sanitizePng(bytes: Uint8Array, header: ImageHeader): Uint8Array {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const keep: Uint8Array[] = [bytes.subarray(0, 8)];
+  const idat: Uint8Array[] = [];
+  let depth = 0, colour = 0, interlaced = false, end = false;
+  for (let i = 8; i + 12 <= bytes.length && !end;) {
+    const len = v.getUint32(i);
+    const type = String.fromCharCode(...bytes.subarray(i + 4, i + 8));
+    if (i + 12 + len > bytes.length) throw new Error(`decodeImage: invalid PNG (chunk ${type} is truncated)`);
+    const chunk = bytes.subarray(i, i + 12 + len);
+    if (type === "IHDR") {
+      depth = bytes[i + 16], colour = bytes[i + 17], interlaced = bytes[i + 20] === 1;
+    }
+    if (type === "IDAT") idat.push(bytes.subarray(i + 8, i + 8 + len));
+    if (["IHDR", "PLTE", "tRNS", "IDAT", "IEND"].includes(type)) keep.push(chunk);
+    end = type === "IEND";
+    i += 12 + len;
+  }
+  const channels = ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[colour];
+  if (!channels || ![1, 2, 4, 8, 16].includes(depth)) {
+    throw new Error(`decodeImage: invalid PNG (colour type ${colour}, bit depth ${depth})`);
+  }
+  const budget = pngRasterBytes(header.width, header.height, channels * depth, interlaced);
+  const z = new Uint8Array(idat.reduce((a, c) => a + c.length, 0));
+  let o = 0;
+  for (const c of idat) (z.set(c, o), o += c.length);
+  try {
+    inflateSync(z, { maxOutputLength: budget });
+  } catch (e) {
+    const msg = (e as Error).message ?? String(e);
+    throw new Error(
+      /larger than/.test(msg)
+        ? `decodeImage: invalid PNG (image data inflates to more than the ${budget} bytes its header needs)`
+        : `decodeImage: invalid PNG (${msg})`,
+    );
+  }
+  const out = new Uint8Array(keep.reduce((a, c) => a + c.length, 0));
+  o = 0;
+  for (const c of keep) (out.set(c, o), o += c.length);
+  return out;
+}
+
+function decodePng(bytes: Uint8Array, header: ImageHeader): Rgba8Image {
   let png;
   try {
-    png = decodePngRaw(bytes);
+    png = decodePngRaw(sanitizePng(bytes, header));
   } catch (e) {
-    throw new Error(`decodeImage: invalid PNG (${(e as Error).message ?? e})`);
+    const msg = (e as Error).message ?? String(e);
+    throw new Error(msg.startsWith("decodeImage:") ? msg : `decodeImage: invalid PNG (${msg})`);
   }
   const { width, height, channels, depth } = png;
   const n = width * height;
   const rgba = new Uint8Array(4 * n);
   const data = png.data as ArrayLike<number>;
+  if (depth >= 8 && data.length < n * channels) {
+    throw new Error(
+      `decodeImage: invalid PNG (image data ends early: ${data.length} samples for ${width}x${height})`,
+    );
+  }
   const palette = png.palette as number[][] | undefined;
   // 16-bit samples → 8 bits as PIL does (high byte); 1/2/4-bit grey is scaled to 0..255.
   const to8 = depth === 16
@@ -240,4 +391,47 @@ export function preprocessRgba8(rgba: Uint8Array, h: number, w: number, size: nu
     out[i] = Math.fround(Math.min(255, Math.max(0, roundHalfEven(out[i]))) / 255);
   }
   return out;
+}
+
+/** What decodePreprocessOffThread returns: the file's size and icetk's [3, size, size] float input. */
+export interface PreprocessedImage {
+  width: number;
+  height: number;
+  image: Float32Array;
+}
+
+/**
+ * decodeImage + preprocessRgba8 in a Worker, so the seconds a large upload takes never block the caller's event
+ * loop (the server's /healthz and streams keep answering). Aborting `signal` terminates the worker.
+ */
+export async function decodePreprocessOffThread(
+  bytes: Uint8Array,
+  size: number,
+  signal?: AbortSignal,
+): Promise<PreprocessedImage> {
+  readImageHeader(bytes); // a bad or oversized file fails here, before a worker starts
+  return await new Promise((resolve, reject) => {
+    const worker = new Worker(new URL("./image_worker.ts", import.meta.url).href, { type: "module" });
+    const done = () => {
+      worker.terminate();
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const onAbort = () => {
+      done();
+      reject(signal!.reason ?? new DOMException("Aborted", "AbortError"));
+    };
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    worker.onmessage = (e: MessageEvent<{ ok: PreprocessedImage } | { error: string }>) => {
+      done();
+      if ("ok" in e.data) resolve(e.data.ok);
+      else reject(new Error(e.data.error));
+    };
+    worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      done();
+      reject(new Error(`decodeImage: the decoding worker failed (${e.message})`));
+    };
+    worker.postMessage({ bytes, size });
+  });
 }

@@ -2,7 +2,7 @@
 // Not a new model: CogLM fills the box's 20×20 codes around the kept ones, then DSR + LoPAR refine, VQ-VAE decodes.
 
 import type { FillOptions } from "../models/coglm.ts";
-import { decodeImage, preprocessRgba8 } from "../formats/image.ts";
+import { decodePreprocessOffThread } from "../formats/image.ts";
 import type { Stages } from "./stages.ts";
 import { batchSeed, encodeChw } from "./stages.ts";
 import { cropChw, resizeBilinearChw, resizeNearestChw } from "./image_ops.ts";
@@ -49,17 +49,17 @@ export async function runCompletion(stages: Stages, o: {
     );
   }
   const size = COMPLETION_SIZE;
-  let decoded;
+  let image: Float32Array;
   try {
-    decoded = decodeImage(request.image);
+    // Decoding and the icetk PIL-path preprocessing (uint8 Resize rounded half-to-even, CenterCrop offsets
+    // half-to-even, as the original completion script loads the upload) run in a worker: off the event loop.
+    image = (await decodePreprocessOffThread(request.image, size, signal)).image;
   } catch (e) {
+    if (signal.aborted) throw e;
     throw new PipelineError(
       `Field 'image' is not a PNG or JPEG image: ${e instanceof Error ? e.message : e}`,
     );
   }
-  // icetk's PIL path exactly (uint8 Resize rounded half-to-even, CenterCrop offsets half-to-even), as the original
-  // completion script loads the uploaded image.
-  const image = preprocessRgba8(decoded.data, decoded.height, decoded.width, size);
   const mask = boxToMask(request.box, size);
   const { crop } = surroundingBoxCrop(mask, size);
   const side = crop.y1 - crop.y0;

@@ -8,6 +8,7 @@ import {
   type Pipeline,
   PipelineError,
 } from "../pipeline/types.ts";
+import { readImageHeader } from "../formats/image.ts";
 import { isTerminal, type Job, type JobEvent, JobQueue, QueueFullError, ShuttingDownError } from "./jobs.ts";
 import { Metrics } from "./metrics.ts";
 import { renderPage } from "./page.ts";
@@ -230,6 +231,11 @@ export function createApp(options: AppOptions): App {
       image = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
     } catch {
       throw new HttpError(400, "Field 'image' is not valid base64");
+    }
+    try {
+      readImageHeader(image); // format and size from the header: an oversized raster is refused before any decoding
+    } catch (e) {
+      throw new HttpError(400, `Field 'image': ${e instanceof Error ? e.message : e}`);
     }
     const box = body.box;
     if (

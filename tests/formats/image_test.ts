@@ -4,14 +4,18 @@ import { encode as encodePngRaw } from "npm:fast-png@8.0.0";
 import {
   centerCrop,
   decodeImage,
+  decodePreprocessOffThread,
   encodeJpeg,
   encodePng,
+  MAX_IMAGE_PIXELS,
   preprocessFloat,
   preprocessRgba8,
+  readImageHeader,
   resizedSize,
   toRgba8,
 } from "../../src/formats/image.ts";
 import { readNpy } from "../../src/formats/npy.ts";
+import { jpegWithSize, pngBomb } from "./_bombs.ts";
 import { assertClose, rng } from "../_util.ts";
 
 const GOLDEN = new URL("../testdata/cogview2-tiny/golden/", import.meta.url).pathname;
@@ -155,4 +159,69 @@ Deno.test("image: icetk PIL (uint8) preprocessing matches icetk_encode_pil's rec
   assertClose("preprocessRgba8 via PNG", preprocessRgba8(back.data, h, w, size), want.data, {
     atol: c.expected.preprocessed.atol,
   });
+});
+
+Deno.test("image attack: a PNG/JPEG declaring a huge raster is refused from its header, before any allocation", () => {
+  // The attack run's shape: a small PNG declaring 20000×20000 (here 2 rows encoded: 180 bytes; the real attack's full
+  // IDAT was 389 KB). Unchecked, decoding allocated 4·20000·20000 bytes and more (7.2 GB RSS on the server).
+  const png = pngBomb(20000, 20000, 2);
+  const jpg = jpegWithSize(encodeJpeg(randomRgba(16, 16, 3), 16, 16), 20000, 20000);
+  const rss0 = Deno.memoryUsage().rss, t0 = performance.now();
+  assert.throws(() => decodeImage(png), /PNG: 20000x20000 is too large \(the limit is 16777216 pixels/);
+  assert.throws(() => decodeImage(jpg), /JPEG: 20000x20000 is too large/);
+  assert.throws(() => readImageHeader(pngBomb(4097, 4096, 1)), /too large/);
+  assert.throws(() => readImageHeader(pngBomb(16385, 1, 1)), /too large/);
+  assert.deepEqual(readImageHeader(pngBomb(4096, 4096, 1)), { format: "png", width: 4096, height: 4096 });
+  const ms = performance.now() - t0, grew = (Deno.memoryUsage().rss - rss0) / 2 ** 20;
+  console.log(`oversized PNG + JPEG refused in ${ms.toFixed(1)} ms, RSS +${grew.toFixed(0)} MiB`);
+  assert.ok(grew < 64, `RSS grew ${grew} MiB`);
+  assert.equal(MAX_IMAGE_PIXELS, 4096 * 4096);
+});
+
+Deno.test("image attack: PNG image data inflating past what its header needs is stopped at that budget", () => {
+  // A 64×64 RGB header (12352 scanline bytes) whose IDAT inflates to 64 MiB: the IDAT of a 4096×5461 image.
+  const big = pngBomb(4096, 5461);
+  const small = pngBomb(64, 64);
+  const idatOf = (p: Uint8Array) => {
+    const v = new DataView(p.buffer, p.byteOffset);
+    return { at: 33, len: v.getUint32(33) };
+  };
+  const b = idatOf(big), s = idatOf(small);
+  const lying = new Uint8Array(33 + 12 + b.len + 12);
+  lying.set(small.subarray(0, 33));
+  lying.set(big.subarray(b.at, b.at + 12 + b.len), 33);
+  lying.set(small.subarray(s.at + 12 + s.len), 33 + 12 + b.len); // IEND
+  const rss0 = Deno.memoryUsage().rss, t0 = performance.now();
+  assert.throws(() => decodeImage(lying), /inflates to more than the 12352 bytes its header needs/);
+  const ms = performance.now() - t0, grew = (Deno.memoryUsage().rss - rss0) / 2 ** 20;
+  console.log(
+    `PNG with a 64 MiB IDAT behind a 64x64 header refused in ${ms.toFixed(1)} ms, RSS +${
+      grew.toFixed(0)
+    } MiB`,
+  );
+  assert.ok(grew < 32, `RSS grew ${grew} MiB`);
+  // The real thing still decodes.
+  assert.equal(decodeImage(small).width, 64);
+});
+
+Deno.test("image: decodePreprocessOffThread decodes in a worker (the event loop keeps turning) and matches", async () => {
+  const w = 1500, h = 1100;
+  const png = encodePng(randomRgba(w, h, 11), w, h);
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 5);
+  const t0 = performance.now();
+  const got = await decodePreprocessOffThread(png, 480);
+  const ms = performance.now() - t0;
+  clearInterval(timer);
+  const direct = decodeImage(png);
+  assert.deepEqual(got.image, preprocessRgba8(direct.data, h, w, 480));
+  assert.equal(got.width, w);
+  // A 5 ms timer on a blocked loop would fire about once; on a free one about ms/5 times (loose: a loaded machine).
+  console.log(`off-thread decode of ${w}x${h}: ${ms.toFixed(0)} ms, ${ticks} timer ticks meanwhile`);
+  assert.ok(ticks >= Math.min(5, ms / 20), `only ${ticks} ticks in ${ms} ms: the loop was blocked`);
+  await assert.rejects(decodePreprocessOffThread(new Uint8Array([1, 2, 3]), 480), /not a PNG or JPEG/);
+  const ac = new AbortController();
+  const p = decodePreprocessOffThread(png, 480, ac.signal);
+  ac.abort(new DOMException("stop", "AbortError"));
+  await assert.rejects(p, /stop/);
 });

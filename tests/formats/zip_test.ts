@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { openTorchCheckpoint } from "../../src/formats/torch.ts";
+import { deflateBomb, zipOneEntry } from "./_bombs.ts";
 import { BytesAccess, crc32, crc32Js, EntryStream, writeZip, ZipArchive } from "../../src/formats/zip.ts";
 
 const FIX = new URL("../testdata/cogview2-tiny/", import.meta.url).pathname;
@@ -111,8 +113,6 @@ Deno.test("zip: deflated entries are inflated whole (small) or streamed (large),
 });
 
 Deno.test("zip attack: a deflate bomb declared small is stopped at its declared size, in bounded time and memory", async () => {
-  const { deflateBomb, zipOneEntry } = await import("./_bombs.ts");
-  const { openTorchCheckpoint } = await import("../../src/formats/torch.ts");
   // 1 GiB of zeros deflated to ~1 MB, declared as 12 KB: the shape of the attack run's bomb.
   const bomb = zipOneEntry("archive/data.pkl", deflateBomb(1024), { method: 8, declaredSize: 12_000 });
   const rss0 = Deno.memoryUsage().rss;

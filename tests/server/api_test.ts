@@ -8,6 +8,11 @@ const assertEquals = <T>(a: T, b: T, msg?: string): void => nodeAssert.deepStric
 const assertMatch = (s: string, re: RegExp): void => nodeAssert.match(s, re);
 import { createApp, type RunningServer, startServer } from "../../src/server/app.ts";
 import { fakeImageBytes, FakePipeline } from "./_fake_pipeline.ts";
+import { encodePng } from "../../src/formats/image.ts";
+import { pngBomb } from "../formats/_bombs.ts";
+
+/** A real 1×1 PNG, base64 (the server reads the header of every uploaded image). */
+const PNG_1X1 = btoa(String.fromCharCode(...encodePng(new Uint8Array(4), 1, 1)));
 
 type Opts = Parameters<typeof createApp>[0];
 
@@ -180,19 +185,19 @@ Deno.test("validation: every bad request gets a clear 4xx", async () => {
     await expectError(await c({ prompt: "a", box: [0, 0, 0.5, 0.5] }), 400, /'image' is required/);
     await expectError(await c({ prompt: "a", image: "%%%", box: [0, 0, 0.5, 0.5] }), 400, /not valid base64/);
     await expectError(
-      await c({ prompt: "a", image: "iVBORw0KGgo=", box: [0, 0, 1] }),
+      await c({ prompt: "a", image: PNG_1X1, box: [0, 0, 1] }),
       400,
       /'box' must be \[h0/,
     );
-    await expectError(await c({ prompt: "a", image: "iVBORw0KGgo=", box: [0.6, 0, 0.5, 1] }), 400, /h0 < h1/);
-    await expectError(await c({ prompt: "a", image: "iVBORw0KGgo=", box: [0, 0, 0.5, 1.5] }), 400, /w1 <= 1/);
+    await expectError(await c({ prompt: "a", image: PNG_1X1, box: [0.6, 0, 0.5, 1] }), 400, /h0 < h1/);
+    await expectError(await c({ prompt: "a", image: PNG_1X1, box: [0, 0, 0.5, 1.5] }), 400, /w1 <= 1/);
     await expectError(
-      await c({ prompt: "a", image: "iVBORw0KGgo=", box: [0, 0, 0.001, 1] }),
+      await c({ prompt: "a", image: PNG_1X1, box: [0, 0, 0.001, 1] }),
       400,
       /selects no pixel/,
     );
     // A well-formed completion runs.
-    const ok = await c({ prompt: "a", image: "iVBORw0KGgo=", box: [0.25, 0.25, 0.75, 0.75], wait: true });
+    const ok = await c({ prompt: "a", image: PNG_1X1, box: [0.25, 0.25, 0.75, 0.75], wait: true });
     assertEquals((await ok.json()).request.box, [0.25, 0.25, 0.75, 0.75]);
     // Nothing above created a job.
     const metrics = await (await fetch(base + "/metrics")).text();
@@ -401,4 +406,21 @@ Deno.test("SIGTERM: a served process finishes its job within the grace period an
   assertMatch(err, new RegExp(`SIGTERM: shutting down .*job ${job.id} gets`));
   assertMatch(err, /job .* done/);
   assertMatch(err, /stopped/);
+});
+
+Deno.test("attack: a PNG declaring 20000x20000 sent to /v1/completions is a 400 at once, no job, no memory", async () => {
+  await withServer({}, async (_s, base) => {
+    const bomb = pngBomb(20000, 20000, 2);
+    const rss0 = Deno.memoryUsage().rss, t0 = performance.now();
+    const res = await post(base, "/v1/completions", {
+      prompt: "a",
+      image: btoa(String.fromCharCode(...bomb)),
+      box: [0.25, 0.25, 0.75, 0.75],
+    });
+    const ms = performance.now() - t0;
+    await expectError(res, 400, /'image': decodeImage: PNG: 20000x20000 is too large/);
+    const grew = (Deno.memoryUsage().rss - rss0) / 2 ** 20;
+    assert(ms < 1000 && grew < 64, `${ms} ms, RSS +${grew} MiB`);
+    assert(!/kind="completion"/.test(await (await fetch(base + "/metrics")).text()), "no job was created");
+  });
 });
