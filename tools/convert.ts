@@ -1,17 +1,30 @@
-// `deno task convert --sat DIR --icetk DIR --clusters FILE --out DIR [--dtype f16|f32] [--num-clusters N] [--overwrite]`
+// `deno task convert --sat DIR --icetk DIR --clusters FILE --out DIR [--weights source|f16|f32] [--num-clusters N]`
 // converts the official CogView2 downloads into a model directory; `deno task convert --verify DIR` checks one.
 // Exit code 0 on success, 1 on bad input (one line naming the file and key), 2 on bad usage.
-import { convert, defaultPaths, verifyModelDir } from "../src/convert/convert.ts";
+import {
+  convert,
+  defaultPaths,
+  verifyModelDir,
+  WEIGHTS_CHOICES,
+  type WeightsChoice,
+} from "../src/convert/convert.ts";
 
 const USAGE = `Usage:
-  deno task convert --clusters FILE --out DIR [--sat DIR] [--icetk DIR] [--dtype f16|f32] [--num-clusters N] [--overwrite]
+  deno task convert --clusters FILE --out DIR [--sat DIR] [--icetk DIR] [--weights source|f16|f32]
+                    [--allow-f16-overflow] [--num-clusters N] [--overwrite]
   deno task convert --verify DIR
 
   --sat DIR         folder with coglm, cogview2-dsr, cogview2-itersr (folders or .zip archives); default $SAT_HOME or ~/.sat_models
   --icetk DIR       folder with ice_text.model and ice_image.pt; default ~/.icetk_models
   --clusters FILE   cluster_label.npy from the CogView2 repository (required)
   --out DIR         output model directory (written atomically)
-  --dtype f16|f32   storage type of the weights (default f16)
+  --weights source|f16|f32
+                    storage of floating-point weights: "source" (default) keeps each tensor's checkpoint dtype
+                    (bfloat16 widened to f32, exact); f16 / f32 store every tensor so; narrowing to f16 prints, per
+                    model, how many values changed and the largest absolute change
+  --dtype ...       alias of --weights
+  --allow-f16-overflow
+                    with --weights f16: store values beyond float16's range (±65504) as ±inf instead of refusing
   --num-clusters N  number of clusters the labels index (default 500)
   --overwrite       replace an existing output directory
   --verify DIR      re-read a converted directory and check it against its manifest`;
@@ -33,7 +46,7 @@ while (args.length) {
   if (!a.startsWith("--")) usage(`unexpected argument "${a}"`);
   const eq = a.indexOf("=");
   const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
-  if (name === "overwrite") {
+  if (name === "overwrite" || name === "allow-f16-overflow") {
     flags[name] = true;
     continue;
   }
@@ -41,7 +54,18 @@ while (args.length) {
   if (v === undefined) usage(`${a} needs a value`);
   flags[name] = v;
 }
-const known = new Set(["sat", "icetk", "clusters", "out", "dtype", "num-clusters", "overwrite", "verify"]);
+const known = new Set([
+  "sat",
+  "icetk",
+  "clusters",
+  "out",
+  "weights",
+  "dtype",
+  "allow-f16-overflow",
+  "num-clusters",
+  "overwrite",
+  "verify",
+]);
 for (const k of Object.keys(flags)) if (!known.has(k)) usage(`unknown option --${k}`);
 
 try {
@@ -54,8 +78,18 @@ try {
   }
   if (typeof flags.clusters !== "string") usage("--clusters FILE is required");
   if (typeof flags.out !== "string") usage("--out DIR is required");
-  const dtype = (flags.dtype ?? "f16") as string;
-  if (dtype !== "f16" && dtype !== "f32") usage(`--dtype must be f16 or f32, got "${dtype}"`);
+  if (flags.weights !== undefined && flags.dtype !== undefined && flags.weights !== flags.dtype) {
+    usage(
+      `--weights ${flags.weights} and --dtype ${flags.dtype} disagree (--dtype is an alias of --weights)`,
+    );
+  }
+  const weights = (flags.weights ?? flags.dtype ?? "source") as string;
+  if (!(WEIGHTS_CHOICES as readonly string[]).includes(weights)) {
+    usage(`--weights must be one of ${WEIGHTS_CHOICES.join(", ")}, got "${weights}"`);
+  }
+  if (flags["allow-f16-overflow"] && weights !== "f16") {
+    usage("--allow-f16-overflow only applies to --weights f16");
+  }
   let numClusters: number | undefined;
   if (flags["num-clusters"] !== undefined) {
     numClusters = Number(flags["num-clusters"]);
@@ -70,7 +104,8 @@ try {
     icetk: typeof flags.icetk === "string" ? flags.icetk : def.icetk,
     clusters: flags.clusters,
     out: flags.out,
-    dtype,
+    weights: weights as WeightsChoice,
+    allowF16Overflow: flags["allow-f16-overflow"] === true,
     numClusters,
     overwrite: flags.overwrite === true,
     exitOnInterrupt: true,

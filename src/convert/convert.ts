@@ -29,8 +29,15 @@ export interface ConvertOptions {
   clusters: string;
   /** Output directory (must not exist unless `overwrite`). */
   out: string;
-  /** Storage dtype of floating-point weights: "f16" (default) or "f32". */
-  dtype?: "f16" | "f32";
+  /**
+   * Storage of floating-point weights: "source" (default: each tensor as the checkpoint stores it, bfloat16
+   * widened to f32), or "f16" / "f32" for every tensor (narrowing to f16 is reported, see `narrowing`).
+   */
+  weights?: WeightsChoice;
+  /** Alias of `weights` (the CLI's `--dtype`). */
+  dtype?: WeightsChoice;
+  /** Store values beyond float16's range as ±inf instead of refusing (only with weights "f16"). */
+  allowF16Overflow?: boolean;
   /** Number of clusters the labels index (CogView2: 500). */
   numClusters?: number;
   /** Replace an existing output directory. */
@@ -43,10 +50,38 @@ export interface ConvertOptions {
   exitOnInterrupt?: boolean;
 }
 
+/** What `--weights`/`--dtype` accepts. */
+export const WEIGHTS_CHOICES = ["source", "f16", "f32"] as const;
+export type WeightsChoice = (typeof WEIGHTS_CHOICES)[number];
+
+/** Per model: what narrowing floating-point weights to float16 changed (absent when nothing was narrowed). */
+export interface NarrowingReport {
+  /** Tensors stored narrower than in the checkpoint. */
+  tensors: number;
+  /** Values in those tensors. */
+  values: number;
+  /** Values whose stored float16 differs from the checkpoint's value. */
+  changed: number;
+  /** Largest |stored − source| over finite results. */
+  max_abs_change: number;
+  /** The tensor holding that largest change. */
+  max_at: string;
+  /** Finite values that became ±inf (only with `allowF16Overflow`). */
+  overflowed: number;
+}
+
+/** A tensor's dtype in the checkpoint and as stored in the model directory. */
+export interface TensorDTypes {
+  source: WeightDType;
+  stored: WeightDType;
+}
+
 export interface ConvertResult {
   out: string;
   files: Record<string, { bytes: number; sha256: string }>;
   warnings: string[];
+  /** Per model ("coglm", "dsr", "itersr", "vqvae"): narrowing done, when any. */
+  narrowing: Record<string, NarrowingReport>;
 }
 
 /** The three SwissArmyTransformer models: output name, download folder name, model class. */
@@ -432,9 +467,22 @@ function vqvaeConfig(ck: TorchCheckpoint, vqCfg: Json | null, vqCfgFile: string)
 const CHUNK_ELEMS = 4 * 2 ** 20;
 const FLOATS = new Set<WeightDType>(["f16", "bf16", "f32"]);
 
-function outDType(src: WeightDType, target: "f16" | "f32"): WeightDType {
-  return FLOATS.has(src) ? target : src;
+/** Stored dtype of a tensor: integers as they are; floats per the choice ("source" widens bfloat16 to f32). */
+export function storedDType(src: WeightDType, choice: WeightsChoice): WeightDType {
+  if (!FLOATS.has(src)) return src;
+  if (choice === "source") return src === "bf16" ? "f32" : src;
+  return choice;
 }
+
+/** Running statistics of one model's narrowing to float16. */
+interface NarrowStats extends NarrowingReport {
+  /** The tensor being converted (for messages). */
+  current: string;
+  origin: string;
+  allowOverflow: boolean;
+}
+
+const F16_MAX = 65504;
 
 /** float16 bit pattern → float32 value, for all 65536 patterns (built on first use). */
 let F16_TO_F32: Float32Array | null = null;
@@ -443,7 +491,7 @@ function convertChunk(
   bytes: Uint8Array,
   from: WeightDType,
   to: WeightDType,
-  overflow: { n: number },
+  stats: NarrowStats,
 ): Uint8Array {
   if (from === to) return bytes;
   const n = bytes.length / DTYPE_BYTES[from];
@@ -468,9 +516,32 @@ function convertChunk(
   if (to === "f32") return new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
   const h = new Float16Array(n);
   h.set(f32);
-  // Count values that became ±inf (bits 0x7c00 / 0xfc00) although the source was finite.
-  const bits = new Uint16Array(h.buffer);
-  for (let i = 0; i < n; i++) if ((bits[i] & 0x7fff) === 0x7c00 && Number.isFinite(f32[i])) overflow.n++;
+  // Narrowing: count changed values, the largest change, and values that became ±inf although finite.
+  stats.values += n;
+  let changed = 0, maxAbs = stats.max_abs_change, maxAt = stats.max_at;
+  for (let i = 0; i < n; i++) {
+    const a = f32[i], b = h[i];
+    if (a === b || (a !== a && b !== b)) continue;
+    changed++;
+    if (!Number.isFinite(b) && Number.isFinite(a)) {
+      if (!stats.allowOverflow) {
+        throw new Error(
+          `${stats.origin}: tensor "${stats.current}": value ${a} is beyond float16's range (±${F16_MAX}); ` +
+            `keep it with --weights source or f32, or pass --allow-f16-overflow to store it as ±inf`,
+        );
+      }
+      stats.overflowed++;
+      continue;
+    }
+    const d = Math.abs(a - b);
+    if (d > maxAbs) {
+      maxAbs = d;
+      maxAt = stats.current;
+    }
+  }
+  stats.changed += changed;
+  stats.max_abs_change = maxAbs;
+  stats.max_at = maxAt;
   return new Uint8Array(h.buffer);
 }
 
@@ -511,28 +582,43 @@ async function writeModel(
   ck: Checkpoint,
   order: string[],
   path: string,
-  dtype: "f16" | "f32",
+  choice: WeightsChoice,
+  allowOverflow: boolean,
   label: string,
   showProgress: boolean,
   warnings: string[],
-): Promise<{ bytes: number; sha256: string }> {
+): Promise<{ bytes: number; sha256: string; dtypes: Record<string, TensorDTypes>; narrowing: NarrowStats }> {
   const infos: WeightInfo[] = order.map((n) => ck.info(n));
   const entries: SafetensorsEntry[] = [];
-  const overflow = { n: 0 };
+  const stats: NarrowStats = {
+    tensors: 0,
+    values: 0,
+    changed: 0,
+    max_abs_change: 0,
+    max_at: "",
+    overflowed: 0,
+    current: "",
+    origin: ck.origin,
+    allowOverflow,
+  };
+  const dtypes: Record<string, TensorDTypes> = {};
   const crcChecked = new Set<string>();
   const total = infos.reduce((a, i) => a + i.byteLength, 0);
   const bar = progressBar(label, total, showProgress);
   for (const info of infos) {
-    const to = outDType(info.dtype, dtype);
+    const to = storedDType(info.dtype, choice);
     const es = DTYPE_BYTES[info.dtype];
+    dtypes[info.name] = { source: info.dtype, stored: to };
+    if (to === "f16" && info.dtype !== "f16") stats.tensors++; // narrowing (from f32 or bfloat16)
     entries.push({
       name: info.name,
       dtype: to,
       shape: info.shape,
       write: async (sink) => {
+        stats.current = info.name;
         if (ck instanceof StreamedTorchCheckpoint) {
           for await (const raw of ck.chunks(info.name, CHUNK_ELEMS * es)) {
-            await sink(convertChunk(raw, info.dtype, to, overflow));
+            await sink(convertChunk(raw, info.dtype, to, stats));
             bar.add(raw.length);
           }
           return;
@@ -545,7 +631,7 @@ async function writeModel(
           const cnt = Math.min(CHUNK_ELEMS, n - e);
           const raw = await ck.readRange(info.name, e * es, cnt * es);
           if (checkCrc) crc = crc32(raw, crc);
-          const outBytes = convertChunk(raw, info.dtype, to, overflow);
+          const outBytes = convertChunk(raw, info.dtype, to, stats);
           await sink(outBytes);
           bar.add(raw.length);
         }
@@ -588,13 +674,13 @@ async function writeModel(
       );
     }
   }
-  if (overflow.n) {
+  if (stats.overflowed) {
     warnings.push(
-      `${label}: ${overflow.n} values exceed the float16 range and became ±inf (use --dtype f32)`,
+      `${label}: ${stats.overflowed} values exceed the float16 range and became ±inf (--allow-f16-overflow)`,
     );
   }
   const bytes = (await Deno.stat(path)).size;
-  return { bytes, sha256: fileHash.digest("hex") };
+  return { bytes, sha256: fileHash.digest("hex"), dtypes, narrowing: stats };
 }
 
 async function sha256File(path: string): Promise<{ bytes: number; sha256: string }> {
@@ -679,10 +765,16 @@ export function validateClusterLabels(
 
 /** Converts the official downloads into a model directory at `opts.out` (atomically: temp dir + rename). */
 export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
-  const dtype = opts.dtype ?? "f16";
-  if (dtype !== "f16" && dtype !== "f32") {
-    throw new Error(`--dtype must be f16 or f32, got ${JSON.stringify(dtype)}`);
+  if (opts.weights !== undefined && opts.dtype !== undefined && opts.weights !== opts.dtype) {
+    throw new Error(
+      `--weights ${opts.weights} and --dtype ${opts.dtype} disagree (--dtype is an alias of --weights)`,
+    );
   }
+  const choice = opts.weights ?? opts.dtype ?? "source";
+  if (!(WEIGHTS_CHOICES as readonly string[]).includes(choice)) {
+    throw new Error(`--weights must be one of ${WEIGHTS_CHOICES.join(", ")}, got ${JSON.stringify(choice)}`);
+  }
+  const allowOverflow = opts.allowF16Overflow ?? false;
   const numClusters = opts.numClusters ?? 500;
   const log = opts.log ?? (() => {});
   const showProgress = opts.progress ?? Deno.stderr.isTerminal();
@@ -695,6 +787,34 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   const tmp = await Deno.makeTempDir({ dir: parent, prefix: `.${basename(out)}.tmp-` });
   const warnings: string[] = [];
   const files: Record<string, { bytes: number; sha256: string }> = {};
+  const tensorDTypes: Record<string, Record<string, TensorDTypes>> = {};
+  const narrowing: Record<string, NarrowingReport> = {};
+  /** Writes one model and records its dtypes and narrowing. */
+  const write = async (ck: Checkpoint, order: string[], key: string) => {
+    const file = `${key}.safetensors`;
+    const r = await writeModel(
+      ck,
+      order,
+      join(tmp, file),
+      choice,
+      allowOverflow,
+      key,
+      showProgress,
+      warnings,
+    );
+    files[file] = { bytes: r.bytes, sha256: r.sha256 };
+    tensorDTypes[file] = r.dtypes;
+    if (r.narrowing.tensors) {
+      const { current: _c, origin: _o, allowOverflow: _a, ...rep } = r.narrowing;
+      narrowing[key] = rep;
+      log(
+        `${key}: narrowed ${rep.tensors} tensors to float16: ${rep.changed} of ${rep.values} values changed, ` +
+          `largest absolute change ${rep.max_abs_change.toExponential(3)}` +
+          (rep.max_at ? ` (${rep.max_at})` : "") +
+          (rep.overflowed ? `, ${rep.overflowed} became ±inf` : ""),
+      );
+    }
+  };
   // Ctrl-C in the CLI: remove the temporary directory before exiting.
   const onInterrupt = () => {
     try {
@@ -727,7 +847,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     const config: Json = {
       format: MODEL_FORMAT,
       version: MODEL_FORMAT_VERSION,
-      dtype,
+      dtype: "f16", // replaced below by what was stored
       image_tokens: IMAGE_TOKENS,
     };
     // VQ-VAE
@@ -782,15 +902,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
           log(`${m.key}: ${ck.origin} → ${m.key}.safetensors`);
           // In checkpoint order, or in archive order when streaming a compressed checkpoint.
           const order = ck instanceof StreamedTorchCheckpoint ? ck.order() : ck.names();
-          files[`${m.key}.safetensors`] = await writeModel(
-            ck,
-            order,
-            join(tmp, `${m.key}.safetensors`),
-            dtype,
-            m.key,
-            showProgress,
-            warnings,
-          );
+          await write(ck, order, m.key);
           config[m.key] = section;
         }
       } finally {
@@ -800,19 +912,17 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
         }
       }
       log(`vqvae: ${vqPath} → vqvae.safetensors`);
-      files["vqvae.safetensors"] = await writeModel(
-        vq,
-        vq.names(),
-        join(tmp, "vqvae.safetensors"),
-        dtype,
-        "vqvae",
-        showProgress,
-        warnings,
-      );
+      await write(vq, vq.names(), "vqvae");
       config.vqvae = vqSection;
     } finally {
       vq.close();
     }
+    // "f16" or "f32" when every floating-point tensor is stored so, else "mixed" (each tensor's is in the manifest).
+    const floats = new Set(
+      Object.values(tensorDTypes).flatMap((t) => Object.values(t).map((d) => d.stored))
+        .filter((d) => FLOATS.has(d)),
+    );
+    config.dtype = floats.size === 1 ? [...floats][0] : floats.size ? "mixed" : choice;
     config.tokenizer = { file: "ice_text.model", type: tok.type, pieces: tok.pieces };
     config.clusters = { file: "cluster_label.npy", num_clusters: numClusters, count: IMAGE_TOKENS };
     // Key order as the demo writer uses.
@@ -839,7 +949,8 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     files["cluster_label.npy"] = await sha256File(join(tmp, "cluster_label.npy"));
     await Deno.writeTextFile(join(tmp, "config.json"), JSON.stringify(ordered, null, 2) + "\n");
     files["config.json"] = await sha256File(join(tmp, "config.json"));
-    await Deno.writeTextFile(join(tmp, "manifest.json"), JSON.stringify({ files }, null, 2) + "\n");
+    const manifest = { files, weights: choice, narrowing, tensors: tensorDTypes };
+    await Deno.writeTextFile(join(tmp, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
     if (await exists(out)) await Deno.remove(out, { recursive: true });
     await Deno.rename(tmp, out);
   } catch (e) {
@@ -849,7 +960,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     if (trap) Deno.removeSignalListener("SIGINT", onInterrupt);
   }
   for (const w of warnings) log(`warning: ${w}`);
-  return { out, files, warnings };
+  return { out, files, warnings, narrowing };
 }
 
 /** Re-reads a converted directory and checks every file of its manifest (size and SHA-256). */

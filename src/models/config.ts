@@ -38,7 +38,7 @@ export interface VqvaeFileConfig {
 export interface ModelConfig {
   format: string;
   version: number;
-  /** Storage dtype of the weights: "f16" or "f32". */
+  /** Storage dtype of the floating-point weights: "f16", "f32" or "mixed" (each tensor's own: see the manifest). */
   dtype: string;
   image_tokens: number;
   coglm: TransformerConfig;
@@ -158,8 +158,8 @@ export function validateConfig(cfg: unknown, file = "config.json"): ModelConfig 
       }; this program reads version ${MODEL_FORMAT_VERSION} (re-run deno task convert)`,
     );
   }
-  if (c.dtype !== "f16" && c.dtype !== "f32") {
-    fail(file, "dtype", `must be "f16" or "f32", got ${JSON.stringify(c.dtype)}`);
+  if (c.dtype !== "f16" && c.dtype !== "f32" && c.dtype !== "mixed") {
+    fail(file, "dtype", `must be "f16", "f32" or "mixed", got ${JSON.stringify(c.dtype)}`);
   }
   posInt(file, c, "image_tokens", "");
   transformer(file, c, "coglm", false);

@@ -7,6 +7,7 @@ import { openModelDir } from "../../src/models/config.ts";
 import { encodeNpy } from "../../src/formats/npy.ts";
 import { BytesAccess, writeZip, ZipArchive } from "../../src/formats/zip.ts";
 import { type FakeStorage, type FakeTensor, writeTorchCheckpoint } from "../formats/_torch_writer.ts";
+import { writeF32Checkpoint } from "./_f32_checkpoint.ts";
 
 const FIX = new URL("../testdata/cogview2-tiny/", import.meta.url).pathname;
 
@@ -358,6 +359,25 @@ Deno.test("convert: the CLI exits 1 with one line naming the file, 2 on usage er
     assert.match(bad.err, /^convert: .*none\.npy: cannot read the cluster labels/m);
     assert.equal((await run("--out", join(tmp, "o"))).code, 2);
     assert.equal((await run("--bogus", "1")).code, 2);
+    const clusters = join(FIX, "cluster_label.npy");
+    const wrongW = await run("--clusters", clusters, "--out", join(tmp, "o"), "--weights", "f8");
+    assert.equal(wrongW.code, 2);
+    assert.match(wrongW.err, /--weights must be one of source, f16, f32, got "f8"/);
+    const clash = await run(
+      "--clusters",
+      clusters,
+      "--out",
+      join(tmp, "o"),
+      "--weights",
+      "f16",
+      "--dtype",
+      "f32",
+    );
+    assert.equal(clash.code, 2);
+    assert.match(clash.err, /--dtype is an alias of --weights/);
+    const ov = await run("--clusters", clusters, "--out", join(tmp, "o"), "--allow-f16-overflow");
+    assert.equal(ov.code, 2);
+    assert.match(ov.err, /--allow-f16-overflow only applies to --weights f16/);
     const out = join(tmp, "m");
     const ok = await run(
       "--sat",
@@ -385,7 +405,7 @@ Deno.test("convert: the CLI exits 1 with one line naming the file, 2 on usage er
   }
 });
 
-Deno.test("convert: float32 and bfloat16 checkpoints with transposed and shared-storage views give the same model", async () => {
+Deno.test("convert: float32 and bfloat16 checkpoints with transposed and shared-storage views: source keeps them exactly, f16 narrows", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "convert-test-" });
   try {
     const set = await copySet(tmp);
@@ -445,13 +465,54 @@ Deno.test("convert: float32 and bfloat16 checkpoints with transposed and shared-
       tensors: dsrTensors,
       archive: "mp_rank_00_model_states",
     });
+    // Default (--weights source): coglm stays f32 (the f16 values widened), dsr's bfloat16 is widened to f32.
+    const outSrc = join(tmp, "outsrc");
+    const rs = await convert({ ...set, out: outSrc, progress: false });
+    assert.deepEqual(rs.narrowing, {});
+    const ms = await openModelDir(outSrc);
+    assert.equal(ms.config.dtype, "mixed"); // itersr and vqvae are f16 in the fixture
+    const ss = await ms.weights("coglm"), sr = await (await openModelDir(ref)).weights("coglm");
+    for (const n of ss.names()) {
+      assert.equal(ss.info(n).dtype, "f32", `coglm ${n} kept f32`);
+      const want = Float32Array.from(new Float16Array((await sr.read(n)).slice().buffer));
+      assert.deepEqual(new Float32Array((await ss.read(n)).slice().buffer), want, `coglm ${n}`);
+    }
+    ss.close();
+    sr.close();
+    const ds = await ms.weights("dsr");
+    for (const p of parts) {
+      assert.equal(ds.info(p.name).dtype, "f32", `dsr ${p.name} widened`);
+      const want = new Float32Array(Uint32Array.from(p.bf, (x) => x << 16).buffer);
+      assert.deepEqual(new Float32Array((await ds.read(p.name)).slice().buffer), want, `dsr bf16 ${p.name}`);
+    }
+    ds.close();
+    const manSrc = JSON.parse(await Deno.readTextFile(join(outSrc, "manifest.json")));
+    assert.deepEqual(manSrc.tensors["dsr.safetensors"][parts[0].name], { source: "bf16", stored: "f32" });
+    assert.deepEqual(manSrc.tensors["coglm.safetensors"]["transformer.word_embeddings.weight"], {
+      source: "f32",
+      stored: "f32",
+    });
+    // --weights f16 narrows both: coglm's values are f16-representable (nothing changes), dsr's bf16 values change.
     const out = join(tmp, "out");
-    await convert({ ...set, out, progress: false });
+    const r16 = await convert({ ...set, out, weights: "f16", progress: false });
     const a = await openModelDir(ref), b = await openModelDir(out);
     const sa = await a.weights("coglm"), sb = await b.weights("coglm");
     for (const n of sa.names()) assert.deepEqual(await sb.read(n), await sa.read(n), `coglm ${n}`);
     sa.close();
     sb.close();
+    assert.equal(r16.narrowing.coglm.changed, 0);
+    assert.equal(r16.narrowing.coglm.values, storages.reduce((x, st) => x + st.numel, 0));
+    let changed = 0, maxAbs = 0;
+    for (const p of parts) {
+      const w = new Float32Array(Uint32Array.from(p.bf, (x) => x << 16).buffer);
+      const h = Float32Array.from(new Float16Array(w));
+      for (let i = 0; i < w.length; i++) {
+        if (h[i] !== w[i]) changed++, maxAbs = Math.max(maxAbs, Math.abs(h[i] - w[i]));
+      }
+    }
+    assert.equal(r16.narrowing.dsr.changed, changed);
+    assert.equal(r16.narrowing.dsr.max_abs_change, maxAbs);
+    assert.equal(r16.narrowing.dsr.values, total);
     const da = await b.weights("dsr");
     for (const p of parts) {
       const got = new Float16Array((await da.read(p.name)).slice().buffer);
@@ -545,6 +606,109 @@ Deno.test("convert: SAT archives whose checkpoint is deflated are streamed (no u
       /coglm\.zip!coglm\/1\/mp_rank_00_model_states\.pt.*(corrupt|CRC)/,
     );
     assert.ok(!(await Deno.stat(join(tmp, "bad")).catch(() => null)));
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("convert: float32 weights that float16 cannot hold are kept exactly by default; --weights f16 reports the narrowing and refuses overflow unless allowed", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "convert-test-" });
+  try {
+    const set = await copySet(tmp);
+    const vqPt = join(set.icetk, "ice_image.pt");
+    const planted = "quantize.proj.bias";
+    let plantedOk = false;
+    await writeF32Checkpoint(join(FIX, "icetk/ice_image.pt"), vqPt, { wrap: false });
+    // Independent expectation: the values as written, and their float16 rounding.
+    const ck = await openTorchCheckpoint(vqPt);
+    let values = 0, changed = 0, maxAbs = 0;
+    const want = new Map<string, Float32Array>();
+    for (const n of ck.names()) {
+      if (ck.info(n).dtype !== "f32") continue;
+      const v = new Float32Array((await ck.read(n)).slice().buffer);
+      want.set(n, v);
+      const h = Float32Array.from(new Float16Array(v));
+      values += v.length;
+      for (let i = 0; i < v.length; i++) {
+        if (h[i] !== v[i]) changed++, maxAbs = Math.max(maxAbs, Math.abs(h[i] - v[i]));
+      }
+    }
+    ck.close();
+    assert.ok(changed > values / 2, `most perturbed values are not f16-representable (${changed}/${values})`);
+
+    const outSrc = join(tmp, "src");
+    const rs = await convert({ ...set, out: outSrc, progress: false });
+    assert.deepEqual(rs.narrowing, {});
+    const md = await openModelDir(outSrc);
+    assert.equal(md.config.dtype, "mixed");
+    const st = await md.weights("vqvae");
+    for (const [n, v] of want) {
+      assert.equal(st.info(n).dtype, "f32");
+      assert.deepEqual(new Float32Array((await st.read(n)).slice().buffer), v, `vqvae ${n} bit-exact`);
+    }
+    st.close();
+    const man = JSON.parse(await Deno.readTextFile(join(outSrc, "manifest.json")));
+    assert.equal(man.weights, "source");
+    assert.deepEqual(man.tensors["vqvae.safetensors"]["enc.conv_in.weight"], {
+      source: "f32",
+      stored: "f32",
+    });
+    assert.deepEqual(man.tensors["coglm.safetensors"]["transformer.word_embeddings.weight"], {
+      source: "f16",
+      stored: "f16",
+    });
+
+    const out16 = join(tmp, "f16");
+    const logs: string[] = [];
+    const r16 = await convert({
+      ...set,
+      out: out16,
+      weights: "f16",
+      progress: false,
+      log: (m) => logs.push(m),
+    });
+    assert.equal(r16.narrowing.vqvae.values, values);
+    assert.equal(r16.narrowing.vqvae.changed, changed);
+    assert.equal(r16.narrowing.vqvae.max_abs_change, maxAbs);
+    assert.equal(r16.narrowing.vqvae.overflowed, 0);
+    assert.equal(r16.narrowing.coglm, undefined, "f16 sources are not narrowed");
+    assert.ok(
+      logs.some((l) =>
+        l.startsWith(`vqvae: narrowed `) && l.includes(`${changed} of ${values} values changed`)
+      ),
+    );
+    const man16 = JSON.parse(await Deno.readTextFile(join(out16, "manifest.json")));
+    assert.deepEqual(man16.tensors["vqvae.safetensors"]["enc.conv_in.weight"], {
+      source: "f32",
+      stored: "f16",
+    });
+    assert.equal(man16.narrowing.vqvae.changed, changed);
+
+    // A value beyond float16's range: refused (naming the tensor and the flag), nothing written; allowed → ±inf.
+    await writeF32Checkpoint(join(FIX, "icetk/ice_image.pt"), vqPt, {
+      wrap: false,
+      edit: (n, v) => {
+        if (n === planted) v[1] = -1e5, plantedOk = true;
+      },
+    });
+    assert.ok(plantedOk);
+    await assert.rejects(
+      convert({ ...set, out: join(tmp, "bad"), weights: "f16", progress: false }),
+      /ice_image\.pt: tensor "quantize\.proj\.bias": value -100000 is beyond float16's range.*--allow-f16-overflow/,
+    );
+    assert.ok(!(await Deno.stat(join(tmp, "bad")).catch(() => null)));
+    const outOv = join(tmp, "ov");
+    const ro = await convert({ ...set, out: outOv, weights: "f16", allowF16Overflow: true, progress: false });
+    assert.equal(ro.narrowing.vqvae.overflowed, 1);
+    const so = await (await openModelDir(outOv)).weights("vqvae");
+    assert.equal(new Float16Array((await so.read(planted)).slice().buffer)[1], -Infinity);
+    so.close();
+    // The default keeps the value.
+    const outKeep = join(tmp, "keep");
+    await convert({ ...set, out: outKeep, progress: false });
+    const sk = await (await openModelDir(outKeep)).weights("vqvae");
+    assert.equal(new Float32Array((await sk.read(planted)).slice().buffer)[1], -1e5);
+    sk.close();
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
