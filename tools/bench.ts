@@ -1,10 +1,13 @@
 // `deno task bench [--json] [--quick] [--only a,b] [--model DIR]`: runs every suite in tools/bench/mod.ts on the
 // adapter, prints a table (or, with --json, one JSON array of {name, params, value, unit}) and writes out/bench.json.
 // --model: a converted model directory for the coglm and sr suites instead of converting tests/testdata.
+// --shape published [--layers N] [--batch 1|4|8] [--sr-layers N] [--tokens N]: instead of the suites, the published
+// architecture with random weights made on the GPU, every stage once (tools/bench/published.ts).
 import { sharedContext } from "../src/gpu/context.ts";
 import { describeGpu } from "../src/gpu/device.ts";
 import type { BenchResult } from "./bench/_types.ts";
 import { suites } from "./bench/mod.ts";
+import { runPublished } from "./bench/published.ts";
 
 const args = Deno.args;
 const json = args.includes("--json");
@@ -25,11 +28,41 @@ if (unknown.length) {
   Deno.exit(2);
 }
 
+function intFlag(name: string, ok: (n: number) => boolean, what: string): number | undefined {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const v = Number(args[i + 1]);
+  if (!Number.isInteger(v) || !ok(v)) {
+    console.error(`${name} ${args[i + 1] ?? ""}: expected ${what}`);
+    Deno.exit(2);
+  }
+  return v;
+}
+const shapeIdx = args.indexOf("--shape");
+const shape = shapeIdx >= 0 ? args[shapeIdx + 1] : undefined;
+if (shapeIdx >= 0 && shape !== "published") {
+  console.error(`--shape ${shape ?? ""}: the only shape is "published" (the published CogView2 sizes)`);
+  Deno.exit(2);
+}
+const published = shape === "published"
+  ? {
+    layers: intFlag("--layers", (n) => n >= 1 && n <= 48, "a depth from 1 to 48"),
+    batch: intFlag("--batch", (n) => [1, 4, 8].includes(n), "1, 4 or 8") ?? 1,
+    srLayers: intFlag("--sr-layers", (n) => n >= 1 && n <= 96, "a depth from 1 to 96"),
+    tokens: intFlag("--tokens", (n) => n >= 2 && n <= 400, "2 to 400 CogLM tokens") ?? 400,
+  }
+  : null;
+
 const ctx = await sharedContext();
 const results: BenchResult[] = [];
 const log = (s: string) => json ? console.error(s) : console.log(s);
 log(`# adapter: ${describeGpu(ctx.gpu)}`);
-for (const suite of suites) {
+if (published) {
+  const t0 = performance.now();
+  await runPublished(ctx, (r) => results.push(r), log, published);
+  log(`# published bench: ${((performance.now() - t0) / 1000).toFixed(1)} s in all`);
+}
+for (const suite of published ? [] : suites) {
   if (only && !only.has(suite.name)) continue;
   log(`\n## ${suite.name}: ${suite.description}`);
   log(`${"name".padEnd(34)} ${"params".padEnd(44)} ${"value".padStart(12)} unit`);
@@ -45,9 +78,10 @@ for (const suite of suites) {
 }
 await Deno.mkdir("out", { recursive: true });
 const record = { adapter: describeGpu(ctx.gpu), date: new Date().toISOString(), results };
-await Deno.writeTextFile("out/bench.json", JSON.stringify(record, null, 2));
+const outFile = published ? `out/bench_published_b${published.batch}.json` : "out/bench.json";
+await Deno.writeTextFile(outFile, JSON.stringify(record, null, 2));
 if (json) console.log(JSON.stringify(results));
-else console.log(`\nwrote out/bench.json (${results.length} results)`);
+else console.log(`\nwrote ${outFile} (${results.length} results)`);
 
 function fmt(v: number): string {
   return Math.abs(v) >= 100 ? v.toFixed(1) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(3);

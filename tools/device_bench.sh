@@ -3,10 +3,23 @@
 # 64 MiB of working tree. Two steps:
 #   here:   bash tools/device_bench.sh prepare     (fills the git-ignored .dn/ and .gl/; add both to .git/info/exclude)
 #   there:  bash tools/device_bench.sh run         (carry [".gl", ".dn"]; results under $OUT)
+#   there:  bash tools/device_bench.sh published   (same carry: the published-shape bench at full depth, batch 1 then
+#           8, random weights made on the GPU, no model files; each run capped so both fit 8 minutes; stage lines are
+#           printed as each stage ends, so a capped run keeps the stages it finished. PUB_ARGS adds flags, e.g.
+#           PUB_ARGS="--sr-layers 6" when the full SR depth does not fit; PUB_T1/PUB_T8 are the caps in seconds)
 # The tracked test data (46 MiB) plus Deno (29 MiB compressed) exceed 64 MiB: move tests/testdata out of the checkout
 # for the duration of the call and put it back afterwards. Results of a run: bench/results/<date>-<gpu>/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+setup() {
+  for f in .gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+  mkdir -p /tmp/dn && xz -T0 -dc .dn/deno.xz > /tmp/dn/deno && chmod +x /tmp/dn/deno
+  export PATH=/tmp/dn:$PATH XDG_RUNTIME_DIR=/tmp DENO_DIR=$PWD/.dn/cache NO_COLOR=1
+  export VK_DRIVER_FILES=/usr/share/vulkan/icd.d/nvidia_icd.json
+  OUT=${OUT:-out/device}; mkdir -p "$OUT"
+  nvidia-smi -L
+}
 case "${1:-}" in
 prepare)
   set -e
@@ -26,13 +39,7 @@ prepare)
   du -sh .dn .gl
   ;;
 run)
-  for f in .gl/*.deb; do dpkg -x "$f" /; done
-  ldconfig
-  mkdir -p /tmp/dn && xz -T0 -dc .dn/deno.xz > /tmp/dn/deno && chmod +x /tmp/dn/deno
-  export PATH=/tmp/dn:$PATH XDG_RUNTIME_DIR=/tmp DENO_DIR=$PWD/.dn/cache NO_COLOR=1
-  export VK_DRIVER_FILES=/usr/share/vulkan/icd.d/nvidia_icd.json
-  OUT=${OUT:-out/device}; mkdir -p "$OUT"
-  nvidia-smi -L
+  setup
   timeout 60 deno run -A --cached-only --unstable-webgpu tools/probe_gpu.ts 2>&1 | tee "$OUT/probe.log"
   timeout 200 deno run -A --cached-only --unstable-webgpu tools/conformance.ts .dn/fx --model .dn/model 2>&1 |
     tee "$OUT/conformance.log"
@@ -43,5 +50,16 @@ run)
     [ -f out/bench.json ] && deno eval "console.log(JSON.stringify({ suite: '$s', results: JSON.parse(Deno.readTextFileSync('out/bench.json')) }))" >> "$OUT/bench_all.jsonl"
   done
   ;;
-*) echo "usage: bash tools/device_bench.sh prepare|run" >&2; exit 2 ;;
+published)
+  setup
+  timeout 60 deno run -A --cached-only --unstable-webgpu tools/probe_gpu.ts 2>&1 | tee "$OUT/probe.log"
+  for b in 1 8; do
+    t=$([ "$b" = 1 ] && echo "${PUB_T1:-200}" || echo "${PUB_T8:-220}")
+    # shellcheck disable=SC2086
+    timeout "$t" deno run -A --cached-only --unstable-webgpu tools/bench.ts --shape published --batch "$b" \
+      ${PUB_ARGS:-} 2>&1 | tee "$OUT/published_b$b.txt"
+    [ -f "out/bench_published_b$b.json" ] && cp "out/bench_published_b$b.json" "$OUT/"
+  done
+  ;;
+*) echo "usage: bash tools/device_bench.sh prepare|run|published" >&2; exit 2 ;;
 esac

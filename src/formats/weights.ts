@@ -23,4 +23,9 @@ export interface WeightSource {
   /** Reads `byteLength` bytes starting `byteOffset` bytes into the tensor (for streaming large tensors in parts). */
   readRange(name: string, byteOffset: number, byteLength: number): Promise<Uint8Array>;
   close(): void;
+  /**
+   * Random sources only (benchmarks at published sizes): the tensor is generated on the GPU from this seeded
+   * uniform spec (values offset + scale·u, u in [−1, 1); src/kernels/fill.ts) instead of read; the loaders use it.
+   */
+  randomFill?(name: string): { seed: number; scale: number; offset: number };
 }

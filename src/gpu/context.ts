@@ -98,7 +98,13 @@ export class GpuContext {
    */
   stats = { submits: 0, dispatches: 0, readbacks: 0, hostSyncs: 0 };
   #profile:
-    | { querySet: GPUQuerySet; resolve: GPUBuffer; names: string[]; totals: Map<string, KernelTiming> }
+    | {
+      querySet: GPUQuerySet;
+      resolve: GPUBuffer;
+      names: string[];
+      totals: Map<string, KernelTiming>;
+      perDispatch: boolean;
+    }
     | null = null;
 
   constructor(readonly gpu: Gpu) {
@@ -204,7 +210,7 @@ export class GpuContext {
     pass.dispatchWorkgroups(x, y, z);
     this.#batchKernels.push(kernel.name);
     this.stats.dispatches++;
-    if (this.#profile) this.#endProfiledPass();
+    if (this.#profile?.perDispatch) this.#endProfiledPass();
   }
 
   #range(b: Bindable, name: string): BufferRange {
@@ -254,7 +260,7 @@ export class GpuContext {
         this.flush();
         return this.#computePass(name);
       }
-      p.names.push(name);
+      p.names.push(p.perDispatch ? name : "pass");
       this.#pass = this.#encoder!.beginComputePass({
         timestampWrites: {
           querySet: p.querySet,
@@ -366,11 +372,15 @@ export class GpuContext {
 
   #profileDone: Promise<void> = Promise.resolve();
 
-  /** Per-kernel GPU timing with timestamp queries (each dispatch gets its own pass; slower). */
-  startProfile(): boolean {
+  /**
+   * GPU timing with timestamp queries: per kernel (each dispatch gets its own pass; slower) or, with
+   * `perDispatch: false`, per compute pass as recorded (one "pass" entry: the GPU busy time of the work).
+   */
+  startProfile(o: { perDispatch?: boolean } = {}): boolean {
     if (!this.gpu.hasTimestamps) return false;
     this.flush();
     this.#profile = {
+      perDispatch: o.perDispatch ?? true,
       querySet: this.device.createQuerySet({ type: "timestamp", count: 4096 }),
       resolve: this.device.createBuffer({
         size: 4096 * 8,

@@ -3,6 +3,7 @@
 import type { GpuContext } from "../gpu/context.ts";
 import { type DType, type RowChunkedTensor, Tensor } from "../gpu/tensor.ts";
 import type { WeightSource } from "../formats/weights.ts";
+import { fillUniform } from "../kernels/fill.ts";
 
 function gpuDtype(src: WeightSource, name: string): DType {
   const { dtype } = src.info(name);
@@ -25,6 +26,11 @@ export async function loadTensor(
   }
   const dtype = gpuDtype(src, name);
   const t = ctx.empty(info.shape, dtype);
+  const fill = src.randomFill?.(name);
+  if (fill) {
+    fillUniform(ctx, t, fill);
+    return t;
+  }
   // Stream in slices of at most 64 MiB so a large tensor never sits whole in the JS heap twice.
   const step = 64 * 2 ** 20;
   for (let off = 0; off < info.byteLength; off += step) {
@@ -49,6 +55,12 @@ export async function loadRowChunked(
   const eb = dtype === "f16" ? 2 : 4;
   const blocks: { row0: number; rows: number; tensor: Tensor }[] = [];
   const layout = ctx.rowChunked(rows, cols, dtype, (row0, n, t) => blocks.push({ row0, rows: n, tensor: t }));
+  const fill = src.randomFill?.(name);
+  if (fill) {
+    // Element indices of the whole table: the blocks hold the same values however the binding limit splits it.
+    for (const b of blocks) fillUniform(ctx, b.tensor, fill, b.row0 * cols);
+    return layout;
+  }
   for (const b of blocks) {
     const step = Math.max(1, Math.floor((64 * 2 ** 20) / (cols * eb)));
     for (let r = 0; r < b.rows; r += step) {

@@ -570,6 +570,39 @@ export class Vqvae {
     return flops;
   }
 
+  /**
+   * Lower bound on the bytes one decoder pass moves (roofline use): every weight once, and each convolution reads its
+   * input map and writes its output map (f32); attention adds its score matrix (written, read).
+   */
+  decodeBytes(side: number): number {
+    const d = this.#dec!;
+    let px = side * side, bytes = 0;
+    const conv = (c: Conv) => {
+      const [co, ci] = c.w.shape;
+      bytes += c.w.byteLength + c.b.byteLength + 4 * (ci + co) * px;
+    };
+    const res = (b: ResBlock) => [b.conv1, b.conv2, ...(b.nin ? [b.nin] : [])].forEach(conv);
+    const attn = (a: AttnBlock) => {
+      [a.q, a.k, a.v, a.proj].forEach(conv);
+      bytes += 2 * 4 * px * px;
+    };
+    conv(d.convIn);
+    res(d.mid1), attn(d.midAttn), res(d.mid2);
+    for (let i = d.levels.length - 1; i >= 0; i--) {
+      const lv = d.levels[i];
+      lv.blocks.forEach((b, j) => {
+        res(b);
+        if (lv.attns[j]) attn(lv.attns[j]);
+      });
+      if (lv.resample) {
+        px *= 4;
+        conv(lv.resample);
+      }
+    }
+    conv(d.convOut);
+    return bytes;
+  }
+
   /** Frees the GPU weights. */
   release(): void {
     for (const t of this.#owned.splice(0)) t.release();

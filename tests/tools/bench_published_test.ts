@@ -1,0 +1,55 @@
+// deno task bench --shape published: flag errors (before any GPU work) and the analytic work counts it reports.
+import assert from "node:assert/strict";
+import { coglmWork, srWork } from "../../tools/bench/published.ts";
+
+const TOOL = new URL("../../tools/bench.ts", import.meta.url).pathname;
+
+async function bench(...args: string[]) {
+  const p = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--unstable-webgpu", TOOL, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const r = await p.output();
+  return { code: r.code, err: new TextDecoder().decode(r.stderr) };
+}
+
+Deno.test("bench --shape: unknown shapes and bad --batch/--layers/--tokens are named errors (exit 2)", async () => {
+  let r = await bench("--shape", "huge");
+  assert.equal(r.code, 2);
+  assert.match(r.err, /--shape huge: the only shape is "published"/);
+  r = await bench("--shape", "published", "--batch", "3");
+  assert.equal(r.code, 2);
+  assert.match(r.err, /--batch 3: expected 1, 4 or 8/);
+  r = await bench("--shape", "published", "--layers", "0");
+  assert.match(r.err, /--layers 0: expected a depth from 1 to 48/);
+  r = await bench("--shape", "published", "--tokens", "x");
+  assert.match(r.err, /--tokens x: expected 2 to 400 CogLM tokens/);
+});
+
+Deno.test("published work counts: CogLM decode FLOPs/bytes by hand; SR scales with layers and batch", () => {
+  const d = {
+    numLayers: 2,
+    hidden: 8,
+    heads: 2,
+    headDim: 4,
+    inner: 32,
+    vocab: 30000,
+    maxSeq: 64,
+    eps: 1e-5,
+    order: "sandwich" as const,
+  };
+  const params = 4 * 64 + 2 * 8 * 32; // QKV + dense + MLP weights per layer
+  // Prompt of 3 tokens, then one decode step (t = 4 keys) for a batch of 2.
+  const w = coglmWork(d, 3, 2, 2);
+  const prompt = 3 * 2 * 2 * params + 2 * 4 * 8 * 9 + 2 * 8 * 20000;
+  const step = 2 * (2 * (2 * params + 4 * 8 * 4) + 2 * 8 * 20000);
+  assert.equal(w.flops, prompt + step);
+  const weights = 2 * 2 * params, logits = 2 * 20000 * 8;
+  assert.equal(w.bytes, 2 * (weights + logits) + 2 * 2 * 2 * 4 * 8 * 4 + 2 * 20000 * 4 * 3);
+  const a = srWork(1, 100, 1, 10, 50, false),
+    b = srWork(2, 100, 1, 10, 50, false),
+    c = srWork(1, 100, 2, 10, 50, false);
+  assert.ok(b.flops > a.flops && c.flops === 2 * a.flops);
+  assert.ok(srWork(1, 100, 1, 10, 50, true).bytes > a.bytes, "attention_plus adds weights");
+});

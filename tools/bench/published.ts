@@ -1,0 +1,418 @@
+// `deno task bench --shape published`: the published CogView2 architecture built directly in GPU memory with seeded
+// random weights made by a kernel (src/models/random_weights.ts: nothing read or uploaded but small tables), run by
+// the same stage code as `serve`: CogLM generation with the recipe's cluster sampler, DSR, six LoPAR rounds, VQ-VAE
+// decode at 480×480. Per stage: wall and GPU seconds (timestamp queries per compute pass where the adapter has
+// them), analytic FLOPs and bytes, TFLOP/s, GB/s, fraction of the adapter's peak, submits, host syncs, peak GPU
+// memory, and the roofline lower bound. Not a quality check: the weights are random.
+//
+// Shapes: CogLM 48 layers × 3072 hidden × 48 heads (MLP 12288), vocabulary 150010 (the first 20000 rows are the image
+// tokens); DSR and iterative SR 2560 hidden × 40 heads (MLP 10240), the same vocabulary (their inputs hold text ids);
+// VQ-VAE at icetk's widths (128 base channels, 256 hidden and code dim, 20000 codes). No source we have states the SR
+// models' depth: SR_LAYERS_DEFAULT (printed with every run) is an assumption.
+
+import type { GpuContext } from "../../src/gpu/context.ts";
+import type { SrConfig } from "../../src/models/config.ts";
+import { CogLM } from "../../src/models/coglm.ts";
+import { loadTransformer, type TransformerDims } from "../../src/models/transformer.ts";
+import { randomWeightSource } from "../../src/models/random_weights.ts";
+import { Vqvae } from "../../src/models/vqvae.ts";
+import { LOPAR_ROUNDS, loparRoundMask } from "../../src/geometry/sr.ts";
+import { clusterTable } from "../../src/sampling/strategy.ts";
+import { getRecipe } from "../../src/sampling/recipes.ts";
+import { SuperResolution } from "../../src/pipeline/super_resolution.ts";
+import { matmul } from "../../src/kernels/matmul.ts";
+import { fillUniform } from "../../src/kernels/fill.ts";
+import { icetkShapes } from "./vqvae.ts";
+import type { BenchResult } from "./_types.ts";
+
+/** Depth of each SR transformer when --sr-layers is not given (an assumption: no source states it). */
+export const SR_LAYERS_DEFAULT = 24;
+const COGLM_LAYERS = 48;
+const VOCAB = 150010;
+const IMAGE_TOKENS = 20000;
+/** `<start_of_image>`: a special id above icetk's 150000 pieces, inside the table. */
+const BOI = 150001;
+const SR_HIDDEN = 2560, SR_HEADS = 40;
+
+export interface PublishedOptions {
+  layers?: number;
+  batch: number;
+  srLayers?: number;
+  tokens: number;
+}
+
+/** Vector (non-tensor-core) f32 peaks and memory bandwidth of GPUs self-hosters use (vendor datasheets). */
+const PEAKS: { match: RegExp; name: string; tflops: number; gbps: number }[] = [
+  { match: /H200/i, name: "H200 SXM", tflops: 67, gbps: 4800 },
+  { match: /H100/i, name: "H100 SXM", tflops: 67, gbps: 3350 },
+  { match: /A100/i, name: "A100 80GB SXM", tflops: 19.5, gbps: 2039 },
+  { match: /L40S/i, name: "L40S", tflops: 91.6, gbps: 864 },
+  { match: /\bL4\b/i, name: "L4", tflops: 30.3, gbps: 300 },
+  { match: /4090/, name: "RTX 4090", tflops: 82.6, gbps: 1008 },
+  { match: /Apple M/i, name: "Apple M-series (M2 Max figures)", tflops: 13.6, gbps: 400 },
+];
+
+interface Peak {
+  name: string;
+  tflops: number;
+  gbps: number;
+  source: string;
+}
+
+/** The adapter's peaks from the table, else measured here (best of a 1024³ weight matmul and a 64 MiB copy). */
+async function adapterPeak(ctx: GpuContext): Promise<Peak> {
+  const known = PEAKS.find((p) => p.match.test(ctx.gpu.name));
+  if (known) return { ...known, source: "datasheet" };
+  const n = 1024;
+  const a = ctx.empty([n, n]), w = ctx.empty([n, n], "f16");
+  fillUniform(ctx, a, { seed: 1, scale: 1, offset: 0 });
+  fillUniform(ctx, w, { seed: 2, scale: 0.03, offset: 0 });
+  let best = Infinity;
+  for (let i = 0; i < 4; i++) {
+    await ctx.sync();
+    const t0 = performance.now();
+    const c1 = matmul(ctx, a, w, { M: n, N: n, K: n, constantW: true });
+    const c2 = matmul(ctx, a, w, { M: n, N: n, K: n, constantW: true });
+    await ctx.sync();
+    if (i) best = Math.min(best, (performance.now() - t0) / 2);
+    c1.release(), c2.release();
+  }
+  const bytes = 64 * 2 ** 20;
+  const x = ctx.empty([bytes / 4]), y = ctx.empty([bytes / 4]);
+  let bestCopy = Infinity;
+  for (let i = 0; i < 4; i++) {
+    await ctx.sync();
+    const t0 = performance.now();
+    ctx.copy(x, y), ctx.copy(y, x);
+    await ctx.sync();
+    if (i) bestCopy = Math.min(bestCopy, (performance.now() - t0) / 2);
+  }
+  for (const t of [a, w, x, y]) t.release();
+  return {
+    name: ctx.gpu.name,
+    tflops: 2 * n ** 3 / (best / 1000) / 1e12,
+    gbps: 2 * bytes / (bestCopy / 1000) / 1e9,
+    source: "measured here (1024³ f16-weight matmul, 64 MiB buffer copy)",
+  };
+}
+
+function transformerShapes(
+  d: TransformerDims,
+  o: { plus?: boolean; extraPositions?: number },
+): Map<string, number[]> {
+  const m = new Map<string, number[]>(), H = d.hidden;
+  m.set("transformer.word_embeddings.weight", [d.vocab, H]);
+  m.set("transformer.position_embeddings.weight", [d.maxSeq, H]);
+  if (o.extraPositions) {
+    m.set("mixins.extra_position_embedding.position_embeddings.weight", [o.extraPositions, H]);
+  }
+  const ln = (p: string) => (m.set(`${p}.weight`, [H]), m.set(`${p}.bias`, [H]));
+  const lin = (p: string, n: number, k: number) => (m.set(`${p}.weight`, [n, k]), m.set(`${p}.bias`, [n]));
+  for (let l = 0; l < d.numLayers; l++) {
+    const p = `transformer.layers.${l}`;
+    for (const n of ["input_layernorm", "post_attention_layernorm", "third_layernorm", "fourth_layernorm"]) {
+      ln(`${p}.${n}`);
+    }
+    lin(`${p}.attention.query_key_value`, 3 * H, H);
+    lin(`${p}.attention.dense`, H, H);
+    lin(`${p}.mlp.dense_h_to_4h`, d.inner, H);
+    lin(`${p}.mlp.dense_4h_to_h`, H, d.inner);
+    if (o.plus) {
+      lin(`mixins.attention_plus.query_key_value.${l}`, 3 * H, H);
+      lin(`mixins.attention_plus.dense.${l}`, H, H);
+    }
+  }
+  ln("transformer.final_layernorm");
+  return m;
+}
+
+function srConfig(layers: number, layout: number[], cls: string): SrConfig {
+  return {
+    file: "random",
+    model_class: cls,
+    num_layers: layers,
+    hidden_size: SR_HIDDEN,
+    num_attention_heads: SR_HEADS,
+    vocab_size: VOCAB,
+    max_sequence_length: 1024,
+    inner_hidden_size: 4 * SR_HIDDEN,
+    layernorm_order: "sandwich",
+    layernorm_epsilon: 1e-5,
+    layout,
+    kernel_size: 5,
+    kernel_size2: 5,
+    new_sequence_length: 4624,
+  };
+}
+
+/** Analytic work of one stage: FLOPs (2 per multiply-add) and a lower bound on bytes moved. */
+interface Work {
+  flops: number;
+  bytes: number;
+}
+
+/** One CogLM generation: the prompt pass at batch 1, then n − 1 decode steps for the batch; f16 weights read once per step. */
+export function coglmWork(d: TransformerDims, P: number, n: number, B: number): Work {
+  const H = d.hidden, I = d.inner, l = d.numLayers;
+  const layerParams = 4 * H * H + 2 * H * I;
+  const weightBytes = 2 * l * layerParams, logitsBytes = 2 * IMAGE_TOKENS * H;
+  let flops = P * l * 2 * layerParams + l * 4 * H * P * P + 2 * H * IMAGE_TOKENS;
+  let bytes = weightBytes + logitsBytes;
+  for (let k = 1; k < n; k++) {
+    const t = P + k;
+    flops += B * (l * (2 * layerParams + 4 * H * t) + 2 * H * IMAGE_TOKENS);
+    // weights, K/V cache (f32) read, logits written and read by the sampler
+    bytes += weightBytes + logitsBytes + B * l * 2 * t * H * 4 + B * IMAGE_TOKENS * 4 * 3;
+  }
+  return { flops, bytes };
+}
+
+/** One SR transformer pass over B sequences of L rows, `plus` adding DSR's second QKV/dense, then `rows` logits rows. */
+export function srWork(
+  layers: number,
+  L: number,
+  B: number,
+  keysPerRow: number,
+  logitRows: number,
+  plus: boolean,
+): Work {
+  const H = SR_HIDDEN, I = 4 * H;
+  const layerFlops = 2 * L * (4 * H * H + 2 * H * I) + 4 * H * L * keysPerRow;
+  const layerWeights = 2 * ((plus ? 8 : 4) * H * H + 2 * H * I);
+  const layerActs = 4 * L * (8 * H + 2 * I) + 4 * 6 * L * H;
+  return {
+    flops: B * (layers * layerFlops + 2 * H * IMAGE_TOKENS * logitRows),
+    bytes: layers * (layerWeights + B * layerActs) + 2 * IMAGE_TOKENS * H +
+      B * logitRows * IMAGE_TOKENS * 4 * 3,
+  };
+}
+
+interface StageResult {
+  stage: "coglm" | "dsr" | "itersr" | "vqvae";
+  wall: number;
+  gpu: number | null;
+  work: Work;
+  submits: number;
+  syncs: number;
+  peak: number;
+}
+
+async function measure(
+  ctx: GpuContext,
+  stage: StageResult["stage"],
+  work: Work,
+  run: () => Promise<void>,
+): Promise<StageResult> {
+  await ctx.sync();
+  ctx.resetPeak();
+  const s0 = { ...ctx.stats };
+  const timed = ctx.startProfile({ perDispatch: false });
+  const t0 = performance.now();
+  await run();
+  const wall = (performance.now() - t0) / 1000;
+  const s1 = { ...ctx.stats };
+  const peak = ctx.peakBytes;
+  const gpu = timed ? (await ctx.stopProfile()).reduce((s, k) => s + k.ms, 0) / 1000 : null;
+  return {
+    stage,
+    wall,
+    gpu,
+    work,
+    submits: s1.submits - s0.submits,
+    syncs: s1.hostSyncs - s0.hostSyncs,
+    peak,
+  };
+}
+
+/** Builds the published-shape models (random weights on the GPU) and runs every stage once. */
+export async function runPublished(
+  ctx: GpuContext,
+  report: (r: BenchResult) => void,
+  log: (s: string) => void,
+  o: PublishedOptions,
+): Promise<void> {
+  const B = o.batch;
+  const layers = Math.min(o.layers ?? COGLM_LAYERS, COGLM_LAYERS);
+  const srLayers = Math.min(o.srLayers ?? SR_LAYERS_DEFAULT, o.layers ?? Infinity);
+  const n = o.tokens;
+  const peak = await adapterPeak(ctx);
+  log(
+    `# published shapes: CogLM ${layers}×3072×48 heads (vocab ${VOCAB}), DSR/iterative SR ${srLayers}×${SR_HIDDEN}×${SR_HEADS} ` +
+      `heads (SR depth ${o.srLayers ? "from --sr-layers" : `default ${SR_LAYERS_DEFAULT}, an assumption`}` +
+      `${
+        o.layers !== undefined ? `, capped by --layers ${o.layers}` : ""
+      }), VQ-VAE at icetk widths; batch ${B}, ` +
+      `${n} CogLM tokens; random f16 weights made on the GPU`,
+  );
+  log(
+    `# peak: ${peak.name}: ${peak.tflops.toFixed(3)} TFLOP/s f32, ${
+      peak.gbps.toFixed(1)
+    } GB/s (${peak.source})`,
+  );
+  const pad = (s: string, w: number) => s.padStart(w);
+  log(
+    `${"stage".padEnd(7)}${pad("wall s", 9)}${pad("GPU s", 9)}${pad("GFLOP", 10)}${pad("GB", 8)}${
+      pad("TFLOP/s", 9)
+    }` +
+      `${pad("GB/s", 8)}${pad("%roof", 7)}${pad("submits", 8)}${pad("syncs", 6)}${pad("peak GiB", 9)}`,
+  );
+  /** Prints and reports one stage as soon as it is measured (a run cut short by a timeout keeps its lines). */
+  const emit = (r: StageResult) => {
+    const tflops = r.work.flops / r.wall / 1e12, gbps = r.work.bytes / r.wall / 1e9;
+    const roof = Math.max(r.work.flops / (peak.tflops * 1e12), r.work.bytes / (peak.gbps * 1e9));
+    const frac = roof / r.wall; // the fraction of the roofline-limited rate achieved
+    log(
+      `${r.stage.padEnd(7)}${pad(r.wall.toFixed(2), 9)}${pad(r.gpu === null ? "n/a" : r.gpu.toFixed(2), 9)}` +
+        `${pad((r.work.flops / 1e9).toFixed(1), 10)}${pad((r.work.bytes / 1e9).toFixed(2), 8)}${
+          pad(tflops.toFixed(4), 9)
+        }` +
+        `${pad(gbps.toFixed(1), 8)}${pad((100 * frac).toFixed(2), 7)}${pad(String(r.submits), 8)}${
+          pad(String(r.syncs), 6)
+        }` +
+        `${pad((r.peak / 2 ** 30).toFixed(2), 9)}  roofline lower bound ${roof.toFixed(3)} s vs measured ${
+          r.wall.toFixed(2)
+        } s`,
+    );
+    const params = { stage: r.stage, batch: B, layers, sr_layers: srLayers, tokens: n };
+    report({ name: "published_stage_seconds", params, value: r.wall, unit: "s" });
+    if (r.gpu !== null) report({ name: "published_stage_gpu_seconds", params, value: r.gpu, unit: "s" });
+    report({ name: "published_stage_tflops", params, value: tflops, unit: "TFLOP/s" });
+    report({ name: "published_stage_gbps", params, value: gbps, unit: "GB/s" });
+    report({ name: "published_stage_flops", params, value: r.work.flops, unit: "FLOP" });
+    report({ name: "published_stage_bytes", params, value: r.work.bytes, unit: "B" });
+    report({ name: "published_stage_peak_fraction", params, value: frac, unit: `of ${peak.name} roofline` });
+    report({ name: "published_stage_roofline_seconds", params, value: roof, unit: "s" });
+    report({ name: "published_stage_host_syncs", params, value: r.syncs, unit: "syncs" });
+    report({ name: "published_stage_submits", params, value: r.submits, unit: "submits" });
+    report({ name: "published_peak_gpu_bytes", params, value: r.peak, unit: "B" });
+    if (r.stage === "coglm") {
+      report({
+        name: "published_coglm_tokens_per_s",
+        params: { batch: B, layers, tokens: n },
+        value: B * n / r.wall,
+        unit: "tokens/s",
+      });
+    }
+  };
+  const recipe = getRecipe("mainbody");
+  const text = Int32Array.from([21371, 20392, 23869, 20021, 22697, 24346, 20100, 20200, 20300, BOI]);
+
+  // ---- CogLM
+  const dims: TransformerDims = {
+    numLayers: layers,
+    hidden: 3072,
+    heads: 48,
+    headDim: 64,
+    inner: 12288,
+    vocab: VOCAB,
+    maxSeq: 1024,
+    eps: 1e-5,
+    order: "sandwich",
+  };
+  const tl = performance.now();
+  const coglmSrc = randomWeightSource(ctx, transformerShapes(dims, {}), {
+    origin: "random CogLM",
+    seed: 1,
+    dtype: "f16",
+  });
+  const labels = Int32Array.from({ length: IMAGE_TOKENS }, (_, i) => (i * 7919) % 500);
+  const coglm = CogLM.fromWeights(
+    ctx,
+    dims,
+    await loadTransformer(ctx, coglmSrc, dims),
+    IMAGE_TOKENS,
+    clusterTable(ctx, labels, 500),
+  );
+  await ctx.sync();
+  log(
+    `# CogLM built in ${((performance.now() - tl) / 1000).toFixed(1)} s (${
+      (ctx.poolBytes / 2 ** 30).toFixed(2)
+    } GiB pool)`,
+  );
+  const gen = (tokens: number) =>
+    coglm.generate({ textIds: text, batch: B, seed: 1, recipe, numTokens: tokens });
+  await gen(2); // compiles the pipelines
+  let codes: Int32Array[] = [];
+  emit(
+    await measure(ctx, "coglm", coglmWork(dims, text.length, n, B), async () => {
+      codes = await gen(n);
+    }),
+  );
+  coglm.release();
+  ctx.trim();
+  const lowres = codes.map((c) =>
+    Int32Array.from({ length: 400 }, (_, i) => i < c.length ? c[i] : (i * 37) % IMAGE_TOKENS)
+  );
+
+  // ---- DSR and iterative SR (both resident, as serve keeps them when they fit)
+  const ts = performance.now();
+  const srShapes = (plus: boolean) =>
+    transformerShapes(
+      { ...dims, numLayers: srLayers, hidden: SR_HIDDEN, heads: SR_HEADS, headDim: 64, inner: 4 * SR_HIDDEN },
+      { plus, extraPositions: 3600 },
+    );
+  const dsrSrc = randomWeightSource(ctx, srShapes(true), { origin: "random DSR", seed: 2, dtype: "f16" });
+  const itSrc = randomWeightSource(ctx, srShapes(false), {
+    origin: "random iterative SR",
+    seed: 3,
+    dtype: "f16",
+  });
+  const sr = await SuperResolution.fromSources(ctx, {
+    dsr: srConfig(srLayers, [96, 496, 4096], "DsrModel"),
+    itersr: srConfig(srLayers, [16, 3616], "ItersrModel"),
+    imageTokens: IMAGE_TOKENS,
+    boi: BOI,
+    numClusters: 500,
+    weights: (name) => Promise.resolve(name === "dsr" ? dsrSrc : itSrc),
+    clusterLabels: () => Promise.resolve(labels),
+  }, { maxResidentBytes: Infinity });
+  await ctx.sync();
+  log(
+    `# SR models built in ${((performance.now() - ts) / 1000).toFixed(1)} s (${
+      (ctx.poolBytes / 2 ** 30).toFixed(2)
+    } GiB pool)`,
+  );
+  const srText = text.subarray(0, text.length - 1);
+  let high: Int32Array[] = [];
+  // DSR rows: 496 text + low-res rows attend among themselves; 3600 high-res rows see a 9×5 + 5×5 window.
+  const dsrWork = srWork(srLayers, 4096, B, 70, 3600, true);
+  dsrWork.flops += B * srLayers * 4 * SR_HIDDEN * 496 * 496;
+  emit(
+    await measure(ctx, "dsr", dsrWork, async () => {
+      high = await sr.directSr({ textIds: srText, lowres, seed: 1 });
+    }),
+  );
+  let itWork: Work = { flops: 0, bytes: 0 };
+  for (let r = 1; r <= LOPAR_ROUNDS; r++) {
+    const rows = loparRoundMask(60, r).reduce((s: number, v) => s + v, 0);
+    const w = srWork(srLayers, 3616, B, 45 + 16, rows, false);
+    itWork = { flops: itWork.flops + w.flops, bytes: itWork.bytes + w.bytes };
+  }
+  emit(
+    await measure(ctx, "itersr", itWork, async () => {
+      high = await sr.iterativeSr({ textIds: srText, highres: high, seed: 1 });
+    }),
+  );
+  sr.release();
+  ctx.trim();
+
+  // ---- VQ-VAE decode, 60×60 codes → 480×480 per image
+  const vqSrc = randomWeightSource(ctx, icetkShapes({ c: 128, hidden: 256, d: 256, n: IMAGE_TOKENS }), {
+    origin: "random icetk VQ-VAE",
+    seed: 4,
+    dtype: "f16",
+  });
+  const vq = await Vqvae.fromWeights(ctx, vqSrc, { compressRate: 8 });
+  emit(
+    await measure(
+      ctx,
+      "vqvae",
+      { flops: B * vq.decodeFlops(60), bytes: B * vq.decodeBytes(60) },
+      async () => {
+        for (const h of high) await vq.decode(h, 60);
+      },
+    ),
+  );
+  vq.release();
+  ctx.trim();
+}
