@@ -1,5 +1,11 @@
 // CPU twin of shaders/fill.wgsl (src/kernels/fill.ts): seeded uniform values, f32 arithmetic.
-import type { FillSpec } from "../kernels/fill.ts";
+
+/** Values are offset + scale·u, u uniform in [−1, 1) (src/kernels/fill.ts FillSpec). */
+export interface FillSpec {
+  seed: number;
+  scale: number;
+  offset: number;
+}
 
 function lowbias32(x: number): number {
   x = (x ^ (x >>> 16)) >>> 0;

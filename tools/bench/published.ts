@@ -17,7 +17,7 @@ import { loadTransformer, type TransformerDims } from "../../src/models/transfor
 import { randomWeightSource } from "../../src/models/random_weights.ts";
 import { Vqvae } from "../../src/models/vqvae.ts";
 import { LOPAR_ROUNDS, loparRoundMask } from "../../src/geometry/sr.ts";
-import { clusterTable } from "../../src/sampling/strategy.ts";
+import { clusterTable } from "../../src/models/sampling.ts";
 import { getRecipe } from "../../src/sampling/recipes.ts";
 import { SuperResolution } from "../../src/pipeline/super_resolution.ts";
 import { matmul } from "../../src/kernels/matmul.ts";
