@@ -26,7 +26,10 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> P: Params;
 // Bindings after W are numbered by the launcher (defines B_WS for the W_I8 scales, B_BIAS, B_R, B_C).
-#if VEC4
+#if UBO_A
+// A rows staged in a 64 KiB uniform window (dynamic offset per window of rows from P.m_base).
+@group(0) @binding(1) var<uniform> Au: array<vec4<f32>, 4096>;
+#elif VEC4
 @group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;
 #else
 @group(0) @binding(1) var<storage, read> A: array<f32>;
@@ -101,12 +104,10 @@ fn store_c(b: u32, m: u32, n: u32, acc: f32) {
 }
 
 #if UBO_A
-// A rows staged in a 64 KiB uniform window (group 1, dynamic offset per window of P.M rows from P.m_base).
+// A rows staged in a 64 KiB uniform window (binding 1, dynamic offset per window of rows from P.m_base).
 // lavapipe (Mesa 22) loads storage buffers with a per-lane loop of branches; uniform-buffer loads are a branchless
 // gather and an address that is the same in every lane costs one load, so only W is read per lane: each
 // invocation owns 16 rows x 4 columns, 8 invocations per workgroup along N, W read as vec4 along K (K % 4 == 0).
-@group(1) @binding(0) var<uniform> Au: array<vec4<f32>, 4096>;
-
 fn wv(i: u32) -> vec4<f32> {
 #if W_I8
   return i8x4(W[i]) * WS[(4u * i) / QG];

@@ -6,14 +6,20 @@ import { type Defines, preprocess } from "./shader_source.ts";
 import { type DType, dtypeBytes, numel, type RowChunkedTensor, storageBytes, Tensor } from "./tensor.ts";
 import { f16BitsToF32, f32ToF16Bits } from "./f16.ts";
 
-/** Storage binding access of a kernel's buffers (binding 1.. in order; binding 0 is the params uniform). */
-export type Access = "read" | "write";
+/**
+ * Access of a kernel's buffers (binding 1.. in order; binding 0 is the params uniform): read-only storage, storage,
+ * or "uniform": a window of a buffer bound as a uniform with a dynamic offset given per dispatch (CPU adapters read
+ * uniform buffers much faster than storage, src/kernels/matmul_windows.ts).
+ */
+export type Access = "read" | "write" | "uniform";
 
 export interface KernelSpec {
   /** Name used in errors and timing tables. */
   name: string;
-  /** File under shaders/. */
-  shader: string;
+  /** File under shaders/ (or `code`). */
+  shader?: string;
+  /** Generated WGSL instead of a shader file (compiled once per distinct text). */
+  code?: string;
   entry?: string;
   defines?: Defines;
   bindings: readonly Access[];
@@ -124,16 +130,28 @@ export class GpuContext {
     return this.gpu.limits.maxStorageBufferBindingSize;
   }
 
+  /**
+   * A `bytes`-long window at the start of a tensor's buffer, for a "uniform" binding: the dispatch's dynamic offset
+   * (absolute in the buffer) places it.
+   */
+  uniformWindow(t: Tensor, bytes: number): BufferRange {
+    if (t.released) throw new Error(`uniform window of tensor ${t.id} used after release`);
+    return { buffer: t.buffer, offset: 0, size: bytes };
+  }
+
   // ---------------------------------------------------------------- kernels
 
   /** The compiled pipeline for a spec; compiled once per (shader, entry, defines) and cached. */
   kernel(spec: KernelSpec): Kernel {
-    const key = `${spec.shader}:${spec.entry ?? "main"}:${
+    if ((spec.shader === undefined) === (spec.code === undefined)) {
+      throw new Error(`Kernel ${spec.name}: give exactly one of shader and code`);
+    }
+    const key = `${spec.shader ?? spec.code}:${spec.entry ?? "main"}:${
       JSON.stringify(spec.defines ?? {})
     }:${spec.bindings.join()}`;
     let k = this.#kernels.get(key);
     if (k) return k;
-    const code = preprocess(spec.shader, spec.defines ?? {});
+    const code = spec.code ?? preprocess(spec.shader!, spec.defines ?? {});
     this.device.pushErrorScope("validation");
     const module = this.device.createShaderModule({ label: spec.name, code });
     const entries: GPUBindGroupLayoutEntry[] = [
@@ -141,7 +159,9 @@ export class GpuContext {
       ...spec.bindings.map((a, i) => ({
         binding: i + 1,
         visibility: GPUShaderStage.COMPUTE,
-        buffer: { type: a === "read" ? "read-only-storage" as const : "storage" as const },
+        buffer: a === "uniform"
+          ? { type: "uniform" as const, hasDynamicOffset: true }
+          : { type: a === "read" ? "read-only-storage" as const : "storage" as const },
       })),
     ];
     const layout = this.device.createBindGroupLayout({ label: spec.name, entries });
@@ -159,7 +179,9 @@ export class GpuContext {
       const lines = info.messages.filter((m) => m.type === "error")
         .map((m) => `  line ${m.lineNum}:${m.linePos}: ${m.message}`).join("\n");
       this.#compileErrors.push(
-        `Kernel ${spec.name} (shaders/${spec.shader}, defines ${JSON.stringify(spec.defines ?? {})}) ` +
+        `Kernel ${spec.name} (${spec.shader ? "shaders/" + spec.shader : "generated WGSL"}, defines ${
+          JSON.stringify(spec.defines ?? {})
+        }) ` +
           `failed to compile: ${err.message}${lines ? "\n" + lines : ""}`,
       );
     })());
@@ -172,13 +194,15 @@ export class GpuContext {
 
   /**
    * Records one dispatch of `kernel` into the current batch. Params are packed as 32-bit words
-   * (numbers as u32/i32, `f32(x)` as float) into a slot of the params arena.
+   * (numbers as u32/i32, `f32(x)` as float) into a slot of the params arena. `offsets`: one dynamic byte offset per
+   * "uniform" binding, in binding order (each a multiple of minUniformBufferOffsetAlignment).
    */
   dispatch(
     kernel: Kernel,
     params: readonly Param[],
     buffers: readonly Bindable[],
     workgroups: readonly number[],
+    offsets: readonly number[] = [],
   ): void {
     if (buffers.length !== kernel.bindings.length) {
       throw new Error(
@@ -202,23 +226,52 @@ export class GpuContext {
       else if (p < 0) view.setInt32(i * 4, p, true);
       else view.setUint32(i * 4, p, true);
     });
-    const ranges = buffers.map((b) => this.#range(b, kernel.name));
+    const ranges = buffers.map((b, i) => this.#range(b, kernel.name, kernel.bindings[i] === "uniform"));
+    const dyn = [slot * PARAM_STRIDE];
+    let u = 0;
+    for (let i = 0; i < ranges.length; i++) {
+      if (kernel.bindings[i] !== "uniform") continue;
+      const off = offsets[u++];
+      const r = ranges[i];
+      if (
+        off === undefined || off % this.gpu.limits.minUniformBufferOffsetAlignment ||
+        r.offset + off + r.size > r.buffer.size
+      ) {
+        throw new Error(
+          `Kernel ${kernel.name}: uniform binding ${i + 1} needs a dynamic offset aligned to ` +
+            `${this.gpu.limits.minUniformBufferOffsetAlignment} with the window inside the buffer, got ${off}`,
+        );
+      }
+      dyn.push(off);
+    }
+    if (u !== offsets.length) {
+      throw new Error(`Kernel ${kernel.name}: ${offsets.length} dynamic offsets for ${u} uniform bindings`);
+    }
     const bg = this.#bindGroup(kernel, ranges);
     const pass = this.#computePass(kernel.name);
     pass.setPipeline(kernel.pipeline);
-    pass.setBindGroup(0, bg, [slot * PARAM_STRIDE]);
+    pass.setBindGroup(0, bg, dyn);
     pass.dispatchWorkgroups(x, y, z);
     this.#batchKernels.push(kernel.name);
     this.stats.dispatches++;
     if (this.#profile?.perDispatch) this.#endProfiledPass();
   }
 
-  #range(b: Bindable, name: string): BufferRange {
+  #range(b: Bindable, name: string, uniform: boolean): BufferRange {
     const r = b instanceof Tensor
       ? { buffer: b.buffer, offset: b.byteOffset, size: Math.max(4, b.byteLength) }
       : b;
     if (b instanceof Tensor && b.released) {
       throw new Error(`Kernel ${name}: tensor ${b.id} used after release`);
+    }
+    if (uniform) {
+      if (r.size > this.gpu.limits.maxUniformBufferBindingSize) {
+        throw new Error(
+          `Kernel ${name}: a ${r.size}-byte uniform window exceeds this adapter's max uniform binding ` +
+            `(${this.gpu.limits.maxUniformBufferBindingSize} bytes)`,
+        );
+      }
+      return r;
     }
     if (r.size > this.maxBinding) {
       throw new Error(

@@ -20,6 +20,9 @@ export interface Gpu {
     maxComputeWorkgroupsPerDimension: number;
     minStorageBufferOffsetAlignment: number;
     minUniformBufferOffsetAlignment: number;
+    maxUniformBufferBindingSize: number;
+    maxUniformBuffersPerShaderStage: number;
+    maxDynamicUniformBuffersPerPipelineLayout: number;
   };
 }
 
@@ -88,6 +91,9 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
       maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
       minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
       minUniformBufferOffsetAlignment: l.minUniformBufferOffsetAlignment,
+      maxUniformBufferBindingSize: l.maxUniformBufferBindingSize,
+      maxUniformBuffersPerShaderStage: l.maxUniformBuffersPerShaderStage,
+      maxDynamicUniformBuffersPerPipelineLayout: l.maxDynamicUniformBuffersPerPipelineLayout,
     },
   };
 }
@@ -126,4 +132,9 @@ export function describeGpu(gpu: Gpu): string {
     `max storage binding ${mib(gpu.limits.maxStorageBufferBindingSize)}, max buffer ${
       mib(gpu.limits.maxBufferSize)
     }`;
+}
+
+/** Destroys the device (tools that probe and exit). */
+export function closeGpu(gpu: Gpu): void {
+  gpu.device.destroy();
 }

@@ -4,7 +4,6 @@
 import { type Access, f32, type GpuContext } from "../gpu/context.ts";
 import { type RowChunkedTensor, type Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
-import { preprocess } from "../gpu/shader_source.ts";
 import { matmulWindows, planWindows, windowsApplies } from "./matmul_windows.ts";
 
 export interface MatmulOptions {
@@ -451,58 +450,10 @@ export function matmulChunked(
 
 const UBO_WINDOW = 65536; // WebGPU's default maxUniformBufferBindingSize; Au in the shader is 4096 vec4
 const UBO_MAX_K = 1024; // a window holds at least one 16-row block
-const PARAM_STRIDE = 256;
-
-interface UboPipeline {
-  pipeline: GPUComputePipeline;
-  layout0: GPUBindGroupLayout;
-  layout1: GPUBindGroupLayout;
-}
-interface UboState {
-  pipelines: Map<string, UboPipeline>;
-  scratch: GPUBuffer | null;
-  params: GPUBuffer | null;
-}
-const uboStates = new WeakMap<GpuContext, UboState>();
-
-function uboPipeline(ctx: GpuContext, st: UboState, defines: Record<string, boolean | number>): UboPipeline {
-  const key = JSON.stringify(defines);
-  let p = st.pipelines.get(key);
-  if (p) return p;
-  const d = ctx.device;
-  const ro = { type: "read-only-storage" as const };
-  const entries: GPUBindGroupLayoutEntry[] = [
-    { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform", hasDynamicOffset: true } },
-    { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: ro },
-  ];
-  let next = 3;
-  if (defines.W_I8) entries.push({ binding: next++, visibility: GPUShaderStage.COMPUTE, buffer: ro });
-  if (defines.BIAS) entries.push({ binding: next++, visibility: GPUShaderStage.COMPUTE, buffer: ro });
-  if (defines.RESID) entries.push({ binding: next++, visibility: GPUShaderStage.COMPUTE, buffer: ro });
-  entries.push({ binding: next, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } });
-  const layout0 = d.createBindGroupLayout({ label: "matmul_ubo", entries });
-  const layout1 = d.createBindGroupLayout({
-    label: "matmul_ubo_a",
-    entries: [{
-      binding: 0,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer: { type: "uniform", hasDynamicOffset: true },
-    }],
-  });
-  const module = d.createShaderModule({ label: "matmul_ubo", code: preprocess("matmul.wgsl", defines) });
-  const pipeline = d.createComputePipeline({
-    label: "matmul_ubo",
-    layout: d.createPipelineLayout({ bindGroupLayouts: [layout0, layout1] }),
-    compute: { module, entryPoint: "main" },
-  });
-  p = { pipeline, layout0, layout1 };
-  st.pipelines.set(key, p);
-  return p;
-}
 
 /**
- * The "ubo" schedule: copies A's rows into a scratch buffer that can be bound as uniform, submits what the
- * context has recorded (the copy included), then records its own pass: one dispatch per 64 KiB window of A rows.
+ * The "ubo" schedule: copies A's rows into a pooled buffer bound as a uniform window, then one dispatch per
+ * 64 KiB window of A rows (the window placed by the dispatch's dynamic offset).
  */
 function matmulUbo(
   ctx: GpuContext,
@@ -522,99 +473,66 @@ function matmulUbo(
   if (o.bias) {
     check((o.biasOff ?? 0) + N <= o.bias.size, "matmul", `bias [${o.bias.shape}] too small for N=${N}`);
   }
-  let st = uboStates.get(ctx);
-  if (!st) uboStates.set(ctx, st = { pipelines: new Map(), scratch: null, params: null });
-  const d = ctx.device;
   const rowBytes = K * 4;
   const rw = Math.floor(UBO_WINDOW / rowBytes / 16) * 16; // rows per window, a multiple of 16
   const windows = Math.ceil(M / rw);
-  const scratchBytes = (windows - 1) * rw * rowBytes + UBO_WINDOW;
-  if (!st.scratch || st.scratch.size < scratchBytes) {
-    st.scratch = d.createBuffer({
-      label: "matmul_ubo_a",
-      size: Math.max(scratchBytes, st.scratch ? st.scratch.size * 2 : 0),
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
-  }
-  if (!st.params || st.params.size < windows * PARAM_STRIDE) {
-    st.params = d.createBuffer({
-      label: "matmul_ubo_params",
-      size: Math.max(windows, 64) * PARAM_STRIDE,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
-  }
-  const scratch = st.scratch;
+  // A rows, contiguous, in a pooled buffer bound as a uniform window (dynamic offset per window of rows).
+  const scratch = ctx.empty([((windows - 1) * rw * rowBytes + UBO_WINDOW) / 4], "f32");
   const lda = o.lda ?? K, aOff = o.aOff ?? 0;
   if (lda === K) {
     const bytes = M * rowBytes;
-    ctx.copy({ buffer: a.buffer, offset: a.byteOffset + aOff * 4, size: bytes }, {
-      buffer: scratch,
-      offset: 0,
-      size: bytes,
-    }, bytes);
+    ctx.copy({ buffer: a.buffer, offset: a.byteOffset + aOff * 4, size: bytes }, scratch, bytes);
   } else {
     for (let m = 0; m < M; m++) {
       ctx.copy(
         { buffer: a.buffer, offset: a.byteOffset + (aOff + m * lda) * 4, size: rowBytes },
-        { buffer: scratch, offset: m * rowBytes, size: rowBytes },
+        { buffer: scratch.buffer, offset: scratch.byteOffset + m * rowBytes, size: rowBytes },
         rowBytes,
       );
     }
   }
-  ctx.flush();
-  const { pipeline, layout0, layout1 } = uboPipeline(ctx, st, defines);
-  const params = new ArrayBuffer(windows * PARAM_STRIDE);
-  for (let i = 0; i < windows; i++) {
-    const v = new DataView(params, i * PARAM_STRIDE, PARAM_STRIDE);
-    const words = [
-      M,
-      N,
-      K,
-      K,
-      o.ldw ?? K,
-      ldc,
-      0,
-      o.wOff ?? 0,
-      o.cOff ?? 0,
-      0,
-      0,
-      0,
-      0,
-      o.biasOff ?? 0,
-      o.rOff ?? 0,
-      ldr,
-      0,
-      i * rw,
-    ];
-    words.forEach((x, j) => v.setUint32(j * 4, x, true));
-    v.setFloat32(12 * 4, o.alpha ?? 1, true);
-  }
-  d.queue.writeBuffer(st.params, 0, params);
-  const range = (t: Tensor) => ({ buffer: t.buffer, offset: t.byteOffset, size: Math.max(4, t.byteLength) });
-  const entries: GPUBindGroupEntry[] = [
-    { binding: 0, resource: { buffer: st.params, offset: 0, size: PARAM_STRIDE } },
-    { binding: 2, resource: range(w) },
+  const bindings: Access[] = ["uniform", "read"];
+  if (w.quant) bindings.push("read");
+  if (defines.BIAS) bindings.push("read");
+  if (defines.RESID) bindings.push("read");
+  bindings.push("write");
+  const kernel = ctx.kernel({ name: "matmul_ubo", shader: "matmul.wgsl", defines, bindings });
+  const buffers = [
+    ctx.uniformWindow(scratch, UBO_WINDOW),
+    w,
+    ...(w.quant ? [w.quant.scales] : []),
+    ...(o.bias ? [o.bias] : []),
+    ...(o.resid ? [o.resid] : []),
+    c,
   ];
-  let next = 3;
-  if (w.quant) entries.push({ binding: next++, resource: range(w.quant.scales) });
-  if (o.bias) entries.push({ binding: next++, resource: range(o.bias) });
-  if (o.resid) entries.push({ binding: next++, resource: range(o.resid) });
-  entries.push({ binding: next, resource: range(c) });
-  const bg0 = d.createBindGroup({ label: "matmul_ubo", layout: layout0, entries });
-  const bg1 = d.createBindGroup({
-    label: "matmul_ubo_a",
-    layout: layout1,
-    entries: [{ binding: 0, resource: { buffer: scratch, offset: 0, size: UBO_WINDOW } }],
-  });
-  const enc = d.createCommandEncoder({ label: "matmul_ubo" });
-  const pass = enc.beginComputePass();
-  pass.setPipeline(pipeline);
   for (let i = 0; i < windows; i++) {
-    pass.setBindGroup(0, bg0, [i * PARAM_STRIDE]);
-    pass.setBindGroup(1, bg1, [i * rw * rowBytes]);
-    pass.dispatchWorkgroups(Math.ceil(N / 32), Math.ceil(Math.min(rw, M - i * rw) / 16), 1);
+    ctx.dispatch(
+      kernel,
+      [
+        M,
+        N,
+        K,
+        K,
+        o.ldw ?? K,
+        ldc,
+        0,
+        o.wOff ?? 0,
+        o.cOff ?? 0,
+        0,
+        0,
+        0,
+        f32(o.alpha ?? 1),
+        o.biasOff ?? 0,
+        o.rOff ?? 0,
+        ldr,
+        0,
+        i * rw,
+      ],
+      buffers,
+      [Math.ceil(N / 32), Math.ceil(Math.min(rw, M - i * rw) / 16), 1],
+      [scratch.byteOffset + i * rw * rowBytes],
+    );
   }
-  pass.end();
-  d.queue.submit([enc.finish()]);
+  scratch.release();
   return c;
 }

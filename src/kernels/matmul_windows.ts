@@ -13,16 +13,15 @@
 // window's chunk is split into chunks whose partial sums accumulate in C.
 //
 // The WGSL is generated (the tile is unrolled: R x C accumulators, one binding per W window) and compiled once
-// per (tile, dtype, epilogue) shape. Everything is recorded into a pass of its own after the context's pending
-// work has been submitted, like the "ubo" schedule.
+// per (tile, dtype, epilogue) shape, through GpuContext like every kernel: the windows are "uniform" bindings whose
+// dynamic offsets each dispatch gives, so one bind group serves every window of a buffer set.
 
-import { type GpuContext } from "../gpu/context.ts";
+import { type Access, f32, type GpuContext } from "../gpu/context.ts";
 import { type Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
 
 const WINDOW_WORDS = 16384; // 64 KiB: WebGPU's default (and lavapipe's) maxUniformBufferBindingSize
 const MAX_CHUNK = 1024; // K elements per chunk (A window: >= 16 rows)
-const PARAM_STRIDE = 256;
 const LANES = 8;
 
 /** Operands the schedule accepts (validated by the caller, src/kernels/matmul.ts). */
@@ -300,51 +299,22 @@ fn i8x4(p: u32) -> vec4<f32> {
   return L.join("\n");
 }
 
-interface Pipe {
-  pipeline: GPUComputePipeline;
-  layout: GPUBindGroupLayout;
-}
-interface State {
-  pipes: Map<string, Pipe>;
-  scratch: GPUBuffer | null;
-  params: GPUBuffer | null;
-  packed: WeakMap<Tensor, { key: string; tensor: Tensor }>;
-}
-const states = new WeakMap<GpuContext, State>();
+const states = new WeakMap<GpuContext, { packed: WeakMap<Tensor, { key: string; tensor: Tensor }> }>();
 
-function state(ctx: GpuContext): State {
+function state(ctx: GpuContext): { packed: WeakMap<Tensor, { key: string; tensor: Tensor }> } {
   let st = states.get(ctx);
-  if (!st) states.set(ctx, st = { pipes: new Map(), scratch: null, params: null, packed: new WeakMap() });
+  if (!st) states.set(ctx, st = { packed: new WeakMap() });
   return st;
 }
 
-function pipe(ctx: GpuContext, st: State, spec: Parameters<typeof windowsShader>[0]): Pipe {
-  const key = JSON.stringify(spec);
-  let p = st.pipes.get(key);
-  if (p) return p;
-  const d = ctx.device;
-  const ubo = (binding: number): GPUBindGroupLayoutEntry => ({
-    binding,
-    visibility: GPUShaderStage.COMPUTE,
-    buffer: { type: "uniform", hasDynamicOffset: true },
-  });
-  const entries: GPUBindGroupLayoutEntry[] = [ubo(0), ubo(1)];
-  for (let j = 0; j < spec.nw; j++) entries.push(ubo(2 + j));
-  let b = 2 + spec.nw;
-  const ro = { type: "read-only-storage" as const };
-  if (spec.bias) entries.push({ binding: b++, visibility: GPUShaderStage.COMPUTE, buffer: ro });
-  if (spec.resid) entries.push({ binding: b++, visibility: GPUShaderStage.COMPUTE, buffer: ro });
-  entries.push({ binding: b, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } });
-  const layout = d.createBindGroupLayout({ label: "matmul_windows", entries });
-  const module = d.createShaderModule({ label: "matmul_windows", code: windowsShader(spec) });
-  const pipeline = d.createComputePipeline({
-    label: "matmul_windows",
-    layout: d.createPipelineLayout({ bindGroupLayouts: [layout] }),
-    compute: { module, entryPoint: "main" },
-  });
-  p = { pipeline, layout };
-  st.pipes.set(key, p);
-  return p;
+/** The compiled kernel of one tile shape (through the context: cached, profiled, bind groups reused). */
+function windowsKernel(ctx: GpuContext, spec: Parameters<typeof windowsShader>[0]) {
+  const bindings: Access[] = ["uniform"];
+  for (let j = 0; j < spec.nw; j++) bindings.push("uniform");
+  if (spec.bias) bindings.push("read");
+  if (spec.resid) bindings.push("read");
+  bindings.push("write");
+  return ctx.kernel({ name: "matmul_windows", code: windowsShader(spec), bindings });
 }
 
 /** Records the repacking of W (N rows of K, or wKN: stored [K, N], f32 only) into a new tensor. */
@@ -416,143 +386,90 @@ export function matmulWindows(
     (o.constantW
       ? packedWeight(ctx, w!, { N, K, ldw: o.ldw, wOff: o.wOff })
       : packOperand(ctx, w!, { N, K, ldw: o.ldw, wOff: o.wOff, wKN: !!o.wKN }));
-  const st = state(ctx);
-  const d = ctx.device;
 
   // A, chunk by chunk, into rows of aStride floats (256-byte aligned, so every window offset is bindable).
-  const scratchBytes = (pl.chunks * M * pl.aStride + WINDOW_WORDS) * 4;
-  if (!st.scratch || st.scratch.size < scratchBytes) {
-    st.scratch?.destroy();
-    st.scratch = d.createBuffer({
-      label: "matmul_windows_a",
-      size: Math.max(scratchBytes, st.scratch ? st.scratch.size * 2 : 0),
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
-  }
-  const scratch = st.scratch;
+  const scratch = ctx.empty([pl.chunks * M * pl.aStride + WINDOW_WORDS], "f32");
   const aBase = a.byteOffset + o.aOff * 4;
   if (pl.chunks === 1 && pl.aStride === K && o.lda === K) {
-    ctx.copy({ buffer: a.buffer, offset: aBase, size: M * K * 4 }, {
-      buffer: scratch,
-      offset: 0,
-      size: M * K * 4,
-    });
+    ctx.copy({ buffer: a.buffer, offset: aBase, size: M * K * 4 }, scratch, M * K * 4);
   } else {
     const rowBytes = pl.kc * 4;
     for (let ch = 0; ch < pl.chunks; ch++) {
       for (let m = 0; m < M; m++) {
         ctx.copy(
           { buffer: a.buffer, offset: aBase + (m * o.lda + ch * pl.kc) * 4, size: rowBytes },
-          { buffer: scratch, offset: ((ch * M + m) * pl.aStride) * 4, size: rowBytes },
+          {
+            buffer: scratch.buffer,
+            offset: scratch.byteOffset + ((ch * M + m) * pl.aStride) * 4,
+            size: rowBytes,
+          },
+          rowBytes,
         );
       }
     }
   }
-  ctx.flush();
 
   const groups = Math.ceil(N / LANES);
   const colBlocks = Math.ceil(groups / (pl.nw * pl.gw));
   const mWindows = Math.ceil(M / pl.ra);
-  const calls = pl.chunks * mWindows * colBlocks;
-  if (!st.params || st.params.size < calls * PARAM_STRIDE) {
-    st.params?.destroy();
-    st.params = d.createBuffer({
-      label: "matmul_windows_params",
-      size: Math.max(calls, 64, st.params ? (st.params.size / PARAM_STRIDE) * 2 : 0) * PARAM_STRIDE,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
-  }
-  const params = new ArrayBuffer(calls * PARAM_STRIDE);
   const { groups: packedGroups, chunkWords, groupWords } = packedLayout(pl, N);
-  const offsets: number[][] = [];
-  let call = 0;
+  const windowBytes = WINDOW_WORDS * 4;
+  const buffers = [ctx.uniformWindow(scratch, windowBytes)];
+  for (let j = 0; j < pl.nw; j++) buffers.push(ctx.uniformWindow(packed, windowBytes));
+  const storage = [...(o.bias ? [o.bias] : []), ...(o.resid ? [o.resid] : []), c];
   for (let ch = 0; ch < pl.chunks; ch++) {
+    const kernel = windowsKernel(ctx, {
+      r: pl.r,
+      nw: pl.nw,
+      cpl: pl.cpl,
+      f16,
+      qg: group,
+      bias: !!o.bias,
+      biasF16: o.bias?.dtype === "f16",
+      biasRow: !!o.biasRow,
+      gelu: o.gelu,
+      resid: !!o.resid,
+      accum: ch > 0,
+      final: ch === pl.chunks - 1,
+    });
     for (let mi = 0; mi < mWindows; mi++) {
+      const m0 = mi * pl.ra;
+      const rows = Math.min(pl.ra, M - m0);
       for (let bi = 0; bi < colBlocks; bi++) {
-        const m0 = mi * pl.ra, g0 = bi * pl.nw * pl.gw;
-        const v = new DataView(params, call * PARAM_STRIDE, PARAM_STRIDE);
-        const words = [
-          M,
-          N,
-          m0,
-          g0,
-          pl.steps,
-          pl.aStride / 4,
-          o.ldc,
-          o.cOff,
-          o.biasOff,
-          o.rOff,
-          o.ldr,
-          0,
-          pl.gw,
-          pl.ss,
-          group > 0 ? pl.kc / group : 0,
-        ];
-        words.forEach((x, i) => v.setUint32(i * 4, x, true));
-        v.setFloat32(11 * 4, o.alpha, true);
-        const offs = [call * PARAM_STRIDE, ((ch * M + m0) * pl.aStride) * 4];
+        const g0 = bi * pl.nw * pl.gw;
+        const offs = [scratch.byteOffset + ((ch * M + m0) * pl.aStride) * 4];
         for (let j = 0; j < pl.nw; j++) {
           const g = g0 + j * pl.gw;
           offs.push(packed.byteOffset + (ch * chunkWords + (g < packedGroups ? g : 0) * groupWords) * 4);
         }
-        offsets.push(offs);
-        call++;
+        ctx.dispatch(
+          kernel,
+          [
+            M,
+            N,
+            m0,
+            g0,
+            pl.steps,
+            pl.aStride / 4,
+            o.ldc,
+            o.cOff,
+            o.biasOff,
+            o.rOff,
+            o.ldr,
+            f32(o.alpha),
+            pl.gw,
+            pl.ss,
+            group > 0 ? pl.kc / group : 0,
+          ],
+          [...buffers, ...storage],
+          [pl.gwx, Math.ceil(rows / pl.r), 1],
+          offs,
+        );
       }
     }
   }
-  d.queue.writeBuffer(st.params, 0, params);
-
-  const range = (t: Tensor) => ({ buffer: t.buffer, offset: t.byteOffset, size: Math.max(4, t.byteLength) });
-  const specs = [true, false].map((first) => ({
-    r: pl.r,
-    nw: pl.nw,
-    cpl: pl.cpl,
-    f16,
-    qg: group,
-    bias: !!o.bias,
-    biasF16: o.bias?.dtype === "f16",
-    biasRow: !!o.biasRow,
-    gelu: o.gelu,
-    resid: !!o.resid,
-    accum: !first,
-    final: false,
-  }));
-  const bindGroup = (p: Pipe) => {
-    const entries: GPUBindGroupEntry[] = [
-      { binding: 0, resource: { buffer: st.params!, offset: 0, size: PARAM_STRIDE } },
-      { binding: 1, resource: { buffer: scratch, offset: 0, size: WINDOW_WORDS * 4 } },
-    ];
-    for (let j = 0; j < pl.nw; j++) {
-      entries.push({
-        binding: 2 + j,
-        resource: { buffer: packed.buffer, offset: 0, size: WINDOW_WORDS * 4 },
-      });
-    }
-    let b = 2 + pl.nw;
-    if (o.bias) entries.push({ binding: b++, resource: range(o.bias) });
-    if (o.resid) entries.push({ binding: b++, resource: range(o.resid) });
-    entries.push({ binding: b, resource: range(c) });
-    return d.createBindGroup({ label: "matmul_windows", layout: p.layout, entries });
-  };
-  const enc = d.createCommandEncoder({ label: "matmul_windows" });
-  const pass = enc.beginComputePass({ label: "matmul_windows" });
-  call = 0;
-  for (let ch = 0; ch < pl.chunks; ch++) {
-    const spec = { ...specs[ch === 0 ? 0 : 1], final: ch === pl.chunks - 1 };
-    const p = pipe(ctx, st, spec);
-    const bg = bindGroup(p);
-    pass.setPipeline(p.pipeline);
-    for (let mi = 0; mi < mWindows; mi++) {
-      const rows = Math.min(pl.ra, M - mi * pl.ra);
-      for (let bi = 0; bi < colBlocks; bi++) {
-        pass.setBindGroup(0, bg, offsets[call++]);
-        pass.dispatchWorkgroups(pl.gwx, Math.ceil(rows / pl.r), 1);
-      }
-    }
-  }
-  pass.end();
-  d.queue.submit([enc.finish()]);
-  // Back to the pool: later users are recorded after this submit, so they cannot overtake the pass.
+  // Back to the pool: later users are recorded after these dispatches, so they cannot overtake them.
+  scratch.release();
   if (transient) packed.release();
   return c;
 }
