@@ -3,6 +3,7 @@
 // `<name>.qscale` [N, K/G]: element (n,k) is q[n,k]·scale[n, floor(k/G)] — symmetric, absmax per group of G
 // consecutive elements along K (G chosen by the converter; the loader derives it from the two shapes).
 // Not a kernel: the GPU dequantises in registers (shaders/matmul.wgsl, src/kernels/matmul_windows.ts).
+import type { WeightDType, WeightInfo, WeightSource } from "./weights.ts";
 
 /** Suffix of the scales tensor that accompanies an int8 weight. */
 export const QSCALE_SUFFIX = ".qscale";
@@ -43,4 +44,87 @@ export function quantizeInt8(
     for (let i = 0; i < group; i++) q[o + i] = Math.max(-127, Math.min(127, Math.round(w[o + i] / s)));
   }
   return { q, scales };
+}
+
+/**
+ * Whether the int8 conversion quantises a tensor: 2-D `*.weight` matrices of linear layers whose K has a group
+ * (embedding tables, read by row, stay floating point, as do norms, biases and convolutions).
+ */
+export function isInt8Candidate(name: string, shape: readonly number[], group = DEFAULT_GROUP): boolean {
+  return shape.length === 2 && name.endsWith(".weight") && !/embedding/i.test(name) &&
+    groupFor(shape[1], group) !== null;
+}
+
+/** Floats of a little-endian f16/bf16/f32 tensor. */
+export function floatsOf(bytes: Uint8Array, dtype: WeightDType): Float32Array {
+  const b = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+  if (dtype === "f32") return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4).slice();
+  const u16 = new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2);
+  if (dtype === "f16") return Float32Array.from(new Float16Array(u16.buffer, u16.byteOffset, u16.length));
+  if (dtype === "bf16") return new Float32Array(Uint32Array.from(u16, (x) => x << 16).buffer);
+  throw new Error(`int8: cannot read ${dtype} as floats`);
+}
+
+/**
+ * A view of `src` with its linear weights quantised (int8 codes + `<name>.qscale`, the layout the conversion
+ * writes), or with `dequantized` the same weights as f32 after the round trip (the unquantised path on the same
+ * values, for tests and quality reports). In memory, tensor by tensor on first read: for synthetic and small models.
+ */
+export function quantizedSource(
+  src: WeightSource,
+  o: { group?: number; dequantized?: boolean } = {},
+): WeightSource {
+  const want = o.group ?? DEFAULT_GROUP;
+  const cache = new Map<string, { info: WeightInfo; bytes: Uint8Array }>();
+  const names: string[] = [];
+  const plan = new Map<string, { base: string; part: "q" | "s" | "deq"; group: number }>();
+  for (const n of src.names()) {
+    const info = src.info(n);
+    names.push(n);
+    if (!isInt8Candidate(n, info.shape, want) || !["f16", "bf16", "f32"].includes(info.dtype)) continue;
+    const group = groupFor(info.shape[1], want)!;
+    if (o.dequantized) plan.set(n, { base: n, part: "deq", group });
+    else {
+      plan.set(n, { base: n, part: "q", group });
+      plan.set(n + QSCALE_SUFFIX, { base: n, part: "s", group });
+      names.push(n + QSCALE_SUFFIX);
+    }
+  }
+  const info = (name: string): WeightInfo => {
+    const p = plan.get(name);
+    if (!p) return src.info(name);
+    const [N, K] = src.info(p.base).shape;
+    if (p.part === "q") return { name, dtype: "i8", shape: [N, K], byteLength: N * K };
+    if (p.part === "s") {
+      return { name, dtype: "f32", shape: [N, K / p.group], byteLength: 4 * N * K / p.group };
+    }
+    return { name, dtype: "f32", shape: [N, K], byteLength: 4 * N * K };
+  };
+  const read = async (name: string): Promise<Uint8Array> => {
+    const p = plan.get(name);
+    if (!p) return await src.read(name);
+    const hit = cache.get(name);
+    if (hit) return hit.bytes;
+    const base = src.info(p.base);
+    const { q, scales } = quantizeInt8(floatsOf(await src.read(p.base), base.dtype), base.shape[1], p.group);
+    let bytes: Uint8Array;
+    if (p.part === "q") bytes = new Uint8Array(q.buffer);
+    else if (p.part === "s") bytes = new Uint8Array(scales.buffer);
+    else {
+      const w = new Float32Array(q.length);
+      for (let i = 0; i < q.length; i++) w[i] = q[i] * scales[Math.floor(i / p.group)];
+      bytes = new Uint8Array(w.buffer);
+    }
+    cache.set(name, { info: info(name), bytes });
+    return bytes;
+  };
+  return {
+    origin: `${src.origin} (${o.dequantized ? "int8 round trip as f32" : "int8"}, group ${want})`,
+    names: () => [...names],
+    info,
+    has: (name) => plan.has(name) || src.has(name),
+    read,
+    readRange: async (name, off, len) => (await read(name)).subarray(off, off + len),
+    close: () => src.close(),
+  };
 }

@@ -11,11 +11,20 @@ const TO_FILE: Record<WeightDType, string> = {
   i64: "I64",
   i32: "I32",
   u8: "U8",
+  i8: "I8",
 };
 const FROM_FILE: Record<string, WeightDType> = Object.fromEntries(
   Object.entries(TO_FILE).map(([k, v]) => [v, k as WeightDType]),
 );
-export const DTYPE_BYTES: Record<WeightDType, number> = { f16: 2, bf16: 2, f32: 4, i64: 8, i32: 4, u8: 1 };
+export const DTYPE_BYTES: Record<WeightDType, number> = {
+  f16: 2,
+  bf16: 2,
+  f32: 4,
+  i64: 8,
+  i32: 4,
+  u8: 1,
+  i8: 1,
+};
 
 /** Largest header we accept when reading (the format's own readers use 100 MB). */
 const MAX_HEADER = 100 * 2 ** 20;

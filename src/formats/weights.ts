@@ -1,7 +1,7 @@
 // The interface every weight container implements (converted .safetensors, PyTorch .pt): models load through it.
 // Not a tensor library: it hands out raw little-endian bytes one tensor at a time, so a checkpoint never sits whole in the JS heap.
 
-export type WeightDType = "f16" | "bf16" | "f32" | "i64" | "i32" | "u8";
+export type WeightDType = "f16" | "bf16" | "f32" | "i64" | "i32" | "u8" | "i8";
 
 export interface WeightInfo {
   name: string;

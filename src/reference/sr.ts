@@ -2,6 +2,8 @@
 // sparse_attention_2d_text) transformers, one sequence at a time, in float64 arithmetic over float32 storage.
 // Not fast: it is the twin the GPU models (src/models/dsr.ts, itersr.ts) and the golden cases are checked against.
 import type { WeightSource } from "../formats/weights.ts";
+import { QSCALE_SUFFIX } from "../formats/int8.ts";
+import { dequantizeInt8Ref } from "./int8.ts";
 import { bf16BitsToF32, f16BitsToF32, f32ToF16Bits } from "../gpu/f16.ts";
 import {
   crossWindow,
@@ -33,7 +35,17 @@ export async function loadCpuWeights(src: WeightSource): Promise<CpuWeights> {
     else if (info.dtype === "bf16") {
       data = bf16BitsToF32(new Uint16Array(copy.buffer, 0, copy.byteLength / 2));
     } else if (info.dtype === "f32") data = new Float32Array(copy.buffer, 0, copy.byteLength / 4);
-    else continue;
+    else if (info.dtype === "i8" && src.has(name + QSCALE_SUFFIX)) {
+      // int8 weights (convert --weights int8): dequantised with their per-group scales.
+      const si = src.info(name + QSCALE_SUFFIX);
+      const sb = (await src.read(name + QSCALE_SUFFIX)).slice();
+      const group = info.shape[info.shape.length - 1] / si.shape[si.shape.length - 1];
+      data = dequantizeInt8Ref(
+        new Int8Array(copy.buffer, 0, copy.byteLength),
+        new Float32Array(sb.buffer),
+        group,
+      );
+    } else continue;
     map.set(name, { data, shape: info.shape });
   }
   return (name: string) => {

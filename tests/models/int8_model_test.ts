@@ -1,0 +1,96 @@
+// Models load int8 checkpoints transparently: the per-tensor dtype comes from the weight source (codes + .qscale),
+// linear layers run the int8 kernels, and the result matches the CPU transformer on the dequantised weights.
+import assert from "node:assert/strict";
+import { CogLM } from "../../src/models/coglm.ts";
+import {
+  loadTransformer,
+  syntheticTransformerSource,
+  type TransformerDims,
+} from "../../src/models/transformer.ts";
+import { QSCALE_SUFFIX, quantizedSource } from "../../src/formats/int8.ts";
+import { loadCpuWeights } from "../../src/reference/sr.ts";
+import { coglmInputsRef, logitsRef, transformerForwardRef } from "../../src/reference/transformer.ts";
+import { logWeightsRef } from "../../src/reference/attention.ts";
+import { assertClose, rng, sharedContext } from "../_util.ts";
+
+// hidden 48 (group 16), inner 101 (dense_4h_to_h has no group: stays f16 beside int8 tensors); hidden 64 and
+// inner 256 (groups of 64 everywhere).
+const DIMS: TransformerDims[] = [
+  {
+    numLayers: 2,
+    hidden: 48,
+    heads: 3,
+    headDim: 16,
+    inner: 101,
+    vocab: 303,
+    maxSeq: 530,
+    eps: 1e-5,
+    order: "sandwich",
+  },
+  {
+    numLayers: 2,
+    hidden: 64,
+    heads: 4,
+    headDim: 16,
+    inner: 256,
+    vocab: 303,
+    maxSeq: 530,
+    eps: 1e-5,
+    order: "pre",
+  },
+];
+const IMAGE_TOKENS = 257;
+
+Deno.test("CogLM with int8 linear weights matches the CPU transformer on the dequantised weights", async () => {
+  const ctx = await sharedContext();
+  for (const dims of DIMS) {
+    const src = quantizedSource(syntheticTransformerSource(dims, { seed: dims.hidden, dtype: "f16" }));
+    const qkv = "transformer.layers.0.attention.query_key_value.weight";
+    assert.equal(src.info(qkv).dtype, "i8");
+    assert.ok(src.has(qkv + QSCALE_SUFFIX));
+    const w = await loadTransformer(ctx, src, dims);
+    assert.equal(w.layers[0].queryKeyValue.weight.dtype, "i8");
+    assert.equal(w.layers[0].queryKeyValue.weight.quant?.group, dims.hidden === 48 ? 16 : 64);
+    assert.equal(w.layers[0].dense4hToH.weight.dtype, dims.inner === 101 ? "f16" : "i8");
+    const m = CogLM.fromWeights(ctx, dims, w, IMAGE_TOKENS);
+    const cpu = await loadCpuWeights(src);
+    const txtLen = 7, L = 19;
+    const r = rng(3);
+    const tokens = Int32Array.from(
+      { length: L },
+      (_, i) => i < txtLen ? 257 + Math.floor(r() * 46) : Math.floor(r() * 257),
+    );
+    const { mask, positionIds } = coglmInputsRef(L, txtLen);
+    const hidden = m.forward(tokens, positionIds, {
+      ctxCols: txtLen,
+      logWeights: { cols: txtLen, value: 1.4 },
+    });
+    const want = transformerForwardRef(cpu, {
+      num_layers: dims.numLayers,
+      hidden_size: dims.hidden,
+      num_attention_heads: dims.heads,
+      layernorm_epsilon: dims.eps,
+      layernorm_order: dims.order,
+    }, { tokens, positionIds, mask, logWeights: logWeightsRef(L, L, txtLen, 1.4) });
+    // Same tolerance as the f32/f16 CogLM test: the dequantisation itself is exact in f32.
+    assertClose(`int8 hidden ${dims.order}`, await ctx.readF32(hidden), want, { atol: 2e-4, rtol: 1e-4 });
+    const lg = m.logits(hidden, { rows: L });
+    assertClose(`int8 logits ${dims.order}`, await ctx.readF32(lg), logitsRef(cpu, want, L, IMAGE_TOKENS), {
+      atol: 1e-3,
+      rtol: 1e-4,
+    });
+    [hidden, lg].forEach((t) => t.release());
+    m.release();
+  }
+});
+
+Deno.test("an int8 tensor without its .qscale scales is a clear load error naming both", async () => {
+  const ctx = await sharedContext();
+  const dims = DIMS[1];
+  const q = quantizedSource(syntheticTransformerSource(dims, { seed: 1, dtype: "f16" }));
+  const hidden = { ...q, has: (n: string) => !n.endsWith(QSCALE_SUFFIX) && q.has(n) };
+  await assert.rejects(
+    () => loadTransformer(ctx, hidden, dims),
+    /int8 tensor transformer\.layers\.0\.attention\.query_key_value\.weight \[192,64\] needs f32 scales .*\.qscale.*found none/,
+  );
+});
