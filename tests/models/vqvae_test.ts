@@ -243,8 +243,9 @@ Deno.test("vqvae: the fixture's ice_image.pt reads as icetk's 3-level HVQVAE at 
   }
 });
 
-// f16 storage only: f32-weight conv variants take ~20 s each to compile on lavapipe (the kernel tests cover them).
-for (const dtype of ["f16"] as const) {
+// Both storages (#14): the f32 checkpoint's random values are not f16-representable, so a path that narrowed f32
+// weights would miss the CPU forward (which uses the exact f32 values). The f32 case takes ~30 s on lavapipe.
+for (const dtype of ["f16", "f32"] as const) {
   Deno.test(`vqvae (${dtype} weights): decode and encode match the CPU forward at both compress rates`, async () => {
     const ctx = await sharedContext();
     const dict = makeCheckpoint(dtype === "f16" ? 11 : 23, SIZES);
