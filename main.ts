@@ -11,6 +11,7 @@ import { Text2ImagePipeline } from "./src/pipeline/text2image.ts";
 import type { GenerateRequest, Pipeline, PipelineEvent } from "./src/pipeline/types.ts";
 import { createApp, startServer } from "./src/server/app.ts";
 import { exitOnSignals } from "./src/server/signals.ts";
+import { allowedHosts, isLoopback, MIN_TOKEN_CHARS } from "./src/server/access.ts";
 
 const USAGE = `CogView2 on WebGPU
 
@@ -24,7 +25,13 @@ Model:
                        demo model is created in the cache (its images are noise)
 Serve flags:
   --port N             port (default 8080; 0 picks a free one)
-  --host ADDR          address to listen on (default 127.0.0.1: this machine only)
+  --host ADDR          address to listen on (default 127.0.0.1: this machine only); any other address needs
+                       --token or --insecure-no-auth
+  --token T            shared secret (or COGVIEW2_TOKEN=T; at least 16 characters, e.g. \`openssl rand -hex 16\`):
+                       every route but /healthz needs "Authorization: Bearer T"; browsers open /?token=T once
+  --insecure-no-auth   serve a non-loopback address without a token (anyone who reaches the port can use it)
+  --allow-host NAMES   comma-separated host names the server also answers to (besides the bound address,
+                       localhost and, for 0.0.0.0/::, this machine's addresses); other Host headers get 421
   --out DIR            keep result images as files under DIR instead of memory
   --max-queue N        jobs that may wait behind the running one (default 16)
   --grace S            seconds a running job may finish on SIGINT/SIGTERM before it is cancelled (default 10)
@@ -86,14 +93,36 @@ async function serve(flags: Flags, openPipeline: OpenPipeline): Promise<void> {
   const maxQueue = intFlag(flags["max-queue"] as string | undefined, "max-queue", 16, 0, 10_000);
   const graceMs = intFlag(flags.grace as string | undefined, "grace", 10, 0, 3600) * 1000;
   const outDir = flags.out ? resolve(flags.out as string) : undefined;
+  const token = (flags.token as string | undefined) ?? (Deno.env.get("COGVIEW2_TOKEN") || undefined);
+  if (token !== undefined && token.length < MIN_TOKEN_CHARS) {
+    throw new Error(
+      `The token (--token or COGVIEW2_TOKEN) must have at least ${MIN_TOKEN_CHARS} characters ` +
+        "(e.g. `openssl rand -hex 16`)",
+    );
+  }
+  if (!isLoopback(host) && token === undefined && !flags["insecure-no-auth"]) {
+    throw new Error(
+      `--host ${host} exposes the server beyond this machine: give it a token (--token T or COGVIEW2_TOKEN=T, ` +
+        "e.g. `openssl rand -hex 16`), or pass --insecure-no-auth to serve without one",
+    );
+  }
+  const extraHosts = ((flags["allow-host"] as string | undefined) ?? "").split(",").filter((h) => h.trim());
+  // Flags are checked before the (slow) model load.
   const pipeline = await openPipeline({ model: flags.model as string | undefined, maxInferenceBatch: batch });
-  const app = createApp({ pipeline, maxQueue, outDir, log });
+  const app = createApp({ pipeline, maxQueue, outDir, log, token, hosts: allowedHosts(host, extraHosts) });
   const server = await startServer(app, { port, host });
   exitOnSignals(server, { graceMs, log });
   const info = pipeline.info();
   log(`model: ${info.name}${info.demo ? " — DEMO, images are noise" : ""}`);
   if (outDir) log(`images are written under ${outDir}`);
-  log(`listening on ${server.url}  (open it in a browser; API: POST ${server.url}/v1/images)`);
+  if (token === undefined && !isLoopback(host)) {
+    log("WARNING: --insecure-no-auth: anyone who reaches the port can use it");
+  }
+  log(
+    `listening on ${server.url}  (open it in a browser${
+      token === undefined ? "" : " at /?token=TOKEN"
+    }; API: POST ${server.url}/v1/images)`,
+  );
   await server.finished;
 }
 
@@ -159,6 +188,9 @@ export async function main(args: string[], openPipeline: OpenPipeline = openReal
     options: {
       port: { type: "string" },
       host: { type: "string" },
+      token: { type: "string" },
+      "insecure-no-auth": { type: "boolean" },
+      "allow-host": { type: "string" },
       model: { type: "string" },
       out: { type: "string" },
       "max-queue": { type: "string" },

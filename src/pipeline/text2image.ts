@@ -80,7 +80,7 @@ export class Text2ImagePipeline implements Pipeline {
       notice: demo
         ? "Demo model: CogView2's architecture at a tiny size with random weights, so every image is noise. To generate real images, convert the official weights with `deno task convert` " +
           "(see the README) and start the server with --model DIR or COGVIEW2_MODEL=DIR."
-        : `CogView2 weights from ${md.dir}.`,
+        : "CogView2 with converted official weights.",
       styles: [...STYLES],
       defaultStyle: DEFAULT_STYLE,
       maxImages: options.maxImages ?? 16,

@@ -9,6 +9,7 @@ import {
   PipelineError,
 } from "../pipeline/types.ts";
 import { readImageHeader } from "../formats/image.ts";
+import { allowedHosts, hostName, requestToken, TOKEN_COOKIE, tokenMatches } from "./access.ts";
 import { isTerminal, type Job, type JobEvent, JobQueue, QueueFullError, ShuttingDownError } from "./jobs.ts";
 import { Metrics } from "./metrics.ts";
 import { renderPage } from "./page.ts";
@@ -29,6 +30,10 @@ export interface AppOptions {
   maxCompletionBodyBytes?: number;
   /** Longest prompt in characters before tokenization (default 1000; the token bound is the pipeline's). */
   maxPromptChars?: number;
+  /** Shared secret required on every route but /healthz (Authorization: Bearer, or the page's cookie). */
+  token?: string;
+  /** Host names (no port) requests may name; others get 421 (default: localhost and its loopback addresses). */
+  hosts?: ReadonlySet<string>;
   /** Interval of SSE keep-alive comments (default 15 s). */
   keepAliveMs?: number;
   log?: (msg: string) => void;
@@ -155,6 +160,8 @@ export function createApp(options: AppOptions): App {
   const maxCompletionBody = options.maxCompletionBodyBytes ?? 12 * 1024 * 1024;
   const maxPromptChars = options.maxPromptChars ?? 1000;
   const keepAliveMs = options.keepAliveMs ?? 15_000;
+  const token = options.token;
+  const hosts = options.hosts ?? allowedHosts("127.0.0.1");
   const queue = new JobQueue({
     pipeline,
     metrics,
@@ -452,7 +459,6 @@ export function createApp(options: AppOptions): App {
       const info = pipeline.info();
       return json({
         name: info.name,
-        dir: info.dir,
         demo: info.demo,
         notice: info.notice,
         styles: info.styles,
@@ -477,6 +483,22 @@ export function createApp(options: AppOptions): App {
     if (path === "/v1/completions") {
       allow(["POST"]);
       return await submit(req, "completion");
+    }
+    if (path === "/v1/jobs") {
+      allow(["GET"]);
+      // The store's own bound applies (finished jobs: maxFinished, 1 h; waiting: maxQueue; one running).
+      const now = Date.now();
+      return json({
+        jobs: queue.list().map((job) => ({
+          id: job.id,
+          kind: job.input.kind,
+          state: job.state,
+          prompt: job.input.request.prompt,
+          created_at: new Date(job.createdAt).toISOString(),
+          seconds: job.startedAt ? Math.round(((job.finishedAt ?? now) - job.startedAt) / 10) / 100 : null,
+          url: `/v1/jobs/${job.id}`,
+        })),
+      });
     }
     const jm = path.match(/^\/v1\/jobs\/([^/]+)(?:\/(events|images|previews)(?:\/([^/]+))?)?$/);
     if (jm) {
@@ -504,10 +526,57 @@ export function createApp(options: AppOptions): App {
     throw new HttpError(404, `No route for ${m} ${path}`);
   }
 
+  /** The Host check (DNS rebinding), the Origin check (cross-site pages) and the token; null when allowed. */
+  function checkAccess(req: Request, url: URL, path: string): Response | null {
+    const host = req.headers.get("host");
+    if (!host || !hosts.has(hostName(host))) {
+      return errorResponse(
+        421,
+        `Host '${
+          (host ?? "").slice(0, 100)
+        }' is not served here; start the server with --allow-host NAME to allow it`,
+      );
+    }
+    const origin = req.headers.get("origin");
+    if (origin && origin !== "null") {
+      let oh = "";
+      try {
+        oh = new URL(origin).hostname.replace(/^\[|\]$/g, "");
+      } catch { /* not a URL: refused below */ }
+      if (!hosts.has(oh)) {
+        return errorResponse(403, `Cross-origin request from '${origin.slice(0, 100)}' refused`);
+      }
+    }
+    if (token === undefined || path === "/healthz") return null;
+    const given = requestToken(req, url);
+    if (!tokenMatches(given, token)) {
+      return errorResponse(
+        401,
+        given === null
+          ? "This server needs its token: open /?token=TOKEN in the browser, or send Authorization: Bearer TOKEN"
+          : "Wrong token",
+        { "www-authenticate": 'Bearer realm="cogview2"' },
+      );
+    }
+    // The page's first load carries ?token=: keep it in an HttpOnly cookie and drop it from the address bar.
+    if (url.searchParams.has("token") && (req.method === "GET" || req.method === "HEAD") && path === "/") {
+      return new Response(null, {
+        status: 303,
+        headers: {
+          location: "/",
+          "set-cookie": `${TOKEN_COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`,
+          "cache-control": "no-store",
+        },
+      });
+    }
+    return null;
+  }
+
   async function handler(req: Request): Promise<Response> {
     let res: Response;
     try {
-      res = await route(req);
+      const url = new URL(req.url);
+      res = checkAccess(req, url, url.pathname.replace(/\/+$/, "") || "/") ?? await route(req);
     } catch (e) {
       if (e instanceof HttpError) res = errorResponse(e.status, e.message, e.headers);
       else {

@@ -127,6 +127,12 @@ export class JobQueue {
     return this.#jobs.size;
   }
 
+  /** The stored jobs, newest first (queued, running and the kept finished ones: bounded like the store). */
+  list(): Job[] {
+    this.sweep();
+    return [...this.#jobs.values()].reverse();
+  }
+
   get(id: string): Job | undefined {
     return this.#jobs.get(id);
   }

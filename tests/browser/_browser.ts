@@ -119,9 +119,10 @@ export async function generateFlow(page: Page, url: string, flow: Flow) {
   nodeAssert.deepEqual(previewSizes, Array(flow.n).fill(160));
   const links = await page.$$eval("#results a", (els) => els.map((e) => (e as HTMLAnchorElement).href));
   nodeAssert.equal(links.length, flow.n);
-  const res = await fetch(links[0]);
-  nodeAssert.equal(res.headers.get("content-type"), "image/png");
-  const png = new Uint8Array(await res.arrayBuffer());
+  // Through the browser context (its cookies: a server with a token set one on the page's first load).
+  const res = await page.request.get(links[0]);
+  nodeAssert.equal(res.headers()["content-type"], "image/png");
+  const png = new Uint8Array(await res.body());
   nodeAssert.deepEqual([...png.slice(1, 4)], [0x50, 0x4e, 0x47]);
   await Deno.mkdir(`${root}out/browser`, { recursive: true });
   await page.screenshot({ path: `${root}out/browser/${flow.shot}`, fullPage: true });

@@ -5,7 +5,12 @@ import { createApp, startServer } from "../../src/server/app.ts";
 import { exitOnSignals } from "../../src/server/signals.ts";
 import { FakePipeline } from "../server/_fake_pipeline.ts";
 
-const app = createApp({ pipeline: new FakePipeline({ stepMs: 60, steps: 8, realImages: true }) });
+// `--token T` serves with a token (the page test's token case).
+const ti = Deno.args.indexOf("--token");
+const app = createApp({
+  pipeline: new FakePipeline({ stepMs: 60, steps: 8, realImages: true }),
+  token: ti >= 0 ? Deno.args[ti + 1] : undefined,
+});
 const server = await startServer(app, { port: 0, host: "127.0.0.1" });
 exitOnSignals(server, { graceMs: 1000, log: (m) => console.error(m) });
 console.error(`listening on ${server.url}`);

@@ -32,3 +32,25 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "page UI with a token: refused without it; opened once at /?token=, the page generates (cookie carries it)",
+  ignore: !hasChromium,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const token = "page-test-token-" + crypto.randomUUID();
+    await withBrowser(["tests/browser/_serve_fake_page.ts", "--token", token], async (page, url) => {
+      const bare = await page.goto(url);
+      nodeAssert.equal(bare?.status(), 401);
+      nodeAssert.match((await page.textContent("body")) ?? "", /needs its token/);
+      await generateFlow(page, `${url}/?token=${token}`, {
+        n: 2,
+        notice: /Demo model/,
+        shot: "page_token.png",
+      });
+      nodeAssert.equal(new URL(page.url()).search, "", "the token left the address bar");
+    });
+  },
+});

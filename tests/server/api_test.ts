@@ -424,3 +424,98 @@ Deno.test("attack: a PNG declaring 20000x20000 sent to /v1/completions is a 400 
     assert(!/kind="completion"/.test(await (await fetch(base + "/metrics")).text()), "no job was created");
   });
 });
+
+Deno.test("attack: DNS rebinding — a Host or Origin the server does not serve gets 421 / 403 on every route", async () => {
+  await withServer({}, async (_s, base) => {
+    const port = new URL(base).port;
+    for (const path of ["/", "/healthz", "/v1/model", "/v1/jobs", "/metrics"]) {
+      // fetch() refuses to set Host; a raw request does what curl -H 'Host: evil.example' did (200 before).
+      const raw = await rawGet(Number(port), path, { host: `evil.example:${port}` });
+      assertMatch(raw, /^HTTP\/1\.1 421 /);
+      assertMatch(raw, /Host 'evil\.example:\d+' is not served here/);
+    }
+    assertMatch(await rawGet(Number(port), "/healthz", { host: `localhost:${port}` }), /^HTTP\/1\.1 200 /);
+    assertMatch(await rawGet(Number(port), "/healthz", { host: `[::1]:${port}` }), /^HTTP\/1\.1 200 /);
+    await expectError(
+      await fetch(base + "/v1/model", { headers: { origin: "http://evil.example" } }),
+      403,
+      /Cross-origin/,
+    );
+    assertEquals((await fetch(base + "/v1/model", { headers: { origin: base } })).status, 200);
+  });
+  // --allow-host adds names.
+  const { allowedHosts } = await import("../../src/server/access.ts");
+  await withServer({ hosts: allowedHosts("127.0.0.1", ["gpu.lan"]) }, async (_s, base) => {
+    const port = Number(new URL(base).port);
+    assertMatch(await rawGet(port, "/healthz", { host: `gpu.lan:${port}` }), /^HTTP\/1\.1 200 /);
+    assertMatch(await rawGet(port, "/healthz", { host: `evil.example:${port}` }), /^HTTP\/1\.1 421 /);
+  });
+});
+
+Deno.test("token: every route but /healthz needs it (Bearer, the page's cookie); the page's ?token= sets the cookie", async () => {
+  const token = "0123456789abcdef-secret";
+  await withServer({ token }, async (_s, base) => {
+    for (const path of ["/", "/v1/model", "/v1/jobs", "/metrics", `/v1/jobs/${crypto.randomUUID()}`]) {
+      const res = await fetch(base + path);
+      nodeAssert.equal(res.status, 401, path);
+      assertEquals(res.headers.get("www-authenticate"), 'Bearer realm="cogview2"');
+      assertMatch((await res.json()).error, /needs its token/);
+    }
+    await expectError(await post(base, "/v1/images", { prompt: "a" }), 401, /needs its token/);
+    await expectError(
+      await fetch(base + "/v1/model", { headers: { authorization: "Bearer wrong-token-wrong-token" } }),
+      401,
+      /Wrong token/,
+    );
+    assertEquals((await fetch(base + "/healthz")).status, 200);
+    const auth = { authorization: `Bearer ${token}` };
+    assertEquals((await fetch(base + "/v1/model", { headers: auth })).status, 200);
+    const job = await (await post(base, "/v1/images", { prompt: "a cat", wait: true }, auth)).json();
+    assertEquals(job.state, "done");
+    // The browser's first load: 303 to / with an HttpOnly SameSite=Strict cookie, which then opens everything.
+    const first = await fetch(`${base}/?token=${token}`, { redirect: "manual" });
+    assertEquals(first.status, 303);
+    assertEquals(first.headers.get("location"), "/");
+    const cookie = first.headers.get("set-cookie")!;
+    assertMatch(cookie, /^cogview2_token=.*; HttpOnly; SameSite=Strict; Path=\//);
+    const c = { cookie: cookie.split(";")[0] };
+    assertEquals((await fetch(base + "/", { headers: c })).status, 200);
+    assertEquals((await fetch(base + job.images[0].url, { headers: c })).status, 200);
+    assertEquals((await fetch(`${base}/?token=nope-nope-nope-nope`, { redirect: "manual" })).status, 401);
+  });
+});
+
+Deno.test("GET /v1/jobs lists the stored jobs newest first (id, state, prompt, created, seconds), bounded like the store", async () => {
+  await withServer({ maxFinished: 3 }, async (_s, base) => {
+    for (let i = 0; i < 5; i++) {
+      await (await post(base, "/v1/images", { prompt: `job ${i}`, wait: true })).json();
+    }
+    const running = await (await post(base, "/v1/images", { prompt: "job 5" })).json();
+    const { jobs } = await (await fetch(base + "/v1/jobs")).json();
+    assertEquals(jobs.map((j: { prompt: string }) => j.prompt), ["job 5", "job 4", "job 3", "job 2"]);
+    assertEquals(jobs[0].id, running.id);
+    assert(["queued", "running"].includes(jobs[0].state));
+    const done = jobs[1];
+    assertEquals(Object.keys(done).sort(), ["created_at", "id", "kind", "prompt", "seconds", "state", "url"]);
+    assertEquals(done.state, "done");
+    assert(typeof done.seconds === "number" && done.seconds > 0, JSON.stringify(done));
+    assertEquals((await fetch(base + "/v1/jobs", { method: "POST" })).status, 405);
+    await fetch(base + `/v1/jobs/${running.id}`, { method: "DELETE" });
+  });
+});
+
+Deno.test("/v1/model shows no filesystem path", async () => {
+  await withServer({}, async (_s, base) => {
+    const text = await (await fetch(base + "/v1/model")).text();
+    assert(!/"dir"/.test(text) && !/\/(tmp|home|root|work)\//.test(text), text);
+  });
+});
+
+/** A GET with chosen headers over a raw socket (fetch cannot set Host); returns the response head and body. */
+async function rawGet(port: number, path: string, headers: Record<string, string>): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+  await conn.write(new TextEncoder().encode(`GET ${path} HTTP/1.1\r\n${head}connection: close\r\n\r\n`));
+  const text = await new Response(conn.readable).text();
+  return text;
+}

@@ -31,6 +31,12 @@ Deno.test("main.ts: --help, unknown commands and bad flags exit 1 with a clear m
     ],
     [["main.ts", "serve", "--port", "70000"], /Flag --port must be an integer/],
     [["main.ts", "--bogus"], /error: .*bogus/i],
+    // Exposure: a non-loopback bind needs a token or an explicit opt-out (checked before the model loads).
+    [
+      ["main.ts", "serve", "--host", "0.0.0.0"],
+      /--host 0\.0\.0\.0 exposes the server .*--token T or COGVIEW2_TOKEN=T.*--insecure-no-auth/,
+    ],
+    [["main.ts", "serve", "--host", "192.168.1.7", "--token", "short"], /token .* at least 16 characters/],
     [["main.ts", "generate"], /generate needs a prompt/],
     [["main.ts", "generate", "x", "--format", "gif"], /Flag --format must be png or jpeg/],
     [
@@ -144,4 +150,36 @@ Deno.test({
       await Deno.remove(out, { recursive: true });
     }
   },
+});
+
+Deno.test("main.ts serve --host 0.0.0.0 with COGVIEW2_TOKEN: the API needs the token, /healthz does not", async () => {
+  const token = "tok-" + crypto.randomUUID();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "tests/server/_main_fake.ts", "serve", "--port", "0", "--host", "0.0.0.0"],
+    cwd: root,
+    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", COGVIEW2_TOKEN: token },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let log = "";
+  try {
+    while (!/listening on (http:\S+)/.test(log)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(log);
+      log += value;
+    }
+    const port = log.match(/listening on http:\S+:(\d+)/)![1];
+    const url = `http://127.0.0.1:${port}`;
+    nodeAssert.match(log, /at \/\?token=TOKEN/);
+    nodeAssert.equal((await fetch(`${url}/healthz`)).status, 200);
+    nodeAssert.equal((await fetch(`${url}/v1/model`).then((r) => (r.body?.cancel(), r))).status, 401);
+    const ok = await fetch(`${url}/v1/model`, { headers: { authorization: `Bearer ${token}` } });
+    nodeAssert.equal(ok.status, 200);
+    await ok.body?.cancel();
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    reader.cancel().catch(() => {});
+  }
 });
