@@ -1,5 +1,6 @@
 // Row reductions over f32 rows of `n` values, one workgroup per row:
-//   main    O = softmax(X·scale (+ A[row % a_rows])) — defines ADD (additive mask / log-weights rows);
+//   main    O = softmax(X·scale (+ A[row % a_rows])) — defines ADD (additive mask / log-weights rows), IN_PLACE
+//           (O is X, dense rows: the VQ-VAE's spatial attention scores);
 //   logprob O[2r] = logsumexp(X[r]), O[2r+1] = X[r, T[r]] − logsumexp (T: i32 targets; < 0 gives 0);
 //   argmax  I[o_off + r·o_stride] = first index of the row maximum (torch.argmax tie rule).
 // Rows start at x_off + r·ld. Not the attention softmax: attention.wgsl fuses its own.
@@ -8,7 +9,11 @@
 
 struct Params { n: u32, rows: u32, ld: u32, x_off: u32, a_rows: u32, scale: f32, o_off: u32, o_stride: u32 }
 @group(0) @binding(0) var<uniform> P: Params;
+#if IN_PLACE
+@group(0) @binding(1) var<storage, read_write> O: array<f32>;
+#else
 @group(0) @binding(1) var<storage, read> X: array<f32>;
+#endif
 #if ADD
 @group(0) @binding(2) var<storage, read> A: array<f32>;
 @group(0) @binding(3) var<storage, read_write> O: array<f32>;
@@ -17,7 +22,7 @@ struct Params { n: u32, rows: u32, ld: u32, x_off: u32, a_rows: u32, scale: f32,
 @group(0) @binding(3) var<storage, read_write> O: array<f32>;
 #elif ARGMAX
 @group(0) @binding(2) var<storage, read_write> I: array<i32>;
-#else
+#elif !IN_PLACE
 @group(0) @binding(2) var<storage, read_write> O: array<f32>;
 #endif
 
@@ -88,7 +93,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 #endif
   var m = NEG_INF;
   for (var i = li; i < P.n; i += WG) {
+#if IN_PLACE
+    var v = O[base + i] * P.scale;
+#else
     var v = X[base + i] * P.scale;
+#endif
 #if ADD
     v += A[ab + i];
 #endif

@@ -4,7 +4,7 @@
 
 import { compareArrays } from "../reference/compare.ts";
 import { localSimilar, localWeighting } from "../kernels/local_attention.ts";
-import { softmaxRows } from "../kernels/spatial_attention.ts";
+import { softmax } from "../kernels/softmax.ts";
 import { fSimilarRef, fWeightingRef, softmaxLastRef } from "../reference/local_attention.ts";
 import type { CaseContext, CaseResult, GoldenCase } from "./types.ts";
 
@@ -31,7 +31,7 @@ export async function localAttentionCase(c: GoldenCase, cx: CaseContext): Promis
   const tq = ctx.upload(f32(q), q.shape), tk = ctx.upload(f32(k), k.shape), tv = ctx.upload(f32(v), v.shape);
   const s = localSimilar(ctx, tq, tk, win);
   const gs = (await ctx.readF32(s)).slice();
-  softmaxRows(ctx, s, { rows: s.size / P, n: P });
+  softmax(ctx, s, { rows: s.size / P, n: P, out: s });
   const gp = (await ctx.readF32(s)).slice();
   const out = localWeighting(ctx, tv, s, win);
   const go = await ctx.readF32(out);

@@ -33,7 +33,7 @@ function rowsOk(name: string, x: Tensor, v: RowView): number {
 
 /**
  * out[r] = softmax(x[r]·scale + add[r % addRows]) over `n` columns; `add` ([addRows, n] f32) is an additive mask
- * or log-weights. Output is dense [rows, n].
+ * or log-weights. Output is dense [rows, n]; `out` may be `x` itself (in place, dense rows from element 0, no add).
  */
 export function softmax(
   ctx: GpuContext,
@@ -43,6 +43,10 @@ export function softmax(
   const ld = rowsOk("softmax", x, o);
   const out = o.out ?? ctx.empty([o.rows, o.n], "f32");
   check(out.size >= o.rows * o.n, "softmax", `out [${out.shape}] too small`);
+  const inPlace = out === x;
+  if (inPlace) {
+    check(ld === o.n && !o.xOff && !o.add, "softmax", "in place needs dense rows from element 0 and no add");
+  }
   const aRows = o.add ? o.add.size / o.n : 1;
   if (o.add) {
     check(
@@ -52,13 +56,13 @@ export function softmax(
     );
   }
   const k = ctx.kernel({
-    name: o.add ? "softmax_add" : "softmax",
+    name: o.add ? "softmax_add" : inPlace ? "softmax_in_place" : "softmax",
     shader: "softmax.wgsl",
-    defines: { ADD: !!o.add },
-    bindings: o.add ? ["read", "read", "write"] : ["read", "write"],
+    defines: { ADD: !!o.add, IN_PLACE: inPlace },
+    bindings: o.add ? ["read", "read", "write"] : inPlace ? ["write"] : ["read", "write"],
   });
   const params = [o.n, o.rows, ld, o.xOff ?? 0, aRows, f32(o.scale ?? 1), 0, 0];
-  ctx.dispatch(k, params, o.add ? [x, o.add, out] : [x, out], grid(o.rows));
+  ctx.dispatch(k, params, o.add ? [x, o.add, out] : inPlace ? [out] : [x, out], grid(o.rows));
   return out;
 }
 

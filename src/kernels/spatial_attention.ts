@@ -1,25 +1,13 @@
 // The attention core of icetk's AttnBlock on NCHW maps: softmax_j(Σ_c q[c,i]·k[c,j]·C^-0.5) weighted sum of v.
-// Composed of matmul (shaders/matmul.wgsl) and a row softmax (shaders/spatial_softmax.wgsl); no norm or projections.
+// Composed of matmul (shaders/matmul.wgsl) and the in-place row softmax of shaders/softmax.wgsl; no norm or projections.
 // Query rows run in blocks whose [rows, n] score matrix fits one storage binding (and `maxScoreBytes`), so the full
 // n×n matrix never exists when it would not fit (the encoder's 120×120 map at 480 px: 14400² floats = 829 MB).
 
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { matmul } from "./matmul.ts";
+import { softmax } from "./softmax.ts";
 import { check } from "./_grid.ts";
-
-/** In-place softmax of each row of s [rows, n]. */
-export function softmaxRows(ctx: GpuContext, s: Tensor, o: { rows: number; n: number }): Tensor {
-  check(
-    s.dtype === "f32" && s.size >= o.rows * o.n,
-    "softmaxRows",
-    `s [${s.shape}] is not an f32 ${o.rows}x${o.n}`,
-  );
-  const k = ctx.kernel({ name: "spatial_softmax", shader: "spatial_softmax.wgsl", bindings: ["write"] });
-  const y = Math.ceil(o.rows / 65535);
-  ctx.dispatch(k, [o.rows, o.n], [s], [Math.ceil(o.rows / y), y, 1]);
-  return s;
-}
 
 /** Query rows per block: as many as fit `maxScoreBytes` (default: the adapter's max storage binding), at least 1. */
 export function attentionBlockRows(ctx: GpuContext, n: number, maxScoreBytes?: number): number {
@@ -48,7 +36,7 @@ export function spatialAttention(
   const block = Math.max(1, Math.min(n, o.blockRows ?? attentionBlockRows(ctx, n, o.maxScoreBytes)));
   if (block === n) {
     const s = matmul(ctx, qT, k, { M: n, N: n, K: c, transW: false, alpha: c ** -0.5 });
-    softmaxRows(ctx, s, { rows: n, n });
+    softmax(ctx, s, { rows: n, n, out: s });
     const out = matmul(ctx, v, s, { M: c, N: n, K: n, transW: true, out: o.out });
     s.release();
     return out;
@@ -63,7 +51,7 @@ export function spatialAttention(
   for (let i0 = 0; i0 < n; i0 += block) {
     const rows = Math.min(block, n - i0);
     matmul(ctx, qT, k, { M: rows, N: n, K: c, transW: false, alpha: c ** -0.5, aOff: i0 * c, out: s });
-    softmaxRows(ctx, s, { rows, n });
+    softmax(ctx, s, { rows, n, out: s });
     matmul(ctx, v, s, { M: c, N: rows, K: n, transW: true, ldw: n, ldc: n, cOff: i0, out });
   }
   s.release();

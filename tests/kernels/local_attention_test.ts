@@ -5,7 +5,7 @@ import {
   qkvRows,
   srLocalAttention,
 } from "../../src/kernels/local_attention.ts";
-import { softmaxRows } from "../../src/kernels/spatial_attention.ts";
+import { softmax } from "../../src/kernels/softmax.ts";
 import {
   fSimilarRef,
   fWeightingRef,
@@ -39,7 +39,7 @@ Deno.test("localSimilar / localWeighting match f_similar / f_weighting (same gri
     assert.deepEqual(s.shape, [c.B, c.H, c.W, P]);
     const sRef = fSimilarRef(q, [c.B, c.C, c.H, c.W], k, [c.Bk, c.C, c.h, c.w], win);
     assertClose(`similar ${what}`, await ctx.readF32(s), sRef, SCORE_TOL);
-    softmaxRows(ctx, s, { rows: c.B * c.H * c.W, n: P });
+    softmax(ctx, s, { rows: c.B * c.H * c.W, n: P, out: s });
     const pRef = softmaxLastRef(sRef, P);
     const out = localWeighting(ctx, tv, s, win);
     assert.deepEqual(out.shape, [c.B, c.C, c.H, c.W]);

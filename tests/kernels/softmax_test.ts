@@ -26,7 +26,14 @@ Deno.test("softmax (scale, additive mask rows) matches the CPU reference", async
       atol: 1e-6,
       rtol: 1e-4,
     });
-    [tx, ta, plain, masked].forEach((t) => t.release());
+    // In place (the VQ-VAE's spatial attention scores): x is overwritten with its softmax.
+    const tin = ctx.upload(x, [rows, n]);
+    softmax(ctx, tin, { n, rows, scale: 0.7, out: tin });
+    assertClose(`softmax in place ${rows}x${n}`, await ctx.readF32(tin), softmaxRef(x, n, { scale: 0.7 }), {
+      atol: 1e-6,
+      rtol: 1e-4,
+    });
+    [tx, ta, plain, masked, tin].forEach((t) => t.release());
   }
 });
 
