@@ -1,5 +1,5 @@
 // Elementwise ops on f32 tensors; the op is chosen by a define:
-// ADD (out = a + b), MUL (a * b), ADD_BCAST (a[i] + b[i % P.n2]), SCALE (a * P.s), GELU, SILU, COPY.
+// ADD (out = a + b), MUL (a * b), SCALE (a * P.s), GELU, SILU, COPY.
 #include "common.wgsl"
 
 struct Params { n: u32, n2: u32, s: f32, a_off: u32, b_off: u32, o_off: u32 }
@@ -21,8 +21,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   O[P.o_off + i] = a + B[P.b_off + i];
 #elif MUL
   O[P.o_off + i] = a * B[P.b_off + i];
-#elif ADD_BCAST
-  O[P.o_off + i] = a + B[P.b_off + (i % P.n2)];
 #elif SCALE
   O[P.o_off + i] = a * P.s;
 #elif GELU

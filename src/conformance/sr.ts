@@ -10,6 +10,7 @@ import { dsrInput, dsrMask, itersrInput, itersrMask } from "../geometry/sr.ts";
 import type { SrModel } from "../models/sr_common.ts";
 import { argmaxRows, logProb } from "../kernels/softmax.ts";
 import { SuperResolution } from "../pipeline/super_resolution.ts";
+import { compareArrays } from "../reference/compare.ts";
 import type { CaseContext, CaseResult, GoldenCase } from "./types.ts";
 
 const nums = (a: { data: ArrayLike<number> }) => Array.from(a.data);
@@ -20,15 +21,8 @@ function sameInts(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
   return true;
 }
 
-function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return Infinity;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
-  }
-  return m;
-}
+/** Largest |a − b| (NaN or Infinity when they cannot be compared: never within a tolerance). */
+const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => compareArrays(a, b, { atol: 0 }).maxAbs;
 
 function agreement(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length || !a.length) return 0;

@@ -171,8 +171,18 @@ export const LOPAR_MASK_RAW: readonly number[] = [
 export const LOPAR_TOPKS: readonly number[] = [60, 40, 40, 40, 20, 20, 10];
 export const LOPAR_ROUNDS = 6;
 
-/** Positions (0/1 per high-res cell) re-masked in round `maskRatio` (1..6), intersected with an optional input mask. */
+/**
+ * Positions (0/1 per high-res cell) re-masked in round `maskRatio` (1..6): LOPAR_MASK_RAW tiled over the side×side
+ * grid (the original's view(1,6,1,6).expand(10,6,10,6) for side 60) ≥ maskRatio, intersected with an optional
+ * input mask (non-zero = may be re-predicted).
+ */
 export function loparRoundMask(side: number, maskRatio: number, inputMask?: ArrayLike<number>): Uint8Array {
+  if (!Number.isInteger(maskRatio) || maskRatio < 1 || maskRatio > LOPAR_ROUNDS) {
+    throw new Error(`LoPAR round must be 1..${LOPAR_ROUNDS}, got ${maskRatio}`);
+  }
+  if (inputMask && inputMask.length !== side * side) {
+    throw new Error(`LoPAR input mask has ${inputMask.length} entries, expected ${side * side}`);
+  }
   const m = new Uint8Array(side * side);
   for (let i = 0; i < side; i++) {
     for (let j = 0; j < side; j++) {

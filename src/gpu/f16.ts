@@ -14,11 +14,6 @@ export function f16BitsToF32(src: Uint16Array): Float32Array {
   return Float32Array.from(h);
 }
 
-/** Rounds each value to the nearest f16 and back (what an f16-stored weight holds). */
-export function roundToF16(src: ArrayLike<number>): Float32Array {
-  return Float32Array.from(new Float16Array(Array.from(src as ArrayLike<number>)));
-}
-
 /** bfloat16 bit patterns → float32 values (bf16 is the top half of an f32). */
 export function bf16BitsToF32(src: Uint16Array): Float32Array {
   const out = new Uint32Array(src.length);

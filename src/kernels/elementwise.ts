@@ -1,17 +1,16 @@
-// Launchers for elementwise f32 ops (shaders/elementwise.wgsl): add, mul, broadcast add, scale, gelu, silu, copy.
+// Launchers for elementwise f32 ops (shaders/elementwise.wgsl): add, mul, scale, gelu, silu, copy.
 // Not fused epilogues: matmul carries its own bias/GELU/residual options.
 
 import { f32, type GpuContext } from "../gpu/context.ts";
 import { type Tensor } from "../gpu/tensor.ts";
 import { check, grid1d } from "./_grid.ts";
 
-type BinaryOp = "ADD" | "MUL" | "ADD_BCAST";
+type BinaryOp = "ADD" | "MUL";
 type UnaryOp = "SCALE" | "GELU" | "SILU" | "COPY";
 
 function binary(ctx: GpuContext, op: BinaryOp, a: Tensor, b: Tensor, out?: Tensor): Tensor {
   check(a.dtype === "f32" && b.dtype === "f32", op, "inputs must be f32");
-  if (op === "ADD_BCAST") check(a.size % b.size === 0, op, `[${a.shape}] is not a multiple of [${b.shape}]`);
-  else check(a.size === b.size, op, `sizes differ: [${a.shape}] vs [${b.shape}]`);
+  check(a.size === b.size, op, `sizes differ: [${a.shape}] vs [${b.shape}]`);
   const o = out ?? ctx.empty(a.shape, "f32");
   const k = ctx.kernel({
     name: op.toLowerCase(),
@@ -42,9 +41,6 @@ export const add = (ctx: GpuContext, a: Tensor, b: Tensor, out?: Tensor): Tensor
 /** out = a * b (same size). */
 export const mul = (ctx: GpuContext, a: Tensor, b: Tensor, out?: Tensor): Tensor =>
   binary(ctx, "MUL", a, b, out);
-/** out[i] = a[i] + b[i % b.size] (row-broadcast of a bias). */
-export const addBroadcast = (ctx: GpuContext, a: Tensor, b: Tensor, out?: Tensor): Tensor =>
-  binary(ctx, "ADD_BCAST", a, b, out);
 /** out = a * s. */
 export const scale = (ctx: GpuContext, a: Tensor, s: number, out?: Tensor): Tensor =>
   unary(ctx, "SCALE", a, s, out);

@@ -20,22 +20,15 @@ export interface ClusterTable {
   counts: Int32Array;
 }
 
-let wgOverride: 64 | 256 | null = null;
-
 /** Threads per row: 64 on software adapters (lavapipe pays per barrier per thread), 256 on GPUs. */
 export function samplingWorkgroupSize(ctx: GpuContext): 64 | 256 {
-  return wgOverride ?? (ctx.gpu.isFallback ? 64 : 256);
+  return ctx.gpu.isFallback ? 64 : 256;
 }
 
 let rankSerialOverride: boolean | null = null;
 /** Forces the cluster-rank pass: serial per row (CPU default) or parallel (GPU default); null restores the default. */
 export function setClusterRankSerial(serial: boolean | null): void {
   rankSerialOverride = serial;
-}
-
-/** Forces the workgroup size (tests and benchmarks compare both); null restores the default. */
-export function setSamplingWorkgroupSize(wg: 64 | 256 | null): void {
-  wgOverride = wg;
 }
 
 function wgDefines(ctx: GpuContext): { WG: number; SQ: number } {

@@ -57,30 +57,3 @@ export function cropChw(
   }
   return out;
 }
-
-/** RGBA8 (row-major, 4 per pixel) → planar [3, H, W] floats in [0, 1]. */
-export function rgba8ToChw(rgba: Uint8Array, h: number, w: number): Float32Array {
-  const out = new Float32Array(3 * h * w);
-  for (let i = 0; i < h * w; i++) {
-    for (let ch = 0; ch < 3; ch++) out[ch * h * w + i] = rgba[i * 4 + ch] / 255;
-  }
-  return out;
-}
-
-/**
- * torchvision Resize(480) then CenterCrop(480) on a uint8 image as the original completion script loads it: the
- * short side becomes `size` (bilinear, rounded back to 8 bits), then the centre `size`×`size` is kept; / 255.
- */
-export function resizeCenterCrop(rgba: Uint8Array, h: number, w: number, size: number): Float32Array {
-  const chw = rgba8ToChw(rgba, h, w).map((v) => v * 255);
-  const [nh, nw] = h <= w ? [size, Math.floor(size * w / h)] : [Math.floor(size * h / w), size];
-  const resized = (nh === h && nw === w) ? chw : resizeBilinearChw(chw, { c: 3, h, w }, nh, nw);
-  const top = Math.round((nh - size) / 2), left = Math.round((nw - size) / 2);
-  const crop = cropChw(resized, { c: 3, h: nh, w: nw }, {
-    y0: top,
-    x0: left,
-    y1: top + size,
-    x1: left + size,
-  });
-  return crop.map((v) => Math.min(255, Math.max(0, Math.round(v))) / 255);
-}

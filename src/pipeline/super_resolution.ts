@@ -11,6 +11,7 @@ import type { WeightSource } from "../formats/weights.ts";
 import { openModelDir, type SrConfig } from "../models/config.ts";
 import { DsrModel } from "../models/dsr.ts";
 import type { DirectSrOptions, IterativeSrOptions } from "./stages.ts";
+import { throwIfAborted } from "./types.ts";
 import { ItersrModel } from "../models/itersr.ts";
 import {
   dsrInput,
@@ -57,10 +58,6 @@ export interface SrSources {
 
 /** How the token of one logits row is chosen: greedy (conformance) or the original's samplers. */
 export type SrDecode = "sample" | "greedy";
-
-function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw signal.reason ?? new DOMException("The operation was aborted", "AbortError");
-}
 
 function defaultResidentBytes(): number {
   try {

@@ -1,5 +1,6 @@
 // Plain TypeScript twin of shaders/group_norm.wgsl: GroupNorm (+SiLU) of one NCHW image in float64.
 // Not fast; the obvious two-pass mean/variance.
+import { siluRef } from "./matmul.ts";
 
 import { meanRstdRef } from "./layernorm.ts";
 
@@ -22,9 +23,4 @@ export function groupNormRef(
     }
   }
   return out;
-}
-
-/** x·sigmoid(x). */
-export function siluRef(x: number): number {
-  return x / (1 + Math.exp(-x));
 }

@@ -41,6 +41,7 @@ export function geluRef(x: number): number {
   return 0.5 * x * (1 + Math.tanh(0.7978845608028654 * x * (1 + 0.044715 * x * x)));
 }
 
+/** x·sigmoid(x) (also GroupNorm+SiLU's twin). */
 export function siluRef(x: number): number {
   return x / (1 + Math.exp(-x));
 }

@@ -1,10 +1,10 @@
 // Style recipes of CogView2: `get_recipe(name)` of cogview2_text2image.py, value for value, in its order.
-// Not a sampler: these are plain parameters; src/sampling/strategy.ts consumes them.
+// Not a sampler: these are plain parameters; the samplers of src/models/sampling.ts consume them.
 //
 // Usage: `const r = getRecipe("mainbody"); const text = r.template.replace("{}", prompt);`
 //   stage 1 (CogLM):   sampleCoglm(ctx, logits, { temperature: r.temperature, topk: r.topk, topkCluster: r.top_k_cluster, ... })
 //   stage 2 (DSR):     sampleDsr(ctx, logits, { topk: r.topk_dsr, temperature2: r.temp_cluster_dsr, ... })
-//   stage 3 (LoPAR):   sampleTopk(ctx, logits, { topk: ITERSR_TOPKS[round], temperature: 1, ... }) (src/sampling/lopar.ts)
+//   stage 3 (LoPAR):   sampleTopk(ctx, logits, { topk: LOPAR_TOPKS[round], temperature: 1, ... }) (src/geometry/sr.ts)
 // Quirks kept from the original: temp_all_dsr / temp_all_itersr / topk_itersr are carried but never used by the
 // samplers (DSR and iterative SR are called with temperature 1; LoPAR overrides top-k per round).
 

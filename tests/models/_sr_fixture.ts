@@ -1,4 +1,5 @@
 // Shared by the SR model tests: the tiny fixture converted once per test file, and its golden arrays.
+import { compareArrays } from "../../src/reference/compare.ts";
 import { join } from "node:path";
 import { convertFixtureSet } from "../../src/convert/fixture.ts";
 import { readNpy } from "../../src/formats/npy.ts";
@@ -31,12 +32,9 @@ export async function golden(name: string): Promise<Float32Array | Int32Array> {
   return a.data instanceof Float64Array ? Float32Array.from(a.data) : a.data as Float32Array | Int32Array;
 }
 
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return Infinity;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
+/** Largest |a − b| (NaN when either has a NaN, Infinity for different lengths): compareArrays' maxAbs. */
+export const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number =>
+  compareArrays(a, b, { atol: 0 }).maxAbs;
 
 /** The DSR model input of the golden case dsr_forward (its text ids and low-res tokens). */
 export async function goldenDsrInput(md: Awaited<ReturnType<typeof fixtureModel>>) {

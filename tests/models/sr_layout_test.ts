@@ -56,3 +56,28 @@ Deno.test("local windows: 9x5 own grid and 5x5 cross grid with out-of-grid cells
   assert.equal(cross[2 * 5 + 2], 19 * 20 + 10); // centre cell (59//3, 31//3)
   assert.equal(cross[4 * 5 + 2], -1); // below the grid
 });
+
+Deno.test("LoPAR round masks: per-tile counts, nested rounds, the input mask, bad rounds and masks rejected", () => {
+  // Values ≥ round in the 6×6 mask_raw: 23, 19, 15, 10, 6, 2 cells per tile (100 tiles on 60×60).
+  const perTile = [23, 19, 15, 10, 6, 2];
+  for (let round = 1; round <= LOPAR_ROUNDS; round++) {
+    const m = loparRoundMask(60, round);
+    assert.equal(m.reduce((s, v) => s + v, 0), perTile[round - 1] * 100, `round ${round}`);
+    if (round > 1) {
+      const prev = loparRoundMask(60, round - 1);
+      for (let i = 0; i < 3600; i++) {
+        if (m[i]) assert.equal(prev[i], 1, `round ${round} cell ${i} not in round ${round - 1}`);
+      }
+    }
+  }
+  assert.equal(loparRoundMask(60, 6)[2 * 60 + 5], 1); // mask_raw[2][5] = 6
+  assert.equal(loparRoundMask(60, 6)[(6 + 2) * 60 + 6 + 5], 1); // tiled: the same cell of the next tile
+  assert.equal(loparRoundMask(60, 1)[0], 0); // mask_raw[0][0] = -1
+  const top = new Uint8Array(3600).fill(1, 0, 1800);
+  const m = loparRoundMask(60, 1, top);
+  assert.equal(m.subarray(1800).reduce((s, v) => s + v, 0), 0);
+  assert.equal(m.reduce((s, v) => s + v, 0), 23 * 50);
+  assert.throws(() => loparRoundMask(60, 0), /LoPAR round must be 1..6/);
+  assert.throws(() => loparRoundMask(60, 7), /LoPAR round must be 1..6/);
+  assert.throws(() => loparRoundMask(60, 1, new Uint8Array(10)), /10 entries, expected 3600/);
+});

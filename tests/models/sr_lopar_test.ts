@@ -36,7 +36,10 @@ Deno.test("iterativeSr: input mask keeps the codes outside it; aborts stop the j
     assert.ok(changed > 0, "LoPAR re-predicted some masked cells");
     const ac = new AbortController();
     ac.abort();
-    await assert.rejects(sr.iterativeSr({ textIds: text, highres: [high], seed: 3, signal: ac.signal }));
+    await assert.rejects(
+      sr.iterativeSr({ textIds: text, highres: [high], seed: 3, signal: ac.signal }),
+      (e) => e instanceof DOMException && e.name === "AbortError",
+    );
   } finally {
     sr.release();
   }

@@ -1,26 +1,6 @@
-import { upsampleNearest2x } from "../../src/kernels/upsample.ts";
 import { avgPool2x2 } from "../../src/kernels/pool.ts";
-import { upsampleNearest2xRef } from "../../src/reference/upsample.ts";
 import { avgPool2x2Ref } from "../../src/reference/pool.ts";
 import { assertClose, randn, sharedContext } from "../_util.ts";
-
-const SHAPES: [number, number, number][] = [[1, 1, 1], [3, 5, 7], [17, 2, 31], [64, 33, 40]];
-
-Deno.test("upsampleNearest2x copies each pixel into a 2x2 block (exact)", async () => {
-  const ctx = await sharedContext();
-  for (const [planes, h, w] of SHAPES) {
-    const x = randn(planes * h * w, planes + h + w);
-    const tx = ctx.upload(x, [planes, h, w]);
-    const out = upsampleNearest2x(ctx, tx, { planes, h, w });
-    assertClose(
-      `upsample ${[planes, h, w]}`,
-      await ctx.readF32(out),
-      upsampleNearest2xRef(x, { planes, h, w }),
-      { atol: 0 },
-    );
-    [tx, out].forEach((t) => t.release());
-  }
-});
 
 Deno.test("avgPool2x2 averages 2x2 windows, dropping an odd last row/column", async () => {
   const ctx = await sharedContext();
