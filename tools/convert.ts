@@ -26,7 +26,8 @@ const USAGE = `Usage:
   --allow-f16-overflow
                     with --weights f16: store values beyond float16's range (±65504) as ±inf instead of refusing
   --num-clusters N  number of clusters the labels index (default 500)
-  --overwrite       replace an existing output directory
+  --overwrite       replace an existing converted model directory (only one with a manifest.json; the old one
+                    is renamed aside, the new one renamed in, then the old deleted)
   --verify DIR      re-read a converted directory and check it against its manifest`;
 
 function usage(msg?: string): never {

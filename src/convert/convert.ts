@@ -763,6 +763,48 @@ export function validateClusterLabels(
   }
 }
 
+/**
+ * --overwrite only replaces what a conversion made: a directory whose manifest.json lists its files. Anything else
+ * (a home directory, a file, a folder of photos) is refused before any work starts.
+ */
+async function checkReplaceable(out: string): Promise<void> {
+  const st = await Deno.lstat(out);
+  const refuse = (why: string) =>
+    new Error(
+      `${out}: --overwrite only replaces a converted model directory, and this ${why}; ` +
+        "remove it yourself or choose another --out",
+    );
+  if (!st.isDirectory) throw refuse(st.isSymlink ? "is a symbolic link" : "is not a directory");
+  let manifest: unknown;
+  try {
+    manifest = JSON.parse(await Deno.readTextFile(join(out, "manifest.json")));
+  } catch {
+    throw refuse("has no readable manifest.json");
+  }
+  const files = (manifest as { files?: unknown })?.files;
+  if (!files || typeof files !== "object" || !("config.json" in files)) {
+    throw refuse('has a manifest.json that is not a converted model\'s (no "files" listing config.json)');
+  }
+}
+
+/**
+ * Moves the finished `tmp` to `out` with no moment where `out` is missing or half-written: an existing `out` is
+ * renamed aside, the new one renamed in, then the old one deleted (renamed back if the second rename fails).
+ */
+async function swapIn(tmp: string, out: string): Promise<void> {
+  if (!(await exists(out))) return await Deno.rename(tmp, out);
+  await checkReplaceable(out); // again: it may have changed during the conversion
+  const aside = join(dirname(out), `.${basename(out)}.old-${crypto.randomUUID().slice(0, 8)}`);
+  await Deno.rename(out, aside);
+  try {
+    await Deno.rename(tmp, out);
+  } catch (e) {
+    await Deno.rename(aside, out);
+    throw e;
+  }
+  await Deno.remove(aside, { recursive: true });
+}
+
 /** Converts the official downloads into a model directory at `opts.out` (atomically: temp dir + rename). */
 export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   if (opts.weights !== undefined && opts.dtype !== undefined && opts.weights !== opts.dtype) {
@@ -782,6 +824,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   if ((await exists(out)) && !opts.overwrite) {
     throw new Error(`${out} already exists (remove it or pass --overwrite)`);
   }
+  if (await exists(out)) await checkReplaceable(out);
   const parent = dirname(out);
   await Deno.mkdir(parent, { recursive: true });
   const tmp = await Deno.makeTempDir({ dir: parent, prefix: `.${basename(out)}.tmp-` });
@@ -951,8 +994,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     files["config.json"] = await sha256File(join(tmp, "config.json"));
     const manifest = { files, weights: choice, narrowing, tensors: tensorDTypes };
     await Deno.writeTextFile(join(tmp, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
-    if (await exists(out)) await Deno.remove(out, { recursive: true });
-    await Deno.rename(tmp, out);
+    await swapIn(tmp, out);
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     throw e;

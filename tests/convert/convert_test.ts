@@ -713,3 +713,68 @@ Deno.test("convert: float32 weights that float16 cannot hold are kept exactly by
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("convert attack: --overwrite refuses anything but a converted model; replaces one by rename-aside, never half-deleted", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "convert-ow-" });
+  const inputs = {
+    sat: join(FIX, "sat"),
+    icetk: join(FIX, "icetk"),
+    clusters: join(FIX, "cluster_label.npy"),
+  };
+  try {
+    // Before: `--out ~ --overwrite` deleted the home directory recursively. Now refused before any work.
+    const home = join(tmp, "home");
+    await Deno.mkdir(home);
+    await Deno.writeTextFile(join(home, "notes.txt"), "mine");
+    await assert.rejects(
+      convert({ ...inputs, out: home, overwrite: true }),
+      /home: --overwrite only replaces a converted model directory, and this has no readable manifest\.json/,
+    );
+    await Deno.writeTextFile(join(home, "manifest.json"), '{"files": {"photo.jpg": {}}}');
+    await assert.rejects(convert({ ...inputs, out: home, overwrite: true }), /not a converted model's/);
+    assert.equal(await Deno.readTextFile(join(home, "notes.txt")), "mine");
+    await Deno.writeTextFile(join(tmp, "file"), "x");
+    await assert.rejects(
+      convert({ ...inputs, out: join(tmp, "file"), overwrite: true }),
+      /is not a directory/,
+    );
+    // A converted model is replaced; a worker thread lists it the whole time (the old code deleted
+    // the directory, then renamed: a window with no model).
+    const out = join(tmp, "model");
+    await convert({ ...inputs, out });
+    const flags = new Int32Array(new SharedArrayBuffer(12)); // [stop, misses, checks]
+    const watcher = new Worker(
+      `data:application/javascript,${
+        encodeURIComponent(`
+        self.onmessage = (e) => {
+          const [f, dir, whole] = e.data;
+          while (Atomics.load(f, 0) === 0) {
+            let n = -1;
+            try { n = 0; for (const _ of Deno.readDirSync(dir)) n++; } catch { n = -1; /* between the renames */ }
+            if (n >= 0 && !whole.includes(n)) Atomics.add(f, 1, 1);
+            Atomics.add(f, 2, 1);
+          }
+          self.postMessage("stopped");
+        };`)
+      }`,
+      { type: "module" },
+    );
+    const stopped = new Promise((r) => watcher.onmessage = r);
+    // The old output carries 1500 extra files, so deleting it in place takes a while and shows partial listings;
+    // renamed aside, the path only ever lists the old whole (8 + 1500), nothing (between the renames) or the new 8.
+    const files = [...Deno.readDirSync(out)].length;
+    for (let i = 0; i < 1500; i++) Deno.writeTextFileSync(join(out, `extra-${i}`), "x");
+    watcher.postMessage([flags, out, [files, files + 1500]]);
+    await convert({ ...inputs, out, overwrite: true });
+    Atomics.store(flags, 0, 1);
+    await stopped;
+    watcher.terminate();
+    console.log(`overwrite: ${flags[2]} listings of the output during the conversion, ${flags[1]} partial`);
+    assert.ok(flags[2] > 100, `the watcher ran (${flags[2]} checks)`);
+    assert.equal(flags[1], 0, "the output was never seen half-deleted");
+    assert.deepEqual([...Deno.readDirSync(tmp)].map((e) => e.name).sort(), ["file", "home", "model"]);
+    assert.equal((await verifyModelDir(out)).files, 7);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
