@@ -54,7 +54,7 @@ export interface AttentionOptions {
    * "fused": one workgroup per (row, head, batch); "matmul": q·kᵀ → softmax → ·v through the batched matmul (3-9x faster
    * for prefills of 100+ rows on lavapipe). Default: matmul from MATMUL_PATH_ROWS query rows when the scores fit.
    */
-  path?: "fused" | "matmul";
+  path?: "fused" | "matmul" | "flash";
   /** Keys per online-softmax chunk held in workgroup memory (default ATTENTION_CHUNK). */
   chunk?: number;
   /** Invocations per workgroup, 32 or 64 (default: 32 on CPU adapters, where it measured 10-25% faster, else 64). */
@@ -72,16 +72,109 @@ function viewOk(name: string, v: HeadsView, o: AttentionOptions): void {
   );
 }
 
+/**
+ * Additive scores for `flashAttention`: element (i, j) at off + i·ld + j is added to row i's score of key j (ld 0: one
+ * row for every query row), as the SR models' base-attention mask (-1e9 on masked entries, log weights elsewhere).
+ */
+export interface AddView {
+  t: Tensor;
+  off?: number;
+  ld: number;
+}
+
+/** Query rows per workgroup and keys per tile of `flashAttention`. */
+export const FLASH_ROWS = 64, FLASH_KEYS = 16;
+
+/**
+ * Attention without a materialized score matrix (shaders/flash_attention.wgsl): tiles of FLASH_ROWS query rows share
+ * each K/V tile through workgroup memory, online softmax in registers. What GPUs run for prefills and the SR base
+ * attention (attention() picks it off CPU adapters; `path: "flash"` forces it); same options as `attention`, plus
+ * `add`. Head sizes up to 128.
+ */
+export function flashAttention(ctx: GpuContext, o: AttentionOptions & { add?: AddView }): void {
+  const d = o.headDim;
+  check(d > 0 && d <= 128, "flashAttention", `head size ${d} is outside 1..128`);
+  check(
+    o.rows > 0 && o.keys > 0 && o.heads <= 65535 && o.batch <= 65535,
+    "flashAttention",
+    "bad rows/keys/heads",
+  );
+  viewOk("q", o.q, o), viewOk("k", o.k, o), viewOk("v", o.v, o), viewOk("out", o.out, o);
+  check(
+    o.out.t.buffer !== o.q.t.buffer && o.out.t.buffer !== o.k.t.buffer && o.out.t.buffer !== o.v.t.buffer,
+    "flashAttention",
+    "out must not share a buffer with q/k/v",
+  );
+  if (o.add) {
+    const last = (o.add.off ?? 0) + (o.rows - 1) * o.add.ld + o.keys;
+    check(
+      o.add.t.dtype === "f32" && last <= o.add.t.size,
+      "flashAttention",
+      `add [${o.add.t.shape}] too small`,
+    );
+  }
+  if (o.visible) {
+    check(
+      o.visible.dtype === "i32" && o.visible.size >= o.rows,
+      "flashAttention",
+      `visible must be i32 [${o.rows}]`,
+    );
+  }
+  const mask = o.mask ?? { ctxCols: o.keys, causalOffset: 0 };
+  check(mask.causalOffset >= 0, "flashAttention", "causalOffset must be >= 0");
+  const bindings: ("read" | "write")[] = ["read", "read", "read"];
+  const bufs: Tensor[] = [o.q.t, o.k.t, o.v.t];
+  if (o.add) bindings.push("read"), bufs.push(o.add.t);
+  if (o.visible) bindings.push("read"), bufs.push(o.visible);
+  bindings.push("write"), bufs.push(o.out.t);
+  const k = ctx.kernel({
+    name: "flash_attention",
+    shader: "flash_attention.wgsl",
+    defines: { ADD: !!o.add, VIS: !!o.visible, BR: FLASH_ROWS, BC: FLASH_KEYS, D4: Math.ceil(d / 4) },
+    bindings,
+  });
+  const params = [
+    d,
+    o.rows,
+    o.keys,
+    mask.ctxCols,
+    mask.causalOffset,
+    f32(o.scale ?? 1 / Math.sqrt(d)),
+    o.logWeights?.cols ?? 0,
+    f32(o.logWeights?.value ?? 0),
+    o.q.off ?? 0,
+    o.q.ld,
+    o.q.bs ?? 0,
+    o.k.off ?? 0,
+    o.k.ld,
+    o.k.bs ?? 0,
+    o.v.off ?? 0,
+    o.v.ld,
+    o.v.bs ?? 0,
+    o.out.off ?? 0,
+    o.out.ld,
+    o.out.bs ?? 0,
+    o.add?.off ?? 0,
+    o.add?.ld ?? 0,
+  ];
+  ctx.dispatch(k, params, bufs, [Math.ceil(o.rows / FLASH_ROWS), o.heads, o.batch]);
+}
+
 /** Query rows from which `attention` takes the matmul path by default. */
 export const MATMUL_PATH_ROWS = 16;
 
 /** Writes softmax((q/√d)·kᵀ + logw, masked)·v for every (batch, row, head) into `out`. */
 export function attention(ctx: GpuContext, o: AttentionOptions): void {
   const scoreBytes = o.heads * o.rows * o.keys * 4;
+  // GPUs: tiled online softmax for prefills (no score matrix); CPU adapters: the batched matmul (3-9x faster than
+  // the fused kernel for prefills of 100+ rows on lavapipe) when the scores fit one binding.
   const path = o.path ??
-    (o.rows >= MATMUL_PATH_ROWS && scoreBytes <= ctx.maxBinding && (!o.visible || o.visibleHost)
+    (o.rows >= MATMUL_PATH_ROWS && !ctx.gpu.isFallback && o.headDim <= 128
+      ? "flash"
+      : o.rows >= MATMUL_PATH_ROWS && scoreBytes <= ctx.maxBinding && (!o.visible || o.visibleHost)
       ? "matmul"
       : "fused");
+  if (path === "flash") return flashAttention(ctx, o);
   const d = o.headDim;
   check(d > 0 && d <= 256, "attention", `head size ${d} is outside 1..256`);
   check(o.rows > 0 && o.keys > 0 && o.rows <= 65535 && o.heads <= 65535, "attention", "bad rows/keys/heads");

@@ -5,6 +5,7 @@
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import type { WeightSource } from "../formats/weights.ts";
+import { flashAttention } from "../kernels/attention.ts";
 import { matmul } from "../kernels/matmul.ts";
 import { softmax } from "../kernels/softmax.ts";
 import type { SrConfig } from "./config.ts";
@@ -60,10 +61,28 @@ export function maskedAttention(
     add: Tensor;
     out: Tensor;
     outStride: number;
+    /** Default: "flash" (no score matrix) on GPUs, the batched matmuls on CPU adapters. */
+    path?: "flash" | "matmul";
   },
 ): void {
   const { s, heads, headDim: d } = o;
   const H = heads * d;
+  if ((o.path ?? (ctx.gpu.isFallback || d > 128 ? "matmul" : "flash")) === "flash") {
+    const bs = o.seqStride * 3 * H;
+    flashAttention(ctx, {
+      batch: o.batch,
+      heads,
+      headDim: d,
+      rows: s,
+      keys: s,
+      q: { t: qkv, ld: 3 * H, bs },
+      k: { t: qkv, off: H, ld: 3 * H, bs },
+      v: { t: qkv, off: 2 * H, ld: 3 * H, bs },
+      out: { t: o.out, ld: H, bs: o.outStride * H },
+      add: { t: o.add, ld: o.add.shape[0] === 1 ? 0 : s },
+    });
+    return;
+  }
   const scores = ctx.empty([heads * s, s]), probs = ctx.empty([heads * s, s]);
   for (let b = 0; b < o.batch; b++) {
     const base = b * o.seqStride * 3 * H;

@@ -9,6 +9,7 @@ import {
 } from "../../src/models/transformer.ts";
 import { SuperResolution } from "../../src/pipeline/super_resolution.ts";
 import { sharedContext } from "../_util.ts";
+import { GpuContext } from "../../src/gpu/context.ts";
 import { fixtureModelDir, golden } from "./_sr_fixture.ts";
 
 const DIMS: TransformerDims = {
@@ -68,5 +69,30 @@ Deno.test("DSR: one host sync per round (2 images, one batch); LoPAR: one per ro
     assert.equal(ctx.stats.hostSyncs - s0, 6, "LoPAR: 6 rounds, one host sync each");
   } finally {
     sr.release();
+  }
+});
+
+Deno.test("CogLM generate on the GPU schedules: one submit per decode step whatever the depth (no per-layer submits)", async () => {
+  const shared = await sharedContext();
+  // The same device with the kernels a GPU adapter gets (CPU adapters' windows matmul submits per weight matmul).
+  const ctx = new GpuContext({ ...shared.gpu, isFallback: false });
+  for (const numLayers of [1, 3]) {
+    const dims = { ...DIMS, numLayers };
+    const src = syntheticTransformerSource(dims, { seed: 5, dtype: "f16" });
+    const m = CogLM.fromWeights(ctx, dims, await loadTransformer(ctx, src, dims), 257);
+    const textIds = Int32Array.from([260, 281, 299, 270, 290, 300]);
+    const gen = (n: number) =>
+      m.generate({ textIds, batch: 2, seed: 0, recipe: { attn_plus: 1.4 }, numTokens: n });
+    try {
+      await gen(2);
+      const s0 = { ...ctx.stats };
+      await gen(41);
+      const submits = ctx.stats.submits - s0.submits;
+      // 40 decode steps + the prompt pass + fences and the token read.
+      assert.ok(submits <= 44, `${submits} submits for 40 steps at ${numLayers} layers`);
+      assert.ok(ctx.stats.dispatches - s0.dispatches > 40 * numLayers * 5, "the layers did run");
+    } finally {
+      m.release();
+    }
   }
 });

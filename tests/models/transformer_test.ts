@@ -22,9 +22,14 @@ const DIMS: TransformerDims[] = [
   { ...base, hidden: 39, headDim: 13, inner: 77, order: "pre" },
 ];
 
-Deno.test("transformerForward with the MLP in 64-row blocks (150 rows: 3 blocks, the last partial) matches the CPU transformer", async () => {
+Deno.test("transformerForward with the MLP in 64-row blocks (150 rows: 3 blocks, the last partial) matches the CPU transformer; SR masked attention on both paths", async () => {
   const ctx = await sharedContext();
-  for (const dims of DIMS) {
+  for (
+    const [dims, path] of [[DIMS[0], "matmul"], [DIMS[1], "matmul"], [DIMS[0], "flash"], [
+      DIMS[1],
+      "flash",
+    ]] as const
+  ) {
     const src = syntheticTransformerSource(dims, { seed: 5, dtype: "f32" });
     const w = await loadTransformer(ctx, src, dims);
     const cpu = await loadCpuWeights(src);
@@ -53,6 +58,7 @@ Deno.test("transformerForward with the MLP in 64-row blocks (150 rows: 3 blocks,
             add,
             out: context,
             outStride: L,
+            path,
           })),
     );
     const got = await ctx.readF32(s.xn);
@@ -64,7 +70,7 @@ Deno.test("transformerForward with the MLP in 64-row blocks (150 rows: 3 blocks,
       layernorm_order: dims.order,
     }, { tokens, positionIds });
     // f32 throughout; LayerNormed O(1) outputs after 2 layers (as coglm_test).
-    assertClose(`hidden (${dims.order})`, got, want, { atol: 2e-4, rtol: 1e-4 });
+    assertClose(`hidden (${dims.order}, ${path})`, got, want, { atol: 2e-4, rtol: 1e-4 });
     releaseScratch(s);
     for (const t of [ids, pos, add]) t.release();
     releaseTransformer(w);
