@@ -1,4 +1,4 @@
-// `deno task convert --sat DIR --icetk DIR --clusters FILE --out DIR [--weights source|f16|f32] [--num-clusters N]`
+// `deno task convert --sat DIR --icetk DIR --clusters FILE --out DIR [--weights source|f16|f32|int8] [--num-clusters N]`
 // converts the official CogView2 downloads into a model directory; `deno task convert --verify DIR` checks one.
 // Exit code 0 on success, 1 on bad input (one line naming the file and key), 2 on bad usage.
 import {
@@ -10,18 +10,21 @@ import {
 } from "../src/convert/convert.ts";
 
 const USAGE = `Usage:
-  deno task convert --clusters FILE --out DIR [--sat DIR] [--icetk DIR] [--weights source|f16|f32]
-                    [--allow-f16-overflow] [--num-clusters N] [--overwrite]
+  deno task convert --clusters FILE --out DIR [--sat DIR] [--icetk DIR] [--weights source|f16|f32|int8]
+                    [--group 64|128] [--allow-f16-overflow] [--num-clusters N] [--overwrite]
   deno task convert --verify DIR
 
   --sat DIR         folder with coglm, cogview2-dsr, cogview2-itersr (folders or .zip archives); default $SAT_HOME or ~/.sat_models
   --icetk DIR       folder with ice_text.model and ice_image.pt; default ~/.icetk_models
   --clusters FILE   cluster_label.npy from the CogView2 repository (required)
   --out DIR         output model directory (written atomically)
-  --weights source|f16|f32
+  --weights source|f16|f32|int8
                     storage of floating-point weights: "source" (default) keeps each tensor's checkpoint dtype
                     (bfloat16 widened to f32, exact); f16 / f32 store every tensor so; narrowing to f16 prints, per
-                    model, how many values changed and the largest absolute change
+                    model, how many values changed and the largest absolute change; int8 stores the linear layers
+                    of CogLM, DSR and iterative SR as int8 with one f32 scale per group of K (printed: relative RMS
+                    and largest error per model), everything else (embeddings, norms, VQ-VAE) as f16
+  --group N         int8 scale group along K: 64 (default) or 128 (16/32/256 accepted)
   --dtype ...       alias of --weights
   --allow-f16-overflow
                     with --weights f16: store values beyond float16's range (±65504) as ±inf instead of refusing
@@ -62,6 +65,7 @@ const known = new Set([
   "out",
   "weights",
   "dtype",
+  "group",
   "allow-f16-overflow",
   "num-clusters",
   "overwrite",
@@ -91,6 +95,14 @@ try {
   if (flags["allow-f16-overflow"] && weights !== "f16") {
     usage("--allow-f16-overflow only applies to --weights f16");
   }
+  let group: number | undefined;
+  if (flags.group !== undefined) {
+    if (weights !== "int8") usage("--group only applies to --weights int8");
+    group = Number(flags.group);
+    if (![16, 32, 64, 128, 256].includes(group)) {
+      usage(`--group must be 64 or 128 (or 16, 32, 256), got "${flags.group}"`);
+    }
+  }
   let numClusters: number | undefined;
   if (flags["num-clusters"] !== undefined) {
     numClusters = Number(flags["num-clusters"]);
@@ -106,6 +118,7 @@ try {
     clusters: flags.clusters,
     out: flags.out,
     weights: weights as WeightsChoice,
+    group,
     allowF16Overflow: flags["allow-f16-overflow"] === true,
     numClusters,
     overwrite: flags.overwrite === true,

@@ -12,6 +12,14 @@ import {
 } from "../formats/safetensors.ts";
 import { openTorchCheckpoint, StreamedTorchCheckpoint, type TorchCheckpoint } from "../formats/torch.ts";
 import type { WeightDType, WeightInfo } from "../formats/weights.ts";
+import {
+  DEFAULT_GROUP,
+  floatsOf,
+  groupFor,
+  isInt8Candidate,
+  QSCALE_SUFFIX,
+  quantizeInt8,
+} from "../formats/int8.ts";
 import { crc32, type RandomAccess, ZipArchive } from "../formats/zip.ts";
 import { validateSentencePiece } from "./sentencepiece_check.ts";
 
@@ -31,9 +39,13 @@ export interface ConvertOptions {
   out: string;
   /**
    * Storage of floating-point weights: "source" (default: each tensor as the checkpoint stores it, bfloat16
-   * widened to f32), or "f16" / "f32" for every tensor (narrowing to f16 is reported, see `narrowing`).
+   * widened to f32), or "f16" / "f32" for every tensor (narrowing to f16 is reported, see `narrowing`), or "int8":
+   * the linear weights of the three transformers as int8 codes with per-group f32 scales (`<name>.qscale`,
+   * src/formats/int8.ts), every other floating-point tensor (embeddings, norms, biases, the VQ-VAE) as f16.
    */
   weights?: WeightsChoice;
+  /** int8 only: the scale group along K (default 64; a smaller power of two where K needs one). */
+  group?: number;
   /** Alias of `weights` (the CLI's `--dtype`). */
   dtype?: WeightsChoice;
   /** Store values beyond float16's range as ±inf instead of refusing (only with weights "f16"). */
@@ -51,7 +63,7 @@ export interface ConvertOptions {
 }
 
 /** What `--weights`/`--dtype` accepts. */
-export const WEIGHTS_CHOICES = ["source", "f16", "f32"] as const;
+export const WEIGHTS_CHOICES = ["source", "f16", "f32", "int8"] as const;
 export type WeightsChoice = (typeof WEIGHTS_CHOICES)[number];
 
 /** Per model: what narrowing floating-point weights to float16 changed (absent when nothing was narrowed). */
@@ -70,6 +82,19 @@ export interface NarrowingReport {
   overflowed: number;
 }
 
+/** Per model, with weights "int8": what the quantisation did (errors over the quantised tensors). */
+export interface Int8Report {
+  /** The requested group (tensors whose K needs a smaller one are counted in `smaller_group`). */
+  group: number;
+  tensors: number;
+  values: number;
+  smaller_group: number;
+  /** sqrt(Σ(q·s − w)² / Σw²) over all quantised values. */
+  rel_rms_error: number;
+  max_abs_error: number;
+  max_at: string;
+}
+
 /** A tensor's dtype in the checkpoint and as stored in the model directory. */
 export interface TensorDTypes {
   source: WeightDType;
@@ -82,6 +107,8 @@ export interface ConvertResult {
   warnings: string[];
   /** Per model ("coglm", "dsr", "itersr", "vqvae"): narrowing done, when any. */
   narrowing: Record<string, NarrowingReport>;
+  /** Per SAT model, with weights "int8": the quantisation's errors. */
+  int8: Record<string, Int8Report>;
 }
 
 /** The three SwissArmyTransformer models: output name, download folder name, model class. */
@@ -471,7 +498,49 @@ const FLOATS = new Set<WeightDType>(["f16", "bf16", "f32"]);
 export function storedDType(src: WeightDType, choice: WeightsChoice): WeightDType {
   if (!FLOATS.has(src)) return src;
   if (choice === "source") return src === "bf16" ? "f32" : src;
+  if (choice === "int8") return "f16"; // the tensors that are not quantised
   return choice;
+}
+
+/** Quantises a stream of float chunks (any sizes) group by group; scales are collected for the .qscale entry. */
+class Int8Stream {
+  readonly scales: Float32Array;
+  #pending = new Float32Array(0);
+  #ns = 0;
+  sumSq = 0;
+  errSq = 0;
+  maxErr = 0;
+  constructor(readonly values: number, readonly group: number) {
+    this.scales = new Float32Array(values / group);
+  }
+  /** Quantises what whole groups `f` completes; returns their codes. */
+  push(f: Float32Array): Uint8Array {
+    let all = f;
+    if (this.#pending.length) {
+      all = new Float32Array(this.#pending.length + f.length);
+      all.set(this.#pending);
+      all.set(f, this.#pending.length);
+    }
+    const whole = all.length - (all.length % this.group);
+    this.#pending = all.slice(whole);
+    if (!whole) return new Uint8Array(0);
+    const part = all.subarray(0, whole);
+    const { q, scales } = quantizeInt8(part, this.group, this.group);
+    this.scales.set(scales, this.#ns);
+    this.#ns += scales.length;
+    for (let i = 0; i < whole; i++) {
+      const w = part[i], e = q[i] * scales[Math.floor(i / this.group)] - w;
+      this.sumSq += w * w;
+      this.errSq += e * e;
+      if (Math.abs(e) > this.maxErr) this.maxErr = Math.abs(e);
+    }
+    return new Uint8Array(q.buffer);
+  }
+  finish(name: string): void {
+    if (this.#pending.length || this.#ns !== this.scales.length) {
+      throw new Error(`int8: tensor "${name}" ended inside a group`);
+    }
+  }
 }
 
 /** Running statistics of one model's narrowing to float16. */
@@ -587,7 +656,15 @@ async function writeModel(
   label: string,
   showProgress: boolean,
   warnings: string[],
-): Promise<{ bytes: number; sha256: string; dtypes: Record<string, TensorDTypes>; narrowing: NarrowStats }> {
+  /** int8: the requested group, or 0 to quantise nothing (the VQ-VAE). */
+  group = 0,
+): Promise<{
+  bytes: number;
+  sha256: string;
+  dtypes: Record<string, TensorDTypes>;
+  narrowing: NarrowStats;
+  int8: Int8Report | null;
+}> {
   const infos: WeightInfo[] = order.map((n) => ck.info(n));
   const entries: SafetensorsEntry[] = [];
   const stats: NarrowStats = {
@@ -605,9 +682,55 @@ async function writeModel(
   const crcChecked = new Set<string>();
   const total = infos.reduce((a, i) => a + i.byteLength, 0);
   const bar = progressBar(label, total, showProgress);
+  const q8: Int8Report = {
+    group,
+    tensors: 0,
+    values: 0,
+    smaller_group: 0,
+    rel_rms_error: 0,
+    max_abs_error: 0,
+    max_at: "",
+  };
+  let sumSq = 0, errSq = 0;
   for (const info of infos) {
+    const g = group > 0 && FLOATS.has(info.dtype) && isInt8Candidate(info.name, info.shape, group)
+      ? groupFor(info.shape[1], group)!
+      : 0;
+    if (g > 0) {
+      // int8 codes (this entry) and then the scales (the next), filled while the codes stream.
+      const n = info.byteLength / DTYPE_BYTES[info.dtype];
+      const qs = new Int8Stream(n, g);
+      dtypes[info.name] = { source: info.dtype, stored: "i8" };
+      q8.tensors++;
+      q8.values += n;
+      if (g < group) q8.smaller_group++;
+      entries.push({
+        name: info.name,
+        dtype: "i8",
+        shape: info.shape,
+        write: async (sink) => {
+          for await (const raw of readChunks(ck, info, crcChecked)) {
+            await sink(qs.push(floatsOf(raw, info.dtype)));
+            bar.add(raw.length);
+          }
+          qs.finish(info.name);
+          sumSq += qs.sumSq;
+          errSq += qs.errSq;
+          if (qs.maxErr > q8.max_abs_error) {
+            q8.max_abs_error = qs.maxErr;
+            q8.max_at = info.name;
+          }
+        },
+      });
+      entries.push({
+        name: info.name + QSCALE_SUFFIX,
+        dtype: "f32",
+        shape: [info.shape[0], info.shape[1] / g],
+        write: async (sink) => await sink(new Uint8Array(qs.scales.buffer)),
+      });
+      continue;
+    }
     const to = storedDType(info.dtype, choice);
-    const es = DTYPE_BYTES[info.dtype];
     dtypes[info.name] = { source: info.dtype, stored: to };
     if (to === "f16" && info.dtype !== "f16") stats.tensors++; // narrowing (from f32 or bfloat16)
     entries.push({
@@ -616,32 +739,9 @@ async function writeModel(
       shape: info.shape,
       write: async (sink) => {
         stats.current = info.name;
-        if (ck instanceof StreamedTorchCheckpoint) {
-          for await (const raw of ck.chunks(info.name, CHUNK_ELEMS * es)) {
-            await sink(convertChunk(raw, info.dtype, to, stats));
-            bar.add(raw.length);
-          }
-          return;
-        }
-        const layout = ck.layout(info.name);
-        const checkCrc = layout.coversStorage && !crcChecked.has(layout.entry);
-        let crc = 0;
-        const n = info.byteLength / es;
-        for (let e = 0; e < n; e += CHUNK_ELEMS) {
-          const cnt = Math.min(CHUNK_ELEMS, n - e);
-          const raw = await ck.readRange(info.name, e * es, cnt * es);
-          if (checkCrc) crc = crc32(raw, crc);
-          const outBytes = convertChunk(raw, info.dtype, to, stats);
-          await sink(outBytes);
+        for await (const raw of readChunks(ck, info, crcChecked)) {
+          await sink(convertChunk(raw, info.dtype, to, stats));
           bar.add(raw.length);
-        }
-        if (checkCrc) {
-          crcChecked.add(layout.entry);
-          if (crc !== ck.zip.entry(layout.entry).crc32) {
-            throw new Error(
-              `${ck.origin}: tensor "${info.name}": storage ${layout.entry} fails its CRC-32 check (corrupt file)`,
-            );
-          }
         }
       },
     });
@@ -680,7 +780,42 @@ async function writeModel(
     );
   }
   const bytes = (await Deno.stat(path)).size;
-  return { bytes, sha256: fileHash.digest("hex"), dtypes, narrowing: stats };
+  q8.rel_rms_error = sumSq > 0 ? Math.sqrt(errSq / sumSq) : 0;
+  return { bytes, sha256: fileHash.digest("hex"), dtypes, narrowing: stats, int8: q8.tensors ? q8 : null };
+}
+
+/**
+ * A tensor's bytes in chunks of about CHUNK_ELEMS elements (streamed archives in their own order); a storage the
+ * tensor covers whole gets its CRC-32 checked once.
+ */
+async function* readChunks(
+  ck: Checkpoint,
+  info: WeightInfo,
+  crcChecked: Set<string>,
+): AsyncGenerator<Uint8Array> {
+  const es = DTYPE_BYTES[info.dtype];
+  if (ck instanceof StreamedTorchCheckpoint) {
+    yield* ck.chunks(info.name, CHUNK_ELEMS * es);
+    return;
+  }
+  const layout = ck.layout(info.name);
+  const checkCrc = layout.coversStorage && !crcChecked.has(layout.entry);
+  let crc = 0;
+  const n = info.byteLength / es;
+  for (let e = 0; e < n; e += CHUNK_ELEMS) {
+    const cnt = Math.min(CHUNK_ELEMS, n - e);
+    const raw = await ck.readRange(info.name, e * es, cnt * es);
+    if (checkCrc) crc = crc32(raw, crc);
+    yield raw;
+  }
+  if (checkCrc) {
+    crcChecked.add(layout.entry);
+    if (crc !== ck.zip.entry(layout.entry).crc32) {
+      throw new Error(
+        `${ck.origin}: tensor "${info.name}": storage ${layout.entry} fails its CRC-32 check (corrupt file)`,
+      );
+    }
+  }
 }
 
 async function sha256File(path: string): Promise<{ bytes: number; sha256: string }> {
@@ -817,6 +952,13 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     throw new Error(`--weights must be one of ${WEIGHTS_CHOICES.join(", ")}, got ${JSON.stringify(choice)}`);
   }
   const allowOverflow = opts.allowF16Overflow ?? false;
+  const group = opts.group ?? DEFAULT_GROUP;
+  if (opts.group !== undefined && choice !== "int8") {
+    throw new Error("--group only applies to --weights int8");
+  }
+  if (![16, 32, 64, 128, 256].includes(group)) {
+    throw new Error(`--group must be 16, 32, 64, 128 or 256, got ${JSON.stringify(opts.group)}`);
+  }
   const numClusters = opts.numClusters ?? 500;
   const log = opts.log ?? (() => {});
   const showProgress = opts.progress ?? Deno.stderr.isTerminal();
@@ -832,8 +974,9 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   const files: Record<string, { bytes: number; sha256: string }> = {};
   const tensorDTypes: Record<string, Record<string, TensorDTypes>> = {};
   const narrowing: Record<string, NarrowingReport> = {};
+  const int8: Record<string, Int8Report> = {};
   /** Writes one model and records its dtypes and narrowing. */
-  const write = async (ck: Checkpoint, order: string[], key: string) => {
+  const write = async (ck: Checkpoint, order: string[], key: string, quantize: boolean) => {
     const file = `${key}.safetensors`;
     const r = await writeModel(
       ck,
@@ -844,8 +987,18 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
       key,
       showProgress,
       warnings,
+      quantize && choice === "int8" ? group : 0,
     );
     files[file] = { bytes: r.bytes, sha256: r.sha256 };
+    if (r.int8) {
+      int8[key] = r.int8;
+      log(
+        `${key}: ${r.int8.tensors} linear weights to int8 (group ${group}` +
+          (r.int8.smaller_group ? `, ${r.int8.smaller_group} with a smaller group` : "") +
+          `): relative RMS error ${r.int8.rel_rms_error.toExponential(3)}, largest absolute error ` +
+          `${r.int8.max_abs_error.toExponential(3)} (${r.int8.max_at})`,
+      );
+    }
     tensorDTypes[file] = r.dtypes;
     if (r.narrowing.tensors) {
       const { current: _c, origin: _o, allowOverflow: _a, ...rep } = r.narrowing;
@@ -945,7 +1098,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
           log(`${m.key}: ${ck.origin} → ${m.key}.safetensors`);
           // In checkpoint order, or in archive order when streaming a compressed checkpoint.
           const order = ck instanceof StreamedTorchCheckpoint ? ck.order() : ck.names();
-          await write(ck, order, m.key);
+          await write(ck, order, m.key, true);
           config[m.key] = section;
         }
       } finally {
@@ -955,7 +1108,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
         }
       }
       log(`vqvae: ${vqPath} → vqvae.safetensors`);
-      await write(vq, vq.names(), "vqvae");
+      await write(vq, vq.names(), "vqvae", false);
       config.vqvae = vqSection;
     } finally {
       vq.close();
@@ -965,7 +1118,8 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
       Object.values(tensorDTypes).flatMap((t) => Object.values(t).map((d) => d.stored))
         .filter((d) => FLOATS.has(d)),
     );
-    config.dtype = floats.size === 1 ? [...floats][0] : floats.size ? "mixed" : choice;
+    const hasInt8 = Object.keys(int8).length > 0;
+    config.dtype = hasInt8 ? "mixed" : floats.size === 1 ? [...floats][0] : floats.size ? "mixed" : choice;
     config.tokenizer = { file: "ice_text.model", type: tok.type, pieces: tok.pieces };
     config.clusters = { file: "cluster_label.npy", num_clusters: numClusters, count: IMAGE_TOKENS };
     // Key order as the demo writer uses.
@@ -992,7 +1146,23 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     files["cluster_label.npy"] = await sha256File(join(tmp, "cluster_label.npy"));
     await Deno.writeTextFile(join(tmp, "config.json"), JSON.stringify(ordered, null, 2) + "\n");
     files["config.json"] = await sha256File(join(tmp, "config.json"));
-    const manifest = { files, weights: choice, narrowing, tensors: tensorDTypes };
+    const manifest = {
+      files,
+      weights: choice,
+      narrowing,
+      ...(hasInt8
+        ? {
+          int8: {
+            scheme:
+              "symmetric absmax per group of `group` consecutive elements along K; int8 codes under the " +
+              "weight's name, f32 scales [N, K/group] under <name>.qscale",
+            group,
+            models: int8,
+          },
+        }
+        : {}),
+      tensors: tensorDTypes,
+    };
     await Deno.writeTextFile(join(tmp, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
     await swapIn(tmp, out);
   } catch (e) {
@@ -1002,7 +1172,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     if (trap) Deno.removeSignalListener("SIGINT", onInterrupt);
   }
   for (const w of warnings) log(`warning: ${w}`);
-  return { out, files, warnings, narrowing };
+  return { out, files, warnings, narrowing, int8 };
 }
 
 /** Re-reads a converted directory and checks every file of its manifest (size and SHA-256). */

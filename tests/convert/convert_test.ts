@@ -362,7 +362,7 @@ Deno.test("convert: the CLI exits 1 with one line naming the file, 2 on usage er
     const clusters = join(FIX, "cluster_label.npy");
     const wrongW = await run("--clusters", clusters, "--out", join(tmp, "o"), "--weights", "f8");
     assert.equal(wrongW.code, 2);
-    assert.match(wrongW.err, /--weights must be one of source, f16, f32, got "f8"/);
+    assert.match(wrongW.err, /--weights must be one of source, f16, f32, int8, got "f8"/);
     const clash = await run(
       "--clusters",
       clusters,
