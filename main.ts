@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import { sharedContext } from "./src/gpu/context.ts";
 import { describeGpu } from "./src/gpu/device.ts";
 import { ensureDemoModel } from "./src/demo/model.ts";
-import { TerminalBar } from "./src/pipeline/progress.ts";
+import { TerminalBar } from "./src/cli/terminal_bar.ts";
 import { Text2ImagePipeline } from "./src/pipeline/text2image.ts";
 import type { GenerateRequest, Pipeline, PipelineEvent } from "./src/pipeline/types.ts";
 import { createApp, startServer } from "./src/server/app.ts";

@@ -19,6 +19,7 @@ const LAYERS: [string, string][] = [
   ["src/geometry/", "geometry"],
   ["src/sampling/", "sampling"],
   ["src/demo/", "demo"],
+  ["src/cli/", "cli"],
   ["src/reference/", "reference"],
   ["src/conformance/", "conformance"],
   ["tools/bench/", "bench"],
@@ -33,8 +34,9 @@ const LAYERS: [string, string][] = [
 /**
  * The one table of allowed edges: layer → the other layers it may import. The engine is the chain
  * gpu ← kernels ← models ← pipeline ← server / tools (a layer may also reach further down, except that the pipeline
- * never dispatches kernels itself); formats, tokenizer, geometry (SR layouts), sampling (host RNG, recipes) and
- * convert sit beside it; reference (the CPU twins) serves tests, conformance and the benchmarks' CPU columns only.
+ * never dispatches kernels itself); formats, tokenizer, geometry (SR layouts), sampling (host RNG, recipes), cli
+ * (the tools' terminal line) and convert sit beside it; reference (the CPU twins) serves tests, conformance and the
+ * benchmarks' CPU columns only.
  */
 const ALLOWED: Record<string, string[]> = {
   gpu: [],
@@ -42,12 +44,13 @@ const ALLOWED: Record<string, string[]> = {
   geometry: [],
   sampling: [],
   assets: [],
+  cli: [],
   tokenizer: ["formats"],
   kernels: ["gpu", "geometry", "sampling", "assets"],
   models: ["kernels", "gpu", "formats", "geometry", "sampling"],
   pipeline: ["models", "gpu", "formats", "tokenizer", "geometry", "sampling"],
   server: ["pipeline", "formats"],
-  convert: ["formats", "models"],
+  convert: ["formats", "models", "cli"],
   demo: ["formats", "gpu", "models", "assets"],
   // Host-side twins: f16 conversion (gpu/f16.ts), weight files, layouts, the sampler RNG.
   reference: ["formats", "gpu", "geometry", "sampling"],
@@ -77,6 +80,7 @@ const ALLOWED: Record<string, string[]> = {
     "demo",
     "conformance",
     "assets",
+    "cli",
   ],
   bench: [
     "pipeline",

@@ -21,6 +21,8 @@ import {
   quantizeInt8,
 } from "../formats/int8.ts";
 import { crc32, type RandomAccess, ZipArchive } from "../formats/zip.ts";
+import { TerminalBar } from "../cli/terminal_bar.ts";
+import { inferVqvaeConfig } from "../models/vqvae_config.ts";
 import { validateSentencePiece } from "./sentencepiece_check.ts";
 
 export const MODEL_FORMAT = "cogview2-webgpu-model";
@@ -403,77 +405,15 @@ function transformerConfig(
   return out;
 }
 
-/** VQ-VAE section: sizes inferred from ice_image.pt's shapes, cross-checked with vqvae_config.json when present. */
+/**
+ * VQ-VAE section: the sizes models/vqvae_config.ts infers from ice_image.pt's shapes (the one inferrer, also what
+ * the model loads by), cross-checked with vqvae_config.json when present.
+ */
 function vqvaeConfig(ck: TorchCheckpoint, vqCfg: Json | null, vqCfgFile: string): Json {
   const o = ck.origin;
-  const shape = (k: string, rank?: number) => {
-    if (!ck.has(k)) throw new Error(`${o}: missing tensor "${k}" (not an icetk VQ-VAE state dict)`);
-    const s = ck.info(k).shape;
-    if (rank !== undefined && s.length !== rank) {
-      throw new Error(`${o}: tensor "${k}" has shape [${s}], expected rank ${rank}`);
-    }
-    return s;
-  };
   const bad = [...ck.nonTensors()];
   if (bad.length) throw new Error(`${o}: state dict entry "${bad[0][0]}" is ${bad[0][1]}, not a tensor`);
-  const [nEmbed, embDim] = shape("quantize.embed.weight", 2);
-  const proj = shape("quantize.proj.weight", 4);
-  const enc_channels = shape("enc.conv_in.weight", 4)[0];
-  const hidden_dim = proj[1];
-  if (proj[0] !== embDim) {
-    throw new Error(`${o}: quantize.proj.weight [${proj}] does not map to embedding_dim ${embDim}`);
-  }
-  const encOut = shape("enc.conv_out.weight", 4)[0];
-  if (encOut !== hidden_dim) {
-    throw new Error(
-      `${o}: enc.conv_out.weight gives ${encOut} channels, quantize.proj.weight expects ${hidden_dim}`,
-    );
-  }
-  const indices = (prefix: string) => {
-    const set = new Set<number>();
-    for (const n of ck.names()) {
-      if (n.startsWith(prefix + ".")) {
-        const i = Number(n.slice(prefix.length + 1).split(".")[0]);
-        if (Number.isInteger(i)) set.add(i);
-      }
-    }
-    const list = [...set].sort((a, b) => a - b);
-    if (list.some((v, i) => v !== i)) {
-      throw new Error(`${o}: ${prefix}.{i} indices are not 0..${list.length - 1}`);
-    }
-    return list.length;
-  };
-  const encLevels = indices("enc.down");
-  const numDecoders = indices("decs");
-  if (!encLevels || !numDecoders) {
-    throw new Error(`${o}: no enc.down.{i} or decs.{i} tensors (not an icetk VQ-VAE)`);
-  }
-  const enc_channels_mult = Array.from({ length: encLevels }, (_, i) => {
-    const c = shape(`enc.down.${i}.block.0.conv1.weight`, 4)[0];
-    if (c % enc_channels) {
-      throw new Error(`${o}: enc.down.${i} has ${c} channels, not a multiple of ${enc_channels}`);
-    }
-    return c / enc_channels;
-  });
-  const dec_channels = shape("decs.0.conv_out.weight", 4)[1];
-  for (let d = 0; d < numDecoders; d++) {
-    const ci = shape(`decs.${d}.conv_in.weight`, 4)[1];
-    if (ci !== embDim) {
-      throw new Error(`${o}: decs.${d}.conv_in.weight takes ${ci} channels, embedding_dim is ${embDim}`);
-    }
-  }
-  const out: Json = {
-    file: "vqvae.safetensors",
-    n_embed: nEmbed,
-    enc_channels,
-    dec_channels,
-    hidden_dim,
-    embedding_dim: embDim,
-    enc_channels_mult,
-    enc_num_res_blocks: indices("enc.down.0.block"),
-    num_decoders: numDecoders,
-    num_down_samplers: ck.names().some((n) => n.startsWith("down_samplers.")) ? indices("down_samplers") : 0,
-  };
+  const out: Json = { file: "vqvae.safetensors", ...inferVqvaeConfig(ck) };
   if (vqCfg) {
     const widths = (vqCfg.widths ?? {}) as Json;
     for (const k of ["enc_channels", "dec_channels", "hidden_dim", "embedding_dim"]) {
@@ -481,8 +421,8 @@ function vqvaeConfig(ck: TorchCheckpoint, vqCfg: Json | null, vqCfgFile: string)
         throw new Error(`${vqCfgFile}: field "widths.${k}" is ${widths[k]}, but ${o} has ${out[k]}`);
       }
     }
-    if (vqCfg.n_embed !== undefined && vqCfg.n_embed !== nEmbed) {
-      throw new Error(`${vqCfgFile}: field "n_embed" is ${vqCfg.n_embed}, but ${o} has ${nEmbed}`);
+    if (vqCfg.n_embed !== undefined && vqCfg.n_embed !== out.n_embed) {
+      throw new Error(`${vqCfgFile}: field "n_embed" is ${vqCfg.n_embed}, but ${o} has ${out.n_embed}`);
     }
   }
   return out;
@@ -619,30 +559,22 @@ interface Progress {
   done(): void;
 }
 
+/** Bytes written of `total`, with rate and ETA, on the tools' terminal line (src/cli/terminal_bar.ts). */
 function progressBar(label: string, total: number, enabled: boolean): Progress {
   if (!enabled) return { add() {}, done() {} };
+  const bar = new TerminalBar(true);
   const t0 = performance.now();
-  let done = 0, last = 0;
+  let done = 0;
   const mb = (b: number) => (b / 2 ** 20).toFixed(1);
-  const enc = new TextEncoder();
-  const draw = (final: boolean) => {
-    const s = (performance.now() - t0) / 1000;
-    const rate = done / Math.max(s, 1e-3);
-    const eta = rate > 0 ? (total - done) / rate : 0;
-    const line = `\r${label.padEnd(8)} ${mb(done)}/${mb(total)} MiB  ${mb(rate)} MiB/s  ` +
-      (final ? `${s.toFixed(1)} s      \n` : `ETA ${eta.toFixed(0)} s   `);
-    Deno.stderr.writeSync(enc.encode(line));
-  };
   return {
     add(b) {
       done += b;
-      const now = performance.now();
-      if (now - last > 200) {
-        last = now;
-        draw(false);
-      }
+      const s = (performance.now() - t0) / 1000, rate = done / Math.max(s, 1e-3);
+      const eta = rate > 0 ? (total - done) / rate : 0;
+      const text = `${label} ${mb(done)}/${mb(total)} MiB  ${mb(rate)} MiB/s  ETA ${eta.toFixed(0)} s`;
+      bar.update(total ? done / total : 1, text, label);
     },
-    done: () => draw(true),
+    done: () => bar.line(`${label} ${mb(total)} MiB in ${((performance.now() - t0) / 1000).toFixed(1)} s`),
   };
 }
 

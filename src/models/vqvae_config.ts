@@ -74,9 +74,30 @@ export function inferVqvaeArch(src: WeightSource): VqvaeArch {
     const ups = weightIndices(names, `decs.${k}.up`, o);
     return 2 ** ups.filter((i) => src.has(`decs.${k}.up.${i}.upsample.conv.weight`)).length;
   });
+  // Consistency of the widths the layers pass to each other (a wrong file fails here, not inside a kernel).
+  const encChannels = requiredShape(src, "enc.conv_in.weight")[0];
+  const encLevels = encLevelIdx.map((i) => {
+    const c = requiredShape(src, `enc.down.${i}.block.0.conv1.weight`)[0];
+    if (c % encChannels) {
+      throw new Error(`${o}: enc.down.${i} has ${c} channels, not a multiple of ${encChannels}`);
+    }
+    return c;
+  });
+  const encOut = requiredShape(src, "enc.conv_out.weight")[0];
+  if (encOut !== proj[1]) {
+    throw new Error(
+      `${o}: enc.conv_out.weight gives ${encOut} channels, quantize.proj.weight expects ${proj[1]}`,
+    );
+  }
+  for (const k of decIdx) {
+    const ci = requiredShape(src, `decs.${k}.conv_in.weight`)[1];
+    if (ci !== embedDim) {
+      throw new Error(`${o}: decs.${k}.conv_in.weight takes ${ci} channels, embedding_dim is ${embedDim}`);
+    }
+  }
   return {
-    encChannels: requiredShape(src, "enc.conv_in.weight")[0],
-    encLevels: encLevelIdx.map((i) => requiredShape(src, `enc.down.${i}.block.0.conv1.weight`)[0]),
+    encChannels,
+    encLevels,
     encBlocks,
     encFactor: 2 ** encDowns,
     hidden: proj[1],

@@ -1,4 +1,5 @@
-// Progress accounting for a pipeline run: stage weights → one overall fraction, stage timings, a terminal bar.
+// Progress accounting for a pipeline run: stage weights → one overall fraction, stage timings. The terminal bar that
+// shows it is src/cli/terminal_bar.ts.
 // Not an event bus: the pipeline emits through the EmitEvent it is given; this only computes the numbers.
 
 import type { EmitEvent, StageName } from "./types.ts";
@@ -64,39 +65,5 @@ export class Progress {
   #fraction(within: number): number {
     const cur = this.#stage ? STAGE_WEIGHTS[this.#stage] * within : 0;
     return Math.min(1, (this.#done + cur) / this.#total);
-  }
-}
-
-/** A one-line progress bar for terminals (`\r`-redrawn); plain lines when stderr is not a terminal. */
-export class TerminalBar {
-  readonly #tty: boolean;
-  readonly #enc = new TextEncoder();
-  #lastStage = "";
-  #lastDraw = 0;
-
-  constructor(tty = Deno.stderr.isTerminal()) {
-    this.#tty = tty;
-  }
-
-  update(progress: number, label: string, stage: string): void {
-    if (!this.#tty) {
-      if (stage !== this.#lastStage) this.#write(`${label}\n`);
-      this.#lastStage = stage;
-      return;
-    }
-    const now = performance.now();
-    if (now - this.#lastDraw < 50 && progress < 1) return;
-    this.#lastDraw = now;
-    const width = 30, filled = Math.round(progress * width);
-    const bar = "█".repeat(filled) + "░".repeat(width - filled);
-    this.#write(`\r${bar} ${(progress * 100).toFixed(0).padStart(3)}% ${label}`.padEnd(90).slice(0, 120));
-  }
-
-  line(text: string): void {
-    this.#write(this.#tty ? `\r${text.padEnd(90)}\n` : `${text}\n`);
-  }
-
-  #write(s: string): void {
-    Deno.stderr.writeSync(this.#enc.encode(s));
   }
 }
