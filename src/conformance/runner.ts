@@ -4,6 +4,8 @@ import { join, resolve } from "node:path";
 import type { GpuContext } from "../gpu/context.ts";
 import { readNpy } from "../formats/npy.ts";
 import { kinds } from "./kinds.ts";
+import { type ModelName, openModelDir } from "../models/config.ts";
+import type { WeightsChoice } from "../convert/convert.ts";
 import type { CaseContext, CaseResult, GoldenCase } from "./types.ts";
 
 export interface CaseVerdict extends CaseResult {
@@ -12,6 +14,48 @@ export interface CaseVerdict extends CaseResult {
   /** "pass" | "fail" | "unknown-kind" | "error" */
   status: string;
   ms: number;
+  /**
+   * The stored dtype of the weights the case ran with ("f16", "f32", "f16+f32"), plus ", narrowed from f32 (N
+   * tensors)" when the conversion narrowed any; absent for cases that load no converted model.
+   */
+  weights?: string;
+}
+
+/** Which converted model a kind runs (by its name's prefix); null for kinds without weights. */
+function kindModel(kind: string): ModelName | null {
+  if (kind.startsWith("coglm_")) return "coglm";
+  if (kind.startsWith("dsr_")) return "dsr";
+  if (kind.startsWith("itersr_")) return "itersr";
+  if (kind.startsWith("icetk_") && kind !== "icetk_text") return "vqvae";
+  return null;
+}
+
+/** "f32", or "f16, narrowed from f32 (329 tensors)", from the model's safetensors and the manifest. */
+export async function describeWeights(dir: string, model: ModelName): Promise<string> {
+  const md = await openModelDir(dir);
+  const st = await md.weights(model);
+  const stored = new Set<string>();
+  try {
+    for (const n of st.names()) {
+      const d = st.info(n).dtype;
+      if (d === "f16" || d === "f32" || d === "bf16" || d === "i8") stored.add(d);
+    }
+  } finally {
+    st.close();
+  }
+  let text = [...stored].sort().join("+") || "none";
+  try {
+    const man = JSON.parse(await Deno.readTextFile(join(dir, "manifest.json")));
+    const per = man.tensors?.[md.config[model].file] as
+      | Record<string, { source: string; stored: string }>
+      | undefined;
+    const narrowed = Object.values(per ?? {}).filter((t) => t.stored === "f16" && t.source !== "f16");
+    if (narrowed.length) {
+      const from = [...new Set(narrowed.map((t) => t.source))].sort().join("+");
+      text += `, NARROWED from ${from} (${narrowed.length} tensors)`;
+    }
+  } catch { /* no manifest (demo model): stored dtypes only */ }
+  return text;
 }
 
 /** Reads golden/*.json of a fixture set, sorted by name. */
@@ -47,6 +91,8 @@ export interface RunOptions {
   filter?: RegExp;
   /** Directory of an already converted model (skips conversion). */
   modelDir?: string;
+  /** How the fixture's weights are converted (default "source": as stored, nothing narrowed). */
+  weights?: WeightsChoice;
   onVerdict?: (v: CaseVerdict) => void;
 }
 
@@ -66,7 +112,7 @@ export async function runConformance(
         const { convertFixtureSet } = await import("../convert/fixture.ts");
         tmp = await Deno.makeTempDir({ prefix: "cogview2-conformance-" });
         const out = join(tmp, "model");
-        await convertFixtureSet(root, out);
+        await convertFixtureSet(root, out, { dtype: opts.weights ?? "source" });
         return out;
       })();
       return converted;
@@ -86,6 +132,19 @@ export async function runConformance(
     path: (rel) => join(root, rel),
   };
   const verdicts: CaseVerdict[] = [];
+  const described = new Map<ModelName, string>();
+  /** The weights label of a case that ran a converted model. */
+  const weightsOf = async (kind: string): Promise<string | undefined> => {
+    const m = kindModel(kind);
+    if (!m || !converted) return undefined;
+    if (!described.has(m)) {
+      described.set(
+        m,
+        await describeWeights(await converted, m).catch((e) => `? (${e.message})`),
+      );
+    }
+    return described.get(m);
+  };
   try {
     for (const c of await listCases(root)) {
       if (opts.kinds && !opts.kinds.has(c.kind)) continue;
@@ -111,6 +170,7 @@ export async function runConformance(
             status: r.pass ? "pass" : "fail",
             ...r,
             ms: performance.now() - t0,
+            weights: await weightsOf(c.kind),
           };
         } catch (e) {
           v = {
@@ -120,6 +180,7 @@ export async function runConformance(
             pass: false,
             detail: (e as Error).message,
             ms: performance.now() - t0,
+            weights: await weightsOf(c.kind),
           };
         }
       }
