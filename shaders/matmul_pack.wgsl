@@ -5,6 +5,8 @@
 // Row n, word kw is read at w_off_w + n·ldw_w + kw, or with TRANS_W (W stored [K, N], f32 only) at
 // w_off_w + kw·ldw_w + n. Grid: x = row (64 per workgroup), y = step, z = chunk; 4 words per invocation, no integer
 // division (llvmpipe divides one lane at a time).
+// Split output: one dispatch may cover only the groups [row0/8, row_end/8) of one chunk (z = chunk - chunk0), with O
+// bound from vec4 index o_base, so that no binding exceeds the adapter's limit (packed copies of row-chunked tables).
 // I8: W holds int8 weights (four per word, 4 words = 16 values per step) with f32 scales S (one per `group`
 // elements of the flat array); each group of 8 rows of a chunk starts with P.ss scale steps (lane l, word j of scale
 // step t = the scale of K-group 4t+j of row 8g+l in this chunk, 0 past the chunk's kgroups) before its weight steps.
@@ -12,6 +14,7 @@
 struct Params {
   n: u32, ldw_w: u32, w_off_w: u32, kcw: u32, steps: u32, groups: u32, total: u32, chunks: u32,
   ss: u32, kgroups: u32, ldw_s: u32, s_off: u32,
+  row0: u32, row_end: u32, chunk0: u32, o_base: u32,
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> W: array<u32>;
@@ -32,13 +35,13 @@ fn word(row: u32, kw: u32) -> u32 {
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row = gid.x;
+  let row = gid.x + P.row0;
   let step = gid.y;
-  let chunk = gid.z;
-  if (row >= P.groups * 8u) {
+  let chunk = gid.z + P.chunk0;
+  if (row >= P.row_end) {
     return;
   }
-  let at = ((chunk * P.groups + (row >> 3u)) * (P.steps + P.ss) + step) * 8u + (row & 7u);
+  let at = ((chunk * P.groups + (row >> 3u)) * (P.steps + P.ss) + step) * 8u + (row & 7u) - P.o_base;
   var v = vec4<u32>(0u);
 #if I8
   if (row < P.n && step < P.ss) {

@@ -3,6 +3,7 @@
 // Not the sampling strategy (coglm_strategy belongs to the sampling module). Every size comes from the case/config.
 
 import { CogLM, greedySampler } from "../models/coglm.ts";
+import { logitsBlockRows } from "../models/transformer.ts";
 import type { GpuContext } from "../gpu/context.ts";
 import { compareArrays } from "../reference/compare.ts";
 import type { CaseContext, CaseResult, GoldenCase } from "./types.ts";
@@ -82,10 +83,17 @@ export async function coglmForward(c: GoldenCase, cx: CaseContext): Promise<Case
     ctxCols: txtLen,
     logWeights: { cols: txtLen, value: attnPlus },
   });
-  const lg = m.logits(hidden, { rows: L, cols: W });
+  // Logits in row blocks that each fit one storage binding ([L, W] f32 may not).
+  const gl = new Float32Array(L * W);
+  const block = logitsBlockRows(ctx, W);
+  for (let r0 = 0; r0 < L; r0 += block) {
+    const n = Math.min(block, L - r0);
+    const lg = m.logits(hidden, { rows: n, aOff: r0 * m.dims.hidden, cols: W });
+    gl.set((await ctx.readF32(lg)).subarray(0, n * W), r0 * W);
+    lg.release();
+  }
   const gh = (await ctx.readF32(hidden)).slice();
-  const gl = await ctx.readF32(lg);
-  hidden.release(), lg.release();
+  hidden.release();
 
   const parts: { ok: boolean; text: string }[] = [];
   const rh = compareArrays(gh, eh.data, { atol: num(c, tol, "hidden_max_abs") });

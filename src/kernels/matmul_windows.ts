@@ -338,12 +338,37 @@ function packOperand(
     bindings: g > 0 ? ["read", "read", "write"] : ["read", "write"],
   });
   const sp = g > 0 ? [pl.ss, pl.kc / g, o.ldw / g, o.wOff / g] : [0, 0, 0, 0];
-  ctx.dispatch(
-    k,
-    [o.N, o.ldw / wr, o.wOff / wr, kcw, pl.steps, groups, total, pl.chunks, ...sp],
-    g > 0 ? [w, w.quant!.scales, out] : [w, out],
-    [Math.ceil((groups * 8) / 64), pl.steps + pl.ss, pl.chunks],
-  );
+  const params = [o.N, o.ldw / wr, o.wOff / wr, kcw, pl.steps, groups, total, pl.chunks, ...sp];
+  const inputs = g > 0 ? [w, w.quant!.scales] : [w];
+  const groupBytes = (pl.steps + pl.ss) * 32 * 4;
+  if (out.byteLength <= ctx.maxBinding) {
+    ctx.dispatch(k, [...params, 0, groups * 8, 0, 0], [...inputs, out], [
+      Math.ceil((groups * 8) / 64),
+      pl.steps + pl.ss,
+      pl.chunks,
+    ]);
+    return out;
+  }
+  // The packed copy exceeds one binding (e.g. a row block of a vocabulary table plus its padding and slack): pack
+  // it in pieces of whole groups of one chunk, each writing a bound range of at most maxBinding bytes that starts
+  // on a 256-byte boundary (o_base: the vec4 index the range starts at).
+  const align = ctx.gpu.limits.minStorageBufferOffsetAlignment;
+  const per = Math.floor((ctx.maxBinding - align) / groupBytes);
+  check(per >= 1, "matmul_pack", `one group of 8 rows (${groupBytes} bytes) exceeds the max storage binding`);
+  for (let ch = 0; ch < pl.chunks; ch++) {
+    for (let g0 = 0; g0 < groups; g0 += per) {
+      const g1 = Math.min(groups, g0 + per);
+      const start = out.byteOffset + (ch * groups + g0) * groupBytes;
+      const at = Math.floor(start / align) * align;
+      const end = out.byteOffset + (ch * groups + g1) * groupBytes;
+      ctx.dispatch(
+        k,
+        [...params, g0 * 8, g1 * 8, ch, (at - out.byteOffset) / 16],
+        [...inputs, { buffer: out.buffer, offset: at, size: end - at }],
+        [Math.ceil(((g1 - g0) * 8) / 64), pl.steps + pl.ss, 1],
+      );
+    }
+  }
   return out;
 }
 

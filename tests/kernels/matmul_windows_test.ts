@@ -3,7 +3,8 @@
 // accumulate in C, strided A, W offsets and strides, f32/f16 W and the epilogue (applied after the last chunk).
 import assert from "node:assert/strict";
 import { matmul, resolveMatmul } from "../../src/kernels/matmul.ts";
-import { planWindows, windowsChunk, windowsShader } from "../../src/kernels/matmul_windows.ts";
+import { packedLayout, planWindows, windowsChunk, windowsShader } from "../../src/kernels/matmul_windows.ts";
+import { GpuContext } from "../../src/gpu/context.ts";
 import { matmulStridedRef } from "../../src/reference/matmul.ts";
 import { assertClose, randn, sharedContext } from "../_util.ts";
 import { matmulCase } from "./_matmul_case.ts";
@@ -117,4 +118,32 @@ Deno.test("matmul windows: chunking and tile plans", () => {
   assert.match(code, /var<uniform> W2: array<vec4<u32>, 4096>/);
   assert.match(code, /v \+= C\[i\];/);
   assert.equal((code.match(/var acc/g) ?? []).length, 6);
+});
+
+Deno.test("matmul windows: a packed copy larger than the max storage binding is packed in bound pieces", async () => {
+  const shared = await sharedContext();
+  // The same device with the binding limit lowered to 1 MiB: W [255, 1024] f32 is 1,044,480 bytes (fits), its packed
+  // copy (padded groups + one 64 KiB window of slack) does not, as a vocabulary table's row block at the limit.
+  const limit = 2 ** 20;
+  const ctx = new GpuContext({
+    ...shared.gpu,
+    limits: { ...shared.gpu.limits, maxStorageBufferBindingSize: limit },
+  });
+  for (const f16 of [false, true]) {
+    const K = 1024, N = f16 ? 511 : 255;
+    const t = matmulCase(ctx, { M: 37, N, K, lda: K, epi: true, f16, aOff: 0, wPad: 0 });
+    assert.ok(t.w.byteLength <= limit, `W ${t.w.byteLength} bytes fits the binding`);
+    const pl = planWindows(1, N, K, f16);
+    assert.ok(packedLayout(pl, N).words * 4 > limit, "the packed copy exceeds the binding");
+    for (const constantW of [true, false]) {
+      matmul(ctx, t.a, t.w, { ...t.run, variant: "windows", constantW });
+      assertClose(
+        `windows split pack ${t.label} constantW=${constantW}`,
+        await ctx.readF32(t.c),
+        t.want,
+        t.tol,
+      );
+    }
+    t.release();
+  }
 });
