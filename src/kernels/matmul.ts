@@ -5,6 +5,7 @@ import { type Access, f32, type GpuContext } from "../gpu/context.ts";
 import { type RowChunkedTensor, type Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
 import { matmulWindows, planWindows, windowsApplies } from "./matmul_windows.ts";
+import { gemvRows, gemvRowsApplies } from "./gemv.ts";
 
 export interface MatmulOptions {
   M: number;
@@ -290,6 +291,9 @@ function operandDefines(w: Tensor, o: MatmulOptions): Record<string, boolean | n
 
 /** C = alpha·A·op(W) (+bias) (GELU) (+resid). Returns C (a new [batch·M, N] tensor unless `out` is given). */
 export function matmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions): Tensor {
+  // GPUs: decode rows (M <= 8) read each weight once in coalesced loads (src/kernels/gemv.ts).
+  const gemv = (o.variant ?? "auto") === "auto" && !ctx.gpu.isFallback && gemvRowsApplies(w, o);
+  if (gemv) return gemvRows(ctx, a, w, o);
   const { M, N, K } = o;
   const transW = o.transW ?? true;
   const batch = o.batch ?? 1;
