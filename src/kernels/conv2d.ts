@@ -50,6 +50,26 @@ export function convOutSize(
 }
 
 /** y = conv2d(x, weight [cout, cin, ks, ks]) (+bias) (+resid). Returns [cout, oh, ow] (or [oh·ow, cout]). */
+/**
+ * The schedule conv2d runs for a weight [cout, cin, ks, ks]: `o.variant` when given (throws when windows cannot take
+ * the weight); otherwise windows on CPU adapters when cout > 4, the output is NCHW and cin·ks² suits the windows
+ * matmul (a multiple of 8), else direct; tiled on GPUs.
+ */
+export function conv2dSchedule(
+  ctx: GpuContext,
+  o: { cin: number; cout: number; ks: number; channelsLast?: boolean; variant?: Conv2dOptions["variant"] },
+): NonNullable<Conv2dOptions["variant"]> {
+  const K = o.cin * o.ks * o.ks;
+  const windowsOk = o.cout > 4 && !o.channelsLast && windowsApplies({ K, ldw: K, wOff: 0, f16: false });
+  const variant = o.variant ?? (ctx.gpu.isFallback ? (windowsOk ? "windows" : "direct") : "tiled");
+  check(
+    variant !== "windows" || windowsOk,
+    "conv2d",
+    `the windows schedule needs cout > 4, NCHW output and cin·ks² a multiple of 8 (${K})`,
+  );
+  return variant;
+}
+
 export function conv2d(ctx: GpuContext, x: Tensor, weight: Tensor, o: Conv2dOptions): Tensor {
   check(x.dtype === "f32", "conv2d", `input must be f32, got ${x.dtype}`);
   check(
@@ -86,15 +106,8 @@ export function conv2d(ctx: GpuContext, x: Tensor, weight: Tensor, o: Conv2dOpti
     check(o.resid.size === out.size, "conv2d", `resid [${o.resid.shape}] differs from the output size`);
   }
   const small = cout <= 4;
-  const K = cin * ks * ks;
-  const windowsOk = !small && !o.channelsLast && windowsApplies({ K, ldw: K, wOff: 0, f16: false });
-  const variant = o.variant ?? (ctx.gpu.isFallback ? (windowsOk ? "windows" : "direct") : "tiled");
+  const variant = conv2dSchedule(ctx, { cin, cout, ks, channelsLast: o.channelsLast, variant: o.variant });
   if (variant === "windows") {
-    check(
-      windowsOk,
-      "conv2d",
-      `the windows schedule needs cout > 4, NCHW output and cin·ks² a multiple of 8 (${K})`,
-    );
     return convWindows(ctx, x, weight, out, { ...o, cin, cout, ks, lh, lw, oh, ow, stride, pad });
   }
   const direct = !small && variant === "direct";

@@ -2,7 +2,7 @@
 // from 16 to 1152 (two K chunks), stride 2 with the encoder's bottom/right pad, 1×1, fused upsampling, residual,
 // f16 weights and bias, and pixel blocks split across launches (rowsPerLaunch) with a ragged last block.
 import assert from "node:assert/strict";
-import { conv2d } from "../../src/kernels/conv2d.ts";
+import { conv2d, conv2dSchedule } from "../../src/kernels/conv2d.ts";
 import { conv2dRef } from "../../src/reference/conv2d.ts";
 import { f16BitsToF32, f32ToF16Bits } from "../../src/gpu/f16.ts";
 import { assertClose, randn, sharedContext } from "../_util.ts";
@@ -69,11 +69,21 @@ Deno.test("conv2d windows: chunks, stride, pads, upsample, residual, f16 and pix
   }
 });
 
-Deno.test("conv2d windows: default on CPU adapters when cin·ks² is a multiple of 8; clear error otherwise", async () => {
+Deno.test("conv2d windows: the default schedule on CPU adapters when cin·ks² is a multiple of 8; clear error otherwise", async () => {
   const ctx = await sharedContext();
+  const fallback = ctx.gpu.isFallback;
+  // The encoder's 3×3 convs (cin 128: K 1152) and 1×1 convs take windows on CPU adapters, tiled on GPUs.
+  assert.equal(conv2dSchedule(ctx, { cin: 128, cout: 128, ks: 3 }), fallback ? "windows" : "tiled");
+  assert.equal(conv2dSchedule(ctx, { cin: 16, cout: 37, ks: 1 }), fallback ? "windows" : "tiled");
+  // conv_in (cin 3: K 27), cout ≤ 4 and channels-last outputs cannot: direct on CPU adapters.
+  assert.equal(conv2dSchedule(ctx, { cin: 3, cout: 6, ks: 3 }), fallback ? "direct" : "tiled");
+  assert.equal(conv2dSchedule(ctx, { cin: 16, cout: 3, ks: 3 }), fallback ? "direct" : "tiled");
+  assert.equal(
+    conv2dSchedule(ctx, { cin: 16, cout: 37, ks: 1, channelsLast: true }),
+    fallback ? "direct" : "tiled",
+  );
   const tx = ctx.upload(new Float32Array(3 * 4 * 4), [3, 4, 4]),
     tw = ctx.upload(new Float32Array(6 * 27), [6, 3, 3, 3]);
   assert.throws(() => conv2d(ctx, tx, tw, { h: 4, w: 4, variant: "windows" }), /multiple of 8 \(27\)/);
-  conv2d(ctx, tx, tw, { h: 4, w: 4 }).release(); // K = 27: falls back to another schedule
   [tx, tw].forEach((t) => t.release());
 });
