@@ -6,6 +6,7 @@ import { type RowChunkedTensor, type Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
 import { matmulWindows, planWindows, windowsApplies } from "./matmul_windows.ts";
 import { gemvRows, gemvRowsApplies } from "./gemv.ts";
+import { gemmTiles, gemmTilesApplies } from "./gemm.ts";
 
 export interface MatmulOptions {
   M: number;
@@ -294,6 +295,9 @@ export function matmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions):
   // GPUs: decode rows (M <= 8) read each weight once in coalesced loads (src/kernels/gemv.ts).
   const gemv = (o.variant ?? "auto") === "auto" && !ctx.gpu.isFallback && gemvRowsApplies(w, o);
   if (gemv) return gemvRows(ctx, a, w, o);
+  // GPUs: weight products (W [N, K]) take the register-blocked tiles (src/kernels/gemm.ts).
+  const tiles = (o.variant ?? "auto") === "auto" && !ctx.gpu.isFallback && o.M > 8 && gemmTilesApplies(w, o);
+  if (tiles) return gemmTiles(ctx, a, w, o);
   const { M, N, K } = o;
   const transW = o.transW ?? true;
   const batch = o.batch ?? 1;

@@ -1,0 +1,129 @@
+// Register-blocked GEMM for GPUs: C = alpha·A·Wᵀ (+bias) (GELU) (+R), A [M, K] f32, W [N, K] f16 (packed) or f32,
+// f32 accumulation, strided batches (wg.z). A workgroup of 16×16 invocations owns a 128×128 tile of C; each
+// invocation accumulates an 8×8 block in registers. K advances in slices of 8: the next slice's A and W are loaded
+// (one vec4 of A and 4 weights per invocation) into registers while the current one is multiplied out of workgroup
+// memory (stored k-major, so the inner loop reads 2 vec4 of A and 2 of W per k: 64 FMAs per 4 loads). Needs K, lda,
+// ldw and the offsets multiples of 4. The launcher is src/kernels/gemm.ts; CPU twin src/reference/matmul.ts.
+#include "common.wgsl"
+
+struct Params {
+  M: u32, N: u32, K: u32, lda: u32, ldw: u32, ldc: u32, a_off: u32, w_off: u32, c_off: u32,
+  a_bs: u32, w_bs: u32, c_bs: u32, alpha: f32, bias_off: u32, r_off: u32, ldr: u32, r_bs: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;
+#if W_F16
+@group(0) @binding(2) var<storage, read> W: array<vec2<u32>>;
+#else
+@group(0) @binding(2) var<storage, read> W: array<vec4<f32>>;
+#endif
+#if BIAS
+#if BIAS_F16
+@group(0) @binding({{B_BIAS}}) var<storage, read> BIASV: array<u32>;
+#else
+@group(0) @binding({{B_BIAS}}) var<storage, read> BIASV: array<f32>;
+#endif
+#endif
+#if RESID
+@group(0) @binding({{B_R}}) var<storage, read> R: array<f32>;
+#endif
+@group(0) @binding({{B_C}}) var<storage, read_write> C: array<f32>;
+
+const BM: u32 = 128u;
+const BN: u32 = 128u;
+const BK: u32 = 8u;
+// k-major tiles: As[k][m] as vec4 along m, Ws[k][n] as vec4 along n
+var<workgroup> As: array<vec4<f32>, 256>;
+var<workgroup> Ws: array<vec4<f32>, 256>;
+
+// 4 consecutive k of row `row` of A (zero outside the matrix); `e` is the element index of the first.
+fn load_a(b: u32, row: u32, k: u32) -> vec4<f32> {
+  if (row >= P.M || k >= P.K) { return vec4<f32>(0.0); }
+  return A[(P.a_off + b * P.a_bs + row * P.lda + k) / 4u];
+}
+fn load_w(b: u32, n: u32, k: u32) -> vec4<f32> {
+  if (n >= P.N || k >= P.K) { return vec4<f32>(0.0); }
+#if W_F16
+  let p = W[(P.w_off + b * P.w_bs + n * P.ldw + k) / 4u];
+  return vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y));
+#else
+  return W[(P.w_off + b * P.w_bs + n * P.ldw + k) / 4u];
+#endif
+}
+
+fn store(b: u32, m: u32, n: u32, acc: f32) {
+  if (m >= P.M || n >= P.N) { return; }
+  var v = acc * P.alpha;
+#if BIAS
+#if BIAS_F16
+  let bi = P.bias_off + n;
+  v += f16_at(BIASV[bi >> 1u], bi);
+#else
+  v += BIASV[P.bias_off + n];
+#endif
+#endif
+#if GELU
+  v = gelu_sat(v);
+#endif
+#if RESID
+  v += R[P.r_off + b * P.r_bs + m * P.ldr + n];
+#endif
+  C[P.c_off + b * P.c_bs + m * P.ldc + n] = v;
+}
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let b = wg.z;
+  let m0 = wg.y * BM;
+  let n0 = wg.x * BN;
+  let t = lid.y * 16u + lid.x;
+  // Loader role: row (of A) / column (of W) t / 2, k offset 4·(t % 2) within the slice.
+  let lr = t / 2u;
+  let lk = 4u * (t % 2u);
+  var acc: array<vec4<f32>, 16>; // 8 rows × 2 vec4 of columns
+  for (var i = 0u; i < 16u; i++) { acc[i] = vec4<f32>(0.0); }
+  var na = load_a(b, m0 + lr, lk);
+  var nw = load_w(b, n0 + lr, lk);
+  for (var k0 = 0u; k0 < P.K; k0 += BK) {
+    workgroupBarrier();
+    // Scatter the prefetched slice k-major: element (k, row) at As[k·32 + row/4][row%4].
+    for (var j = 0u; j < 4u; j++) {
+      let idx = (lk + j) * 32u + lr / 4u;
+      As[idx][lr % 4u] = na[j];
+      Ws[idx][lr % 4u] = nw[j];
+    }
+    workgroupBarrier();
+    if (k0 + BK < P.K) {
+      na = load_a(b, m0 + lr, k0 + BK + lk);
+      nw = load_w(b, n0 + lr, k0 + BK + lk);
+    }
+    for (var k = 0u; k < BK; k++) {
+      let a0 = As[k * 32u + lid.y * 2u];
+      let a1 = As[k * 32u + lid.y * 2u + 1u];
+      let w0 = Ws[k * 32u + lid.x * 2u];
+      let w1 = Ws[k * 32u + lid.x * 2u + 1u];
+      acc[0] += a0.x * w0; acc[1] += a0.x * w1;
+      acc[2] += a0.y * w0; acc[3] += a0.y * w1;
+      acc[4] += a0.z * w0; acc[5] += a0.z * w1;
+      acc[6] += a0.w * w0; acc[7] += a0.w * w1;
+      acc[8] += a1.x * w0; acc[9] += a1.x * w1;
+      acc[10] += a1.y * w0; acc[11] += a1.y * w1;
+      acc[12] += a1.z * w0; acc[13] += a1.z * w1;
+      acc[14] += a1.w * w0; acc[15] += a1.w * w1;
+    }
+  }
+  let rm = m0 + lid.y * 8u;
+  let cn = n0 + lid.x * 8u;
+  for (var r = 0u; r < 8u; r++) {
+    let lo = acc[2u * r];
+    let hi = acc[2u * r + 1u];
+    store(b, rm + r, cn + 0u, lo.x);
+    store(b, rm + r, cn + 1u, lo.y);
+    store(b, rm + r, cn + 2u, lo.z);
+    store(b, rm + r, cn + 3u, lo.w);
+    store(b, rm + r, cn + 4u, hi.x);
+    store(b, rm + r, cn + 5u, hi.y);
+    store(b, rm + r, cn + 6u, hi.z);
+    store(b, rm + r, cn + 7u, hi.w);
+  }
+}
