@@ -7,7 +7,7 @@ import { convert, type ConvertResult, type WeightsChoice } from "./convert.ts";
 export function convertFixtureSet(
   root: string,
   out: string,
-  opts: { dtype?: WeightsChoice; allowF16Overflow?: boolean } = {},
+  opts: { dtype?: WeightsChoice; allowF16Overflow?: boolean; group?: number } = {},
 ): Promise<ConvertResult> {
   return convert({
     sat: join(root, "sat"),
@@ -16,6 +16,7 @@ export function convertFixtureSet(
     out,
     weights: opts.dtype ?? "source",
     allowF16Overflow: opts.allowF16Overflow,
+    group: opts.group,
     overwrite: true,
     progress: false,
   });
