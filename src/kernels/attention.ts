@@ -2,7 +2,7 @@
 // prefix masks) fused per (row, head, batch), and kvStore, which writes K/V rows of a QKV buffer into a cache.
 // Not local (2-D window) attention: that is src/kernels/local_attention.ts of the SR models.
 
-import { f32, type GpuContext } from "../gpu/context.ts";
+import { type F32, f32, type GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { check, grid1d } from "./_grid.ts";
 import { matmul } from "./matmul.ts";
@@ -72,6 +72,41 @@ function viewOk(name: string, v: HeadsView, o: AttentionOptions): void {
   );
 }
 
+/** The checks both attention kernels make of their views and masks; returns the mask (default: all keys visible). */
+function checkAttention(name: string, o: AttentionOptions): { ctxCols: number; causalOffset: number } {
+  viewOk("q", o.q, o), viewOk("k", o.k, o), viewOk("v", o.v, o), viewOk("out", o.out, o);
+  check(
+    o.out.t.buffer !== o.q.t.buffer && o.out.t.buffer !== o.k.t.buffer && o.out.t.buffer !== o.v.t.buffer,
+    name,
+    "out must not share a buffer with q/k/v",
+  );
+  if (o.visible) {
+    check(o.visible.dtype === "i32" && o.visible.size >= o.rows, name, `visible must be i32 [${o.rows}]`);
+  }
+  const mask = o.mask ?? { ctxCols: o.keys, causalOffset: 0 };
+  check(mask.causalOffset >= 0, name, "causalOffset must be >= 0");
+  return mask;
+}
+
+/** Params shared by attention.wgsl and flash_attention.wgsl: sizes, mask, scale, log weights, the four views. */
+function attentionParams(
+  o: AttentionOptions,
+  mask: { ctxCols: number; causalOffset: number },
+): (number | F32)[] {
+  const d = o.headDim;
+  return [
+    d,
+    o.rows,
+    o.keys,
+    mask.ctxCols,
+    mask.causalOffset,
+    f32(o.scale ?? 1 / Math.sqrt(d)),
+    o.logWeights?.cols ?? 0,
+    f32(o.logWeights?.value ?? 0),
+    ...[o.q, o.k, o.v, o.out].flatMap((v) => [v.off ?? 0, v.ld, v.bs ?? 0]),
+  ];
+}
+
 /**
  * Additive scores for `flashAttention`: element (i, j) at off + i·ld + j is added to row i's score of key j (ld 0: one
  * row for every query row), as the SR models' base-attention mask (-1e9 on masked entries, log weights elsewhere).
@@ -99,12 +134,7 @@ export function flashAttention(ctx: GpuContext, o: AttentionOptions & { add?: Ad
     "flashAttention",
     "bad rows/keys/heads",
   );
-  viewOk("q", o.q, o), viewOk("k", o.k, o), viewOk("v", o.v, o), viewOk("out", o.out, o);
-  check(
-    o.out.t.buffer !== o.q.t.buffer && o.out.t.buffer !== o.k.t.buffer && o.out.t.buffer !== o.v.t.buffer,
-    "flashAttention",
-    "out must not share a buffer with q/k/v",
-  );
+  const mask = checkAttention("flashAttention", o);
   if (o.add) {
     const last = (o.add.off ?? 0) + (o.rows - 1) * o.add.ld + o.keys;
     check(
@@ -113,15 +143,6 @@ export function flashAttention(ctx: GpuContext, o: AttentionOptions & { add?: Ad
       `add [${o.add.t.shape}] too small`,
     );
   }
-  if (o.visible) {
-    check(
-      o.visible.dtype === "i32" && o.visible.size >= o.rows,
-      "flashAttention",
-      `visible must be i32 [${o.rows}]`,
-    );
-  }
-  const mask = o.mask ?? { ctxCols: o.keys, causalOffset: 0 };
-  check(mask.causalOffset >= 0, "flashAttention", "causalOffset must be >= 0");
   const bindings: ("read" | "write")[] = ["read", "read", "read"];
   const bufs: Tensor[] = [o.q.t, o.k.t, o.v.t];
   if (o.add) bindings.push("read"), bufs.push(o.add.t);
@@ -133,30 +154,7 @@ export function flashAttention(ctx: GpuContext, o: AttentionOptions & { add?: Ad
     defines: { ADD: !!o.add, VIS: !!o.visible, BR: FLASH_ROWS, BC: FLASH_KEYS, D4: Math.ceil(d / 4) },
     bindings,
   });
-  const params = [
-    d,
-    o.rows,
-    o.keys,
-    mask.ctxCols,
-    mask.causalOffset,
-    f32(o.scale ?? 1 / Math.sqrt(d)),
-    o.logWeights?.cols ?? 0,
-    f32(o.logWeights?.value ?? 0),
-    o.q.off ?? 0,
-    o.q.ld,
-    o.q.bs ?? 0,
-    o.k.off ?? 0,
-    o.k.ld,
-    o.k.bs ?? 0,
-    o.v.off ?? 0,
-    o.v.ld,
-    o.v.bs ?? 0,
-    o.out.off ?? 0,
-    o.out.ld,
-    o.out.bs ?? 0,
-    o.add?.off ?? 0,
-    o.add?.ld ?? 0,
-  ];
+  const params = [...attentionParams(o, mask), o.add?.off ?? 0, o.add?.ld ?? 0];
   ctx.dispatch(k, params, bufs, [Math.ceil(o.rows / FLASH_ROWS), o.heads, o.batch]);
 }
 
@@ -178,53 +176,18 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
   const d = o.headDim;
   check(d > 0 && d <= 256, "attention", `head size ${d} is outside 1..256`);
   check(o.rows > 0 && o.keys > 0 && o.rows <= 65535 && o.heads <= 65535, "attention", "bad rows/keys/heads");
-  viewOk("q", o.q, o), viewOk("k", o.k, o), viewOk("v", o.v, o), viewOk("out", o.out, o);
-  check(
-    o.out.t.buffer !== o.q.t.buffer && o.out.t.buffer !== o.k.t.buffer && o.out.t.buffer !== o.v.t.buffer,
-    "attention",
-    "out must not share a buffer with q/k/v",
-  );
-  const mask = o.mask ?? { ctxCols: o.keys, causalOffset: 0 };
-  check(mask.causalOffset >= 0, "attention", "causalOffset must be >= 0");
+  const mask = checkAttention("attention", o);
   if (path === "matmul") return attentionMatmul(ctx, o, o.visibleHost);
   const wg = o.wg ?? (ctx.gpu.isFallback ? 32 : 64);
   const m4 = (x: number) => x % 4 === 0;
   const vec4 = o.vec4 !== false && m4(d) && m4(o.k.off ?? 0) && m4(o.k.ld) && m4(o.k.bs ?? 0);
-  if (o.visible) {
-    check(
-      o.visible.dtype === "i32" && o.visible.size >= o.rows,
-      "attention",
-      `visible must be i32 [${o.rows}]`,
-    );
-  }
   const k = ctx.kernel({
     name: "attention",
     shader: "attention.wgsl",
     defines: { VIS: !!o.visible, VEC4: vec4, CHUNK: o.chunk ?? ATTENTION_CHUNK, WG: wg },
     bindings: o.visible ? ["read", "read", "read", "read", "write"] : ["read", "read", "read", "write"],
   });
-  const params = [
-    d,
-    o.rows,
-    o.keys,
-    mask.ctxCols,
-    mask.causalOffset,
-    f32(o.scale ?? 1 / Math.sqrt(d)),
-    o.logWeights?.cols ?? 0,
-    f32(o.logWeights?.value ?? 0),
-    o.q.off ?? 0,
-    o.q.ld,
-    o.q.bs ?? 0,
-    o.k.off ?? 0,
-    o.k.ld,
-    o.k.bs ?? 0,
-    o.v.off ?? 0,
-    o.v.ld,
-    o.v.bs ?? 0,
-    o.out.off ?? 0,
-    o.out.ld,
-    o.out.bs ?? 0,
-  ];
+  const params = attentionParams(o, mask);
   const bufs = o.visible ? [o.q.t, o.k.t, o.v.t, o.visible, o.out.t] : [o.q.t, o.k.t, o.v.t, o.out.t];
   ctx.dispatch(k, params, bufs, [o.rows, o.heads, o.batch]);
 }

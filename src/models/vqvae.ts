@@ -540,20 +540,22 @@ export class Vqvae {
     return (await this.encodeDetailed(image, h, w)).best;
   }
 
-  /** Multiply-add FLOPs of one decode of a side×side grid (convolutions 2·k²·cin·cout per pixel, attention 4·C·N²). */
-  decodeFlops(side: number): number {
+  /**
+   * Visits every convolution and attention block of one decode of a side×side grid in execution order, with the
+   * pixel count of the map it runs on (the roofline accounting of decodeFlops / decodeBytes).
+   */
+  #walkDecoder(
+    side: number,
+    on: { conv(c: Conv, px: number): void; attn(a: AttnBlock, px: number): void },
+  ): void {
     const d = this.#dec!;
-    let px = side * side, flops = 0;
-    const conv = (c: Conv) => {
-      const [co, ci, k] = c.w.shape;
-      flops += 2 * co * ci * k * k * px;
-    };
-    const res = (b: ResBlock) => [b.conv1, b.conv2, ...(b.nin ? [b.nin] : [])].forEach(conv);
+    let px = side * side;
+    const res = (b: ResBlock) => [b.conv1, b.conv2, ...(b.nin ? [b.nin] : [])].forEach((c) => on.conv(c, px));
     const attn = (a: AttnBlock) => {
-      [a.q, a.k, a.v, a.proj].forEach(conv);
-      flops += 4 * a.c * px * px;
+      [a.q, a.k, a.v, a.proj].forEach((c) => on.conv(c, px));
+      on.attn(a, px);
     };
-    conv(d.convIn);
+    on.conv(d.convIn, px);
     res(d.mid1), attn(d.midAttn), res(d.mid2);
     for (let i = d.levels.length - 1; i >= 0; i--) {
       const lv = d.levels[i];
@@ -563,10 +565,22 @@ export class Vqvae {
       });
       if (lv.resample) {
         px *= 4;
-        conv(lv.resample);
+        on.conv(lv.resample, px);
       }
     }
-    conv(d.convOut);
+    on.conv(d.convOut, px);
+  }
+
+  /** Multiply-add FLOPs of one decode of a side×side grid (convolutions 2·k²·cin·cout per pixel, attention 4·C·N²). */
+  decodeFlops(side: number): number {
+    let flops = 0;
+    this.#walkDecoder(side, {
+      conv: (c, px) => {
+        const [co, ci, k] = c.w.shape;
+        flops += 2 * co * ci * k * k * px;
+      },
+      attn: (a, px) => (flops += 4 * a.c * px * px),
+    });
     return flops;
   }
 
@@ -575,31 +589,14 @@ export class Vqvae {
    * input map and writes its output map (f32); attention adds its score matrix (written, read).
    */
   decodeBytes(side: number): number {
-    const d = this.#dec!;
-    let px = side * side, bytes = 0;
-    const conv = (c: Conv) => {
-      const [co, ci] = c.w.shape;
-      bytes += c.w.byteLength + c.b.byteLength + 4 * (ci + co) * px;
-    };
-    const res = (b: ResBlock) => [b.conv1, b.conv2, ...(b.nin ? [b.nin] : [])].forEach(conv);
-    const attn = (a: AttnBlock) => {
-      [a.q, a.k, a.v, a.proj].forEach(conv);
-      bytes += 2 * 4 * px * px;
-    };
-    conv(d.convIn);
-    res(d.mid1), attn(d.midAttn), res(d.mid2);
-    for (let i = d.levels.length - 1; i >= 0; i--) {
-      const lv = d.levels[i];
-      lv.blocks.forEach((b, j) => {
-        res(b);
-        if (lv.attns[j]) attn(lv.attns[j]);
-      });
-      if (lv.resample) {
-        px *= 4;
-        conv(lv.resample);
-      }
-    }
-    conv(d.convOut);
+    let bytes = 0;
+    this.#walkDecoder(side, {
+      conv: (c, px) => {
+        const [co, ci] = c.w.shape;
+        bytes += c.w.byteLength + c.b.byteLength + 4 * (ci + co) * px;
+      },
+      attn: (_a, px) => (bytes += 2 * 4 * px * px),
+    });
     return bytes;
   }
 

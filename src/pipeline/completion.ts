@@ -2,10 +2,10 @@
 // Not a new model: CogLM fills the box's 20×20 codes around the kept ones, then DSR + LoPAR refine, VQ-VAE decodes.
 
 import type { FillOptions } from "../models/coglm.ts";
-import { decodePreprocessOffThread } from "../formats/image.ts";
+import { decodePreprocessOffThread, resizeBilinear } from "../formats/image.ts";
 import type { Stages } from "./stages.ts";
 import { batchSeed, encodeChw } from "./stages.ts";
-import { cropChw, resizeBilinearChw, resizeNearestChw } from "./image_ops.ts";
+import { cropChw, resizeNearestChw } from "./image_ops.ts";
 import {
   boxToMask,
   COMPLETION_SIZE,
@@ -74,7 +74,7 @@ export async function runCompletion(stages: Stages, o: {
   progress.start("encode");
   const cropImg = cropChw(image, { c: 3, h: size, w: size }, crop);
   const cropMask = cropChw(Float32Array.from(mask), { c: 1, h: size, w: size }, crop);
-  const small = resizeBilinearChw(cropImg, { c: 3, h: side, w: side }, 160, 160);
+  const small = resizeBilinear(cropImg, { c: 3, h: side, w: side }, 160, 160);
   const smallCodes = await vqvae.encode(small, 160, 160);
   const mask20 = downsampleMask(Uint8Array.from(cropMask), side, 20);
   progress.end();
@@ -122,7 +122,7 @@ export async function runCompletion(stages: Stages, o: {
     });
     progress.end();
     // Outside the box, the DSR codes are replaced by the codes of the crop upsampled to 480.
-    const up = resizeBilinearChw(cropImg, { c: 3, h: side, w: side }, size, size);
+    const up = resizeBilinear(cropImg, { c: 3, h: side, w: side }, size, size);
     const upCodes = await vqvae.encode(up, size, size);
     const bigMask = downsampleMask(Uint8Array.from(cropMask), side, 60);
     for (const codes of dsred) for (let i = 0; i < 3600; i++) if (!bigMask[i]) codes[i] = upCodes[i];

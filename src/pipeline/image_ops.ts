@@ -1,7 +1,6 @@
 // Small CPU image operations on planar [C, H, W] float images with torch's index conventions (completion needs them).
-// Not an image library: no colour management, no antialiasing; codecs live in src/formats/image.ts.
-
-import { resizeBilinear } from "../formats/image.ts";
+// Not an image library: no colour management, no antialiasing; codecs and the bilinear resize live in
+// src/formats/image.ts.
 
 /** torch F.interpolate(mode="nearest"): source index floor(dst · in / out). */
 export function resizeNearestChw(
@@ -22,19 +21,6 @@ export function resizeNearestChw(
     }
   }
   return out;
-}
-
-/**
- * torch F.interpolate(mode="bilinear", align_corners=False), no antialiasing: formats/image.ts resizeBilinear (the
- * same taps, in torch's float32 CPU order).
- */
-export function resizeBilinearChw(
-  src: Float32Array,
-  dims: { c: number; h: number; w: number },
-  outH: number,
-  outW: number,
-): Float32Array {
-  return resizeBilinear(src, dims, outH, outW);
 }
 
 /** Rows [y0, y1) and columns [x0, x1) of a [C, H, W] image. */

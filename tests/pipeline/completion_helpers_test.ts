@@ -10,7 +10,8 @@ import {
   scatterCompletion,
   surroundingBoxCrop,
 } from "../../src/pipeline/completion_layout.ts";
-import { resizeBilinearChw, resizeNearestChw } from "../../src/pipeline/image_ops.ts";
+import { resizeNearestChw } from "../../src/pipeline/image_ops.ts";
+import { resizeBilinear } from "../../src/formats/image.ts";
 import { Progress } from "../../src/pipeline/progress.ts";
 import type { PipelineEvent } from "../../src/pipeline/types.ts";
 
@@ -88,7 +89,7 @@ Deno.test("image ops: nearest ×3, bilinear against hand values, mask downsampli
     3,
   ]);
   // align_corners=False: output 4 of input 2 samples at −0.25 (clamped 0), 0.25, 0.75, 1.25 (clamped 1).
-  const b = resizeBilinearChw(Float32Array.from([0, 4]), { c: 1, h: 1, w: 2 }, 1, 4);
+  const b = resizeBilinear(Float32Array.from([0, 4]), { c: 1, h: 1, w: 2 }, 1, 4);
   eq(Array.from(b), [0, 1, 3, 4]);
   const m = new Uint8Array(6 * 6);
   m.fill(1, 0, 18); // top half
