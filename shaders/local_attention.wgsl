@@ -5,6 +5,12 @@
 
 const OUT_OF_GRID: f32 = -10000.0;
 
+// Key cell of entry (0, 0) of the kH×kW window of query (i, j) of an H×W grid over an h×w key grid: the window is
+// centred on key cell (i·h/H, j·w/W); entry p = r·kW + c sits at that corner + (r, c) (src/geometry/sr.ts windows).
+fn window_corner(i: u32, j: u32, H: u32, W: u32, h: u32, w: u32, kH: u32, kW: u32) -> vec2<i32> {
+  return vec2<i32>(i32(i / (H / h)) - i32(kH >> 1u), i32(j / (W / w)) - i32(kW >> 1u));
+}
+
 #if SIMILAR
 // q [B,C,H,W], k [Bk,C,h,w] → s [B,H,W,P]; one invocation per score.
 struct Params { B: u32, C: u32, H: u32, W: u32, Bk: u32, h: u32, w: u32, kH: u32, kW: u32, P: u32, n: u32 }
@@ -23,8 +29,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let i = (pix / P.W) % P.H;
   let b = pix / (P.W * P.H);
   let kb = b * P.Bk / P.B;
-  let y = i32(i / (P.H / P.h)) - i32(P.kH >> 1u) + i32(p / P.kW);
-  let x = i32(j / (P.W / P.w)) - i32(P.kW >> 1u) + i32(p % P.kW);
+  let corner = window_corner(i, j, P.H, P.W, P.h, P.w, P.kH, P.kW);
+  let y = corner.x + i32(p / P.kW);
+  let x = corner.y + i32(p % P.kW);
   var s = OUT_OF_GRID;
   if (y >= 0 && y < i32(P.h) && x >= 0 && x < i32(P.w)) {
     s = 0.0;
@@ -59,8 +66,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let c = (idx / (P.W * P.H)) % P.C;
   let b = idx / (P.W * P.H * P.C);
   let vb = b * P.Bv / P.B;
-  let cy = i32(i / (P.H / P.h)) - i32(P.kH >> 1u);
-  let cx = i32(j / (P.W / P.w)) - i32(P.kW >> 1u);
+  let corner = window_corner(i, j, P.H, P.W, P.h, P.w, P.kH, P.kW);
+  let cy = corner.x;
+  let cx = corner.y;
   let vbase = (vb * P.C + c) * P.h * P.w;
   let wbase = ((b * P.H + i) * P.W + j) * P.P;
   var s = 0.0;
