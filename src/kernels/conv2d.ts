@@ -195,9 +195,18 @@ function convWindows(
 ): Tensor {
   const K = o.cin * o.ks * o.ks, P = o.oh * o.ow;
   const a = weightsF32(ctx, weight);
-  const block = o.rowsPerLaunch
+  // Pixels per block: the packed im2col (bound as storage while it is written) within 32 MiB and the max binding.
+  const fits = (np: number) =>
+    packedLayout(planWindows(o.cout, np, K, false), np).words * 4 <= ctx.maxBinding;
+  let block = o.rowsPerLaunch
     ? o.rowsPerLaunch * o.ow
-    : Math.min(P, Math.max(64, Math.floor(PACK_WORDS / K / 64) * 64));
+    : Math.min(P, Math.max(64, Math.floor(Math.min(PACK_WORDS, ctx.maxBinding / 4) / K / 64) * 64));
+  while (block > 64 && !fits(block)) block = Math.max(64, block - 64 * Math.ceil(block / 64 / 8));
+  check(
+    fits(Math.min(block, P)),
+    "conv2d",
+    `the packed im2col of ${Math.min(block, P)} pixels x ${K} exceeds the max storage binding`,
+  );
   const k = ctx.kernel({
     name: "conv_im2col_pack",
     shader: "conv_windows.wgsl",

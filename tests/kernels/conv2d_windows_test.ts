@@ -3,6 +3,8 @@
 // f16 weights and bias, and pixel blocks split across launches (rowsPerLaunch) with a ragged last block.
 import assert from "node:assert/strict";
 import { conv2d, conv2dSchedule } from "../../src/kernels/conv2d.ts";
+import { packedLayout, planWindows } from "../../src/kernels/matmul_windows.ts";
+import { GpuContext } from "../../src/gpu/context.ts";
 import { conv2dRef } from "../../src/reference/conv2d.ts";
 import { f16BitsToF32, f32ToF16Bits } from "../../src/gpu/f16.ts";
 import { assertClose, randn, sharedContext } from "../_util.ts";
@@ -86,4 +88,38 @@ Deno.test("conv2d windows: the default schedule on CPU adapters when cin·ks² i
     tw = ctx.upload(new Float32Array(6 * 27), [6, 3, 3, 3]);
   assert.throws(() => conv2d(ctx, tx, tw, { h: 4, w: 4, variant: "windows" }), /multiple of 8 \(27\)/);
   [tx, tw].forEach((t) => t.release());
+});
+
+Deno.test("conv2d windows: the packed im2col is cut into pixel blocks that fit a lowered max storage binding", async () => {
+  const shared = await sharedContext();
+  // 256 KiB binding: x [8, 40, 40] (51 KB) and out fit, the packed im2col of all 1600 pixels (K = 72: ~525 KB with its
+  // window slack) does not: blocks of fewer pixels are packed (the 29.6 MB conv_im2col_pack of the tiny VQ-VAE at a
+  // lowered limit, and the published VQ-VAE's at 128 MiB, #17.3).
+  const limit = 256 * 1024;
+  const ctx = new GpuContext({
+    ...shared.gpu,
+    limits: { ...shared.gpu.limits, maxStorageBufferBindingSize: limit },
+  });
+  const cin = 8, h = 40, w = 40, cout = 12, ks = 3;
+  assert.ok(packedLayout(planWindows(cout, h * w, cin * ks * ks, false), h * w).words * 4 > limit);
+  const x = randn(cin * h * w, 3), wt = randn(cout * cin * ks * ks, 4, 0.3), b = randn(cout, 5);
+  const tx = ctx.upload(x, [cin, h, w]), tw = ctx.upload(wt, [cout, cin, ks, ks]), tb = ctx.upload(b, [cout]);
+  const out = conv2d(ctx, tx, tw, { h, w, pad: 1, bias: tb, variant: "windows" });
+  const ref = conv2dRef(x, wt, {
+    cin,
+    h,
+    w,
+    cout,
+    ks,
+    stride: 1,
+    pad: 1,
+    padEnd: 0,
+    upsample: false,
+    bias: b,
+  });
+  assertClose("conv windows at a 256 KiB binding", await ctx.readF32(out), ref.out, {
+    atol: 8e-6 * Math.sqrt(cin * ks * ks),
+    rtol: 1e-5,
+  });
+  [out, tx, tw, tb].forEach((t) => t.release());
 });
