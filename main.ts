@@ -3,11 +3,9 @@
 
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
-import { sharedContext } from "./src/gpu/context.ts";
-import { describeGpu } from "./src/gpu/device.ts";
 import { ensureDemoModel } from "./src/demo/model.ts";
 import { TerminalBar } from "./src/cli/terminal_bar.ts";
-import { Text2ImagePipeline } from "./src/pipeline/text2image.ts";
+import { WorkerPipeline } from "./src/pipeline/worker.ts";
 import type { GenerateRequest, Pipeline, PipelineEvent } from "./src/pipeline/types.ts";
 import { createApp, startServer } from "./src/server/app.ts";
 import { exitOnSignals } from "./src/server/signals.ts";
@@ -64,14 +62,15 @@ function intFlag(v: string | undefined, name: string, dflt: number, min = 0, max
 /** How main() gets its pipeline: the real one by default; tests pass a scriptable one. */
 export type OpenPipeline = (options: { model?: string; maxInferenceBatch: number }) => Promise<Pipeline>;
 
-/** Opens the model given by --model / COGVIEW2_MODEL, else the demo model (created on first use), on the GPU. */
+/**
+ * Opens the model given by --model / COGVIEW2_MODEL, else the demo model (created on first use), on the GPU — in a
+ * worker thread (src/pipeline/worker.ts), so the server's event loop never waits on the GPU.
+ */
 export const openRealPipeline: OpenPipeline = async ({ model: modelFlag, maxInferenceBatch: batch }) => {
-  const ctx = await sharedContext(); // no adapter: an Error saying what to install (mesa-vulkan-drivers)
-  log(`GPU: ${describeGpu(ctx.gpu)}`);
   const model = modelFlag ?? Deno.env.get("COGVIEW2_MODEL");
   if (model) {
     log(`model: ${resolve(model)}`);
-    return await Text2ImagePipeline.open({ ctx, modelDir: resolve(model), maxInferenceBatch: batch, log });
+    return await WorkerPipeline.open({ modelDir: resolve(model), maxInferenceBatch: batch, log });
   }
   const dir = await ensureDemoModel({ log });
   log("=".repeat(100));
@@ -81,7 +80,7 @@ export const openRealPipeline: OpenPipeline = async ({ model: modelFlag, maxInfe
   log("Its images are NOISE. For real images convert the official CogView2 weights with `deno task convert`");
   log("and start with --model DIR (see the README).");
   log("=".repeat(100));
-  return await Text2ImagePipeline.open({ ctx, modelDir: dir, demo: true, maxInferenceBatch: batch, log });
+  return await WorkerPipeline.open({ modelDir: dir, demo: true, maxInferenceBatch: batch, log });
 };
 
 type Flags = Record<string, string | boolean | undefined>;
@@ -151,7 +150,7 @@ async function generate(prompt: string | undefined, flags: Flags, openPipeline: 
   if (!info.styles.includes(request.style)) {
     throw new Error(`Flag --style must be one of ${info.styles.join(", ")} (got '${request.style}')`);
   }
-  pipeline.validate(request);
+  await pipeline.validate(request);
   const outDir = resolve((flags.out as string | undefined) ?? "out");
   await Deno.mkdir(outDir, { recursive: true });
   const bar = new TerminalBar();

@@ -94,9 +94,11 @@ export class PipelineError extends Error {
 export interface Pipeline {
   info(): PipelineInfo;
   /** Throws PipelineError when the request cannot run (too many tokens, unknown style); cheap, no GPU work. */
-  validate(request: GenerateRequest | CompletionRequest): void;
+  validate(request: GenerateRequest | CompletionRequest): void | Promise<void>;
   generate(request: GenerateRequest, emit: EmitEvent, signal: AbortSignal): Promise<ResultImage[]>;
   complete(request: CompletionRequest, emit: EmitEvent, signal: AbortSignal): Promise<ResultImage[]>;
+  /** Stops at once, abandoning work in flight (shutdown after the grace period); optional. */
+  close?(): void;
 }
 
 /** Throws the signal's reason (an AbortError) when the job was cancelled; called between steps. */

@@ -316,7 +316,7 @@ export function createApp(options: AppOptions): App {
     const body = await readJson(req, kind === "generate" ? maxBody : maxCompletionBody);
     const parsed = kind === "generate" ? parseGenerate(body) : parseCompletion(body);
     try {
-      pipeline.validate(parsed.request);
+      await pipeline.validate(parsed.request);
     } catch (e) {
       if (e instanceof PipelineError) throw new HttpError(e.status, e.message);
       throw e;

@@ -237,12 +237,22 @@ export class JobQueue {
     this.#updateGauges();
     const running = this.#running;
     if (running) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise<void>((r) => timer = setTimeout(r, graceMs));
-      await Promise.race([running.finished, timeout]);
-      clearTimeout(timer);
-      if (!isTerminal(running.state)) {
+      // The job may run until the grace period's last tenth (at most its last second); then it is cancelled, and a
+      // pipeline still busy half of that before the end (inside one long GPU wait) is stopped outright
+      // (close()), which leaves the process time to exit within the grace period.
+      const lead = Math.min(1000, graceMs / 10);
+      const within = async (ms: number) => {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([running.finished, new Promise<void>((r) => timer = setTimeout(r, ms))]);
+        clearTimeout(timer);
+        return isTerminal(running.state);
+      };
+      if (!(await within(graceMs - lead))) {
         running.abort.abort(new DOMException("Server shutting down", "AbortError"));
+        if (!(await within(lead / 2)) && this.#o.pipeline.close) {
+          this.#o.log?.(`job ${running.id} did not stop within the grace period: stopping the pipeline`);
+          this.#o.pipeline.close();
+        }
         await running.finished;
       }
     }

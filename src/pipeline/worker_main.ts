@@ -1,0 +1,65 @@
+// The worker side of WorkerPipeline (worker.ts): opens the GPU and the model, runs one request at a time, posts its
+// events and result back. Not reachable from outside the process.
+
+import { sharedContext } from "../gpu/context.ts";
+import { describeGpu } from "../gpu/device.ts";
+import { Text2ImagePipeline } from "./text2image.ts";
+import { isAbortError, PipelineError } from "./types.ts";
+import type { CompletionRequest, GenerateRequest } from "./types.ts";
+import type { FromWorker, ToWorker } from "./worker.ts";
+
+const scope = self as unknown as {
+  onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
+  postMessage(message: FromWorker, transfer?: Transferable[]): void;
+};
+const post = (m: FromWorker) => scope.postMessage(m);
+const log = (msg: string) => post({ type: "log", msg });
+let pipeline: Text2ImagePipeline | null = null;
+const aborts = new Map<number, AbortController>();
+
+function failure(id: number, e: unknown): FromWorker {
+  const message = e instanceof Error || e instanceof DOMException ? e.message : String(e);
+  return {
+    type: "failed",
+    id,
+    error: { message, status: e instanceof PipelineError ? e.status : undefined, abort: isAbortError(e) },
+  };
+}
+
+scope.onmessage = async (e) => {
+  const m = e.data;
+  if (m.type === "open") {
+    try {
+      const ctx = await sharedContext();
+      log(`GPU: ${describeGpu(ctx.gpu)}`);
+      pipeline = await Text2ImagePipeline.open({ ctx, ...m.options, log });
+      post({ type: "opened", info: pipeline.info() });
+    } catch (err) {
+      post(failure(0, err));
+    }
+  } else if (m.type === "validate") {
+    try {
+      pipeline!.validate(m.request);
+      post({ type: "result", id: m.id, images: [] });
+    } catch (err) {
+      post(failure(m.id, err));
+    }
+  } else if (m.type === "abort") {
+    aborts.get(m.id)?.abort(new DOMException("Job cancelled", "AbortError"));
+  } else if (m.type === "run") {
+    const ac = new AbortController();
+    aborts.set(m.id, ac);
+    const emit = (event: Parameters<Parameters<Text2ImagePipeline["generate"]>[1]>[0]) =>
+      post({ type: "event", id: m.id, event });
+    try {
+      const images = m.kind === "generate"
+        ? await pipeline!.generate(m.request as GenerateRequest, emit, ac.signal)
+        : await pipeline!.complete(m.request as CompletionRequest, emit, ac.signal);
+      post({ type: "result", id: m.id, images });
+    } catch (err) {
+      post(failure(m.id, err));
+    } finally {
+      aborts.delete(m.id);
+    }
+  }
+};
