@@ -2,35 +2,13 @@
 // prefetched into registers), C = alpha·A·Wᵀ (+bias) (GELU) (+resid) with f16 or f32 W [N, K] and f32 accumulation,
 // strided batches. matmul() routes weight-shaped products (M > 8, W [N, K]) here off CPU adapters when the layout
 // allows (gemmTilesApplies). CPU twin: src/reference/matmul.ts.
-import { type Access, f32, type GpuContext } from "../gpu/context.ts";
+import { f32, type GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
+import { epilogueBindings, type MatmulLayout, matmulOutput } from "./_epilogue.ts";
 
-/** The subset of MatmulOptions this kernel takes (W is [N, K]). */
-export interface GemmOptions {
-  M: number;
-  N: number;
-  K: number;
-  batch?: number;
-  lda?: number;
-  ldw?: number;
-  ldc?: number;
-  aOff?: number;
-  wOff?: number;
-  cOff?: number;
-  aBatchStride?: number;
-  wBatchStride?: number;
-  cBatchStride?: number;
-  alpha?: number;
-  bias?: Tensor;
-  biasOff?: number;
-  gelu?: boolean;
-  resid?: Tensor;
-  rOff?: number;
-  ldr?: number;
-  rBatchStride?: number;
-  out?: Tensor;
-}
+/** The layout this kernel takes (W is [N, K]). */
+export type GemmOptions = MatmulLayout;
 
 /** Whether the layout suits the kernel: W [N, K] f16/f32, and every K-run starting on a multiple of 4 elements. */
 export function gemmTilesApplies(w: Tensor, o: GemmOptions & { transW?: boolean }): boolean {
@@ -56,37 +34,10 @@ export function gemmTiles(ctx: GpuContext, a: Tensor, w: Tensor, o: GemmOptions)
     off + (batch - 1) * bs + (rows - 1) * ld + cols;
   check(last(aOff, aBs, M, lda, K) <= a.size, "gemmTiles", `A [${a.shape}] too small for M=${M} K=${K}`);
   check(last(wOff, wBs, N, ldw, K) <= w.size, "gemmTiles", `W [${w.shape}] too small for N=${N} K=${K}`);
-  const c = o.out ?? ctx.empty([batch * M, N], "f32");
-  check(c.dtype === "f32" && last(cOff, cBs, M, ldc, N) <= c.size, "gemmTiles", `C [${c.shape}] too small`);
-  if (o.bias) {
-    check(o.bias.dtype === "f32" || o.bias.dtype === "f16", "gemmTiles", "bias must be f32 or f16");
-    check((o.biasOff ?? 0) + N <= o.bias.size, "gemmTiles", `bias [${o.bias.shape}] too small for N=${N}`);
-  }
-  if (o.resid) {
-    check(
-      last(o.rOff ?? 0, rBs, M, ldr, N) <= o.resid.size,
-      "gemmTiles",
-      `resid [${o.resid.shape}] too small`,
-    );
-  }
-  let b = 3;
-  const defines: Record<string, boolean | number> = {
-    W_F16: w.dtype === "f16",
-    BIAS: !!o.bias,
-    BIAS_F16: o.bias?.dtype === "f16",
-    GELU: !!o.gelu,
-    RESID: !!o.resid,
-  };
-  if (o.bias) defines.B_BIAS = b++;
-  if (o.resid) defines.B_R = b++;
-  defines.B_C = b;
-  const bindings: Access[] = [
-    "read",
-    "read",
-    ...(o.bias ? ["read" as const] : []),
-    ...(o.resid ? ["read" as const] : []),
-    "write",
-  ];
+  const c = matmulOutput(ctx, "gemmTiles", o);
+  const ep = epilogueBindings(o);
+  const defines = { W_F16: w.dtype === "f16", ...ep.defines };
+  const bindings = ep.access;
   const k = ctx.kernel({ name: "gemm_tiles", shader: "gemm_tiles.wgsl", defines, bindings });
   const params = [
     M,
@@ -107,7 +58,6 @@ export function gemmTiles(ctx: GpuContext, a: Tensor, w: Tensor, o: GemmOptions)
     ldr,
     rBs,
   ];
-  const bufs = [a, w, ...(o.bias ? [o.bias] : []), ...(o.resid ? [o.resid] : []), c];
-  ctx.dispatch(k, params, bufs, [Math.ceil(N / 128), Math.ceil(M / 128), batch]);
+  ctx.dispatch(k, params, ep.tensors(a, w, c), [Math.ceil(N / 128), Math.ceil(M / 128), batch]);
   return c;
 }

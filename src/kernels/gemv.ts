@@ -1,30 +1,16 @@
 // Launcher of shaders/gemv_rows.wgsl: decode-shaped C = alpha·A·Wᵀ (+bias) (GELU) (+resid) for M ≤ 8 rows on GPUs,
 // each weight read once in coalesced 16-byte loads (matmul() routes decode rows here off CPU adapters when the
 // layout allows: gemvRowsApplies). Batch 1; W [N, K] f16 or f32. CPU twin: src/reference/matmul.ts.
-import { type Access, f32, type GpuContext } from "../gpu/context.ts";
+import { f32, type GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
+import { epilogueBindings, type MatmulLayout, matmulOutput } from "./_epilogue.ts";
 
-/** The subset of MatmulOptions this kernel takes (W is [N, K]). */
-export interface GemvOptions {
-  M: number;
-  N: number;
-  K: number;
-  lda?: number;
-  ldw?: number;
-  ldc?: number;
-  aOff?: number;
-  wOff?: number;
-  cOff?: number;
-  alpha?: number;
-  bias?: Tensor;
-  biasOff?: number;
-  gelu?: boolean;
-  resid?: Tensor;
-  rOff?: number;
-  ldr?: number;
-  out?: Tensor;
-}
+/** The layout this kernel takes (W is [N, K]; one batch, so no batch strides). */
+export type GemvOptions = Omit<
+  MatmulLayout,
+  "batch" | "aBatchStride" | "wBatchStride" | "cBatchStride" | "rBatchStride"
+>;
 
 /** Whether the layout suits the kernel: M ≤ 8 rows, K-runs of whole 16-byte W loads and vec4 A rows. */
 export function gemvRowsApplies(w: Tensor, o: GemvOptions & { transW?: boolean; batch?: number }): boolean {
@@ -43,38 +29,10 @@ export function gemvRows(ctx: GpuContext, a: Tensor, w: Tensor, o: GemvOptions):
   const aOff = o.aOff ?? 0, wOff = o.wOff ?? 0, cOff = o.cOff ?? 0;
   check(aOff + (M - 1) * lda + K <= a.size, "gemvRows", `A [${a.shape}] too small for M=${M} K=${K}`);
   check(wOff + (N - 1) * ldw + K <= w.size, "gemvRows", `W [${w.shape}] too small for N=${N} K=${K}`);
-  const c = o.out ?? ctx.empty([M, N], "f32");
-  check(c.dtype === "f32" && cOff + (M - 1) * ldc + N <= c.size, "gemvRows", `C [${c.shape}] too small`);
-  if (o.bias) {
-    check(o.bias.dtype === "f32" || o.bias.dtype === "f16", "gemvRows", `bias must be f32 or f16`);
-    check((o.biasOff ?? 0) + N <= o.bias.size, "gemvRows", `bias [${o.bias.shape}] too small for N=${N}`);
-  }
-  if (o.resid) {
-    check(
-      (o.rOff ?? 0) + (M - 1) * ldr + N <= o.resid.size,
-      "gemvRows",
-      `resid [${o.resid.shape}] too small`,
-    );
-  }
-  let b = 3;
-  const defines: Record<string, boolean | number> = {
-    MR: M,
-    W_F16: w.dtype === "f16",
-    BIAS: !!o.bias,
-    BIAS_F16: o.bias?.dtype === "f16",
-    GELU: !!o.gelu,
-    RESID: !!o.resid,
-  };
-  if (o.bias) defines.B_BIAS = b++;
-  if (o.resid) defines.B_R = b++;
-  defines.B_C = b;
-  const bindings: Access[] = [
-    "read",
-    "read",
-    ...(o.bias ? ["read" as const] : []),
-    ...(o.resid ? ["read" as const] : []),
-    "write",
-  ];
+  const c = matmulOutput(ctx, "gemvRows", o);
+  const ep = epilogueBindings(o);
+  const defines = { MR: M, W_F16: w.dtype === "f16", ...ep.defines };
+  const bindings = ep.access;
   const k = ctx.kernel({ name: "gemv_rows", shader: "gemv_rows.wgsl", defines, bindings });
   const groups = Math.ceil(N / 8);
   const y = Math.ceil(groups / 65535), x = Math.ceil(groups / y);
@@ -94,7 +52,6 @@ export function gemvRows(ctx: GpuContext, a: Tensor, w: Tensor, o: GemvOptions):
     ldr,
     x,
   ];
-  const bufs = [a, w, ...(o.bias ? [o.bias] : []), ...(o.resid ? [o.resid] : []), c];
-  ctx.dispatch(k, params, bufs, [x, y, 1]);
+  ctx.dispatch(k, params, ep.tensors(a, w, c), [x, y, 1]);
   return c;
 }

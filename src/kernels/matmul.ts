@@ -4,39 +4,14 @@
 import { type Access, f32, type GpuContext } from "../gpu/context.ts";
 import { type RowChunkedTensor, type Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
+import { epilogueBindings, type MatmulLayout, matmulOutput } from "./_epilogue.ts";
 import { matmulWindows, planWindows, windowsApplies } from "./matmul_windows.ts";
 import { gemvRows, gemvRowsApplies } from "./gemv.ts";
 import { gemmTiles, gemmTilesApplies } from "./gemm.ts";
 
-export interface MatmulOptions {
-  M: number;
-  N: number;
-  K: number;
+export interface MatmulOptions extends MatmulLayout {
   /** W is [N,K] (true: y = x·Wᵀ as nn.Linear) or [K,N]. Default true. */
   transW?: boolean;
-  batch?: number;
-  /** Row strides in elements (default: K for A, K or N for W, N for C). */
-  lda?: number;
-  ldw?: number;
-  ldc?: number;
-  /** Element offsets of the first matrix. */
-  aOff?: number;
-  wOff?: number;
-  cOff?: number;
-  /** Batch strides in elements (default: dense; W defaults to 0 = shared across the batch). */
-  aBatchStride?: number;
-  wBatchStride?: number;
-  cBatchStride?: number;
-  alpha?: number;
-  bias?: Tensor;
-  biasOff?: number;
-  gelu?: boolean;
-  /** Residual: C = R + result, R laid out like C (same ldc/batch stride unless given). */
-  resid?: Tensor;
-  rOff?: number;
-  ldr?: number;
-  rBatchStride?: number;
-  out?: Tensor;
   /** Schedule override (tests, benchmarks); default "auto" picks one from the shapes and the adapter. */
   variant?: MatmulVariant | "auto";
   /** false forces the scalar-load path of the register-tiled schedules (tests). */
@@ -272,21 +247,15 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
  */
 function operandDefines(w: Tensor, o: MatmulOptions): Record<string, boolean | number> {
   const i8 = w.dtype === "i8";
-  let b = 3;
   const d: Record<string, boolean | number> = {
     W_F16: w.dtype === "f16",
     W_I8: i8,
-    BIAS: !!o.bias,
-    BIAS_F16: o.bias?.dtype === "f16",
-    RESID: !!o.resid,
+    ...epilogueBindings(o, i8 ? [w.quant!.scales] : []).defines,
   };
   if (i8) {
     d.QG = w.quant!.group;
-    d.B_WS = b++;
+    d.B_WS = 3;
   }
-  if (o.bias) d.B_BIAS = b++;
-  if (o.resid) d.B_R = b++;
-  d.B_C = b;
   return d;
 }
 
@@ -307,32 +276,10 @@ export function matmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions):
   const lda = o.lda ?? K, ldw = o.ldw ?? (transW ? K : N), ldc = o.ldc ?? N;
   const aBs = o.aBatchStride ?? M * lda, wBs = o.wBatchStride ?? 0, cBs = o.cBatchStride ?? M * ldc;
   const ldr = o.ldr ?? ldc, rBs = o.rBatchStride ?? cBs;
-  const c = o.out ?? ctx.empty([batch * M, N], "f32");
-  check(c.dtype === "f32", "matmul", `C must be f32, got ${c.dtype}`);
-  check(
-    (o.cOff ?? 0) + (batch - 1) * cBs + (M - 1) * ldc + N <= c.size,
-    "matmul",
-    `C [${c.shape}] too small for M=${M} N=${N}`,
-  );
-  if (o.resid) {
-    check(
-      (o.rOff ?? 0) + (batch - 1) * rBs + (M - 1) * ldr + N <= o.resid.size,
-      "matmul",
-      `resid [${o.resid.shape}] too small for M=${M} N=${N}`,
-    );
-  }
-  if (o.bias) {
-    check((o.biasOff ?? 0) + N <= o.bias.size, "matmul", `bias [${o.bias.shape}] too small for N=${N}`);
-  }
+  const c = matmulOutput(ctx, "matmul", o);
   const scales = w.quant?.scales;
-  const bindings: Access[] = [
-    "read",
-    "read",
-    ...(scales ? ["read" as const] : []),
-    ...(o.bias ? ["read" as const] : []),
-    ...(o.resid ? ["read" as const] : []),
-    "write",
-  ];
+  const ep = epilogueBindings(o, scales ? [scales] : []);
+  const bindings = ep.access;
   const k = ctx.kernel({ name, shader: "matmul.wgsl", defines, bindings });
   const params = [
     M,
@@ -353,14 +300,7 @@ export function matmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions):
     ldr,
     rBs,
   ];
-  const bufs = [
-    a,
-    w,
-    ...(scales ? [scales] : []),
-    ...(o.bias ? [o.bias] : []),
-    ...(o.resid ? [o.resid] : []),
-    c,
-  ];
+  const bufs = ep.tensors(a, w, c);
   ctx.dispatch(k, params, bufs, [Math.ceil(N / plan.cols), Math.ceil(M / plan.rows), batch]);
   return c;
 }
@@ -373,16 +313,7 @@ function launchWindows(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions):
   const lda = o.lda ?? K, ldc = o.ldc ?? N, ldr = o.ldr ?? ldc;
   const aBs = o.aBatchStride ?? M * lda, cBs = o.cBatchStride ?? M * ldc, rBs = o.rBatchStride ?? cBs;
   const wBs = o.wBatchStride ?? 0;
-  const c = o.out ?? ctx.empty([batch * M, N], "f32");
-  check(c.dtype === "f32", "matmul", `C must be f32, got ${c.dtype}`);
-  const last = (off: number, bs: number, ld: number) => off + (batch - 1) * bs + (M - 1) * ld + N;
-  check(last(o.cOff ?? 0, cBs, ldc) <= c.size, "matmul", `C [${c.shape}] too small for M=${M} N=${N}`);
-  if (o.resid) {
-    check(last(o.rOff ?? 0, rBs, ldr) <= o.resid.size, "matmul", `resid [${o.resid.shape}] too small`);
-  }
-  if (o.bias) {
-    check((o.biasOff ?? 0) + N <= o.bias.size, "matmul", `bias [${o.bias.shape}] too small for N=${N}`);
-  }
+  const c = matmulOutput(ctx, "matmul", o);
   for (let b = 0; b < batch; b++) {
     matmulWindows(ctx, a, w, c, {
       M,
@@ -472,15 +403,7 @@ function matmulUbo(
 ): Tensor {
   const { M, N, K } = o;
   const ldc = o.ldc ?? N, ldr = o.ldr ?? ldc;
-  const c = o.out ?? ctx.empty([M, N], "f32");
-  check(c.dtype === "f32", "matmul", `C must be f32, got ${c.dtype}`);
-  check((o.cOff ?? 0) + (M - 1) * ldc + N <= c.size, "matmul", `C [${c.shape}] too small for M=${M} N=${N}`);
-  if (o.resid) {
-    check((o.rOff ?? 0) + (M - 1) * ldr + N <= o.resid.size, "matmul", `resid [${o.resid.shape}] too small`);
-  }
-  if (o.bias) {
-    check((o.biasOff ?? 0) + N <= o.bias.size, "matmul", `bias [${o.bias.shape}] too small for N=${N}`);
-  }
+  const c = matmulOutput(ctx, "matmul", o);
   const rowBytes = K * 4;
   const rw = Math.floor(UBO_WINDOW / rowBytes / 16) * 16; // rows per window, a multiple of 16
   const windows = Math.ceil(M / rw);

@@ -1,6 +1,8 @@
 import { f16BitsToF32, f32ToF16Bits } from "../../src/gpu/f16.ts";
 import assert from "node:assert/strict";
 import { matmul, matmulChunked, resolveMatmul } from "../../src/kernels/matmul.ts";
+import { gemmTiles } from "../../src/kernels/gemm.ts";
+import { gemvRows } from "../../src/kernels/gemv.ts";
 import { matmulRef, matmulStridedRef } from "../../src/reference/matmul.ts";
 import { assertClose, randn, sharedContext } from "../_util.ts";
 
@@ -161,5 +163,19 @@ Deno.test("matmul rejects operands too small for the shape, naming the operand",
   assert.throws(() => matmul(ctx, a, w, { M: 4, N: 5, K: 4 }), /A \[3,4\] too small/);
   const r = ctx.upload(new Float32Array(4), [4]);
   assert.throws(() => matmul(ctx, a, w, { M: 3, N: 5, K: 4, resid: r }), /resid \[4\] too small/);
-  [a, w, r].forEach((t) => t.release());
+  const small = ctx.empty([2, 5]), b = ctx.upload(new Float32Array(4), [4]);
+  assert.throws(() => matmul(ctx, a, w, { M: 3, N: 5, K: 4, out: small }), /C \[2,5\] too small/);
+  assert.throws(() => matmul(ctx, a, w, { M: 3, N: 5, K: 4, bias: b }), /bias \[4\] too small/);
+  // The GPU kernels share these checks (kernels/_epilogue.ts matmulOutput).
+  for (const [name, run] of [["gemmTiles", gemmTiles], ["gemvRows", gemvRows]] as const) {
+    assert.throws(
+      () => run(ctx, a, w, { M: 3, N: 5, K: 4, resid: r }),
+      new RegExp(`${name}.*resid \\[4\\] too small`),
+    );
+    assert.throws(
+      () => run(ctx, a, w, { M: 3, N: 5, K: 4, out: small }),
+      new RegExp(`${name}.*C \\[2,5\\] too small`),
+    );
+  }
+  [a, w, r, small, b].forEach((t) => t.release());
 });
