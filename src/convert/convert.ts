@@ -830,6 +830,11 @@ export function validateClusterLabels(
   }
 }
 
+async function isEmptyDir(dir: string): Promise<boolean> {
+  for await (const _ of Deno.readDir(dir)) return false;
+  return true;
+}
+
 /**
  * --overwrite only replaces what a conversion made: a directory whose manifest.json lists its files. Anything else
  * (a home directory, a file, a folder of photos) is refused before any work starts.
@@ -842,6 +847,8 @@ async function checkReplaceable(out: string): Promise<void> {
         "remove it yourself or choose another --out",
     );
   if (!st.isDirectory) throw refuse(st.isSymlink ? "is a symbolic link" : "is not a directory");
+  // An empty directory (made for the output beforehand, e.g. by mktemp) holds nothing to lose.
+  if (await isEmptyDir(out)) return;
   let manifest: unknown;
   try {
     manifest = JSON.parse(await Deno.readTextFile(join(out, "manifest.json")));

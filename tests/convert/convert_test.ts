@@ -733,6 +733,11 @@ Deno.test("convert attack: --overwrite refuses anything but a converted model; r
     await Deno.writeTextFile(join(home, "manifest.json"), '{"files": {"photo.jpg": {}}}');
     await assert.rejects(convert({ ...inputs, out: home, overwrite: true }), /not a converted model's/);
     assert.equal(await Deno.readTextFile(join(home, "notes.txt")), "mine");
+    // An empty directory (made beforehand, as mktemp does) holds nothing to lose: it is replaced.
+    const empty = join(tmp, "empty");
+    await Deno.mkdir(empty);
+    await convert({ ...inputs, out: empty, overwrite: true });
+    assert.ok((await Deno.stat(join(empty, "manifest.json"))).isFile);
     await Deno.writeTextFile(join(tmp, "file"), "x");
     await assert.rejects(
       convert({ ...inputs, out: join(tmp, "file"), overwrite: true }),
@@ -772,7 +777,12 @@ Deno.test("convert attack: --overwrite refuses anything but a converted model; r
     console.log(`overwrite: ${flags[2]} listings of the output during the conversion, ${flags[1]} partial`);
     assert.ok(flags[2] > 100, `the watcher ran (${flags[2]} checks)`);
     assert.equal(flags[1], 0, "the output was never seen half-deleted");
-    assert.deepEqual([...Deno.readDirSync(tmp)].map((e) => e.name).sort(), ["file", "home", "model"]);
+    assert.deepEqual([...Deno.readDirSync(tmp)].map((e) => e.name).sort(), [
+      "empty",
+      "file",
+      "home",
+      "model",
+    ]);
     assert.equal((await verifyModelDir(out)).files, 7);
   } finally {
     await Deno.remove(tmp, { recursive: true });
