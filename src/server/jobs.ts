@@ -237,10 +237,11 @@ export class JobQueue {
     this.#updateGauges();
     const running = this.#running;
     if (running) {
-      // The job may run until the grace period's last tenth (at most its last second); then it is cancelled, and a
+      // The job may run until the grace period's last fifth (at most its last 2 s); then it is cancelled, and a
       // pipeline still busy half of that before the end (inside one long GPU wait) is stopped outright
-      // (close()), which leaves the process time to exit within the grace period.
-      const lead = Math.min(1000, graceMs / 10);
+      // (close()), which leaves the process time to exit within the grace period (--grace 10: cancel at 8 s,
+      // stop at 9 s; on a loaded 2-core machine timers and the exit took up to 0.5 s more).
+      const lead = Math.min(2000, graceMs / 5);
       const within = async (ms: number) => {
         let timer: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([running.finished, new Promise<void>((r) => timer = setTimeout(r, ms))]);

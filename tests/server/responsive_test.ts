@@ -5,7 +5,8 @@
 import nodeAssert from "node:assert/strict";
 
 const root = new URL("../../", import.meta.url).pathname;
-const GRACE_S = 3;
+/** As the issue's attack run used it (an exit after 16-17 s before). */
+const GRACE_S = 10;
 
 Deno.test({
   name: "served demo model: /healthz p99 < 100 ms during a job; SIGTERM mid-stage exits within --grace",
@@ -75,10 +76,11 @@ Deno.test({
           } s ` +
           `(--grace ${GRACE_S})`,
       );
+      if (Deno.env.get("DEBUG_LOG")) console.log(log);
       nodeAssert.ok(p99 < 100, `/healthz p99 ${p99} ms`);
       nodeAssert.equal(status.code, 0, log);
-      // The pipeline is stopped at 95 % of the grace period; the rest is the signal's and the exit's own time.
-      nodeAssert.ok(exitS < GRACE_S + 0.25, `exited after ${exitS} s with --grace ${GRACE_S}`);
+      // The job is cancelled at 8 s and the pipeline stopped at 9 s; the rest is the signal's and the exit's time.
+      nodeAssert.ok(exitS < GRACE_S, `exited after ${exitS} s with --grace ${GRACE_S}`);
       nodeAssert.match(log, /SIGTERM: shutting down/);
     } finally {
       if (!exited) {
