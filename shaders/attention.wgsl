@@ -5,6 +5,8 @@
 // Define VEC4: keys read as vec4 (head size, key offsets and strides multiples of 4). Define VIS: row i sees the first VIS[i] keys instead (any per-row prefix mask, e.g. completion's).
 // Softmax is online over chunks of CHUNK keys kept in workgroup memory. Q/K/V/O are rows of heads·d values at
 // off + b·bs + row·ld + head·d. Entry kv_store (define KV_STORE) copies K and V rows of a QKV buffer into caches.
+// Define KV_F16: K and V (and kv_store's caches) are packed f16, two per word (offsets, strides and widths even);
+// scores, softmax and the weighted sum accumulate in f32.
 #include "common.wgsl"
 
 #if KV_STORE
@@ -14,13 +16,30 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> S: array<f32>;
+#if KV_F16
+@group(0) @binding(2) var<storage, read_write> Kc: array<u32>;
+@group(0) @binding(3) var<storage, read_write> Vc: array<u32>;
+#else
 @group(0) @binding(2) var<storage, read_write> Kc: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Vc: array<f32>;
+#endif
 
 // cache[b, t0 + r, c] = S[off + b·src_bs + r·ld_src + c] for K and V (src_bs = 0 broadcasts one prompt).
 @compute @workgroup_size(256)
 fn kv_store(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * 256u;
+#if KV_F16
+  // One invocation per pair of elements (one f16 word); P.width counts pairs here.
+  if (i >= P.batch * P.rows * P.width) { return; }
+  let c = 2u * (i % P.width);
+  let br = i / P.width;
+  let r = br % P.rows;
+  let b = br / P.rows;
+  let src = b * P.src_bs + r * P.ld_src + c;
+  let dst = (b * P.cache_bs + (P.t0 + r) * P.ldc + c) / 2u;
+  Kc[dst] = pack2x16float(vec2<f32>(S[P.k_src_off + src], S[P.k_src_off + src + 1u]));
+  Vc[dst] = pack2x16float(vec2<f32>(S[P.v_src_off + src], S[P.v_src_off + src + 1u]));
+#else
   if (i >= P.batch * P.rows * P.width) { return; }
   let c = i % P.width;
   let br = i / P.width;
@@ -30,6 +49,7 @@ fn kv_store(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
   let dst = b * P.cache_bs + (P.t0 + r) * P.ldc + c;
   Kc[dst] = S[P.k_src_off + src];
   Vc[dst] = S[P.v_src_off + src];
+#endif
 }
 #else
 struct Params {
@@ -39,12 +59,30 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
+#if KV_F16
+#if VEC4
+@group(0) @binding(2) var<storage, read> K: array<vec2<u32>>;
+#else
+@group(0) @binding(2) var<storage, read> K: array<u32>;
+#endif
+@group(0) @binding(3) var<storage, read> V: array<u32>;
+fn v1(i: u32) -> f32 { return f16_at(V[i >> 1u], i); }
+#if VEC4
+fn k4(i: u32) -> vec4<f32> { let p = K[i]; return vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y)); }
+#else
+fn k1(i: u32) -> f32 { return f16_at(K[i >> 1u], i); }
+#endif
+#else
 #if VEC4
 @group(0) @binding(2) var<storage, read> K: array<vec4<f32>>;
+fn k4(i: u32) -> vec4<f32> { return K[i]; }
 #else
 @group(0) @binding(2) var<storage, read> K: array<f32>;
+fn k1(i: u32) -> f32 { return K[i]; }
 #endif
 @group(0) @binding(3) var<storage, read> V: array<f32>;
+fn v1(i: u32) -> f32 { return V[i]; }
+#endif
 #if VIS
 @group(0) @binding(4) var<storage, read> VISIBLE: array<i32>;
 @group(0) @binding(5) var<storage, read_write> O: array<f32>;
@@ -109,10 +147,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       // Dot in vec4 steps, then the four lanes summed (d, offsets and strides are multiples of 4).
       var s4 = vec4<f32>(0.0);
       let kr4 = kr / 4u;
-      for (var c = 0u; c < d / 4u; c++) { s4 = fma(qs4[c], K[kr4 + c], s4); }
+      for (var c = 0u; c < d / 4u; c++) { s4 = fma(qs4[c], k4(kr4 + c), s4); }
       s = (s4.x + s4.y) + (s4.z + s4.w);
 #else
-      for (var c = 0u; c < d; c++) { s = fma(qs[c], K[kr + c], s); }
+      for (var c = 0u; c < d; c++) { s = fma(qs[c], k1(kr + c), s); }
 #endif
       s += select(0.0, P.logw, t0 + t < P.logw_cols);
       sc[t] = s;
@@ -131,14 +169,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (ng > 1u) {
       let c = li % d;
       var a = acc[0] * corr;
-      for (var t = g; t < n; t += ng) { a = fma(sc[t], V[vb + (t0 + t) * P.ldv + c], a); }
+      for (var t = g; t < n; t += ng) { a = fma(sc[t], v1(vb + (t0 + t) * P.ldv + c), a); }
       acc[0] = a;
     } else {
       for (var r = 0u; r < MAXD / WG; r++) {
         let c = li + r * WG;
         if (c < d) {
           var a = acc[r] * corr;
-          for (var t = 0u; t < n; t++) { a = fma(sc[t], V[vb + (t0 + t) * P.ldv + c], a); }
+          for (var t = 0u; t < n; t++) { a = fma(sc[t], v1(vb + (t0 + t) * P.ldv + c), a); }
           acc[r] = a;
         }
       }

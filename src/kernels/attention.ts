@@ -64,7 +64,12 @@ export interface AttentionOptions {
 function viewOk(name: string, v: HeadsView, o: AttentionOptions): void {
   const bs = v.bs ?? 0, rows = name === "q" || name === "out" ? o.rows : o.keys;
   const last = (v.off ?? 0) + (o.batch - 1) * bs + (rows - 1) * v.ld + o.heads * o.headDim;
-  check(v.t.dtype === "f32", "attention", `${name} must be f32, got ${v.t.dtype}`);
+  const f16ok = name === "k" || name === "v";
+  check(
+    v.t.dtype === "f32" || (f16ok && v.t.dtype === "f16"),
+    "attention",
+    `${name} must be f32${f16ok ? " or f16" : ""}, got ${v.t.dtype}`,
+  );
   check(
     last <= v.t.size,
     "attention",
@@ -129,6 +134,7 @@ export const FLASH_ROWS = 64, FLASH_KEYS = 16;
 export function flashAttention(ctx: GpuContext, o: AttentionOptions & { add?: AddView }): void {
   const d = o.headDim;
   check(d > 0 && d <= 128, "flashAttention", `head size ${d} is outside 1..128`);
+  check(o.k.t.dtype === "f32" && o.v.t.dtype === "f32", "flashAttention", "K and V must be f32");
   check(
     o.rows > 0 && o.keys > 0 && o.heads <= 65535 && o.batch <= 65535,
     "flashAttention",
@@ -164,14 +170,18 @@ export const MATMUL_PATH_ROWS = 16;
 /** Writes softmax((q/√d)·kᵀ + logw, masked)·v for every (batch, row, head) into `out`. */
 export function attention(ctx: GpuContext, o: AttentionOptions): void {
   const scoreBytes = o.heads * o.rows * o.keys * 4;
+  // f16 K/V (CogLM's f16 KV cache): the fused kernel and the matmul path read them; flash takes f32 only.
+  const kvF16 = o.k.t.dtype === "f16";
+  check(o.v.t.dtype === o.k.t.dtype, "attention", `k is ${o.k.t.dtype} but v is ${o.v.t.dtype}`);
   // GPUs: tiled online softmax for prefills (no score matrix); CPU adapters: the batched matmul (3-9x faster than
   // the fused kernel for prefills of 100+ rows on lavapipe) when the scores fit one binding.
   const path = o.path ??
-    (o.rows >= MATMUL_PATH_ROWS && !ctx.gpu.isFallback && o.headDim <= 128
+    (o.rows >= MATMUL_PATH_ROWS && !ctx.gpu.isFallback && o.headDim <= 128 && !kvF16
       ? "flash"
       : o.rows >= MATMUL_PATH_ROWS && scoreBytes <= ctx.maxBinding && (!o.visible || o.visibleHost)
       ? "matmul"
       : "fused");
+  check(path !== "flash" || !kvF16, "attention", "the flash path takes f32 K/V");
   if (path === "flash") return flashAttention(ctx, o);
   const d = o.headDim;
   check(d > 0 && d <= 256, "attention", `head size ${d} is outside 1..256`);
@@ -181,10 +191,18 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
   const wg = o.wg ?? (ctx.gpu.isFallback ? 32 : 64);
   const m4 = (x: number) => x % 4 === 0;
   const vec4 = o.vec4 !== false && m4(d) && m4(o.k.off ?? 0) && m4(o.k.ld) && m4(o.k.bs ?? 0);
+  if (kvF16) {
+    const even = (x: number) => x % 2 === 0;
+    check(
+      [o.k.off ?? 0, o.k.ld, o.k.bs ?? 0, o.v.off ?? 0, o.v.ld, o.v.bs ?? 0, d].every(even),
+      "attention",
+      "f16 K/V need even offsets, strides and head size",
+    );
+  }
   const k = ctx.kernel({
     name: "attention",
     shader: "attention.wgsl",
-    defines: { VIS: !!o.visible, VEC4: vec4, CHUNK: o.chunk ?? ATTENTION_CHUNK, WG: wg },
+    defines: { VIS: !!o.visible, VEC4: vec4, KV_F16: kvF16, CHUNK: o.chunk ?? ATTENTION_CHUNK, WG: wg },
     bindings: o.visible ? ["read", "read", "read", "read", "write"] : ["read", "read", "read", "write"],
   });
   const params = attentionParams(o, mask);
@@ -195,7 +213,7 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
 /**
  * Copies `rows` K and V rows (width elements each) of a QKV buffer into caches [batch, maxLen, width] at
  * positions t0.. of every batch entry: kCache[b, t0 + r] = src[kOff + b·srcBs + r·ld]. srcBs = 0 broadcasts one
- * prompt to the whole batch.
+ * prompt to the whole batch. f16 caches (both or neither) store the values rounded to f16 (width even).
  */
 export function kvStore(
   ctx: GpuContext,
@@ -224,16 +242,23 @@ export function kvStore(
     "kvStore",
     `positions ${o.t0}..${o.t0 + o.rows} exceed the cache length ${maxLen}`,
   );
+  const f16 = kCache.dtype === "f16";
+  check(
+    kCache.dtype === vCache.dtype && (f16 || kCache.dtype === "f32"),
+    "kvStore",
+    "caches must be both f32 or f16",
+  );
+  check(!f16 || o.width % 2 === 0, "kvStore", `f16 caches need an even width, got ${o.width}`);
   const k = ctx.kernel({
     name: "kv_store",
     shader: "attention.wgsl",
     entry: "kv_store",
-    defines: { KV_STORE: 1 },
+    defines: { KV_STORE: 1, KV_F16: f16 },
     bindings: ["read", "write", "write"],
   });
   const params = [
     o.rows,
-    o.width,
+    f16 ? o.width / 2 : o.width,
     o.batch,
     o.t0,
     o.ld,
@@ -243,7 +268,12 @@ export function kvStore(
     maxLen * o.width,
     o.width,
   ];
-  ctx.dispatch(k, params, [src, kCache, vCache], grid1d(o.batch * o.rows * o.width, 256));
+  ctx.dispatch(
+    k,
+    params,
+    [src, kCache, vCache],
+    grid1d(o.batch * o.rows * (f16 ? o.width / 2 : o.width), 256),
+  );
 }
 
 const maskCache = new WeakMap<GpuContext, Map<string, Tensor>>();

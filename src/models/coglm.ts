@@ -207,6 +207,22 @@ export class CogLM {
    */
   static SYNC_INTERVAL = 20;
 
+  /**
+   * Storage of the KV cache: "f16" (default: half the bytes; attention reads it widened, accumulating in f32) or
+   * "f32". An odd hidden size keeps f32 (f16 rows are stored in pairs).
+   */
+  kvDtype: "f16" | "f32" = "f16";
+
+  /** Per layer, K and V caches [batch, len, hidden] in `kvDtype`. */
+  #kvCache(batch: number, len: number): LayerCache[] {
+    const H = this.dims.hidden;
+    const dt = this.kvDtype === "f16" && H % 2 === 0 ? "f16" : "f32";
+    return this.weights.layers.map(() => ({
+      k: this.ctx.empty([batch, len, H], dt),
+      v: this.ctx.empty([batch, len, H], dt),
+    }));
+  }
+
   private constructor(
     readonly ctx: GpuContext,
     readonly dims: TransformerDims,
@@ -358,7 +374,7 @@ export class CogLM {
    */
   async generate(o: GenerateOptions): Promise<Int32Array[]> {
     const { ctx, dims, weights: w } = this;
-    const B = o.batch, n = o.numTokens ?? 400, P = o.textIds.length, txtLen = P - 1, H = dims.hidden;
+    const B = o.batch, n = o.numTokens ?? 400, P = o.textIds.length, txtLen = P - 1;
     if (!(B >= 1 && Number.isInteger(B))) {
       throw new Error(`CogLM.generate: batch ${B} must be a positive integer`);
     }
@@ -371,10 +387,7 @@ export class CogLM {
     const sampler = o.sampler ?? await this.defaultSampler(o.recipe);
     const logw = { cols: txtLen, value: o.recipe.attn_plus };
     const maxLen = P + n;
-    const cache: LayerCache[] = w.layers.map(() => ({
-      k: ctx.empty([B, maxLen, H]),
-      v: ctx.empty([B, maxLen, H]),
-    }));
+    const cache = this.#kvCache(B, maxLen);
     const positions = Int32Array.from({ length: P }, (_, i) => i < txtLen ? i : IMAGE_POSITION0 + i - txtLen);
     const ids = ctx.upload(o.textIds, [P], "i32"), pos = ctx.upload(positions, [P], "i32");
     const tok = ctx.empty([n * B], "i32"); // step-major: token k of sample b at k·B + b
@@ -507,7 +520,7 @@ export class CogLM {
     if (steps === 0) return Array.from({ length: B }, () => Int32Array.from(o.tokens));
     const sampler = o.sampler ?? await this.defaultSampler(recipe);
     const logw = { cols: txtLen, value: recipe.attn_plus };
-    const cache: LayerCache[] = w.layers.map(() => ({ k: ctx.empty([B, L, H]), v: ctx.empty([B, L, H]) }));
+    const cache = this.#kvCache(B, L);
     const seqInit = new Int32Array(B * L);
     for (let b = 0; b < B; b++) seqInit.set(o.tokens, b * L);
     const seqT = ctx.upload(seqInit, [B, L], "i32");
