@@ -26,12 +26,6 @@ export async function loadTensor(
     throw new Error(`${src.origin}: tensor ${name} has shape [${info.shape}], expected [${shape}]`);
   }
   const dtype = gpuDtype(src, name);
-  const fill = src.randomFill?.(name);
-  if (fill) {
-    const t = ctx.empty(info.shape, dtype);
-    fillUniform(ctx, t, fill);
-    return t;
-  }
   // int8 (convert --weights int8): the scales come from `<name>.qscale` [rows, K/group], the group from the shapes.
   let scales: Tensor | null = null;
   let group = 0;
@@ -63,6 +57,12 @@ async function streamTensor(
   byteLength: number,
 ): Promise<Tensor> {
   const t = ctx.empty(shape, dtype);
+  // Random weights (published-shape benchmarks) are made on the GPU instead of read.
+  const fill = src.randomFill?.(name);
+  if (fill) {
+    fillUniform(ctx, t, fill);
+    return t;
+  }
   // Stream in slices of at most 64 MiB so a large tensor never sits whole in the JS heap twice.
   const step = 64 * 2 ** 20;
   for (let off = 0; off < byteLength; off += step) {

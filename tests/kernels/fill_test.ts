@@ -49,3 +49,23 @@ Deno.test("fill_uniform (f16) is the CPU twin rounded to f16; a block at `base` 
   assert.ok(same < 5, `${same} of 301 values equal under another seed`);
   block.release();
 });
+
+Deno.test("fill_uniform (i8, random int8 weights) is the CPU twin rounded and clamped to ±127", async () => {
+  const ctx = await sharedContext();
+  const spec = { seed: 9, scale: 127, offset: 0 };
+  for (const n of [1, 7, 1001]) {
+    const t = ctx.empty([n], "i8");
+    fillUniform(ctx, t, spec);
+    const got = await ctx.read(t);
+    const want = fillUniformRef(n, spec);
+    for (let i = 0; i < n; i++) {
+      // round() of a value that may differ by 1 f32 ulp from the twin's: at most one code apart, exactly at .5 ties.
+      const w = Math.max(-127, Math.min(127, Math.round(want[i])));
+      assert.ok(
+        Math.abs(got[i] - w) <= (Math.abs((want[i] % 1) - 0.5) < 1e-4 ? 1 : 0),
+        `[${i}] ${got[i]} vs ${w}`,
+      );
+    }
+    t.release();
+  }
+});

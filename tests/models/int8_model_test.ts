@@ -7,6 +7,8 @@ import {
   syntheticTransformerSource,
   type TransformerDims,
 } from "../../src/models/transformer.ts";
+import { randomWeightSource } from "../../src/models/random_weights.ts";
+import { loadTensor } from "../../src/models/load.ts";
 import { QSCALE_SUFFIX, quantizedSource } from "../../src/formats/int8.ts";
 import { loadCpuWeights } from "../../src/reference/sr.ts";
 import { coglmInputsRef, logitsRef, transformerForwardRef } from "../../src/reference/transformer.ts";
@@ -93,4 +95,25 @@ Deno.test("an int8 tensor without its .qscale scales is a clear load error namin
     () => loadTransformer(ctx, hidden, dims),
     /int8 tensor transformer\.layers\.0\.attention\.query_key_value\.weight \[192,64\] needs f32 scales .*\.qscale.*found none/,
   );
+});
+
+Deno.test("random int8 weights (published-shape benchmarks): codes ±127 and a constant scale spanning ±√(3/K)", async () => {
+  const ctx = await sharedContext();
+  const K = 192, N = 7;
+  const src = randomWeightSource(ctx, new Map([["l.weight", [N, K]], ["l.bias", [N]]]), {
+    origin: "t",
+    seed: 3,
+    dtype: "int8",
+  });
+  assert.equal(src.info("l.weight").dtype, "i8");
+  assert.equal(src.info("l.bias").dtype, "f16");
+  const w = await loadTensor(ctx, src, "l.weight", [N, K]);
+  assert.equal(w.quant?.group, 64);
+  const q = await ctx.read(w), s = await ctx.readF32(w.quant!.scales);
+  assert.ok([...q].every((v) => Math.abs(v) <= 127) && new Set(q).size > 100, "codes spread over ±127");
+  const want = Math.fround(Math.sqrt(3 / K) / 127);
+  assert.ok(s.every((v) => v === want), `scales ${s[0]} vs ${want}`);
+  // The loaded tensor holds what the source's read() gives (the loader fills on the GPU, read() reads back).
+  assert.deepEqual([...new Int8Array((await src.read("l.weight")).slice().buffer)], [...q]);
+  w.release();
 });
