@@ -24,6 +24,7 @@ export function parseNpy(bytes: Uint8Array, what = "npy data"): NpyArray {
     headerLen = dv.getUint16(8, true);
     start = 10;
   } else if (major === 2 || major === 3) {
+    if (bytes.length < 12) throw new Error(`${what}: truncated header (${bytes.length} bytes)`);
     headerLen = dv.getUint32(8, true);
     start = 12;
   } else throw new Error(`${what}: unsupported .npy version ${major}`);

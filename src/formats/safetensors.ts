@@ -196,6 +196,9 @@ export class SafetensorsFile implements WeightSource {
       const dataStart = 8 + n;
       for (const [name, v] of Object.entries(json)) {
         if (name === "__metadata__") {
+          if (typeof v !== "object" || v === null || Array.isArray(v)) {
+            throw new Error(`${path}: safetensors __metadata__ is not an object`);
+          }
           metadata = v as unknown as Record<string, string>;
           continue;
         }
@@ -203,9 +206,21 @@ export class SafetensorsFile implements WeightSource {
         if (!dtype) {
           throw new Error(`${path}: tensor "${name}" has unsupported dtype ${JSON.stringify(v?.dtype)}`);
         }
-        const [b, e] = v.data_offsets ?? [];
+        // Every field checked before use: a missing or odd shape/offsets is the file's error, not a TypeError.
+        const count = (x: unknown) => Number.isSafeInteger(x) && (x as number) >= 0;
+        const offs: unknown = v.data_offsets;
+        if (
+          !Array.isArray(v.shape) || !v.shape.every(count) || !Array.isArray(offs) || offs.length !== 2 ||
+          !offs.every(count)
+        ) {
+          throw new Error(
+            `${path}: tensor "${name}" needs a shape of non-negative integers and two data_offsets ` +
+              `(got shape ${JSON.stringify(v.shape)}, data_offsets ${JSON.stringify(offs)})`,
+          );
+        }
+        const [b, e] = offs as [number, number];
         const byteLength = byteLengthOf(dtype, v.shape);
-        if (!Array.isArray(v.shape) || !(e - b === byteLength) || dataStart + e > size) {
+        if (!(e - b === byteLength) || dataStart + e > size) {
           throw new Error(
             `${path}: tensor "${name}" has inconsistent shape/offsets (shape [${v.shape}], offsets [${b}, ${e}])`,
           );

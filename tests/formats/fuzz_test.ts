@@ -155,3 +155,57 @@ Deno.test("fuzz: mutated checkpoints (zip structure and pickle) never crash, han
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// ---------------------------------------------------------------------------------------------------------------------
+// `deno task fuzz` (tools/fuzz.ts), short: every reader for a few seconds from a fixed seed, no finding allowed.
+
+Deno.test("fuzz (short CI run of deno task fuzz): 7 readers x 3 s, seed 1 — no crash, hang or RSS overrun", async () => {
+  const { fuzzReader, READERS } = await import("../../tools/fuzz.ts");
+  for (const reader of READERS) {
+    const rep = await fuzzReader(reader, { seconds: 3, seed: 1 });
+    console.log(
+      `${reader}: ${rep.cases} cases, ${rep.rejected} rejected, slowest ${rep.slowestMs.toFixed(0)} ms, ` +
+        `max RSS ${rep.maxRssMiB.toFixed(0)} MiB`,
+    );
+    assert.ok(rep.cases >= 20, `${reader}: only ${rep.cases} cases ran`);
+    assert.deepEqual(rep.findings.map((f) => `${f.index}: ${f.what}`), [], reader);
+  }
+});
+
+Deno.test("fuzz findings kept as regression cases: npy v3 header cut short; safetensors entries missing fields", async () => {
+  const { parseNpy } = await import("../../src/formats/npy.ts");
+  const { openSafetensors } = await import("../../src/formats/safetensors.ts");
+  // Found by deno task fuzz (seed 1, case 19367): "\x93NUMPY" v3 and 5 bytes was a RangeError from DataView.
+  const npy = new Uint8Array([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 3, 0, 0x76, 1, 0]);
+  assert.throws(() => parseNpy(npy, "cut.npy"), /^Error: cut\.npy: truncated header \(11 bytes\)/);
+  // Found by deno task fuzz (seed 1, case 24 and 19 more): a tensor without "shape" was a TypeError ('reduce').
+  const dir = await Deno.makeTempDir({ prefix: "fuzz-reg-" });
+  try {
+    const cases: [string, RegExp][] = [
+      ['{"w":{"dtype":"F32","data_offsets":[0,4]}}', /tensor "w" needs a shape .*got shape undefined/],
+      ['{"w":{"dtype":"F32","shape":[1],"data_offsets":4}}', /needs a shape .*data_offsets 4/],
+      ['{"w":{"dtype":"F32","shape":["1"],"data_offsets":[0,4]}}', /needs a shape/],
+      ['{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}', /needs a shape/],
+      [
+        '{"__metadata__":[1],"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}',
+        /__metadata__ is not an object/,
+      ],
+    ];
+    for (const [k, [json, re]] of cases.entries()) {
+      const body = new TextEncoder().encode(json);
+      const bytes = new Uint8Array(8 + body.length + 4);
+      new DataView(bytes.buffer).setBigUint64(0, BigInt(body.length), true);
+      bytes.set(body, 8);
+      const p = join(dir, `c${k}.safetensors`);
+      await Deno.writeFile(p, bytes);
+      await assert.rejects(openSafetensors(p), (e: Error) => {
+        assert.equal(e.name, "Error");
+        assert.match(e.message, new RegExp(`^${p.replace(/[.]/g, "\\.")}: `));
+        assert.match(e.message, re);
+        return true;
+      });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
