@@ -95,7 +95,9 @@ export function planWindows(M: number, N: number, K: number, f16: boolean, group
   const kc = windowsChunk(K, f16, group)!;
   const kcw = group > 0 ? kc / 4 : f16 ? kc / 2 : kc;
   const steps = kcw / 4;
-  const ss = group > 0 ? Math.ceil(kc / group / 4) : 0;
+  // Scale steps: 4 groups' scales per step, rounded up to an even count so that every group of 8 rows starts on a
+  // 256-byte boundary (a window's dynamic offset must be; the weight steps are a multiple of 4).
+  const ss = group > 0 ? 2 * Math.ceil(kc / group / 8) : 0;
   const aStride = Math.ceil(kc / 64) * 64;
   const raMax = Math.floor(WINDOW_WORDS / aStride);
   const r = raMax >= 32 && M >= 32 ? 16 : M > 4 ? 8 : M > 2 ? 4 : M;

@@ -74,6 +74,8 @@ const WINDOWS_CASES: Case[] = [
   ...CASES,
   { M: 5, N: 77, K: 2304, G: 128, pad: 0, batch: 1, epi: true, f16b: true },
   { M: 70, N: 19, K: 3072, G: 64, pad: 64, batch: 1, epi: false, f16b: false },
+  // SR width: 2560 = 4 chunks of 640, 10 groups of 64 per chunk (3 scale steps of data, padded to 4).
+  { M: 9, N: 21, K: 2560, G: 64, pad: 0, batch: 1, epi: true, f16b: true },
 ];
 Deno.test("matmul int8 W (windows, constant and per-call packed) matches dequantise + the CPU twin", async () => {
   for (const s of WINDOWS_CASES) {
