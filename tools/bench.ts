@@ -1,8 +1,9 @@
 // `deno task bench [--json] [--quick] [--only a,b] [--model DIR]`: runs every suite in tools/bench/mod.ts on the
 // adapter, prints a table (or, with --json, one JSON array of {name, params, value, unit}) and writes out/bench.json.
 // --model: a converted model directory for the coglm and sr suites instead of converting tests/testdata.
-// --shape published [--layers N] [--batch 1|4|8] [--sr-layers N] [--tokens N]: instead of the suites, the published
-// architecture with random weights made on the GPU, every stage once (tools/bench/published.ts).
+// --shape published [--layers N] [--batch 1|4|8] [--sr-layers N] [--tokens N] [--weights f16|int8]
+// [--residency all|stage]: instead of the suites, the published architecture with random weights made on the GPU,
+// every stage once, peak GPU bytes per stage and extrapolated to full depth (tools/bench/published.ts).
 import { sharedContext } from "../src/gpu/context.ts";
 import { describeGpu } from "../src/gpu/device.ts";
 import type { BenchResult } from "./bench/_types.ts";
@@ -28,6 +29,17 @@ if (unknown.length) {
   Deno.exit(2);
 }
 
+function choiceFlag<T extends string>(name: string, choices: readonly T[]): T | undefined {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const v = args[i + 1] as T;
+  if (!choices.includes(v)) {
+    console.error(`${name} ${v ?? ""}: expected ${choices.join(" or ")}`);
+    Deno.exit(2);
+  }
+  return v;
+}
+
 function intFlag(name: string, ok: (n: number) => boolean, what: string): number | undefined {
   const i = args.indexOf(name);
   if (i < 0) return undefined;
@@ -50,6 +62,8 @@ const published = shape === "published"
     batch: intFlag("--batch", (n) => [1, 4, 8].includes(n), "1, 4 or 8") ?? 1,
     srLayers: intFlag("--sr-layers", (n) => n >= 1 && n <= 96, "a depth from 1 to 96"),
     tokens: intFlag("--tokens", (n) => n >= 2 && n <= 400, "2 to 400 CogLM tokens") ?? 400,
+    weights: choiceFlag("--weights", ["f16", "int8"] as const),
+    residency: choiceFlag("--residency", ["all", "stage"] as const),
   }
   : null;
 
@@ -78,7 +92,11 @@ for (const suite of published ? [] : suites) {
 }
 await Deno.mkdir("out", { recursive: true });
 const record = { adapter: describeGpu(ctx.gpu), date: new Date().toISOString(), results };
-const outFile = published ? `out/bench_published_b${published.batch}.json` : "out/bench.json";
+const outFile = published
+  ? `out/bench_published_b${published.batch}${published.weights === "int8" ? "_int8" : ""}${
+    published.residency === "all" ? "_all" : ""
+  }.json`
+  : "out/bench.json";
 await Deno.writeTextFile(outFile, JSON.stringify(record, null, 2));
 if (json) console.log(JSON.stringify(results));
 else console.log(`\nwrote ${outFile} (${results.length} results)`);

@@ -520,6 +520,11 @@ export class GpuContext {
     this.#bindGroups.clear();
   }
 
+  /** Bytes the pool allocates for a tensor of `shape` and `dtype` (its size class). */
+  allocationBytes(shape: readonly number[], dtype: DType): number {
+    return sizeClass(Math.max(4, storageBytes(numel(shape), dtype)));
+  }
+
   /** Bytes held by the pool: live tensors plus idle buffers. */
   get poolBytes(): number {
     return this.allocatedBytes;

@@ -12,6 +12,7 @@
 
 import type { GpuContext } from "../../src/gpu/context.ts";
 import type { SrConfig } from "../../src/models/config.ts";
+import type { WeightSource } from "../../src/formats/weights.ts";
 import { CogLM } from "../../src/models/coglm.ts";
 import { loadTransformer, type TransformerDims } from "../../src/models/transformer.ts";
 import { randomWeightSource } from "../../src/models/random_weights.ts";
@@ -39,6 +40,21 @@ export interface PublishedOptions {
   batch: number;
   srLayers?: number;
   tokens: number;
+  /** Linear weights of the three transformers: f16 (default) or int8 (+ f32 group scales, convert --weights int8). */
+  weights?: "f16" | "int8";
+  /**
+   * "stage" (default): a stage's models are on the GPU only while it runs (CogLM released before SR, DSR and
+   * iterative SR swapped); "all": every model stays resident to the end.
+   */
+  residency?: "all" | "stage";
+}
+
+/** Pool bytes of one transformer layer's tensors as loaded (layer 0 of `src`, the pool's size classes). */
+function layerBytes(ctx: GpuContext, src: WeightSource, prefix: string): number {
+  return src.names().filter((n) => n.startsWith(prefix)).reduce((s, n) => {
+    const i = src.info(n);
+    return s + ctx.allocationBytes(i.shape, i.dtype as "f16" | "f32" | "i8");
+  }, 0);
 }
 
 /** Vector (non-tensor-core) f32 peaks and memory bandwidth of GPUs self-hosters use (vendor datasheets). */
@@ -152,17 +168,24 @@ interface Work {
 }
 
 /** One CogLM generation: the prompt pass at batch 1, then n − 1 decode steps for the batch; f16 weights read once per step. */
-export function coglmWork(d: TransformerDims, P: number, n: number, B: number): Work {
+export function coglmWork(
+  d: TransformerDims,
+  P: number,
+  n: number,
+  B: number,
+  o: { weightBytes?: number; kvBytes?: number } = {},
+): Work {
   const H = d.hidden, I = d.inner, l = d.numLayers;
   const layerParams = 4 * H * H + 2 * H * I;
-  const weightBytes = 2 * l * layerParams, logitsBytes = 2 * IMAGE_TOKENS * H;
+  const wb = o.weightBytes ?? 2, kb = o.kvBytes ?? 4;
+  const weightBytes = wb * l * layerParams, logitsBytes = 2 * IMAGE_TOKENS * H;
   let flops = P * l * 2 * layerParams + l * 4 * H * P * P + 2 * H * IMAGE_TOKENS;
   let bytes = weightBytes + logitsBytes;
   for (let k = 1; k < n; k++) {
     const t = P + k;
     flops += B * (l * (2 * layerParams + 4 * H * t) + 2 * H * IMAGE_TOKENS);
-    // weights, K/V cache (f32) read, logits written and read by the sampler
-    bytes += weightBytes + logitsBytes + B * l * 2 * t * H * 4 + B * IMAGE_TOKENS * 4 * 3;
+    // weights, K/V cache read, logits written and read by the sampler
+    bytes += weightBytes + logitsBytes + B * l * 2 * t * H * kb + B * IMAGE_TOKENS * 4 * 3;
   }
   return { flops, bytes };
 }
@@ -235,6 +258,7 @@ export async function runPublished(
   const layers = Math.min(o.layers ?? COGLM_LAYERS, COGLM_LAYERS);
   const srLayers = Math.min(o.srLayers ?? SR_LAYERS_DEFAULT, o.layers ?? Infinity);
   const n = o.tokens;
+  const weights = o.weights ?? "f16", residency = o.residency ?? "stage";
   const peak = await adapterPeak(ctx);
   log(
     `# published shapes: CogLM ${layers}×3072×48 heads (vocab ${VOCAB}), DSR/iterative SR ${srLayers}×${SR_HIDDEN}×${SR_HEADS} ` +
@@ -242,7 +266,9 @@ export async function runPublished(
       `${
         o.layers !== undefined ? `, capped by --layers ${o.layers}` : ""
       }), VQ-VAE at icetk widths; batch ${B}, ` +
-      `${n} CogLM tokens; random f16 weights made on the GPU`,
+      `${n} CogLM tokens; random ${
+        weights === "int8" ? "int8 (linear, group 64) + f16" : "f16"
+      } weights made on the GPU; residency ${residency}`,
   );
   log(
     `# peak: ${peak.name}: ${peak.tflops.toFixed(3)} TFLOP/s f32, ${
@@ -273,7 +299,7 @@ export async function runPublished(
           r.wall.toFixed(2)
         } s`,
     );
-    const params = { stage: r.stage, batch: B, layers, sr_layers: srLayers, tokens: n };
+    const params = { stage: r.stage, batch: B, layers, sr_layers: srLayers, tokens: n, weights, residency };
     report({ name: "published_stage_seconds", params, value: r.wall, unit: "s" });
     if (r.gpu !== null) report({ name: "published_stage_gpu_seconds", params, value: r.gpu, unit: "s" });
     report({ name: "published_stage_tflops", params, value: tflops, unit: "TFLOP/s" });
@@ -284,7 +310,24 @@ export async function runPublished(
     report({ name: "published_stage_roofline_seconds", params, value: roof, unit: "s" });
     report({ name: "published_stage_host_syncs", params, value: r.syncs, unit: "syncs" });
     report({ name: "published_stage_submits", params, value: r.submits, unit: "submits" });
-    report({ name: "published_peak_gpu_bytes", params, value: r.peak, unit: "B" });
+    report({
+      name: "published_peak_gpu_bytes",
+      params: { stage: r.stage, batch: B, layers, weights, residency },
+      value: r.peak,
+      unit: "B",
+    });
+    // Full depth: the measured peak plus the missing layers of every model resident during the stage.
+    const extra = residentDuring(r.stage).map((m) => ({ m, ...perLayer[m] }));
+    const full = extra.reduce((s, e) => s + (e.full - e.have) * e.bytes, r.peak);
+    fullPeaks.push(full);
+    log(
+      `#   ${r.stage} peak ${
+        (r.peak / 2 ** 30).toFixed(3)
+      } GiB at ${layers}/${srLayers} layers; full depth = peak` +
+        extra.map((e) => ` + (${e.full} − ${e.have}) × ${(e.bytes / 2 ** 20).toFixed(1)} MiB/layer (${e.m})`)
+          .join("") +
+        ` = ${(full / 2 ** 30).toFixed(3)} GiB`,
+    );
     if (r.stage === "coglm") {
       report({
         name: "published_coglm_tokens_per_s",
@@ -294,6 +337,19 @@ export async function runPublished(
       });
     }
   };
+  // Per-layer pool bytes of each model (filled in as they are built) and which models are resident in each stage.
+  const perLayer: Record<"coglm" | "dsr" | "itersr", { bytes: number; have: number; full: number }> = {
+    coglm: { bytes: 0, have: layers, full: COGLM_LAYERS },
+    dsr: { bytes: 0, have: srLayers, full: o.srLayers ?? SR_LAYERS_DEFAULT },
+    itersr: { bytes: 0, have: srLayers, full: o.srLayers ?? SR_LAYERS_DEFAULT },
+  };
+  const residentDuring = (stage: StageResult["stage"]): ("coglm" | "dsr" | "itersr")[] =>
+    residency === "all"
+      ? stage === "coglm" ? ["coglm"] : ["coglm", "dsr", "itersr"]
+      : stage === "vqvae"
+      ? []
+      : [stage];
+  const fullPeaks: number[] = [];
   const recipe = getRecipe("mainbody");
   const text = Int32Array.from([21371, 20392, 23869, 20021, 22697, 24346, 20100, 20200, 20300, BOI]);
 
@@ -313,7 +369,7 @@ export async function runPublished(
   const coglmSrc = randomWeightSource(ctx, transformerShapes(dims, {}), {
     origin: "random CogLM",
     seed: 1,
-    dtype: "f16",
+    dtype: weights,
   });
   const labels = Int32Array.from({ length: IMAGE_TOKENS }, (_, i) => (i * 7919) % 500);
   const coglm = CogLM.fromWeights(
@@ -331,15 +387,27 @@ export async function runPublished(
   );
   const gen = (tokens: number) =>
     coglm.generate({ textIds: text, batch: B, seed: 1, recipe, numTokens: tokens });
+  // One layer's weights and its K/V cache (kvDtype, text + n positions per batch row).
+  const kvDt = coglm.kvDtype;
+  perLayer.coglm.bytes = layerBytes(ctx, coglmSrc, "transformer.layers.0.") +
+    2 * ctx.allocationBytes([B, text.length + n, dims.hidden], kvDt);
   await gen(2); // compiles the pipelines
   let codes: Int32Array[] = [];
+  const wBytes = weights === "int8" ? 1 + 4 / 64 : 2;
   emit(
-    await measure(ctx, "coglm", coglmWork(dims, text.length, n, B), async () => {
-      codes = await gen(n);
-    }),
+    await measure(
+      ctx,
+      "coglm",
+      coglmWork(dims, text.length, n, B, { weightBytes: wBytes, kvBytes: kvDt === "f16" ? 2 : 4 }),
+      async () => {
+        codes = await gen(n);
+      },
+    ),
   );
-  coglm.release();
-  ctx.trim();
+  if (residency === "stage") {
+    coglm.release();
+    ctx.trim();
+  }
   const lowres = codes.map((c) =>
     Int32Array.from({ length: 400 }, (_, i) => i < c.length ? c[i] : (i * 37) % IMAGE_TOKENS)
   );
@@ -351,12 +419,17 @@ export async function runPublished(
       { ...dims, numLayers: srLayers, hidden: SR_HIDDEN, heads: SR_HEADS, headDim: 64, inner: 4 * SR_HIDDEN },
       { plus, extraPositions: 3600 },
     );
-  const dsrSrc = randomWeightSource(ctx, srShapes(true), { origin: "random DSR", seed: 2, dtype: "f16" });
+  const dsrSrc = randomWeightSource(ctx, srShapes(true), { origin: "random DSR", seed: 2, dtype: weights });
   const itSrc = randomWeightSource(ctx, srShapes(false), {
     origin: "random iterative SR",
     seed: 3,
-    dtype: "f16",
+    dtype: weights,
   });
+  // DSR's layer 0 tensors include its attention_plus mixin's layer 0 entries.
+  perLayer.dsr.bytes = layerBytes(ctx, dsrSrc, "transformer.layers.0.") +
+    layerBytes(ctx, dsrSrc, "mixins.attention_plus.query_key_value.0.") +
+    layerBytes(ctx, dsrSrc, "mixins.attention_plus.dense.0.");
+  perLayer.itersr.bytes = layerBytes(ctx, itSrc, "transformer.layers.0.");
   const sr = await SuperResolution.fromSources(ctx, {
     dsr: srConfig(srLayers, [96, 496, 4096], "DsrModel"),
     itersr: srConfig(srLayers, [16, 3616], "ItersrModel"),
@@ -365,7 +438,7 @@ export async function runPublished(
     numClusters: 500,
     weights: (name) => Promise.resolve(name === "dsr" ? dsrSrc : itSrc),
     clusterLabels: () => Promise.resolve(labels),
-  }, { maxResidentBytes: Infinity });
+  }, { maxResidentBytes: residency === "all" ? Infinity : 0 });
   await ctx.sync();
   log(
     `# SR models built in ${((performance.now() - ts) / 1000).toFixed(1)} s (${
@@ -393,8 +466,10 @@ export async function runPublished(
       high = await sr.iterativeSr({ textIds: srText, highres: high, seed: 1 });
     }),
   );
-  sr.release();
-  ctx.trim();
+  if (residency === "stage") {
+    sr.release();
+    ctx.trim();
+  }
 
   // ---- VQ-VAE decode, 60×60 codes → 480×480 per image
   const vqSrc = randomWeightSource(ctx, icetkShapes({ c: 128, hidden: 256, d: 256, n: IMAGE_TOKENS }), {
@@ -414,5 +489,23 @@ export async function runPublished(
     ),
   );
   vq.release();
+  if (residency === "all") {
+    sr.release();
+    coglm.release();
+  }
   ctx.trim();
+  const fullPeak = Math.max(...fullPeaks);
+  log(
+    `# whole pipeline at full depth (CogLM ${COGLM_LAYERS}, SR ${perLayer.dsr.full} layers), batch ${B}, ${weights}, ` +
+      `residency ${residency}: peak ${
+        (fullPeak / 2 ** 30).toFixed(3)
+      } GiB (max over stages of the lines above)` +
+      (layers === COGLM_LAYERS && srLayers === perLayer.dsr.full ? " — measured, not extrapolated" : ""),
+  );
+  report({
+    name: "published_full_depth_peak_gpu_bytes",
+    params: { batch: B, weights, residency },
+    value: fullPeak,
+    unit: "B",
+  });
 }
