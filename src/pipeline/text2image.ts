@@ -1,6 +1,7 @@
 // Text-to-image, CogView2's whole pipeline: prompt → CogLM 20×20 → (post-selection) → DSR → LoPAR → VQ-VAE → PNG/JPEG.
 // Not a model: it glues the stage APIs (models/, pipeline/super_resolution.ts) and reports progress; no kernels here.
 
+import { StageMemory } from "./memory.ts";
 import type { GpuContext } from "../gpu/context.ts";
 import { openModelDir } from "../models/config.ts";
 import { getRecipe, STYLES } from "../sampling/recipes.ts";
@@ -9,6 +10,7 @@ import {
   type CompletionRequest,
   type EmitEvent,
   type GenerateRequest,
+  type MemoryReport,
   type Pipeline,
   PipelineError,
   type PipelineInfo,
@@ -40,10 +42,12 @@ export interface Text2ImageOptions {
 export class Text2ImagePipeline implements Pipeline {
   readonly stages: Stages;
   readonly #info: PipelineInfo;
+  readonly #memory: StageMemory | null;
 
-  private constructor(stages: Stages, info: PipelineInfo) {
+  private constructor(stages: Stages, info: PipelineInfo, ctx?: GpuContext) {
     this.stages = stages;
     this.#info = info;
+    this.#memory = ctx ? new StageMemory(ctx) : null;
   }
 
   /** A pipeline over already-built stages (tests use doubles; `open` loads the real ones). */
@@ -96,11 +100,15 @@ export class Text2ImagePipeline implements Pipeline {
         tokenizer_tokens: tokenizer.numTokens,
       },
     };
-    return new Text2ImagePipeline({ tokenizer, coglm, sr, vqvae }, info);
+    return new Text2ImagePipeline({ tokenizer, coglm, sr, vqvae }, info, ctx);
   }
 
   info(): PipelineInfo {
     return this.#info;
+  }
+
+  memory(): MemoryReport | null {
+    return this.#memory?.report() ?? null;
   }
 
   /** The CogLM text ids of a request: the style template applied to the prompt (ends with <start_of_image>). */
@@ -121,8 +129,13 @@ export class Text2ImagePipeline implements Pipeline {
     }
   }
 
-  async generate(request: GenerateRequest, emit: EmitEvent, signal: AbortSignal): Promise<ResultImage[]> {
+  async generate(
+    request: GenerateRequest,
+    emitEvent: EmitEvent,
+    signal: AbortSignal,
+  ): Promise<ResultImage[]> {
     this.validate(request);
+    const emit = this.#memory?.wrap(emitEvent) ?? emitEvent;
     const { tokenizer, coglm, sr, vqvae } = this.stages;
     const recipe = getRecipe(request.style);
     const ids = this.textIds(request.prompt, request.style);
@@ -242,7 +255,7 @@ export class Text2ImagePipeline implements Pipeline {
       textIds: this.textIds(request.prompt, request.style),
       recipe: getRecipe(request.style),
       maxInferenceBatch: this.#info.maxInferenceBatch,
-      emit,
+      emit: this.#memory?.wrap(emit) ?? emit,
       signal,
     });
   }

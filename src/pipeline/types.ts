@@ -50,6 +50,16 @@ export type PipelineEvent =
 
 export type EmitEvent = (event: PipelineEvent) => void;
 
+/** GPU pool accounting (src/pipeline/memory.ts), reported by GET /v1/model. */
+export interface MemoryReport {
+  /** Bytes the pool holds now (live tensors, idle pooled buffers and model weights). */
+  current_bytes: number;
+  /** Highest pool bytes since the server started. */
+  peak_bytes: number;
+  /** Per stage name: the highest pool bytes seen while that stage ran (any job so far). */
+  stage_peak_bytes: Record<string, number>;
+}
+
 export interface EncodedImage {
   data: Uint8Array;
   mime: "image/png" | "image/jpeg";
@@ -97,6 +107,8 @@ export interface Pipeline {
   validate(request: GenerateRequest | CompletionRequest): void | Promise<void>;
   generate(request: GenerateRequest, emit: EmitEvent, signal: AbortSignal): Promise<ResultImage[]>;
   complete(request: CompletionRequest, emit: EmitEvent, signal: AbortSignal): Promise<ResultImage[]>;
+  /** GPU pool bytes now, at their highest, and per stage (GET /v1/model); optional. */
+  memory?(): MemoryReport | null;
   /** Stops at once, abandoning work in flight (shutdown after the grace period); optional. */
   close?(): void;
 }

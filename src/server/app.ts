@@ -474,6 +474,7 @@ export function createApp(options: AppOptions): App {
           max_completion_body_bytes: maxCompletionBody,
         },
         details: info.details,
+        ...(pipeline.memory?.() ? { memory: pipeline.memory!() } : {}),
       });
     }
     if (path === "/v1/images") {
