@@ -17,17 +17,7 @@ struct Params {
 #else
 @group(0) @binding(2) var<storage, read> W: array<vec4<f32>>;
 #endif
-#if BIAS
-#if BIAS_F16
-@group(0) @binding({{B_BIAS}}) var<storage, read> BIASV: array<u32>;
-#else
-@group(0) @binding({{B_BIAS}}) var<storage, read> BIASV: array<f32>;
-#endif
-#endif
-#if RESID
-@group(0) @binding({{B_R}}) var<storage, read> R: array<f32>;
-#endif
-@group(0) @binding({{B_C}}) var<storage, read_write> C: array<f32>;
+#include "matmul_epilogue.wgsl"
 
 const BM: u32 = 128u;
 const BN: u32 = 128u;
@@ -52,23 +42,7 @@ fn load_w(b: u32, n: u32, k: u32) -> vec4<f32> {
 }
 
 fn store(b: u32, m: u32, n: u32, acc: f32) {
-  if (m >= P.M || n >= P.N) { return; }
-  var v = acc * P.alpha;
-#if BIAS
-#if BIAS_F16
-  let bi = P.bias_off + n;
-  v += f16_at(BIASV[bi >> 1u], bi);
-#else
-  v += BIASV[P.bias_off + n];
-#endif
-#endif
-#if GELU
-  v = gelu_sat(v);
-#endif
-#if RESID
-  v += R[P.r_off + b * P.r_bs + m * P.ldr + n];
-#endif
-  C[P.c_off + b * P.c_bs + m * P.ldc + n] = v;
+  if (m < P.M && n < P.N) { store_c(b, m, n, acc); }
 }
 
 @compute @workgroup_size(16, 16)

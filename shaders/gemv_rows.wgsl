@@ -9,6 +9,7 @@
 struct Params {
   M: u32, N: u32, K: u32, lda: u32, ldw: u32, ldc: u32, a_off: u32, w_off: u32, c_off: u32,
   alpha: f32, bias_off: u32, r_off: u32, ldr: u32, cols_x: u32,
+  r_bs: u32, c_bs: u32, // one batch: 0 (the shared epilogue's batch strides)
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;
@@ -17,17 +18,7 @@ struct Params {
 #else
 @group(0) @binding(2) var<storage, read> W: array<vec4<f32>>;
 #endif
-#if BIAS
-#if BIAS_F16
-@group(0) @binding({{B_BIAS}}) var<storage, read> BIASV: array<u32>;
-#else
-@group(0) @binding({{B_BIAS}}) var<storage, read> BIASV: array<f32>;
-#endif
-#endif
-#if RESID
-@group(0) @binding({{B_R}}) var<storage, read> R: array<f32>;
-#endif
-@group(0) @binding({{B_C}}) var<storage, read_write> C: array<f32>;
+#include "matmul_epilogue.wgsl"
 
 const MR: u32 = {{MR}}u;
 var<workgroup> red: array<f32, 256 * {{MR}}>;
@@ -72,22 +63,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   }
   workgroupBarrier();
   if (lane < MR && lane < P.M && n < P.N) {
-    let m = lane;
-    var v = P.alpha * red[m * 256u + grp * 32u];
-#if BIAS
-#if BIAS_F16
-    let bi = P.bias_off + n;
-    v += f16_at(BIASV[bi >> 1u], bi);
-#else
-    v += BIASV[P.bias_off + n];
-#endif
-#endif
-#if GELU
-    v = gelu_sat(v);
-#endif
-#if RESID
-    v += R[P.r_off + m * P.ldr + n];
-#endif
-    C[P.c_off + m * P.ldc + n] = v;
+    store_c(0u, lane, n, red[lane * 256u + grp * 32u]);
   }
 }

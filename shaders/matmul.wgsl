@@ -53,17 +53,7 @@ const QG: u32 = {{QG}}u;
 @group(0) @binding(2) var<storage, read> W: array<f32>;
 #endif
 #endif
-#if BIAS
-#if BIAS_F16
-@group(0) @binding({{B_BIAS}}) var<storage, read> Bias: array<u32>;
-#else
-@group(0) @binding({{B_BIAS}}) var<storage, read> Bias: array<f32>;
-#endif
-#endif
-#if RESID
-@group(0) @binding({{B_R}}) var<storage, read> R: array<f32>;
-#endif
-@group(0) @binding({{B_C}}) var<storage, read_write> C: array<f32>;
+#include "matmul_epilogue.wgsl"
 
 #if W_I8
 // The four signed bytes of a word as floats (byte 0 first).
@@ -78,30 +68,6 @@ fn w_i8(i: u32) -> f32 {
 }
 #endif
 
-#if BIAS
-fn load_bias(idx: u32) -> f32 {
-#if BIAS_F16
-  return f16_at(Bias[idx >> 1u], idx);
-#else
-  return Bias[idx];
-#endif
-}
-#endif
-
-// Writes one output element of batch b through the epilogue (alpha, bias, GELU, residual).
-fn store_c(b: u32, m: u32, n: u32, acc: f32) {
-  var v = acc * P.alpha;
-#if BIAS
-  v += load_bias(P.bias_off + n);
-#endif
-#if GELU
-  v = gelu_sat(v);
-#endif
-#if RESID
-  v += R[P.r_off + b * P.r_bs + m * P.ldr + n];
-#endif
-  C[P.c_off + b * P.c_bs + m * P.ldc + n] = v;
-}
 
 #if UBO_A
 // A rows staged in a 64 KiB uniform window (binding 1, dynamic offset per window of rows from P.m_base).

@@ -51,6 +51,8 @@ export function gemvRows(ctx: GpuContext, a: Tensor, w: Tensor, o: GemvOptions):
     o.rOff ?? 0,
     ldr,
     x,
+    0,
+    0,
   ];
   ctx.dispatch(k, params, ep.tensors(a, w, c), [x, y, 1]);
   return c;
