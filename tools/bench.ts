@@ -2,7 +2,7 @@
 // adapter, prints a table (or, with --json, one JSON array of {name, params, value, unit}) and writes out/bench.json.
 // --model: a converted model directory for the coglm and sr suites instead of converting tests/testdata.
 // --shape published [--layers N] [--batch 1|4|8] [--sr-layers N] [--tokens N] [--weights f16|int8]
-// [--residency all|stage]: instead of the suites, the published architecture with random weights made on the GPU,
+// [--residency all|stage] [--stages all|coglm]: instead of the suites, the published architecture with random weights made on the GPU,
 // every stage once, peak GPU bytes per stage and extrapolated to full depth (tools/bench/published.ts).
 import { sharedContext } from "../src/gpu/context.ts";
 import { describeGpu } from "../src/gpu/device.ts";
@@ -64,6 +64,7 @@ const published = shape === "published"
     tokens: intFlag("--tokens", (n) => n >= 2 && n <= 400, "2 to 400 CogLM tokens") ?? 400,
     weights: choiceFlag("--weights", ["f16", "int8"] as const),
     residency: choiceFlag("--residency", ["all", "stage"] as const),
+    stages: choiceFlag("--stages", ["all", "coglm"] as const),
   }
   : null;
 
@@ -95,7 +96,7 @@ const record = { adapter: describeGpu(ctx.gpu), date: new Date().toISOString(), 
 const outFile = published
   ? `out/bench_published_b${published.batch}${published.weights === "int8" ? "_int8" : ""}${
     published.residency === "all" ? "_all" : ""
-  }.json`
+  }${published.stages === "coglm" ? "_coglm" : ""}.json`
   : "out/bench.json";
 await Deno.writeTextFile(outFile, JSON.stringify(record, null, 2));
 if (json) console.log(JSON.stringify(results));

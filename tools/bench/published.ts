@@ -47,6 +47,8 @@ export interface PublishedOptions {
    * iterative SR swapped); "all": every model stays resident to the end.
    */
   residency?: "all" | "stage";
+  /** "coglm": stop after the CogLM stage (its memory and tokens/s without the long SR stages); default "all". */
+  stages?: "all" | "coglm";
 }
 
 /** Pool bytes of one transformer layer's tensors as loaded (layer 0 of `src`, the pool's size classes). */
@@ -331,7 +333,7 @@ export async function runPublished(
     if (r.stage === "coglm") {
       report({
         name: "published_coglm_tokens_per_s",
-        params: { batch: B, layers, tokens: n },
+        params: { batch: B, layers, tokens: n, weights, residency },
         value: B * n / r.wall,
         unit: "tokens/s",
       });
@@ -350,6 +352,16 @@ export async function runPublished(
       ? []
       : [stage];
   const fullPeaks: number[] = [];
+  const finish = (what: string) =>
+    fullDepthReport(log, report, {
+      what,
+      fullPeaks,
+      B,
+      weights,
+      residency,
+      srFull: perLayer.dsr.full,
+      measured: layers === COGLM_LAYERS && srLayers === perLayer.dsr.full,
+    });
   const recipe = getRecipe("mainbody");
   const text = Int32Array.from([21371, 20392, 23869, 20021, 22697, 24346, 20100, 20200, 20300, BOI]);
 
@@ -407,6 +419,11 @@ export async function runPublished(
   if (residency === "stage") {
     coglm.release();
     ctx.trim();
+  }
+  if (o.stages === "coglm") {
+    if (residency === "all") coglm.release();
+    ctx.trim();
+    return finish("CogLM only (--stages coglm)");
   }
   const lowres = codes.map((c) =>
     Int32Array.from({ length: 400 }, (_, i) => i < c.length ? c[i] : (i * 37) % IMAGE_TOKENS)
@@ -494,17 +511,35 @@ export async function runPublished(
     coglm.release();
   }
   ctx.trim();
+  finish("the whole pipeline");
+}
+
+/** Prints and reports the full-depth peak over the measured stages. */
+function fullDepthReport(
+  log: (s: string) => void,
+  report: (r: BenchResult) => void,
+  o: {
+    what: string;
+    fullPeaks: number[];
+    B: number;
+    weights: string;
+    residency: string;
+    srFull: number;
+    measured: boolean;
+  },
+): void {
+  const { fullPeaks, B, weights, residency } = o;
   const fullPeak = Math.max(...fullPeaks);
   log(
-    `# whole pipeline at full depth (CogLM ${COGLM_LAYERS}, SR ${perLayer.dsr.full} layers), batch ${B}, ${weights}, ` +
+    `# ${o.what} at full depth (CogLM ${COGLM_LAYERS}, SR ${o.srFull} layers), batch ${B}, ${weights}, ` +
       `residency ${residency}: peak ${
         (fullPeak / 2 ** 30).toFixed(3)
       } GiB (max over stages of the lines above)` +
-      (layers === COGLM_LAYERS && srLayers === perLayer.dsr.full ? " — measured, not extrapolated" : ""),
+      (o.measured ? " — measured, not extrapolated" : ""),
   );
   report({
     name: "published_full_depth_peak_gpu_bytes",
-    params: { batch: B, weights, residency },
+    params: { batch: B, weights, residency, ...(o.what.startsWith("CogLM only") ? { stages: "coglm" } : {}) },
     value: fullPeak,
     unit: "B",
   });
