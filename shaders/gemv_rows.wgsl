@@ -6,10 +6,10 @@
 // 8 (f16) or 4 (f32). The launcher is src/kernels/gemv.ts.
 #include "common.wgsl"
 
+// The matmul kernels' common layout (src/kernels/_epilogue.ts layoutParams; one batch: the batch strides unused).
 struct Params {
   M: u32, N: u32, K: u32, lda: u32, ldw: u32, ldc: u32, a_off: u32, w_off: u32, c_off: u32,
-  alpha: f32, bias_off: u32, r_off: u32, ldr: u32, cols_x: u32,
-  r_bs: u32, c_bs: u32, // one batch: 0 (the shared epilogue's batch strides)
+  a_bs: u32, w_bs: u32, c_bs: u32, alpha: f32, bias_off: u32, r_off: u32, ldr: u32, r_bs: u32, cols_x: u32,
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;

@@ -1,7 +1,7 @@
 // What every matmul kernel (matmul.wgsl's schedules, windows, ubo, gemm_tiles, gemv_rows) shares on the host side:
 // the strided layout with its epilogue (alpha, bias, GELU, residual), the checks of the output operands, and the
 // binding numbers of bias / residual / C. Not a launcher: each kernel file keeps its own plan, params and grid.
-import type { Access, GpuContext } from "../gpu/context.ts";
+import { type Access, type F32, f32, type GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
 
@@ -33,6 +33,56 @@ export interface MatmulLayout {
   ldr?: number;
   rBatchStride?: number;
   out?: Tensor;
+}
+
+/**
+ * Checks that A (f32, [rows, K] runs) and W ([N, K] runs) hold every element the layout addresses for W stored
+ * [N, K] (the GPU kernels; matmul's own resolveMatmul also takes [K, N]).
+ */
+export function checkInputsNK(name: string, a: Tensor, w: Tensor, o: MatmulLayout): void {
+  const { M, N, K } = o;
+  const batch = o.batch ?? 1, lda = o.lda ?? K, ldw = o.ldw ?? K;
+  const last = (off: number, bs: number, rows: number, ld: number) =>
+    off + (batch - 1) * bs + (rows - 1) * ld + K;
+  check(a.dtype === "f32", name, `A must be f32, got ${a.dtype}`);
+  check(
+    last(o.aOff ?? 0, o.aBatchStride ?? M * lda, M, lda) <= a.size,
+    name,
+    `A [${a.shape}] too small for M=${M} K=${K}`,
+  );
+  check(
+    last(o.wOff ?? 0, o.wBatchStride ?? 0, N, ldw) <= w.size,
+    name,
+    `W [${w.shape}] too small for N=${N} K=${K}`,
+  );
+}
+
+/**
+ * The layout part of the kernels' uniform params, in the order their Params structs start with: M, N, K, lda, ldw,
+ * ldc, a_off, w_off, c_off, a_bs, w_bs, c_bs, alpha, bias_off, r_off, ldr, r_bs (`ldw` defaults to K: W [N, K]).
+ */
+export function layoutParams(o: MatmulLayout): (number | F32)[] {
+  const { M, N, K } = o;
+  const lda = o.lda ?? K, ldw = o.ldw ?? K, ldc = o.ldc ?? N, cBs = o.cBatchStride ?? M * ldc;
+  return [
+    M,
+    N,
+    K,
+    lda,
+    ldw,
+    ldc,
+    o.aOff ?? 0,
+    o.wOff ?? 0,
+    o.cOff ?? 0,
+    o.aBatchStride ?? M * lda,
+    o.wBatchStride ?? 0,
+    cBs,
+    f32(o.alpha ?? 1),
+    o.biasOff ?? 0,
+    o.rOff ?? 0,
+    o.ldr ?? ldc,
+    o.rBatchStride ?? cBs,
+  ];
 }
 
 /**

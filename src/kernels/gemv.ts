@@ -1,10 +1,16 @@
 // Launcher of shaders/gemv_rows.wgsl: decode-shaped C = alpha·A·Wᵀ (+bias) (GELU) (+resid) for M ≤ 8 rows on GPUs,
 // each weight read once in coalesced 16-byte loads (matmul() routes decode rows here off CPU adapters when the
 // layout allows: gemvRowsApplies). Batch 1; W [N, K] f16 or f32. CPU twin: src/reference/matmul.ts.
-import { f32, type GpuContext } from "../gpu/context.ts";
+import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
-import { epilogueBindings, type MatmulLayout, matmulOutput } from "./_epilogue.ts";
+import {
+  checkInputsNK,
+  epilogueBindings,
+  layoutParams,
+  type MatmulLayout,
+  matmulOutput,
+} from "./_epilogue.ts";
 
 /** The layout this kernel takes (W is [N, K]; one batch, so no batch strides). */
 export type GemvOptions = Omit<
@@ -24,11 +30,7 @@ export function gemvRowsApplies(w: Tensor, o: GemvOptions & { transW?: boolean; 
 export function gemvRows(ctx: GpuContext, a: Tensor, w: Tensor, o: GemvOptions): Tensor {
   const { M, N, K } = o;
   check(gemvRowsApplies(w, o), "gemvRows", `layout not supported (M=${M}, K=${K}, ${w.dtype} W)`);
-  check(a.dtype === "f32", "gemvRows", `A must be f32, got ${a.dtype}`);
-  const lda = o.lda ?? K, ldw = o.ldw ?? K, ldc = o.ldc ?? N, ldr = o.ldr ?? ldc;
-  const aOff = o.aOff ?? 0, wOff = o.wOff ?? 0, cOff = o.cOff ?? 0;
-  check(aOff + (M - 1) * lda + K <= a.size, "gemvRows", `A [${a.shape}] too small for M=${M} K=${K}`);
-  check(wOff + (N - 1) * ldw + K <= w.size, "gemvRows", `W [${w.shape}] too small for N=${N} K=${K}`);
+  checkInputsNK("gemvRows", a, w, o);
   const c = matmulOutput(ctx, "gemvRows", o);
   const ep = epilogueBindings(o);
   const defines = { MR: M, W_F16: w.dtype === "f16", ...ep.defines };
@@ -36,24 +38,7 @@ export function gemvRows(ctx: GpuContext, a: Tensor, w: Tensor, o: GemvOptions):
   const k = ctx.kernel({ name: "gemv_rows", shader: "gemv_rows.wgsl", defines, bindings });
   const groups = Math.ceil(N / 8);
   const y = Math.ceil(groups / 65535), x = Math.ceil(groups / y);
-  const params = [
-    M,
-    N,
-    K,
-    lda,
-    ldw,
-    ldc,
-    aOff,
-    wOff,
-    cOff,
-    f32(o.alpha ?? 1),
-    o.biasOff ?? 0,
-    o.rOff ?? 0,
-    ldr,
-    x,
-    0,
-    0,
-  ];
+  const params = [...layoutParams(o), x];
   ctx.dispatch(k, params, ep.tensors(a, w, c), [x, y, 1]);
   return c;
 }

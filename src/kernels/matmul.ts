@@ -4,7 +4,7 @@
 import { type Access, f32, type GpuContext } from "../gpu/context.ts";
 import { type RowChunkedTensor, type Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
-import { epilogueBindings, type MatmulLayout, matmulOutput } from "./_epilogue.ts";
+import { epilogueBindings, layoutParams, type MatmulLayout, matmulOutput } from "./_epilogue.ts";
 import { matmulWindows, planWindows, windowsApplies } from "./matmul_windows.ts";
 import { gemvRows, gemvRowsApplies } from "./gemv.ts";
 import { gemmTiles, gemmTilesApplies } from "./gemm.ts";
@@ -273,33 +273,13 @@ export function matmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions):
   const { plan, name, defines } = resolveMatmul(ctx, a, w, o);
   if (plan.variant === "ubo") return matmulUbo(ctx, a, w, o, defines);
   if (plan.variant === "windows") return launchWindows(ctx, a, w, o);
-  const lda = o.lda ?? K, ldw = o.ldw ?? (transW ? K : N), ldc = o.ldc ?? N;
-  const aBs = o.aBatchStride ?? M * lda, wBs = o.wBatchStride ?? 0, cBs = o.cBatchStride ?? M * ldc;
-  const ldr = o.ldr ?? ldc, rBs = o.rBatchStride ?? cBs;
+  const ldw = o.ldw ?? (transW ? K : N);
   const c = matmulOutput(ctx, "matmul", o);
   const scales = w.quant?.scales;
   const ep = epilogueBindings(o, scales ? [scales] : []);
   const bindings = ep.access;
   const k = ctx.kernel({ name, shader: "matmul.wgsl", defines, bindings });
-  const params = [
-    M,
-    N,
-    K,
-    lda,
-    ldw,
-    ldc,
-    o.aOff ?? 0,
-    o.wOff ?? 0,
-    o.cOff ?? 0,
-    aBs,
-    wBs,
-    cBs,
-    f32(o.alpha ?? 1),
-    o.biasOff ?? 0,
-    o.rOff ?? 0,
-    ldr,
-    rBs,
-  ];
+  const params = layoutParams({ ...o, ldw });
   const bufs = ep.tensors(a, w, c);
   ctx.dispatch(k, params, bufs, [Math.ceil(N / plan.cols), Math.ceil(M / plan.rows), batch]);
   return c;
