@@ -3,6 +3,7 @@
 
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
+import { parseGpuChoice, setGpuChoice } from "./src/gpu/backends.ts";
 import { ensureDemoModel } from "./src/demo/model.ts";
 import { TerminalBar } from "./src/cli/terminal_bar.ts";
 import { WorkerPipeline } from "./src/pipeline/worker.ts";
@@ -43,6 +44,7 @@ Generate flags:
   --inverse-prompt     order the images by post-selection score
 Common:
   --batch N            CogLM inference batch (default 8)
+  --gpu dawn|wgpu|auto WebGPU backend (or COGVIEW2_GPU; default auto: the measured-faster one that starts)
   -h, --help           this text
 `;
 
@@ -191,6 +193,7 @@ export async function main(args: string[], openPipeline: OpenPipeline = openReal
       "insecure-no-auth": { type: "boolean" },
       "allow-host": { type: "string" },
       model: { type: "string" },
+      gpu: { type: "string" },
       out: { type: "string" },
       "max-queue": { type: "string" },
       grace: { type: "string" },
@@ -208,6 +211,7 @@ export async function main(args: string[], openPipeline: OpenPipeline = openReal
     console.log(USAGE);
     return 0;
   }
+  if (values.gpu !== undefined) setGpuChoice(parseGpuChoice(values.gpu, "--gpu"));
   const [cmd = "serve", ...rest] = positionals;
   if (cmd === "serve") {
     if (rest.length) throw new Error(`serve takes no arguments (got ${rest.join(" ")})`);

@@ -5,12 +5,19 @@
 // [--residency all|stage] [--stages all|coglm]: instead of the suites, the published architecture with random weights made on the GPU,
 // every stage once, peak GPU bytes per stage and extrapolated to full depth (tools/bench/published.ts).
 import { sharedContext } from "../src/gpu/context.ts";
-import { describeGpu } from "../src/gpu/device.ts";
+import { describeGpu, gpuLine } from "../src/gpu/device.ts";
+import { takeGpuFlag } from "../src/gpu/backends.ts";
 import type { BenchResult } from "./bench/_types.ts";
 import { suites } from "./bench/mod.ts";
 import { runPublished } from "./bench/published.ts";
 
-const args = Deno.args;
+let args: string[];
+try {
+  args = takeGpuFlag(Deno.args);
+} catch (e) {
+  console.error((e as Error).message);
+  Deno.exit(2);
+}
 const json = args.includes("--json");
 const quick = args.includes("--quick");
 const modelIdx = args.indexOf("--model");
@@ -71,6 +78,7 @@ const published = shape === "published"
 const ctx = await sharedContext();
 const results: BenchResult[] = [];
 const log = (s: string) => json ? console.error(s) : console.log(s);
+log(gpuLine(ctx.gpu));
 log(`# adapter: ${describeGpu(ctx.gpu)}`);
 if (published) {
   const t0 = performance.now();

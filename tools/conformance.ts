@@ -1,4 +1,5 @@
-// `deno task conformance [FIXTURE_DIR] [--kind k1,k2] [--case REGEX] [--model DIR] [--weights source|f16|f32|int8]`:
+// `deno task conformance [FIXTURE_DIR] [--kind k1,k2] [--case REGEX] [--model DIR] [--weights source|f16|f32|int8]
+// [--gpu dawn|wgpu|auto]`:
 // converts the fixture's official files with the project's converter (default: at source precision, nothing
 // narrowed), runs every golden case, prints PASS/FAIL per case with its error figures and the stored dtype of the
 // weights it ran with ("NARROWED" when the conversion narrowed them), and a last line "N passed, N failed".
@@ -7,12 +8,20 @@
 // inputs through both (src/conformance/int8_quality.ts).
 import { join } from "node:path";
 import { sharedContext } from "../src/gpu/context.ts";
+import { takeGpuFlag } from "../src/gpu/backends.ts";
+import { gpuLine } from "../src/gpu/device.ts";
 import { int8Quality } from "../src/conformance/int8_quality.ts";
 import { convertFixtureSet } from "../src/convert/fixture.ts";
 import { runConformance } from "../src/conformance/runner.ts";
 import { WEIGHTS_CHOICES, type WeightsChoice } from "../src/convert/convert.ts";
 
-const args = [...Deno.args];
+let args: string[];
+try {
+  args = takeGpuFlag(Deno.args);
+} catch (e) {
+  console.error((e as Error).message);
+  Deno.exit(2);
+}
 function take(flag: string): string | undefined {
   const i = args.indexOf(flag);
   if (i < 0) return undefined;
@@ -35,6 +44,7 @@ if (weightsArg !== undefined && !(WEIGHTS_CHOICES as readonly string[]).includes
 const dir = args[0] ?? new URL("../../shared/fixtures/cogview2-tiny", import.meta.url).pathname;
 
 const gpu = await sharedContext();
+console.log(gpuLine(gpu.gpu));
 let passed = 0, failed = 0;
 try {
   await runConformance(dir, gpu, {

@@ -5,6 +5,8 @@
 
 import { resolve } from "node:path";
 import { sharedContext } from "../src/gpu/context.ts";
+import { takeGpuFlag } from "../src/gpu/backends.ts";
+import { gpuLine } from "../src/gpu/device.ts";
 import type { GpuContext } from "../src/gpu/context.ts";
 import { readNpy } from "../src/formats/npy.ts";
 import { encodeJpeg, encodePng, toRgba8 } from "../src/formats/image.ts";
@@ -12,11 +14,12 @@ import { openTorchCheckpoint } from "../src/formats/torch.ts";
 import { Vqvae } from "../src/models/vqvae.ts";
 
 const USAGE =
-  `usage: deno task decode-image [--model PATH] [--rate 8] [--quality 95] codes.npy out.png|out.jpg
+  `usage: deno task decode-image [--model PATH] [--rate 8] [--quality 95] [--gpu dawn|wgpu|auto] codes.npy out.png|out.jpg
   codes.npy   s*s image codes (any integer dtype; shape [n], [s, s], [1, n] or [1, s, s])
   --model     converted model directory or icetk ice_image.pt (default: COGVIEW2_MODEL, else the demo model)
   --rate      icetk compress rate (default 8: 20x20 codes -> 160x160 pixels)
-  --quality   JPEG quality 1..100 (default 95; .jpg/.jpeg outputs only)`;
+  --quality   JPEG quality 1..100 (default 95; .jpg/.jpeg outputs only)
+  --gpu       WebGPU backend (default: COGVIEW2_GPU, else auto)`;
 
 export interface DecodeImageOptions {
   codesPath: string;
@@ -96,7 +99,14 @@ export async function decodeImageFile(
   }
 }
 
-export async function main(argv: string[]): Promise<number> {
+export async function main(args: string[]): Promise<number> {
+  let argv: string[];
+  try {
+    argv = takeGpuFlag(args);
+  } catch (e) {
+    console.error(`${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
   const pos: string[] = [];
   let model: string | undefined, rate = 8, quality = 95;
   for (let i = 0; i < argv.length; i++) {
@@ -131,7 +141,9 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    const r = await decodeImageFile({ codesPath: pos[0], outPath: pos[1], model, rate, quality });
+    const ctx = await sharedContext();
+    console.error(gpuLine(ctx.gpu));
+    const r = await decodeImageFile({ codesPath: pos[0], outPath: pos[1], model, rate, quality, ctx });
     console.log(`${resolve(pos[1])}: ${r.width}x${r.height} (decode ${r.ms.toFixed(0)} ms)`);
     return 0;
   } catch (e) {

@@ -43,6 +43,31 @@ else
   fi
 fi
 
+# Dawn (the second WebGPU backend, src/gpu/backends.ts): the pinned npm package `webgpu` (dawn.node, a Node-API addon)
+# beside Deno in .tools/. Dawn's Vulkan backend needs Mesa >= 24 for lavapipe (22.3 lacks
+# shaderUniform*ArrayDynamicIndexing); when the system's Mesa is older, a newer lavapipe is unpacked from the
+# distribution's backports into .tools/mesa (apt-get download + dpkg -x, no system change) and used by Dawn only:
+# wgpu keeps the system driver, on which its CPU matmul schedule measured faster (README, "Two backends").
+DAWN_NPM=0.6.2
+if [ -z "${COGVIEW2_NO_DAWN:-}" ]; then
+  if ! grep -q "\"version\": \"$DAWN_NPM\"" .tools/node_modules/webgpu/package.json 2>/dev/null; then
+    if command -v npm >/dev/null; then
+      say "installing Dawn (npm webgpu@$DAWN_NPM) into .tools/"
+      npm install --prefix .tools --no-audit --no-fund --loglevel=error "webgpu@$DAWN_NPM" >&2 ||
+        say "could not install npm webgpu@$DAWN_NPM: only Deno's built-in WebGPU (wgpu) is available"
+    else
+      say "no npm: Dawn (npm webgpu@$DAWN_NPM) not installed; only Deno's built-in WebGPU (wgpu) is available"
+    fi
+  fi
+  mesa_ver=$(dpkg-query -W -f '${Version}' mesa-vulkan-drivers 2>/dev/null | sed -E 's/^[0-9]+://' || true)
+  mesa_major=${mesa_ver%%.*}
+  if [ -n "$mesa_ver" ] && [ "${mesa_major:-0}" -lt 24 ] 2>/dev/null && [ ! -e .tools/mesa/icd.json ] &&
+    [ -e .tools/node_modules/webgpu/package.json ]; then
+    bash tools/dawn_mesa.sh >&2 ||
+      say "Dawn needs Mesa >= 24 (this machine has $mesa_ver) and the backports copy could not be unpacked: Dawn will report no adapter; wgpu works"
+  fi
+fi
+
 task="${1:-serve}"; shift || true
 
 # The browser test drives Debian's Chromium through playwright-core (no browser download); install it for `test`.

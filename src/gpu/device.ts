@@ -1,9 +1,17 @@
 // Adapter and device acquisition: the one place that knows where a GPUDevice comes from.
 // Not a scheduler or allocator: see context.ts for pooling, pipelines and command recording.
 
+import { backend, type BackendName, BACKENDS, type GpuChoice, gpuChoice } from "./backends.ts";
+
 /** What the rest of the code needs to know about the adapter it runs on. */
 export interface Gpu {
   device: GPUDevice;
+  /** The WebGPU implementation (src/gpu/backends.ts). */
+  backend: BackendName;
+  /** The driver behind the adapter (e.g. "Mesa 22.3.6"), or "driver unknown". */
+  driver: string;
+  /** `subgroups` is available and enabled on the device. */
+  hasSubgroups: boolean;
   /** Adapter description (e.g. "llvmpipe (LLVM 15.0.6, 256 bits)"). */
   name: string;
   /** True for software adapters such as Mesa's lavapipe. */
@@ -30,31 +38,45 @@ export interface AcquireOptions {
   powerPreference?: GPUPowerPreference;
   /** Ask for timestamp queries when the adapter has them (benchmarks). */
   timestamps?: boolean;
+  /** dawn, wgpu or auto (default: the process's choice, --gpu or COGVIEW2_GPU, else auto). */
+  backend?: GpuChoice;
+  /** auto: the order to try (default wgpu, then dawn). */
+  autoOrder?: readonly BackendName[];
+  /** Where auto reports a backend that could not start (default stderr). */
+  log?: (line: string) => void;
 }
 
-const INSTALL_HINT = "No WebGPU adapter found. Install a Vulkan driver: on Debian/Ubuntu " +
-  "`apt-get install -y mesa-vulkan-drivers` gives Mesa's lavapipe, which runs WebGPU on the CPU. " +
-  "`bash tools/run.sh` installs it for you when run as root.";
-
 /**
- * Acquires an adapter and a device with the adapter's own maximum limits.
- * The single entry point for a backend: a Dawn-based `navigator.gpu` (npm `webgpu`) can be swapped in here.
+ * Acquires an adapter and a device with the adapter's own maximum limits from the chosen backend. `auto` tries each
+ * backend in turn and says in one line why one could not start; a named backend that cannot start throws that line.
  */
 export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
-  if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
-    throw new Error(
-      "WebGPU is not available in this runtime: run Deno with --unstable-webgpu. " + INSTALL_HINT,
-    );
+  const choice = options.backend ?? gpuChoice();
+  if (choice !== "auto") return await acquireFrom(choice, options);
+  const order = options.autoOrder ?? BACKENDS;
+  const reasons: string[] = [];
+  for (const name of order) {
+    try {
+      return await acquireFrom(name, options);
+    } catch (e) {
+      const line = `gpu: ${name} cannot start: ${(e as Error).message}`;
+      reasons.push(line);
+      (options.log ?? console.error)(line + (name !== order.at(-1) ? "; trying the next backend" : ""));
+    }
   }
-  const adapter = await navigator.gpu.requestAdapter({
-    powerPreference: options.powerPreference ?? "high-performance",
-  });
-  if (!adapter) throw new Error(INSTALL_HINT);
+  throw new Error(`No WebGPU backend could start:\n${reasons.join("\n")}`);
+}
+
+async function acquireFrom(name: BackendName, options: AcquireOptions): Promise<Gpu> {
+  const b = backend(name);
+  const adapter = await b.requestAdapter({ powerPreference: options.powerPreference ?? "high-performance" });
   const features: GPUFeatureName[] = [];
   const hasF16 = adapter.features.has("shader-f16");
   if (hasF16) features.push("shader-f16");
   const hasTimestamps = adapter.features.has("timestamp-query");
   if (hasTimestamps && options.timestamps) features.push("timestamp-query");
+  const hasSubgroups = adapter.features.has("subgroups" as GPUFeatureName);
+  if (hasSubgroups) features.push("subgroups" as GPUFeatureName);
   const a = adapter.limits;
   const requiredLimits: Record<string, number> = {
     maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
@@ -70,14 +92,17 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
   };
   const device = await adapter.requestDevice({ requiredFeatures: features, requiredLimits });
   const info = adapter.info;
-  const name = info?.description ||
+  const adapterName = info?.description ||
     [info?.vendor, info?.architecture, info?.device].filter(Boolean).join(" ") ||
     "unknown adapter";
   const l = device.limits;
   const cap = bindingCap();
   return {
     device,
-    name,
+    backend: name,
+    driver: await b.driver(adapter),
+    hasSubgroups,
+    name: adapterName,
     isFallback: Boolean((info as unknown as { isFallbackAdapter?: boolean })?.isFallbackAdapter),
     hasF16,
     hasTimestamps: hasTimestamps && Boolean(options.timestamps),
@@ -121,6 +146,11 @@ function bindingCap(): number | null {
     );
   }
   return n;
+}
+
+/** The line every command prints first: `gpu: <backend> · <adapter> · <driver>`. */
+export function gpuLine(gpu: Gpu): string {
+  return `gpu: ${gpu.backend} · ${gpu.name} · ${gpu.driver}`;
 }
 
 /** One line naming the adapter and its limits, for logs and `/v1/model`. */

@@ -5,7 +5,7 @@ import { type Access, f32, type GpuContext } from "../gpu/context.ts";
 import { type RowChunkedTensor, type Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
 import { epilogueBindings, layoutParams, type MatmulLayout, matmulOutput } from "./_epilogue.ts";
-import { matmulWindows, planWindows, windowsApplies } from "./matmul_windows.ts";
+import { matmulWindows, planWindows, windowBudget, windowsApplies } from "./matmul_windows.ts";
 import { gemvRows, gemvRowsApplies } from "./gemv.ts";
 import { gemmTiles, gemmTilesApplies } from "./gemm.ts";
 
@@ -76,7 +76,7 @@ export function planMatmul(
     case "ubo":
       return { variant, mb: 4, nb: 1, wgx: 8, wgy: 1, rows: 16, cols: 32 };
     case "windows": {
-      const w = planWindows(s.M, s.N, s.K, s.f16, s.group ?? 0);
+      const w = planWindows(s.M, s.N, s.K, s.f16, s.group ?? 0, windowBudget(ctx));
       const nb = Math.ceil((w.nw * w.cpl) / 4);
       return { variant, mb: Math.ceil(w.r / 4), nb, wgx: 8, wgy: 1, rows: w.ra, cols: w.nw * w.gw * 8 };
     }

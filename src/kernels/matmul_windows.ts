@@ -91,7 +91,24 @@ export interface WindowsPlan {
   gwx: number; // workgroups along x (gw / cpl)
 }
 
-export function planWindows(M: number, N: number, K: number, f16: boolean, group = 0): WindowsPlan {
+/** W windows one dispatch may bind on this device: uniform bindings per stage less the params and A windows. */
+export function windowBudget(ctx: GpuContext): number {
+  const l = ctx.gpu.limits;
+  return Math.min(l.maxUniformBuffersPerShaderStage, l.maxDynamicUniformBuffersPerPipelineLayout) - 2;
+}
+
+/**
+ * The tile for one shape; `maxWindows` caps the W windows per dispatch (windowBudget: Dawn allows 12 uniform
+ * buffers per stage where wgpu on the same lavapipe allows 15).
+ */
+export function planWindows(
+  M: number,
+  N: number,
+  K: number,
+  f16: boolean,
+  group = 0,
+  maxWindows = Infinity,
+): WindowsPlan {
   const kc = windowsChunk(K, f16, group)!;
   const kcw = group > 0 ? kc / 4 : f16 ? kc / 2 : kc;
   const steps = kcw / 4;
@@ -111,7 +128,7 @@ export function planWindows(M: number, N: number, K: number, f16: boolean, group
   const C = r <= 4 ? 12 : 8;
   let cpl = 1;
   for (let d = 2; d <= Math.min(C, Math.max(1, gw / 2)); d++) if (gw % d === 0) cpl = d;
-  const nw = Math.max(1, Math.min(Math.floor(C / cpl), Math.ceil(groups / gw)));
+  const nw = Math.max(1, Math.min(Math.floor(C / cpl), Math.ceil(groups / gw), maxWindows));
   return { kc, chunks: K / kc, steps, group, ss, aStride, ra, r, gw, cpl, nw, gwx: gw / cpl };
 }
 
@@ -407,7 +424,7 @@ export function matmulWindows(
   const group = o.packed ? 0 : w!.quant?.group ?? 0;
   check(!o.wKN || group === 0, "matmul_windows", "int8 W must be [N,K]");
   check(windowsApplies({ K, ldw: o.ldw, wOff: o.wOff, f16, group }), "matmul_windows", `unsupported K=${K}`);
-  const pl = planWindows(M, N, K, f16, group);
+  const pl = planWindows(M, N, K, f16, group, windowBudget(ctx));
   const transient = !o.packed && !o.constantW;
   const packed = o.packed ??
     (o.constantW

@@ -2,7 +2,7 @@
 // events and result back. Not reachable from outside the process.
 
 import { sharedContext } from "../gpu/context.ts";
-import { describeGpu } from "../gpu/device.ts";
+import { describeGpu, gpuLine } from "../gpu/device.ts";
 import { Text2ImagePipeline } from "./text2image.ts";
 import { isAbortError, PipelineError } from "./types.ts";
 import type { CompletionRequest, GenerateRequest } from "./types.ts";
@@ -31,6 +31,7 @@ scope.onmessage = async (e) => {
   if (m.type === "open") {
     try {
       const ctx = await sharedContext();
+      console.error(gpuLine(ctx.gpu));
       log(`GPU: ${describeGpu(ctx.gpu)}`);
       pipeline = await Text2ImagePipeline.open({ ctx, ...m.options, log });
       post({ type: "opened", info: pipeline.info() });

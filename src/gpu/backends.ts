@@ -1,0 +1,223 @@
+// WebGPU backends: where a GPUAdapter comes from. Two implementations of the same API:
+//   wgpu: Deno's built-in WebGPU (navigator.gpu, needs --unstable-webgpu);
+//   dawn: Google's Dawn through the npm package `webgpu` (a Node-API addon, dawn.node, loaded with createRequire).
+// Each backend either gives an adapter or throws an Error whose message is one line saying why (missing addon, no
+// adapter, driver too old and what to install). Nothing outside src/gpu imports this file's objects' WebGPU handles.
+
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export type BackendName = "wgpu" | "dawn";
+export type GpuChoice = BackendName | "auto";
+export const BACKENDS: readonly BackendName[] = ["wgpu", "dawn"];
+
+/** The npm `webgpu` version the project pins (tools/run.sh installs it into .tools/). */
+export const DAWN_NPM_VERSION = "0.6.2";
+
+export interface Backend {
+  readonly name: BackendName;
+  /** An adapter, or an Error with a one-line reason. */
+  requestAdapter(options: GPURequestAdapterOptions): Promise<GPUAdapter>;
+  /** The driver behind an adapter this backend gave (e.g. "Mesa 25.0.7"), or "driver unknown". */
+  driver(adapter: GPUAdapter): Promise<string>;
+}
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Installed Mesa version from the package database, for adapters whose description does not carry it. */
+let systemMesa: Promise<string | null> | null = null;
+function installedMesa(): Promise<string | null> {
+  systemMesa ??= (async () => {
+    try {
+      const out = await new Deno.Command("dpkg-query", {
+        args: ["-W", "-f", "${Version}", "mesa-vulkan-drivers"],
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      const v = new TextDecoder().decode(out.stdout).trim();
+      return out.success && v ? v : null;
+    } catch {
+      return null;
+    }
+  })();
+  return systemMesa;
+}
+
+const MESA_IN_DESCRIPTION = /Mesa (\d+\.\d+(\.\d+)?)/;
+
+function isMesa(a: GPUAdapter): boolean {
+  const i = a.info;
+  return i.vendor === "mesa" || i.vendor === "65541" || /llvmpipe|lavapipe|Mesa/i.test(i.description ?? "");
+}
+
+export const wgpuBackend: Backend = {
+  name: "wgpu",
+  async requestAdapter(options) {
+    if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
+      throw new Error("Deno's WebGPU is not enabled: run Deno with --unstable-webgpu");
+    }
+    const a = await navigator.gpu.requestAdapter(options);
+    if (!a) {
+      throw new Error(
+        "no adapter: install a Vulkan driver (Debian/Ubuntu: `apt-get install -y mesa-vulkan-drivers` gives " +
+          "Mesa's lavapipe CPU adapter; `bash tools/run.sh` does it as root)",
+      );
+    }
+    return a;
+  },
+  async driver(a) {
+    const m = MESA_IN_DESCRIPTION.exec(a.info.description ?? "");
+    if (m) return `Mesa ${m[1]}`;
+    if (isMesa(a)) {
+      const v = await installedMesa();
+      if (v) return `Mesa ${v.replace(/^\d+:/, "").replace(/[-+~].*$/, "")}`;
+    }
+    return "driver unknown";
+  },
+};
+
+/** Where dawn.node is: COGVIEW2_DAWN_NODE, else .tools/node_modules/webgpu (tools/run.sh installs it). */
+export function dawnAddonPath(): string {
+  const arch = Deno.build.os === "darwin" ? "universal" : Deno.build.arch === "x86_64" ? "x64" : "arm64";
+  const os = Deno.build.os === "windows" ? "win32" : Deno.build.os;
+  return env("COGVIEW2_DAWN_NODE") ??
+    join(REPO, ".tools", "node_modules", "webgpu", "dist", `${os}-${arch}`, "dawn.node");
+}
+
+/**
+ * The private Mesa that tools/run.sh unpacks when the system's is too old for Dawn (.tools/mesa/icd.json, an ICD
+ * file naming its lavapipe by absolute path), or COGVIEW2_DAWN_VK_DRIVER_FILES. Used for Dawn only: the system
+ * driver stays as it is for wgpu (its best CPU matmul schedule is faster on Mesa 22.3, README).
+ */
+export function dawnDriverFiles(): string | null {
+  const e = env("COGVIEW2_DAWN_VK_DRIVER_FILES");
+  if (e) return e;
+  const p = join(REPO, ".tools", "mesa", "icd.json");
+  try {
+    Deno.statSync(p);
+    return p;
+  } catch {
+    return null;
+  }
+}
+
+/** Dawn instance toggles (Dawn's `create([...])` strings); COGVIEW2_DAWN_TOGGLES adds more, comma-separated. */
+function dawnFlags(): string[] {
+  const extra = env("COGVIEW2_DAWN_TOGGLES");
+  return extra ? [`enable-dawn-features=${extra}`] : [];
+}
+
+interface DawnModule {
+  create(flags: string[]): GPU;
+}
+let dawnGpu: GPU | null = null; // one instance per process, kept alive
+
+export const dawnBackend: Backend = {
+  name: "dawn",
+  async requestAdapter(options) {
+    if (!dawnGpu) {
+      const path = dawnAddonPath();
+      try {
+        Deno.statSync(path);
+      } catch {
+        throw new Error(
+          `the Dawn addon is missing (${path}): \`bash tools/run.sh\` installs npm webgpu@${DAWN_NPM_VERSION} ` +
+            `into .tools/, or \`npm install --prefix .tools webgpu@${DAWN_NPM_VERSION}\``,
+        );
+      }
+      let mod: DawnModule;
+      try {
+        mod = createRequire(import.meta.url)(path) as DawnModule;
+      } catch (e) {
+        throw new Error(`the Dawn addon ${path} does not load: ${(e as Error).message.split("\n")[0]}`);
+      }
+      dawnGpu = mod.create(dawnFlags());
+    }
+    // The Vulkan loader reads VK_DRIVER_FILES when Dawn enumerates adapters; set it for that moment only.
+    const files = dawnDriverFiles();
+    const before = env("VK_DRIVER_FILES");
+    if (files) Deno.env.set("VK_DRIVER_FILES", files);
+    let a: GPUAdapter | null;
+    try {
+      a = await dawnGpu.requestAdapter(options);
+    } finally {
+      if (files) {
+        before === undefined ? Deno.env.delete("VK_DRIVER_FILES") : Deno.env.set("VK_DRIVER_FILES", before);
+      }
+    }
+    if (!a) {
+      const mesa = await installedMesa();
+      const old = mesa && Number(mesa.replace(/^\d+:/, "").split(".")[0]) < 24;
+      throw new Error(
+        old && !files
+          ? `no adapter: Dawn needs Mesa >= 24 for lavapipe, this machine has Mesa ${mesa}; \`bash tools/run.sh\` ` +
+            "(as root) unpacks Mesa 25 from bookworm-backports into .tools/mesa for Dawn"
+          : `no adapter${files ? ` (Vulkan drivers ${files})` : ""}: install a Vulkan driver Dawn accepts ` +
+            "(Mesa >= 24 for lavapipe)",
+      );
+    }
+    return a;
+  },
+  driver(a) {
+    const m = MESA_IN_DESCRIPTION.exec(a.info.description ?? "");
+    if (m) return Promise.resolve(`Mesa ${m[1]}`);
+    return wgpuBackend.driver(a);
+  },
+};
+
+export function backend(name: BackendName): Backend {
+  return name === "dawn" ? dawnBackend : wgpuBackend;
+}
+
+/** Parses a --gpu / COGVIEW2_GPU value. */
+export function parseGpuChoice(v: string, where: string): GpuChoice {
+  if (v === "dawn" || v === "wgpu" || v === "auto") return v;
+  throw new Error(`${where} must be dawn, wgpu or auto (got '${v}')`);
+}
+
+let chosen: GpuChoice | null = null;
+
+/**
+ * Sets the backend for this process (a command's --gpu flag); otherwise COGVIEW2_GPU, else auto. Also sets
+ * COGVIEW2_GPU so that workers (the server's pipeline worker) open the same backend.
+ */
+export function setGpuChoice(c: GpuChoice): void {
+  chosen = c;
+  try {
+    Deno.env.set("COGVIEW2_GPU", c);
+  } catch {
+    // no --allow-env: this thread only
+  }
+}
+
+export function gpuChoice(): GpuChoice {
+  if (chosen) return chosen;
+  const e = env("COGVIEW2_GPU");
+  return e ? parseGpuChoice(e, "COGVIEW2_GPU") : "auto";
+}
+
+/**
+ * Removes `--gpu X` / `--gpu=X` from a command's arguments and makes X this process's backend choice (else
+ * COGVIEW2_GPU, else auto). Every GPU command calls it before parsing its own flags.
+ */
+export function takeGpuFlag(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--gpu" || a.startsWith("--gpu=")) {
+      const v = a === "--gpu" ? args[++i] : a.slice(6);
+      if (v === undefined) throw new Error("--gpu needs a value: dawn, wgpu or auto");
+      setGpuChoice(parseGpuChoice(v, "--gpu"));
+    } else out.push(a);
+  }
+  return out;
+}

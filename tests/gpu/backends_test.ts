@@ -1,0 +1,60 @@
+// Backends (src/gpu/backends.ts, device.ts): the --gpu flag, the one-line reasons a backend cannot start, and auto
+// falling back to the next backend. The subprocess cases point COGVIEW2_DAWN_NODE at a missing file so that they
+// hold on any machine, Dawn installed or not.
+import assert from "node:assert/strict";
+import { gpuChoice, parseGpuChoice, setGpuChoice, takeGpuFlag } from "../../src/gpu/backends.ts";
+
+Deno.test("--gpu: taken from the arguments, validated, and made the process's choice", () => {
+  const before = gpuChoice();
+  try {
+    assert.deepEqual(takeGpuFlag(["a", "--gpu", "dawn", "--x", "1"]), ["a", "--x", "1"]);
+    assert.equal(gpuChoice(), "dawn");
+    assert.deepEqual(takeGpuFlag(["--gpu=wgpu"]), []);
+    assert.equal(gpuChoice(), "wgpu");
+    assert.throws(
+      () => takeGpuFlag(["--gpu", "vulkan"]),
+      /--gpu must be dawn, wgpu or auto \(got 'vulkan'\)/,
+    );
+    assert.throws(() => takeGpuFlag(["--gpu"]), /--gpu needs a value/);
+    assert.throws(() => parseGpuChoice("", "COGVIEW2_GPU"), /COGVIEW2_GPU must be/);
+  } finally {
+    setGpuChoice(before);
+  }
+});
+
+async function runWith(code: string, env: Record<string, string>) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--unstable-webgpu", code],
+    env: { ...env, XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}
+
+const device = new URL("../../src/gpu/device.ts", import.meta.url).href;
+
+Deno.test("dawn without its addon says why in one line; auto then starts the next backend", async () => {
+  const env = { COGVIEW2_DAWN_NODE: "/nonexistent/dawn.node" };
+  const named = await runWith(
+    `import { acquireGpu } from "${device}";
+     try { await acquireGpu({ backend: "dawn" }); console.log("started"); }
+     catch (e) { console.log("ERR " + e.message); }`,
+    env,
+  );
+  assert.match(
+    named.stdout,
+    /^ERR the Dawn addon is missing \(\/nonexistent\/dawn\.node\): `bash tools\/run\.sh`/,
+  );
+  assert.equal(named.stdout.trim().split("\n").length, 1, named.stdout);
+  const auto = await runWith(
+    `import { acquireGpu, gpuLine } from "${device}";
+     const g = await acquireGpu({ backend: "auto", autoOrder: ["dawn", "wgpu"] });
+     console.log(gpuLine(g));`,
+    env,
+  );
+  assert.equal(auto.code, 0, auto.stderr);
+  assert.match(auto.stderr, /gpu: dawn cannot start: the Dawn addon is missing .*; trying the next backend/);
+  assert.match(auto.stdout, /^gpu: wgpu · .+ · .+/);
+});
