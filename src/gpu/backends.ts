@@ -68,8 +68,8 @@ export const wgpuBackend: Backend = {
     const a = await navigator.gpu.requestAdapter(options);
     if (!a) {
       throw new Error(
-        "no adapter: install a Vulkan driver (Debian/Ubuntu: `apt-get install -y mesa-vulkan-drivers` gives " +
-          "Mesa's lavapipe CPU adapter; `bash tools/run.sh` does it as root)",
+        "No WebGPU adapter found. Install a Vulkan driver: on Debian/Ubuntu `apt-get install -y " +
+          "mesa-vulkan-drivers` gives Mesa's lavapipe, which runs WebGPU on the CPU (`bash tools/run.sh` does it as root)",
       );
     }
     return a;

@@ -58,7 +58,10 @@ Deno.test("main.ts: --help, unknown commands and bad flags exit 1 with a clear m
 
 Deno.test("main.ts: without WebGPU the error says what to install", async () => {
   // Deno's WebGPU limited to a backend Linux lacks (DirectX 12) finds no adapter, as on a machine without Vulkan.
-  const r = await run(["main.ts", "generate", "a cat"], { env: { DENO_WEBGPU_BACKEND: "dx12" } });
+  // COGVIEW2_GPU=wgpu: this is wgpu's message (auto would go on to Dawn).
+  const r = await run(["main.ts", "generate", "a cat"], {
+    env: { DENO_WEBGPU_BACKEND: "dx12", COGVIEW2_GPU: "wgpu" },
+  });
   nodeAssert.equal(r.code, 1);
   nodeAssert.match(r.stderr, /^error: No WebGPU adapter found\. .*apt-get install -y mesa-vulkan-drivers/m);
 });
