@@ -231,7 +231,9 @@ async function measure(
   await ctx.sync();
   ctx.resetPeak();
   const s0 = { ...ctx.stats };
-  const timed = ctx.startProfile({ perDispatch: false });
+  // CPU adapters: no GPU seconds. lavapipe's pass timestamps covered a fraction of the work (DSR 14 s of 178 s wall
+  // at --layers 1) and, with a minutes-long VQ-VAE decode, the run ended in a wgpu queue timeout panic.
+  const timed = !ctx.gpu.isFallback && ctx.startProfile({ perDispatch: false });
   const t0 = performance.now();
   await run();
   const wall = (performance.now() - t0) / 1000;
