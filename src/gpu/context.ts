@@ -131,6 +131,23 @@ export class GpuContext {
   }
 
   /**
+   * A view of elements [start, end) of a 32-bit tensor that starts on the adapter's storage offset alignment, for
+   * binding part of a tensor larger than the max storage binding: the view begins up to one alignment earlier, and
+   * `off` is where element `start` lies in it.
+   */
+  alignedView(t: Tensor, start: number, end: number): { t: Tensor; off: number } {
+    const eb = dtypeBytes(t.dtype);
+    if (eb !== 4) throw new Error(`alignedView: tensor ${t.id} is ${t.dtype}, not a 32-bit type`);
+    if (start < 0 || end > t.size || end <= start) {
+      throw new Error(`alignedView: elements [${start}, ${end}) outside tensor [${t.shape}]`);
+    }
+    const align = this.gpu.limits.minStorageBufferOffsetAlignment;
+    const byte = t.byteOffset + start * eb, base = Math.floor(byte / align) * align;
+    const off = (byte - base) / eb;
+    return { t: new Tensor(t.buffer, [off + end - start], t.dtype, base), off };
+  }
+
+  /**
    * A `bytes`-long window at the start of a tensor's buffer, for a "uniform" binding: the dispatch's dynamic offset
    * (absolute in the buffer) places it.
    */

@@ -261,6 +261,72 @@ function operandDefines(w: Tensor, o: MatmulOptions): Record<string, boolean | n
 
 /** C = alpha·A·op(W) (+bias) (GELU) (+resid). Returns C (a new [batch·M, N] tensor unless `out` is given). */
 export function matmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions): Tensor {
+  const big = (t?: Tensor) => !!t && t.byteLength > ctx.maxBinding;
+  if (big(a) || big(o.out) || big(o.resid) || (!o.out && (o.batch ?? 1) * o.M * o.N * 4 > ctx.maxBinding)) {
+    return matmulRowBlocks(ctx, a, w, o);
+  }
+  return matmulWhole(ctx, a, w, o);
+}
+
+/**
+ * A matmul whose A, C or residual exceeds the max storage binding: one launch per batch element and block of output
+ * rows, each binding only the rows of A / C / R it touches (views at the storage offset alignment). W is bound whole.
+ */
+function matmulRowBlocks(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions): Tensor {
+  const { M, N, K } = o;
+  const batch = o.batch ?? 1, transW = o.transW ?? true;
+  const lda = o.lda ?? K, ldw = o.ldw ?? (transW ? K : N), ldc = o.ldc ?? N, ldr = o.ldr ?? ldc;
+  const aBs = o.aBatchStride ?? M * lda, wBs = o.wBatchStride ?? 0, cBs = o.cBatchStride ?? M * ldc;
+  const rBs = o.rBatchStride ?? cBs;
+  const c = matmulOutput(ctx, "matmul", o);
+  check(
+    (o.aOff ?? 0) + (batch - 1) * aBs + (M - 1) * lda + K <= a.size,
+    "matmul",
+    `A [${a.shape}] too small for M=${M} K=${K}`,
+  );
+  // Elements a view may span: the limit less one alignment of slack (a view starts up to that much early).
+  const span = Math.floor(ctx.maxBinding / 4) - ctx.gpu.limits.minStorageBufferOffsetAlignment / 4;
+  const fit = (ld: number, width: number) => ld === 0 ? M : Math.floor((span - width) / ld) + 1;
+  const rows = Math.min(M, fit(lda, K), fit(ldc, N), o.resid ? fit(ldr, N) : M);
+  check(
+    rows >= 1,
+    "matmul",
+    `one row of A (K=${K}) or C (N=${N}) exceeds this adapter's max storage binding (${ctx.maxBinding} bytes)`,
+  );
+  for (let b = 0; b < batch; b++) {
+    for (let r0 = 0; r0 < M; r0 += rows) {
+      const m = Math.min(rows, M - r0);
+      const a0 = (o.aOff ?? 0) + b * aBs + r0 * lda, c0 = (o.cOff ?? 0) + b * cBs + r0 * ldc;
+      const av = ctx.alignedView(a, a0, a0 + (m - 1) * lda + K);
+      const cv = ctx.alignedView(c, c0, c0 + (m - 1) * ldc + N);
+      const sub: MatmulOptions = {
+        ...o,
+        M: m,
+        batch: 1,
+        lda,
+        ldw,
+        ldc,
+        aOff: av.off,
+        wOff: (o.wOff ?? 0) + b * wBs,
+        cOff: cv.off,
+        aBatchStride: undefined,
+        wBatchStride: undefined,
+        cBatchStride: undefined,
+        rBatchStride: undefined,
+        out: cv.t,
+      };
+      if (o.resid) {
+        const r0e = (o.rOff ?? 0) + b * rBs + r0 * ldr;
+        const rv = ctx.alignedView(o.resid, r0e, r0e + (m - 1) * ldr + N);
+        Object.assign(sub, { resid: rv.t, rOff: rv.off, ldr });
+      }
+      matmulWhole(ctx, av.t, w, sub);
+    }
+  }
+  return c;
+}
+
+function matmulWhole(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions): Tensor {
   // GPUs: decode rows (M <= 8) read each weight once in coalesced loads (src/kernels/gemv.ts).
   const gemv = (o.variant ?? "auto") === "auto" && !ctx.gpu.isFallback && gemvRowsApplies(w, o);
   if (gemv) return gemvRows(ctx, a, w, o);
