@@ -7,11 +7,19 @@ import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import type { WeightSource } from "../formats/weights.ts";
 import { matmul } from "../kernels/matmul.ts";
-import { qkvRows, srLocalAttention } from "../kernels/local_attention.ts";
+import { srLocalAttention } from "../kernels/local_attention.ts";
 import { type DsrGeometry, dsrGeometry, maskToAdd } from "../geometry/sr.ts";
 import type { SrConfig } from "./config.ts";
 import { loadTensor } from "./load.ts";
-import { loadSrTransformer, maskedAttention, SrModel, type SrPick } from "./sr_common.ts";
+import {
+  fromToken,
+  loadSrTransformer,
+  maskedAttention,
+  projectQkv,
+  qkvPlanes,
+  SrModel,
+  type SrPick,
+} from "./sr_common.ts";
 import {
   type Linear,
   releaseTransformer,
@@ -105,34 +113,36 @@ export class DsrModel extends SrModel<DsrGeometry> {
           cOff: r0 * ldy,
           cBatchStride: L * ldy,
         });
-      rows(base.queryKeyValue, g.s0, 0, xn, s.qkv, 3 * H);
-      rows(plus.qkv, g.s1, g.s0, xn, s.qkv, 3 * H);
-      maskedAttention(ctx, s.qkv, {
+      const p = qkvPlanes(ctx, s.qkv, { hidden: H, seqLen: L });
+      const project = (lin: Linear, M: number, r0: number) =>
+        projectQkv(ctx, lin, xn, p, { rows: M, row0: r0, batch, seqLen: L, hidden: H });
+      project(base.queryKeyValue, g.s0, 0);
+      project(plus.qkv, g.s1, g.s0);
+      maskedAttention(ctx, {
         batch,
         s: g.s0,
-        seqStride: L,
         heads,
         headDim: d,
+        q: p.q,
+        k: p.k,
+        v: p.v,
         add,
-        out: s.context,
-        outStride: L,
+        out: { tensor: s.context, offset: 0, rowStride: H, batchStride: L * H },
       });
-      const hi = { hidden: H, seqLen: L, firstToken: g.s0 },
-        low = { hidden: H, seqLen: L, firstToken: g.textLen };
       srLocalAttention(ctx, {
         batch,
         heads,
         headDim: d,
         side: g.highSide,
         kernelSize: cfg.kernel_size,
-        q: qkvRows(s.qkv, "q", hi),
-        k: qkvRows(s.qkv, "k", hi),
-        v: qkvRows(s.qkv, "v", hi),
+        q: fromToken(p.q, g.s0),
+        k: fromToken(p.k, g.s0),
+        v: fromToken(p.v, g.s0),
         lowres: {
           side: g.lowSide,
           kernelSize: cfg.kernel_size2,
-          k: qkvRows(s.qkv, "k", low),
-          v: qkvRows(s.qkv, "v", low),
+          k: fromToken(p.k, g.textLen),
+          v: fromToken(p.v, g.textLen),
         },
         out: { tensor: s.context, offset: g.s0 * H, rowStride: H, batchStride: L * H },
       });

@@ -7,11 +7,19 @@ import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { embedding } from "../kernels/embedding.ts";
 import type { WeightSource } from "../formats/weights.ts";
-import { qkvRows, srLocalAttention } from "../kernels/local_attention.ts";
+import { srLocalAttention } from "../kernels/local_attention.ts";
 import { type ItersrGeometry, itersrGeometry, maskToAdd } from "../geometry/sr.ts";
 import type { SrConfig } from "./config.ts";
-import { loadSrTransformer, maskedAttention, SrModel, type SrPick } from "./sr_common.ts";
-import { standardAttentionBlock, type TransformerDims, type TransformerWeights } from "./transformer.ts";
+import {
+  fromToken,
+  loadSrTransformer,
+  maskedAttention,
+  projectQkv,
+  qkvPlanes,
+  SrModel,
+  type SrPick,
+} from "./sr_common.ts";
+import { linear, type TransformerDims, type TransformerWeights } from "./transformer.ts";
 
 export class ItersrModel extends SrModel<ItersrGeometry> {
   private constructor(ctx: GpuContext, cfg: SrConfig, dims: TransformerDims, weights: TransformerWeights) {
@@ -43,37 +51,33 @@ export class ItersrModel extends SrModel<ItersrGeometry> {
     const maskT = ctx.upload(Float32Array.from(mask), [1, T]);
     const logW = logAttentionWeights ? ctx.upload(Float32Array.from(logAttentionWeights), [1, T]) : undefined;
     const hidden = this.run("iterative-SR", tokens, positionIds, batch, T, (l, xn, out, s) => {
-      standardAttentionBlock(ctx, this.weights.layers[l], xn, out, s, (qkv, context) => {
-        maskedAttention(ctx, qkv, {
-          batch,
-          s: T,
-          seqStride: L,
-          heads,
-          headDim: d,
-          add,
-          out: context,
-          outStride: L,
-        });
-        const hi = { hidden: H, seqLen: L, firstToken: T }, tx = { hidden: H, seqLen: L };
-        srLocalAttention(ctx, {
-          batch,
-          heads,
-          headDim: d,
-          side: g.highSide,
-          kernelSize: cfg.kernel_size,
-          q: qkvRows(qkv, "q", hi),
-          k: qkvRows(qkv, "k", hi),
-          v: qkvRows(qkv, "v", hi),
-          text: {
-            length: T,
-            k: qkvRows(qkv, "k", tx),
-            v: qkvRows(qkv, "v", tx),
-            mask: maskT,
-            logWeights: logW,
-          },
-          out: { tensor: context, offset: T * H, rowStride: H, batchStride: L * H },
-        });
+      const layer = this.weights.layers[l];
+      const p = qkvPlanes(ctx, s.qkv, { hidden: H, seqLen: L });
+      projectQkv(ctx, layer.queryKeyValue, xn, p, { rows: L, row0: 0, batch, seqLen: L, hidden: H });
+      maskedAttention(ctx, {
+        batch,
+        s: T,
+        heads,
+        headDim: d,
+        q: p.q,
+        k: p.k,
+        v: p.v,
+        add,
+        out: { tensor: s.context, offset: 0, rowStride: H, batchStride: L * H },
       });
+      srLocalAttention(ctx, {
+        batch,
+        heads,
+        headDim: d,
+        side: g.highSide,
+        kernelSize: cfg.kernel_size,
+        q: fromToken(p.q, T),
+        k: fromToken(p.k, T),
+        v: fromToken(p.v, T),
+        text: { length: T, k: p.k, v: p.v, mask: maskT, logWeights: logW },
+        out: { tensor: s.context, offset: T * H, rowStride: H, batchStride: L * H },
+      });
+      linear(ctx, s.context, layer.dense, { rows: s.rows, out });
     });
     for (const t of [add, maskT, logW]) t?.release();
     return hidden;

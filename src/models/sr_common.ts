@@ -6,6 +6,7 @@ import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import type { WeightSource } from "../formats/weights.ts";
 import { flashAttention } from "../kernels/attention.ts";
+import type { Rows } from "../kernels/local_attention.ts";
 import { matmul } from "../kernels/matmul.ts";
 import { softmax } from "../kernels/softmax.ts";
 import type { SrConfig } from "./config.ts";
@@ -45,78 +46,138 @@ export async function loadSrTransformer(
 }
 
 /**
- * Standard masked attention of `s` rows per sequence among themselves, all heads, from a QKV tensor whose sequences
- * are `seqStride` rows apart: softmax(q·kᵀ/√d + add)·v written to out rows (b·outStride + i, head columns).
- * `add` [s, s] or [1, s] holds the log weights on visible entries and -1e9 on masked ones (maskToAdd).
+ * The SR attention's q, k and v as three [rows, hidden] planes of the QKV scratch (q | k | v one after the other
+ * instead of interleaved per row), each its own binding: a [rows, 3·hidden] tensor may exceed the max storage
+ * binding where [rows, hidden] does not (DSR's 4096 rows). Rows of sequence b start at b·seqLen.
+ */
+export interface QkvPlanes {
+  q: Rows;
+  k: Rows;
+  v: Rows;
+}
+
+export function qkvPlanes(ctx: GpuContext, qkv: Tensor, o: { hidden: number; seqLen: number }): QkvPlanes {
+  const n = qkv.size / 3;
+  const plane = (i: number): Rows => {
+    const v = ctx.alignedView(qkv, i * n, (i + 1) * n);
+    return { tensor: v.t, offset: v.off, rowStride: o.hidden, batchStride: o.seqLen * o.hidden };
+  };
+  return { q: plane(0), k: plane(1), v: plane(2) };
+}
+
+/** Rows `first`.. of each sequence of a plane. */
+export function fromToken(r: Rows, first: number): Rows {
+  return { ...r, offset: r.offset + first * r.rowStride };
+}
+
+/**
+ * The QKV projection of `rows` rows from `row0` of each of `batch` sequences (seqLen rows apart in x and the planes)
+ * into the q, k, v planes: three matmuls over the thirds of the fused weight [3·hidden, hidden] and its bias.
+ */
+export function projectQkv(
+  ctx: GpuContext,
+  lin: { weight: Tensor; bias: Tensor },
+  x: Tensor,
+  p: QkvPlanes,
+  o: { rows: number; row0: number; batch: number; seqLen: number; hidden: number },
+): void {
+  const H = o.hidden;
+  [p.q, p.k, p.v].forEach((part, i) => {
+    matmul(ctx, x, lin.weight, {
+      constantW: true,
+      M: o.rows,
+      N: H,
+      K: H,
+      batch: o.batch,
+      aOff: o.row0 * H,
+      aBatchStride: o.seqLen * H,
+      wOff: i * H * H,
+      bias: lin.bias,
+      biasOff: i * H,
+      out: part.tensor,
+      cOff: part.offset + o.row0 * part.rowStride,
+      ldc: part.rowStride,
+      cBatchStride: part.batchStride,
+    });
+  });
+}
+
+/**
+ * Standard masked attention of `s` rows per sequence among themselves, all heads: softmax(q·kᵀ/√d + add)·v written
+ * to `out` (head h in columns h·d..). q, k, v, out: rows of `batch` sequences (head h at column h·d of a row).
+ * `add` [s, s] or [1, s] holds the log weights on visible entries and -1e9 on masked ones (maskToAdd). On the matmul
+ * path the score matrices of as many heads as fit one storage binding are computed at a time.
  */
 export function maskedAttention(
   ctx: GpuContext,
-  qkv: Tensor,
   o: {
     batch: number;
     s: number;
-    seqStride: number;
     heads: number;
     headDim: number;
+    q: Rows;
+    k: Rows;
+    v: Rows;
     add: Tensor;
-    out: Tensor;
-    outStride: number;
+    out: Rows;
     /** Default: "flash" (no score matrix) on GPUs, the batched matmuls on CPU adapters. */
     path?: "flash" | "matmul";
   },
 ): void {
-  const { s, heads, headDim: d } = o;
-  const H = heads * d;
+  const { s, heads, headDim: d, q, k, v, out } = o;
+  const view = (r: Rows) => ({ t: r.tensor, off: r.offset, ld: r.rowStride, bs: r.batchStride });
   if ((o.path ?? (ctx.gpu.isFallback || d > 128 ? "matmul" : "flash")) === "flash") {
-    const bs = o.seqStride * 3 * H;
     flashAttention(ctx, {
       batch: o.batch,
       heads,
       headDim: d,
       rows: s,
       keys: s,
-      q: { t: qkv, ld: 3 * H, bs },
-      k: { t: qkv, off: H, ld: 3 * H, bs },
-      v: { t: qkv, off: 2 * H, ld: 3 * H, bs },
-      out: { t: o.out, ld: H, bs: o.outStride * H },
+      q: view(q),
+      k: view(k),
+      v: view(v),
+      out: view(out),
       add: { t: o.add, ld: o.add.shape[0] === 1 ? 0 : s },
     });
     return;
   }
-  const scores = ctx.empty([heads * s, s]), probs = ctx.empty([heads * s, s]);
+  const hb = Math.max(1, Math.min(heads, Math.floor(ctx.maxBinding / (s * s * 4))));
+  const scores = ctx.empty([hb * s, s]), probs = ctx.empty([hb * s, s]);
   for (let b = 0; b < o.batch; b++) {
-    const base = b * o.seqStride * 3 * H;
-    matmul(ctx, qkv, qkv, {
-      M: s,
-      N: s,
-      K: d,
-      transW: true,
-      batch: heads,
-      lda: 3 * H,
-      ldw: 3 * H,
-      aOff: base,
-      wOff: base + H,
-      aBatchStride: d,
-      wBatchStride: d,
-      alpha: 1 / Math.sqrt(d),
-      out: scores,
-    });
-    softmax(ctx, scores, { n: s, rows: heads * s, add: o.add, out: probs });
-    matmul(ctx, probs, qkv, {
-      M: s,
-      N: d,
-      K: s,
-      transW: false,
-      batch: heads,
-      aBatchStride: s * s,
-      ldw: 3 * H,
-      wOff: base + 2 * H,
-      wBatchStride: d,
-      out: o.out,
-      cOff: b * o.outStride * H,
-      ldc: H,
-      cBatchStride: d,
-    });
+    for (let h0 = 0; h0 < heads; h0 += hb) {
+      const hn = Math.min(hb, heads - h0);
+      matmul(ctx, q.tensor, k.tensor, {
+        M: s,
+        N: s,
+        K: d,
+        transW: true,
+        batch: hn,
+        lda: q.rowStride,
+        ldw: k.rowStride,
+        aOff: q.offset + b * q.batchStride + h0 * d,
+        wOff: k.offset + b * k.batchStride + h0 * d,
+        aBatchStride: d,
+        wBatchStride: d,
+        alpha: 1 / Math.sqrt(d),
+        out: scores,
+      });
+      softmax(ctx, scores, { n: s, rows: hn * s, add: o.add, out: probs });
+      matmul(ctx, probs, v.tensor, {
+        M: s,
+        N: d,
+        K: s,
+        transW: false,
+        batch: hn,
+        aBatchStride: s * s,
+        ldw: v.rowStride,
+        wOff: v.offset + b * v.batchStride + h0 * d,
+        wBatchStride: d,
+        out: out.tensor,
+        cOff: out.offset + b * out.batchStride + h0 * d,
+        ldc: out.rowStride,
+        cBatchStride: d,
+      });
+    }
   }
   scores.release();
   probs.release();

@@ -49,15 +49,17 @@ Deno.test("transformerForward with the MLP in 64-row blocks (150 rows: 3 blocks,
       s,
       (l, xn, out, sc) =>
         standardAttentionBlock(ctx, w.layers[l], xn, out, sc, (qkv, context) =>
-          maskedAttention(ctx, qkv, {
+          maskedAttention(ctx, {
             batch: 1,
             s: L,
-            seqStride: L,
             heads: dims.heads,
             headDim: dims.headDim,
+            // q | k | v interleaved per row, as the fused QKV projection writes them.
+            q: { tensor: qkv, offset: 0, rowStride: 3 * dims.hidden, batchStride: 0 },
+            k: { tensor: qkv, offset: dims.hidden, rowStride: 3 * dims.hidden, batchStride: 0 },
+            v: { tensor: qkv, offset: 2 * dims.hidden, rowStride: 3 * dims.hidden, batchStride: 0 },
             add,
-            out: context,
-            outStride: L,
+            out: { tensor: context, offset: 0, rowStride: dims.hidden, batchStride: 0 },
             path,
           })),
     );
