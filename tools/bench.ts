@@ -1,15 +1,18 @@
-// `deno task bench [--json] [--quick] [--only a,b] [--model DIR]`: runs every suite in tools/bench/mod.ts on the
+// `deno task bench [--json] [--quick] [--only a,b] [--model DIR] [--gpu dawn|wgpu|auto]`: runs every suite in tools/bench/mod.ts on the
 // adapter, prints a table (or, with --json, one JSON array of {name, params, value, unit}) and writes out/bench.json.
 // --model: a converted model directory for the coglm and sr suites instead of converting tests/testdata.
 // --shape published [--layers N] [--batch 1|4|8] [--sr-layers N] [--tokens N] [--weights f16|int8]
 // [--residency all|stage] [--stages all|coglm]: instead of the suites, the published architecture with random weights made on the GPU,
 // every stage once, peak GPU bytes per stage and extrapolated to full depth (tools/bench/published.ts).
+// --compare-backends: the suites (default matmul, coglm, sr, e2e) on wgpu and on Dawn, side by side
+// (tools/bench/compare.ts).
 import { sharedContext } from "../src/gpu/context.ts";
 import { describeGpu, gpuLine } from "../src/gpu/device.ts";
 import { takeGpuFlag } from "../src/gpu/backends.ts";
 import type { BenchResult } from "./bench/_types.ts";
 import { suites } from "./bench/mod.ts";
 import { runPublished } from "./bench/published.ts";
+import { compareBackends } from "./bench/compare.ts";
 
 let args: string[];
 try {
@@ -75,6 +78,13 @@ const published = shape === "published"
   }
   : null;
 
+if (args.includes("--compare-backends")) {
+  const pass = args.filter((a, i) =>
+    a !== "--compare-backends" && a !== "--only" && args[i - 1] !== "--only"
+  );
+  Deno.exit(await compareBackends(pass.filter((a) => a !== "--json"), only ? [...only] : null));
+}
+
 const ctx = await sharedContext();
 const results: BenchResult[] = [];
 const log = (s: string) => json ? console.error(s) : console.log(s);
@@ -100,7 +110,12 @@ for (const suite of published ? [] : suites) {
   }, { quick, model });
 }
 await Deno.mkdir("out", { recursive: true });
-const record = { adapter: describeGpu(ctx.gpu), date: new Date().toISOString(), results };
+const record = {
+  gpu: gpuLine(ctx.gpu),
+  adapter: describeGpu(ctx.gpu),
+  date: new Date().toISOString(),
+  results,
+};
 const outFile = published
   ? `out/bench_published_b${published.batch}${published.weights === "int8" ? "_int8" : ""}${
     published.residency === "all" ? "_all" : ""
