@@ -3,14 +3,16 @@
 // else (lookup): Out [D, np] (NCHW) = E[codes[p]]ᵀ. Define W_F16: E packed f16. Not a k-means or EMA update.
 #include "common.wgsl"
 
-struct Params { np: u32, n: u32, d: u32 }
+// eoff: E's first element in its binding (a row block of a codebook above the max storage binding); lookup: codes
+// outside [c0, c0 + n) are left to the other blocks' dispatches.
+struct Params { np: u32, n: u32, d: u32, c0: u32, eoff: u32 }
 @group(0) @binding(0) var<uniform> P: Params;
 #if W_F16
 @group(0) @binding(1) var<storage, read> E: array<u32>;
-fn e_at(i: u32) -> f32 { return f16_at(E[i >> 1u], i); }
+fn e_at(i: u32) -> f32 { let j = i + P.eoff; return f16_at(E[j >> 1u], j); }
 #else
 @group(0) @binding(1) var<storage, read> E: array<f32>;
-fn e_at(i: u32) -> f32 { return E[i]; }
+fn e_at(i: u32) -> f32 { return E[i + P.eoff]; }
 #endif
 
 #if SEARCH
@@ -92,6 +94,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i >= P.np * P.d) { return; }
   let k = i / P.np;
   let p = i - k * P.np;
-  Out[i] = e_at(Codes[p] * P.d + k);
+  let c = Codes[p];
+  if (c < P.c0 || c - P.c0 >= P.n) { return; }
+  Out[i] = e_at((c - P.c0) * P.d + k);
 }
 #endif

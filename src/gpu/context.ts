@@ -131,13 +131,12 @@ export class GpuContext {
   }
 
   /**
-   * A view of elements [start, end) of a 32-bit tensor that starts on the adapter's storage offset alignment, for
+   * A view of elements [start, end) of a tensor that starts on the adapter's storage offset alignment, for
    * binding part of a tensor larger than the max storage binding: the view begins up to one alignment earlier, and
    * `off` is where element `start` lies in it.
    */
   alignedView(t: Tensor, start: number, end: number): { t: Tensor; off: number } {
     const eb = dtypeBytes(t.dtype);
-    if (eb !== 4) throw new Error(`alignedView: tensor ${t.id} is ${t.dtype}, not a 32-bit type`);
     if (start < 0 || end > t.size || end <= start) {
       throw new Error(`alignedView: elements [${start}, ${end}) outside tensor [${t.shape}]`);
     }
