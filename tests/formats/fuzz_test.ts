@@ -160,16 +160,27 @@ Deno.test("fuzz: mutated checkpoints (zip structure and pickle) never crash, han
 // `deno task fuzz` (tools/fuzz.ts), short: every reader for a few seconds from a fixed seed, no finding allowed.
 
 Deno.test("fuzz (short CI run of deno task fuzz): 7 readers x 3 s, seed 1 — no crash, hang or RSS overrun", async () => {
-  const { fuzzReader, READERS } = await import("../../tools/fuzz.ts");
+  // In a child process: the RSS bound is on the fuzzing process, and under `deno test --parallel` this process also
+  // holds the other test modules' memory (1537 MiB was seen there while the fuzzer's own peak is ~150-600 MiB).
+  const { READERS } = await import("../../tools/fuzz.ts");
+  const fuzzArgs = ["--seconds", "3", "--seed", "1"];
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", new URL("../../tools/fuzz.ts", import.meta.url).pathname, ...fuzzArgs],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const out = new TextDecoder().decode(r.stdout);
+  console.log(out.trim());
+  assert.equal(
+    r.code,
+    0,
+    `deno task fuzz found something or failed:\n${out}\n${new TextDecoder().decode(r.stderr)}`,
+  );
   for (const reader of READERS) {
-    const rep = await fuzzReader(reader, { seconds: 3, seed: 1 });
-    console.log(
-      `${reader}: ${rep.cases} cases, ${rep.rejected} rejected, slowest ${rep.slowestMs.toFixed(0)} ms, ` +
-        `max RSS ${rep.maxRssMiB.toFixed(0)} MiB`,
-    );
+    const cases = Number(out.match(new RegExp(`^${reader}\\s+(\\d+) cases`, "m"))?.[1] ?? 0);
     // SentencePiece cases take ~110 ms alone (a 326 KB model); under the parallel suite 16 ran in 3 s.
-    assert.ok(rep.cases >= 5, `${reader}: only ${rep.cases} cases ran`);
-    assert.deepEqual(rep.findings.map((f) => `${f.index}: ${f.what}`), [], reader);
+    assert.ok(cases >= 5, `${reader}: only ${cases} cases ran`);
+    assert.match(out, new RegExp(`^${reader}\\s.*; 0 finding\\(s\\)$`, "m"), reader);
   }
 });
 
