@@ -105,3 +105,33 @@ export function coglmInputsRef(len: number, txtLen: number): { mask: Float32Arra
   const positionIds = Int32Array.from({ length: len }, (_, i) => i < txtLen ? i : 512 + i - txtLen);
   return { mask, positionIds };
 }
+
+/**
+ * Post-selection score (evaluate_perplexity): the mean log-probability of each caption token given the image tokens
+ * (positions 513.., fully visible) and the caption before it (positions 0.., causal), full-vocabulary logits.
+ */
+export function coglmPerplexityRef(
+  w: CpuWeights,
+  cfg: RefTransformerConfig,
+  image: ArrayLike<number>,
+  caption: ArrayLike<number>,
+  vocab: number,
+): number {
+  const nImg = image.length, tokens = [...Array.from(image), ...Array.from(caption)], L = tokens.length;
+  const positionIds = tokens.map((_, i) => i < nImg ? 513 + i : i - nImg);
+  const mask = new Float32Array(L * L);
+  for (let i = 0; i < L; i++) {
+    for (let j = 0; j < L; j++) mask[i * L + j] = j < nImg || (i >= nImg && j <= i) ? 1 : 0;
+  }
+  const lg = logitsRef(w, transformerForwardRef(w, cfg, { tokens, positionIds, mask }), L, vocab);
+  let sum = 0;
+  for (let i = nImg; i < L - 1; i++) {
+    const row = lg.subarray(i * vocab, (i + 1) * vocab);
+    let mx = -Infinity;
+    for (const v of row) mx = Math.max(mx, v);
+    let z = 0;
+    for (const v of row) z += Math.exp(v - mx);
+    sum += row[tokens[i + 1]] - (mx + Math.log(z));
+  }
+  return sum / (L - 1 - nImg);
+}
