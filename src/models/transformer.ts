@@ -481,3 +481,37 @@ export function syntheticTransformerSource(
     close: () => {},
   };
 }
+
+/**
+ * The SAT checkpoint's tensor names and shapes for a transformer of these dims (sandwich layer norms; `plus`: the SR
+ * models' attention_plus weights; `extraPositions`: their second position table), in checkpoint order.
+ */
+export function satTransformerShapes(
+  d: TransformerDims,
+  o: { plus?: boolean; extraPositions?: number },
+): Map<string, number[]> {
+  const m = new Map<string, number[]>(), H = d.hidden;
+  m.set("transformer.word_embeddings.weight", [d.vocab, H]);
+  m.set("transformer.position_embeddings.weight", [d.maxSeq, H]);
+  if (o.extraPositions) {
+    m.set("mixins.extra_position_embedding.position_embeddings.weight", [o.extraPositions, H]);
+  }
+  const ln = (p: string) => (m.set(`${p}.weight`, [H]), m.set(`${p}.bias`, [H]));
+  const lin = (p: string, n: number, k: number) => (m.set(`${p}.weight`, [n, k]), m.set(`${p}.bias`, [n]));
+  for (let l = 0; l < d.numLayers; l++) {
+    const p = `transformer.layers.${l}`;
+    for (const n of ["input_layernorm", "post_attention_layernorm", "third_layernorm", "fourth_layernorm"]) {
+      ln(`${p}.${n}`);
+    }
+    lin(`${p}.attention.query_key_value`, 3 * H, H);
+    lin(`${p}.attention.dense`, H, H);
+    lin(`${p}.mlp.dense_h_to_4h`, d.inner, H);
+    lin(`${p}.mlp.dense_4h_to_h`, H, d.inner);
+    if (o.plus) {
+      lin(`mixins.attention_plus.query_key_value.${l}`, 3 * H, H);
+      lin(`mixins.attention_plus.dense.${l}`, H, H);
+    }
+  }
+  ln("transformer.final_layernorm");
+  return m;
+}

@@ -14,7 +14,7 @@ import type { GpuContext } from "../../src/gpu/context.ts";
 import type { SrConfig } from "../../src/models/config.ts";
 import type { WeightSource } from "../../src/formats/weights.ts";
 import { CogLM } from "../../src/models/coglm.ts";
-import { loadTransformer, type TransformerDims } from "../../src/models/transformer.ts";
+import { loadTransformer, satTransformerShapes, type TransformerDims } from "../../src/models/transformer.ts";
 import { randomWeightSource } from "../../src/models/random_weights.ts";
 import { Vqvae } from "../../src/models/vqvae.ts";
 import { LOPAR_ROUNDS, loparRoundMask } from "../../src/geometry/sr.ts";
@@ -112,36 +112,6 @@ async function adapterPeak(ctx: GpuContext): Promise<Peak> {
     gbps: 2 * bytes / (bestCopy / 1000) / 1e9,
     source: "measured here (1024³ f16-weight matmul, 64 MiB buffer copy)",
   };
-}
-
-function transformerShapes(
-  d: TransformerDims,
-  o: { plus?: boolean; extraPositions?: number },
-): Map<string, number[]> {
-  const m = new Map<string, number[]>(), H = d.hidden;
-  m.set("transformer.word_embeddings.weight", [d.vocab, H]);
-  m.set("transformer.position_embeddings.weight", [d.maxSeq, H]);
-  if (o.extraPositions) {
-    m.set("mixins.extra_position_embedding.position_embeddings.weight", [o.extraPositions, H]);
-  }
-  const ln = (p: string) => (m.set(`${p}.weight`, [H]), m.set(`${p}.bias`, [H]));
-  const lin = (p: string, n: number, k: number) => (m.set(`${p}.weight`, [n, k]), m.set(`${p}.bias`, [n]));
-  for (let l = 0; l < d.numLayers; l++) {
-    const p = `transformer.layers.${l}`;
-    for (const n of ["input_layernorm", "post_attention_layernorm", "third_layernorm", "fourth_layernorm"]) {
-      ln(`${p}.${n}`);
-    }
-    lin(`${p}.attention.query_key_value`, 3 * H, H);
-    lin(`${p}.attention.dense`, H, H);
-    lin(`${p}.mlp.dense_h_to_4h`, d.inner, H);
-    lin(`${p}.mlp.dense_4h_to_h`, H, d.inner);
-    if (o.plus) {
-      lin(`mixins.attention_plus.query_key_value.${l}`, 3 * H, H);
-      lin(`mixins.attention_plus.dense.${l}`, H, H);
-    }
-  }
-  ln("transformer.final_layernorm");
-  return m;
 }
 
 function srConfig(layers: number, layout: number[], cls: string): SrConfig {
@@ -380,7 +350,7 @@ export async function runPublished(
     order: "sandwich",
   };
   const tl = performance.now();
-  const coglmSrc = randomWeightSource(ctx, transformerShapes(dims, {}), {
+  const coglmSrc = randomWeightSource(ctx, satTransformerShapes(dims, {}), {
     origin: "random CogLM",
     seed: 1,
     dtype: weights,
@@ -434,7 +404,7 @@ export async function runPublished(
   // ---- DSR and iterative SR (both resident, as serve keeps them when they fit)
   const ts = performance.now();
   const srShapes = (plus: boolean) =>
-    transformerShapes(
+    satTransformerShapes(
       { ...dims, numLayers: srLayers, hidden: SR_HIDDEN, heads: SR_HEADS, headDim: 64, inner: 4 * SR_HIDDEN },
       { plus, extraPositions: 3600 },
     );

@@ -8,6 +8,7 @@ import { convertFixtureSet } from "../../src/convert/fixture.ts";
 import type { SrConfig } from "../../src/models/config.ts";
 import { dsrInput, dsrMask, itersrInput, itersrMask } from "../../src/geometry/sr.ts";
 import { SuperResolution } from "../../src/pipeline/super_resolution.ts";
+import { satTransformerShapes } from "../../src/models/transformer.ts";
 import { memoryWeightSource } from "../../src/reference/sr.ts";
 import type { BenchResult, BenchSuite } from "./_types.ts";
 
@@ -55,38 +56,34 @@ function srConfig(d: Dims, layout: number[], cls: string): SrConfig {
 /** Random SAT-named weights of a DsrModel (plus = attention_plus) or ItersrModel. */
 function syntheticWeights(d: Dims, plus: boolean, seed: number) {
   const H = d.hidden, m = new Map<string, { shape: number[]; data: Float32Array }>();
+  const shapes = satTransformerShapes({
+    numLayers: d.layers,
+    hidden: H,
+    heads: d.heads,
+    headDim: H / d.heads,
+    inner: 4 * H,
+    vocab: 20100,
+    maxSeq: 1024,
+    eps: 1e-5,
+    order: "sandwich",
+  }, { plus, extraPositions: 3600 });
   let k = seed;
-  const put = (name: string, shape: number[], a: number, offset = 0) => {
+  for (const [name, shape] of shapes) {
+    // Embeddings 0.5 / 0.1, linear weights 1/√K, biases 0.01, layer-norm gains 1 ± 0.1.
+    const gain = /layernorm\.weight$/.test(name);
+    const a = name === "transformer.word_embeddings.weight"
+      ? 0.5
+      : /position_embeddings/.test(name)
+      ? 0.1
+      : name.endsWith(".bias")
+      ? 0.01
+      : gain
+      ? 0.1
+      : 1 / Math.sqrt(shape[1]);
     const data = filler(shape.reduce((x, y) => x * y, 1), k++, a);
-    if (offset) { for (let i = 0; i < data.length; i++) data[i] += offset; }
+    if (gain) { for (let i = 0; i < data.length; i++) data[i] += 1; }
     m.set(name, { shape, data });
-  };
-  put("transformer.word_embeddings.weight", [20100, H], 0.5);
-  put("transformer.position_embeddings.weight", [1024, H], 0.1);
-  put("mixins.extra_position_embedding.position_embeddings.weight", [3600, H], 0.1);
-  const lin = (p: string, n: number, kk: number) => {
-    put(`${p}.weight`, [n, kk], 1 / Math.sqrt(kk));
-    put(`${p}.bias`, [n], 0.01);
-  };
-  const ln = (p: string) => {
-    put(`${p}.weight`, [H], 0.1, 1);
-    put(`${p}.bias`, [H], 0.01);
-  };
-  for (let l = 0; l < d.layers; l++) {
-    const p = `transformer.layers.${l}`;
-    for (const n of ["input_layernorm", "post_attention_layernorm", "third_layernorm", "fourth_layernorm"]) {
-      ln(`${p}.${n}`);
-    }
-    lin(`${p}.attention.query_key_value`, 3 * H, H);
-    lin(`${p}.attention.dense`, H, H);
-    lin(`${p}.mlp.dense_h_to_4h`, 4 * H, H);
-    lin(`${p}.mlp.dense_4h_to_h`, H, 4 * H);
-    if (plus) {
-      lin(`mixins.attention_plus.query_key_value.${l}`, 3 * H, H);
-      lin(`mixins.attention_plus.dense.${l}`, H, H);
-    }
   }
-  ln("transformer.final_layernorm");
   return memoryWeightSource(plus ? "synthetic-dsr" : "synthetic-itersr", m, "f16");
 }
 
