@@ -7,6 +7,9 @@
 #           8, random weights made on the GPU, no model files; each run capped so both fit 8 minutes; stage lines are
 #           printed as each stage ends, so a capped run keeps the stages it finished. PUB_ARGS adds flags, e.g.
 #           PUB_ARGS="--sr-layers 6" when the full SR depth does not fit; PUB_T1/PUB_T8 are the caps in seconds)
+#   there:  bash tools/device_bench.sh kernels     (same carry, ~3 min: `bench --only matmul --quick` — the GEMM variants
+#           gemm_tiles (double-buffered K slices), gemm_tiles_1buf and gemm_tiles_f16math at 4096³ f16 weights
+#           (gemm_variant_gflops), decode GEMV — then `--only local_attention`; JSON lines in $OUT/kernels.jsonl)
 # The tracked test data (46 MiB) plus Deno (29 MiB compressed) exceed 64 MiB: move tests/testdata out of the checkout
 # for the duration of the call and put it back afterwards. Results of a run: bench/results/<date>-<gpu>/.
 set -uo pipefail
@@ -61,5 +64,15 @@ published)
     [ -f "out/bench_published_b$b.json" ] && cp "out/bench_published_b$b.json" "$OUT/"
   done
   ;;
-*) echo "usage: bash tools/device_bench.sh prepare|run|published" >&2; exit 2 ;;
+kernels)
+  setup
+  timeout 60 deno run -A --cached-only --unstable-webgpu tools/probe_gpu.ts 2>&1 | tee "$OUT/probe.log"
+  for s in matmul local_attention; do
+    rm -f out/bench.json
+    timeout "${SUITE_T:-90}" deno run -A --cached-only --unstable-webgpu tools/bench.ts --only "$s" --quick 2> --only "$s" --quick --json 2>&1 |1 |
+      tee -a "$OUT/kernels.log"
+    [ -f out/bench.json ] && deno eval "console.log(JSON.stringify({ suite: '$s', results: JSON.parse(Deno.readTextFileSync('out/bench.json')) }))" >> "$OUT/kernels.jsonl"
+  done
+  ;;
+*) echo "usage: bash tools/device_bench.sh prepare|run|published|kernels" >&2; exit 2 ;;
 esac

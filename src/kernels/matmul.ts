@@ -7,7 +7,7 @@ import { check } from "./_grid.ts";
 import { epilogueBindings, layoutParams, type MatmulLayout, matmulOutput } from "./_epilogue.ts";
 import { matmulWindows, planWindows, windowBudget, windowsApplies } from "./matmul_windows.ts";
 import { gemvRows, gemvRowsApplies } from "./gemv.ts";
-import { gemmTiles, gemmTilesApplies } from "./gemm.ts";
+import { gemmF16Math, gemmTiles, gemmTilesApplies } from "./gemm.ts";
 
 export interface MatmulOptions extends MatmulLayout {
   /** W is [N,K] (true: y = x·Wᵀ as nn.Linear) or [K,N]. Default true. */
@@ -332,7 +332,7 @@ function matmulWhole(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions): T
   if (gemv) return gemvRows(ctx, a, w, o);
   // GPUs: weight products (W [N, K]) take the register-blocked tiles (src/kernels/gemm.ts).
   const tiles = (o.variant ?? "auto") === "auto" && !ctx.gpu.isFallback && o.M > 8 && gemmTilesApplies(w, o);
-  if (tiles) return gemmTiles(ctx, a, w, o);
+  if (tiles) return gemmTiles(ctx, a, w, { ...o, f16Math: gemmF16Math(ctx, w) });
   const { M, N, K } = o;
   const transW = o.transW ?? true;
   const batch = o.batch ?? 1;

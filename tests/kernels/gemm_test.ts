@@ -1,73 +1,129 @@
 // gemmTiles (shaders/gemm_tiles.wgsl, the register-blocked GPU GEMM) against the CPU matmul twin: M and N not
 // multiples of the 128 tile (edge tiles), K not a multiple of the 8-wide slice, strided batches with a shared W,
-// f16 and f32 W, every epilogue; and matmul()'s routing on a GPU adapter.
+// f16 and f32 W, every epilogue, each variant (double-buffered or single-buffered K slices; f32 or, where the adapter
+// has shader-f16 — lavapipe does — f16 arithmetic); and matmul()'s routing on a GPU adapter.
 import assert from "node:assert/strict";
-import { gemmTiles, gemmTilesApplies } from "../../src/kernels/gemm.ts";
+import { gemmF16Math, gemmTiles, gemmTilesApplies } from "../../src/kernels/gemm.ts";
 import { matmul } from "../../src/kernels/matmul.ts";
 import { GpuContext } from "../../src/gpu/context.ts";
 import { geluRef, matmulRef } from "../../src/reference/matmul.ts";
 import { f16BitsToF32, f32ToF16Bits } from "../../src/gpu/f16.ts";
 import { assertClose, randn, sharedContext } from "../_util.ts";
 
+/** The variants gemmTiles has, those needing shader-f16 only where the adapter has it. */
+function variants(ctx: GpuContext) {
+  return [
+    { doubleBuffer: true, f16Math: false },
+    { doubleBuffer: false, f16Math: false },
+    ...(ctx.gpu.hasF16
+      ? [{ doubleBuffer: true, f16Math: true }, { doubleBuffer: false, f16Math: true }]
+      : []),
+  ];
+}
+
 Deno.test("gemmTiles matches the CPU matmul (edge tiles, K % 8 = 4, batches, f16/f32 W, bias, GELU, residual)", async () => {
   const ctx = await sharedContext();
   const M = 133, N = 137, K = 60, batch = 2, lda = K + 4, ldc = N + 1;
-  for (const dtype of ["f16", "f32"] as const) {
-    const aBs = M * lda + 8;
-    const a = randn(batch * aBs, 1, 1), wv = randn(N * K, 2, 0.2), bias = randn(N, 3, 0.5);
-    const resid = randn(batch * M * ldc, 4, 1);
-    const wq = dtype === "f16" ? f16BitsToF32(f32ToF16Bits(wv)) : wv;
-    const bq = dtype === "f16" ? f16BitsToF32(f32ToF16Bits(bias)) : bias;
-    const at = ctx.upload(a, [a.length]),
-      wt = ctx.upload(wv, [N, K], dtype),
-      bt = ctx.upload(bias, [N], dtype);
-    const rt = ctx.upload(resid, [resid.length]);
-    for (const [gelu, withResid] of [[false, false], [true, true]] as const) {
-      const o = {
-        M,
-        N,
-        K,
-        batch,
-        lda,
-        ldc,
-        aOff: 4,
-        aBatchStride: aBs,
-        alpha: 0.5,
-        bias: bt,
-        gelu,
-        resid: withResid ? rt : undefined,
-      };
-      assert.ok(gemmTilesApplies(wt, o));
-      const c = gemmTiles(ctx, at, wt, { ...o, out: ctx.empty([batch * M * ldc]) });
-      const got = await ctx.readF32(c);
-      for (let b = 0; b < batch; b++) {
-        const dense = new Float32Array(M * K);
-        for (let m = 0; m < M; m++) {
-          dense.set(a.subarray(b * aBs + 4 + m * lda, b * aBs + 4 + m * lda + K), m * K);
-        }
-        const base = matmulRef(dense, wq, { M, N, K, alpha: 0.5, bias: bq });
-        const want = new Float32Array(M * ldc), have = got.subarray(b * M * ldc, (b + 1) * M * ldc);
-        for (let m = 0; m < M; m++) {
-          for (let n = 0; n < N; n++) {
-            let v = base[m * N + n];
-            if (gelu) v = geluRef(v);
-            if (withResid) v += resid[b * M * ldc + m * ldc + n];
-            want[m * ldc + n] = v;
+  for (const v of variants(ctx).filter((v) => !v.f16Math)) {
+    for (const dtype of ["f16", "f32"] as const) {
+      const aBs = M * lda + 8;
+      const a = randn(batch * aBs, 1, 1), wv = randn(N * K, 2, 0.2), bias = randn(N, 3, 0.5);
+      const resid = randn(batch * M * ldc, 4, 1);
+      const wq = dtype === "f16" ? f16BitsToF32(f32ToF16Bits(wv)) : wv;
+      const bq = dtype === "f16" ? f16BitsToF32(f32ToF16Bits(bias)) : bias;
+      const at = ctx.upload(a, [a.length]),
+        wt = ctx.upload(wv, [N, K], dtype),
+        bt = ctx.upload(bias, [N], dtype);
+      const rt = ctx.upload(resid, [resid.length]);
+      for (const [gelu, withResid] of [[false, false], [true, true]] as const) {
+        const o = {
+          M,
+          N,
+          K,
+          batch,
+          lda,
+          ldc,
+          aOff: 4,
+          aBatchStride: aBs,
+          alpha: 0.5,
+          bias: bt,
+          gelu,
+          resid: withResid ? rt : undefined,
+        };
+        assert.ok(gemmTilesApplies(wt, o));
+        const c = gemmTiles(ctx, at, wt, { ...o, ...v, out: ctx.empty([batch * M * ldc]) });
+        const got = await ctx.readF32(c);
+        for (let b = 0; b < batch; b++) {
+          const dense = new Float32Array(M * K);
+          for (let m = 0; m < M; m++) {
+            dense.set(a.subarray(b * aBs + 4 + m * lda, b * aBs + 4 + m * lda + K), m * K);
           }
-          for (let n = N; n < ldc; n++) want[m * ldc + n] = have[m * ldc + n]; // padding columns: not written
+          const base = matmulRef(dense, wq, { M, N, K, alpha: 0.5, bias: bq });
+          const want = new Float32Array(M * ldc), have = got.subarray(b * M * ldc, (b + 1) * M * ldc);
+          for (let m = 0; m < M; m++) {
+            for (let n = 0; n < N; n++) {
+              let v = base[m * N + n];
+              if (gelu) v = geluRef(v);
+              if (withResid) v += resid[b * M * ldc + m * ldc + n];
+              want[m * ldc + n] = v;
+            }
+            for (let n = N; n < ldc; n++) want[m * ldc + n] = have[m * ldc + n]; // padding columns: not written
+          }
+          // f32 sums of 60 products of O(0.2) terms; GELU via exp in f32.
+          assertClose(`gemm ${JSON.stringify(v)} ${dtype} gelu=${gelu} b=${b}`, have, want, {
+            atol: 2e-5,
+            rtol: 1e-4,
+          });
         }
-        // f32 sums of 60 products of O(0.2) terms; GELU via exp in f32.
-        assertClose(`gemm ${dtype} gelu=${gelu} b=${b}`, have, want, { atol: 2e-5, rtol: 1e-4 });
+        c.release();
       }
-      c.release();
+      [at, wt, bt, rt].forEach((t) => t.release());
     }
-    [at, wt, bt, rt].forEach((t) => t.release());
   }
+});
+
+Deno.test({
+  name:
+    "gemmTiles f16 arithmetic (shader-f16) stays within f16 rounding of the CPU twin and accumulates K in f32",
+  ignore: !(await sharedContext()).gpu.hasF16,
+  async fn() {
+    const ctx = await sharedContext();
+    // Odd M/N, K % 8 = 4 and long enough (2,052) that summing all of K in f16 would show.
+    const M = 67, N = 75, K = 2052;
+    const a = randn(M * K, 21, 1), w = f16BitsToF32(f32ToF16Bits(randn(N * K, 22, 0.05)));
+    const bias = randn(N, 23, 0.5);
+    const at = ctx.upload(a, [M, K]), wt = ctx.upload(w, [N, K], "f16"), bt = ctx.upload(bias, [N]);
+    const want = matmulRef(a, w, { M, N, K, alpha: 0.5, bias });
+    // Per element, f16 rounding of a (2⁻¹¹ relative) and of each product and 8-term slice sum (f16 ulp of |slice|)
+    // gives |error| ≲ 2⁻¹¹·Σ_k|a_k·w_k| in the worst case; a random walk of those roundings is far smaller. Bound:
+    // max |error| ≤ 0.3·2⁻¹¹·alpha·Σ|a||w| and RMS relative to the result ≤ 1e-3 (lavapipe: 0.152 and 4.95e-4).
+    // Rounding the running sum to f16 after each slice (f16 accumulation over K) measured 1.004 and 2.19e-3.
+    const absSum = matmulRef(a.map(Math.abs), w.map(Math.abs), { M, N, K, alpha: 0.5 });
+    for (const v of variants(ctx).filter((v) => v.f16Math)) {
+      const got = await ctx.readF32(gemmTiles(ctx, at, wt, { M, N, K, alpha: 0.5, bias: bt, ...v }));
+      let worst = 0, se = 0, sw = 0;
+      for (let i = 0; i < want.length; i++) {
+        const e = Math.abs(got[i] - want[i]);
+        worst = Math.max(worst, e / (2 ** -11 * absSum[i]));
+        se += e * e, sw += want[i] * want[i];
+      }
+      const rms = Math.sqrt(se / sw);
+      assert.ok(
+        worst <= 0.3,
+        `${JSON.stringify(v)}: max error ${worst.toFixed(4)} of the f16 worst-case bound > 0.3`,
+      );
+      assert.ok(rms <= 1e-3, `${JSON.stringify(v)}: RMS error ${rms.toExponential(2)} of the result > 1e-3`);
+      console.log(
+        `${JSON.stringify(v)}: max error ${worst.toFixed(4)} of the bound, RMS ${rms.toExponential(2)}`,
+      );
+    }
+    [at, wt, bt].forEach((t) => t.release());
+  },
 });
 
 Deno.test("matmul on a GPU adapter routes weight products (M > 8) to gemmTiles (same device, isFallback false)", async () => {
   const shared = await sharedContext();
-  const ctx = new GpuContext({ ...shared.gpu, isFallback: false });
+  const ctx = new GpuContext({ ...shared.gpu, isFallback: false, hasF16: false });
   const M = 40, N = 24, K = 32;
   const a = randn(M * K, 5, 1), w = randn(N * K, 6, 0.2);
   const at = ctx.upload(a, [M, K]), wt = ctx.upload(w, [N, K], "f16");
@@ -77,4 +133,11 @@ Deno.test("matmul on a GPU adapter routes weight products (M > 8) to gemmTiles (
   const want = matmulRef(a, f16BitsToF32(f32ToF16Bits(w)), { M, N, K });
   assertClose("routed", await ctx.readF32(c), want, { atol: 2e-5, rtol: 1e-4 });
   [at, wt, c].forEach((t) => t.release());
+  // f16 arithmetic only when asked (COGVIEW2_F16_MATH=1), with shader-f16 and f16 weights.
+  const withF16 = new GpuContext({ ...shared.gpu, hasF16: true }), w32 = ctx.empty([N, K]);
+  assert.equal(gemmF16Math(withF16, wt, undefined), false, "not asked");
+  assert.equal(gemmF16Math(withF16, wt, "1"), true, "asked, shader-f16, f16 W");
+  assert.equal(gemmF16Math(withF16, w32, "1"), false, "f32 W keeps f32 arithmetic");
+  assert.equal(gemmF16Math(ctx, wt, "1"), false, "no shader-f16");
+  w32.release();
 });

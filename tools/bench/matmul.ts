@@ -7,6 +7,8 @@ import type { Tensor } from "../../src/gpu/tensor.ts";
 import { add, copy } from "../../src/kernels/elementwise.ts";
 import { matmul, type MatmulOptions, resolveMatmul } from "../../src/kernels/matmul.ts";
 import { quantizeInt8 } from "../../src/formats/int8.ts";
+import { gemmTiles } from "../../src/kernels/gemm.ts";
+import { fillUniform } from "../../src/kernels/fill.ts";
 import type { BenchResult, BenchSuite } from "./_types.ts";
 
 const CPU = "cpu_ts_matmul";
@@ -124,6 +126,39 @@ export async function benchMatmul(
   return gflops;
 }
 
+/**
+ * The GPU GEMM's variants (src/kernels/gemm.ts) on one f16-weight shape: double-buffered K slices (what matmul()
+ * routes to), one buffer with two barriers per slice (the earlier kernel), and f16 arithmetic where the adapter has
+ * shader-f16 (opt-in: COGVIEW2_F16_MATH=1). Operands are filled on the GPU (4096³ uploads nothing large).
+ */
+export async function benchGemmVariants(
+  ctx: GpuContext,
+  report: (r: BenchResult) => void,
+  n: number,
+  iters: number,
+): Promise<void> {
+  const a = ctx.empty([n, n]), w = ctx.empty([n, n], "f16"), c = ctx.empty([n, n]);
+  fillUniform(ctx, a, { seed: 1, scale: 1, offset: 0 });
+  fillUniform(ctx, w, { seed: 2, scale: 0.03, offset: 0 });
+  const variants = [
+    { label: "gemm_tiles", doubleBuffer: true, f16Math: false },
+    { label: "gemm_tiles_1buf", doubleBuffer: false, f16Math: false },
+    ...(ctx.gpu.hasF16 ? [{ label: "gemm_tiles_f16math", doubleBuffer: true, f16Math: true }] : []),
+  ];
+  const reps = Math.max(2, Math.min(64, Math.round(4e10 / (2 * n ** 3))));
+  for (const v of variants) {
+    const o = { M: n, N: n, K: n, out: c, doubleBuffer: v.doubleBuffer, f16Math: v.f16Math };
+    const ms = await timeBurst(ctx, () => gemmTiles(ctx, a, w, o), { reps, iters });
+    report({
+      name: "gemm_variant_gflops",
+      params: { M: n, N: n, K: n, w: "f16", kernel: v.label },
+      value: 2 * n ** 3 / ms / 1e6,
+      unit: "GFLOP/s",
+    });
+  }
+  [a, w, c].forEach((t) => t.release());
+}
+
 async function benchMemory(ctx: GpuContext, report: (r: BenchResult) => void, iters: number): Promise<void> {
   const n = 16 * 1024 * 1024; // 64 MiB of f32 per tensor
   const x = ctx.upload(filler(n, 3), [n]), y = ctx.upload(filler(n, 4), [n]), z = ctx.empty([n]);
@@ -234,6 +269,10 @@ export const matmulSuite: BenchSuite = {
       iters: quick ? 1 : 3,
       variant: "tiled",
     });
+    // The GPU GEMM's variants: 4096³ on GPUs (#13's target: ≥ 25 TFLOP/s with f16 weights), 256³ on CPU adapters
+    // (where matmul() never routes to it; the run only shows the variants work here).
+    if (ctx.gpu.isFallback) await benchGemmVariants(ctx, report, 256, 1);
+    else for (const n of quick ? [4096] : [2048, 4096]) await benchGemmVariants(ctx, report, n, iters);
     // Before/after on CPU adapters: the earlier schedules ("direct": storage only; "ubo": A in uniform windows,
     // W from storage) beside what auto picks for weights ("windows"), and model shapes: CogLM logits (K=64,
     // N=20000) and an SR projection.
