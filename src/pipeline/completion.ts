@@ -3,6 +3,7 @@
 
 import type { FillOptions } from "../models/coglm.ts";
 import { decodePreprocessOffThread, resizeBilinear } from "../formats/image.ts";
+import type { Recipe } from "../sampling/recipes.ts";
 import type { Stages } from "./stages.ts";
 import { batchSeed, encodeChw } from "./stages.ts";
 import { cropChw, resizeNearestChw } from "./image_ops.ts";
@@ -33,7 +34,8 @@ interface CoglmFill {
 export async function runCompletion(stages: Stages, o: {
   request: CompletionRequest;
   textIds: number[];
-  recipe: unknown;
+  /** The style's recipe: CogLM's fill and DSR sample with it. */
+  recipe: Recipe;
   maxInferenceBatch: number;
   emit: EmitEvent;
   signal: AbortSignal;
@@ -117,6 +119,9 @@ export async function runCompletion(stages: Stages, o: {
       textIds: text,
       lowres: base,
       seed: batchSeed(request.seed, 1000),
+      // The style's topk_dsr / temp_cluster_dsr: cogview2_completion.py builds its SRGroup from args that include
+      // get_recipe(style), as text2image does.
+      recipe: o.recipe,
       signal,
       onStep: (s: number, n: number) => progress.step(s, n),
     });

@@ -49,6 +49,7 @@ class Doubles {
   stored: Float32Array[] = [];
   fills: FillArgs[] = [];
   dsrCalls = 0;
+  dsrRecipe?: { topk_dsr: number; temp_cluster_dsr: number };
   inputMask: Uint8Array | undefined;
   withFill = true;
 
@@ -81,6 +82,7 @@ class Doubles {
     directSr: (o) => {
       // DSR re-generates every cell; completion.ts keeps the image's own codes outside the box.
       this.dsrCalls++;
+      this.dsrRecipe = o.recipe;
       return Promise.resolve(o.lowres.map(() => new Int32Array(3600).fill(FILL)));
     },
     iterativeSr: (o) => {
@@ -213,4 +215,16 @@ Deno.test("completion: clear errors — not an image, an empty box, a CogLM with
     d.pipeline().complete(req([0.1, 0.1, 0.2, 0.2]), () => {}, never),
     (e: Error) => e instanceof PipelineError && e.status === 503,
   );
+});
+
+Deno.test("completion: DSR samples with the style's recipe (flat: topk_dsr 5, temp_cluster_dsr 0.4), as the original", async () => {
+  // cogview2_completion.py builds its SRGroup from args that include get_recipe(style), so DirectSuperResolution's
+  // strategy takes the style's topk_dsr / temp_cluster_dsr there too, not only in text2image.
+  const d = new Doubles();
+  await d.pipeline().complete(req([0.25, 0.2, 0.75, 0.7], { style: "flat", n: 1 }), () => {}, never);
+  nodeAssert.equal(d.dsrCalls, 1);
+  nodeAssert.deepEqual(d.dsrRecipe && { topk: d.dsrRecipe.topk_dsr, temp: d.dsrRecipe.temp_cluster_dsr }, {
+    topk: 5,
+    temp: 0.4,
+  });
 });
