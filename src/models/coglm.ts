@@ -7,6 +7,7 @@ import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { attention, type AttentionOptions, kvStore } from "../kernels/attention.ts";
 import { argmaxRows, logProb } from "../kernels/softmax.ts";
+import { type CancelSignal, throwIfCancelled } from "./cancel.ts";
 import { type ClusterTable, loadModelClusters, sampleCoglm } from "./sampling.ts";
 import { type ModelDir, openModelDir } from "./config.ts";
 import {
@@ -105,7 +106,7 @@ export interface GenerateOptions {
   batch: number;
   seed: number;
   recipe: CoglmRecipe;
-  signal?: AbortSignal;
+  signal?: CancelSignal;
   onStep?: (step: number, steps: number) => void;
   /** Image tokens per sample (default 400 = 20×20). */
   numTokens?: number;
@@ -124,7 +125,7 @@ export interface FillOptions {
   seed: number;
   recipe: unknown;
   onStep?: (step: number, steps: number) => void;
-  signal?: AbortSignal;
+  signal?: CancelSignal;
 }
 
 interface LayerCache {
@@ -392,6 +393,7 @@ export class CogLM {
     const ids = ctx.upload(o.textIds, [P], "i32"), pos = ctx.upload(positions, [P], "i32");
     const tok = ctx.empty([n * B], "i32"); // step-major: token k of sample b at k·B + b
     const lg = ctx.empty([B, this.imageTokens]);
+    let sd: Scratch | undefined;
     try {
       // Prompt: batch 1, its K/V written to every batch entry's cache.
       this.prefill(cache, ids, pos, {
@@ -405,7 +407,7 @@ export class CogLM {
       });
 
       // One token per step for the batch; every buffer is reused, so bind groups are made once.
-      const sd = allocScratch(ctx, dims, B);
+      sd = allocScratch(ctx, dims, B);
       const hook = (t: number) =>
         cachedPass(ctx, dims, w, cache, { batch: B, rows: 1, t0: t, cacheLen: maxLen, logWeights: logw });
       let fence = ctx.fence(); // the prompt pass
@@ -414,7 +416,7 @@ export class CogLM {
           await fence.wait(); // bounds the queue to 2·SYNC_INTERVAL steps
           fence = ctx.fence();
         }
-        if (o.signal?.aborted) throw new DOMException("Job cancelled", "AbortError");
+        throwIfCancelled(o.signal);
         o.onStep?.(step, n);
         embed(ctx, w, tok, { rows: B, idOff: (step - 1) * B, out: sd.h, pos: IMAGE_POSITION0 + step });
         transformerForward(ctx, dims, w, sd, hook(P + step - 1));
@@ -423,12 +425,12 @@ export class CogLM {
         ctx.flush();
       }
       const all = await ctx.read(tok) as Int32Array;
-      releaseScratch(sd);
       o.onStep?.(n, n);
       return Array.from({ length: B }, (_, b) => Int32Array.from({ length: n }, (_, k) => all[k * B + b]));
     } finally {
       ctx.flush();
       for (const c of cache) c.k.release(), c.v.release();
+      if (sd) releaseScratch(sd); // also when cancelled between steps
       [ids, pos, tok, lg].forEach((t) => t.release());
     }
   }
@@ -559,7 +561,7 @@ export class CogLM {
           await fence.wait();
           fence = ctx.fence();
         }
-        if (o.signal?.aborted) throw new DOMException("Job cancelled", "AbortError");
+        throwIfCancelled(o.signal);
         o.onStep?.(done, steps);
         const R = counter - index + 1, t0 = index;
         let s = scratch.get(R);

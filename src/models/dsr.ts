@@ -9,6 +9,7 @@ import type { WeightSource } from "../formats/weights.ts";
 import { matmul } from "../kernels/matmul.ts";
 import { srLocalAttention } from "../kernels/local_attention.ts";
 import { type DsrGeometry, dsrGeometry, maskToAdd } from "../geometry/sr.ts";
+import { runSteps, type Steps } from "./cancel.ts";
 import type { SrConfig } from "./config.ts";
 import { loadTensor } from "./load.ts";
 import {
@@ -21,6 +22,7 @@ import {
   type SrPick,
 } from "./sr_common.ts";
 import {
+  type AttentionHook,
   type Linear,
   releaseTransformer,
   type TransformerDims,
@@ -91,13 +93,24 @@ export class DsrModel extends SrModel<DsrGeometry> {
     mask: ArrayLike<number>,
     logAttentionWeights?: ArrayLike<number>,
   ): Tensor {
+    return runSteps(this.forwardSteps(tokens, positionIds, batch, mask, logAttentionWeights));
+  }
+
+  /** `forward` as recording steps (two per layer), for a caller that stops it early (src/models/cancel.ts). */
+  *forwardSteps(
+    tokens: Int32Array,
+    positionIds: Int32Array,
+    batch: number,
+    mask: ArrayLike<number>,
+    logAttentionWeights?: ArrayLike<number>,
+  ): Steps<Tensor> {
     const ctx = this.ctx, g = this.geometry, cfg = this.cfg;
     const H = this.dims.hidden, heads = this.dims.heads, d = this.dims.headDim, L = g.seqLen;
     if (mask.length !== g.s0 * g.s0) throw new Error(`DSR forward: the mask must be [${g.s0}, ${g.s0}]`);
     const add = ctx.upload(maskToAdd(mask, logAttentionWeights), [g.s0, g.s0]);
     // Per sequence of L rows in s.qkv / s.context: the text + low-res rows [0, s0) from the base attention, the
     // high-res rows [s0, L) from attention_plus.
-    const hidden = this.run("DSR", tokens, positionIds, batch, g.s0, (l, xn, out, s) => {
+    const hook: AttentionHook = (l, xn, out, s) => {
       const base = this.weights.layers[l], plus = this.plus[l];
       const rows = (lin: Linear, M: number, r0: number, x: Tensor, y: Tensor, ldy: number) =>
         matmul(ctx, x, lin.weight, {
@@ -148,16 +161,20 @@ export class DsrModel extends SrModel<DsrGeometry> {
       });
       rows(base.dense, g.s0, 0, s.context, out, H);
       rows(plus.dense, g.s1, g.s0, s.context, out, H);
-    });
-    add.release();
-    return hidden;
+    };
+    try {
+      return yield* this.runSteps("DSR", tokens, positionIds, batch, g.s0, hook);
+    } finally {
+      add.release();
+    }
   }
 
   /**
    * The tokens of one DSR step: for each of `batch` sequences of `hidden` (forward's output), one token per high-res
    * row; i32 [batch·s1]. Sequence b draws with RNG rows (sample0 + b)·s1.. (sample0: its index in the whole job).
+   * Recording steps, one per logits block (runSteps records them at once).
    */
-  pickHighres(hidden: Tensor, batch: number, pick: SrPick, imageTokens: number, sample0 = 0): Tensor {
+  *pickHighres(hidden: Tensor, batch: number, pick: SrPick, imageTokens: number, sample0 = 0): Steps<Tensor> {
     const g = this.geometry, ids = this.ctx.empty([batch * g.s1], "i32");
     const groups = Array.from({ length: batch }, (_, b) => ({
       row0: b * g.seqLen + g.s0,
@@ -165,7 +182,13 @@ export class DsrModel extends SrModel<DsrGeometry> {
       rowBase: (sample0 + b) * g.s1,
       outOffset: b * g.s1,
     }));
-    this.pickTokens(hidden, groups, pick, imageTokens, ids);
+    let done = false;
+    try {
+      yield* this.pickSteps(hidden, groups, pick, imageTokens, ids);
+      done = true;
+    } finally {
+      if (!done) ids.release();
+    }
     return ids;
   }
 }

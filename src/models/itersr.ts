@@ -9,6 +9,7 @@ import { embedding } from "../kernels/embedding.ts";
 import type { WeightSource } from "../formats/weights.ts";
 import { srLocalAttention } from "../kernels/local_attention.ts";
 import { type ItersrGeometry, itersrGeometry, maskToAdd } from "../geometry/sr.ts";
+import { runSteps, type Steps } from "./cancel.ts";
 import type { SrConfig } from "./config.ts";
 import {
   fromToken,
@@ -19,7 +20,7 @@ import {
   SrModel,
   type SrPick,
 } from "./sr_common.ts";
-import { linear, type TransformerDims, type TransformerWeights } from "./transformer.ts";
+import { type AttentionHook, linear, type TransformerDims, type TransformerWeights } from "./transformer.ts";
 
 export class ItersrModel extends SrModel<ItersrGeometry> {
   private constructor(ctx: GpuContext, cfg: SrConfig, dims: TransformerDims, weights: TransformerWeights) {
@@ -43,6 +44,17 @@ export class ItersrModel extends SrModel<ItersrGeometry> {
     mask: ArrayLike<number>,
     logAttentionWeights?: ArrayLike<number>,
   ): Tensor {
+    return runSteps(this.forwardSteps(tokens, positionIds, batch, mask, logAttentionWeights));
+  }
+
+  /** `forward` as recording steps (two per layer), for a caller that stops it early (src/models/cancel.ts). */
+  *forwardSteps(
+    tokens: Int32Array,
+    positionIds: Int32Array,
+    batch: number,
+    mask: ArrayLike<number>,
+    logAttentionWeights?: ArrayLike<number>,
+  ): Steps<Tensor> {
     const ctx = this.ctx, g = this.geometry, cfg = this.cfg;
     const H = this.dims.hidden, heads = this.dims.heads, d = this.dims.headDim, L = g.seqLen, T = g.textLen;
     if (mask.length !== T) throw new Error(`iterative-SR forward: the mask must have ${T} entries`);
@@ -50,7 +62,7 @@ export class ItersrModel extends SrModel<ItersrGeometry> {
     const add = ctx.upload(maskToAdd(mask), [1, T]);
     const maskT = ctx.upload(Float32Array.from(mask), [1, T]);
     const logW = logAttentionWeights ? ctx.upload(Float32Array.from(logAttentionWeights), [1, T]) : undefined;
-    const hidden = this.run("iterative-SR", tokens, positionIds, batch, T, (l, xn, out, s) => {
+    const hook: AttentionHook = (l, xn, out, s) => {
       const layer = this.weights.layers[l];
       const p = qkvPlanes(ctx, s.qkv, { hidden: H, seqLen: L });
       projectQkv(ctx, layer.queryKeyValue, xn, p, { rows: L, row0: 0, batch, seqLen: L, hidden: H });
@@ -78,17 +90,27 @@ export class ItersrModel extends SrModel<ItersrGeometry> {
         out: { tensor: s.context, offset: T * H, rowStride: H, batchStride: L * H },
       });
       linear(ctx, s.context, layer.dense, { rows: s.rows, out });
-    });
-    for (const t of [add, maskT, logW]) t?.release();
-    return hidden;
+    };
+    try {
+      return yield* this.runSteps("iterative-SR", tokens, positionIds, batch, T, hook);
+    } finally {
+      for (const t of [add, maskT, logW]) t?.release();
+    }
   }
 
   /**
    * The tokens of one LoPAR round: one per listed row of `hidden` (ascending rows b·seqLen + textLen + i of `batch`
    * sequences: the re-masked cells); i32 [rows.length]. The rows are gathered first so logits are computed for them
-   * only; cell i of sequence b draws with RNG row (sample0 + b)·s1 + (its rank among b's rows).
+   * only; cell i of sequence b draws with RNG row (sample0 + b)·s1 + (its rank among b's rows). Recording steps,
+   * one per logits block (runSteps records them at once).
    */
-  pickRows(hidden: Tensor, rows: ArrayLike<number>, pick: SrPick, imageTokens: number, sample0 = 0): Tensor {
+  *pickRows(
+    hidden: Tensor,
+    rows: ArrayLike<number>,
+    pick: SrPick,
+    imageTokens: number,
+    sample0 = 0,
+  ): Steps<Tensor> {
     const ctx = this.ctx, g = this.geometry, H = this.dims.hidden, n = rows.length;
     const rowIds = ctx.upload(Int32Array.from(rows), [n], "i32");
     const picked = embedding(ctx, rowIds, hidden.reshape([hidden.size / H, H]), { rows: n });
@@ -102,8 +124,14 @@ export class ItersrModel extends SrModel<ItersrGeometry> {
       start = end;
     }
     const ids = ctx.empty([Math.max(1, n)], "i32");
-    this.pickTokens(picked, groups, pick, imageTokens, ids);
-    picked.release();
+    let done = false;
+    try {
+      yield* this.pickSteps(picked, groups, pick, imageTokens, ids);
+      done = true;
+    } finally {
+      picked.release();
+      if (!done) ids.release();
+    }
     return ids;
   }
 }

@@ -9,6 +9,7 @@ import { flashAttention } from "../kernels/attention.ts";
 import type { Rows } from "../kernels/local_attention.ts";
 import { matmul } from "../kernels/matmul.ts";
 import { softmax } from "../kernels/softmax.ts";
+import type { Steps } from "./cancel.ts";
 import type { SrConfig } from "./config.ts";
 import { type ClusterTable, sampleDsr, sampleGreedy, sampleTopk } from "./sampling.ts";
 import {
@@ -23,7 +24,7 @@ import {
   releaseTransformer,
   type TransformerDims,
   transformerDims,
-  transformerForward,
+  transformerLayers,
   type TransformerWeights,
 } from "./transformer.ts";
 
@@ -233,16 +234,17 @@ export abstract class SrModel<G extends { seqLen: number }> {
   /**
    * The forward of `batch` sequences (tokens / position ids concatenated, geometry.seqLen each; position ids of the
    * first `split` tokens of each from the base table) up to the final LayerNorm: [batch·seqLen, hidden], with
-   * `attention(batch)` as each layer's attention block. `what` names the model in errors.
+   * `attention(batch)` as each layer's attention block. `what` names the model in errors. Recording steps
+   * (transformerLayers'); closed early, the scratch buffers go back to the pool.
    */
-  protected run(
+  protected *runSteps(
     what: string,
     tokens: Int32Array,
     positionIds: Int32Array,
     batch: number,
     split: number,
     attention: AttentionHook,
-  ): Tensor {
+  ): Steps<Tensor> {
     const ctx = this.ctx, L = this.geometry.seqLen, rows = batch * L;
     if (tokens.length !== rows || positionIds.length !== rows) {
       throw new Error(`${what} forward: ${batch} sequences need ${rows} tokens and position ids`);
@@ -253,8 +255,13 @@ export abstract class SrModel<G extends { seqLen: number }> {
     embed(ctx, this.weights, ids, { rows, posIds: pos, out: s.h });
     ids.release();
     pos.release();
-    transformerForward(ctx, this.dims, this.weights, s, attention);
-    releaseScratch(s, s.xn);
+    let done = false;
+    try {
+      yield* transformerLayers(ctx, this.dims, this.weights, s, attention);
+      done = true;
+    } finally {
+      releaseScratch(s, done ? s.xn : undefined);
+    }
     return s.xn;
   }
 
@@ -278,29 +285,34 @@ export abstract class SrModel<G extends { seqLen: number }> {
 
   /**
    * Image logits and one token per row for each group of hidden rows, in logits blocks of one reused buffer; ids go
-   * to `out` (i32). Draws depend on (seed, step, rowBase + row), not on the blocks or the batch split.
+   * to `out` (i32). Draws depend on (seed, step, rowBase + row), not on the blocks or the batch split. Recording
+   * steps: one per logits block.
    */
-  protected pickTokens(
+  protected *pickSteps(
     hidden: Tensor,
     groups: PickGroup[],
     pick: SrPick,
     imageTokens: number,
     out: Tensor,
-  ): void {
+  ): Steps<void> {
     const longest = Math.max(1, ...groups.map((g) => g.rows));
     const block = Math.min(this.logitsBlock(imageTokens), longest);
     const lbuf = this.ctx.empty([block, imageTokens]);
-    for (const g of groups) {
-      for (let r0 = 0; r0 < g.rows; r0 += block) {
-        const rows = Math.min(block, g.rows - r0);
-        const lg = this.logits(hidden, g.row0 + r0, rows, imageTokens, lbuf);
-        const place = { rows, out, outOffset: g.outOffset + r0 };
-        const draw = { ...place, seed: 0, step: 0, rowBase: g.rowBase + r0 };
-        if (pick.kind === "greedy") sampleGreedy(this.ctx, lg, place);
-        else if (pick.kind === "cluster") sampleDsr(this.ctx, lg, { ...draw, ...pick });
-        else sampleTopk(this.ctx, lg, { ...draw, ...pick });
+    try {
+      for (const g of groups) {
+        for (let r0 = 0; r0 < g.rows; r0 += block) {
+          const rows = Math.min(block, g.rows - r0);
+          const lg = this.logits(hidden, g.row0 + r0, rows, imageTokens, lbuf);
+          const place = { rows, out, outOffset: g.outOffset + r0 };
+          const draw = { ...place, seed: 0, step: 0, rowBase: g.rowBase + r0 };
+          if (pick.kind === "greedy") sampleGreedy(this.ctx, lg, place);
+          else if (pick.kind === "cluster") sampleDsr(this.ctx, lg, { ...draw, ...pick });
+          else sampleTopk(this.ctx, lg, { ...draw, ...pick });
+          yield;
+        }
       }
+    } finally {
+      lbuf.release();
     }
-    lbuf.release();
   }
 }

@@ -343,10 +343,26 @@ export function transformerForward(
   s: Scratch,
   hook: AttentionHook,
 ): void {
+  const layers = transformerLayers(ctx, dims, w, s, hook);
+  while (!layers.next().done) continue;
+}
+
+/**
+ * transformerForward as recording steps: yields after each layer's attention block and after each layer, so a
+ * caller can submit and wait there and stop a long forward early (src/models/cancel.ts, the SR stages).
+ */
+export function* transformerLayers(
+  ctx: GpuContext,
+  dims: TransformerDims,
+  w: TransformerWeights,
+  s: Scratch,
+  hook: AttentionHook,
+): Generator<void, void> {
   const rows = s.rows, eps = dims.eps;
   layerNorm(ctx, s.h, w.layers[0].inputLayernorm, { eps, out: s.xn });
-  w.layers.forEach((l, i) => {
+  for (const [i, l] of w.layers.entries()) {
     hook(i, s.xn, s.attnOut, s);
+    yield;
     const next = i + 1 < w.layers.length ? w.layers[i + 1].inputLayernorm : w.finalLayernorm;
     if (dims.order === "sandwich") {
       layerNormResidual(ctx, s.attnOut, s.h, l.thirdLayernorm!, {
@@ -375,7 +391,8 @@ export function transformerForward(
       }
       layerNorm(ctx, s.h, next, { eps, out: s.xn });
     }
-  });
+    yield;
+  }
 }
 
 /** SAT's GELU MLP of s.mlpIn into `out` [rows, hidden], in row blocks of s.mlpMid's rows. */

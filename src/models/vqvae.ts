@@ -4,6 +4,7 @@
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import type { WeightSource } from "../formats/weights.ts";
+import { CancelPoints, type CancelSignal, runSteps, type Steps } from "./cancel.ts";
 import { loadTensor } from "./load.ts";
 import { openModelDir } from "./config.ts";
 import {
@@ -287,10 +288,22 @@ export class Vqvae {
   // ------------------------------------------------------------------ blocks (recorded, not flushed)
 
   #resBlock(x: Tensor, b: ResBlock, h: number, w: number): Tensor {
+    return runSteps(this.#resBlockSteps(x, b, h, w));
+  }
+
+  /** The residual block as recording steps (one yield, between its two convolutions). */
+  *#resBlockSteps(x: Tensor, b: ResBlock, h: number, w: number): Steps<Tensor> {
     const ctx = this.ctx;
     const n1 = groupNorm(ctx, x, b.norm1.g, b.norm1.b, { c: b.cin, silu: true });
     const c1 = conv2d(ctx, n1, b.conv1.w, { h, w, bias: b.conv1.b });
     n1.release();
+    let resumed = false;
+    try {
+      yield;
+      resumed = true;
+    } finally {
+      if (!resumed) c1.release(); // closed here (cancelled)
+    }
     const n2 = groupNorm(ctx, c1, b.norm2.g, b.norm2.b, { c: b.cout, silu: true });
     c1.release();
     const skip = b.nin ? conv2d(ctx, x, b.nin.w, { h, w, bias: b.nin.b }) : x;
@@ -325,59 +338,96 @@ export class Vqvae {
     return y;
   }
 
-  async #decodeMap(z: Tensor, s: number, debug?: Activations): Promise<Tensor> {
-    const d = this.#dec!;
+  /**
+   * The decoder: with `debug`, each module's output is read back into it; with `points`, the decoder is submitted in
+   * steps (each module, each residual block's half) with a cancellation point between them.
+   */
+  async #decodeMap(z: Tensor, s: number, debug?: Activations, points?: CancelPoints): Promise<Tensor> {
     const prefix = `decs.${this.arch.decoders - 1 - this.level}`;
+    const steps = this.#decoderSteps(z, s);
+    try {
+      let r = steps.next();
+      while (!r.done) {
+        if (debug && r.value) debug.set(`${prefix}.${r.value.name}`, await this.ctx.readF32(r.value.t));
+        else if (!debug) await points?.pass();
+        r = steps.next();
+      }
+      return r.value;
+    } catch (e) {
+      steps.return(z); // its finally returns the live activation to the pool
+      throw e;
+    }
+  }
+
+  /**
+   * The decoder as recording steps: yields inside residual blocks (nothing) and after each module (its name and
+   * output). Closed early, the activation it holds goes back to the pool.
+   */
+  *#decoderSteps(z: Tensor, s: number): Generator<{ name: string; t: Tensor } | void, Tensor> {
+    const d = this.#dec!;
     let h = s, w = s;
-    const snap = async (name: string, t: Tensor) => {
-      if (debug) debug.set(`${prefix}.${name}`, await this.ctx.readF32(t));
-    };
     let x = conv2d(this.ctx, z, d.convIn.w, { h, w, bias: d.convIn.b });
-    await snap("conv_in", x);
-    x = this.#then(x, null, (t) => this.#resBlock(t, d.mid1, h, w));
-    await snap("mid.block_1", x);
-    x = this.#then(x, null, (t) => this.#attnBlock(t, d.midAttn, h, w));
-    await snap("mid.attn_1", x);
-    x = this.#then(x, null, (t) => this.#resBlock(t, d.mid2, h, w));
-    await snap("mid.block_2", x);
-    for (let i = d.levels.length - 1; i >= 0; i--) {
-      const lv = d.levels[i];
-      for (let j = 0; j < lv.blocks.length; j++) {
-        x = this.#then(x, null, (t) => this.#resBlock(t, lv.blocks[j], h, w));
-        await snap(`up.${i}.block.${j}`, x);
-        if (lv.attns[j]) {
-          x = this.#then(x, null, (t) => this.#attnBlock(t, lv.attns[j], h, w));
-          await snap(`up.${i}.attn.${j}`, x);
+    let done = false;
+    // Runs x through a module's steps, then releases x.
+    const then = function* (steps: Steps<Tensor>): Steps<Tensor> {
+      const y = yield* steps;
+      x.release();
+      return y;
+    };
+    try {
+      yield { name: "conv_in", t: x };
+      x = yield* then(this.#resBlockSteps(x, d.mid1, h, w));
+      yield { name: "mid.block_1", t: x };
+      x = this.#then(x, null, (t) => this.#attnBlock(t, d.midAttn, h, w));
+      yield { name: "mid.attn_1", t: x };
+      x = yield* then(this.#resBlockSteps(x, d.mid2, h, w));
+      yield { name: "mid.block_2", t: x };
+      for (let i = d.levels.length - 1; i >= 0; i--) {
+        const lv = d.levels[i];
+        for (let j = 0; j < lv.blocks.length; j++) {
+          x = yield* then(this.#resBlockSteps(x, lv.blocks[j], h, w));
+          yield { name: `up.${i}.block.${j}`, t: x };
+          if (lv.attns[j]) {
+            x = this.#then(x, null, (t) => this.#attnBlock(t, lv.attns[j], h, w));
+            yield { name: `up.${i}.attn.${j}`, t: x };
+          }
+        }
+        if (lv.resample) {
+          const [hh, ww] = [h, w];
+          x = this.#then(
+            x,
+            null,
+            (t) =>
+              conv2d(this.ctx, t, lv.resample!.w, { h: hh, w: ww, upsample: true, bias: lv.resample!.b }),
+          );
+          h *= 2, w *= 2;
+          yield { name: `up.${i}.upsample`, t: x };
         }
       }
-      if (lv.resample) {
-        const [hh, ww] = [h, w];
-        x = this.#then(
-          x,
-          null,
-          (t) => conv2d(this.ctx, t, lv.resample!.w, { h: hh, w: ww, upsample: true, bias: lv.resample!.b }),
-        );
-        h *= 2, w *= 2;
-        await snap(`up.${i}.upsample`, x);
-      }
+      x = this.#then(
+        x,
+        null,
+        (t) => groupNorm(this.ctx, t, d.normOut.g, d.normOut.b, { c: d.cEnd, silu: true }),
+      );
+      yield;
+      x = this.#then(x, null, (t) => conv2d(this.ctx, t, d.convOut.w, { h, w, bias: d.convOut.b }));
+      done = true;
+      return x;
+    } finally {
+      if (!done) x.release();
     }
-    x = this.#then(
-      x,
-      null,
-      (t) => groupNorm(this.ctx, t, d.normOut.g, d.normOut.b, { c: d.cEnd, silu: true }),
-    );
-    x = this.#then(x, null, (t) => conv2d(this.ctx, t, d.convOut.w, { h, w, bias: d.convOut.b }));
-    return x;
   }
 
   /**
    * Codes [side·side] (row-major) → image [3, side·rate, side·rate], de-normalised (x·std + mean), unclamped.
-   * `debug` collects each decoder module's output (slower: reads them back).
+   * `debug` collects each decoder module's output (slower: reads them back). With `signal`, the decoder is submitted
+   * in steps (modules, halves of residual blocks) and the signal read in between (src/models/cancel.ts): a
+   * cancellation stops it when the running step ends, its buffers back in the pool.
    */
   async decode(
     codes: Int32Array | ArrayLike<number>,
     side: number,
-    o: { debug?: Activations } = {},
+    o: { debug?: Activations; signal?: CancelSignal } = {},
   ): Promise<Float32Array> {
     if (!Number.isInteger(side) || side < 1) {
       throw new Error(`Vqvae.decode: side must be a positive integer, got ${side}`);
@@ -395,8 +445,12 @@ export class Vqvae {
     const tc = this.ctx.upload(Int32Array.from(codes), [side * side], "i32");
     const z = vqLookup(this.ctx, tc, this.#codebook!);
     tc.release();
-    const out = await this.#decodeMap(z, side, o.debug);
-    z.release();
+    let out: Tensor;
+    try {
+      out = await this.#decodeMap(z, side, o.debug, CancelPoints.of(this.ctx, o.signal));
+    } finally {
+      z.release();
+    }
     const img = await this.ctx.readF32(out);
     out.release();
     const plane = img.length / 3;

@@ -109,7 +109,9 @@ export async function runCompletion(stages: Stages, o: {
     progress.start("decode");
     crops = [];
     for (const [k, codes] of base.entries()) {
-      crops.push(resizeNearestChw(await vqvae.decode(codes, 20), { c: 3, h: 160, w: 160 }, side, side));
+      crops.push(
+        resizeNearestChw(await vqvae.decode(codes, 20, { signal }), { c: 3, h: 160, w: 160 }, side, side),
+      );
       progress.step(k + 1, base.length);
     }
   } else {
@@ -144,7 +146,9 @@ export async function runCompletion(stages: Stages, o: {
     progress.start("decode");
     crops = [];
     for (const [k, codes] of refined.entries()) {
-      crops.push(resizeNearestChw(await vqvae.decode(codes, 60), { c: 3, h: size, w: size }, side, side));
+      crops.push(
+        resizeNearestChw(await vqvae.decode(codes, 60, { signal }), { c: 3, h: size, w: size }, side, side),
+      );
       progress.step(k + 1, refined.length);
     }
   }
@@ -163,7 +167,7 @@ export async function runCompletion(stages: Stages, o: {
       }
     }
     const codes = await vqvae.encode(out, size, size);
-    results.push(encodeChw(await vqvae.decode(codes, 60), size, size, request.format));
+    results.push(encodeChw(await vqvae.decode(codes, 60, { signal }), size, size, request.format));
     throwIfAborted(signal);
   }
   progress.end();

@@ -2,6 +2,7 @@
 // VQ-VAE; tests pass doubles) and the helpers text2image.ts and completion.ts share. Types and small host-side
 // functions only, so neither pipeline module imports the other for them (no cycle).
 import { encodeJpeg, encodePng, toRgba8 } from "../formats/image.ts";
+import type { CancelSignal } from "../models/cancel.ts";
 import type { Recipe } from "../sampling/recipes.ts";
 import type { EncodedImage } from "./types.ts";
 
@@ -21,7 +22,7 @@ export interface CoglmStage {
     batch: number;
     seed: number;
     recipe: Recipe;
-    signal?: AbortSignal;
+    signal?: CancelSignal;
     onStep?: OnStep;
   }): Promise<Int32Array[]>;
   /** The original's inverse-prompting score of each sample (higher = better). */
@@ -35,7 +36,7 @@ export interface DirectSrOptions {
   seed: number;
   /** The style's DSR sampling parameters (topk_dsr, temp_cluster_dsr), as the original sets them per style. */
   recipe?: { topk_dsr: number; temp_cluster_dsr: number };
-  signal?: AbortSignal;
+  signal?: CancelSignal;
   onStep?: OnStep;
 }
 
@@ -45,7 +46,7 @@ export interface IterativeSrOptions {
   highres: Int32Array[];
   inputMask?: Uint8Array;
   seed: number;
-  signal?: AbortSignal;
+  signal?: CancelSignal;
   onStep?: OnStep;
 }
 
@@ -58,7 +59,7 @@ export interface SrStage {
 /** What the pipeline uses of the VQ-VAE (src/models/vqvae.ts). */
 export interface VqvaeStage {
   /** Codes [side²] → image [3, 8·side, 8·side] in [0, 1] (nominally). */
-  decode(codes: Int32Array, side: number): Promise<Float32Array>;
+  decode(codes: Int32Array, side: number, o?: { signal?: CancelSignal }): Promise<Float32Array>;
   encode(chw: Float32Array, h: number, w: number): Promise<Int32Array>;
 }
 

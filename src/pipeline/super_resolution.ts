@@ -4,6 +4,8 @@
 // builds layouts, keeps both models resident or swaps them, computes logits in row blocks and places the samples.
 import { join } from "node:path";
 import type { GpuContext } from "../gpu/context.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { CancelPoints, driveSteps } from "../models/cancel.ts";
 import { readNpy } from "../formats/npy.ts";
 import { type ClusterTable, clusterTable } from "../models/sampling.ts";
 import type { SrPick } from "../models/sr_common.ts";
@@ -210,7 +212,6 @@ export class SuperResolution {
         pos.set(inp.positionIds, b * L);
         nPad = inp.nPad;
       });
-      const hidden = model.forward(tokens, pos, B, dsrMask(cfg, nPad));
       const pick: SrPick = !table ? { kind: "greedy" } : {
         kind: "cluster",
         clusters: table,
@@ -219,10 +220,20 @@ export class SuperResolution {
         seed: o.seed,
         step: 0,
       };
-      const ids = model.pickHighres(hidden, B, pick, this.imageTokens, c * this.maxBatch);
-      hidden.release();
-      throwIfAborted(o.signal); // host-side: nothing is awaited inside the round
-      const got = (await ctx.read(ids)) as Int32Array; // the round's one host sync
+      // With a signal, the round is submitted in steps (each layer's attention block, each layer, each logits block)
+      // and the signal is read between them; without, it records at once and syncs once.
+      const points = CancelPoints.of(ctx, o.signal);
+      const hidden = await driveSteps(model.forwardSteps(tokens, pos, B, dsrMask(cfg, nPad)), points);
+      let ids: Tensor;
+      try {
+        ids = await driveSteps(
+          model.pickHighres(hidden, B, pick, this.imageTokens, c * this.maxBatch),
+          points,
+        );
+      } finally {
+        hidden.release();
+      }
+      const got = (await ctx.read(ids)) as Int32Array; // the round's one host sync (without a signal)
       ids.release();
       for (let b = 0; b < B; b++) out.push(got.slice(b * g.s1, (b + 1) * g.s1));
       o.onStep?.(c + 1, chunks);
@@ -275,14 +286,25 @@ export class SuperResolution {
           for (let i = 0; i < g.s1; i++) if (img[i] === this.boi) rows.push(b * L + T + i);
         });
         if (rows.length) {
-          const hidden = model.forward(tokens, pos, B, itersrMask(cfg, nPad), new Float32Array(T));
+          const points = CancelPoints.of(ctx, o.signal); // as in directSr
+          const hidden = await driveSteps(
+            model.forwardSteps(tokens, pos, B, itersrMask(cfg, nPad), new Float32Array(T)),
+            points,
+          );
           // Logits / top-k over the rows to predict only; sample k draws with RNG rows k·3600...
           const pick: SrPick = o.decode === "greedy"
             ? { kind: "greedy" }
             : { kind: "topk", topk: LOPAR_TOPKS[r], seed: o.seed, step: r };
-          const ids = model.pickRows(hidden, rows, pick, this.imageTokens, c * this.maxBatch);
-          hidden.release();
-          const got = (await ctx.read(ids)) as Int32Array; // the round's one host sync
+          let ids: Tensor;
+          try {
+            ids = await driveSteps(
+              model.pickRows(hidden, rows, pick, this.imageTokens, c * this.maxBatch),
+              points,
+            );
+          } finally {
+            hidden.release();
+          }
+          const got = (await ctx.read(ids)) as Int32Array; // the round's one host sync (without a signal)
           ids.release();
           rows.forEach((row, k) => {
             const b = Math.floor(row / L);

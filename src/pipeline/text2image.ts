@@ -171,7 +171,7 @@ export class Text2ImagePipeline implements Pipeline {
     const small: Float32Array[] = [];
     for (const [k, codes] of samples.entries()) {
       throwIfAborted(signal);
-      small.push(await vqvae.decode(codes, 20));
+      small.push(await vqvae.decode(codes, 20, { signal }));
       emit({ type: "preview", index: k, image: encodeChw(small[k], 160, 160, "png") });
       progress.step(k + 1, samples.length);
     }
@@ -239,7 +239,7 @@ export class Text2ImagePipeline implements Pipeline {
     progress.start("decode");
     const images: ResultImage[] = [];
     for (const [k, codes] of refined.entries()) {
-      const img = await vqvae.decode(codes, 60);
+      const img = await vqvae.decode(codes, 60, { signal });
       images.push({ ...encodeChw(img, 480, 480, request.format), score: orderedScores?.[k] });
       progress.step(k + 1, refined.length);
       throwIfAborted(signal);

@@ -113,8 +113,11 @@ export interface Pipeline {
   close?(): void;
 }
 
-/** Throws the signal's reason (an AbortError) when the job was cancelled; called between steps. */
-export function throwIfAborted(signal: AbortSignal | undefined): void {
+/**
+ * Throws an AbortError when the job was cancelled; called between steps. Any signal with a synchronous `aborted`
+ * (an AbortSignal, the pipeline worker's shared flag; the models' CancelSignal).
+ */
+export function throwIfAborted(signal: { readonly aborted: boolean } | undefined): void {
   if (signal?.aborted) throw new DOMException("Job cancelled", "AbortError");
 }
 

@@ -33,7 +33,7 @@ export type FromWorker =
 
 /** Messages the worker receives. */
 export type ToWorker =
-  | { type: "open"; options: Omit<WorkerPipelineOptions, "log"> }
+  | { type: "open"; options: Omit<WorkerPipelineOptions, "log">; cancel: SharedArrayBuffer }
   | { type: "validate"; id: number; request: GenerateRequest | CompletionRequest }
   | { type: "run"; id: number; kind: "generate" | "completion"; request: GenerateRequest | CompletionRequest }
   | { type: "abort"; id: number };
@@ -50,6 +50,12 @@ export class WorkerPipeline implements Pipeline {
   #calls = new Map<number, Call>();
   #next = 1;
   #closed = false;
+  /**
+   * The cancel flag shared with the worker: the id of the run to cancel. The worker's thread is inside a GPU wait
+   * most of a job (a blocked event loop: the abort message waits behind it), so the stage code reads this flag
+   * synchronously between its submissions instead (src/models/cancel.ts); the message still serves idle waits.
+   */
+  readonly #cancel = new Int32Array(new SharedArrayBuffer(4));
 
   private constructor(worker: Worker) {
     this.#worker = worker;
@@ -78,7 +84,9 @@ export class WorkerPipeline implements Pipeline {
       };
     });
     const { log: _log, ...rest } = options;
-    worker.postMessage({ type: "open", options: rest } satisfies ToWorker);
+    worker.postMessage(
+      { type: "open", options: rest, cancel: p.#cancel.buffer as SharedArrayBuffer } satisfies ToWorker,
+    );
     try {
       await opened;
     } catch (e) {
@@ -123,7 +131,10 @@ export class WorkerPipeline implements Pipeline {
   ): Promise<ResultImage[]> {
     if (signal.aborted) return Promise.reject(new DOMException("Job cancelled", "AbortError"));
     const id = this.#next++;
-    const onAbort = () => this.#post({ type: "abort", id });
+    const onAbort = () => {
+      Atomics.store(this.#cancel, 0, id);
+      this.#post({ type: "abort", id });
+    };
     signal.addEventListener("abort", onAbort, { once: true });
     const p = this.#call({ type: "run", id, kind, request }, emit, id) as Promise<ResultImage[]>;
     return p.finally(() => signal.removeEventListener("abort", onAbort));

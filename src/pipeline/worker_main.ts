@@ -16,6 +16,28 @@ const post = (m: FromWorker) => scope.postMessage(m);
 const log = (msg: string) => post({ type: "log", msg });
 let pipeline: Text2ImagePipeline | null = null;
 const aborts = new Map<number, AbortController>();
+/** The server's cancel flag (worker.ts): the id of the run to cancel. */
+let cancelFlag: Int32Array | null = null;
+
+/**
+ * The run's AbortSignal, which also reads the shared flag: its `aborted` (an own getter) aborts the controller once
+ * the flag holds this run's id (listeners run, `reason` is set) before answering. Stage code reads it synchronously
+ * between GPU waits, when the abort message is still queued behind them on this thread's blocked event loop.
+ */
+function runSignal(ac: AbortController, id: number): AbortSignal {
+  const signal = ac.signal, flag = cancelFlag;
+  if (!flag) return signal;
+  const aborted = Object.getOwnPropertyDescriptor(AbortSignal.prototype, "aborted")!.get!;
+  Object.defineProperty(signal, "aborted", {
+    get() {
+      if (!aborted.call(signal) && Atomics.load(flag, 0) === id) {
+        ac.abort(new DOMException("Job cancelled", "AbortError"));
+      }
+      return aborted.call(signal);
+    },
+  });
+  return signal;
+}
 
 function failure(id: number, e: unknown): FromWorker {
   const message = e instanceof Error || e instanceof DOMException ? e.message : String(e);
@@ -29,6 +51,7 @@ function failure(id: number, e: unknown): FromWorker {
 scope.onmessage = async (e) => {
   const m = e.data;
   if (m.type === "open") {
+    cancelFlag = new Int32Array(m.cancel);
     try {
       const ctx = await sharedContext();
       console.error(gpuLine(ctx.gpu));
@@ -54,8 +77,8 @@ scope.onmessage = async (e) => {
       post({ type: "event", id: m.id, event });
     try {
       const images = m.kind === "generate"
-        ? await pipeline!.generate(m.request as GenerateRequest, emit, ac.signal)
-        : await pipeline!.complete(m.request as CompletionRequest, emit, ac.signal);
+        ? await pipeline!.generate(m.request as GenerateRequest, emit, runSignal(ac, m.id))
+        : await pipeline!.complete(m.request as CompletionRequest, emit, runSignal(ac, m.id));
       post({ type: "result", id: m.id, images });
     } catch (err) {
       post(failure(m.id, err));
