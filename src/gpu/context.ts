@@ -100,9 +100,11 @@ export class GpuContext {
   peakBytes = 0;
   /**
    * Counts for benchmarks and tests: submits, dispatches, readbacks and host syncs (every awaited
-   * `onSubmittedWorkDone` or `mapAsync`: `sync`, readbacks, `Fence.wait`; nothing else in the project awaits the GPU).
+   * `onSubmittedWorkDone` or `mapAsync`: `sync`, readbacks, `Fence.wait`; nothing else in the project awaits the GPU),
+   * pipelines created and the wall milliseconds spent creating them (shader module + compute pipeline: where both
+   * backends compile; the benchmarks report it apart from steady-state time).
    */
-  stats = { submits: 0, dispatches: 0, readbacks: 0, hostSyncs: 0 };
+  stats = { submits: 0, dispatches: 0, readbacks: 0, hostSyncs: 0, pipelines: 0, compileMs: 0 };
   #profile:
     | {
       querySet: GPUQuerySet;
@@ -168,6 +170,7 @@ export class GpuContext {
     let k = this.#kernels.get(key);
     if (k) return k;
     const code = spec.code ?? preprocess(spec.shader!, spec.defines ?? {});
+    const t0 = performance.now();
     this.device.pushErrorScope("validation");
     const module = this.device.createShaderModule({ label: spec.name, code });
     const entries: GPUBindGroupLayoutEntry[] = [
@@ -186,6 +189,8 @@ export class GpuContext {
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: spec.entry ?? "main" },
     });
+    this.stats.pipelines++;
+    this.stats.compileMs += performance.now() - t0;
     // Compilation errors surface asynchronously: they are recorded here and thrown by the next sync().
     const scope = this.device.popErrorScope();
     this.#pendingScopes.push((async () => {

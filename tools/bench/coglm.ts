@@ -76,7 +76,29 @@ async function benchModel(
   // The default style's recipe: CoglmStrategy cluster sampling on the GPU, as the pipeline runs it.
   const gen = (batch: number) =>
     m.generate({ textIds: TEXT, batch, seed: 1, recipe: getRecipe("mainbody"), numTokens: o.tokens });
-  await gen(1); // compile every pipeline once
+  // Warm-up: creates every pipeline (reported apart: on Dawn/Mesa 25 a cold shader compile takes tens of seconds).
+  const w0 = { ...ctx.stats }, tw = performance.now();
+  await gen(1);
+  const wparams = {
+    model: name,
+    batch: 1,
+    tokens: o.tokens,
+    layers: m.dims.numLayers,
+    hidden: m.dims.hidden,
+  };
+  report({ name: "coglm_warmup_ms", params: wparams, value: performance.now() - tw, unit: "ms" });
+  report({
+    name: "coglm_warmup_pipelines",
+    params: wparams,
+    value: ctx.stats.pipelines - w0.pipelines,
+    unit: "",
+  });
+  report({
+    name: "coglm_warmup_compile_ms",
+    params: wparams,
+    value: ctx.stats.compileMs - w0.compileMs,
+    unit: "ms",
+  });
   for (const batch of o.batches) {
     const s0 = { ...ctx.stats };
     const t0 = performance.now();

@@ -1,14 +1,24 @@
 // `deno task bench --compare-backends [--quick] [--only a,b] [--model DIR]`: the same suites (default matmul, coglm,
 // sr, e2e) once per WebGPU backend, each in its own process (`--gpu wgpu`, then `--gpu dawn`), printed side by side
 // with the dawn/wgpu ratio; out/bench_compare.json keeps both runs. A backend that cannot start is reported, not fatal.
+// Without --model, the tiny test fixture set (tests/testdata/cogview2-tiny) is converted once and every suite that
+// takes a model (coglm, sr, e2e) runs on that converted model on both backends. Rows are split into two tables:
+// warm-up (first runs, which create the pipelines: Dawn's first compiles on Mesa 25 take tens of seconds) and steady
+// state (everything timed after its warm-up).
+import { join } from "node:path";
 import { type BackendName, BACKENDS } from "../../src/gpu/backends.ts";
+import { convertFixtureSet } from "../../src/convert/fixture.ts";
 import type { BenchResult } from "./_types.ts";
 
 export const COMPARE_SUITES = ["matmul", "coglm", "sr", "e2e"];
+const MODEL_SUITES = new Set(["coglm", "sr", "e2e"]);
+const FIXTURE = new URL("../../tests/testdata/cogview2-tiny", import.meta.url).pathname;
 
 interface Run {
   backend: BackendName;
   gpu: string;
+  /** Wall seconds of the whole child process (warm-ups included). */
+  seconds: number;
   results: BenchResult[];
   error?: string;
 }
@@ -16,39 +26,76 @@ interface Run {
 const key = (r: BenchResult) =>
   `${r.name} ${Object.entries(r.params).map(([k, v]) => `${k}=${v}`).join(" ")}`;
 
+/** Warm-up rows: first runs that include pipeline creation (their names say so). */
+export const isWarmup = (r: BenchResult): boolean => /warmup/.test(r.name);
+
+async function child(backend: BackendName, args: string[]): Promise<Run> {
+  const script = new URL("../bench.ts", import.meta.url).pathname;
+  const t0 = performance.now();
+  const proc = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--unstable-webgpu", script, "--gpu", backend, "--json", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // The child's log (its table, on stderr under --json) is shown as it runs, indented; its stdout is the JSON.
+  const errLines: string[] = [];
+  const pump = (async () => {
+    let buf = "";
+    for await (const chunk of proc.stderr.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      const lines = buf.split("\n");
+      buf = lines.pop()!;
+      for (const l of lines) {
+        errLines.push(l);
+        if (l && !l.startsWith("Warning:")) console.log(`  [${backend}] ${l}`);
+      }
+    }
+    if (buf) errLines.push(buf);
+  })();
+  const stdout = new Response(proc.stdout).text();
+  const [status, out] = await Promise.all([proc.status, stdout]);
+  await pump;
+  const seconds = (performance.now() - t0) / 1000;
+  const gpu = errLines.find((l) => l.startsWith("gpu: ")) ?? `gpu: ${backend} (did not start)`;
+  let results: BenchResult[] = [];
+  try {
+    results = status.success ? JSON.parse(out) : [];
+  } catch {
+    results = [];
+  }
+  const why = errLines.filter((l) => l && !l.startsWith("Warning:")).slice(-3).join(" / ");
+  return {
+    backend,
+    gpu,
+    seconds,
+    results,
+    error: status.success ? undefined : `exit ${status.code}: ${why}`,
+  };
+}
+
 export async function compareBackends(passArgs: string[], only: string[] | null): Promise<number> {
   const suites = only ?? COMPARE_SUITES;
-  const script = new URL("../bench.ts", import.meta.url).pathname;
+  const args = ["--only", suites.join(","), ...passArgs];
+  let tmp: string | null = null;
+  if (!passArgs.includes("--model") && suites.some((s) => MODEL_SUITES.has(s))) {
+    tmp = await Deno.makeTempDir({ prefix: "cogview2-compare-" });
+    const dir = join(tmp, "model");
+    console.log(`# converting ${FIXTURE} -> ${dir} (both backends run this model)`);
+    await convertFixtureSet(FIXTURE, dir);
+    args.push("--model", dir);
+  }
   const runs: Run[] = [];
-  for (const backend of BACKENDS) {
-    console.log(`# running ${suites.join(",")} on ${backend} ...`);
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-all",
-        "--unstable-webgpu",
-        script,
-        "--gpu",
-        backend,
-        "--json",
-        "--only",
-        suites.join(","),
-        ...passArgs,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const err = new TextDecoder().decode(out.stderr);
-    const gpu = err.split("\n").find((l) => l.startsWith("gpu: ")) ?? `gpu: ${backend} (did not start)`;
-    let results: BenchResult[] = [];
-    try {
-      results = out.success ? JSON.parse(new TextDecoder().decode(out.stdout)) : [];
-    } catch {
-      results = [];
+  try {
+    for (const backend of BACKENDS) {
+      console.log(`# running ${suites.join(",")} on ${backend} ...`);
+      const run = await child(backend, args);
+      runs.push(run);
+      console.log(
+        `${run.gpu}  (${run.seconds.toFixed(0)} s)${run.error ? `  (failed: ${run.error})` : ""}`,
+      );
     }
-    const why = err.split("\n").filter((l) => l && !l.startsWith("Warning:")).slice(-3).join(" / ");
-    runs.push({ backend, gpu, results, error: out.success ? undefined : `exit ${out.code}: ${why}` });
-    console.log(gpu + (out.success ? "" : `  (failed: exit ${out.code}: ${why})`));
+  } finally {
+    if (tmp) await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
   const rows = new Map<string, { r: BenchResult; v: Map<BackendName, number> }>();
   for (const run of runs) {
@@ -58,33 +105,45 @@ export async function compareBackends(passArgs: string[], only: string[] | null)
       rows.get(k)!.v.set(run.backend, r.value);
     }
   }
-  const fmt = (v: number | undefined) =>
-    v === undefined
-      ? "-"
-      : Math.abs(v) >= 100
-      ? v.toFixed(1)
-      : Math.abs(v) >= 1
-      ? v.toFixed(2)
-      : v.toPrecision(3);
-  console.log(
-    `\n${"name".padEnd(34)} ${"params".padEnd(52)} ${"wgpu".padStart(10)} ${"dawn".padStart(10)} ${
-      "dawn/wgpu".padStart(9)
-    } unit`,
-  );
-  for (const [k, { r, v }] of rows) {
-    const w = v.get("wgpu"), d = v.get("dawn");
-    const p = k.slice(r.name.length + 1);
+  console.log("");
+  for (const run of runs) console.log(`${run.gpu}: ${run.seconds.toFixed(0)} s in all`);
+  for (const warm of [true, false]) {
     console.log(
-      `${r.name.padEnd(34)} ${p.padEnd(52)} ${fmt(w).padStart(10)} ${fmt(d).padStart(10)} ${
-        (w && d ? (d / w).toFixed(2) : "-").padStart(9)
-      } ${r.unit}`,
+      warm
+        ? "\n## warm-up: first runs, pipeline creation included"
+        : "\n## steady state: timed after the warm-up",
     );
+    console.log(
+      `${"name".padEnd(34)} ${"params".padEnd(52)} ${"wgpu".padStart(10)} ${"dawn".padStart(10)} ${
+        "dawn/wgpu".padStart(9)
+      } unit`,
+    );
+    for (const [k, { r, v }] of rows) {
+      if (isWarmup(r) !== warm) continue;
+      const w = v.get("wgpu"), d = v.get("dawn");
+      const p = k.slice(r.name.length + 1);
+      console.log(
+        `${r.name.padEnd(34)} ${p.padEnd(52)} ${fmt(w).padStart(10)} ${fmt(d).padStart(10)} ${
+          (w && d ? (d / w).toFixed(2) : "-").padStart(9)
+        } ${r.unit}`,
+      );
+    }
   }
   await Deno.mkdir("out", { recursive: true });
   await Deno.writeTextFile(
     "out/bench_compare.json",
-    JSON.stringify({ date: new Date().toISOString(), suites, runs }, null, 2),
+    JSON.stringify({ date: new Date().toISOString(), suites, args: passArgs, runs }, null, 2),
   );
   console.log("\nwrote out/bench_compare.json");
   return runs.every((r) => !r.error) ? 0 : 1;
+}
+
+function fmt(v: number | undefined): string {
+  return v === undefined
+    ? "-"
+    : Math.abs(v) >= 100
+    ? v.toFixed(1)
+    : Math.abs(v) >= 1
+    ? v.toFixed(2)
+    : v.toPrecision(3);
 }

@@ -141,7 +141,20 @@ export async function benchModel(
       await ctx.sync();
       h.release();
     };
-    await fwd(); // warm-up: pipeline compilation
+    const w0 = { ...ctx.stats }, tw = performance.now();
+    await fwd(); // warm-up: pipeline creation (reported apart from the steady-state median)
+    report({
+      name: "dsr_forward_warmup",
+      params: { model: name, batch: B },
+      value: performance.now() - tw,
+      unit: "ms",
+    });
+    report({
+      name: "dsr_forward_warmup_compile",
+      params: { model: name, batch: B, pipelines: ctx.stats.pipelines - w0.pipelines },
+      value: ctx.stats.compileMs - w0.compileMs,
+      unit: "ms",
+    });
     const ms = await median(o.iters, fwd);
     report({ name: "dsr_forward", params: { model: name, batch: B }, value: ms, unit: "ms" });
     report({
@@ -153,6 +166,19 @@ export async function benchModel(
     if (!o.steps) continue;
     // Full DSR step: forward + logits of the 3600 high-res rows + cluster sampling, per call.
     const lows = Array.from({ length: B }, () => low);
+    const highs = Array.from({ length: B }, () => high);
+    if (B === batches[0]) {
+      // Warm-up of the step kernels (logits, sampling, LoPAR), reported apart like the forward's.
+      const w1 = { ...ctx.stats }, t1 = performance.now();
+      await sr.directSr({ textIds: text, lowres: lows, seed: 1 });
+      await sr.iterativeSr({ textIds: text, highres: highs, seed: 1 });
+      report({
+        name: "sr_steps_warmup",
+        params: { model: name, batch: B, pipelines: ctx.stats.pipelines - w1.pipelines },
+        value: performance.now() - t1,
+        unit: "ms",
+      });
+    }
     const stepMs = await median(
       1,
       async () => void await sr.directSr({ textIds: text, lowres: lows, seed: 1 }),
@@ -165,7 +191,6 @@ export async function benchModel(
       unit: "MiB",
     });
     // LoPAR: six rounds; ms per round = the call / 6.
-    const highs = Array.from({ length: B }, () => high);
     const roundMs = await median(1, async () =>
       void await sr.iterativeSr({ textIds: text, highres: highs, seed: 1 })) / 6;
     report({ name: "lopar_round", params: { model: name, batch: B }, value: roundMs, unit: "ms" });
@@ -197,7 +222,8 @@ export async function benchModel(
 export const srSuite: BenchSuite = {
   name: "sr",
   description:
-    "DSR forward/step and LoPAR round ms at batch 1 and 4 (tiny fixture, synthetic medium), peak GPU MiB",
+    "DSR forward/step and LoPAR round ms at batch 1 and 4 (tiny fixture, synthetic medium), peak GPU MiB; " +
+    "warm-up (pipeline creation) apart; --quick: tiny model forwards only",
   async run(ctx, report, { quick, model }) {
     const tmp = await Deno.makeTempDir({ prefix: "bench-sr-" });
     try {
@@ -205,7 +231,7 @@ export const srSuite: BenchSuite = {
       if (!model) await convertFixtureSet(FIXTURE, dir);
       const tiny = await SuperResolution.load(ctx, dir);
       try {
-        await benchModel(ctx, report, model ? "converted" : "tiny", tiny, quick ? [1] : [1, 4], {
+        await benchModel(ctx, report, model ? "converted" : "tiny", tiny, [1, 4], {
           steps: !quick,
           iters: quick ? 1 : 3,
         });
