@@ -528,6 +528,21 @@ export class GpuContext {
     list.push(buffer);
   }
 
+  readonly #caches = new Set<() => void>();
+
+  /**
+   * Registers a kernel module's per-context cache of tensors that depend on no weight (e.g. attention masks by
+   * shape): `dropCaches()` calls `drop`, which releases them (the end of a job, so pool bytes return to a baseline).
+   */
+  registerCache(drop: () => void): void {
+    this.#caches.add(drop);
+  }
+
+  /** Releases the registered caches' tensors (rebuilt on next use). */
+  dropCaches(): void {
+    for (const drop of this.#caches) drop();
+  }
+
   /** Frees the pool's idle buffers (the live ones stay). */
   trim(): void {
     this.flush();

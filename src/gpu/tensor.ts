@@ -40,6 +40,10 @@ export class Tensor {
   #released = false;
   /** Set on `i8` weights only: the per-group f32 scales (released with the tensor). */
   quant?: Int8Quant;
+  /** The tensor owning the buffer (views point at it; the owner at itself). */
+  #root: Tensor = this;
+  /** Tensors derived from this one (e.g. a kernel's repacked copy of a weight), released with it. */
+  #derived: Tensor[] = [];
   constructor(
     readonly buffer: GPUBuffer,
     readonly shape: readonly number[],
@@ -72,7 +76,16 @@ export class Tensor {
     }
     const t = new Tensor(this.buffer, fixed, this.dtype, this.byteOffset);
     t.quant = this.quant;
+    t.#root = this.#root;
     return t;
+  }
+
+  /**
+   * Ties `derived` (a cached copy made from this tensor, e.g. a weight's repacked or widened form) to the buffer's
+   * owner: releasing the owner releases it too, so unloading a model leaves none of its copies in the pool.
+   */
+  attach(derived: Tensor): void {
+    this.#root.#derived.push(derived);
   }
 
   /** Returns the buffer to its pool (pooled tensors) or destroys it; views are never released. */
@@ -82,6 +95,7 @@ export class Tensor {
     if (!this.onRelease) return; // a view: the owner releases the buffer (and the scales)
     this.onRelease(this);
     this.quant?.scales.release();
+    for (const d of this.#derived.splice(0)) d.release();
   }
 }
 

@@ -285,7 +285,14 @@ function additiveMask(ctx: GpuContext, o: AttentionOptions, vis: Int32Array | nu
     ? ""
     : `${o.rows}:${o.keys}:${o.mask?.ctxCols}:${o.mask?.causalOffset}:${lw?.cols}:${lw?.value}`;
   let m = maskCache.get(ctx);
-  if (!m) maskCache.set(ctx, m = new Map());
+  if (!m) {
+    const map = m = new Map();
+    maskCache.set(ctx, map);
+    ctx.registerCache(() => {
+      for (const v of map.values()) v.release();
+      map.clear();
+    });
+  }
   const hit = key ? m.get(key) : undefined;
   if (hit) return hit;
   const mask = o.mask ?? { ctxCols: o.keys, causalOffset: 0 };

@@ -166,6 +166,7 @@ function weightsF32(ctx: GpuContext, weight: Tensor): Tensor {
   });
   ctx.dispatch(k, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n], [weight, out], grid1d(n, 256));
   f32Weights.set(weight, out);
+  weight.attach(out); // released with the weight
   return out;
 }
 

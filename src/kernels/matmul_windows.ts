@@ -408,6 +408,7 @@ export function packedWeight(
   const out = packOperand(ctx, w, { ...o, wKN: false });
   hit?.tensor.release();
   st.packed.set(w, { key, tensor: out });
+  w.attach(out); // released with the weight (a model unloaded by stage residency leaves no packed copy behind)
   return out;
 }
 
