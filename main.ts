@@ -11,6 +11,7 @@ import type { GenerateRequest, Pipeline, PipelineEvent } from "./src/pipeline/ty
 import { createApp, startServer } from "./src/server/app.ts";
 import { exitOnSignals } from "./src/server/signals.ts";
 import { allowedHosts, isLoopback, MIN_TOKEN_CHARS } from "./src/server/access.ts";
+import { parseGpuMemory, parseResidency, type ResidencySetting } from "./src/pipeline/residency.ts";
 
 const USAGE = `CogView2 on WebGPU
 
@@ -44,6 +45,12 @@ Generate flags:
   --inverse-prompt     order the images by post-selection score
 Common:
   --batch N            CogLM inference batch (default 8)
+  --residency MODE     which models stay on the GPU (or COGVIEW2_RESIDENCY): stage (only the running stage's:
+                       CogLM, then DSR, then iterative SR, then the VQ-VAE, each loaded from disk when its stage
+                       starts), all (every model resident), auto (default: all when the budget allows or no
+                       budget is set, else stage); the choice and why are printed at start and in /v1/model
+  --gpu-memory GiB     GPU memory budget (or COGVIEW2_GPU_MEMORY; WebGPU cannot query it): a job whose estimated
+                       peak exceeds it is refused with 503 before it runs, and auto chooses by it
   --gpu dawn|wgpu|auto WebGPU backend (or COGVIEW2_GPU; default auto: the measured-faster one that starts)
   -h, --help           this text
 `;
@@ -61,18 +68,57 @@ function intFlag(v: string | undefined, name: string, dflt: number, min = 0, max
   return n;
 }
 
+/** Memory settings of the pipeline: residency and the GPU memory budget (flags, else environment). */
+export interface MemoryOptions {
+  residency?: ResidencySetting;
+  gpuMemoryBytes?: number | null;
+  gpuMemorySource?: string;
+}
+
 /** How main() gets its pipeline: the real one by default; tests pass a scriptable one. */
-export type OpenPipeline = (options: { model?: string; maxInferenceBatch: number }) => Promise<Pipeline>;
+export type OpenPipeline = (
+  options: { model?: string; maxInferenceBatch: number } & MemoryOptions,
+) => Promise<Pipeline>;
+
+/** --residency / COGVIEW2_RESIDENCY and --gpu-memory / COGVIEW2_GPU_MEMORY, checked before the model loads. */
+function memoryOptions(flags: Flags): MemoryOptions {
+  const r = flags.residency as string | undefined;
+  const envR = Deno.env.get("COGVIEW2_RESIDENCY") || undefined;
+  const residency = r !== undefined
+    ? parseResidency(r, "Flag --residency")
+    : envR !== undefined
+    ? parseResidency(envR, "COGVIEW2_RESIDENCY")
+    : "auto";
+  const g = flags["gpu-memory"] as string | undefined;
+  const envG = Deno.env.get("COGVIEW2_GPU_MEMORY") || undefined;
+  if (g !== undefined) {
+    return {
+      residency,
+      gpuMemoryBytes: parseGpuMemory(g, "Flag --gpu-memory"),
+      gpuMemorySource: "--gpu-memory",
+    };
+  }
+  if (envG !== undefined) {
+    return {
+      residency,
+      gpuMemoryBytes: parseGpuMemory(envG, "COGVIEW2_GPU_MEMORY"),
+      gpuMemorySource: "COGVIEW2_GPU_MEMORY",
+    };
+  }
+  return { residency, gpuMemoryBytes: null };
+}
 
 /**
  * Opens the model given by --model / COGVIEW2_MODEL, else the demo model (created on first use), on the GPU — in a
  * worker thread (src/pipeline/worker.ts), so the server's event loop never waits on the GPU.
  */
-export const openRealPipeline: OpenPipeline = async ({ model: modelFlag, maxInferenceBatch: batch }) => {
+export const openRealPipeline: OpenPipeline = async (
+  { model: modelFlag, maxInferenceBatch: batch, ...mem },
+) => {
   const model = modelFlag ?? Deno.env.get("COGVIEW2_MODEL");
   if (model) {
     log(`model: ${resolve(model)}`);
-    return await WorkerPipeline.open({ modelDir: resolve(model), maxInferenceBatch: batch, log });
+    return await WorkerPipeline.open({ modelDir: resolve(model), maxInferenceBatch: batch, log, ...mem });
   }
   const dir = await ensureDemoModel({ log });
   log("=".repeat(100));
@@ -82,7 +128,7 @@ export const openRealPipeline: OpenPipeline = async ({ model: modelFlag, maxInfe
   log("Its images are NOISE. For real images convert the official CogView2 weights with `deno task convert`");
   log("and start with --model DIR (see the README).");
   log("=".repeat(100));
-  return await WorkerPipeline.open({ modelDir: dir, demo: true, maxInferenceBatch: batch, log });
+  return await WorkerPipeline.open({ modelDir: dir, demo: true, maxInferenceBatch: batch, log, ...mem });
 };
 
 type Flags = Record<string, string | boolean | undefined>;
@@ -108,8 +154,13 @@ async function serve(flags: Flags, openPipeline: OpenPipeline): Promise<void> {
     );
   }
   const extraHosts = ((flags["allow-host"] as string | undefined) ?? "").split(",").filter((h) => h.trim());
+  const mem = memoryOptions(flags);
   // Flags are checked before the (slow) model load.
-  const pipeline = await openPipeline({ model: flags.model as string | undefined, maxInferenceBatch: batch });
+  const pipeline = await openPipeline({
+    model: flags.model as string | undefined,
+    maxInferenceBatch: batch,
+    ...mem,
+  });
   const app = createApp({ pipeline, maxQueue, outDir, log, token, hosts: allowedHosts(host, extraHosts) });
   const server = await startServer(app, { port, host });
   exitOnSignals(server, { graceMs, log });
@@ -138,7 +189,12 @@ async function generate(prompt: string | undefined, flags: Flags, openPipeline: 
     throw new Error(`Flag --format must be png or jpeg (got '${format}')`);
   }
   const seedFlag = intFlag(flags.seed as string | undefined, "seed", -1);
-  const pipeline = await openPipeline({ model: flags.model as string | undefined, maxInferenceBatch: batch });
+  const mem = memoryOptions(flags);
+  const pipeline = await openPipeline({
+    model: flags.model as string | undefined,
+    maxInferenceBatch: batch,
+    ...mem,
+  });
   const info = pipeline.info();
   const request: GenerateRequest = {
     prompt: prompt.trim(),
@@ -198,6 +254,8 @@ export async function main(args: string[], openPipeline: OpenPipeline = openReal
       "max-queue": { type: "string" },
       grace: { type: "string" },
       batch: { type: "string" },
+      residency: { type: "string" },
+      "gpu-memory": { type: "string" },
       style: { type: "string" },
       n: { type: "string", short: "n" },
       seed: { type: "string" },

@@ -262,9 +262,12 @@ export class CogLM {
     return m;
   }
 
-  release(): void {
+  /** Frees the weights now and the cluster table once its load settles (await it to see the pool without both). */
+  release(): Promise<void> {
     releaseTransformer(this.weights);
-    this.#clusters?.then((t) => t.tensor.release());
+    const c = this.#clusters;
+    this.#clusters = null;
+    return c ? c.then((t) => t.tensor.release(), () => {}) : Promise.resolve();
   }
 
   /** The image tokens' cluster labels (config clusters.file, cluster_label.npy) on the GPU, loaded once. */

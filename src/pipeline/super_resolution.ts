@@ -41,6 +41,8 @@ export interface SuperResolutionOptions {
    * the COGVIEW2_SR_RESIDENT_BYTES environment variable.
    */
   maxResidentBytes?: number;
+  /** Load the DSR model (and the iterative-SR one when both stay resident) now (default true); else on first use. */
+  preload?: boolean;
 }
 
 /** Where the stage's models come from: a converted model directory (load) or explicit sources (fromSources). */
@@ -124,6 +126,7 @@ export class SuperResolution {
     const budget = options.maxResidentBytes ?? defaultResidentBytes();
     const [a, b] = await Promise.all([sr.#weightBytes("dsr"), sr.#weightBytes("itersr")]);
     sr.resident = a + b <= budget;
+    if (options.preload === false) return sr;
     await sr.dsrModel();
     if (sr.resident) await sr.itersrModel();
     return sr;
@@ -176,6 +179,23 @@ export class SuperResolution {
     if (this.#clusters) return this.#clusters;
     this.#clusters = clusterTable(this.ctx, await this.sources.clusterLabels(), this.sources.numClusters);
     return this.#clusters;
+  }
+
+  /** Whether a model is on the GPU now. */
+  loaded(name: "dsr" | "itersr"): boolean {
+    return (name === "dsr" ? this.#dsr : this.#itersr) !== null;
+  }
+
+  /** Frees one model's weights (DSR's with the cluster table its sampler reads); it loads again on next use. */
+  unload(name: "dsr" | "itersr"): void {
+    if (name === "dsr") {
+      this.#dsr?.release();
+      this.#clusters?.tensor.release();
+      this.#dsr = this.#clusters = null;
+    } else {
+      this.#itersr?.release();
+      this.#itersr = null;
+    }
   }
 
   /** Frees both models and the cluster table. */
@@ -250,6 +270,8 @@ export class SuperResolution {
   async iterativeSr(
     o: IterativeSrOptions & {
       decode?: SrDecode;
+      /** Run only the first `rounds` LoPAR rounds (benchmarks: round 1 re-predicts the most cells); default all. */
+      rounds?: number;
       /** Called with each round's model input (tests, conformance). */
       onRoundInput?: (round: number, sample: number, tokens: Int32Array) => void;
     },
@@ -261,7 +283,8 @@ export class SuperResolution {
     if (o.inputMask && o.inputMask.length !== g.s1) throw new Error(`inputMask must have ${g.s1} entries`);
     const out: Int32Array[] = [];
     const chunks = Math.ceil(o.highres.length / this.maxBatch);
-    const steps = chunks * LOPAR_ROUNDS;
+    const nRounds = Math.min(o.rounds ?? LOPAR_ROUNDS, LOPAR_ROUNDS);
+    const steps = chunks * nRounds;
     const roundMasks = Array.from(
       { length: LOPAR_ROUNDS },
       (_, r) => loparRoundMask(g.highSide, r + 1, o.inputMask),
@@ -269,7 +292,7 @@ export class SuperResolution {
     for (let c = 0; c < chunks; c++) {
       const cur = o.highres.slice(c * this.maxBatch, (c + 1) * this.maxBatch).map((x) => Int32Array.from(x));
       const B = cur.length;
-      for (let r = 1; r <= LOPAR_ROUNDS; r++) {
+      for (let r = 1; r <= nRounds; r++) {
         throwIfAborted(o.signal);
         const m = roundMasks[r - 1];
         const tokens = new Int32Array(B * L), pos = new Int32Array(B * L);
@@ -311,7 +334,7 @@ export class SuperResolution {
             cur[b][row - b * L - T] = got[k];
           });
         }
-        o.onStep?.(c * LOPAR_ROUNDS + r, steps);
+        o.onStep?.(c * nRounds + r, steps);
       }
       out.push(...cur);
     }

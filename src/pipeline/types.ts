@@ -58,6 +58,22 @@ export interface MemoryReport {
   peak_bytes: number;
   /** Per stage name: the highest pool bytes seen while that stage ran (any job so far). */
   stage_peak_bytes: Record<string, number>;
+  /** Stage residency in use: "all" models resident, or only the running "stage"'s (src/pipeline/residency.ts). */
+  residency?: "all" | "stage";
+  /** Models whose weights are on the GPU now. */
+  resident_models?: string[];
+  /** The configured GPU memory budget (--gpu-memory), or null. */
+  gpu_memory_bytes?: number | null;
+  /**
+   * The admission estimate of a job at the configured CogLM batch: its peak and per model stage (weights resident
+   * then + the stage's bytes above them), and whether those come from earlier jobs ("measured") or a formula.
+   */
+  estimate?: {
+    batch: number;
+    peak_bytes: number;
+    stage_peak_bytes: Record<string, number>;
+    sources: Record<string, string>;
+  };
 }
 
 export interface EncodedImage {

@@ -13,6 +13,8 @@ import type {
   ResultImage,
 } from "./types.ts";
 import { PipelineError } from "./types.ts";
+import type { MemoryReport } from "./types.ts";
+import type { ResidencySetting } from "./residency.ts";
 
 export interface WorkerPipelineOptions {
   /** A converted model directory; the worker opens it with Text2ImagePipeline.open. */
@@ -20,6 +22,10 @@ export interface WorkerPipelineOptions {
   demo?: boolean;
   maxInferenceBatch?: number;
   maxImages?: number;
+  /** Stage residency and the GPU memory budget (src/pipeline/residency.ts). */
+  residency?: ResidencySetting;
+  gpuMemoryBytes?: number | null;
+  gpuMemorySource?: string;
   log?: (msg: string) => void;
 }
 
@@ -27,6 +33,8 @@ export interface WorkerPipelineOptions {
 export type FromWorker =
   | { type: "log"; msg: string }
   | { type: "opened"; info: PipelineInfo }
+  /** The pool accounting after the model opened and after each job (what memory() answers). */
+  | { type: "memory"; report: MemoryReport | null }
   | { type: "event"; id: number; event: PipelineEvent }
   | { type: "result"; id: number; images: ResultImage[] }
   | { type: "failed"; id: number; error: { message: string; status?: 400 | 503; abort?: boolean } };
@@ -56,6 +64,7 @@ export class WorkerPipeline implements Pipeline {
    * synchronously between its submissions instead (src/models/cancel.ts); the message still serves idle waits.
    */
   readonly #cancel = new Int32Array(new SharedArrayBuffer(4));
+  #memory: MemoryReport | null = null;
 
   private constructor(worker: Worker) {
     this.#worker = worker;
@@ -70,6 +79,7 @@ export class WorkerPipeline implements Pipeline {
       worker.onmessage = (e: MessageEvent<FromWorker>) => {
         const m = e.data;
         if (m.type === "log") log(m.msg);
+        else if (m.type === "memory") p.#memory = m.report;
         else if (m.type === "opened") {
           p.#info = m.info;
           resolve();
@@ -98,6 +108,11 @@ export class WorkerPipeline implements Pipeline {
 
   info(): PipelineInfo {
     return this.#info;
+  }
+
+  /** The worker's last pool report (sent after the model opened and after each job). */
+  memory(): MemoryReport | null {
+    return this.#memory;
   }
 
   validate(request: GenerateRequest | CompletionRequest): Promise<void> {
@@ -153,7 +168,7 @@ export class WorkerPipeline implements Pipeline {
   }
 
   #onMessage(m: FromWorker): void {
-    if (m.type === "log" || m.type === "opened") return;
+    if (m.type === "log" || m.type === "opened" || m.type === "memory") return;
     const call = this.#calls.get(m.id);
     if (!call) return;
     if (m.type === "event") return call.emit?.(m.event);

@@ -57,6 +57,7 @@ scope.onmessage = async (e) => {
       console.error(gpuLine(ctx.gpu));
       log(`GPU: ${describeGpu(ctx.gpu)}`);
       pipeline = await Text2ImagePipeline.open({ ctx, ...m.options, log });
+      post({ type: "memory", report: pipeline.memory() });
       post({ type: "opened", info: pipeline.info() });
     } catch (err) {
       post(failure(0, err));
@@ -79,8 +80,10 @@ scope.onmessage = async (e) => {
       const images = m.kind === "generate"
         ? await pipeline!.generate(m.request as GenerateRequest, emit, runSignal(ac, m.id))
         : await pipeline!.complete(m.request as CompletionRequest, emit, runSignal(ac, m.id));
+      post({ type: "memory", report: pipeline!.memory() }); // before the result: a caller then sees this job's
       post({ type: "result", id: m.id, images });
     } catch (err) {
+      post({ type: "memory", report: pipeline!.memory() });
       post(failure(m.id, err));
     } finally {
       aborts.delete(m.id);

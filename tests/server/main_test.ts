@@ -47,6 +47,16 @@ Deno.test("main.ts: --help, unknown commands and bad flags exit 1 with a clear m
       ["tests/server/_main_fake.ts", "generate", "a cat", "-n", "9"],
       /Flag --n must be an integer between 1 and 8/,
     ],
+    // Memory settings, checked before the model loads.
+    [
+      ["main.ts", "serve", "--residency", "some"],
+      /Flag --residency must be stage, all or auto \(got 'some'\)/,
+    ],
+    [
+      ["main.ts", "generate", "x", "--gpu-memory", "lots"],
+      /Flag --gpu-memory must be a GPU memory budget in GiB/,
+    ],
+    [["main.ts", "generate", "x", "--gpu-memory", "0"], /Flag --gpu-memory must be .* > 0/],
   ];
   for (const [args, re] of cases) {
     const r = await run(args);
@@ -54,6 +64,11 @@ Deno.test("main.ts: --help, unknown commands and bad flags exit 1 with a clear m
     nodeAssert.match(r.stderr, re, args.join(" "));
     nodeAssert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace for a user error");
   }
+  const env = await run(["main.ts", "generate", "x"], { env: { COGVIEW2_RESIDENCY: "half" } });
+  nodeAssert.equal(env.code, 1);
+  nodeAssert.match(env.stderr, /COGVIEW2_RESIDENCY must be stage, all or auto \(got 'half'\)/);
+  const envG = await run(["main.ts", "generate", "x"], { env: { COGVIEW2_GPU_MEMORY: "16GB" } });
+  nodeAssert.match(envG.stderr, /COGVIEW2_GPU_MEMORY must be a GPU memory budget in GiB/);
 });
 
 Deno.test("main.ts: without WebGPU the error says what to install", async () => {
