@@ -2,7 +2,7 @@
 // adapter, prints a table (or, with --json, one JSON array of {name, params, value, unit}) and writes out/bench.json.
 // --model: a converted model directory for the coglm and sr suites instead of converting tests/testdata.
 // --shape published [--layers N] [--batch 1|4|8] [--sr-layers N] [--tokens N] [--weights f16|int8]
-// [--residency all|stage] [--stages all|coglm]: instead of the suites, the published architecture with random weights made on the GPU,
+// [--residency all|stage] [--stages all|coglm] [--vq-side N] [--lopar-rounds N]: instead of the suites, the published architecture with random weights made on the GPU,
 // every stage once, peak GPU bytes per stage and extrapolated to full depth (tools/bench/published.ts).
 // --compare-backends: the suites (default matmul, coglm, sr, e2e) on wgpu and on Dawn, side by side
 // (tools/bench/compare.ts).
@@ -75,6 +75,8 @@ const published = shape === "published"
     weights: choiceFlag("--weights", ["f16", "int8"] as const),
     residency: choiceFlag("--residency", ["all", "stage"] as const),
     stages: choiceFlag("--stages", ["all", "coglm"] as const),
+    vqSide: intFlag("--vq-side", (n) => n >= 4 && n <= 60 && 60 % n === 0, "a divisor of 60 from 4 to 60"),
+    loparRounds: intFlag("--lopar-rounds", (n) => n >= 1 && n <= 6, "1 to 6 LoPAR rounds"),
   }
   : null;
 

@@ -21,6 +21,7 @@ import { LOPAR_ROUNDS, loparRoundMask } from "../../src/geometry/sr.ts";
 import { clusterTable } from "../../src/models/sampling.ts";
 import { getRecipe } from "../../src/sampling/recipes.ts";
 import { SuperResolution } from "../../src/pipeline/super_resolution.ts";
+import { ModelSlotHolder, ResidentModels } from "../../src/pipeline/residency.ts";
 import { matmul } from "../../src/kernels/matmul.ts";
 import { fillUniform } from "../../src/kernels/fill.ts";
 import { icetkShapes } from "./vqvae.ts";
@@ -49,6 +50,13 @@ export interface PublishedOptions {
   residency?: "all" | "stage";
   /** "coglm": stop after the CogLM stage (its memory and tokens/s without the long SR stages); default "all". */
   stages?: "all" | "coglm";
+  /**
+   * VQ-VAE decode grid (default 60: 480×480). Below 60 the stage runs at side×side codes and its 60×60 peak is
+   * extrapolated (activations scale with the pixels), the formula printed: the full decode took minutes on lavapipe.
+   */
+  vqSide?: number;
+  /** LoPAR rounds run (default all 6). The peak is round 1's (it re-predicts the most cells); seconds then cover fewer rounds. */
+  loparRounds?: number;
 }
 
 /** Pool bytes of one transformer layer's tensors as loaded (layer 0 of `src`, the pool's size classes). */
@@ -233,6 +241,7 @@ export async function runPublished(
   const srLayers = Math.min(o.srLayers ?? SR_LAYERS_DEFAULT, o.layers ?? Infinity);
   const n = o.tokens;
   const weights = o.weights ?? "f16", residency = o.residency ?? "stage";
+  const vqSide = o.vqSide ?? 60, rounds = Math.min(o.loparRounds ?? LOPAR_ROUNDS, LOPAR_ROUNDS);
   const peak = await adapterPeak(ctx);
   log(
     `# published shapes: CogLM ${layers}×3072×48 heads (vocab ${VOCAB}), DSR/iterative SR ${srLayers}×${SR_HIDDEN}×${SR_HEADS} ` +
@@ -273,7 +282,17 @@ export async function runPublished(
           r.wall.toFixed(2)
         } s`,
     );
-    const params = { stage: r.stage, batch: B, layers, sr_layers: srLayers, tokens: n, weights, residency };
+    const params = {
+      stage: r.stage,
+      batch: B,
+      layers,
+      sr_layers: srLayers,
+      tokens: n,
+      weights,
+      residency,
+      ...(r.stage === "vqvae" && vqSide !== 60 ? { vq_side: vqSide } : {}),
+      ...(r.stage === "itersr" && rounds < LOPAR_ROUNDS ? { lopar_rounds: rounds } : {}),
+    };
     report({ name: "published_stage_seconds", params, value: r.wall, unit: "s" });
     if (r.gpu !== null) report({ name: "published_stage_gpu_seconds", params, value: r.gpu, unit: "s" });
     report({ name: "published_stage_tflops", params, value: tflops, unit: "TFLOP/s" });
@@ -356,13 +375,58 @@ export async function runPublished(
     dtype: weights,
   });
   const labels = Int32Array.from({ length: IMAGE_TOKENS }, (_, i) => (i * 7919) % 500);
-  const coglm = CogLM.fromWeights(
-    ctx,
-    dims,
-    await loadTransformer(ctx, coglmSrc, dims),
-    IMAGE_TOKENS,
-    clusterTable(ctx, labels, 500),
-  );
+  // The models load and unload through the pipeline's residency (src/pipeline/residency.ts), as serve runs them.
+  const srShapes = (plus: boolean) =>
+    satTransformerShapes(
+      { ...dims, numLayers: srLayers, hidden: SR_HIDDEN, heads: SR_HEADS, headDim: 64, inner: 4 * SR_HIDDEN },
+      { plus, extraPositions: 3600 },
+    );
+  const dsrSrc = randomWeightSource(ctx, srShapes(true), { origin: "random DSR", seed: 2, dtype: weights });
+  const itSrc = randomWeightSource(ctx, srShapes(false), {
+    origin: "random iterative SR",
+    seed: 3,
+    dtype: weights,
+  });
+  const sr = await SuperResolution.fromSources(ctx, {
+    dsr: srConfig(srLayers, [96, 496, 4096], "DsrModel"),
+    itersr: srConfig(srLayers, [16, 3616], "ItersrModel"),
+    imageTokens: IMAGE_TOKENS,
+    boi: BOI,
+    numClusters: 500,
+    weights: (name) => Promise.resolve(name === "dsr" ? dsrSrc : itSrc),
+    clusterLabels: () => Promise.resolve(labels),
+  }, { preload: false, maxResidentBytes: Infinity });
+  const vqSrc = randomWeightSource(ctx, icetkShapes({ c: 128, hidden: 256, d: 256, n: IMAGE_TOKENS }), {
+    origin: "random icetk VQ-VAE",
+    seed: 4,
+    dtype: "f16",
+  });
+  const slots = {
+    coglm: new ModelSlotHolder(
+      "coglm",
+      ctx,
+      async () =>
+        CogLM.fromWeights(
+          ctx,
+          dims,
+          await loadTransformer(ctx, coglmSrc, dims),
+          IMAGE_TOKENS,
+          clusterTable(ctx, labels, 500),
+        ),
+      (m) => m.release(),
+    ),
+    dsr: new ModelSlotHolder("dsr", ctx, () => sr.dsrModel(), () => sr.unload("dsr")),
+    itersr: new ModelSlotHolder("itersr", ctx, () => sr.itersrModel(), () => sr.unload("itersr")),
+    vqvae: new ModelSlotHolder(
+      "vqvae",
+      ctx,
+      () => Vqvae.fromWeights(ctx, vqSrc, { compressRate: 8 }),
+      (m) => m.release(),
+    ),
+  };
+  const models = new ResidentModels(ctx, residency, slots, log);
+  await models.enter("coglm");
+  const coglm = await slots.coglm.get();
   await ctx.sync();
   log(
     `# CogLM built in ${((performance.now() - tl) / 1000).toFixed(1)} s (${
@@ -388,49 +452,25 @@ export async function runPublished(
       },
     ),
   );
-  if (residency === "stage") {
-    coglm.release();
-    ctx.trim();
-  }
   if (o.stages === "coglm") {
-    if (residency === "all") coglm.release();
-    ctx.trim();
+    await models.unloadAll();
     return finish("CogLM only (--stages coglm)");
   }
   const lowres = codes.map((c) =>
     Int32Array.from({ length: 400 }, (_, i) => i < c.length ? c[i] : (i * 37) % IMAGE_TOKENS)
   );
 
-  // ---- DSR and iterative SR (both resident, as serve keeps them when they fit)
+  // ---- DSR and iterative SR (by stage: CogLM leaves the GPU first; all: on top of it)
   const ts = performance.now();
-  const srShapes = (plus: boolean) =>
-    satTransformerShapes(
-      { ...dims, numLayers: srLayers, hidden: SR_HIDDEN, heads: SR_HEADS, headDim: 64, inner: 4 * SR_HIDDEN },
-      { plus, extraPositions: 3600 },
-    );
-  const dsrSrc = randomWeightSource(ctx, srShapes(true), { origin: "random DSR", seed: 2, dtype: weights });
-  const itSrc = randomWeightSource(ctx, srShapes(false), {
-    origin: "random iterative SR",
-    seed: 3,
-    dtype: weights,
-  });
   // DSR's layer 0 tensors include its attention_plus mixin's layer 0 entries.
   perLayer.dsr.bytes = layerBytes(ctx, dsrSrc, "transformer.layers.0.") +
     layerBytes(ctx, dsrSrc, "mixins.attention_plus.query_key_value.0.") +
     layerBytes(ctx, dsrSrc, "mixins.attention_plus.dense.0.");
   perLayer.itersr.bytes = layerBytes(ctx, itSrc, "transformer.layers.0.");
-  const sr = await SuperResolution.fromSources(ctx, {
-    dsr: srConfig(srLayers, [96, 496, 4096], "DsrModel"),
-    itersr: srConfig(srLayers, [16, 3616], "ItersrModel"),
-    imageTokens: IMAGE_TOKENS,
-    boi: BOI,
-    numClusters: 500,
-    weights: (name) => Promise.resolve(name === "dsr" ? dsrSrc : itSrc),
-    clusterLabels: () => Promise.resolve(labels),
-  }, { maxResidentBytes: residency === "all" ? Infinity : 0 });
+  await models.enter("dsr");
   await ctx.sync();
   log(
-    `# SR models built in ${((performance.now() - ts) / 1000).toFixed(1)} s (${
+    `# DSR built in ${((performance.now() - ts) / 1000).toFixed(1)} s (${
       (ctx.poolBytes / 2 ** 30).toFixed(2)
     } GiB pool)`,
   );
@@ -445,43 +485,64 @@ export async function runPublished(
     }),
   );
   let itWork: Work = { flops: 0, bytes: 0 };
-  for (let r = 1; r <= LOPAR_ROUNDS; r++) {
+  for (let r = 1; r <= rounds; r++) {
     const rows = loparRoundMask(60, r).reduce((s: number, v) => s + v, 0);
     const w = srWork(srLayers, 3616, B, 45 + 16, rows, false);
     itWork = { flops: itWork.flops + w.flops, bytes: itWork.bytes + w.bytes };
   }
+  await models.enter("itersr");
+  if (rounds < LOPAR_ROUNDS) {
+    log(
+      `# iterative SR: ${rounds} of ${LOPAR_ROUNDS} LoPAR rounds (--lopar-rounds; round 1 predicts the most cells)`,
+    );
+  }
   emit(
     await measure(ctx, "itersr", itWork, async () => {
-      high = await sr.iterativeSr({ textIds: srText, highres: high, seed: 1 });
+      high = await sr.iterativeSr({ textIds: srText, highres: high, seed: 1, rounds });
     }),
   );
-  if (residency === "stage") {
-    sr.release();
-    ctx.trim();
-  }
 
-  // ---- VQ-VAE decode, 60×60 codes → 480×480 per image
-  const vqSrc = randomWeightSource(ctx, icetkShapes({ c: 128, hidden: 256, d: 256, n: IMAGE_TOKENS }), {
-    origin: "random icetk VQ-VAE",
-    seed: 4,
-    dtype: "f16",
-  });
-  const vq = await Vqvae.fromWeights(ctx, vqSrc, { compressRate: 8 });
-  emit(
-    await measure(
-      ctx,
-      "vqvae",
-      { flops: B * vq.decodeFlops(60), bytes: B * vq.decodeBytes(60) },
-      async () => {
-        for (const h of high) await vq.decode(h, 60);
-      },
-    ),
+  // ---- VQ-VAE decode, side×side codes → 8·side pixels per image (60: 480×480)
+  const side = vqSide;
+  await models.enter("vqvae");
+  const vq = await slots.vqvae.get();
+  const start = ctx.poolBytes;
+  const codes60 = high.map((h) => side === 60 ? h : h.subarray(0, side * side));
+  const vqResult = await measure(
+    ctx,
+    "vqvae",
+    { flops: B * vq.decodeFlops(side), bytes: B * vq.decodeBytes(side) },
+    async () => {
+      for (const h of codes60) await vq.decode(h, side);
+    },
   );
-  vq.release();
-  if (residency === "all") {
-    sr.release();
-    coglm.release();
+  if (side !== 60) {
+    // Activations scale with the decoder's pixels: peak(60) = start + (peak(side) − start)·(60/side)².
+    const f = (60 / side) ** 2;
+    const peak60 = start + (vqResult.peak - start) * f;
+    log(
+      `# vqvae at ${side}×${side} codes: peak ${(vqResult.peak / 2 ** 30).toFixed(3)} GiB, stage start ` +
+        `${
+          (start / 2 ** 30).toFixed(3)
+        } GiB; at 60×60 (extrapolated, not measured): start + (peak − start) × ` +
+        `(60/${side})² = ${(start / 2 ** 30).toFixed(3)} + ${
+          ((vqResult.peak - start) / 2 ** 30).toFixed(3)
+        } × ` +
+        `${f.toFixed(2)} = ${
+          (peak60 / 2 ** 30).toFixed(3)
+        } GiB (the mid attention's scores grow with pixels², but ` +
+        `run in query-row blocks under one binding)`,
+    );
+    report({
+      name: "published_vqvae_peak_extrapolated_bytes",
+      params: { batch: B, weights, residency, side },
+      value: peak60,
+      unit: "B",
+    });
+    vqResult.peak = peak60;
   }
+  emit(vqResult);
+  await models.unloadAll();
   ctx.trim();
   finish("the whole pipeline");
 }
