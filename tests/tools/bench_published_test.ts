@@ -25,6 +25,10 @@ Deno.test("bench --shape: unknown shapes and bad --batch/--layers/--tokens are n
   assert.match(r.err, /--layers 0: expected a depth from 1 to 48/);
   r = await bench("--shape", "published", "--tokens", "x");
   assert.match(r.err, /--tokens x: expected 2 to 400 CogLM tokens/);
+  r = await bench("--shape", "published", "--vq-side", "7");
+  assert.match(r.err, /--vq-side 7: expected a divisor of 60 from 4 to 60/);
+  r = await bench("--shape", "published", "--lopar-rounds", "9");
+  assert.match(r.err, /--lopar-rounds 9: expected 1 to 6 LoPAR rounds/);
 });
 
 Deno.test("published work counts: CogLM decode FLOPs/bytes by hand; SR scales with layers and batch", () => {
