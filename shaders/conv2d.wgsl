@@ -7,13 +7,16 @@
 // KS (kernel size) and STRIDE are substituted constants. DIRECT: register-tiled schedule for CPU adapters.
 #include "common.wgsl"
 
+// Row bands (src/kernels/conv2d.ts, maps above the max storage binding): X may hold only stored rows [r, r + h) of
+// each channel and O/R only output rows [s, s + oh); x_off = −r·w and out_off = −s·ow (·cout channels-last) place
+// absolute rows into them (u32 arithmetic wraps, so the negative offsets are exact).
 struct Params {
-  cin: u32, h: u32, w: u32,       // stored input [cin, h, w]
-  lh: u32, lw: u32,               // logical input size (2h/2w when UPSAMPLE, else h/w)
-  cout: u32, oh: u32, ow: u32,
+  cin: u32, h: u32, w: u32,       // X is [cin, h, w]: h stored rows per channel
+  lh: u32, lw: u32,               // logical input size (2·stored height/width when UPSAMPLE)
+  cout: u32, oh: u32, ow: u32,    // O is [cout, oh, ow]: oh output rows per channel
   ks: u32, stride: u32, pad: u32,
   x_off: u32, out_off: u32,
-  oh0: u32, oh1: u32,             // output rows [oh0, oh1) of this launch (row-split launches)
+  oh0: u32, oh1: u32,             // output rows [oh0, oh1) of this launch (absolute)
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> X: array<f32>;

@@ -9,6 +9,7 @@
 struct Params {
   cin: u32, h: u32, w: u32, lh: u32, lw: u32, ow: u32, ks: u32, stride: u32, pad: u32, up: u32,
   p0: u32, np: u32, kc: u32, steps: u32, groups: u32, total: u32,
+  x_off: u32, // element of stored row 0 of channel 0 (wraps: X may hold a row band, h its rows)
 }
 @group(0) @binding(0) var<uniform> P: Params;
 
@@ -20,7 +21,7 @@ fn tap(ci: u32, ky: u32, kx: u32, y0: i32, x0: i32) -> f32 {
   let iy = y0 + i32(ky);
   let ix = x0 + i32(kx);
   if (iy >= 0 && ix >= 0 && iy < i32(P.lh) && ix < i32(P.lw)) {
-    return X[ci * P.h * P.w + (u32(iy) >> P.up) * P.w + (u32(ix) >> P.up)];
+    return X[P.x_off + ci * P.h * P.w + (u32(iy) >> P.up) * P.w + (u32(ix) >> P.up)];
   }
   return 0.0;
 }

@@ -3,7 +3,10 @@
 // Defines: W_F16 (gamma/beta packed f16), SILU (fused x·sigmoid(x) after the affine). Biased variance, as PyTorch.
 #include "common.wgsl"
 
-struct Params { c: u32, hw: u32, groups: u32, eps: f32 }
+// A map above the max storage binding is normalised in pieces (src/kernels/group_norm.ts): `stats` over groups
+// [g0, g0 + workgroups) bound from element x_off; `main` over elements [e0, e0 + ne) of the map, X and O bound from
+// x_off and o_off (whole maps: all 0, ne = c·hw).
+struct Params { c: u32, hw: u32, groups: u32, eps: f32, x_off: u32, o_off: u32, g0: u32, e0: u32, ne: u32 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 #if STATS
@@ -26,9 +29,9 @@ fn reduce_sum(li: u32, v: f32) -> f32 {
 // One workgroup per group.
 @compute @workgroup_size(256)
 fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let g = wg.x;
+  let g = P.g0 + wg.x;
   let n = (P.c / P.groups) * P.hw;
-  let base = g * n;
+  let base = P.x_off + wg.x * n;
   var s = 0.0;
   for (var i = li; i < n; i += 256u) { s += X[base + i]; }
   let mean = reduce_sum(li, s) / f32(n);
@@ -61,13 +64,13 @@ fn beta(c: u32) -> f32 { return B[c]; }
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= P.c * P.hw) { return; }
-  let c = i / P.hw;
+  if (i >= P.ne) { return; }
+  let c = (P.e0 + i) / P.hw;
   let g = c / (P.c / P.groups);
-  var y = (X[i] - S[2u * g]) * S[2u * g + 1u] * gamma(c) + beta(c);
+  var y = (X[P.x_off + i] - S[2u * g]) * S[2u * g + 1u] * gamma(c) + beta(c);
 #if SILU
   y = silu(y);
 #endif
-  O[i] = y;
+  O[P.o_off + i] = y;
 }
 #endif

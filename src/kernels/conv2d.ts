@@ -60,12 +60,15 @@ export function conv2dSchedule(
   o: { cin: number; cout: number; ks: number; channelsLast?: boolean; variant?: Conv2dOptions["variant"] },
 ): NonNullable<Conv2dOptions["variant"]> {
   const K = o.cin * o.ks * o.ks;
-  const windowsOk = o.cout > 4 && !o.channelsLast && windowsApplies({ K, ldw: K, wOff: 0, f16: false });
+  // The packed im2col of the smallest pixel block (64) must fit one storage binding (lowered limits, wide K).
+  const windowsOk = o.cout > 4 && !o.channelsLast && windowsApplies({ K, ldw: K, wOff: 0, f16: false }) &&
+    packedLayout(planWindows(o.cout, 64, K, false), 64).words * 4 <= ctx.maxBinding;
   const variant = o.variant ?? (ctx.gpu.isFallback ? (windowsOk ? "windows" : "direct") : "tiled");
   check(
     variant !== "windows" || windowsOk,
     "conv2d",
-    `the windows schedule needs cout > 4, NCHW output and cin·ks² a multiple of 8 (${K})`,
+    `the windows schedule needs cout > 4, NCHW output, cin·ks² a multiple of 8 (${K}) and a packed block of 64 ` +
+      `pixels within the max storage binding`,
   );
   return variant;
 }
@@ -105,16 +108,168 @@ export function conv2d(ctx: GpuContext, x: Tensor, weight: Tensor, o: Conv2dOpti
   if (o.resid) {
     check(o.resid.size === out.size, "conv2d", `resid [${o.resid.shape}] differs from the output size`);
   }
-  const small = cout <= 4;
   const variant = conv2dSchedule(ctx, { cin, cout, ks, channelsLast: o.channelsLast, variant: o.variant });
-  if (variant === "windows") {
-    return convWindows(ctx, x, weight, out, { ...o, cin, cout, ks, lh, lw, oh, ow, stride, pad });
+  const g: ConvGeometry = { cin, cout, ks, lh, lw, oh, ow, stride, pad, variant };
+  const fits = (t?: Tensor) => !t || t.byteLength <= ctx.maxBinding;
+  if (fits(x) && fits(out) && fits(o.resid)) {
+    convLaunch(ctx, x, weight, out, o.resid, o, g, {
+      xRow0: 0,
+      xRows: o.h,
+      r0: 0,
+      r1: oh,
+      outRow0: 0,
+      outRows: oh,
+    });
+    return out;
   }
-  const direct = !small && variant === "direct";
+  return convBands(ctx, x, weight, out, o, g);
+}
+
+/** Sizes every launch of one convolution shares. */
+interface ConvGeometry {
+  cin: number;
+  cout: number;
+  ks: number;
+  lh: number;
+  lw: number;
+  oh: number;
+  ow: number;
+  stride: number;
+  pad: number;
+  variant: NonNullable<Conv2dOptions["variant"]>;
+}
+
+/**
+ * Which rows the tensors of one launch hold (all of them for a whole map; a row band when the maps exceed the max
+ * storage binding): x holds stored input rows [xRow0, xRow0 + xRows) of every channel (channel stride xRows·w), out
+ * and resid hold output rows [outRow0, outRow0 + outRows) (channel stride outRows·ow; channels-last: those pixel
+ * rows), and the launch computes output rows [r0, r1).
+ */
+interface Band {
+  xRow0: number;
+  xRows: number;
+  r0: number;
+  r1: number;
+  outRow0: number;
+  outRows: number;
+}
+
+/**
+ * A convolution whose input, output or residual map exceeds the max storage binding: output row bands, each with its
+ * input rows (the halo the kernel reaches above and below the band) gathered channel by channel into a bound band
+ * tensor, the band's output (and residual) in band tensors scattered back / gathered channel by channel. Copies are
+ * not bindings, so only the band tensors must fit; every output value is computed exactly as in one launch.
+ */
+function convBands(
+  ctx: GpuContext,
+  x: Tensor,
+  weight: Tensor,
+  out: Tensor,
+  o: Conv2dOptions,
+  g: ConvGeometry,
+): Tensor {
+  const lim = ctx.maxBinding;
+  const { cin, cout, ks, oh, ow, stride, pad } = g;
+  const up = o.upsample ? 1 : 0;
+  check(
+    weight.byteLength <= lim && (!o.bias || o.bias.byteLength <= lim),
+    "conv2d",
+    `weight [${weight.shape}] (${weight.byteLength} bytes) exceeds the max storage binding (${lim} bytes)`,
+  );
+  // Stored input rows output rows [r0, r1) read: logical rows r·stride − pad + [0, ks), clipped to the image.
+  const xRange = (r0: number, r1: number): [number, number] => {
+    const l0 = Math.max(0, r0 * stride - pad), l1 = Math.min(g.lh, (r1 - 1) * stride - pad + ks);
+    if (l1 <= l0) return [0, 1]; // the band reads only padding: bind one row, never read
+    return [l0 >> up, ((l1 - 1) >> up) + 1];
+  };
+  const xWhole = x.byteLength <= lim;
+  const outWhole = out.byteLength <= lim && (!o.resid || o.resid.byteLength <= lim);
+  const maxXRows = (rb: number) => {
+    let m = 0;
+    for (let r0 = 0; r0 < oh; r0 += rb) {
+      const [a, b] = xRange(r0, Math.min(oh, r0 + rb));
+      m = Math.max(m, b - a);
+    }
+    return m;
+  };
+  const bandFits = (rb: number) =>
+    (xWhole || cin * maxXRows(rb) * o.w * 4 <= lim) && (outWhole || cout * rb * ow * 4 <= lim);
+  let rb = oh;
+  while (rb > 1 && !bandFits(rb)) rb = Math.min(rb - 1, Math.ceil(rb * 0.9));
+  check(
+    bandFits(rb),
+    "conv2d",
+    `one output row (${cout}x${ow}) with its ${ks} input rows (${cin}x${o.w}) exceeds the max storage binding ` +
+      `(${lim} bytes)`,
+  );
+  const xb = xWhole ? null : ctx.empty([cin * maxXRows(rb) * o.w], "f32");
+  const ob = outWhole ? null : ctx.empty([cout * rb * ow], "f32");
+  const rt = outWhole || !o.resid ? null : ctx.empty([cout * rb * ow], "f32");
+  // Copies `rows` rows of each of `planes` planes: from plane stride sp (row s0) to plane stride dp (row d0).
+  const rowsCopy = (
+    src: Tensor,
+    dst: Tensor,
+    planes: number,
+    width: number,
+    rows: number,
+    sp: number,
+    s0: number,
+    dp: number,
+    d0: number,
+  ) => {
+    const bytes = rows * width * 4;
+    for (let c = 0; c < planes; c++) {
+      ctx.copy(
+        { buffer: src.buffer, offset: src.byteOffset + (c * sp + s0) * width * 4, size: bytes },
+        { buffer: dst.buffer, offset: dst.byteOffset + (c * dp + d0) * width * 4, size: bytes },
+        bytes,
+      );
+    }
+  };
+  // Channels-last maps are one plane of pixel rows of cout values.
+  const [oPlanes, oWidth] = o.channelsLast ? [1, ow * cout] : [cout, ow];
+  for (let r0 = 0; r0 < oh; r0 += rb) {
+    const r1 = Math.min(oh, r0 + rb), n = r1 - r0;
+    let xt = x, xRow0 = 0, xRows = o.h;
+    if (xb) {
+      [xRow0, xRows] = (([a, b]) => [a, b - a])(xRange(r0, r1));
+      rowsCopy(x, xb, cin, o.w, xRows, o.h, xRow0, xRows, 0);
+      xt = xb;
+    }
+    if (!ob) {
+      convLaunch(ctx, xt, weight, out, o.resid, o, g, { xRow0, xRows, r0, r1, outRow0: 0, outRows: oh });
+      continue;
+    }
+    if (rt) rowsCopy(o.resid!, rt, oPlanes, oWidth, n, oh, r0, n, 0);
+    convLaunch(ctx, xt, weight, ob, rt ?? undefined, o, g, { xRow0, xRows, r0, r1, outRow0: r0, outRows: n });
+    rowsCopy(ob, out, oPlanes, oWidth, n, n, 0, oh, r0);
+  }
+  [xb, ob, rt].forEach((t) => t?.release());
+  return out;
+}
+
+/** Records the convolution of output rows [band.r0, band.r1) with the schedule `g.variant`. */
+function convLaunch(
+  ctx: GpuContext,
+  x: Tensor,
+  weight: Tensor,
+  out: Tensor,
+  resid: Tensor | undefined,
+  o: Conv2dOptions,
+  g: ConvGeometry,
+  band: Band,
+): void {
+  const { cin, cout, ks, lh, lw, ow, stride, pad } = g;
+  if (g.variant === "windows") {
+    convWindows(ctx, x, weight, out, resid, o, g, band);
+    return;
+  }
+  const small = cout <= 4;
+  const direct = !small && g.variant === "direct";
   const defines = {
     W_F16: weight.dtype === "f16",
     BIAS: !!o.bias,
-    RESID: !!o.resid,
+    RESID: !!resid,
     UPSAMPLE: !!o.upsample,
     CHANNELS_LAST: !!o.channelsLast,
     SMALL_COUT: small,
@@ -123,7 +278,7 @@ export function conv2d(ctx: GpuContext, x: Tensor, weight: Tensor, o: Conv2dOpti
     KS: ks,
     STRIDE: stride,
   };
-  const bindings = ["read", "read", ...(o.bias ? ["read"] : []), ...(o.resid ? ["read"] : []), "write"] as (
+  const bindings = ["read", "read", ...(o.bias ? ["read"] : []), ...(resid ? ["read"] : []), "write"] as (
     | "read"
     | "write"
   )[];
@@ -133,11 +288,30 @@ export function conv2d(ctx: GpuContext, x: Tensor, weight: Tensor, o: Conv2dOpti
     defines,
     bindings,
   });
-  const bufs = [x, weight, ...(o.bias ? [o.bias] : []), ...(o.resid ? [o.resid] : []), out];
-  const step = o.rowsPerLaunch ?? oh;
-  for (let r0 = 0; r0 < oh; r0 += step) {
-    const r1 = Math.min(oh, r0 + step);
-    const params = [cin, o.h, o.w, lh, lw, cout, oh, ow, ks, stride, pad, 0, 0, r0, r1];
+  const bufs = [x, weight, ...(o.bias ? [o.bias] : []), ...(resid ? [resid] : []), out];
+  // Element offsets that place absolute rows into the band tensors (negative: u32 arithmetic wraps in the shader).
+  const xOff = -band.xRow0 * o.w;
+  const outOff = -band.outRow0 * ow * (o.channelsLast ? cout : 1);
+  const step = o.rowsPerLaunch ?? band.r1 - band.r0;
+  for (let r0 = band.r0; r0 < band.r1; r0 += step) {
+    const r1 = Math.min(band.r1, r0 + step);
+    const params = [
+      cin,
+      band.xRows,
+      o.w,
+      lh,
+      lw,
+      cout,
+      band.outRows,
+      ow,
+      ks,
+      stride,
+      pad,
+      xOff,
+      outOff,
+      r0,
+      r1,
+    ];
     const np = (r1 - r0) * ow;
     const groups: [number, number, number] = small
       ? grid1d(np, 256)
@@ -146,7 +320,6 @@ export function conv2d(ctx: GpuContext, x: Tensor, weight: Tensor, o: Conv2dOpti
       : [Math.ceil(np / 64), Math.ceil(cout / 64), 1];
     ctx.dispatch(k, params, bufs, groups);
   }
-  return out;
 }
 
 /** Weights as f32 [cout, K] (the windows matmul's A operand): f32 weights as they are, f16 converted once. */
@@ -182,25 +355,20 @@ function convWindows(
   x: Tensor,
   weight: Tensor,
   out: Tensor,
-  o: Conv2dOptions & {
-    cin: number;
-    cout: number;
-    ks: number;
-    lh: number;
-    lw: number;
-    oh: number;
-    ow: number;
-    stride: number;
-    pad: number;
-  },
-): Tensor {
-  const K = o.cin * o.ks * o.ks, P = o.oh * o.ow;
+  resid: Tensor | undefined,
+  o: Conv2dOptions,
+  g: ConvGeometry,
+  band: Band,
+): void {
+  const K = g.cin * g.ks * g.ks;
   const a = weightsF32(ctx, weight);
   // Pixels per block: the packed im2col (bound as storage while it is written) within 32 MiB and the max binding.
   const fits = (np: number) =>
-    packedLayout(planWindows(o.cout, np, K, false), np).words * 4 <= ctx.maxBinding;
+    packedLayout(planWindows(g.cout, np, K, false), np).words * 4 <= ctx.maxBinding;
+  const pEnd = band.r1 * g.ow, pBase = band.outRow0 * g.ow, ldc = band.outRows * g.ow;
+  const P = pEnd - band.r0 * g.ow;
   let block = o.rowsPerLaunch
-    ? o.rowsPerLaunch * o.ow
+    ? o.rowsPerLaunch * g.ow
     : Math.min(P, Math.max(64, Math.floor(Math.min(PACK_WORDS, ctx.maxBinding / 4) / K / 64) * 64));
   while (block > 64 && !fits(block)) block = Math.max(64, block - 64 * Math.ceil(block / 64 / 8));
   check(
@@ -214,36 +382,36 @@ function convWindows(
     entry: "im2col_pack",
     bindings: ["read", "write"],
   });
-  for (let p0 = 0; p0 < P; p0 += block) {
-    const np = Math.min(block, P - p0);
-    const pl = planWindows(o.cout, np, K, false);
+  for (let p0 = band.r0 * g.ow; p0 < pEnd; p0 += block) {
+    const np = Math.min(block, pEnd - p0);
+    const pl = planWindows(g.cout, np, K, false);
     const { groups, chunkWords, words } = packedLayout(pl, np);
     const total = pl.chunks * chunkWords;
     const packed = ctx.empty([words], "f32");
-    const params = [o.cin, o.h, o.w, o.lh, o.lw, o.ow, o.ks, o.stride, o.pad, o.upsample ? 1 : 0];
+    const params = [g.cin, band.xRows, o.w, g.lh, g.lw, g.ow, g.ks, g.stride, g.pad, o.upsample ? 1 : 0];
     const grid = [Math.ceil((groups * 8) / 64), pl.steps, pl.chunks];
-    ctx.dispatch(k, [...params, p0, np, pl.kc, pl.steps, groups, total], [x, packed], grid);
+    const xOff = -band.xRow0 * o.w; // absolute stored rows into the band tensor (u32 wrap in the shader)
+    ctx.dispatch(k, [...params, p0, np, pl.kc, pl.steps, groups, total, xOff], [x, packed], grid);
     matmulWindows(ctx, a, null, out, {
-      M: o.cout,
+      M: g.cout,
       N: np,
       K,
       lda: K,
       aOff: 0,
       ldw: K,
       wOff: 0,
-      ldc: P,
-      cOff: p0,
+      ldc,
+      cOff: p0 - pBase,
       alpha: 1,
       bias: o.bias,
       biasOff: 0,
       biasRow: true,
       gelu: false,
-      resid: o.resid,
-      rOff: p0,
-      ldr: P,
+      resid,
+      rOff: p0 - pBase,
+      ldr: ldc,
       packed,
     });
     packed.release();
   }
-  return out;
 }

@@ -34,7 +34,7 @@ export function groupNorm(
     "gamma/beta must be both f16 or both f32",
   );
   const hw = x.size / c;
-  const params = [c, hw, groups, f32(o.eps ?? 1e-6)];
+  const eps = f32(o.eps ?? 1e-6);
   const stats = ctx.empty([groups, 2], "f32");
   const ks = ctx.kernel({
     name: "group_norm_stats",
@@ -43,15 +43,52 @@ export function groupNorm(
     defines: { STATS: 1 },
     bindings: ["read", "write"],
   });
-  ctx.dispatch(ks, params, [x, stats], [groups, 1, 1]);
   const out = o.out ?? ctx.empty(x.shape, "f32");
+  check(out.size === x.size, "groupNorm", `out [${out.shape}] differs from the input [${x.shape}]`);
   const k = ctx.kernel({
     name: "group_norm",
     shader: "group_norm.wgsl",
     defines: { W_F16: gamma.dtype === "f16", SILU: !!o.silu },
     bindings: ["read", "read", "read", "read", "write"],
   });
-  ctx.dispatch(k, params, [x, stats, gamma, beta, out], grid1d(x.size, 256));
+  if (x.byteLength <= ctx.maxBinding && out.byteLength <= ctx.maxBinding) {
+    ctx.dispatch(ks, [c, hw, groups, eps, 0, 0, 0, 0, 0], [x, stats], [groups, 1, 1]);
+    ctx.dispatch(
+      k,
+      [c, hw, groups, eps, 0, 0, 0, 0, x.size],
+      [x, stats, gamma, beta, out],
+      grid1d(x.size, 256),
+    );
+    stats.release();
+    return out;
+  }
+  // A map above the max storage binding: statistics over blocks of whole groups (a group is contiguous), the
+  // normalisation over element pieces, each bound as an aligned view of x and of out.
+  const n = (c / groups) * hw;
+  const span = Math.floor(ctx.maxBinding / 4) - ctx.gpu.limits.minStorageBufferOffsetAlignment / 4;
+  const gb = Math.floor(span / n);
+  check(
+    gb >= 1,
+    "groupNorm",
+    `one group (${
+      c / groups
+    } channels x ${hw} pixels) exceeds the max storage binding (${ctx.maxBinding} bytes)`,
+  );
+  for (let g0 = 0; g0 < groups; g0 += gb) {
+    const g1 = Math.min(groups, g0 + gb);
+    const v = ctx.alignedView(x, g0 * n, g1 * n);
+    ctx.dispatch(ks, [c, hw, groups, eps, v.off, 0, g0, 0, 0], [v.t, stats], [g1 - g0, 1, 1]);
+  }
+  for (let e0 = 0; e0 < x.size; e0 += span) {
+    const ne = Math.min(span, x.size - e0);
+    const xv = ctx.alignedView(x, e0, e0 + ne), ov = ctx.alignedView(out, e0, e0 + ne);
+    ctx.dispatch(
+      k,
+      [c, hw, groups, eps, xv.off, ov.off, 0, e0, ne],
+      [xv.t, stats, gamma, beta, ov.t],
+      grid1d(ne, 256),
+    );
+  }
   stats.release();
   return out;
 }

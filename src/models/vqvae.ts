@@ -105,6 +105,27 @@ export class Vqvae {
   #codebook: Tensor | null = null;
   /** |e|² of each code, float32 (the quantizer's embed.pow(2).sum(1)), for the matmul search. */
   #ee: Float32Array | null = null;
+  /** The codebook as row blocks that each fit one storage binding (made once: the packed copies cache per block). */
+  #cbBlocks: { c0: number; n: number; t: Tensor; off: number }[] | null = null;
+  #codebookBlocks(): { c0: number; n: number; t: Tensor; off: number }[] {
+    if (this.#cbBlocks) return this.#cbBlocks;
+    const e = this.#codebook!, [n, d] = e.shape, ctx = this.ctx;
+    if (e.byteLength <= ctx.maxBinding) return this.#cbBlocks = [{ c0: 0, n, t: e, off: 0 }];
+    const eb = e.dtype === "f16" ? 2 : 4;
+    // Rows per block: one alignment of slack for the view's early start, a multiple of 16 rows.
+    const per =
+      Math.floor((ctx.maxBinding - ctx.gpu.limits.minStorageBufferOffsetAlignment) / (d * eb) / 16) * 16;
+    if (per < 1) {
+      throw new Error(`Vqvae: one block of 16 codebook rows (D=${d}) exceeds the max storage binding`);
+    }
+    this.#cbBlocks = [];
+    for (let c0 = 0; c0 < n; c0 += per) {
+      const nb = Math.min(per, n - c0);
+      const v = ctx.alignedView(e, c0 * d, (c0 + nb) * d);
+      this.#cbBlocks.push({ c0, n: nb, t: v.t, off: v.off });
+    }
+    return this.#cbBlocks;
+  }
   /** Pixels per code along one side (the compress rate). */
   readonly rate: number;
   /**
@@ -317,13 +338,16 @@ export class Vqvae {
     const ctx = this.ctx;
     const n = groupNorm(ctx, x, a.norm.g, a.norm.b, { c: a.c });
     const qT = conv2d(ctx, n, a.q.w, { h, w, bias: a.q.b, channelsLast: true });
-    const k = conv2d(ctx, n, a.k.w, { h, w, bias: a.k.b });
+    // k above one storage binding: channels-last, so the scores can bind it in blocks of keys (rows of kT).
+    const kT = a.c * h * w * 4 > ctx.maxBinding;
+    const k = conv2d(ctx, n, a.k.w, { h, w, bias: a.k.b, channelsLast: kT });
     const v = conv2d(ctx, n, a.v.w, { h, w, bias: a.v.b });
     n.release();
     const att = spatialAttention(ctx, qT, k, v, {
       c: a.c,
       n: h * w,
       maxScoreBytes: this.attentionMaxScoreBytes,
+      kT,
     });
     [qT, k, v].forEach((t) => t.release());
     const out = conv2d(ctx, att, a.proj.w, { h, w: w, bias: a.proj.b, resid: x });
@@ -557,16 +581,24 @@ export class Vqvae {
     };
     const block = Math.max(1, Math.min(np, Math.floor(this.ctx.maxBinding / (4 * n)), 1024));
     const f = Math.fround;
+    const cb = this.#codebookBlocks();
     for (let p0 = 0; p0 < np; p0 += block) {
       const rows = Math.min(block, np - p0);
-      const t = matmul(this.ctx, zeT, this.#codebook!, {
-        constantW: true,
-        M: rows,
-        N: n,
-        K: d,
-        aOff: p0 * d,
-        alpha: -2,
-      });
+      const t = this.ctx.empty([rows, n], "f32");
+      for (const b of cb) {
+        matmul(this.ctx, zeT, b.t, {
+          constantW: true,
+          M: rows,
+          N: b.n,
+          K: d,
+          aOff: p0 * d,
+          wOff: b.off,
+          alpha: -2,
+          ldc: n,
+          cOff: b.c0,
+          out: t,
+        });
+      }
       const m2dot = await this.ctx.readF32(t);
       t.release();
       for (let i = 0; i < rows; i++) {
@@ -661,6 +693,7 @@ export class Vqvae {
       this.#dec =
       this.#proj =
       this.#codebook =
+      this.#cbBlocks =
       this.#ee =
         null;
     this.#down = [];

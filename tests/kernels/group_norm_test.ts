@@ -1,3 +1,5 @@
+import assert from "node:assert/strict";
+import { GpuContext } from "../../src/gpu/context.ts";
 import { groupNorm } from "../../src/kernels/group_norm.ts";
 import { groupNormRef } from "../../src/reference/group_norm.ts";
 import { assertClose, randn, sharedContext } from "../_util.ts";
@@ -50,4 +52,37 @@ Deno.test("groupNorm rejects channels that are not a multiple of the groups", as
     throw new Error(`unexpected error: ${msg}`);
   }
   [tx, tg].forEach((t) => t.release());
+});
+
+Deno.test("groupNorm: a map above the max storage binding is normalised in group blocks and element pieces", async () => {
+  const shared = await sharedContext();
+  const limit = 16384;
+  const ctx = new GpuContext({
+    ...shared.gpu,
+    limits: { ...shared.gpu.limits, maxStorageBufferBindingSize: limit },
+  });
+  // Groups of 2018 and 1179 floats (below the limit's 4096), maps 16-30x the limit, pieces not on group edges.
+  for (const [c, groups, hw] of [[64, 32, 1009], [96, 32, 393]]) {
+    const x = randn(c * hw, c + hw, 2).map((v) => v + 3);
+    const g = randn(c, 1, 0.2).map((v) => v + 1), b = randn(c, 2, 0.1);
+    const tx = ctx.upload(x, [c, hw]), tg = ctx.upload(g, [c], "f16"), tb = ctx.upload(b, [c], "f16");
+    assert.ok(tx.byteLength > 8 * limit);
+    const gr = await ctx.readF32(tg), br = await ctx.readF32(tb);
+    const out = groupNorm(ctx, tx, tg, tb, { c, groups, silu: true });
+    assertClose(
+      `split groupNorm c=${c} hw=${hw}`,
+      await ctx.readF32(out),
+      groupNormRef(x, gr, br, { c, groups, silu: true }),
+      { atol: 2e-5, rtol: 1e-5 },
+    );
+    [tx, tg, tb, out].forEach((t) => t.release());
+  }
+  // A group that cannot fit one binding is refused by name.
+  const big = ctx.upload(new Float32Array(32 * 5000), [32, 5000]),
+    gg = ctx.upload(new Float32Array(32), [32]);
+  assert.throws(
+    () => groupNorm(ctx, big, gg, gg, { c: 32 }),
+    /groupNorm: one group \(1 channels x 5000 pixels\)/,
+  );
+  [big, gg].forEach((t) => t.release());
 });

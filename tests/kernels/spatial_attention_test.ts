@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { GpuContext } from "../../src/gpu/context.ts";
 import { attentionBlockRows, spatialAttention } from "../../src/kernels/spatial_attention.ts";
 import { conv2d } from "../../src/kernels/conv2d.ts";
 import { spatialAttentionRef } from "../../src/reference/spatial_attention.ts";
@@ -65,3 +66,27 @@ function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
   for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) t[j * rows + r] = x[r * cols + j];
   return t;
 }
+
+Deno.test("spatialAttention: q, k, v above the max storage binding (k channels-last, bound in key blocks)", async () => {
+  const shared = await sharedContext();
+  const limit = 16384;
+  const ctx = new GpuContext({
+    ...shared.gpu,
+    limits: { ...shared.gpu.limits, maxStorageBufferBindingSize: limit },
+  });
+  // c·n floats = 4-5x the limit's 4096: key blocks of 4032/c rows that do not divide n; query blocks of 16 rows.
+  for (const [c, n] of [[33, 607], [48, 401]]) {
+    const q = randn(c * n, 3 * c + n), k = randn(c * n, 3 * c + n + 1), v = randn(c * n, 3 * c + n + 2);
+    const qT = ctx.upload(transpose(q, c, n), [n, c]), kT = ctx.upload(transpose(k, c, n), [n, c]);
+    const tv = ctx.upload(v, [c, n]);
+    assert.ok(kT.byteLength > 4 * limit);
+    const out = spatialAttention(ctx, qT, kT, tv, { c, n, kT: true });
+    assertClose(
+      `spatialAttention kT c=${c} n=${n}`,
+      await ctx.readF32(out),
+      spatialAttentionRef(q, k, v, { c, n }),
+      { atol: 1e-5 * Math.sqrt(n + c) * 4, rtol: 1e-4 },
+    );
+    [qT, kT, tv, out].forEach((t) => t.release());
+  }
+});

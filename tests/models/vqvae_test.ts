@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import type { WeightInfo, WeightSource } from "../../src/formats/weights.ts";
 import { openTorchCheckpoint } from "../../src/formats/torch.ts";
+import { GpuContext } from "../../src/gpu/context.ts";
 import { f16BitsToF32, f32ToF16Bits } from "../../src/gpu/f16.ts";
 import { ICETK_MEAN, ICETK_STD, inferVqvaeArch, inferVqvaeConfig, Vqvae } from "../../src/models/vqvae.ts";
 import { conv2dRef } from "../../src/reference/conv2d.ts";
@@ -289,6 +290,45 @@ for (const dtype of ["f16", "f32"] as const) {
     }
   });
 }
+
+// Issue #14: every map above a lowered max storage binding. 160 KiB: the 32-channel maps of the 44x44 decode and the
+// 48x40 encode (245-248 KB), the f16 codebook (6000 x 16: 192 KB) and the image do not fit; one output row with its
+// input halo does, and so does the windows schedule's smallest packed block (139 KB). Conv row bands, group-norm
+// pieces, the codebook's row blocks in the matmul search, all against the CPU forward.
+Deno.test("vqvae: decode and encode at a 160 KiB max storage binding match the CPU forward", async () => {
+  const shared = await sharedContext();
+  const limit = 160 * 1024;
+  const ctx = new GpuContext({
+    ...shared.gpu,
+    limits: { ...shared.gpu.limits, maxStorageBufferBindingSize: limit },
+  });
+  const sizes = { c: 32, hidden: 32, d: 16, n: 6000 };
+  const dict = makeCheckpoint(31, sizes);
+  const src = source(dict, "f16");
+  const cpu = new CpuVqvae(dict);
+  const m = await Vqvae.fromWeights(ctx, src, { compressRate: 4 });
+  try {
+    const side = 11, r = rng(7);
+    assert.ok(sizes.c * (side * 4) ** 2 * 4 > limit && sizes.n * sizes.d * 2 > limit);
+    const codes = Int32Array.from({ length: side * side }, () => Math.floor(r() * sizes.n));
+    assertClose("decode at 160 KiB", await m.decode(codes, side), cpu.decode(codes, side, 0), {
+      atol: 2e-4,
+      rtol: 2e-4,
+    });
+    const h = 48, w = 40;
+    const img = Float32Array.from({ length: 3 * h * w }, () => r());
+    const enc = await m.encodeDetailed(img, h, w);
+    const ze = cpu.encodeZe(img, h, w, 1);
+    assertClose("z_e at 160 KiB", enc.ze, ze, { atol: 2e-4, rtol: 2e-4 });
+    const ref = vqSearchRef(ze, dict.get("quantize.embed.weight")!.data, { n: sizes.n, d: sizes.d });
+    for (let p = 0; p < ref.best.length; p++) {
+      const ok = enc.best[p] === ref.best[p] || (ref.gap[p] < 1e-3 && enc.best[p] === ref.second[p]);
+      assert.ok(ok, `position ${p}: code ${enc.best[p]}, CPU ${ref.best[p]} (gap ${ref.gap[p]})`);
+    }
+  } finally {
+    m.release();
+  }
+});
 
 Deno.test("vqvae: bad inputs and checkpoints give named errors", async () => {
   const ctx = await sharedContext();
