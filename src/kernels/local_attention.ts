@@ -184,6 +184,13 @@ export function plainRows(t: Tensor, o: { tokens: number; width?: number; firstT
   return { tensor: t, offset: (o.firstToken ?? 0) * width, rowStride: width, batchStride: o.tokens * width };
 }
 
+/** Rows of sequence `b` alone (`tokens` rows of `width` values) as an aligned view bound by itself (batch 1). */
+export function sequenceRows(ctx: GpuContext, r: Rows, b: number, tokens: number, width: number): Rows {
+  const start = r.offset + b * r.batchStride;
+  const v = ctx.alignedView(r.tensor, start, start + (tokens - 1) * r.rowStride + width);
+  return { tensor: v.t, offset: v.off, rowStride: r.rowStride, batchStride: tokens * r.rowStride };
+}
+
 export interface SrLocalAttentionOptions {
   batch: number;
   heads: number;
@@ -241,6 +248,41 @@ export function srLocalAttention(ctx: GpuContext, o: SrLocalAttentionOptions): T
       width: o.out.shape.length > 1 ? o.out.shape[o.out.shape.length - 1] : hidden,
     });
   checkRows("out", out, batch, S, hidden);
+  // Several sequences above one binding (batch >= 2 at published widths): one launch per sequence, each binding only
+  // its own rows (aligned views; a per-sequence text mask row copied out).
+  const all = [o.q, o.k, o.v, out, o.lowres?.k, o.lowres?.v, o.text?.k, o.text?.v];
+  if (batch > 1 && all.some((r) => r && r.tensor.byteLength > ctx.maxBinding)) {
+    const temps: Tensor[] = [];
+    const row = (t: Tensor | undefined, b: number, n: number) => {
+      if (!t || t.size === n) return t;
+      const r = ctx.empty([n]);
+      ctx.copy({ buffer: t.buffer, offset: t.byteOffset + b * n * 4, size: n * 4 }, r, n * 4);
+      temps.push(r);
+      return r;
+    };
+    for (let b = 0; b < batch; b++) {
+      const seq = (r: Rows, tokens: number) => sequenceRows(ctx, r, b, tokens, hidden);
+      const L2 = o.lowres ? o.lowres.side ** 2 : 0;
+      srLocalAttention(ctx, {
+        ...o,
+        batch: 1,
+        q: seq(o.q, S),
+        k: seq(o.k, S),
+        v: seq(o.v, S),
+        lowres: o.lowres && { ...o.lowres, k: seq(o.lowres.k, L2), v: seq(o.lowres.v, L2) },
+        text: o.text && {
+          ...o.text,
+          k: seq(o.text.k, o.text.length),
+          v: seq(o.text.v, o.text.length),
+          mask: row(o.text.mask, b, o.text.length),
+          logWeights: row(o.text.logWeights, b, o.text.length),
+        },
+        out: seq(out, S),
+      });
+    }
+    temps.forEach((t) => t.release());
+    return out.tensor;
+  }
   const inputs = [o.q.tensor, o.k.tensor, o.v.tensor];
   let k2: Rows = o.k, v2: Rows = o.v, side2 = 0, ksz2 = 0, mBat = 0, addScalar = 0;
   const extra: Tensor[] = [];

@@ -6,7 +6,7 @@ import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import type { WeightSource } from "../formats/weights.ts";
 import { flashAttention } from "../kernels/attention.ts";
-import type { Rows } from "../kernels/local_attention.ts";
+import { type Rows, sequenceRows } from "../kernels/local_attention.ts";
 import { matmul } from "../kernels/matmul.ts";
 import { softmax } from "../kernels/softmax.ts";
 import type { Steps } from "./cancel.ts";
@@ -126,62 +126,99 @@ export function maskedAttention(
   },
 ): void {
   const { s, heads, headDim: d, q, k, v, out } = o;
-  const view = (r: Rows) => ({ t: r.tensor, off: r.offset, ld: r.rowStride, bs: r.batchStride });
-  if ((o.path ?? (ctx.gpu.isFallback || d > 128 ? "matmul" : "flash")) === "flash") {
-    flashAttention(ctx, {
-      batch: o.batch,
-      heads,
-      headDim: d,
-      rows: s,
-      keys: s,
-      q: view(q),
-      k: view(k),
-      v: view(v),
-      out: view(out),
-      add: { t: o.add, ld: o.add.shape[0] === 1 ? 0 : s },
-    });
+  // Planes of several sequences above one binding (batch >= 2 at published widths): one sequence at a time.
+  if (o.batch > 1 && [q, k, v, out].some((r) => r.tensor.byteLength > ctx.maxBinding)) {
+    for (let b = 0; b < o.batch; b++) {
+      const seq = (r: Rows) => sequenceRows(ctx, r, b, s, heads * d);
+      maskedAttention(ctx, { ...o, batch: 1, q: seq(q), k: seq(k), v: seq(v), out: seq(out) });
+    }
     return;
   }
+  const view = (r: Rows, r0 = 0) => ({
+    t: r.tensor,
+    off: r.offset + r0 * r.rowStride,
+    ld: r.rowStride,
+    bs: r.batchStride,
+  });
+  // A [s, s] matrix (one head's scores, or the add rows) above one binding: query-row blocks of qb rows.
+  const qb = s * s * 4 <= ctx.maxBinding ? s : Math.max(1, Math.floor(ctx.maxBinding / (s * 4)));
+  const addRows = o.add.size / s;
+  // The add rows of a query block: copied out when add has a row per query (softmax reads add[r % addRows]).
+  const addBlock = qb < s && addRows > 1 ? ctx.empty([qb, s]) : null;
+  const addFor = (r0: number, m: number) => {
+    if (!addBlock) return o.add;
+    ctx.copy(
+      { buffer: o.add.buffer, offset: o.add.byteOffset + r0 * s * 4, size: m * s * 4 },
+      addBlock,
+      m * s * 4,
+    );
+    return addBlock;
+  };
+  if ((o.path ?? (ctx.gpu.isFallback || d > 128 ? "matmul" : "flash")) === "flash") {
+    for (let r0 = 0; r0 < s; r0 += qb) {
+      const m = Math.min(qb, s - r0);
+      flashAttention(ctx, {
+        batch: o.batch,
+        heads,
+        headDim: d,
+        rows: m,
+        keys: s,
+        q: view(q, r0),
+        k: view(k),
+        v: view(v),
+        out: view(out, r0),
+        add: { t: addFor(r0, m), ld: addRows === 1 ? 0 : s },
+      });
+    }
+    addBlock?.release();
+    return;
+  }
+  // Score matrices of as many heads as fit one binding (one head in query-row blocks when its [s, s] does not).
   const hb = Math.max(1, Math.min(heads, Math.floor(ctx.maxBinding / (s * s * 4))));
-  const scores = ctx.empty([hb * s, s]), probs = ctx.empty([hb * s, s]);
+  const scores = ctx.empty([hb * qb, s]), probs = ctx.empty([hb * qb, s]);
   for (let b = 0; b < o.batch; b++) {
     for (let h0 = 0; h0 < heads; h0 += hb) {
       const hn = Math.min(hb, heads - h0);
-      matmul(ctx, q.tensor, k.tensor, {
-        M: s,
-        N: s,
-        K: d,
-        transW: true,
-        batch: hn,
-        lda: q.rowStride,
-        ldw: k.rowStride,
-        aOff: q.offset + b * q.batchStride + h0 * d,
-        wOff: k.offset + b * k.batchStride + h0 * d,
-        aBatchStride: d,
-        wBatchStride: d,
-        alpha: 1 / Math.sqrt(d),
-        out: scores,
-      });
-      softmax(ctx, scores, { n: s, rows: hn * s, add: o.add, out: probs });
-      matmul(ctx, probs, v.tensor, {
-        M: s,
-        N: d,
-        K: s,
-        transW: false,
-        batch: hn,
-        aBatchStride: s * s,
-        ldw: v.rowStride,
-        wOff: v.offset + b * v.batchStride + h0 * d,
-        wBatchStride: d,
-        out: out.tensor,
-        cOff: out.offset + b * out.batchStride + h0 * d,
-        ldc: out.rowStride,
-        cBatchStride: d,
-      });
+      for (let r0 = 0; r0 < s; r0 += qb) {
+        const m = Math.min(qb, s - r0);
+        const add = addFor(r0, m);
+        matmul(ctx, q.tensor, k.tensor, {
+          M: m,
+          N: s,
+          K: d,
+          transW: true,
+          batch: hn,
+          lda: q.rowStride,
+          ldw: k.rowStride,
+          aOff: q.offset + b * q.batchStride + r0 * q.rowStride + h0 * d,
+          wOff: k.offset + b * k.batchStride + h0 * d,
+          aBatchStride: d,
+          wBatchStride: d,
+          alpha: 1 / Math.sqrt(d),
+          out: scores,
+        });
+        softmax(ctx, scores, { n: s, rows: hn * m, add, out: probs });
+        matmul(ctx, probs, v.tensor, {
+          M: m,
+          N: d,
+          K: s,
+          transW: false,
+          batch: hn,
+          aBatchStride: m * s,
+          ldw: v.rowStride,
+          wOff: v.offset + b * v.batchStride + h0 * d,
+          wBatchStride: d,
+          out: out.tensor,
+          cOff: out.offset + b * out.batchStride + r0 * out.rowStride + h0 * d,
+          ldc: out.rowStride,
+          cBatchStride: d,
+        });
+      }
     }
   }
   scores.release();
   probs.release();
+  addBlock?.release();
 }
 
 /**
