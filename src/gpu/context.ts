@@ -145,7 +145,7 @@ export class GpuContext {
     const align = this.gpu.limits.minStorageBufferOffsetAlignment;
     const byte = t.byteOffset + start * eb, base = Math.floor(byte / align) * align;
     const off = (byte - base) / eb;
-    return { t: new Tensor(t.buffer, [off + end - start], t.dtype, base), off };
+    return { t: t.view([off + end - start], base), off };
   }
 
   /**

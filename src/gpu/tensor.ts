@@ -67,6 +67,16 @@ export class Tensor {
   }
 
   /** A tensor of another shape over the same bytes (same element count). */
+  /**
+   * A view of `shape` at byte `byteOffset` of this tensor's buffer (an aligned row block, GpuContext.alignedView):
+   * same owner, so copies attached through it are released with the owner.
+   */
+  view(shape: readonly number[], byteOffset: number): Tensor {
+    const t = new Tensor(this.buffer, shape, this.dtype, byteOffset);
+    t.#root = this.#root;
+    return t;
+  }
+
   reshape(shape: readonly number[]): Tensor {
     const fixed = [...shape];
     const neg = fixed.indexOf(-1);

@@ -9,12 +9,15 @@ Deno.test("Tensor.attach: derived tensors are released with their owner (through
   const ctx = new GpuContext((await sharedContext()).gpu);
   const w = ctx.upload(new Float32Array(64 * 40).fill(1), [64, 40], "f32");
   const view = w.reshape([40, 64]);
-  const a = ctx.empty([100]), b = ctx.empty([200]);
+  // A row block bound on its own (alignedView: the VQ codebook's blocks get packed copies of their own).
+  const block = ctx.alignedView(view, 64 * 7 + 3, 64 * 20).t;
+  const a = ctx.empty([100]), b = ctx.empty([200]), c = ctx.empty([300]);
   w.attach(a);
   view.attach(b);
+  block.attach(c);
   const base = ctx.poolBytes;
   w.release();
-  nodeAssert.ok(a.released && b.released, "both derived tensors released with the owner");
+  nodeAssert.ok(a.released && b.released && c.released, "every derived tensor released with the owner");
   ctx.trim();
   nodeAssert.equal(ctx.poolBytes, 0, `nothing left after trim (was ${base})`);
 });
