@@ -2,6 +2,9 @@
 // one workgroup per row, two passes (mean, then centred variance). Defines: W_F16 (gamma/beta packed f16),
 // RESID (Ro = R + LN1(X): SAT's sandwich "third/fourth" LN fused with the residual add), POST (with RESID:
 // also Y = LN2(Ro), the next LayerNorm of the same row).
+#if SUBGROUPS
+enable subgroups;
+#endif
 #include "common.wgsl"
 #include "row_reduce.wgsl"
 
@@ -57,7 +60,7 @@ fn stats_x(li: u32, base: u32) -> vec2<f32> {
   return vec2<f32>(mean, 1.0 / sqrt(v + P.eps));
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
   let row = wg.x + wg.y * nwg.x;

@@ -1,8 +1,30 @@
-// Workgroup reductions for row kernels (one 64-invocation workgroup per row): every invocation passes its partial,
-// all get the total. Shared by layernorm.wgsl and softmax.wgsl; not a general reduction library.
+// Workgroup reductions for row kernels (one workgroup per row): every invocation passes its partial, all get the
+// total. Shared by layernorm.wgsl and softmax.wgsl; not a general reduction library. Three variants (the launcher
+// picks one per backend, src/kernels/choices.ts):
+//   default  64 invocations, a tree in workgroup memory;
+//   NARROW   8 invocations, the same tree (CPU adapters: one SIMD group, where a 64-wide workgroup's barriers are
+//            coroutine switches between its 8 SIMD groups);
+//   SUBGROUPS the workgroup is one subgroup of SG invocations (SG = the adapter's fixed subgroup size) and the
+//            reductions are subgroupMax / subgroupAdd: no workgroup memory, no barriers (the including shader starts
+//            with `enable subgroups;`).
 
+#if SUBGROUPS
+const WG: u32 = {{SG}}u;
+
+fn reduce_max(li: u32, v: f32) -> f32 {
+  return subgroupMax(v);
+}
+
+fn reduce_sum(li: u32, v: f32) -> f32 {
+  return subgroupAdd(v);
+}
+#else
+#if NARROW
+const WG: u32 = 8u;
+#else
 const WG: u32 = 64u;
-var<workgroup> red: array<f32, 64>;
+#endif
+var<workgroup> red: array<f32, WG>;
 
 fn reduce_max(li: u32, v: f32) -> f32 {
   red[li] = v;
@@ -27,3 +49,4 @@ fn reduce_sum(li: u32, v: f32) -> f32 {
   workgroupBarrier();
   return r;
 }
+#endif

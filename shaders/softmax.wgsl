@@ -4,6 +4,9 @@
 //   logprob O[2r] = logsumexp(X[r]), O[2r+1] = X[r, T[r]] − logsumexp (T: i32 targets; < 0 gives 0);
 //   argmax  I[o_off + r·o_stride] = first index of the row maximum (torch.argmax tie rule).
 // Rows start at x_off + r·ld. Not the attention softmax: attention.wgsl fuses its own.
+#if SUBGROUPS
+enable subgroups;
+#endif
 #include "common.wgsl"
 #include "row_reduce.wgsl"
 
@@ -62,7 +65,7 @@ fn argmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
   if (li == 0u) { I[P.o_off + r * P.o_stride] = i32(redi[0]); }
 }
 #elif LOGPROB
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn logprob(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) li: u32) {
   let r = row_index(wg, nwg);
@@ -81,7 +84,7 @@ fn logprob(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
   }
 }
 #else
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
   let r = row_index(wg, nwg);

@@ -11,7 +11,9 @@ try {
   console.log(gpuLine(gpu));
   console.log(describeGpu(gpu));
   console.log(
-    `subgroups ${gpu.hasSubgroups ? "yes" : "no"}; timestamps ${gpu.hasTimestamps ? "yes" : "no"}; ` +
+    `subgroups ${
+      gpu.hasSubgroups ? `yes${gpu.subgroupSize ? ` (size ${gpu.subgroupSize})` : ""}` : "no"
+    }; timestamps ${gpu.hasTimestamps ? "yes" : "no"}; ` +
       `uniform buffers per stage ${gpu.limits.maxUniformBuffersPerShaderStage}`,
   );
   closeGpu(gpu);

@@ -12,6 +12,11 @@ export interface Gpu {
   driver: string;
   /** `subgroups` is available and enabled on the device. */
   hasSubgroups: boolean;
+  /**
+   * The subgroup size when `subgroups` is enabled and the adapter's is fixed (subgroupMinSize = subgroupMaxSize,
+   * e.g. 8 on lavapipe): kernels may then make a workgroup exactly one subgroup. Null otherwise.
+   */
+  subgroupSize: number | null;
   /** Adapter description (e.g. "llvmpipe (LLVM 15.0.6, 256 bits)"). */
   name: string;
   /** True for software adapters such as Mesa's lavapipe. */
@@ -92,6 +97,11 @@ async function acquireFrom(name: BackendName, options: AcquireOptions): Promise<
   };
   const device = await adapter.requestDevice({ requiredFeatures: features, requiredLimits });
   const info = adapter.info;
+  const sgInfo = info as unknown as { subgroupMinSize?: number; subgroupMaxSize?: number };
+  const subgroupSize =
+    hasSubgroups && sgInfo.subgroupMinSize && sgInfo.subgroupMinSize === sgInfo.subgroupMaxSize
+      ? sgInfo.subgroupMinSize
+      : null;
   const adapterName = info?.description ||
     [info?.vendor, info?.architecture, info?.device].filter(Boolean).join(" ") ||
     "unknown adapter";
@@ -102,6 +112,7 @@ async function acquireFrom(name: BackendName, options: AcquireOptions): Promise<
     backend: name,
     driver: await b.driver(adapter),
     hasSubgroups,
+    subgroupSize,
     name: adapterName,
     isFallback: Boolean((info as unknown as { isFallbackAdapter?: boolean })?.isFallbackAdapter),
     hasF16,

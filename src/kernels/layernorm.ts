@@ -4,6 +4,7 @@
 import { f32, type GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
+import { type RowReduce, rowReduceDefines } from "./choices.ts";
 
 /** Affine parameters of one LayerNorm: weight (gamma) and bias (beta), both f16 or both f32, [n] each. */
 export interface LnParams {
@@ -32,7 +33,7 @@ export function layerNorm(
   ctx: GpuContext,
   x: Tensor,
   ln: LnParams,
-  o: { eps: number; out?: Tensor },
+  o: { eps: number; out?: Tensor; reduce?: RowReduce },
 ): Tensor {
   const n = x.shape[x.shape.length - 1];
   check(x.dtype === "f32", "layerNorm", `input must be f32, got ${x.dtype}`);
@@ -43,7 +44,7 @@ export function layerNorm(
   const k = ctx.kernel({
     name: "layernorm",
     shader: "layernorm.wgsl",
-    defines: { W_F16: ln.weight.dtype === "f16" },
+    defines: { W_F16: ln.weight.dtype === "f16", ...rowReduceDefines(ctx, o.reduce) },
     bindings: ["read", "read", "read", "write"],
   });
   ctx.dispatch(k, [n, rows, f32(o.eps)], [x, ln.weight, ln.bias, out], grid(rows));
@@ -59,7 +60,7 @@ export function layerNormResidual(
   x: Tensor,
   resid: Tensor,
   ln: LnParams,
-  o: { eps: number; residOut: Tensor; post?: LnParams; out?: Tensor },
+  o: { eps: number; residOut: Tensor; post?: LnParams; out?: Tensor; reduce?: RowReduce },
 ): { resid: Tensor; out?: Tensor } {
   const n = x.shape[x.shape.length - 1];
   const rows = x.size / n;
@@ -73,7 +74,7 @@ export function layerNormResidual(
     const k = ctx.kernel({
       name: "layernorm_resid_post",
       shader: "layernorm.wgsl",
-      defines: { W_F16: ln.weight.dtype === "f16", RESID: 1, POST: 1 },
+      defines: { W_F16: ln.weight.dtype === "f16", RESID: 1, POST: 1, ...rowReduceDefines(ctx, o.reduce) },
       bindings: ["read", "read", "read", "read", "read", "read", "write", "write"],
     });
     ctx.dispatch(
@@ -87,7 +88,7 @@ export function layerNormResidual(
   const k = ctx.kernel({
     name: "layernorm_resid",
     shader: "layernorm.wgsl",
-    defines: { W_F16: ln.weight.dtype === "f16", RESID: 1 },
+    defines: { W_F16: ln.weight.dtype === "f16", RESID: 1, ...rowReduceDefines(ctx, o.reduce) },
     bindings: ["read", "read", "read", "read", "write"],
   });
   ctx.dispatch(k, [n, rows, f32(o.eps)], [x, ln.weight, ln.bias, resid, o.residOut], grid(rows));

@@ -8,6 +8,7 @@ import { epilogueBindings, layoutParams, type MatmulLayout, matmulOutput } from 
 import { matmulWindows, planWindows, windowBudget, windowsApplies } from "./matmul_windows.ts";
 import { gemvRows, gemvRowsApplies } from "./gemv.ts";
 import { gemmF16Math, gemmTiles, gemmTilesApplies } from "./gemm.ts";
+import { cpuMatmulSchedule } from "./choices.ts";
 
 export interface MatmulOptions extends MatmulLayout {
   /** W is [N,K] (true: y = x·Wᵀ as nn.Linear) or [K,N]. Default true. */
@@ -173,7 +174,11 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
   const windowsOk = windowsApplies({ K, ldw, wOff, f16, group }) &&
     (o.constantW ? transW && (batch === 1 || wBs === 0) : transW || !f16);
   const auto = (o.variant ?? "auto") === "auto";
-  if (o.variant === "windows" || (auto && windowsOk && ctx.gpu.isFallback && (o.constantW || M >= 64))) {
+  // CPU adapters: the schedule this backend measured fastest for the shape class (src/kernels/choices.ts).
+  const cpuPick = ctx.gpu.isFallback ? cpuMatmulSchedule(ctx, M, K) : null;
+  if (
+    o.variant === "windows" || (auto && windowsOk && cpuPick === "windows" && (o.constantW || M >= 64))
+  ) {
     check(
       windowsOk,
       "matmul",
@@ -190,7 +195,7 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
   if (plan.variant === "ubo" && !uboOk) {
     plan = planMatmul(ctx, { M, N, K, batch, transW, f16: false, variant: "direct" });
   } else if (
-    plan.variant === "direct" && (o.variant ?? "auto") === "auto" && uboOk && M >= 32 && ctx.gpu.isFallback
+    plan.variant === "direct" && auto && uboOk && M >= 32 && cpuPick !== null && cpuPick !== "direct"
   ) {
     plan = planMatmul(ctx, { M, N, K, batch, transW, f16: false, variant: "ubo" });
   }

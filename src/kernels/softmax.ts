@@ -4,6 +4,7 @@
 import { f32, type GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
+import { type RowReduce, rowReduceDefines } from "./choices.ts";
 
 function grid(rows: number): [number, number, number] {
   if (rows <= 65535) return [rows, 1, 1];
@@ -38,7 +39,7 @@ function rowsOk(name: string, x: Tensor, v: RowView): number {
 export function softmax(
   ctx: GpuContext,
   x: Tensor,
-  o: RowView & { scale?: number; add?: Tensor; out?: Tensor },
+  o: RowView & { scale?: number; add?: Tensor; out?: Tensor; reduce?: RowReduce },
 ): Tensor {
   const ld = rowsOk("softmax", x, o);
   const out = o.out ?? ctx.empty([o.rows, o.n], "f32");
@@ -58,7 +59,7 @@ export function softmax(
   const k = ctx.kernel({
     name: o.add ? "softmax_add" : inPlace ? "softmax_in_place" : "softmax",
     shader: "softmax.wgsl",
-    defines: { ADD: !!o.add, IN_PLACE: inPlace },
+    defines: { ADD: !!o.add, IN_PLACE: inPlace, ...rowReduceDefines(ctx, o.reduce) },
     bindings: o.add ? ["read", "read", "write"] : inPlace ? ["write"] : ["read", "write"],
   });
   const params = [o.n, o.rows, ld, o.xOff ?? 0, aRows, f32(o.scale ?? 1), 0, 0];
@@ -70,7 +71,12 @@ export function softmax(
  * For each row r: out[2r] = logsumexp(x[r]), out[2r+1] = x[r, targets[r]] − logsumexp (0 where the target is < 0).
  * `targets` is i32 [rows].
  */
-export function logProb(ctx: GpuContext, x: Tensor, targets: Tensor, o: RowView & { out?: Tensor }): Tensor {
+export function logProb(
+  ctx: GpuContext,
+  x: Tensor,
+  targets: Tensor,
+  o: RowView & { out?: Tensor; reduce?: RowReduce },
+): Tensor {
   const ld = rowsOk("logProb", x, o);
   check(targets.dtype === "i32" && targets.size >= o.rows, "logProb", `targets must be i32 [${o.rows}]`);
   const out = o.out ?? ctx.empty([o.rows, 2], "f32");
@@ -78,7 +84,7 @@ export function logProb(ctx: GpuContext, x: Tensor, targets: Tensor, o: RowView 
     name: "logprob",
     shader: "softmax.wgsl",
     entry: "logprob",
-    defines: { LOGPROB: 1 },
+    defines: { LOGPROB: 1, ...rowReduceDefines(ctx, o.reduce) },
     bindings: ["read", "read", "write"],
   });
   ctx.dispatch(k, [o.n, o.rows, ld, o.xOff ?? 0, 1, f32(1), 0, 0], [x, targets, out], grid(o.rows));

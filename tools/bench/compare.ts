@@ -1,6 +1,7 @@
-// `deno task bench --compare-backends [--quick] [--only a,b] [--model DIR]`: the same suites (default matmul, coglm,
-// sr, e2e) once per WebGPU backend, each in its own process (`--gpu wgpu`, then `--gpu dawn`), printed side by side
-// with the dawn/wgpu ratio; out/bench_compare.json keeps both runs. A backend that cannot start is reported, not fatal.
+// `deno task bench --compare-backends [--quick] [--only a,b] [--model DIR]`: the same suites (default matmul,
+// choices, coglm, sr, e2e) once per WebGPU backend, each in its own process (`--gpu wgpu`, then `--gpu dawn`),
+// printed side by side with the dawn/wgpu ratio; out/bench_compare.json keeps both runs. A backend that cannot
+// start is reported, not fatal.
 // Without --model, the tiny test fixture set (tests/testdata/cogview2-tiny) is converted once and every suite that
 // takes a model (coglm, sr, e2e) runs on that converted model on both backends. Rows are split into two tables:
 // warm-up (first runs, which create the pipelines: Dawn's first compiles on Mesa 25 take tens of seconds) and steady
@@ -10,7 +11,7 @@ import { type BackendName, BACKENDS } from "../../src/gpu/backends.ts";
 import { convertFixtureSet } from "../../src/convert/fixture.ts";
 import type { BenchResult } from "./_types.ts";
 
-export const COMPARE_SUITES = ["matmul", "coglm", "sr", "e2e"];
+export const COMPARE_SUITES = ["matmul", "choices", "coglm", "sr", "e2e"];
 const MODEL_SUITES = new Set(["coglm", "sr", "e2e"]);
 const FIXTURE = new URL("../../tests/testdata/cogview2-tiny", import.meta.url).pathname;
 

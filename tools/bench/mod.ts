@@ -8,9 +8,11 @@ import { coglmSuite } from "./coglm.ts";
 import { srSuite } from "./sr.ts";
 import { e2eSuite } from "./e2e.ts";
 import { samplingSuite } from "./sampling.ts";
+import { choicesSuite } from "./choices.ts";
 
 export const suites: BenchSuite[] = [
   matmulSuite,
+  choicesSuite,
   localAttentionSuite,
   tokenizerSuite,
   vqvaeSuite,

@@ -1,0 +1,94 @@
+// Per-backend kernel choices: which variant of a kernel runs on which backend and adapter, decided by measurement
+// (`deno task bench --compare-backends`, recorded under bench/results/). One table, read by the launchers; tests
+// check each entry against the recorded figures (tests/kernels/choices_test.ts). Not a tuner: the figures are
+// measured by the bench and written here by hand.
+
+import type { GpuContext } from "../gpu/context.ts";
+
+/** How the row kernels (softmax, logProb, layerNorm) reduce a row (shaders/row_reduce.wgsl). */
+export type RowReduce = "subgroup" | "narrow" | "workgroup";
+
+/** The matmul shape classes whose schedule CPU adapters choose per backend. */
+export type CpuMatmulClass = "decode" | "narrowK" | "wideK";
+/**
+ * CPU adapters' matmul schedule per shape class: "windows" (src/kernels/matmul_windows.ts, where it applies),
+ * "ubo" (A in uniform windows, M >= 32), "direct" (storage register tiles; M <= 8: the split-K "gemv").
+ */
+export type CpuMatmulSchedule = "windows" | "ubo" | "direct";
+
+/** decode: M <= 8 rows (generation steps); narrowK: K <= 128 (the tiny fixture's widths, SR heads); wideK: the rest. */
+export function cpuMatmulClass(M: number, K: number): CpuMatmulClass {
+  return M <= 8 ? "decode" : K <= 128 ? "narrowK" : "wideK";
+}
+
+export interface BackendChoices {
+  /**
+   * "subgroup": one subgroup per row (subgroupAdd / subgroupMax, no barriers) where the device has `subgroups` with
+   * a fixed size (else "workgroup"); "narrow": 8 invocations and a tree in workgroup memory; "workgroup": 64
+   * invocations and the same tree.
+   */
+  rowReduce: RowReduce;
+  /** CPU adapters only (real GPUs take gemmTiles / gemvRows / tiled): the schedule per shape class. */
+  cpuMatmul: Record<CpuMatmulClass, CpuMatmulSchedule>;
+}
+
+/** The table, keyed by backend and adapter kind ("cpu": software adapters such as lavapipe; "gpu": the rest). */
+const WINDOWS: Record<CpuMatmulClass, CpuMatmulSchedule> = {
+  decode: "windows",
+  narrowK: "windows",
+  wideK: "windows",
+};
+/**
+ * Measured on lavapipe (bench/results/2026-12-04-lavapipe/compare_backends_choices_run{1,2}.*, best of 7 interleaved
+ * rounds, ms): wgpu (Mesa 22.3) row reductions narrow (layerNorm 4096x64: 5.3 / 10.2 vs workgroup 71.3 / 50.7);
+ * windows for every class (1024³ f16: 155 / 135 vs ubo 362 / 239). Dawn (Mesa 25.0.7): subgroup rows (layerNorm
+ * 4096x64: 2.4 / 3.0 vs narrow 12.8 / 11.6, workgroup 85.6 / 102.4); matmul windows for decode rows (24.2 / 11.0 vs
+ * gemv 52.0 / 22.8), ubo for the others (3600x192x64: 9.2 / 12.2 vs windows 10.2 / 11.7; 1024³: 175 / 256 vs
+ * windows 408 / 263): close on narrowK, ubo in sum. Real GPUs ("gpu" keys) were never measured here: they keep the
+ * 64-wide reductions (their matmuls do not use the CPU schedules).
+ */
+export const CHOICES: Record<string, BackendChoices> = {
+  "wgpu/cpu": { rowReduce: "narrow", cpuMatmul: WINDOWS },
+  "wgpu/gpu": { rowReduce: "workgroup", cpuMatmul: WINDOWS },
+  "dawn/cpu": {
+    rowReduce: "subgroup",
+    cpuMatmul: { decode: "windows", narrowK: "ubo", wideK: "ubo" },
+  },
+  "dawn/gpu": { rowReduce: "workgroup", cpuMatmul: WINDOWS },
+};
+
+export function choicesKey(ctx: GpuContext): string {
+  return `${ctx.gpu.backend}/${ctx.gpu.isFallback ? "cpu" : "gpu"}`;
+}
+
+export function choices(ctx: GpuContext): BackendChoices {
+  return CHOICES[choicesKey(ctx)];
+}
+
+/** The schedule CPU adapters prefer for an M x K matmul on this backend (src/kernels/matmul.ts applies it). */
+export function cpuMatmulSchedule(ctx: GpuContext, M: number, K: number): CpuMatmulSchedule {
+  return choices(ctx).cpuMatmul[cpuMatmulClass(M, K)];
+}
+
+/**
+ * The defines of a row kernel (shaders/row_reduce.wgsl): SUBGROUPS and the subgroup size SG when the table (or
+ * `force`, for tests and benchmarks) asks for subgroup reductions and the device can run them.
+ */
+export function rowReduceDefines(ctx: GpuContext, force?: RowReduce): Record<string, number> {
+  const want = force ?? choices(ctx).rowReduce;
+  const sg = ctx.gpu.subgroupSize;
+  if (want === "subgroup" && sg) return { SUBGROUPS: 1, SG: sg };
+  if (want === "narrow") return { NARROW: 1 };
+  if (force === "subgroup") {
+    throw new Error(
+      `subgroup row reductions need the subgroups feature with a fixed subgroup size (${ctx.gpu.name})`,
+    );
+  }
+  return {};
+}
+
+/** The reduction a row kernel would use on this context (tests, benchmarks). */
+export function rowReduceUsed(ctx: GpuContext, force?: RowReduce): RowReduce {
+  const d = rowReduceDefines(ctx, force);
+  return "SUBGROUPS" in d ? "subgroup" : "NARROW" in d ? "narrow" : "workgroup";
+}

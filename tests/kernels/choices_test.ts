@@ -1,0 +1,99 @@
+// The per-backend table (src/kernels/choices.ts) against the figures it was made from: the records
+// bench/results/2026-12-04-lavapipe/compare_backends_choices_run*.json (`deno task bench --compare-backends --only
+// choices --quick`, both backends on this machine's lavapipe, two runs at different moments of a shared box). Each
+// entry for a backend must be the variant those runs measured fastest in sum: per CPU matmul shape class the lowest
+// total ms over the runs, for the row reductions the lowest geometric mean over every shape and run.
+// And the launchers must follow the table: a context that reports another backend routes differently.
+import assert from "node:assert/strict";
+import { CHOICES, type CpuMatmulClass, type RowReduce } from "../../src/kernels/choices.ts";
+import { resolveMatmul } from "../../src/kernels/matmul.ts";
+import { GpuContext } from "../../src/gpu/context.ts";
+import type { BenchResult } from "../../tools/bench/_types.ts";
+import { MATMUL_SHAPES } from "../../tools/bench/choices.ts";
+import { sharedContext } from "../_util.ts";
+
+const DIR = new URL("../../bench/results/2026-12-04-lavapipe/", import.meta.url);
+
+interface Record {
+  runs: { backend: string; gpu: string; results: BenchResult[] }[];
+}
+
+const records: Record[] = [];
+for await (const e of Deno.readDir(DIR)) {
+  if (/^compare_backends_choices_run\d+\.json$/.test(e.name)) {
+    records.push(JSON.parse(await Deno.readTextFile(new URL(e.name, DIR))));
+  }
+}
+
+/** Every recorded result of one backend, over all runs. */
+function resultsOf(backend: string): BenchResult[] {
+  return records.flatMap((r) => r.runs.filter((x) => x.backend === backend).flatMap((x) => x.results));
+}
+
+Deno.test("the records hold both backends on a CPU adapter", () => {
+  assert.ok(records.length >= 1, "at least one record");
+  for (const rec of records) {
+    assert.deepEqual(rec.runs.map((r) => r.backend).sort(), ["dawn", "wgpu"]);
+    for (const run of rec.runs) {
+      assert.match(run.gpu, /llvmpipe/, `${run.backend} ran on lavapipe`);
+      assert.ok(run.results.length > 0, `${run.backend} has results`);
+    }
+  }
+});
+
+for (const backend of ["wgpu", "dawn"]) {
+  // All recorded on lavapipe, a CPU adapter.
+  const key = `${backend}/cpu`;
+  Deno.test(`${key}: each CPU matmul class takes the schedule measured fastest`, () => {
+    const table = CHOICES[key];
+    for (const cls of Object.keys(MATMUL_SHAPES) as CpuMatmulClass[]) {
+      const total = new Map<string, number>();
+      for (const r of resultsOf(backend)) {
+        if (r.name !== "cpu_matmul_ms" || r.params.class !== cls) continue;
+        const s = String(r.params.schedule);
+        total.set(s, (total.get(s) ?? 0) + r.value);
+      }
+      assert.ok(total.size >= 2, `${backend} ${cls}: at least two schedules recorded`);
+      const best = [...total].reduce((a, b) => (b[1] < a[1] ? b : a))[0];
+      assert.equal(
+        table.cpuMatmul[cls],
+        best,
+        `${backend} ${cls}: table says ${table.cpuMatmul[cls]}, the records sum to ` +
+          [...total].map(([k, v]) => `${k} ${v.toFixed(2)} ms`).join(", "),
+      );
+    }
+  });
+
+  Deno.test(`${key}: the row reduction is the one with the lowest geometric-mean time`, () => {
+    const byReduce = new Map<RowReduce, number[]>();
+    for (const r of resultsOf(backend)) {
+      if (r.name !== "row_reduce_ms") continue;
+      const k = r.params.reduce as RowReduce;
+      byReduce.set(k, [...(byReduce.get(k) ?? []), Math.log(r.value)]);
+    }
+    assert.ok(byReduce.size >= 2, `${backend}: at least two variants recorded`);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const best = [...byReduce].reduce((a, b) => (mean(b[1]) < mean(a[1]) ? b : a))[0];
+    assert.equal(
+      CHOICES[key].rowReduce,
+      best,
+      `${backend}: geometric means ${
+        [...byReduce].map(([k, v]) => `${k} ${Math.exp(mean(v)).toFixed(2)} ms`).join(", ")
+      }`,
+    );
+  });
+}
+
+Deno.test("resolveMatmul follows the table of the context's backend", async () => {
+  const base = await sharedContext();
+  if (!base.gpu.isFallback) return; // the CPU schedules apply to CPU adapters only
+  const [M, N, K] = MATMUL_SHAPES.narrowK;
+  for (const backend of ["wgpu", "dawn"] as const) {
+    const ctx = new GpuContext({ ...base.gpu, backend });
+    const a = ctx.empty([M, K]), w = ctx.empty([N, K], "f16");
+    const launch = resolveMatmul(ctx, a, w, { M, N, K, constantW: true });
+    const want = CHOICES[`${backend}/cpu`].cpuMatmul.narrowK;
+    assert.equal(launch.plan.variant, want, `${backend}: ${launch.name}`);
+    [a, w].forEach((t) => t.release());
+  }
+});

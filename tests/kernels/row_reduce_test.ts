@@ -1,0 +1,95 @@
+// Every row-reduction variant of shaders/row_reduce.wgsl (softmax, logProb, layerNorm, layerNormResidual) against
+// the CPU twins on odd sizes: "workgroup" (64 invocations) and "narrow" (8) everywhere, "subgroup" where the device
+// has the `subgroups` feature with a fixed size (Dawn: `deno task test-dawn`); the other backends list it as skipped.
+// The default variant of each backend (src/kernels/choices.ts) is also what softmax_test / layernorm_test run.
+import assert from "node:assert/strict";
+import { layerNorm, layerNormResidual } from "../../src/kernels/layernorm.ts";
+import { logProb, softmax } from "../../src/kernels/softmax.ts";
+import { type RowReduce, rowReduceUsed } from "../../src/kernels/choices.ts";
+import { layerNormRef, layerNormResidualRef } from "../../src/reference/layernorm.ts";
+import { logProbRef, softmaxRef } from "../../src/reference/softmax.ts";
+import { assertClose, randn, rng, sharedContext } from "../_util.ts";
+
+const ctx = await sharedContext();
+// [rows, n, std]: one element, widths below, at and above 8 and 64 lanes, a 20000-wide sampling row; std 100 makes
+// exp overflow unless the row maximum subtracted first is the true one (a wrong max is invisible at small values).
+const CASES: [number, number, number][] = [
+  [1, 1, 3],
+  [3, 7, 3],
+  [5, 37, 3],
+  [2, 129, 3],
+  [9, 771, 3],
+  [2, 20000, 3],
+  [3, 129, 100],
+  [2, 20000, 100],
+];
+
+for (const reduce of ["workgroup", "narrow", "subgroup"] as RowReduce[]) {
+  const ignore = reduce === "subgroup" && !ctx.gpu.subgroupSize;
+  Deno.test({
+    name: `row reductions (${reduce}${ignore ? ": no subgroups on this device" : ""}) match the CPU twins`,
+    ignore,
+    async fn() {
+      assert.equal(rowReduceUsed(ctx, reduce), reduce);
+      for (const [rows, n, std] of CASES) {
+        const x = randn(rows * n, rows * 13 + n, std).map((v) => v + 2);
+        const g = randn(n, 1, 0.2).map((v) => v + 1), b = randn(n, 2, 0.1), r = randn(rows * n, 3, 2);
+        const tx = ctx.upload(x, [rows, n]), tg = ctx.upload(g, [n]), tb = ctx.upload(b, [n]);
+        const tr = ctx.upload(r, [rows, n]);
+        // LayerNorm: f32 sums over <= 20000 O(1) values.
+        const ln = layerNorm(ctx, tx, { weight: tg, bias: tb }, { eps: 1e-5, reduce });
+        const tol = { atol: 5e-5, rtol: 1e-5 };
+        assertClose(
+          `layerNorm ${reduce} ${rows}x${n}`,
+          await ctx.readF32(ln),
+          layerNormRef(x, g, b, n, 1e-5),
+          tol,
+        );
+        const ro = ctx.empty([rows, n]);
+        const { out } = layerNormResidual(ctx, tx, tr, { weight: tg, bias: tb }, {
+          eps: 1e-5,
+          residOut: ro,
+          post: { weight: tg, bias: tb },
+          reduce,
+        });
+        const wantR = layerNormResidualRef(x, r, g, b, n, 1e-5);
+        assertClose(`layerNormResidual ${reduce} ${rows}x${n}`, await ctx.readF32(ro), wantR, tol);
+        assertClose(
+          `layerNormResidual+post ${reduce} ${rows}x${n}`,
+          await ctx.readF32(out!),
+          layerNormRef(wantR, g, b, n, 1e-5),
+          tol,
+        );
+        // Softmax with additive rows (mask / log-weights); probabilities in [0, 1].
+        const rr = rng(n);
+        const add = Float32Array.from({ length: 2 * n }, () => rr() < 0.3 ? -10000 : rr() < 0.5 ? 1.4 : 0);
+        add[0] = 0;
+        const ta = ctx.upload(add, [2, n]);
+        const sm = softmax(ctx, tx, { n, rows, scale: 0.7, add: ta, reduce });
+        assertClose(
+          `softmax ${reduce} ${rows}x${n}`,
+          await ctx.readF32(sm),
+          softmaxRef(x, n, { scale: 0.7, add }),
+          { atol: 1e-6, rtol: 1e-4 },
+        );
+        // logsumexp and the target's log-probability (row 0 without a target).
+        const targets = Int32Array.from(
+          { length: rows },
+          (_, i) => i === 0 && rows > 1 ? -1 : (i * 7919) % n,
+        );
+        const tt = ctx.upload(targets, [rows], "i32");
+        const lp = logProb(ctx, tx, tt, { n, rows, reduce });
+        assertClose(`logProb ${reduce} ${rows}x${n}`, await ctx.readF32(lp), logProbRef(x, n, targets), {
+          atol: 2e-5,
+          rtol: 1e-5,
+        });
+        [tx, tg, tb, tr, ln, ro, out!, ta, sm, tt, lp].forEach((t) => t.release());
+      }
+    },
+  });
+}
+
+Deno.test("asking for subgroup reductions without the feature names it", () => {
+  if (ctx.gpu.subgroupSize) return; // the device has them: nothing to refuse
+  assert.throws(() => rowReduceUsed(ctx, "subgroup"), /subgroups feature/);
+});

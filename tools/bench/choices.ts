@@ -1,0 +1,141 @@
+// The variants src/kernels/choices.ts chooses between, each timed on this backend: the row reductions of softmax and
+// layerNorm (workgroup / narrow / subgroup) and, on CPU adapters, the matmul schedules per shape class (windows /
+// ubo / direct, decode rows: windows / gemv). `bench --compare-backends --only choices` records both backends; the
+// table's entries are checked against that record (tests/kernels/choices_test.ts). Not a tuner.
+
+import type { GpuContext } from "../../src/gpu/context.ts";
+import type { Tensor } from "../../src/gpu/tensor.ts";
+import { layerNorm } from "../../src/kernels/layernorm.ts";
+import { softmax } from "../../src/kernels/softmax.ts";
+import { type CpuMatmulClass, cpuMatmulClass, type RowReduce } from "../../src/kernels/choices.ts";
+import { matmul, type MatmulOptions } from "../../src/kernels/matmul.ts";
+import type { BenchSuite } from "./_types.ts";
+
+/** Row shapes: SR/DSR hidden rows of the tiny model and published-width rows; logits and attention rows. */
+export const LN_SHAPES: [number, number][] = [[4096, 64], [4096, 1024], [8, 3072]];
+export const SOFTMAX_SHAPES: [number, number][] = [[3600, 400], [8, 20000], [1024, 1024]];
+/** One matmul shape per CPU class: a decode step at published width, an SR projection of the tiny model, 1024³. */
+export const MATMUL_SHAPES: Record<CpuMatmulClass, [number, number, number]> = {
+  decode: [4, 3072, 3072],
+  narrowK: [3600, 192, 64],
+  wideK: [1024, 1024, 1024],
+};
+
+function fill(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = Math.sin(i * 0.37 + seed) * 2 + 0.5;
+  return a;
+}
+
+/**
+ * The fastest of the interleaved rounds: the box may be shared, and other load only ever slows a round down, so the
+ * minimum is the least disturbed figure (medians flipped between runs at load 12 on the 2-core session box).
+ */
+function best(xs: number[]): number {
+  return Math.min(...xs);
+}
+
+/** ms per call of `body` (after one warm-up call when `warm`): the best of `iters` bursts of `reps` calls. */
+async function time(
+  ctx: GpuContext,
+  body: () => void,
+  reps: number,
+  iters: number,
+  warm: boolean,
+): Promise<number> {
+  if (warm) {
+    body();
+    await ctx.sync();
+  }
+  const t: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    const t0 = performance.now();
+    for (let r = 0; r < reps; r++) body();
+    await ctx.sync();
+    t.push((performance.now() - t0) / reps);
+  }
+  return best(t);
+}
+
+export const choicesSuite: BenchSuite = {
+  name: "choices",
+  description: "per-backend kernel variants (src/kernels/choices.ts): row reductions, CPU matmul schedules",
+  async run(ctx, report, { quick }) {
+    const reduces: RowReduce[] = [
+      "workgroup",
+      "narrow",
+      ...(ctx.gpu.subgroupSize ? ["subgroup" as const] : []),
+    ];
+    const iters = quick ? 7 : 11;
+    const rowsReport = (kernel: string, rows: number, n: number, reduce: RowReduce, ms: number) =>
+      report({
+        name: "row_reduce_ms",
+        params: { kernel, rows, n, reduce },
+        value: ms,
+        unit: "ms",
+      });
+    for (const [rows, n] of LN_SHAPES) {
+      const x = ctx.upload(fill(rows * n, 1), [rows, n]), g = ctx.upload(fill(n, 2), [n]);
+      const b = ctx.upload(fill(n, 3), [n]), out = ctx.empty([rows, n]);
+      const reps = Math.max(1, Math.min(20, Math.round(4e6 / (rows * n))));
+      // Interleaved: each round times every variant once, so load changes hit all alike.
+      const t = new Map<RowReduce, number[]>(reduces.map((r) => [r, []]));
+      for (let i = 0; i < iters; i++) {
+        for (const reduce of reduces) {
+          t.get(reduce)!.push(
+            await time(
+              ctx,
+              () => layerNorm(ctx, x, { weight: g, bias: b }, { eps: 1e-5, reduce, out }),
+              reps,
+              1,
+              i === 0,
+            ),
+          );
+        }
+      }
+      for (const reduce of reduces) rowsReport("layernorm", rows, n, reduce, best(t.get(reduce)!));
+      [x, g, b, out].forEach((u: Tensor) => u.release());
+    }
+    for (const [rows, n] of SOFTMAX_SHAPES) {
+      const x = ctx.upload(fill(rows * n, 4), [rows, n]), out = ctx.empty([rows, n]);
+      const reps = Math.max(1, Math.min(20, Math.round(4e6 / (rows * n))));
+      const t = new Map<RowReduce, number[]>(reduces.map((r) => [r, []]));
+      for (let i = 0; i < iters; i++) {
+        for (const reduce of reduces) {
+          t.get(reduce)!.push(
+            await time(ctx, () => softmax(ctx, x, { n, rows, scale: 0.7, reduce, out }), reps, 1, i === 0),
+          );
+        }
+      }
+      for (const reduce of reduces) rowsReport("softmax", rows, n, reduce, best(t.get(reduce)!));
+      [x, out].forEach((u: Tensor) => u.release());
+    }
+    if (!ctx.gpu.isFallback) return; // GPUs do not use the CPU schedules
+    for (const [cls, [M, N, K]] of Object.entries(MATMUL_SHAPES) as [CpuMatmulClass, number[]][]) {
+      if (cpuMatmulClass(M, K) !== cls) throw new Error(`choices bench: ${M}x${K} is not class ${cls}`);
+      // "direct" on decode rows is the split-K "gemv" launch, what auto runs there when windows is not chosen.
+      const variants = M <= 8 ? ["windows", "gemv"] as const : ["windows", "ubo", "direct"] as const;
+      const a = ctx.upload(fill(M * K, 5), [M, K]),
+        w = ctx.upload(fill(N * K, 6).map((v) => v / 8), [N, K], "f16");
+      const c = ctx.empty([M, N]);
+      const reps = Math.max(1, Math.min(16, Math.round(2e9 / (2 * M * N * K))));
+      const t = new Map<string, number[]>(variants.map((v) => [v, []]));
+      for (let i = 0; i < iters; i++) {
+        for (const variant of variants) {
+          const o: MatmulOptions = { M, N, K, out: c, constantW: true, variant };
+          t.get(variant)!.push(await time(ctx, () => matmul(ctx, a, w, o), reps, 1, i === 0));
+        }
+      }
+      for (const variant of variants) {
+        const schedule = variant === "gemv" ? "direct" : variant;
+        report({
+          name: "cpu_matmul_ms",
+          params: { class: cls, M, N, K, w: "f16", schedule },
+          value: best(t.get(variant)!),
+          unit: "ms",
+        });
+      }
+      [a, w, c].forEach((u: Tensor) => u.release());
+    }
+  },
+};
