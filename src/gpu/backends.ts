@@ -119,6 +119,78 @@ function dawnFlags(): string[] {
 interface DawnModule {
   create(flags: string[]): GPU;
 }
+
+/**
+ * How dawn.node waits: while any promise of its (onSubmittedWorkDone, mapAsync, ...) is pending, it calls the global
+ * `setImmediate` to run `wgpuInstanceProcessEvents` and reschedule itself, so the JS thread spins at 100% for the
+ * whole wait. On a CPU adapter (lavapipe) that core is taken from the driver, which compiles and runs the shaders on
+ * its own threads. Measured on this 2-core machine (load ~11): the first dispatch of one matmul pipeline
+ * (matmul_direct_vec4, Mesa shader cache off) took 30.0 s wall / 10.9 s CPU spinning, 12.2 s / 4.2 s paced (wgpu on
+ * the same Mesa 25: 7.5 s / 2.8 s); `bench --only matmul --quick` windows 1024³ f32 1.41 -> 7.33 GFLOP/s, decode
+ * GEMV 45.1 -> 31.6 ms, queue round trip 0.30 -> 0.18 ms, whole run 148 -> 87 s. So Dawn's native callbacks go
+ * through this wrapper: the first `DAWN_SPIN_MS` of each wait still spin (round trips stay ~0.1 ms), then every
+ * tick first sleeps a tenth of the time waited so far (at most `DAWN_MAX_SLEEP_MS`). Only dawn.node's own callbacks
+ * (native functions) are paced; every other setImmediate call goes through unchanged. COGVIEW2_DAWN_SPIN=1 turns
+ * the pacing off (for comparison).
+ */
+export const DAWN_SPIN_MS = 0.5;
+export const DAWN_MAX_SLEEP_MS = 2;
+
+/** The pause before the next poll after `waited` ms of one wait (exported for the tests). */
+export function dawnPollSleepMs(waited: number): number {
+  return waited < DAWN_SPIN_MS ? 0 : Math.min(DAWN_MAX_SLEEP_MS, Math.max(0.05, waited / 10));
+}
+
+export type Immediate = (fn: (...args: unknown[]) => void, ...args: unknown[]) => unknown;
+
+/** True for functions implemented natively (dawn.node's callbacks; also bound functions), not JS source. */
+function isNative(fn: unknown): boolean {
+  return typeof fn === "function" &&
+    /\{\s*\[native code\]\s*\}\s*$/.test(Function.prototype.toString.call(fn));
+}
+
+/**
+ * `setImmediate` with Dawn's polling paced: a native callback scheduled from inside the previous native tick
+ * continues the current wait, and its tick first sleeps `dawnPollSleepMs(time waited)`; one scheduled from
+ * anywhere else begins a new wait. Other callbacks pass through unchanged. `sleep` blocks the thread; `now` is the clock in ms.
+ */
+export function pacedImmediate(
+  original: Immediate,
+  sleep: (ms: number) => void,
+  now: () => number,
+): Immediate {
+  let waitStart = 0, inTick = false;
+  return (fn, ...args) => {
+    if (!isNative(fn)) return original(fn, ...args);
+    const t = now();
+    if (!inTick) waitStart = t; // scheduled from outside a tick: a new wait begins
+    const pause = dawnPollSleepMs(t - waitStart);
+    return original(() => {
+      if (pause > 0) sleep(pause);
+      inTick = true;
+      try {
+        fn(...args);
+      } finally {
+        inTick = false;
+      }
+    });
+  };
+}
+
+let pacing = false;
+
+function paceDawnPolling(): void {
+  const g = globalThis as unknown as { setImmediate?: Immediate };
+  if (pacing || !g.setImmediate || env("COGVIEW2_DAWN_SPIN") === "1") return;
+  pacing = true;
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  g.setImmediate = pacedImmediate(
+    g.setImmediate.bind(globalThis),
+    (ms) => Atomics.wait(sleeper, 0, 0, ms),
+    () => performance.now(),
+  );
+}
+
 let dawnGpu: GPU | null = null; // one instance per process, kept alive
 
 export const dawnBackend: Backend = {
@@ -141,6 +213,7 @@ export const dawnBackend: Backend = {
         throw new Error(`the Dawn addon ${path} does not load: ${(e as Error).message.split("\n")[0]}`);
       }
       dawnGpu = mod.create(dawnFlags());
+      paceDawnPolling();
     }
     // The Vulkan loader reads VK_DRIVER_FILES when Dawn enumerates adapters; set it for that moment only.
     const files = dawnDriverFiles();

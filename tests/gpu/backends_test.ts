@@ -2,7 +2,17 @@
 // falling back to the next backend. The subprocess cases point COGVIEW2_DAWN_NODE at a missing file so that they
 // hold on any machine, Dawn installed or not.
 import assert from "node:assert/strict";
-import { gpuChoice, parseGpuChoice, setGpuChoice, takeGpuFlag } from "../../src/gpu/backends.ts";
+import {
+  DAWN_MAX_SLEEP_MS,
+  DAWN_SPIN_MS,
+  dawnPollSleepMs,
+  gpuChoice,
+  type Immediate,
+  pacedImmediate,
+  parseGpuChoice,
+  setGpuChoice,
+  takeGpuFlag,
+} from "../../src/gpu/backends.ts";
 
 Deno.test("--gpu: taken from the arguments, validated, and made the process's choice", () => {
   const before = gpuChoice();
@@ -57,4 +67,46 @@ Deno.test("dawn without its addon says why in one line; auto then starts the nex
   assert.equal(auto.code, 0, auto.stderr);
   assert.match(auto.stderr, /gpu: dawn cannot start: the Dawn addon is missing .*; trying the next backend/);
   assert.match(auto.stdout, /^gpu: wgpu · .+ · .+/);
+});
+
+Deno.test("Dawn's polling is paced: a wait spins first, then sleeps a growing share; other callbacks pass through", () => {
+  const queue: (() => void)[] = [];
+  const passed: unknown[] = [];
+  const original: Immediate = (fn, ...args) => {
+    passed.push(fn);
+    queue.push(() => fn(...args));
+    return queue.length;
+  };
+  let clock = 0;
+  const sleeps: number[] = [];
+  const paced = pacedImmediate(original, (ms) => sleeps.push(ms), () => clock);
+  // A JS callback (Node internals) is handed over as it is, never slept on.
+  const js = () => {};
+  paced(js);
+  assert.equal(passed[0], js);
+  queue.shift()!();
+  // dawn.node's tick is a native function that reschedules itself while a promise is pending: 1 ms per tick here.
+  let ticks = 0;
+  const tick = function (this: unknown) {
+    ticks++;
+    clock += 1;
+    if (ticks < 40) paced(tickNative);
+  };
+  const tickNative = tick.bind(null); // bound functions print as [native code], like Napi functions
+  paced(tickNative);
+  assert.notEqual(passed[1], tickNative, "native callbacks are wrapped");
+  while (queue.length) queue.shift()!();
+  assert.equal(ticks, 40);
+  assert.equal(sleeps.length, 39, "the first tick spun, each rescheduled one slept");
+  assert.equal(sleeps[0], dawnPollSleepMs(1));
+  assert.ok(sleeps.every((s, i) => i === 0 || s >= sleeps[i - 1]), `sleeps grow: ${sleeps}`);
+  assert.equal(Math.max(...sleeps), DAWN_MAX_SLEEP_MS);
+  // The wait ended (no reschedule); the next one starts from zero: its first tick does not sleep.
+  sleeps.length = 0;
+  ticks = 39;
+  paced(tickNative);
+  queue.shift()!();
+  assert.deepEqual(sleeps, []);
+  assert.equal(dawnPollSleepMs(0), 0);
+  assert.ok(dawnPollSleepMs(DAWN_SPIN_MS) > 0);
 });
