@@ -1,7 +1,9 @@
 // 2-D local attention of Sleepychord/Image-Local-Attention and CogView2's SR models (src/kernels/local_attention.ts).
 // Entry points: `similar` (f_similar), `weighting` (f_weighting) on NCHW grids, and `fused` (one SR attention row per
-// invocation: window scores + low-res window or text scores, one softmax, weighted values; no score matrix).
-// Variants by define: SIMILAR | WEIGHTING | FUSED; with FUSED: LOWRES | TEXT (+ HAS_MASK, HAS_LOGW), VEC4, DV = head_dim / width, MAXP.
+// invocation: window scores + low-res window or text scores, one softmax, weighted values; no score matrix), and
+// `pack` (the uniform-window layout of the fused UWIN variant).
+// Variants by define: SIMILAR | WEIGHTING | FUSED | PACK; with FUSED: LOWRES | TEXT (+ HAS_MASK, HAS_LOGW), VEC4,
+// DV = head_dim / width, MAXP, UWIN (+ NQ2..NQ4).
 
 const OUT_OF_GRID: f32 = -10000.0;
 
@@ -83,9 +85,44 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 #endif
 
+#if PACK
+// Windows layout for the UWIN variant of `fused` (CPU adapters): copies a Rows view of `rows`×`cols` cells (tokens
+// t = y·cols + x) of every (b, h) into blocks Dst[(bh − bh0)·bh_block + q·q_block + (y·row_cells + x)·qw4 + c] (vec4
+// units): channel part q (of nq, qw4 vec4 each) of head h, rows padded to row_cells cells so that every row starts
+// 256-byte aligned (a uniform window's dynamic offset). One invocation per destination vec4.
+struct Params {
+  n: u32, heads: u32, rows: u32, cols: u32, row_cells: u32, nq: u32, qw4: u32, q_block: u32, bh_block: u32,
+  bh0: u32, src_off: u32, src_row: u32, src_bat: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> S: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> Dst: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let idx = gid.x + gid.y * nwg.x * 64u;
+  if (idx >= P.n) { return; }
+  let c = idx % P.qw4;
+  let cell = idx / P.qw4;
+  let x = cell % P.cols;
+  let y = (cell / P.cols) % P.rows;
+  let q = (cell / (P.cols * P.rows)) % P.nq;
+  let bl = cell / (P.cols * P.rows * P.nq);
+  let bh = P.bh0 + bl;
+  let b = bh / P.heads;
+  let h = bh % P.heads;
+  let src = P.src_off + b * P.src_bat + (y * P.cols + x) * P.src_row + (h * P.nq + q) * P.qw4 + c;
+  Dst[bl * P.bh_block + q * P.q_block + (y * P.row_cells + x) * P.qw4 + c] = S[src];
+}
+#endif
+
 #if FUSED
 // Rows views: element (batch b, token t, channel c) at off + b·bat + t·row + c (c = head·D + channel in head), all in
 // units of VT (vec4 when every offset, stride and D is a multiple of 4: VEC4, else f32).
+// UWIN (CPU adapters, VEC4, D a multiple of 16): one dispatch per (b, h, tile of query rows); K and V come from
+// 64 KiB uniform windows of the PACK layout (lavapipe gathers uniform words ~16× faster than storage words,
+// shaders/README.md): NQ windows of 16 channels each for the high-res grid (rows y0.. of the tile's union window),
+// one window each of full-D low-res cells (rows y20..) or text keys. q, mask, log weights and the output stay storage.
 struct Params {
   batch: u32, heads: u32, side: u32, ksz: u32,
   q_off: u32, q_row: u32, q_bat: u32,
@@ -99,6 +136,9 @@ struct Params {
   m_bat: u32,   // TEXT: mask / log-weight batch stride in f32 (0 = broadcast)
   scale: f32,
   add_scalar: f32,
+  // UWIN only: this dispatch's batch item, head, first query row and number of query rows; the first grid row of the
+  // high-res and low-res windows; cells per packed row (high-res, low-res).
+  tb: u32, th: u32, ti0: u32, trows: u32, y0: u32, y20: u32, row_cells: u32, row_cells2: u32,
 }
 #if VEC4
 alias VT = vec4<f32>;
@@ -116,14 +156,36 @@ const KW: u32 = {{KW}}u;
 const KSZ2: u32 = {{KSZ2}}u;
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<VT>;
+#if UWIN
+// 16 channels (4 vec4) of every high-res cell per window; K quarter i at binding B_K + i, V at B_V + i.
+alias Win = array<vec4<f32>, 4096>;
+@group(0) @binding({{B_K}}) var<uniform> K0: Win;
+@group(0) @binding({{B_V}}) var<uniform> V0: Win;
+#if NQ2
+@group(0) @binding({{B_K1}}) var<uniform> K1: Win;
+@group(0) @binding({{B_V1}}) var<uniform> V1: Win;
+#endif
+#if NQ3
+@group(0) @binding({{B_K2Q}}) var<uniform> K2q: Win;
+@group(0) @binding({{B_V2Q}}) var<uniform> V2q: Win;
+#endif
+#if NQ4
+@group(0) @binding({{B_K3}}) var<uniform> K3: Win;
+@group(0) @binding({{B_V3}}) var<uniform> V3: Win;
+#endif
+#if EXTRA
+@group(0) @binding({{B_K2}}) var<uniform> K2: Win;
+@group(0) @binding({{B_V2}}) var<uniform> V2: Win;
+#endif
+#else
 @group(0) @binding(2) var<storage, read> K: array<VT>;
 @group(0) @binding(3) var<storage, read> V: array<VT>;
-#if LOWRES
+#if EXTRA
 @group(0) @binding(4) var<storage, read> K2: array<VT>;
 @group(0) @binding(5) var<storage, read> V2: array<VT>;
-#elif TEXT
-@group(0) @binding(4) var<storage, read> K2: array<VT>;
-@group(0) @binding(5) var<storage, read> V2: array<VT>;
+#endif
+#endif
+#if TEXT
 #if HAS_MASK
 @group(0) @binding({{B_MASK}}) var<storage, read> MASK: array<f32>;
 #endif
@@ -145,6 +207,60 @@ var<private> sc: array<f32, G * MAXP>;
 var<private> mx: array<f32, G>;
 var<private> den: array<f32, G>;
 var<private> kc: array<VT, DV>;
+// This invocation's batch item and head column (VT units).
+var<private> gb: u32;
+var<private> gho: u32;
+
+// kc = key (v = false) or value (v = true) of high-res cell (y, x) / low-res cell (y, x) / text key u.
+#if UWIN
+fn fetch_hi(y: u32, x: u32, v: bool) {
+  let w = ((y - P.y0) * P.row_cells + x) * 4u;
+  for (var c = 0u; c < 4u; c++) {
+    if (v) { kc[c] = V0[w + c]; } else { kc[c] = K0[w + c]; }
+#if NQ2
+    if (v) { kc[4u + c] = V1[w + c]; } else { kc[4u + c] = K1[w + c]; }
+#endif
+#if NQ3
+    if (v) { kc[8u + c] = V2q[w + c]; } else { kc[8u + c] = K2q[w + c]; }
+#endif
+#if NQ4
+    if (v) { kc[12u + c] = V3[w + c]; } else { kc[12u + c] = K3[w + c]; }
+#endif
+  }
+}
+#if EXTRA
+// Low-res cell (y, x) of the window rows y20.. (LOWRES) or text key x (TEXT, y = 0).
+fn fetch_2(y: u32, x: u32, v: bool) {
+  let w = ((y - P.y20) * P.row_cells2 + x) * DV;
+  for (var c = 0u; c < DV; c++) {
+    if (v) { kc[c] = V2[w + c]; } else { kc[c] = K2[w + c]; }
+  }
+}
+#endif
+#else
+fn fetch_hi(y: u32, x: u32, v: bool) {
+  let t = y * P.side + x;
+  if (v) {
+    let i = P.v_off + gb * P.v_bat + t * P.v_row + gho;
+    for (var c = 0u; c < DV; c++) { kc[c] = V[i + c]; }
+  } else {
+    let i = P.k_off + gb * P.k_bat + t * P.k_row + gho;
+    for (var c = 0u; c < DV; c++) { kc[c] = K[i + c]; }
+  }
+}
+#if EXTRA
+fn fetch_2(y: u32, x: u32, v: bool) {
+  let t = y * P.side2 + x;
+  if (v) {
+    let i = P.v2_off + gb * P.v2_bat + t * P.v2_row + gho;
+    for (var c = 0u; c < DV; c++) { kc[c] = V2[i + c]; }
+  } else {
+    let i = P.k2_off + gb * P.k2_bat + t * P.k2_row + gho;
+    for (var c = 0u; c < DV; c++) { kc[c] = K2[i + c]; }
+  }
+}
+#endif
+#endif
 
 fn score(g: u32) -> f32 {
   var s = 0.0;
@@ -156,13 +272,23 @@ fn score(g: u32) -> f32 {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let idx = gid.x + gid.y * nwg.x * 64u;
   let side = P.side;
+#if UWIN
+  if (idx >= (P.trows / G) * side) { return; }
+  let j = idx % side;
+  let i0 = P.ti0 + (idx / side) * G;
+  let hd = P.th;
+  let b = P.tb;
+#else
   let rows = side / G;
   if (idx >= P.batch * P.heads * rows * side) { return; }
   let j = idx % side;
   let i0 = ((idx / side) % rows) * G;
   let hd = (idx / (side * rows)) % P.heads;
   let b = idx / (side * rows * P.heads);
+#endif
   let ho = hd * DV;
+  gb = b;
+  gho = ho;
   for (var g = 0u; g < G; g++) {
     let qb = P.q_off + b * P.q_bat + ((i0 + g) * side + j) * P.q_row + ho;
     for (var c = 0u; c < DV; c++) {
@@ -180,17 +306,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let a = side / P.side2;
   let cy2 = i32(i0 / a) - i32(KSZ2 >> 1u);
   let cx2 = i32(j / a) - i32(KSZ2 >> 1u);
-  let kb2 = P.k2_off + b * P.k2_bat + ho;
-  let vb2 = P.v2_off + b * P.v2_bat + ho;
   for (var dy = 0u; dy < KSZ2; dy++) {
     let y = cy2 + i32(dy);
     for (var dx = 0u; dx < KSZ2; dx++) {
       let x = cx2 + i32(dx);
       let inside = y >= 0 && y < L && x >= 0 && x < L;
-      if (inside) {
-        let ki = kb2 + u32(y * L + x) * P.k2_row;
-        for (var c = 0u; c < DV; c++) { kc[c] = K2[ki + c]; }
-      }
+      if (inside) { fetch_2(u32(y), u32(x), false); }
       for (var g = 0u; g < G; g++) {
         var s = OUT_OF_GRID;
         if (inside) { s = score(g); }
@@ -202,11 +323,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
   }
 #elif TEXT
-  let kb2 = P.k2_off + b * P.k2_bat + ho;
-  let vb2 = P.v2_off + b * P.v2_bat + ho;
   for (var u = 0u; u < P.side2; u++) {
-    let ki = kb2 + u * P.k2_row;
-    for (var c = 0u; c < DV; c++) { kc[c] = K2[ki + c]; }
+    fetch_2(0u, u, false);
 #if HAS_LOGW
     let lw = LOGW[b * P.m_bat + u];
 #endif
@@ -231,17 +349,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let sidei = i32(side);
   let cy = i32(i0) - i32(KH >> 1u);
   let cx = i32(j) - i32(KW >> 1u);
-  let kb = P.k_off + b * P.k_bat + ho;
-  let vb = P.v_off + b * P.v_bat + ho;
   for (var r = 0u; r < KH + G - 1u; r++) {
     let y = cy + i32(r);
     for (var dx = 0u; dx < KW; dx++) {
       let x = cx + i32(dx);
       let inside = y >= 0 && y < sidei && x >= 0 && x < sidei;
-      if (inside) {
-        let ki = kb + u32(y * sidei + x) * P.k_row;
-        for (var c = 0u; c < DV; c++) { kc[c] = K[ki + c]; }
-      }
+      if (inside) { fetch_hi(u32(y), u32(x), false); }
       for (var g = 0u; g < G; g++) {
         let e = i32(r) - i32(g);
         if (e >= 0 && e < i32(KH)) {
@@ -262,10 +375,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for (var dx = 0u; dx < KSZ2; dx++) {
       let x = cx2 + i32(dx);
       let inside = y >= 0 && y < L && x >= 0 && x < L;
-      if (inside) {
-        let vi = vb2 + u32(y * L + x) * P.v2_row;
-        for (var c = 0u; c < DV; c++) { kc[c] = V2[vi + c]; }
-      }
+      if (inside) { fetch_2(u32(y), u32(x), true); }
       for (var g = 0u; g < G; g++) {
         let w = exp(sc[g * MAXP + n] - mx[g]);
         den[g] += w;
@@ -278,8 +388,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   }
 #elif TEXT
   for (var u = 0u; u < P.side2; u++) {
-    let vi = vb2 + u * P.v2_row;
-    for (var c = 0u; c < DV; c++) { kc[c] = V2[vi + c]; }
+    fetch_2(0u, u, true);
     for (var g = 0u; g < G; g++) {
       let w = exp(sc[g * MAXP + n] - mx[g]);
       den[g] += w;
@@ -293,10 +402,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for (var dx = 0u; dx < KW; dx++) {
       let x = cx + i32(dx);
       let inside = y >= 0 && y < sidei && x >= 0 && x < sidei;
-      if (inside) {
-        let vi = vb + u32(y * sidei + x) * P.v_row;
-        for (var c = 0u; c < DV; c++) { kc[c] = V[vi + c]; }
-      }
+      if (inside) { fetch_hi(u32(y), u32(x), true); }
       for (var g = 0u; g < G; g++) {
         let e = i32(r) - i32(g);
         if (e >= 0 && e < i32(KH)) {

@@ -16,8 +16,16 @@
 //   out[b, t, h] = softmax([s₀, s₁]) · [v₀ rows, v rows]   (ONE softmax over the union, exactly the original's cat)
 // One dispatch; each query's scores (≤ 70 for DSR) live in a private array (max, exp-sum, weighted values): no
 // [tokens, window] score buffer in memory. An invocation handles G vertically adjacent queries of one (b, h): G = 1
-// on GPUs; G = 3 on CPU adapters (lavapipe pays per loaded element; the 3 queries share the low-res window / text
-// keys and 8 of 9 window rows: ~2.2x faster on lavapipe). `queriesPerInvocation` overrides it.
+// on GPUs; on CPU adapters G = 3 at headDim 16 (lavapipe pays per loaded element; the 3 queries share the low-res
+// window / text keys and 8 of 9 window rows: ~2.2x faster on lavapipe), and at headDim >= 32 G = 2 where the grid
+// allows (iterative SR), else 1 (DSR: 2 does not divide its ratio 3): wider heads spill.
+// `queriesPerInvocation` overrides it.
+// Uniform windows (CPU adapters, headDim 32-64, `windows` overrides): K and V (and the low-res / text K/V) are first
+// packed per (batch, head) so that the rows a tile of query rows reads form 64 KiB uniform windows (16 channels per
+// window for the high-res grid), then one dispatch per (batch, head, tile) reads them with dynamic offsets: lavapipe
+// gathers uniform words far faster than storage words (shaders/README.md). Published widths on lavapipe (40 heads ×
+// 64, 60×60, medians of 4 alternated calls, loaded box): iterative SR 7.92 s (storage, G = 3) -> 1.99 s (windows,
+// G = 2); DSR 7.39 s -> 3.23 s (windows, G = 1).
 //
 // Every tensor is read through a `Rows` view, so the kernel reads Q/K/V straight out of a QKV matmul output
 // [batch·tokens, 3·hidden] (q = columns [0, hidden), k = [hidden, 2·hidden), v = [2·hidden, 3·hidden), head h at
@@ -210,8 +218,15 @@ export interface SrLocalAttentionOptions {
   text?: { length: number; k: Rows; v: Rows; mask?: Tensor; logWeights?: Tensor };
   /** Output rows ([batch·side², heads·headDim] tensor or a view); allocated [batch·side², hidden] when absent. */
   out?: Tensor | Rows;
-  /** Vertically adjacent queries per invocation (default 3 on CPU adapters when it divides side and side / lowres.side, else 1). */
+  /** Vertically adjacent queries per invocation (default: 1 on GPUs; CPU adapters: see the top of this file). */
   queriesPerInvocation?: number;
+  /**
+   * K/V read from 64 KiB uniform windows of a packed copy (default: on CPU adapters where it applies: vec4 views,
+   * headDim a multiple of 16 up to 64, enough uniform bindings). true forces it (throws where it cannot apply).
+   */
+  windows?: boolean;
+  /** Query rows per windows dispatch (tests: several tiles on small grids); default the most a window holds. */
+  tileRows?: number;
 }
 
 function checkRows(name: string, r: Rows, batch: number, tokens: number, width: number): void {
@@ -361,20 +376,19 @@ export function srLocalAttention(ctx: GpuContext, o: SrLocalAttentionOptions): T
     `${defines.MAXP} scores per row exceed the kernel's 1024 slots`,
   );
   // Queries per invocation (vertically adjacent, sharing loaded cells): 3 on CPU adapters where the grid allows.
-  const ratio = o.lowres ? side / side2 : 3;
-  const G = o.queriesPerInvocation ?? (ctx.gpu.isFallback && side % 3 === 0 && ratio % 3 === 0 ? 3 : 1);
+  const ratio = o.lowres ? side / side2 : 6;
+  const fits = (g: number) => side % g === 0 && ratio % g === 0;
+  // CPU adapters: 3 queries at narrow heads (headDim 16: ~2.2x over 1); from headDim 32 on, the G·headDim private
+  // floats spill (published widths, headDim 64: G = 3 took 2.3x G = 1's time), so 2 where the grid allows, else 1.
+  const wide = D >= 32;
+  const G = o.queriesPerInvocation ??
+    (!ctx.gpu.isFallback ? 1 : wide ? (fits(2) ? 2 : 1) : fits(3) ? 3 : 1);
   check(
     G >= 1 && side % G === 0 && (!o.lowres || ratio % G === 0),
     "srLocalAttention",
     `queriesPerInvocation ${G} must divide ${side}${o.lowres ? ` and ${ratio}` : ""}`,
   );
   defines.G = G;
-  const kern = ctx.kernel({
-    name: `sr_local_attention${defines.LOWRES ? "_lowres" : defines.TEXT ? "_text" : ""}`,
-    shader: "local_attention.wgsl",
-    defines,
-    bindings: [...buffers.map(() => "read" as const), "write"],
-  });
   const u = (x: number) => x / w;
   // deno-fmt-ignore
   const params = [
@@ -388,6 +402,244 @@ export function srLocalAttention(ctx: GpuContext, o: SrLocalAttentionOptions): T
     side2, ksz2, mBat,
     f32(o.scale ?? 1 / Math.sqrt(D)), f32(addScalar),
   ];
+  const extraKind = o.lowres ? "lowres" : o.text ? "text" : null;
+  if (extraKind) defines.EXTRA = 1;
+  const plan = windowsPlan(ctx, {
+    vec4: w === 4,
+    D,
+    side,
+    G,
+    KH: defines.KH,
+    extra: extraKind,
+    side2,
+    ksz2,
+    tileRows: o.tileRows,
+  });
+  check(
+    o.windows !== true || plan !== null,
+    "srLocalAttention",
+    "the uniform-window variant does not apply here",
+  );
+  // Default: CPU adapters at headDim >= 32 (measured there; the narrow heads of the tiny models keep storage reads).
+  if (plan && o.windows !== false && (o.windows || (ctx.gpu.isFallback && wide))) {
+    srWindows(ctx, plan, { batch, heads, side, D, G, o, out, k2, v2, defines, params });
+    return out.tensor;
+  }
+  const kern = ctx.kernel({
+    name: `sr_local_attention${defines.LOWRES ? "_lowres" : defines.TEXT ? "_text" : ""}`,
+    shader: "local_attention.wgsl",
+    defines,
+    bindings: [...buffers.map(() => "read" as const), "write"],
+  });
   ctx.dispatch(kern, params, [...buffers, out.tensor], grid1d((batch * heads * S) / G, 64));
   return out.tensor;
+}
+
+// ------------------------------------------------------------------ uniform-window variant (CPU adapters)
+
+const WIN_WORDS = 16384; // a 64 KiB uniform window, in f32
+
+interface WindowsPlan {
+  /** High-res: channel parts of 16 (one window each), cells per packed row, query rows per dispatch. */
+  nq: number;
+  rowCells: number;
+  tileRows: number;
+  /** Low-res grid or text keys: cells per packed row, rows of the packed grid (1 for text). */
+  rowCells2: number;
+  rows2: number;
+}
+
+/**
+ * How the uniform-window variant tiles this call, or null where it does not apply: vec4 views, D a multiple of 16 up
+ * to 64 (K and V of the high-res grid in D/16 windows of 16 channels), a window holding the union rows of at least G
+ * query rows, the low-res rows of a tile (or all text keys) in one full-D window, and enough uniform bindings.
+ */
+function windowsPlan(
+  ctx: GpuContext,
+  s: {
+    vec4: boolean;
+    D: number;
+    side: number;
+    G: number;
+    KH: number;
+    extra: "lowres" | "text" | null;
+    side2: number;
+    ksz2: number;
+    tileRows?: number;
+  },
+): WindowsPlan | null {
+  const { D, side, G } = s;
+  if (!s.vec4 || D % 16 !== 0 || D > 64) return null;
+  const nq = D / 16;
+  const lim = ctx.gpu.limits;
+  const uniforms = 1 + 2 * nq + (s.extra ? 2 : 0);
+  if (
+    uniforms > lim.maxUniformBuffersPerShaderStage || uniforms > lim.maxDynamicUniformBuffersPerPipelineLayout
+  ) {
+    return null;
+  }
+  if (lim.maxUniformBufferBindingSize < WIN_WORDS * 4) return null;
+  const rowCells = Math.ceil(side / 4) * 4; // 16 channels × 4 B × a multiple of 4 cells: rows start 256-B aligned
+  const halo = s.KH >> 1;
+  let tileRows = Math.floor((Math.floor(WIN_WORDS / (rowCells * 16)) - 2 * halo) / G) * G;
+  tileRows = Math.min(tileRows, side, s.tileRows ?? side);
+  if (tileRows < G || tileRows % G) return null;
+  let rowCells2 = 0, rows2 = 0;
+  if (s.extra) {
+    rowCells2 = s.side2;
+    while ((rowCells2 * D) % 64) rowCells2++;
+    rows2 = s.extra === "text" ? 1 : s.side2;
+    const cap2 = Math.floor(WIN_WORDS / (rowCells2 * D));
+    if (cap2 < 1) return null;
+    if (s.extra === "lowres") {
+      // Shrink the tile until every tile's low-res rows fit one window.
+      const a = side / s.side2, h2 = s.ksz2 >> 1;
+      const fits = (tr: number) => {
+        for (let t0 = 0; t0 < side; t0 += tr) {
+          const last = Math.min(side, t0 + tr) - 1;
+          const y0 = Math.max(0, Math.floor(t0 / a) - h2),
+            y1 = Math.min(s.side2 - 1, Math.floor(last / a) + h2);
+          if (y1 - y0 + 1 > cap2) return false;
+        }
+        return true;
+      };
+      while (tileRows >= G && !fits(tileRows)) tileRows -= G;
+      if (tileRows < G) return null;
+    }
+  }
+  return { nq, rowCells, tileRows, rowCells2, rows2 };
+}
+
+/**
+ * Packs q/k/v's K and V (and the low-res or text K/V) into the window layout (shaders/local_attention.wgsl PACK) and
+ * records one fused UWIN dispatch per (batch item, head, tile of query rows).
+ */
+function srWindows(
+  ctx: GpuContext,
+  plan: WindowsPlan,
+  c: {
+    batch: number;
+    heads: number;
+    side: number;
+    D: number;
+    G: number;
+    o: SrLocalAttentionOptions;
+    out: Rows;
+    k2: Rows;
+    v2: Rows;
+    defines: Record<string, number>;
+    params: (number | ReturnType<typeof f32>)[];
+  },
+): void {
+  const { batch, heads, side, D, G, o, out } = c;
+  const { nq, rowCells, tileRows, rowCells2, rows2 } = plan;
+  const BH = batch * heads;
+  // Packed blocks (f32 words): per (b, h), nq parts of side rows × rowCells cells × 16 channels; low-res / text: one
+  // part of rows2 × rowCells2 cells × D channels. One window of slack at the end (the last windows overhang).
+  const qBlock = side * rowCells * 16, bhBlock = nq * qBlock;
+  const bhBlock2 = rows2 * rowCells2 * D;
+  const packKern = ctx.kernel({
+    name: "sr_local_pack",
+    shader: "local_attention.wgsl",
+    defines: { PACK: 1 },
+    bindings: ["read", "write"],
+  });
+  const pack = (
+    src: Rows,
+    s: { rows: number; cols: number; rowCells: number; nq: number; qw4: number; qBlock: number; bh: number },
+  ) => {
+    const dst = ctx.empty([BH * s.bh + WIN_WORDS]);
+    const per = Math.floor(ctx.maxBinding / (s.bh * 4));
+    check(
+      per >= 1,
+      "srLocalAttention",
+      `a packed head block (${s.bh * 4} bytes) exceeds the max storage binding`,
+    );
+    const qw4 = s.qw4;
+    for (let bh0 = 0; bh0 < BH; bh0 += per) {
+      const blocks = Math.min(per, BH - bh0);
+      const view = ctx.alignedView(dst, bh0 * s.bh, (bh0 + blocks) * s.bh);
+      check(view.off === 0, "srLocalAttention", "packed blocks must start aligned");
+      const n = blocks * s.nq * s.rows * s.cols * qw4;
+      // deno-fmt-ignore
+      ctx.dispatch(packKern, [
+        n, heads, s.rows, s.cols, s.rowCells, s.nq, qw4, s.qBlock / 4, s.bh / 4, bh0,
+        src.offset / 4, src.rowStride / 4, src.batchStride / 4,
+      ], [src.tensor, view.t], grid1d(n, 64));
+    }
+    return dst;
+  };
+  const hi = { rows: side, cols: side, rowCells, nq, qw4: 4, qBlock, bh: bhBlock };
+  const kp = pack(o.k, hi), vp = pack(o.v, hi);
+  const lo = {
+    rows: rows2,
+    cols: o.text ? o.text.length : rows2,
+    rowCells: rowCells2,
+    nq: 1,
+    qw4: D / 4,
+    qBlock: bhBlock2,
+    bh: bhBlock2,
+  };
+  const k2p = c.defines.EXTRA ? pack(c.k2, lo) : null, v2p = c.defines.EXTRA ? pack(c.v2, lo) : null;
+
+  // Bindings: Q, then K/V windows (part by part), the low-res/text windows, mask / log weights, out.
+  const defines: Record<string, number> = { ...c.defines, UWIN: 1 };
+  const buffers: (Tensor | ReturnType<GpuContext["uniformWindow"]>)[] = [o.q.tensor];
+  const access: ("read" | "uniform" | "write")[] = ["read"];
+  const win = WIN_WORDS * 4;
+  const names = [["B_K", "B_V"], ["B_K1", "B_V1"], ["B_K2Q", "B_V2Q"], ["B_K3", "B_V3"]];
+  for (let q = 0; q < nq; q++) {
+    if (q > 0) defines[`NQ${q + 1}`] = 1;
+    defines[names[q][0]] = buffers.length + 1;
+    buffers.push(ctx.uniformWindow(kp, win)), access.push("uniform");
+    defines[names[q][1]] = buffers.length + 1;
+    buffers.push(ctx.uniformWindow(vp, win)), access.push("uniform");
+  }
+  if (k2p && v2p) {
+    defines.B_K2 = buffers.length + 1;
+    buffers.push(ctx.uniformWindow(k2p, win)), access.push("uniform");
+    defines.B_V2 = buffers.length + 1;
+    buffers.push(ctx.uniformWindow(v2p, win)), access.push("uniform");
+  }
+  if (defines.HAS_MASK) defines.B_MASK = buffers.length + 1, buffers.push(o.text!.mask!), access.push("read");
+  if (defines.HAS_LOGW) {
+    defines.B_LOGW = buffers.length + 1, buffers.push(o.text!.logWeights!), access.push("read");
+  }
+  defines.B_OUT = buffers.length + 1;
+  buffers.push(out.tensor), access.push("write");
+  const kern = ctx.kernel({
+    name: `sr_local_attention_windows${defines.LOWRES ? "_lowres" : defines.TEXT ? "_text" : ""}`,
+    shader: "local_attention.wgsl",
+    defines,
+    bindings: access,
+  });
+  const a = o.lowres ? side / o.lowres.side : 1, h2 = (o.lowres?.kernelSize ?? 0) >> 1;
+  const halo = defines.KH >> 1;
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      const bh = b * heads + h;
+      for (let t0 = 0; t0 < side; t0 += tileRows) {
+        const rows = Math.min(tileRows, side - t0);
+        const y0 = Math.max(0, t0 - halo);
+        const y20 = o.lowres ? Math.max(0, Math.floor(t0 / a) - h2) : 0;
+        const offs: number[] = [];
+        for (let q = 0; q < nq; q++) {
+          const at = (bh * bhBlock + q * qBlock + y0 * rowCells * 16) * 4;
+          offs.push(kp.byteOffset + at, vp.byteOffset + at);
+        }
+        if (k2p && v2p) {
+          const at = (bh * bhBlock2 + y20 * rowCells2 * D) * 4;
+          offs.push(k2p.byteOffset + at, v2p.byteOffset + at);
+        }
+        ctx.dispatch(
+          kern,
+          [...c.params, b, h, t0, rows, y0, y20, rowCells, rowCells2],
+          buffers,
+          grid1d((rows / G) * side, 64),
+          offs,
+        );
+      }
+    }
+  }
+  for (const t of [kp, vp, k2p, v2p]) t?.release();
 }

@@ -79,6 +79,9 @@ interface FusedCase {
   addScalar?: number;
   /** queriesPerInvocation (default: the adapter's choice). */
   g?: number;
+  /** The uniform-window variant forced on / off (default: the adapter's choice), its query rows per tile. */
+  windows?: boolean;
+  tileRows?: number;
 }
 
 async function runFused(c: FusedCase, seed: number) {
@@ -168,6 +171,8 @@ async function runFused(c: FusedCase, seed: number) {
       : undefined,
     out: { tensor: out, offset: pre * hidden, rowStride: hidden, batchStride: seq1 * hidden },
     queriesPerInvocation: c.g,
+    windows: c.windows,
+    tileRows: c.tileRows,
   });
   const got = await ctx.readF32(out);
   const mine = new Float32Array(batch * S * hidden);
@@ -244,6 +249,108 @@ Deno.test("srLocalAttention (iterative SR: window + all text keys with mask / lo
   await runFused({ batch: 1, heads: 1, headDim: 7, side: 11, kernelSize: 2, mode: "text", text: 1 }, 6);
   await runFused({ batch: 2, heads: 2, headDim: 16, side: 13, kernelSize: 5, mode: "none" }, 7);
   await runFused({ batch: 1, heads: 2, headDim: 6, side: 9, kernelSize: 3, mode: "none", g: 3 }, 8);
+});
+
+Deno.test("srLocalAttention uniform-window variant (packed K/V in 64 KiB windows, several tiles) matches the composed reference", async () => {
+  // headDim 32/48/64: 2-4 windows of 16 channels per K and V; tiles of a few query rows, so window starts are clamped
+  // at the top (y0 = 0), move down the grid and the last tile is short; low-res windows start at the tile's rows.
+  const ctx = await sharedContext();
+  assert.ok(ctx.startProfile(), "lavapipe has timestamp queries (kernel names come from the profile)");
+  await runFused({
+    batch: 2,
+    heads: 2,
+    headDim: 32,
+    side: 12,
+    kernelSize: 5,
+    mode: "lowres",
+    low: 4,
+    kernelSize2: 5,
+    windows: true,
+    tileRows: 3,
+  }, 11);
+  const names = (await ctx.stopProfile()).map((k) => k.name);
+  assert.ok(names.includes("sr_local_attention_windows_lowres"), `kernels run: ${names}`);
+  await runFused({
+    batch: 1,
+    heads: 1,
+    headDim: 48,
+    side: 9,
+    kernelSize: 5,
+    mode: "lowres",
+    low: 3,
+    kernelSize2: 5,
+    addScalar: 0.7,
+    windows: true,
+    tileRows: 6,
+  }, 12);
+  await runFused({
+    batch: 2,
+    heads: 2,
+    headDim: 64,
+    side: 13,
+    kernelSize: 5,
+    mode: "text",
+    text: 5,
+    mask: "batch",
+    logw: true,
+    windows: true,
+    tileRows: 2,
+  }, 13);
+  await runFused({
+    batch: 1,
+    heads: 3,
+    headDim: 16,
+    side: 9,
+    kernelSize: 5,
+    mode: "text",
+    text: 4,
+    mask: "shared",
+    windows: true,
+    tileRows: 6,
+    g: 3,
+  }, 14);
+  await runFused({
+    batch: 1,
+    heads: 2,
+    headDim: 16,
+    side: 11,
+    kernelSize: 3,
+    mode: "none",
+    windows: true,
+    tileRows: 4,
+  }, 15);
+  // headDim 32 on an even grid: 2 queries per invocation (the CPU default at wide heads), windows and storage.
+  await runFused({
+    batch: 2,
+    heads: 2,
+    headDim: 32,
+    side: 10,
+    kernelSize: 5,
+    mode: "text",
+    text: 3,
+    mask: "shared",
+    logw: true,
+    windows: true,
+    tileRows: 4,
+    g: 2,
+  }, 17);
+  await runFused({
+    batch: 1,
+    heads: 2,
+    headDim: 32,
+    side: 10,
+    kernelSize: 5,
+    mode: "text",
+    text: 3,
+    windows: false,
+    g: 2,
+  }, 18);
+  // Where it cannot apply (headDim not a multiple of 16), forcing it is an error.
+  await assert.rejects(
+    () =>
+      runFused({ batch: 1, heads: 1, headDim: 6, side: 5, kernelSize: 3, mode: "none", windows: true }, 16),
+    /uniform-window variant does not apply/,
+  );
 });
 
 Deno.test("srLocalAttention validates its views", async () => {
