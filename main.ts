@@ -51,7 +51,9 @@ Common:
                        budget is set, else stage); the choice and why are printed at start and in /v1/model
   --gpu-memory GiB     GPU memory budget (or COGVIEW2_GPU_MEMORY; WebGPU cannot query it): a job whose estimated
                        peak exceeds it is refused with 503 before it runs, and auto chooses by it
-  --gpu dawn|wgpu|auto WebGPU backend (or COGVIEW2_GPU; default auto: the measured-faster one that starts)
+  --gpu dawn|wgpu|auto WebGPU backend (or COGVIEW2_GPU; default auto: the measured-faster one that starts; the
+                       measurement is cached per backend, adapter and driver: \`deno task gpu-info\` shows it)
+  --retune             auto measures the backends again (or COGVIEW2_RETUNE=1)
   -h, --help           this text
 `;
 
@@ -250,6 +252,7 @@ export async function main(args: string[], openPipeline: OpenPipeline = openReal
       "allow-host": { type: "string" },
       model: { type: "string" },
       gpu: { type: "string" },
+      retune: { type: "boolean" },
       out: { type: "string" },
       "max-queue": { type: "string" },
       grace: { type: "string" },
@@ -270,6 +273,7 @@ export async function main(args: string[], openPipeline: OpenPipeline = openReal
     return 0;
   }
   if (values.gpu !== undefined) setGpuChoice(parseGpuChoice(values.gpu, "--gpu"));
+  if (values.retune) Deno.env.set("COGVIEW2_RETUNE", "1"); // auto measures the backends again (src/gpu/tuning.ts)
   const [cmd = "serve", ...rest] = positionals;
   if (cmd === "serve") {
     if (rest.length) throw new Error(`serve takes no arguments (got ${rest.join(" ")})`);

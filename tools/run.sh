@@ -24,7 +24,7 @@ vk_icd() {
   for f in /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json; do [ -e "$f" ] && return 0; done
   return 1
 }
-if "$DENO" run --quiet --unstable-webgpu --allow-all tools/probe_gpu.ts >/dev/null 2>&1; then
+if "$DENO" run --quiet --unstable-webgpu --allow-all tools/probe_gpu.ts --gpu wgpu >/dev/null 2>&1; then
   if ! vk_icd && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     say "WebGPU runs on OpenGL here (no Vulkan driver): installing Mesa's Vulkan drivers (mesa-vulkan-drivers) through apt"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers) >&2 ||

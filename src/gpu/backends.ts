@@ -280,13 +280,16 @@ export function gpuChoice(): GpuChoice {
 
 /**
  * Removes `--gpu X` / `--gpu=X` from a command's arguments and makes X this process's backend choice (else
- * COGVIEW2_GPU, else auto). Every GPU command calls it before parsing its own flags.
+ * COGVIEW2_GPU, else auto), and `--retune` (auto measures the backends again: COGVIEW2_RETUNE=1, read once by
+ * src/gpu/tuning.ts). Every GPU command calls it before parsing its own flags.
  */
 export function takeGpuFlag(args: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
-    if (a === "--gpu" || a.startsWith("--gpu=")) {
+    if (a === "--retune") {
+      Deno.env.set("COGVIEW2_RETUNE", "1");
+    } else if (a === "--gpu" || a.startsWith("--gpu=")) {
       const v = a === "--gpu" ? args[++i] : a.slice(6);
       if (v === undefined) throw new Error("--gpu needs a value: dawn, wgpu or auto");
       setGpuChoice(parseGpuChoice(v, "--gpu"));

@@ -2,6 +2,7 @@
 // Not a scheduler or allocator: see context.ts for pooling, pipelines and command recording.
 
 import { backend, type BackendName, BACKENDS, type GpuChoice, gpuChoice } from "./backends.ts";
+import { autoPick, entryKey, forgetDecision, type Measure } from "./tuning.ts";
 
 /** What the rest of the code needs to know about the adapter it runs on. */
 export interface Gpu {
@@ -17,6 +18,8 @@ export interface Gpu {
    * e.g. 8 on lavapipe): kernels may then make a workgroup exactly one subgroup. Null otherwise.
    */
   subgroupSize: number | null;
+  /** Set when `auto` chose the backend: "auto → dawn (measured: dawn 80 ms vs wgpu 210 ms)" (src/gpu/tuning.ts). */
+  auto?: string;
   /** Adapter description (e.g. "llvmpipe (LLVM 15.0.6, 256 bits)"). */
   name: string;
   /** True for software adapters such as Mesa's lavapipe. */
@@ -45,8 +48,12 @@ export interface AcquireOptions {
   timestamps?: boolean;
   /** dawn, wgpu or auto (default: the process's choice, --gpu or COGVIEW2_GPU, else auto). */
   backend?: GpuChoice;
-  /** auto: the order to try (default wgpu, then dawn). */
+  /** auto: a fixed order to try instead of the measured choice (tests). */
   autoOrder?: readonly BackendName[];
+  /** auto: how a backend is measured (default: tools/probe_gpu.ts --measure in a child process; tests inject). */
+  measure?: Measure;
+  /** auto: the tuning cache file (default tuningFile()). */
+  tuningPath?: string;
   /** Where auto reports a backend that could not start (default stderr). */
   log?: (line: string) => void;
 }
@@ -58,7 +65,32 @@ export interface AcquireOptions {
 export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
   const choice = options.backend ?? gpuChoice();
   if (choice !== "auto") return await acquireFrom(choice, options);
-  const order = options.autoOrder ?? BACKENDS;
+  if (options.autoOrder) return await acquireInOrder(options.autoOrder, options);
+  // By measurement: the cached (or newly measured) faster backend first, then the others.
+  const log = options.log ?? console.error;
+  let pick = await autoPick({ measure: options.measure, path: options.tuningPath, log });
+  for (let attempt = 0;; attempt++) {
+    const order = [pick.choice, ...BACKENDS.filter((b) => b !== pick.choice)];
+    const gpu = await acquireInOrder(order, options);
+    if (gpu.backend !== pick.choice) {
+      gpu.auto = `auto → ${gpu.backend} (${pick.choice}, measured faster, could not start)`;
+      return gpu;
+    }
+    const now = entryKey({ backend: gpu.backend, adapter: gpu.name, driver: gpu.driver });
+    if (attempt === 0 && pick.entry && entryKey(pick.entry) !== now) {
+      // The adapter or driver changed since the measurement: measure again.
+      log(`gpu: ${now} is not what auto measured (${entryKey(pick.entry)}): measuring again`);
+      closeGpu(gpu);
+      forgetDecision(options.tuningPath);
+      pick = await autoPick({ measure: options.measure, path: options.tuningPath, log, retune: true });
+      continue;
+    }
+    gpu.auto = `auto → ${gpu.backend} (${pick.note})`;
+    return gpu;
+  }
+}
+
+async function acquireInOrder(order: readonly BackendName[], options: AcquireOptions): Promise<Gpu> {
   const reasons: string[] = [];
   for (const name of order) {
     try {
@@ -161,7 +193,7 @@ function bindingCap(): number | null {
 
 /** The line every command prints first: `gpu: <backend> · <adapter> · <driver>`. */
 export function gpuLine(gpu: Gpu): string {
-  return `gpu: ${gpu.backend} · ${gpu.name} · ${gpu.driver}`;
+  return `gpu: ${gpu.auto ?? gpu.backend} · ${gpu.name} · ${gpu.driver}`;
 }
 
 /** One line naming the adapter and its limits, for logs and `/v1/model`. */
