@@ -46,6 +46,48 @@ fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     S[2u * g + 1u] = 1.0 / sqrt(v + P.eps);
   }
 }
+
+// A group above the max storage binding (src/kernels/group_norm.ts): its pieces, each bound from x_off with ne
+// elements, one workgroup per dispatch. S is then the [pieces, 2] partial buffer, o_off pieces per group, g0 the
+// group, e0 the piece's index: piece_sum writes its sum, piece_sq its centred sum of squares about the group mean
+// (the group's partial sums / n), piece_final (X = the partial buffer, S = the stats) one thread per group.
+@compute @workgroup_size(256)
+fn piece_sum(@builtin(local_invocation_index) li: u32) {
+  var s = 0.0;
+  for (var i = li; i < P.ne; i += 256u) { s += X[P.x_off + i]; }
+  let t = reduce_sum(li, s);
+  if (li == 0u) { S[2u * P.e0] = t; }
+}
+
+@compute @workgroup_size(256)
+fn piece_sq(@builtin(local_invocation_index) li: u32) {
+  let n = (P.c / P.groups) * P.hw;
+  var tot = 0.0;
+  for (var j = 0u; j < P.o_off; j++) { tot += S[2u * (P.g0 * P.o_off + j)]; }
+  let mean = tot / f32(n);
+  var q = 0.0;
+  for (var i = li; i < P.ne; i += 256u) {
+    let d = X[P.x_off + i] - mean;
+    q = fma(d, d, q);
+  }
+  let t = reduce_sum(li, q);
+  if (li == 0u) { S[2u * P.e0 + 1u] = t; }
+}
+
+@compute @workgroup_size(64)
+fn piece_final(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let g = gid.x;
+  if (g >= P.groups) { return; }
+  let n = f32((P.c / P.groups) * P.hw);
+  var tot = 0.0;
+  var q = 0.0;
+  for (var j = 0u; j < P.o_off; j++) {
+    tot += X[2u * (g * P.o_off + j)];
+    q += X[2u * (g * P.o_off + j) + 1u];
+  }
+  S[2u * g] = tot / n;
+  S[2u * g + 1u] = 1.0 / sqrt(q / n + P.eps);
+}
 #else
 @group(0) @binding(2) var<storage, read> S: array<f32>;
 #if W_F16

@@ -66,18 +66,42 @@ export function groupNorm(
   // normalisation over element pieces, each bound as an aligned view of x and of out.
   const n = (c / groups) * hw;
   const span = Math.floor(ctx.maxBinding / 4) - ctx.gpu.limits.minStorageBufferOffsetAlignment / 4;
-  const gb = Math.floor(span / n);
-  check(
-    gb >= 1,
-    "groupNorm",
-    `one group (${
-      c / groups
-    } channels x ${hw} pixels) exceeds the max storage binding (${ctx.maxBinding} bytes)`,
-  );
-  for (let g0 = 0; g0 < groups; g0 += gb) {
-    const g1 = Math.min(groups, g0 + gb);
-    const v = ctx.alignedView(x, g0 * n, g1 * n);
-    ctx.dispatch(ks, [c, hw, groups, eps, v.off, 0, g0, 0, 0], [v.t, stats], [g1 - g0, 1, 1]);
+  if (n <= span) {
+    const gb = Math.floor(span / n);
+    for (let g0 = 0; g0 < groups; g0 += gb) {
+      const g1 = Math.min(groups, g0 + gb);
+      const v = ctx.alignedView(x, g0 * n, g1 * n);
+      ctx.dispatch(ks, [c, hw, groups, eps, v.off, 0, g0, 0, 0], [v.t, stats], [g1 - g0, 1, 1]);
+    }
+  } else {
+    // A group above the binding: partial sums over its pieces, then centred sums of squares about the group mean.
+    const pp = Math.ceil(n / span), pl = Math.ceil(n / pp);
+    const part = ctx.empty([groups * pp * 2], "f32");
+    for (const entry of ["piece_sum", "piece_sq"]) {
+      const kp = ctx.kernel({
+        name: `group_norm_${entry}`,
+        shader: "group_norm.wgsl",
+        entry,
+        defines: { STATS: 1 },
+        bindings: ["read", "write"],
+      });
+      for (let g = 0; g < groups; g++) {
+        for (let j = 0; j < pp; j++) {
+          const e0 = g * n + j * pl, ne = Math.min(pl, n - j * pl);
+          const v = ctx.alignedView(x, e0, e0 + ne);
+          ctx.dispatch(kp, [c, hw, groups, eps, v.off, pp, g, g * pp + j, ne], [v.t, part], [1, 1, 1]);
+        }
+      }
+    }
+    const kf = ctx.kernel({
+      name: "group_norm_piece_final",
+      shader: "group_norm.wgsl",
+      entry: "piece_final",
+      defines: { STATS: 1 },
+      bindings: ["read", "write"],
+    });
+    ctx.dispatch(kf, [c, hw, groups, eps, 0, pp, 0, 0, 0], [part, stats], [Math.ceil(groups / 64), 1, 1]);
+    part.release();
   }
   for (let e0 = 0; e0 < x.size; e0 += span) {
     const ne = Math.min(span, x.size - e0);
