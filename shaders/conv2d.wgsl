@@ -17,6 +17,7 @@ struct Params {
   ks: u32, stride: u32, pad: u32,
   x_off: u32, out_off: u32,
   oh0: u32, oh1: u32,             // output rows [oh0, oh1) of this launch (absolute)
+  w_off: u32, b_off: u32,         // first weight / bias element of this launch's output channels (channel blocks)
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> X: array<f32>;
@@ -46,7 +47,8 @@ struct Params {
 #endif
 #endif
 
-fn load_w(idx: u32) -> f32 {
+fn load_w(i: u32) -> f32 {
+  let idx = P.w_off + i;
 #if W_F16
   return f16_at(W[idx >> 1u], idx);
 #else
@@ -54,8 +56,9 @@ fn load_w(idx: u32) -> f32 {
 #endif
 }
 
-fn load_bias(idx: u32) -> f32 {
+fn load_bias(i: u32) -> f32 {
 #if BIAS
+  let idx = P.b_off + i;
 #if W_F16
   return f16_at(Bias[idx >> 1u], idx);
 #else

@@ -87,7 +87,9 @@ fn to_f32(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
   if (i >= P.total) {
     return;
   }
-  let pair = unpack2x16float(H[i >> 1u]);
-  O[i] = select(pair.x, pair.y, (i & 1u) == 1u);
+  // Pieces of a weight above the max storage binding: H bound from element x_off, O from element p0.
+  let j = P.x_off + i;
+  let pair = unpack2x16float(H[j >> 1u]);
+  O[P.p0 + i] = select(pair.x, pair.y, (j & 1u) == 1u);
 }
 #endif

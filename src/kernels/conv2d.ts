@@ -111,7 +111,7 @@ export function conv2d(ctx: GpuContext, x: Tensor, weight: Tensor, o: Conv2dOpti
   const variant = conv2dSchedule(ctx, { cin, cout, ks, channelsLast: o.channelsLast, variant: o.variant });
   const g: ConvGeometry = { cin, cout, ks, lh, lw, oh, ow, stride, pad, variant };
   const fits = (t?: Tensor) => !t || t.byteLength <= ctx.maxBinding;
-  if (fits(x) && fits(out) && fits(o.resid)) {
+  if (fits(x) && fits(out) && fits(o.resid) && fits(weight)) {
     convLaunch(ctx, x, weight, out, o.resid, o, g, {
       xRow0: 0,
       xRows: o.h,
@@ -152,6 +152,9 @@ interface Band {
   r1: number;
   outRow0: number;
   outRows: number;
+  /** Output channels [co0, co0 + cn) (a weight above the binding: channel blocks); default all. */
+  co0?: number;
+  cn?: number;
 }
 
 /**
@@ -171,10 +174,16 @@ function convBands(
   const lim = ctx.maxBinding;
   const { cin, cout, ks, oh, ow, stride, pad } = g;
   const up = o.upsample ? 1 : 0;
+  // Output-channel blocks whose weight rows fit one binding (a weight above it; the windows schedule reads the
+  // weight by copies and needs none).
+  const K = cin * ks * ks, eb = weight.dtype === "f16" ? 2 : 4;
+  const wSpan = Math.floor((lim - ctx.gpu.limits.minStorageBufferOffsetAlignment) / eb);
+  const cb = g.variant === "windows" || weight.byteLength <= lim ? cout : Math.floor(wSpan / K);
   check(
-    weight.byteLength <= lim && (!o.bias || o.bias.byteLength <= lim),
+    cb >= 1 && (cb === cout || !o.channelsLast),
     "conv2d",
-    `weight [${weight.shape}] (${weight.byteLength} bytes) exceeds the max storage binding (${lim} bytes)`,
+    `weight [${weight.shape}] (${weight.byteLength} bytes) exceeds the max storage binding (${lim} bytes)` +
+      (cb >= 1 ? " with a channels-last output" : ""),
   );
   // Stored input rows output rows [r0, r1) read: logical rows r·stride − pad + [0, ks), clipped to the image.
   const xRange = (r0: number, r1: number): [number, number] => {
@@ -236,12 +245,18 @@ function convBands(
       rowsCopy(x, xb, cin, o.w, xRows, o.h, xRow0, xRows, 0);
       xt = xb;
     }
+    const launch = (dst: Tensor, resid: Tensor | undefined, outRow0: number, outRows: number) => {
+      for (let co0 = 0; co0 < cout; co0 += cb) {
+        const band = { xRow0, xRows, r0, r1, outRow0, outRows, co0, cn: Math.min(cb, cout - co0) };
+        convLaunch(ctx, xt, weight, dst, resid, o, g, band);
+      }
+    };
     if (!ob) {
-      convLaunch(ctx, xt, weight, out, o.resid, o, g, { xRow0, xRows, r0, r1, outRow0: 0, outRows: oh });
+      launch(out, o.resid, 0, oh);
       continue;
     }
     if (rt) rowsCopy(o.resid!, rt, oPlanes, oWidth, n, oh, r0, n, 0);
-    convLaunch(ctx, xt, weight, ob, rt ?? undefined, o, g, { xRow0, xRows, r0, r1, outRow0: r0, outRows: n });
+    launch(ob, rt ?? undefined, r0, n);
     rowsCopy(ob, out, oPlanes, oWidth, n, n, 0, oh, r0);
   }
   [xb, ob, rt].forEach((t) => t?.release());
@@ -264,6 +279,7 @@ function convLaunch(
     convWindows(ctx, x, weight, out, resid, o, g, band);
     return;
   }
+  const co0 = band.co0 ?? 0, cn = band.cn ?? cout;
   const small = cout <= 4;
   const direct = !small && g.variant === "direct";
   const defines = {
@@ -288,10 +304,13 @@ function convLaunch(
     defines,
     bindings,
   });
-  const bufs = [x, weight, ...(o.bias ? [o.bias] : []), ...(resid ? [resid] : []), out];
+  const K = cin * ks * ks;
+  const wv = cn === cout ? { t: weight, off: 0 } : ctx.alignedView(weight, co0 * K, (co0 + cn) * K);
+  const bufs = [x, wv.t, ...(o.bias ? [o.bias] : []), ...(resid ? [resid] : []), out];
   // Element offsets that place absolute rows into the band tensors (negative: u32 arithmetic wraps in the shader).
   const xOff = -band.xRow0 * o.w;
-  const outOff = -band.outRow0 * ow * (o.channelsLast ? cout : 1);
+  // NCHW: channel co0 of this block first (planes of outRows rows).
+  const outOff = o.channelsLast ? -band.outRow0 * ow * cout : (co0 * band.outRows - band.outRow0) * ow;
   const step = o.rowsPerLaunch ?? band.r1 - band.r0;
   for (let r0 = band.r0; r0 < band.r1; r0 += step) {
     const r1 = Math.min(band.r1, r0 + step);
@@ -301,7 +320,7 @@ function convLaunch(
       o.w,
       lh,
       lw,
-      cout,
+      cn,
       band.outRows,
       ow,
       ks,
@@ -311,13 +330,15 @@ function convLaunch(
       outOff,
       r0,
       r1,
+      wv.off,
+      co0,
     ];
     const np = (r1 - r0) * ow;
     const groups: [number, number, number] = small
       ? grid1d(np, 256)
       : direct
-      ? [Math.ceil(((r1 - r0) * Math.ceil(ow / 8)) / 64), Math.ceil(cout / TCO), 1]
-      : [Math.ceil(np / 64), Math.ceil(cout / 64), 1];
+      ? [Math.ceil(((r1 - r0) * Math.ceil(ow / 8)) / 64), Math.ceil(cn / TCO), 1]
+      : [Math.ceil(np / 64), Math.ceil(cn / 64), 1];
     ctx.dispatch(k, params, bufs, groups);
   }
 }
@@ -337,7 +358,14 @@ function weightsF32(ctx: GpuContext, weight: Tensor): Tensor {
     defines: { TO_F32: true },
     bindings: ["read", "write"],
   });
-  ctx.dispatch(k, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n], [weight, out], grid1d(n, 256));
+  // In pieces of whole words when the weight or its f32 copy exceeds the max storage binding (aligned views).
+  const span = Math.floor((ctx.maxBinding - ctx.gpu.limits.minStorageBufferOffsetAlignment) / 8) * 2;
+  for (let e0 = 0; e0 < n; e0 += span) {
+    const ne = Math.min(span, n - e0);
+    const wv = ctx.alignedView(weight, e0, e0 + ne), ov = ctx.alignedView(out, e0, e0 + ne);
+    const params = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ov.off, 0, 0, 0, 0, ne, wv.off];
+    ctx.dispatch(k, params, [wv.t, ov.t], grid1d(ne, 256));
+  }
   f32Weights.set(weight, out);
   weight.attach(out); // released with the weight
   return out;

@@ -39,6 +39,11 @@ const CASES: Case[] = [
   ["direct", 24, 61, 53, 3, 3, 1, 1, 0, false, false, false, true], // small cout
   ["direct", 40, 45, 43, 29, 1, 1, 0, 0, false, true, false, false], // channels-last (the q / quantizer proj)
   ["tiled", 24, 53, 61, 17, 3, 1, 1, 0, false, true, true, false], // channels-last with a residual
+  // Weights above the limit: output-channel blocks (75 + 5 channels f32; 113 + 47 f16 with the map in bands too),
+  // and the windows schedule's f32 copy of an f16 weight made in pieces.
+  ["direct", 96, 13, 23, 80, 3, 1, 1, 0, false, false, true, false],
+  ["tiled", 128, 21, 25, 160, 3, 1, 1, 0, false, false, true, true],
+  ["windows", 512, 9, 11, 300, 1, 1, 0, 0, false, false, true, true],
 ];
 
 Deno.test("conv2d: maps above the max storage binding run in output row bands with their input halo rows", async () => {
@@ -62,8 +67,8 @@ Deno.test("conv2d: maps above the max storage binding run in output row bands wi
     const tx = ctx.upload(x, [cin, h, w]), tw = ctx.upload(wRaw, [cout, cin, ks, ks], dt);
     const tb = ctx.upload(bRaw, [cout], dt), tr = resid ? ctx.upload(resid, [cout * oh * ow]) : undefined;
     const label = `${variant} ${[cin, h, w, cout, ks, stride, pad, padEnd]} up=${upsample} cl=${cl} ${dt}`;
-    // The split must be needed: the input or the output map is above the limit.
-    assert.ok(tx.byteLength > limit || cout * oh * ow * 4 > limit, label);
+    // The split must be needed: the input or the output map or the weight is above the limit.
+    assert.ok(tx.byteLength > limit || cout * oh * ow * 4 > limit || tw.byteLength > limit, label);
     const out = conv2d(ctx, tx, tw, {
       h,
       w,
