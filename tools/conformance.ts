@@ -6,11 +6,14 @@
 // --weights int8 does not run the cases on int8 weights: they run as by default (source precision, verdicts
 // unchanged) and the int8 column follows: the fixture converted with --weights f16 and --weights int8, the same
 // inputs through both (src/conformance/int8_quality.ts).
+// `deno task conformance --int8-random-published LAYERS [--steps N]`: no fixture; int8 vs f16 on LAYERS random-weight
+// CogLM layers at the published width (the int8 model quantises the f16 one's weights): greedy-token agreement over
+// N steps (default 100) and logit KL per position.
 import { join } from "node:path";
 import { sharedContext } from "../src/gpu/context.ts";
 import { takeGpuFlag } from "../src/gpu/backends.ts";
 import { gpuLine } from "../src/gpu/device.ts";
-import { int8Quality } from "../src/conformance/int8_quality.ts";
+import { int8Quality, int8RandomPublished } from "../src/conformance/int8_quality.ts";
 import { convertFixtureSet } from "../src/convert/fixture.ts";
 import { runConformance } from "../src/conformance/runner.ts";
 import { WEIGHTS_CHOICES, type WeightsChoice } from "../src/convert/convert.ts";
@@ -40,6 +43,30 @@ const weightsArg = take("--weights");
 if (weightsArg !== undefined && !(WEIGHTS_CHOICES as readonly string[]).includes(weightsArg)) {
   console.error(`--weights must be one of ${WEIGHTS_CHOICES.join(", ")}, got "${weightsArg}"`);
   Deno.exit(2);
+}
+const randomLayers = take("--int8-random-published");
+const stepsArg = take("--steps");
+if (randomLayers !== undefined) {
+  const layers = Number(randomLayers), steps = Number(stepsArg ?? 100);
+  if (!Number.isInteger(layers) || layers < 1 || layers > 48) {
+    console.error(`--int8-random-published must be a depth from 1 to 48, got "${randomLayers}"`);
+    Deno.exit(2);
+  }
+  if (!Number.isInteger(steps) || steps < 1 || steps > 400) {
+    console.error(`--steps must be 1 to 400 CogLM steps, got "${stepsArg}"`);
+    Deno.exit(2);
+  }
+  const gpu = await sharedContext();
+  console.log(gpuLine(gpu.gpu));
+  console.log(`int8 vs f16 on ${layers} random CogLM layer(s) at the published width, ${steps} greedy steps`);
+  const t0 = performance.now();
+  await int8RandomPublished(gpu, {
+    layers,
+    steps,
+    onRow: (r) => console.log(`  ${r.metric} = ${r.value.toPrecision(4)} ${r.unit}  (${r.on})`),
+  });
+  console.log(`(${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  Deno.exit(0);
 }
 const dir = args[0] ?? new URL("../../shared/fixtures/cogview2-tiny", import.meta.url).pathname;
 

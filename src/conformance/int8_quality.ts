@@ -7,6 +7,10 @@ import { join } from "node:path";
 import type { GpuContext } from "../gpu/context.ts";
 import { readNpy } from "../formats/npy.ts";
 import { CogLM, greedySampler } from "../models/coglm.ts";
+import { loadTransformer, satTransformerShapes, type TransformerDims } from "../models/transformer.ts";
+import { randomWeightSource } from "../models/random_weights.ts";
+import { quantizedSource } from "../formats/int8.ts";
+import type { WeightSource } from "../formats/weights.ts";
 import { Vqvae } from "../models/vqvae.ts";
 import { SuperResolution } from "../pipeline/super_resolution.ts";
 import { listCases } from "./runner.ts";
@@ -50,6 +54,27 @@ export function psnr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return mse === 0 ? Infinity : 10 * Math.log10(1 / mse);
 }
 
+/** Per-position comparison of two [L, W] logit matrices: max |a−b|, KL(a‖b) summed and max, argmax agreement. */
+export function compareLogits(a: Float32Array, b: Float32Array, L: number) {
+  const W = a.length / L;
+  let maxAbs = 0, klSum = 0, klMax = 0, argSame = 0;
+  for (let i = 0; i < L; i++) {
+    const ra = a.subarray(i * W, (i + 1) * W), rb = b.subarray(i * W, (i + 1) * W);
+    const pa = logSoftmax(ra), pb = logSoftmax(rb);
+    let kl = 0, ia = 0, ib = 0;
+    for (let j = 0; j < W; j++) {
+      maxAbs = Math.max(maxAbs, Math.abs(ra[j] - rb[j]));
+      kl += Math.exp(pa[j]) * (pa[j] - pb[j]);
+      if (ra[j] > ra[ia]) ia = j;
+      if (rb[j] > rb[ib]) ib = j;
+    }
+    klSum += kl;
+    klMax = Math.max(klMax, kl);
+    if (ia === ib) argSame++;
+  }
+  return { maxAbs, klSum, klMax, argSame };
+}
+
 /**
  * Runs the comparison; `refDir` and `int8Dir` are converted model directories of the same fixture (f16 and int8).
  * Rows arrive through `onRow` as they are measured.
@@ -88,21 +113,7 @@ export async function int8Quality(
         };
         const a = await logits(ref), b = await logits(q);
         const W = a.length / L;
-        let maxAbs = 0, klSum = 0, klMax = 0, argSame = 0;
-        for (let i = 0; i < L; i++) {
-          const ra = a.subarray(i * W, (i + 1) * W), rb = b.subarray(i * W, (i + 1) * W);
-          const pa = logSoftmax(ra), pb = logSoftmax(rb);
-          let kl = 0, ia = 0, ib = 0;
-          for (let j = 0; j < W; j++) {
-            maxAbs = Math.max(maxAbs, Math.abs(ra[j] - rb[j]));
-            kl += Math.exp(pa[j]) * (pa[j] - pb[j]);
-            if (ra[j] > ra[ia]) ia = j;
-            if (rb[j] > rb[ib]) ib = j;
-          }
-          klSum += kl;
-          klMax = Math.max(klMax, kl);
-          if (ia === ib) argSame++;
-        }
+        const { maxAbs, klSum, klMax, argSame } = compareLogits(a, b, L);
         add({
           metric: "coglm_logits_max_abs",
           value: maxAbs,
@@ -196,6 +207,112 @@ export async function int8Quality(
     } finally {
       vq.release();
     }
+  }
+  return rows;
+}
+
+/**
+ * int8 vs f16 on random-weight CogLM layers at the published width (3072 hidden, 48 heads, MLP 12288, vocabulary
+ * 150010; `layers` deep): the f16 model's weights are generated on the GPU (models/random_weights.ts), the int8 model
+ * quantises those same weights (formats/int8.ts quantizedSource, group 64), so the two differ only by quantisation.
+ * Greedy-token agreement over `steps` generated tokens, and logit KL / max-abs per position on the f16 model's
+ * sequence (teacher-forced), also at a unit-spread temperature and as a relative RMS error (random layers predict
+ * their input token with a wide margin, so greedy agreement and plain KL say little there).
+ */
+export async function int8RandomPublished(
+  gpu: GpuContext,
+  o: { layers: number; steps: number; onRow?: (r: QualityRow) => void },
+): Promise<QualityRow[]> {
+  const rows: QualityRow[] = [];
+  const add = (r: QualityRow) => (rows.push(r), o.onRow?.(r));
+  const dims: TransformerDims = {
+    numLayers: o.layers,
+    hidden: 3072,
+    heads: 48,
+    headDim: 64,
+    inner: 12288,
+    vocab: 150010,
+    maxSeq: 1024,
+    eps: 1e-5,
+    order: "sandwich",
+  };
+  const src = randomWeightSource(gpu, satTransformerShapes(dims, {}), {
+    origin: "random CogLM (published width)",
+    seed: 7,
+    dtype: "f16",
+  });
+  const qsrc = quantizedSource(src);
+  // Tensors the quantisation leaves alone are generated on the GPU, as in the f16 model (same names, same values).
+  const q8: WeightSource = {
+    ...qsrc,
+    randomFill: (n) => (qsrc.info(n).dtype === "f16" ? src.randomFill!(n) : undefined)!,
+  };
+  const on = `${o.layers} random layer(s) at published width`;
+  const ref = CogLM.fromWeights(gpu, dims, await loadTransformer(gpu, src, dims), 20000);
+  const q = CogLM.fromWeights(gpu, dims, await loadTransformer(gpu, q8, dims), 20000);
+  try {
+    const textIds = Int32Array.from([21371, 20392, 23869, 20021, 22697, 24346, 20100, 20200, 20300, 150001]);
+    const gen = (m: CogLM) =>
+      m.generate({
+        textIds,
+        batch: 1,
+        seed: 0,
+        recipe: { attn_plus: 1 },
+        numTokens: o.steps,
+        sampler: greedySampler,
+      });
+    const [a] = await gen(ref), [b] = await gen(q);
+    const ag = agreement(a, b);
+    add({
+      metric: "coglm_greedy_token_agreement",
+      value: ag.frac,
+      unit: "fraction",
+      on: `${on}, ${o.steps} steps, ` + (ag.first < 0 ? "identical" : `first difference at step ${ag.first}`),
+    });
+    // Teacher-forced on the f16 model's sequence (text + its generated tokens): the rows predicting image tokens.
+    const seq = Int32Array.from([...textIds, ...a]);
+    const L = seq.length, T = textIds.length;
+    const pos = Int32Array.from({ length: L }, (_, i) => i);
+    const logits = async (m: CogLM) => {
+      const h = m.forward(seq, pos, { ctxCols: T, logWeights: { cols: T, value: 1 } });
+      const lg = m.logits(h, { rows: L });
+      const v = (await gpu.readF32(lg)).slice();
+      h.release(), lg.release();
+      const W = v.length / L;
+      return v.subarray((T - 1) * W, (L - 1) * W);
+    };
+    const la = await logits(ref), lb = await logits(q);
+    const n = L - T;
+    const c = compareLogits(la, lb, n);
+    // Random layers are dominated by the input token's own embedding (logits far apart: greedy repeats, KL ~ 0), so
+    // the relative logit error and the KL at a unit-spread temperature (each row divided by the f16 row's standard
+    // deviation) are the informative figures.
+    const W = la.length / n;
+    let se = 0, ss = 0;
+    const sa = new Float32Array(la.length), sb = new Float32Array(lb.length);
+    for (let i = 0; i < n; i++) {
+      let m = 0, v = 0;
+      for (let j = 0; j < W; j++) m += la[i * W + j];
+      m /= W;
+      for (let j = 0; j < W; j++) v += (la[i * W + j] - m) ** 2;
+      const sd = Math.sqrt(v / W) || 1;
+      for (let j = 0; j < W; j++) {
+        const k = i * W + j;
+        se += (la[k] - lb[k]) ** 2;
+        ss += (la[k] - m) ** 2;
+        sa[k] = la[k] / sd, sb[k] = lb[k] / sd;
+      }
+    }
+    const cu = compareLogits(sa, sb, n);
+    add({ metric: "coglm_logits_max_abs", value: c.maxAbs, unit: "", on: `${on} (${n} positions × ${W})` });
+    add({ metric: "coglm_logits_rel_rms_error", value: Math.sqrt(se / ss), unit: "fraction", on });
+    add({ metric: "coglm_kl_mean_per_position", value: c.klSum / n, unit: "nats", on });
+    add({ metric: "coglm_kl_max_per_position", value: c.klMax, unit: "nats", on });
+    add({ metric: "coglm_kl_mean_at_unit_std", value: cu.klSum / n, unit: "nats", on });
+    add({ metric: "coglm_kl_max_at_unit_std", value: cu.klMax, unit: "nats", on });
+    add({ metric: "coglm_argmax_agreement", value: c.argSame / n, unit: "fraction", on });
+  } finally {
+    await ref.release(), await q.release();
   }
   return rows;
 }
