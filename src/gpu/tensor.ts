@@ -66,7 +66,6 @@ export class Tensor {
     return this.#released;
   }
 
-  /** A tensor of another shape over the same bytes (same element count). */
   /**
    * A view of `shape` at byte `byteOffset` of this tensor's buffer (an aligned row block, GpuContext.alignedView):
    * same owner, so copies attached through it are released with the owner.
@@ -77,6 +76,7 @@ export class Tensor {
     return t;
   }
 
+  /** A tensor of another shape over the same bytes (same element count). */
   reshape(shape: readonly number[]): Tensor {
     const fixed = [...shape];
     const neg = fixed.indexOf(-1);
