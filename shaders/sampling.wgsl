@@ -5,7 +5,8 @@
 //     `force_rank`); tokens outside it are masked (-65504 in the original: exactly zero probability after the softmax);
 //     token ~ softmax(x / temperature2) inside the cluster. Define DEBUG: also write the intermediates.
 //   topk_radix ×4 → topk_draw: itersr_sampling.py — x = logits / temperature; keep x ≥ the k-th largest (ties kept);
-//     token ~ softmax over the kept entries.
+//     token ~ softmax over the kept entries. On CPU adapters topk_serial (one invocation per row) replaces the four
+//     radix passes: it writes the same threshold.
 //   argmax_rows: greedy, first index of the maximum.
 // Several small passes rather than one kernel: lavapipe (LLVM coroutines per barrier) takes minutes to compile a
 // kernel with many barriers, and passes of ≤ 3 barriers compile in seconds.
@@ -403,6 +404,40 @@ fn topk_radix(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let h = atomicLoad(&hist[bin]);
     State[r] = vec2<u32>(st.x | (bin << shift), select(st.y - cum, NONE, st.y - cum == h));
   }
+}
+#endif
+
+#if TSERIAL
+// Top-k threshold on CPU adapters, one invocation per row: the k largest keys of x = logits / T kept in descending
+// order by insertion (after the first k, most entries fail one compare), then State[r] = (the k-th largest key, NONE):
+// the threshold topk_radix's passes reach (the draw keeps fkey(x) ≥ it), from one read of the row instead of four
+// passes with workgroup atomics (per-lane loops on lavapipe). k ≤ KMAX.
+@group(0) @binding(2) var<storage, read_write> State: array<vec2<u32>>;
+
+@compute @workgroup_size(64)
+fn topk_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let r = gid.x + gid.y * nwg.x * 64u;
+  if (r >= P.rows) { return; }
+  let W = P.width;
+  let K = P.k;
+  let base = logits_row(r) * W;
+  var keys: array<u32, {{KMAX}}>;
+  var n = 0u;
+  for (var j = 0u; j < W; j++) {
+    let key = fkey(L[base + j] / P.temperature);
+    if (n < K || key > keys[K - 1u]) {
+      var i = min(n, K - 1u);
+      loop {
+        if (i == 0u) { break; }
+        if (keys[i - 1u] >= key) { break; }
+        keys[i] = keys[i - 1u];
+        i--;
+      }
+      keys[i] = key;
+      n = min(n + 1u, K);
+    }
+  }
+  State[r] = vec2<u32>(keys[K - 1u], NONE);
 }
 #endif
 

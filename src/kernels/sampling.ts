@@ -350,7 +350,15 @@ export interface TopkSampleOptions extends DrawOptions {
   topk: number;
   /** Default 1 (iterative SR calls its strategy with temperature 1). */
   temperature?: number;
+  /**
+   * How the k-th largest is found: "radix" (4 passes, a workgroup per row) or "serial" (one invocation per row,
+   * k ≤ TOPK_SERIAL_MAX). Default: serial on CPU adapters where k allows, else radix. Both give the same threshold.
+   */
+  selection?: "radix" | "serial";
 }
+
+/** Largest k the serial top-k selection keeps (its private array). */
+export const TOPK_SERIAL_MAX = 64;
 
 /**
  * Records top-k sampling of the selected rows of `logits` [..., width] (4 radix-select passes and a draw);
@@ -366,18 +374,35 @@ export function topkSampleGpu(ctx: GpuContext, logits: Tensor, o: TopkSampleOpti
   const wg = wgDefines(ctx);
   const grid = rowsGrid(s.rows);
   const state = ctx.empty([s.rows, 2], "u32");
-  const radix = ctx.kernel({
-    name: "topk_radix",
-    shader: "sampling.wgsl",
-    entry: "topk_radix",
-    defines: { TRADIX: 1, ...wg },
-    bindings: ["read", "write"],
-  });
-  for (let ps = 0; ps < 4; ps++) {
-    ctx.dispatch(radix, params(s, { k: Math.min(o.topk, s.width), t, o, ps }, { offset, stride }, wg), [
-      logits,
-      state,
-    ], grid);
+  const k = Math.min(o.topk, s.width);
+  const serial =
+    (o.selection ?? (ctx.gpu.isFallback && k <= TOPK_SERIAL_MAX ? "serial" : "radix")) === "serial";
+  check(
+    !serial || k <= TOPK_SERIAL_MAX,
+    name,
+    `serial selection keeps at most ${TOPK_SERIAL_MAX}, topk ${k}`,
+  );
+  if (serial) {
+    // lavapipe, 2300 rows × 20000 (a LoPAR round at the published size): see shaders/sampling.wgsl topk_serial.
+    const sel = ctx.kernel({
+      name: "topk_serial",
+      shader: "sampling.wgsl",
+      entry: "topk_serial",
+      defines: { TSERIAL: 1, KMAX: TOPK_SERIAL_MAX, ...wg },
+      bindings: ["read", "write"],
+    });
+    ctx.dispatch(sel, params(s, { k, t, o }, { offset, stride }, wg), [logits, state], grid1d(s.rows, 64));
+  } else {
+    const radix = ctx.kernel({
+      name: "topk_radix",
+      shader: "sampling.wgsl",
+      entry: "topk_radix",
+      defines: { TRADIX: 1, ...wg },
+      bindings: ["read", "write"],
+    });
+    for (let ps = 0; ps < 4; ps++) {
+      ctx.dispatch(radix, params(s, { k, t, o, ps }, { offset, stride }, wg), [logits, state], grid);
+    }
   }
   const draw = ctx.kernel({
     name: "topk_draw",

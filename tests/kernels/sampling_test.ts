@@ -175,6 +175,30 @@ Deno.test("sampling kernels: cluster draws follow the final distribution", async
   table.tensor.release();
 });
 
+Deno.test("sampling kernels: top-k serial and radix selections draw the same ids (ties, equal rows, k up to 64, row selection)", async () => {
+  const ctx = await sharedContext();
+  const rows = 41, width = 2053;
+  const x = randn(rows * width, 31, 2);
+  for (let j = 0; j < 70; j++) x[3 * width + 29 * j] = 9; // 70 tied maxima: every k keeps them all
+  for (let j = 0; j < width; j++) x[4 * width + j] = -1.5; // all equal
+  for (let j = 0; j < width; j++) x[5 * width + j] = Math.round(x[5 * width + j] * 4) / 4; // many ties
+  const lt = ctx.upload(x, [rows, width]);
+  for (
+    const o of [
+      { topk: 60, seed: 5, step: 2, stream: 3 },
+      { topk: 64, seed: 6, temperature: 1.3 },
+      { topk: 7, seed: 8, rows: 20, rowOffset: 6, groupSize: 4, groupStride: 7 },
+      { topk: 1, seed: 1 },
+    ]
+  ) {
+    const serial = await ctx.read(topkSampleGpu(ctx, lt, { ...o, selection: "serial" }));
+    const radix = await ctx.read(topkSampleGpu(ctx, lt, { ...o, selection: "radix" }));
+    assert.deepEqual([...serial], [...radix], `topk ${o.topk}`);
+  }
+  assert.throws(() => topkSampleGpu(ctx, lt, { topk: 65, seed: 1, selection: "serial" }), /at most 64/);
+  lt.release();
+});
+
 Deno.test("sampling kernels: top-k sampling matches the CPU twin (ties kept, k = 1 is argmax)", async () => {
   const ctx = await sharedContext();
   const rows = 37, width = 1037;
