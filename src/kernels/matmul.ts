@@ -175,9 +175,15 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
     (o.constantW ? transW && (batch === 1 || wBs === 0) : transW || !f16);
   const auto = (o.variant ?? "auto") === "auto";
   // CPU adapters: the schedule this backend measured fastest for the shape class (src/kernels/choices.ts).
+  // "ubo" where it cannot run (M < 32, batched, unaligned) falls back to "windows" as if that were the pick.
   const cpuPick = ctx.gpu.isFallback ? cpuMatmulSchedule(ctx, M, K) : null;
+  const m4 = (x: number) => x % 4 === 0;
+  const uboOk = transW && batch === 1 && m4(K) && K <= UBO_MAX_K && m4(lda) && m4(aOff) && m4(ldw) &&
+    m4(wOff) &&
+    o.vec4 !== false;
+  const windowsPick = cpuPick === "windows" || (cpuPick === "ubo" && !(uboOk && M >= 32));
   if (
-    o.variant === "windows" || (auto && windowsOk && cpuPick === "windows" && (o.constantW || M >= 64))
+    o.variant === "windows" || (auto && windowsOk && windowsPick && (o.constantW || M >= 64))
   ) {
     check(
       windowsOk,
@@ -188,10 +194,6 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
     return { plan, vec4: true, name: "matmul_windows", defines: {} };
   }
   let plan = planMatmul(ctx, { M, N, K, batch, transW, f16, variant: o.variant });
-  const m4 = (x: number) => x % 4 === 0;
-  const uboOk = transW && batch === 1 && m4(K) && K <= UBO_MAX_K && m4(lda) && m4(aOff) && m4(ldw) &&
-    m4(wOff) &&
-    o.vec4 !== false;
   if (plan.variant === "ubo" && !uboOk) {
     plan = planMatmul(ctx, { M, N, K, batch, transW, f16: false, variant: "direct" });
   } else if (

@@ -94,6 +94,11 @@ Deno.test("resolveMatmul follows the table of the context's backend", async () =
     const launch = resolveMatmul(ctx, a, w, { M, N, K, constantW: true });
     const want = CHOICES[`${backend}/cpu`].cpuMatmul.narrowK;
     assert.equal(launch.plan.variant, want, `${backend}: ${launch.name}`);
-    [a, w].forEach((t) => t.release());
+    // A prompt pass (10 rows of a wideK weight): "ubo" needs 32 rows, so a "ubo" pick falls back to "windows" (not
+    // the storage-only "direct": 928 ms against 277 ms for the windows launches of the same Dawn CogLM profile).
+    const a2 = ctx.empty([10, 768]), w2 = ctx.empty([768, 768], "f16");
+    const prompt = resolveMatmul(ctx, a2, w2, { M: 10, N: 768, K: 768, constantW: true });
+    assert.equal(prompt.plan.variant, "windows", `${backend} prompt rows: ${prompt.name}`);
+    [a, w, a2, w2].forEach((t) => t.release());
   }
 });
