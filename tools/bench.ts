@@ -4,15 +4,15 @@
 // --shape published [--layers N] [--batch 1|4|8] [--sr-layers N] [--tokens N] [--weights f16|int8]
 // [--residency all|stage] [--stages all|coglm] [--vq-side N] [--lopar-rounds N]: instead of the suites, the published architecture with random weights made on the GPU,
 // every stage once, peak GPU bytes per stage and extrapolated to full depth (tools/bench/published.ts).
-// --compare-backends: the suites (default matmul, coglm, sr, e2e) on wgpu and on Dawn, side by side
-// (tools/bench/compare.ts).
+// --compare-backends: the suites (default matmul, choices, coglm, sr, e2e) on wgpu and on Dawn, side by side
+// (tools/bench/compare.ts); --compare-backends --from FILE re-prints a recorded run's tables.
 import { sharedContext } from "../src/gpu/context.ts";
 import { describeGpu, gpuLine } from "../src/gpu/device.ts";
 import { takeGpuFlag } from "../src/gpu/backends.ts";
 import type { BenchResult } from "./bench/_types.ts";
 import { suites } from "./bench/mod.ts";
 import { runPublished } from "./bench/published.ts";
-import { compareBackends } from "./bench/compare.ts";
+import { compareBackends, printCompare } from "./bench/compare.ts";
 
 let args: string[];
 try {
@@ -80,6 +80,19 @@ const published = shape === "published"
   }
   : null;
 
+if (args.includes("--compare-backends") && args.includes("--from")) {
+  // Re-print the tables of a recorded compare run (out/bench_compare.json or a copy under bench/results/).
+  const file = args[args.indexOf("--from") + 1];
+  try {
+    printCompare(JSON.parse(await Deno.readTextFile(file)).runs);
+  } catch (e) {
+    console.error(
+      `--from ${file ?? ""}: ${(e as Error).message} (expected a bench --compare-backends JSON record)`,
+    );
+    Deno.exit(2);
+  }
+  Deno.exit(0);
+}
 if (args.includes("--compare-backends")) {
   const pass = args.filter((a, i) =>
     a !== "--compare-backends" && a !== "--only" && args[i - 1] !== "--only"

@@ -15,7 +15,7 @@ export const COMPARE_SUITES = ["matmul", "choices", "coglm", "sr", "e2e"];
 const MODEL_SUITES = new Set(["coglm", "sr", "e2e"]);
 const FIXTURE = new URL("../../tests/testdata/cogview2-tiny", import.meta.url).pathname;
 
-interface Run {
+export interface Run {
   backend: BackendName;
   gpu: string;
   /** Wall seconds of the whole child process (warm-ups included). */
@@ -24,8 +24,11 @@ interface Run {
   error?: string;
 }
 
-const key = (r: BenchResult) =>
-  `${r.name} ${Object.entries(r.params).map(([k, v]) => `${k}=${v}`).join(" ")}`;
+/** Params that name what one backend ran (its kernel, pipelines it created): shown, not matched on. */
+const PER_BACKEND = new Set(["kernel", "pipelines"]);
+
+const shared = (r: BenchResult) =>
+  Object.entries(r.params).filter(([k]) => !PER_BACKEND.has(k)).map(([k, v]) => `${k}=${v}`).join(" ");
 
 /** Warm-up rows: first runs that include pipeline creation (their names say so). */
 export const isWarmup = (r: BenchResult): boolean => /warmup/.test(r.name);
@@ -98,38 +101,7 @@ export async function compareBackends(passArgs: string[], only: string[] | null)
   } finally {
     if (tmp) await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
-  const rows = new Map<string, { r: BenchResult; v: Map<BackendName, number> }>();
-  for (const run of runs) {
-    for (const r of run.results) {
-      const k = key(r);
-      if (!rows.has(k)) rows.set(k, { r, v: new Map() });
-      rows.get(k)!.v.set(run.backend, r.value);
-    }
-  }
-  console.log("");
-  for (const run of runs) console.log(`${run.gpu}: ${run.seconds.toFixed(0)} s in all`);
-  for (const warm of [true, false]) {
-    console.log(
-      warm
-        ? "\n## warm-up: first runs, pipeline creation included"
-        : "\n## steady state: timed after the warm-up",
-    );
-    console.log(
-      `${"name".padEnd(34)} ${"params".padEnd(52)} ${"wgpu".padStart(10)} ${"dawn".padStart(10)} ${
-        "dawn/wgpu".padStart(9)
-      } unit`,
-    );
-    for (const [k, { r, v }] of rows) {
-      if (isWarmup(r) !== warm) continue;
-      const w = v.get("wgpu"), d = v.get("dawn");
-      const p = k.slice(r.name.length + 1);
-      console.log(
-        `${r.name.padEnd(34)} ${p.padEnd(52)} ${fmt(w).padStart(10)} ${fmt(d).padStart(10)} ${
-          (w && d ? (d / w).toFixed(2) : "-").padStart(9)
-        } ${r.unit}`,
-      );
-    }
-  }
+  printCompare(runs);
   await Deno.mkdir("out", { recursive: true });
   await Deno.writeTextFile(
     "out/bench_compare.json",
@@ -147,4 +119,53 @@ function fmt(v: number | undefined): string {
     : Math.abs(v) >= 1
     ? v.toFixed(2)
     : v.toPrecision(3);
+}
+
+/**
+ * The side-by-side tables of a compare record: rows matched by name, shared params and order of appearance (the
+ * n-th "matmul_gflops M=1024 ..." of one backend beside the n-th of the other, whichever kernel each ran).
+ */
+export function printCompare(runs: Run[]): void {
+  const rows = new Map<string, { r: BenchResult; v: Map<BackendName, BenchResult> }>();
+  for (const run of runs) {
+    const seen = new Map<string, number>();
+    for (const r of run.results) {
+      const base = `${r.name} ${shared(r)}`;
+      const n = (seen.get(base) ?? 0) + 1;
+      seen.set(base, n);
+      const k = `${base}#${n}`;
+      if (!rows.has(k)) rows.set(k, { r, v: new Map() });
+      rows.get(k)!.v.set(run.backend, r);
+    }
+  }
+  console.log("");
+  for (const run of runs) console.log(`${run.gpu}: ${run.seconds.toFixed(0)} s in all`);
+  for (const warm of [true, false]) {
+    console.log(
+      warm
+        ? "\n## warm-up: first runs, pipeline creation included"
+        : "\n## steady state: timed after the warm-up",
+    );
+    console.log(
+      `${"name".padEnd(34)} ${"params".padEnd(60)} ${"wgpu".padStart(10)} ${"dawn".padStart(10)} ${
+        "dawn/wgpu".padStart(9)
+      } unit`,
+    );
+    for (const { r, v } of rows.values()) {
+      if (isWarmup(r) !== warm) continue;
+      const w = v.get("wgpu"), d = v.get("dawn");
+      // Per-backend params side by side when they differ: kernel=matmul_windows|matmul_ubo (wgpu|dawn).
+      const own = [...PER_BACKEND].flatMap((p) => {
+        const a = w?.params[p], b = d?.params[p];
+        if (a === undefined && b === undefined) return [];
+        return [a === b ? `${p}=${a}` : `${p}=${a ?? "-"}|${b ?? "-"}`];
+      });
+      const p = [shared(r), ...own].filter(Boolean).join(" ");
+      console.log(
+        `${r.name.padEnd(34)} ${p.padEnd(60)} ${fmt(w?.value).padStart(10)} ${fmt(d?.value).padStart(10)} ${
+          (w && d && w.value ? (d.value / w.value).toFixed(2) : "-").padStart(9)
+        } ${r.unit}`,
+      );
+    }
+  }
 }
