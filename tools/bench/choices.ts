@@ -70,7 +70,7 @@ export const choicesSuite: BenchSuite = {
     const rowsReport = (kernel: string, rows: number, n: number, reduce: RowReduce, ms: number) =>
       report({
         name: "row_reduce_ms",
-        params: { kernel, rows, n, reduce },
+        params: { op: kernel, rows, n, reduce },
         value: ms,
         unit: "ms",
       });
