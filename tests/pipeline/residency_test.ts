@@ -1,11 +1,12 @@
 // Stage residency on the real pipeline (demo model, GPU): by stage only the running stage's model is in the pool
-// (its weights alone after each transition), the images equal the all-resident ones bit for bit, the pool returns
-// to its baseline after a job in both modes (no leak), and a job whose estimated peak exceeds the budget gets 503
-// before it runs. Each pipeline has its own GpuContext (own pool counters) on the shared device.
-// Three whole jobs (DSR + LoPAR + 60×60 decode) run: about 3 min on an idle 2-core lavapipe.
-
+// (its weights alone after each transition), the images (text-to-image and completion) equal the all-resident ones
+// bit for bit, the pool returns to its baseline after a job in both modes, also after a job cancelled mid-pipeline
+// (no leak), and a job whose estimated peak exceeds the budget gets 503 before it runs. Each pipeline has its own
+// GpuContext (own pool counters) on the shared device. Three whole jobs and two completions run: about 4 min on an
+// idle 2-core lavapipe (12 min with six agents on the box).
 import nodeAssert from "node:assert/strict";
 import { ensureDemoModel } from "../../src/demo/model.ts";
+import { encodePng } from "../../src/formats/image.ts";
 import { GpuContext, sharedContext } from "../../src/gpu/context.ts";
 import { Text2ImagePipeline } from "../../src/pipeline/text2image.ts";
 import { type GenerateRequest, PipelineError } from "../../src/pipeline/types.ts";
@@ -173,5 +174,42 @@ Deno.test({
     const auto = await open("auto", two);
     nodeAssert.equal(auto.p.residency!.choice.mode, "stage");
     nodeAssert.match(auto.p.residency!.choice.reason, /auto: every model resident does not fit/);
+  },
+});
+
+Deno.test({
+  ...opts,
+  name:
+    "residency: by stage, completion gives the all-resident image and a job cancelled in DSR leaves the baseline",
+  async fn() {
+    const W = 64, H = 64;
+    const rgba = new Uint8Array(W * H * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 37) % 256));
+    const creq = {
+      prompt: "a cat",
+      style: "none",
+      n: 1,
+      seed: 3,
+      image: encodePng(rgba, W, H),
+      box: [0.3, 0.3, 0.5, 0.5] as [number, number, number, number],
+      format: "png" as const,
+    };
+    const s = await open("stage");
+    const baseline = s.ctx.poolBytes;
+    const [byStage] = await s.p.complete(creq, () => {}, never);
+    nodeAssert.equal(s.ctx.poolBytes, baseline, "completion: back to the baseline");
+    const a = await open("all");
+    const [all] = await a.p.complete(creq, () => {}, never);
+    nodeAssert.deepEqual(byStage.data, all.data, "completion: stage = all, bit for bit");
+
+    // Cancelled as DSR starts: the job fails, CogLM is loaded again and the pool is at its baseline.
+    const ac = new AbortController();
+    await nodeAssert.rejects(
+      s.p.generate(req({ inversePrompt: false }), (e) => {
+        if (e.type === "stage" && e.stage === "dsr") ac.abort();
+      }, ac.signal),
+      (e: Error) => e.name === "AbortError",
+    );
+    nodeAssert.deepEqual(s.p.residency!.models.loaded(), ["coglm"]);
+    nodeAssert.equal(s.ctx.poolBytes, baseline, "cancelled: back to the baseline");
   },
 });
