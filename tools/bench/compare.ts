@@ -27,8 +27,11 @@ export interface Run {
 /** Params that name what one backend ran (its kernel, pipelines it created): shown, not matched on. */
 const PER_BACKEND = new Set(["kernel", "pipelines"]);
 
+/** Per-kernel profile rows (coglm_kernel_ms): there the kernel is what the row measures, so it is matched on. */
+const perBackend = (r: BenchResult, k: string) => PER_BACKEND.has(k) && !/kernel_ms$/.test(r.name);
+
 const shared = (r: BenchResult) =>
-  Object.entries(r.params).filter(([k]) => !PER_BACKEND.has(k)).map(([k, v]) => `${k}=${v}`).join(" ");
+  Object.entries(r.params).filter(([k]) => !perBackend(r, k)).map(([k, v]) => `${k}=${v}`).join(" ");
 
 /** Warm-up rows: first runs that include pipeline creation (their names say so). */
 export const isWarmup = (r: BenchResult): boolean => /warmup/.test(r.name);
@@ -155,7 +158,7 @@ export function printCompare(runs: Run[]): void {
       if (isWarmup(r) !== warm) continue;
       const w = v.get("wgpu"), d = v.get("dawn");
       // Per-backend params side by side when they differ: kernel=matmul_windows|matmul_ubo (wgpu|dawn).
-      const own = [...PER_BACKEND].flatMap((p) => {
+      const own = [...PER_BACKEND].filter((p) => perBackend(r, p)).flatMap((p) => {
         const a = w?.params[p], b = d?.params[p];
         if (a === undefined && b === undefined) return [];
         return [a === b ? `${p}=${a}` : `${p}=${a ?? "-"}|${b ?? "-"}`];
