@@ -36,15 +36,20 @@ export function runSteps<T>(steps: Steps<T>): T {
 }
 
 /**
- * Cancellation points on one GPU context. `pass()` submits what was recorded since the last point, waits until the
- * GPU has finished the work submitted before the previous point (so one step stays queued and the GPU does not idle
- * while the host records the next), then reads the signal and throws CancelledError when it is set. A cancellation
- * is thus seen when the step running at that moment ends; the one queued behind it still runs (its buffers go back
- * to the pool now: the queue orders their next use after it). Each pass costs one counted host sync; without a
- * signal there are no points at all.
+ * Cancellation points on one GPU context. `pass()` submits what was recorded since the last point and waits for
+ * the GPU before reading the signal, throwing CancelledError when it is set. While steps are short (a wait under
+ * SERIAL_MS), one step stays queued behind the running one, so the GPU does not idle for the host's round trip;
+ * once they are long (lavapipe, published sizes), each pass waits for its own step, so a cancellation is seen when
+ * the running step ends. Either way the GPU is idle when CancelledError is thrown (a queued short step is waited
+ * for): the next job, or the process exit on SIGTERM, does not wait behind the cancelled stage's work. Closed early, a stage's generators return their buffers to the pool at once (the queue orders any
+ * reuse after work still in flight). Each pass costs one or two counted host syncs; without a signal there are no
+ * points at all.
  */
 export class CancelPoints {
+  /** A wait longer than this (ms) makes the steps serial (each waited for before the next is recorded). */
+  static readonly SERIAL_MS = 50;
   #prev: Fence | null = null;
+  #serial = false;
 
   constructor(readonly ctx: GpuContext, readonly signal: CancelSignal) {}
 
@@ -55,10 +60,17 @@ export class CancelPoints {
 
   async pass(): Promise<void> {
     const fence = this.ctx.fence();
-    const prev = this.#prev;
-    this.#prev = fence;
-    if (prev) await prev.wait();
-    throwIfCancelled(this.signal);
+    const t0 = performance.now();
+    await this.#prev?.wait();
+    if (this.#serial) await fence.wait();
+    this.#prev = this.#serial ? null : fence;
+    this.#serial = performance.now() - t0 > CancelPoints.SERIAL_MS;
+    if (this.signal.aborted) {
+      // A short step may still be queued: wait for it, so the GPU is idle when the stage reports cancelled.
+      await this.#prev?.wait();
+      this.#prev = null;
+      throw new CancelledError();
+    }
   }
 
   /**

@@ -9,7 +9,7 @@ import type { WeightSource } from "../formats/weights.ts";
 import { matmul } from "../kernels/matmul.ts";
 import { srLocalAttention } from "../kernels/local_attention.ts";
 import { type DsrGeometry, dsrGeometry, maskToAdd } from "../geometry/sr.ts";
-import { runSteps, type Steps } from "./cancel.ts";
+import type { Steps } from "./cancel.ts";
 import type { SrConfig } from "./config.ts";
 import { loadTensor } from "./load.ts";
 import {
@@ -84,20 +84,10 @@ export class DsrModel extends SrModel<DsrGeometry> {
 
   /**
    * Forward of `batch` sequences (tokens / position ids concatenated, layout[2] each) sharing one base-attention
-   * mask [s0, s0] (and log weights): the final-LayerNorm output [batch·layout[2], hidden].
+   * mask [s0, s0] (and log weights) as recording steps (two per layer): the final-LayerNorm output
+   * [batch·layout[2], hidden]. `forward` records it at once.
    */
-  forward(
-    tokens: Int32Array,
-    positionIds: Int32Array,
-    batch: number,
-    mask: ArrayLike<number>,
-    logAttentionWeights?: ArrayLike<number>,
-  ): Tensor {
-    return runSteps(this.forwardSteps(tokens, positionIds, batch, mask, logAttentionWeights));
-  }
-
-  /** `forward` as recording steps (two per layer), for a caller that stops it early (src/models/cancel.ts). */
-  *forwardSteps(
+  override *forwardSteps(
     tokens: Int32Array,
     positionIds: Int32Array,
     batch: number,

@@ -9,7 +9,7 @@ import { embedding } from "../kernels/embedding.ts";
 import type { WeightSource } from "../formats/weights.ts";
 import { srLocalAttention } from "../kernels/local_attention.ts";
 import { type ItersrGeometry, itersrGeometry, maskToAdd } from "../geometry/sr.ts";
-import { runSteps, type Steps } from "./cancel.ts";
+import type { Steps } from "./cancel.ts";
 import type { SrConfig } from "./config.ts";
 import {
   fromToken,
@@ -35,20 +35,10 @@ export class ItersrModel extends SrModel<ItersrGeometry> {
 
   /**
    * Forward of `batch` sequences (layout[1] tokens each, concatenated) sharing one text mask [layout[0]] (and log
-   * weights): the final-LayerNorm output [batch·layout[1], hidden].
+   * weights) as recording steps (two per layer): the final-LayerNorm output [batch·layout[1], hidden]. `forward`
+   * records it at once.
    */
-  forward(
-    tokens: Int32Array,
-    positionIds: Int32Array,
-    batch: number,
-    mask: ArrayLike<number>,
-    logAttentionWeights?: ArrayLike<number>,
-  ): Tensor {
-    return runSteps(this.forwardSteps(tokens, positionIds, batch, mask, logAttentionWeights));
-  }
-
-  /** `forward` as recording steps (two per layer), for a caller that stops it early (src/models/cancel.ts). */
-  *forwardSteps(
+  override *forwardSteps(
     tokens: Int32Array,
     positionIds: Int32Array,
     batch: number,

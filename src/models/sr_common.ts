@@ -9,7 +9,7 @@ import { flashAttention } from "../kernels/attention.ts";
 import { type Rows, sequenceRows } from "../kernels/local_attention.ts";
 import { matmul } from "../kernels/matmul.ts";
 import { softmax } from "../kernels/softmax.ts";
-import type { Steps } from "./cancel.ts";
+import { runSteps, type Steps } from "./cancel.ts";
 import type { SrConfig } from "./config.ts";
 import { type ClusterTable, sampleDsr, sampleGreedy, sampleTopk } from "./sampling.ts";
 import {
@@ -27,6 +27,13 @@ import {
   transformerLayers,
   type TransformerWeights,
 } from "./transformer.ts";
+
+/**
+ * Rows per logits block of a pick at most: each block is one step a cancellation can stop after (a LoPAR block of 838
+ * rows, the binding-sized block at 20000 image tokens, took 2-3 s with its top-k sampler on lavapipe under load; 256
+ * rows, under 1 s). The draws do not depend on the blocks.
+ */
+export const PICK_BLOCK_ROWS = 256;
 
 /** The SR models' second position table (positions ≥ max_sequence_length: the high-res grid). */
 const EXTRA_POSITIONS = "mixins.extra_position_embedding.position_embeddings.weight";
@@ -269,6 +276,29 @@ export abstract class SrModel<G extends { seqLen: number }> {
   }
 
   /**
+   * The model's forward of `batch` sequences (tokens / position ids concatenated) with its mask (and log attention
+   * weights) up to the final LayerNorm, recorded at once (forwardSteps without stops).
+   */
+  forward(
+    tokens: Int32Array,
+    positionIds: Int32Array,
+    batch: number,
+    mask: ArrayLike<number>,
+    logAttentionWeights?: ArrayLike<number>,
+  ): Tensor {
+    return runSteps(this.forwardSteps(tokens, positionIds, batch, mask, logAttentionWeights));
+  }
+
+  /** `forward` as recording steps, for a caller that stops it early (src/models/cancel.ts). */
+  abstract forwardSteps(
+    tokens: Int32Array,
+    positionIds: Int32Array,
+    batch: number,
+    mask: ArrayLike<number>,
+    logAttentionWeights?: ArrayLike<number>,
+  ): Steps<Tensor>;
+
+  /**
    * The forward of `batch` sequences (tokens / position ids concatenated, geometry.seqLen each; position ids of the
    * first `split` tokens of each from the base table) up to the final LayerNorm: [batch·seqLen, hidden], with
    * `attention(batch)` as each layer's attention block. `what` names the model in errors. Recording steps
@@ -333,7 +363,7 @@ export abstract class SrModel<G extends { seqLen: number }> {
     out: Tensor,
   ): Steps<void> {
     const longest = Math.max(1, ...groups.map((g) => g.rows));
-    const block = Math.min(this.logitsBlock(imageTokens), longest);
+    const block = Math.min(this.logitsBlock(imageTokens), longest, PICK_BLOCK_ROWS);
     const lbuf = this.ctx.empty([block, imageTokens]);
     try {
       for (const g of groups) {

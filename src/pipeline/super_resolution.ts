@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { CancelPoints, driveSteps } from "../models/cancel.ts";
+import { CancelPoints, type CancelSignal, driveSteps, type Steps } from "../models/cancel.ts";
 import { readNpy } from "../formats/npy.ts";
 import { type ClusterTable, clusterTable } from "../models/sampling.ts";
 import type { SrPick } from "../models/sr_common.ts";
@@ -240,21 +240,12 @@ export class SuperResolution {
         seed: o.seed,
         step: 0,
       };
-      // With a signal, the round is submitted in steps (each layer's attention block, each layer, each logits block)
-      // and the signal is read between them; without, it records at once and syncs once.
-      const points = CancelPoints.of(ctx, o.signal);
-      const hidden = await driveSteps(model.forwardSteps(tokens, pos, B, dsrMask(cfg, nPad)), points);
-      let ids: Tensor;
-      try {
-        ids = await driveSteps(
-          model.pickHighres(hidden, B, pick, this.imageTokens, c * this.maxBatch),
-          points,
-        );
-      } finally {
-        hidden.release();
-      }
-      const got = (await ctx.read(ids)) as Int32Array; // the round's one host sync (without a signal)
-      ids.release();
+      const got = await srRound(
+        ctx,
+        o.signal,
+        model.forwardSteps(tokens, pos, B, dsrMask(cfg, nPad)),
+        (hidden) => model.pickHighres(hidden, B, pick, this.imageTokens, c * this.maxBatch),
+      );
       for (let b = 0; b < B; b++) out.push(got.slice(b * g.s1, (b + 1) * g.s1));
       o.onStep?.(c + 1, chunks);
     }
@@ -309,26 +300,16 @@ export class SuperResolution {
           for (let i = 0; i < g.s1; i++) if (img[i] === this.boi) rows.push(b * L + T + i);
         });
         if (rows.length) {
-          const points = CancelPoints.of(ctx, o.signal); // as in directSr
-          const hidden = await driveSteps(
-            model.forwardSteps(tokens, pos, B, itersrMask(cfg, nPad), new Float32Array(T)),
-            points,
-          );
           // Logits / top-k over the rows to predict only; sample k draws with RNG rows k·3600...
           const pick: SrPick = o.decode === "greedy"
             ? { kind: "greedy" }
             : { kind: "topk", topk: LOPAR_TOPKS[r], seed: o.seed, step: r };
-          let ids: Tensor;
-          try {
-            ids = await driveSteps(
-              model.pickRows(hidden, rows, pick, this.imageTokens, c * this.maxBatch),
-              points,
-            );
-          } finally {
-            hidden.release();
-          }
-          const got = (await ctx.read(ids)) as Int32Array; // the round's one host sync (without a signal)
-          ids.release();
+          const got = await srRound(
+            ctx,
+            o.signal,
+            model.forwardSteps(tokens, pos, B, itersrMask(cfg, nPad), new Float32Array(T)),
+            (hidden) => model.pickRows(hidden, rows, pick, this.imageTokens, c * this.maxBatch),
+          );
           rows.forEach((row, k) => {
             const b = Math.floor(row / L);
             cur[b][row - b * L - T] = got[k];
@@ -340,5 +321,32 @@ export class SuperResolution {
     }
     this.lastPeakBytes = ctx.peakBytes;
     return out;
+  }
+}
+
+/**
+ * One SR round: the model's forward, then its pick over the hidden states, ids read back. With a signal, both are
+ * submitted in steps (each layer's attention block, each layer, each logits block) with a cancellation point
+ * between them; without, the round records at once and syncs once (the ids' read). Buffers go back to the pool
+ * either way.
+ */
+async function srRound(
+  ctx: GpuContext,
+  signal: CancelSignal | undefined,
+  forward: Steps<Tensor>,
+  pick: (hidden: Tensor) => Steps<Tensor>,
+): Promise<Int32Array> {
+  const points = CancelPoints.of(ctx, signal);
+  const hidden = await driveSteps(forward, points);
+  let ids: Tensor;
+  try {
+    ids = await driveSteps(pick(hidden), points);
+  } finally {
+    hidden.release();
+  }
+  try {
+    return (await ctx.read(ids)) as Int32Array;
+  } finally {
+    ids.release();
   }
 }
