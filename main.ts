@@ -34,7 +34,8 @@ Serve flags:
                        localhost and, for 0.0.0.0/::, this machine's addresses); other Host headers get 421
   --out DIR            keep result images as files under DIR instead of memory
   --max-queue N        jobs that may wait behind the running one (default 16)
-  --grace S            seconds a running job may finish on SIGINT/SIGTERM before it is cancelled (default 10)
+  --grace S            seconds to exit on SIGINT/SIGTERM: a running job may finish until S-5 (at least S/2), then is
+                       cancelled (default 10)
 Generate flags:
   --style NAME         none, mainbody (default), photo, flat, comics, oil, sketch, isometric, chinese, watercolor
   -n N                 number of images (default 1)

@@ -93,6 +93,20 @@ export class ShuttingDownError extends Error {
   }
 }
 
+/**
+ * When shutdown cancels the running job and when it stops the pipeline outright (ms after the signal) for a grace
+ * period of `graceMs`. The job may finish until the grace period less 5 s (at least its first half); the
+ * cancellation then reaches inside the running stage within one GPU step (served demo on lavapipe under load 11-13 on
+ * 2 cores: 0.3-6.6 s after a DELETE, the long ones in 480×480 VQ-VAE decoder steps); a pipeline still busy a tenth
+ * (at most 1 s) before the end is stopped, which leaves the process that long to exit.
+ */
+export function shutdownPlan(graceMs: number): { cancelAtMs: number; stopAtMs: number } {
+  return {
+    cancelAtMs: Math.max(graceMs / 2, graceMs - 5000),
+    stopAtMs: graceMs - Math.min(1000, graceMs / 10),
+  };
+}
+
 const TERMINAL: ReadonlySet<JobState> = new Set(["done", "error", "cancelled"]);
 
 export function isTerminal(state: JobState): boolean {
@@ -227,8 +241,8 @@ export class JobQueue {
   }
 
   /**
-   * Stops accepting jobs and cancels the waiting ones; the running job gets `graceMs` to finish, then is
-   * cancelled. Resolves when nothing runs.
+   * Stops accepting jobs and cancels the waiting ones; the running job may finish until shutdownPlan's cancel time,
+   * then is cancelled (and the pipeline stopped if it is still busy at the stop time). Resolves when nothing runs.
    */
   async close(graceMs: number): Promise<void> {
     this.#closed = true;
@@ -237,20 +251,17 @@ export class JobQueue {
     this.#updateGauges();
     const running = this.#running;
     if (running) {
-      // The job may run until the grace period's last fifth (at most its last 2 s); then it is cancelled, and a
-      // pipeline still busy half of that before the end (inside one long GPU wait) is stopped outright
-      // (close()), which leaves the process time to exit within the grace period (--grace 10: cancel at 8 s,
-      // stop at 9 s; on a loaded 2-core machine timers and the exit took up to 0.5 s more).
-      const lead = Math.min(2000, graceMs / 5);
-      const within = async (ms: number) => {
+      const plan = shutdownPlan(graceMs), t0 = Date.now();
+      const until = async (at: number) => {
         let timer: ReturnType<typeof setTimeout> | undefined;
+        const ms = Math.max(0, at - (Date.now() - t0));
         await Promise.race([running.finished, new Promise<void>((r) => timer = setTimeout(r, ms))]);
         clearTimeout(timer);
         return isTerminal(running.state);
       };
-      if (!(await within(graceMs - lead))) {
+      if (!(await until(plan.cancelAtMs))) {
         running.abort.abort(new DOMException("Server shutting down", "AbortError"));
-        if (!(await within(lead / 2)) && this.#o.pipeline.close) {
+        if (!(await until(plan.stopAtMs)) && this.#o.pipeline.close) {
           this.#o.log?.(`job ${running.id} did not stop within the grace period: stopping the pipeline`);
           this.#o.pipeline.close();
         }

@@ -2,6 +2,7 @@
 // Not a process supervisor: a second signal exits at once with status 130.
 
 import type { RunningServer } from "./app.ts";
+import { shutdownPlan } from "./jobs.ts";
 
 export function exitOnSignals(
   server: RunningServer,
@@ -14,10 +15,14 @@ export function exitOnSignals(
       Deno.exit(130);
     }
     stopping = true;
-    const running = server.app.queue.running;
+    const running = server.app.queue.running, plan = shutdownPlan(options.graceMs);
     options.log(
       `${sig}: shutting down (no new jobs${
-        running ? `; job ${running.id} gets ${options.graceMs / 1000} s to finish, then is cancelled` : ""
+        running
+          ? `; job ${running.id} gets ${plan.cancelAtMs / 1000} s to finish, then is cancelled; exit within ${
+            options.graceMs / 1000
+          } s`
+          : ""
       })`,
     );
     server.shutdown(options.graceMs).then(
