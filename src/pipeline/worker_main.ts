@@ -1,6 +1,7 @@
 // The worker side of WorkerPipeline (worker.ts): opens the GPU and the model, runs one request at a time, posts its
 // events and result back. Not reachable from outside the process.
 
+import { setPriority } from "node:os";
 import { sharedContext } from "../gpu/context.ts";
 import { describeGpu, gpuLine } from "../gpu/device.ts";
 import { Text2ImagePipeline } from "./text2image.ts";
@@ -39,6 +40,26 @@ function runSignal(ac: AbortController, id: number): AbortSignal {
   return signal;
 }
 
+/** Scheduling priority (nice) of the pipeline thread and the GPU driver threads it creates. */
+const WORKER_NICE = 10;
+
+/**
+ * Puts this thread, and the GPU driver threads it creates afterwards (Linux threads inherit their creator's nice
+ * value: lavapipe's rasterizer threads, as many as cores), below the server's event loop, so a job's CPU-bound GPU
+ * work does not compete with /healthz, the event streams and the API on equal terms. Linux only (per-thread nice
+ * through /proc/thread-self); returns the line to log.
+ */
+function yieldCpuToServer(): string {
+  if (Deno.build.os !== "linux") return "pipeline worker: normal priority (per-thread nice is Linux-only)";
+  try {
+    const tid = Number(Deno.readLinkSync("/proc/thread-self").split("/").pop());
+    setPriority(tid, WORKER_NICE);
+    return `pipeline worker: nice ${WORKER_NICE} (its GPU threads run below the server's event loop)`;
+  } catch (e) {
+    return `pipeline worker: normal priority (nice not set: ${e instanceof Error ? e.message : e})`;
+  }
+}
+
 function failure(id: number, e: unknown): FromWorker {
   const message = e instanceof Error || e instanceof DOMException ? e.message : String(e);
   return {
@@ -52,6 +73,7 @@ scope.onmessage = async (e) => {
   const m = e.data;
   if (m.type === "open") {
     cancelFlag = new Int32Array(m.cancel);
+    log(yieldCpuToServer());
     try {
       const ctx = await sharedContext();
       console.error(gpuLine(ctx.gpu));
