@@ -3,21 +3,17 @@
 // CPU transformer. Covers post-selection (perplexity: logits over the whole vocabulary), greedy generation at
 // batch 8 (KV caches of 8 rows) and the completion fill.
 import assert from "node:assert/strict";
-import { CogLM } from "../../src/models/coglm.ts";
 import { GpuContext } from "../../src/gpu/context.ts";
 import {
+  CogLM,
+  coglmPerplexityRef,
+  cpuConfig,
+  greedyContinuationRef,
+  loadCpuWeights,
   loadTransformer,
   syntheticTransformerSource,
   type TransformerDims,
-} from "../../src/models/transformer.ts";
-import { loadCpuWeights } from "../../src/reference/sr.ts";
-import {
-  coglmInputsRef,
-  coglmPerplexityRef,
-  logitsRef,
-  transformerForwardRef,
-} from "../../src/reference/transformer.ts";
-import { logWeightsRef } from "../../src/reference/attention.ts";
+} from "./_coglm_case.ts";
 import { rng, sharedContext } from "../_util.ts";
 
 const LIMIT = 256 * 1024;
@@ -33,13 +29,7 @@ const DIMS: TransformerDims = {
   order: "sandwich",
 };
 const IMAGE_TOKENS = 4001;
-const cfg = {
-  num_layers: DIMS.numLayers,
-  hidden_size: DIMS.hidden,
-  num_attention_heads: DIMS.heads,
-  layernorm_epsilon: DIMS.eps,
-  layernorm_order: DIMS.order,
-};
+const cfg = cpuConfig(DIMS);
 
 async function model() {
   const shared = await sharedContext();
@@ -74,22 +64,8 @@ Deno.test("CogLM at a binding limit below its embedding table: greedy generation
   const P = 5, txtLen = P - 1, n = 6;
   const textIds = Int32Array.from([4060, 4081, 4099, 4070, 4100]);
   const out = await m.generate({ textIds, batch: 8, seed: 0, recipe: { attn_plus: 1.4 }, numTokens: n });
-  const seq = [...textIds];
-  for (let k = 0; k < n; k++) {
-    const L = seq.length;
-    const { mask, positionIds } = coglmInputsRef(L, txtLen);
-    const hidden = transformerForwardRef(cpu, cfg, {
-      tokens: seq,
-      positionIds,
-      mask,
-      logWeights: logWeightsRef(L, L, txtLen, 1.4),
-    });
-    const lg = logitsRef(cpu, hidden.subarray((L - 1) * DIMS.hidden), 1, IMAGE_TOKENS);
-    let best = 0;
-    for (let i = 1; i < IMAGE_TOKENS; i++) if (lg[i] > lg[best]) best = i;
-    seq.push(best);
-  }
+  const want = greedyContinuationRef(cpu, DIMS, textIds, { txtLen, n, imageTokens: IMAGE_TOKENS });
   assert.equal(out.length, 8);
-  for (const row of out) assert.deepEqual([...row], seq.slice(P));
+  for (const row of out) assert.deepEqual([...row], want);
   m.release();
 });

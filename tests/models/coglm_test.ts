@@ -1,34 +1,28 @@
 import assert from "node:assert/strict";
-import { CogLM, type TokenSampler } from "../../src/models/coglm.ts";
+import { type TokenSampler } from "../../src/models/coglm.ts";
 import {
-  loadTransformer,
-  syntheticTransformerSource,
-  type TransformerDims,
-} from "../../src/models/transformer.ts";
-import { loadCpuWeights } from "../../src/reference/sr.ts";
-import {
+  assertForwardMatchesCpu,
+  CogLM,
   coglmInputsRef,
   coglmPerplexityRef,
+  cpuConfig,
+  greedyContinuationRef,
+  IMAGE_TOKENS,
+  loadCpuWeights,
+  loadTransformer,
   logitsRef,
+  logWeightsRef,
+  SANDWICH_48,
+  syntheticTransformerSource,
+  type TransformerDims,
   transformerForwardRef,
-} from "../../src/reference/transformer.ts";
-import { logWeightsRef } from "../../src/reference/attention.ts";
+} from "./_coglm_case.ts";
 import { assertClose, rng, sharedContext } from "../_util.ts";
 
 // Small odd sizes: head size 16 (divides the attention workgroup) and 13 (does not); a 303-row vocabulary whose
 // first 257 rows play the image tokens.
 const DIMS: TransformerDims[] = [
-  {
-    numLayers: 2,
-    hidden: 48,
-    heads: 3,
-    headDim: 16,
-    inner: 101,
-    vocab: 303,
-    maxSeq: 530,
-    eps: 1e-5,
-    order: "sandwich",
-  },
+  SANDWICH_48,
   {
     numLayers: 1,
     hidden: 39,
@@ -41,7 +35,6 @@ const DIMS: TransformerDims[] = [
     order: "pre",
   },
 ];
-const IMAGE_TOKENS = 257;
 
 async function model(dims: TransformerDims, dtype: "f16" | "f32") {
   const ctx = await sharedContext();
@@ -50,51 +43,11 @@ async function model(dims: TransformerDims, dtype: "f16" | "f32") {
   return { ctx, m, cpu: await loadCpuWeights(src) };
 }
 
-const cfgOf = (d: TransformerDims) => ({
-  num_layers: d.numLayers,
-  hidden_size: d.hidden,
-  num_attention_heads: d.heads,
-  layernorm_epsilon: d.eps,
-  layernorm_order: d.order,
-});
-
 Deno.test("CogLM forward (mask, positions, attn_plus) matches the CPU transformer", async () => {
   for (const dims of DIMS) {
     for (const dtype of ["f32", "f16"] as const) {
       const { ctx, m, cpu } = await model(dims, dtype);
-      const txtLen = 7, L = 19;
-      const r = rng(3);
-      const tokens = Int32Array.from(
-        { length: L },
-        (_, i) => i < txtLen ? 257 + Math.floor(r() * 46) : Math.floor(r() * 257),
-      );
-      const { mask, positionIds } = coglmInputsRef(L, txtLen);
-      const hidden = m.forward(tokens, positionIds, {
-        ctxCols: txtLen,
-        logWeights: { cols: txtLen, value: 1.4 },
-      });
-      const want = transformerForwardRef(cpu, cfgOf(dims), {
-        tokens,
-        positionIds,
-        mask,
-        logWeights: logWeightsRef(L, L, txtLen, 1.4),
-      });
-      // f32 everywhere; LayerNormed O(1) outputs after 1-2 layers.
-      assertClose(`hidden ${dims.order} ${dtype}`, await ctx.readF32(hidden), want, {
-        atol: 2e-4,
-        rtol: 1e-4,
-      });
-      const lg = m.logits(hidden, { rows: L });
-      assertClose(
-        `logits ${dims.order} ${dtype}`,
-        await ctx.readF32(lg),
-        logitsRef(cpu, want, L, IMAGE_TOKENS),
-        {
-          atol: 1e-3,
-          rtol: 1e-4,
-        },
-      );
-      [hidden, lg].forEach((t) => t.release());
+      await assertForwardMatchesCpu(ctx, m, cpu, dims, `${dims.order} ${dtype}`);
       m.release();
     }
   }
@@ -134,7 +87,7 @@ for (const kv of ["f32", "f16"] as const) {
       const L = P + n - 1;
       const tokens = Int32Array.from({ length: L }, (_, i) => i < P ? textIds[i] : chosen[(i - P) * B + b]);
       const { mask, positionIds } = coglmInputsRef(L, txtLen);
-      const hidden = transformerForwardRef(cpu, cfgOf(dims), {
+      const hidden = transformerForwardRef(cpu, cpuConfig(dims), {
         tokens,
         positionIds,
         mask,
@@ -173,23 +126,9 @@ Deno.test("CogLM generate (greedy) is the CPU greedy continuation, same for ever
     numTokens: n,
     onStep: (s) => steps.push(s),
   });
-  const seq = [...textIds];
-  for (let k = 0; k < n; k++) {
-    const L = seq.length;
-    const { mask, positionIds } = coglmInputsRef(L, txtLen);
-    const hidden = transformerForwardRef(cpu, cfgOf(dims), {
-      tokens: seq,
-      positionIds,
-      mask,
-      logWeights: logWeightsRef(L, L, txtLen, 1.4),
-    });
-    const lg = logitsRef(cpu, hidden.subarray((L - 1) * dims.hidden), 1, IMAGE_TOKENS);
-    let best = 0;
-    for (let i = 1; i < IMAGE_TOKENS; i++) if (lg[i] > lg[best]) best = i;
-    seq.push(best);
-  }
-  assert.deepEqual([...out[0]], seq.slice(P));
-  assert.deepEqual([...out[1]], seq.slice(P));
+  const want = greedyContinuationRef(cpu, dims, textIds, { txtLen, n, imageTokens: IMAGE_TOKENS });
+  assert.deepEqual([...out[0]], want);
+  assert.deepEqual([...out[1]], want);
   assert.equal(steps[steps.length - 1], n);
   const ac = new AbortController();
   ac.abort();
@@ -213,7 +152,7 @@ Deno.test("CogLM perplexity is the original's mean caption log-probability", asy
   );
   const got = await m.perplexity(samples, caption);
   for (const [b, s] of samples.entries()) {
-    const want = coglmPerplexityRef(cpu, cfgOf(dims), s, caption, dims.vocab);
+    const want = coglmPerplexityRef(cpu, cpuConfig(dims), s, caption, dims.vocab);
     assert.ok(Math.abs(got[b] - want) < 1e-4, `sample ${b}: ${got[b]} vs ${want}`);
   }
   m.release();
@@ -268,7 +207,7 @@ for (const kv of ["f32", "f16"] as const) {
       const want = Int32Array.from(tokens);
       holes.forEach((p, k) => want[p] = chosen[k * B + b]);
       assert.deepEqual([...out[b]], [...want]);
-      const hidden = transformerForwardRef(cpu, cfgOf(dims), {
+      const hidden = transformerForwardRef(cpu, cpuConfig(dims), {
         tokens: want,
         positionIds,
         mask,

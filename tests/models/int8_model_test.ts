@@ -1,34 +1,25 @@
 // Models load int8 checkpoints transparently: the per-tensor dtype comes from the weight source (codes + .qscale),
 // linear layers run the int8 kernels, and the result matches the CPU transformer on the dequantised weights.
 import assert from "node:assert/strict";
-import { CogLM } from "../../src/models/coglm.ts";
-import {
-  loadTransformer,
-  syntheticTransformerSource,
-  type TransformerDims,
-} from "../../src/models/transformer.ts";
 import { randomWeightSource } from "../../src/models/random_weights.ts";
 import { loadTensor } from "../../src/models/load.ts";
 import { QSCALE_SUFFIX, quantizedSource } from "../../src/formats/int8.ts";
-import { loadCpuWeights } from "../../src/reference/sr.ts";
-import { coglmInputsRef, logitsRef, transformerForwardRef } from "../../src/reference/transformer.ts";
-import { logWeightsRef } from "../../src/reference/attention.ts";
-import { assertClose, rng, sharedContext } from "../_util.ts";
+import {
+  assertForwardMatchesCpu,
+  CogLM,
+  IMAGE_TOKENS,
+  loadCpuWeights,
+  loadTransformer,
+  SANDWICH_48,
+  syntheticTransformerSource,
+  type TransformerDims,
+} from "./_coglm_case.ts";
+import { sharedContext } from "../_util.ts";
 
 // hidden 48 (group 16), inner 101 (dense_4h_to_h has no group: stays f16 beside int8 tensors); hidden 64 and
 // inner 256 (groups of 64 everywhere).
 const DIMS: TransformerDims[] = [
-  {
-    numLayers: 2,
-    hidden: 48,
-    heads: 3,
-    headDim: 16,
-    inner: 101,
-    vocab: 303,
-    maxSeq: 530,
-    eps: 1e-5,
-    order: "sandwich",
-  },
+  SANDWICH_48,
   {
     numLayers: 2,
     hidden: 64,
@@ -41,7 +32,6 @@ const DIMS: TransformerDims[] = [
     order: "pre",
   },
 ];
-const IMAGE_TOKENS = 257;
 
 Deno.test("CogLM with int8 linear weights matches the CPU transformer on the dequantised weights", async () => {
   const ctx = await sharedContext();
@@ -56,32 +46,8 @@ Deno.test("CogLM with int8 linear weights matches the CPU transformer on the deq
     assert.equal(w.layers[0].dense4hToH.weight.dtype, dims.inner === 101 ? "f16" : "i8");
     const m = CogLM.fromWeights(ctx, dims, w, IMAGE_TOKENS);
     const cpu = await loadCpuWeights(src);
-    const txtLen = 7, L = 19;
-    const r = rng(3);
-    const tokens = Int32Array.from(
-      { length: L },
-      (_, i) => i < txtLen ? 257 + Math.floor(r() * 46) : Math.floor(r() * 257),
-    );
-    const { mask, positionIds } = coglmInputsRef(L, txtLen);
-    const hidden = m.forward(tokens, positionIds, {
-      ctxCols: txtLen,
-      logWeights: { cols: txtLen, value: 1.4 },
-    });
-    const want = transformerForwardRef(cpu, {
-      num_layers: dims.numLayers,
-      hidden_size: dims.hidden,
-      num_attention_heads: dims.heads,
-      layernorm_epsilon: dims.eps,
-      layernorm_order: dims.order,
-    }, { tokens, positionIds, mask, logWeights: logWeightsRef(L, L, txtLen, 1.4) });
-    // Same tolerance as the f32/f16 CogLM test: the dequantisation itself is exact in f32.
-    assertClose(`int8 hidden ${dims.order}`, await ctx.readF32(hidden), want, { atol: 2e-4, rtol: 1e-4 });
-    const lg = m.logits(hidden, { rows: L });
-    assertClose(`int8 logits ${dims.order}`, await ctx.readF32(lg), logitsRef(cpu, want, L, IMAGE_TOKENS), {
-      atol: 1e-3,
-      rtol: 1e-4,
-    });
-    [hidden, lg].forEach((t) => t.release());
+    // Same case and tolerances as the f32/f16 CogLM test: the dequantisation itself is exact in f32.
+    await assertForwardMatchesCpu(ctx, m, cpu, dims, `int8 ${dims.order}`);
     m.release();
   }
 });
