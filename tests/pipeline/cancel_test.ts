@@ -51,13 +51,15 @@ async function cancelLatency(
   return end - at();
 }
 
-// The bound: half of one round (DSR: its only round; LoPAR: one of six; decode: the whole decode). Checked only
-// between rounds, a flag set 30% into a round would be seen at its end (70% of a round later) or not at all (DSR's
+// The bound: 60% of one round (DSR: its only round; LoPAR: one of six; decode: the whole decode). Checked only
+// between rounds, a flag set 20% into a round would be seen at its end (80% of a round later) or not at all (DSR's
 // and the decode's one round).
-const FRACTION = 0.3, BOUND = 0.5;
+// Measured with steps (load 11-16): 0.02-0.40 of a round; the largest steps are LoPAR's pick blocks and the
+// 480×480 decoder convolutions (the reference round is timed in another run, so load changes between runs count).
+const FRACTION = 0.2, BOUND = 0.6;
 
 Deno.test({
-  name: "cancel inside a DSR round: CancelledError within half a round, pool back to its baseline",
+  name: "cancel inside a DSR round: CancelledError within 60% of a round, pool back to its baseline",
   sanitizeResources: false,
   async fn() {
     const dsr = (signal?: CancelSignal) => sr.directSr({ textIds, lowres, seed: 1, signal });
@@ -79,7 +81,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "cancel inside a LoPAR round: CancelledError within half a round, pool back to its baseline",
+  name: "cancel inside a LoPAR round: CancelledError within 60% of a round, pool back to its baseline",
   sanitizeResources: false,
   async fn() {
     const marks: number[] = [];
@@ -99,7 +101,7 @@ Deno.test({
     const base = liveBytes();
     marks.length = 0;
     t0 = performance.now();
-    // Set 30% into round 2 (after round 1's step event).
+    // Set 20% into round 2 (after round 1's step event).
     const ms = await cancelLatency(lopar, () => (marks[0] ?? t0 + 1e9) + FRACTION * round);
     console.log(`LoPAR round ${round.toFixed(0)} ms (median); cancelled ${ms.toFixed(0)} ms after the flag`);
     nodeAssert.equal(marks.length, 1, "stopped inside round 2");
@@ -113,7 +115,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "cancel inside a 60×60 VQ-VAE decode: CancelledError within half the decode, pool back to its baseline",
+    "cancel inside a 60×60 VQ-VAE decode: CancelledError within 60% of the decode, pool back to its baseline",
   sanitizeResources: false,
   async fn() {
     const decode = (signal?: CancelSignal) => vqvae.decode(highres, 60, { signal });
