@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { GpuContext } from "../../src/gpu/context.ts";
 import {
+  assertFillMatchesCpu,
   CogLM,
   coglmPerplexityRef,
   cpuConfig,
@@ -67,5 +68,11 @@ Deno.test("CogLM at a binding limit below its embedding table: greedy generation
   const want = greedyContinuationRef(cpu, DIMS, textIds, { txtLen, n, imageTokens: IMAGE_TOKENS });
   assert.equal(out.length, 8);
   for (const row of out) assert.deepEqual([...row], want);
+  m.release();
+});
+
+Deno.test("CogLM at a binding limit below its embedding table: the completion fill matches full CPU forwards", async () => {
+  const { ctx, m, cpu } = await model();
+  await assertFillMatchesCpu(ctx, m, cpu, DIMS, { imageTokens: IMAGE_TOKENS, kv: m.kvDtype });
   m.release();
 });
