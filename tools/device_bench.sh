@@ -19,7 +19,9 @@ setup() {
   ldconfig
   mkdir -p /tmp/dn && xz -T0 -dc .dn/deno.xz > /tmp/dn/deno && chmod +x /tmp/dn/deno
   export PATH=/tmp/dn:$PATH XDG_RUNTIME_DIR=/tmp DENO_DIR=$PWD/.dn/cache NO_COLOR=1
-  export VK_DRIVER_FILES=/usr/share/vulkan/icd.d/nvidia_icd.json
+  for f in /usr/share/vulkan/icd.d/nvidia_icd.json /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json \
+    /etc/vulkan/icd.d/nvidia_icd.json; do [ -f "$f" ] && export VK_DRIVER_FILES=$f && break; done
+  [ -f .dn/dawn.node.xz ] && xz -T0 -dc .dn/dawn.node.xz > /tmp/dn/dawn.node && export COGVIEW2_DAWN_NODE=/tmp/dn/dawn.node
   OUT=${OUT:-out/device}; mkdir -p "$OUT"
   nvidia-smi -L
 }
@@ -31,6 +33,7 @@ prepare)
   apt-get $o update -qq
   (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
   xz -9 -T2 -c .tools/node_modules/deno/deno > .dn/deno.xz
+  xz -9 -T2 -c .tools/node_modules/webgpu/dist/linux-x64/dawn.node > .dn/dawn.node.xz
   DENO_DIR=$PWD/.dn/cache .tools/node_modules/.bin/deno cache tools/bench.ts tools/conformance.ts tools/probe_gpu.ts
   rm -rf .dn/cache/gen .dn/model .dn/fx
   F=tests/testdata/cogview2-tiny
@@ -69,10 +72,44 @@ kernels)
   timeout 60 deno run -A --cached-only --unstable-webgpu tools/probe_gpu.ts 2>&1 | tee "$OUT/probe.log"
   for s in matmul local_attention; do
     rm -f out/bench.json
-    timeout "${SUITE_T:-90}" deno run -A --cached-only --unstable-webgpu tools/bench.ts --only "$s" --quick 2> --only "$s" --quick --json 2>&1 |1 |
+    timeout "${SUITE_T:-90}" deno run -A --cached-only --unstable-webgpu tools/bench.ts --only "$s" --quick 2>&1 |
       tee -a "$OUT/kernels.log"
     [ -f out/bench.json ] && deno eval "console.log(JSON.stringify({ suite: '$s', results: JSON.parse(Deno.readTextFileSync('out/bench.json')) }))" >> "$OUT/kernels.jsonl"
   done
   ;;
-*) echo "usage: bash tools/device_bench.sh prepare|run|published|kernels" >&2; exit 2 ;;
+all)
+  # One lease, every measurement, each part capped (seconds, env T_<PART>) and skippable (PARTS="probe kernels ...").
+  # Logs and JSON go to /tmp/devout/<part>.{log,json}; after each part they are packed into $OUT/results.tgz (only 8
+  # files come back from a call), so a call cut short still returns the parts it finished. A summary is printed last.
+  setup
+  W=/tmp/devout; rm -rf "$W"; mkdir -p "$W"
+  t0=$(date +%s)
+  part() { # part NAME CAP CMD...: CMD under `timeout CAP` into $W/NAME.log; its bench JSON (if any) into $W/NAME.json
+    local n=$1 cap=$2; shift 2
+    case " ${PARTS:-probe kernels kernels_dawn published_b1 published_b8 compare} " in *" $n "*) ;; *) return 0 ;; esac
+    local s; s=$(date +%s)
+    echo "== $n (cap ${cap}s, at +$((s - t0))s)"
+    rm -f out/bench.json out/bench_published_b*.json out/bench_compare.json
+    timeout "$cap" "$@" > "$W/$n.log" 2>&1
+    local rc=$?
+    for j in out/bench.json out/bench_published_b*.json out/bench_compare.json; do [ -f "$j" ] && cp "$j" "$W/$n.json"; done
+    echo "$n rc=$rc $(( $(date +%s) - s ))s" | tee -a "$W/summary.txt"
+    tail -n 3 "$W/$n.log" | cut -c1-200
+    tar czf "$OUT/results.tgz" -C "$W" . && cp "$W/summary.txt" "$OUT/"
+  }
+  D="deno run -A --cached-only --unstable-webgpu"
+  part probe "${T_PROBE:-60}" bash -c "nvidia-smi; $D tools/probe_gpu.ts --gpu wgpu; $D tools/probe_gpu.ts --gpu dawn"
+  part kernels "${T_KERNELS:-90}" $D tools/bench.ts --gpu wgpu --only matmul --quick
+  part kernels_dawn "${T_KERNELS_DAWN:-75}" $D tools/bench.ts --gpu dawn --only matmul --quick
+  # shellcheck disable=SC2086
+  part published_b1 "${T_PUB1:-150}" $D tools/bench.ts --gpu "${PUB_GPU:-wgpu}" --shape published --batch 1 ${PUB_ARGS:-}
+  # shellcheck disable=SC2086
+  part published_b8 "${T_PUB8:-150}" $D tools/bench.ts --gpu "${PUB_GPU:-wgpu}" --shape published --batch 8 ${PUB_ARGS:-}
+  part compare "${T_COMPARE:-150}" $D tools/bench.ts --compare-backends --only matmul,coglm,sr,e2e --quick --model .dn/model
+  echo "== summary (+$(( $(date +%s) - t0 ))s)"
+  cat "$W/summary.txt"
+  grep -hE "^gpu:|queue_round_trip_ms|gemm_variant_gflops|matmul_decode_weight_gbps|tokens/s|^(coglm|dsr|itersr|vqvae) " \
+    "$W"/*.log 2>/dev/null | cut -c1-160 | head -n 60
+  ;;
+*) echo "usage: bash tools/device_bench.sh prepare|run|published|kernels|all" >&2; exit 2 ;;
 esac
