@@ -15,15 +15,15 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 setup() {
-  for f in .gl/*.deb; do dpkg -x "$f" /; done
-  ldconfig
+  # DEV_LOCAL=1: a dry run on this machine (no packages unpacked into /, the system's Vulkan driver kept)
+  if [ -z "${DEV_LOCAL:-}" ]; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
   mkdir -p /tmp/dn && xz -T0 -dc .dn/deno.xz > /tmp/dn/deno && chmod +x /tmp/dn/deno
   export PATH=/tmp/dn:$PATH XDG_RUNTIME_DIR=/tmp DENO_DIR=$PWD/.dn/cache NO_COLOR=1
-  for f in /usr/share/vulkan/icd.d/nvidia_icd.json /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json \
+  [ -z "${DEV_LOCAL:-}" ] && for f in /usr/share/vulkan/icd.d/nvidia_icd.json /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json \
     /etc/vulkan/icd.d/nvidia_icd.json; do [ -f "$f" ] && export VK_DRIVER_FILES=$f && break; done
   [ -f .dn/dawn.node.xz ] && xz -T0 -dc .dn/dawn.node.xz > /tmp/dn/dawn.node && export COGVIEW2_DAWN_NODE=/tmp/dn/dawn.node
   OUT=${OUT:-out/device}; mkdir -p "$OUT"
-  nvidia-smi -L
+  nvidia-smi -L 2>/dev/null || true
 }
 case "${1:-}" in
 prepare)
@@ -98,7 +98,7 @@ all)
     tar czf "$OUT/results.tgz" -C "$W" . && cp "$W/summary.txt" "$OUT/"
   }
   D="deno run -A --cached-only --unstable-webgpu"
-  part probe "${T_PROBE:-60}" bash -c "nvidia-smi; $D tools/probe_gpu.ts --gpu wgpu; $D tools/probe_gpu.ts --gpu dawn"
+  part probe "${T_PROBE:-60}" bash -c "nvidia-smi 2>/dev/null; $D tools/probe_gpu.ts --gpu wgpu; $D tools/probe_gpu.ts --gpu dawn"
   part kernels "${T_KERNELS:-90}" $D tools/bench.ts --gpu wgpu --only matmul --quick
   part kernels_dawn "${T_KERNELS_DAWN:-75}" $D tools/bench.ts --gpu dawn --only matmul --quick
   # shellcheck disable=SC2086
