@@ -86,7 +86,7 @@ all)
   t0=$(date +%s)
   part() { # part NAME CAP CMD...: CMD under `timeout CAP` into $W/NAME.log; its bench JSON (if any) into $W/NAME.json
     local n=$1 cap=$2; shift 2
-    case " ${PARTS:-probe kernels kernels_dawn published_b1 published_b8 compare} " in *" $n "*) ;; *) return 0 ;; esac
+    case " ${PARTS:-probe kernels kernels_dawn published_b1 published_b8 compare compare_e2e} " in *" $n "*) ;; *) return 0 ;; esac
     local s; s=$(date +%s)
     echo "== $n (cap ${cap}s, at +$((s - t0))s)"
     rm -f out/bench.json out/bench_published_b*.json out/bench_compare.json
@@ -105,7 +105,9 @@ all)
   part published_b1 "${T_PUB1:-150}" $D tools/bench.ts --gpu "${PUB_GPU:-wgpu}" --shape published --batch 1 ${PUB_ARGS:-}
   # shellcheck disable=SC2086
   part published_b8 "${T_PUB8:-150}" $D tools/bench.ts --gpu "${PUB_GPU:-wgpu}" --shape published --batch 8 ${PUB_ARGS:-}
-  part compare "${T_COMPARE:-150}" $D tools/bench.ts --compare-backends --only matmul,coglm,sr,e2e --quick --model .dn/model
+  # the tiny fixture converted (.dn/model, no VQ-VAE file: size) for coglm/sr; e2e on the demo model (made there)
+  part compare "${T_COMPARE:-100}" $D tools/bench.ts --compare-backends --only matmul,coglm,sr --quick --model .dn/model
+  part compare_e2e "${T_COMPARE_E2E:-90}" $D tools/bench.ts --compare-backends --only e2e
   echo "== summary (+$(( $(date +%s) - t0 ))s)"
   cat "$W/summary.txt"
   grep -hE "^gpu:|queue_round_trip_ms|gemm_variant_gflops|matmul_decode_weight_gbps|tokens/s|^(coglm|dsr|itersr|vqvae) " \
