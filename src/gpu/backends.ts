@@ -21,6 +21,51 @@ export interface Backend {
   requestAdapter(options: GPURequestAdapterOptions): Promise<GPUAdapter>;
   /** The driver behind an adapter this backend gave (e.g. "Mesa 25.0.7"), or "driver unknown". */
   driver(adapter: GPUAdapter): Promise<string>;
+  /** The adapter's name as printed and keyed (tuning cache, peak tables), e.g. "NVIDIA H200" or "nvidia-h200". */
+  adapterName(adapter: GPUAdapter): string;
+}
+
+/** wgpu's form: the description (Vulkan's device name), else vendor/architecture/device. */
+function describedName(a: GPUAdapter): string {
+  const i = a.info;
+  return i?.description || [i?.vendor, i?.architecture, i?.device].filter(Boolean).join(" ") ||
+    "unknown adapter";
+}
+
+/**
+ * Dawn's description is the Vulkan driver's "<driver name>: <driver info> <version>" ("NVIDIA: 580.159.04
+ * 580.159.4.0", "llvmpipe: Mesa 25.0.7 ... 0.0.1") and its `device` a slug of the device name ("nvidia-h200"). On
+ * lavapipe the description names the device; elsewhere the driver name alone (a vendor) does not, so the name is the
+ * device slug with the description beside it.
+ */
+export function dawnAdapterName(info: { description?: string; device?: string; vendor?: string }): string {
+  const d = info.description ?? "";
+  const driverName = d.split(":")[0].trim();
+  const slug = (info.device ?? "").replace(/-+$/, "");
+  if (!slug || /^\d+$/.test(slug) || /llvmpipe|lavapipe|swiftshader/i.test(driverName) || !d.includes(":")) {
+    return d || slug || "unknown adapter";
+  }
+  return `${slug} (${d})`;
+}
+
+/** "NVIDIA: 580.159.04 580.159.4.0" -> "NVIDIA 580.159.04": Dawn's driver name and first version token. */
+export function dawnDriverFromDescription(description: string): string | null {
+  const m = /^([^:]+):\s*(\S+)/.exec(description);
+  return m && /\d/.test(m[2]) ? `${m[1].trim()} ${m[2]}` : null;
+}
+
+/** The NVIDIA kernel module's version (Linux), for adapters whose WebGPU info carries no driver version. */
+function nvidiaModuleVersion(): string | null {
+  for (const f of ["/sys/module/nvidia/version", "/proc/driver/nvidia/version"]) {
+    try {
+      const t = Deno.readTextFileSync(f);
+      const m = /(\d+\.\d+(\.\d+)?)/.exec(t.includes("Kernel Module") ? t.split("Kernel Module")[1] : t);
+      if (m) return `NVIDIA ${m[1]}`;
+    } catch {
+      // not there, or not readable without --allow-read
+    }
+  }
+  return null;
 }
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -81,8 +126,13 @@ export const wgpuBackend: Backend = {
       const v = await installedMesa();
       if (v) return `Mesa ${v.replace(/^\d+:/, "").replace(/[-+~].*$/, "")}`;
     }
+    const vendor = a.info.vendor ?? "";
+    if (vendor === "4318" || /nvidia/i.test(vendor) || /nvidia/i.test(a.info.description ?? "")) {
+      return nvidiaModuleVersion() ?? "driver unknown";
+    }
     return "driver unknown";
   },
+  adapterName: describedName,
 };
 
 /** Where dawn.node is: COGVIEW2_DAWN_NODE, else .tools/node_modules/webgpu (tools/run.sh installs it). */
@@ -243,8 +293,10 @@ export const dawnBackend: Backend = {
   driver(a) {
     const m = MESA_IN_DESCRIPTION.exec(a.info.description ?? "");
     if (m) return Promise.resolve(`Mesa ${m[1]}`);
-    return wgpuBackend.driver(a);
+    const d = dawnDriverFromDescription(a.info.description ?? "");
+    return d ? Promise.resolve(d) : wgpuBackend.driver(a);
   },
+  adapterName: (a) => dawnAdapterName(a.info ?? {}),
 };
 
 export function backend(name: BackendName): Backend {

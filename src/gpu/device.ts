@@ -134,9 +134,7 @@ async function acquireFrom(name: BackendName, options: AcquireOptions): Promise<
     hasSubgroups && sgInfo.subgroupMinSize && sgInfo.subgroupMinSize === sgInfo.subgroupMaxSize
       ? sgInfo.subgroupMinSize
       : null;
-  const adapterName = info?.description ||
-    [info?.vendor, info?.architecture, info?.device].filter(Boolean).join(" ") ||
-    "unknown adapter";
+  const adapterName = b.adapterName(adapter);
   const l = device.limits;
   const cap = bindingCap();
   return {

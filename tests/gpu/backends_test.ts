@@ -5,6 +5,8 @@ import assert from "node:assert/strict";
 import {
   DAWN_MAX_SLEEP_MS,
   DAWN_SPIN_MS,
+  dawnAdapterName,
+  dawnDriverFromDescription,
   dawnPollSleepMs,
   gpuChoice,
   type Immediate,
@@ -109,4 +111,21 @@ Deno.test("Dawn's polling is paced: a wait spins first, then sleeps a growing sh
   assert.deepEqual(sleeps, []);
   assert.equal(dawnPollSleepMs(0), 0);
   assert.ok(dawnPollSleepMs(DAWN_SPIN_MS) > 0);
+});
+
+Deno.test("Dawn's adapter name and driver: the device slug where the description names only the driver", () => {
+  // As Dawn reported them on an H200 (bench/results/2026-12-04-h200/call1_probe.log) and on lavapipe here.
+  const nvidia = { vendor: "nvidia", device: "nvidia-h200", description: "NVIDIA: 580.159.04 580.159.4.0" };
+  assert.equal(dawnAdapterName(nvidia), "nvidia-h200 (NVIDIA: 580.159.04 580.159.4.0)");
+  assert.match(dawnAdapterName(nvidia), /H200/i); // the bench's peak table keys on the device name
+  assert.equal(dawnDriverFromDescription(nvidia.description), "NVIDIA 580.159.04");
+  const lavapipe = {
+    vendor: "mesa",
+    device: "llvmpipe-llvm-15-0-6-256-bits-",
+    description: "llvmpipe: Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6) 0.0.1",
+  };
+  // unchanged on lavapipe: the tuning cache and the recorded choices are keyed by this name
+  assert.equal(dawnAdapterName(lavapipe), lavapipe.description);
+  assert.equal(dawnAdapterName({ description: "", device: "" }), "unknown adapter");
+  assert.equal(dawnDriverFromDescription("no driver here"), null);
 });
