@@ -3,7 +3,8 @@
 // printed side by side with the dawn/wgpu ratio; out/bench_compare.json keeps both runs. A backend that cannot
 // start is reported, not fatal.
 // Without --model, the tiny test fixture set (tests/testdata/cogview2-tiny) is converted once and every suite that
-// takes a model (coglm, sr, e2e) runs on that converted model on both backends. Rows are split into two tables:
+// takes a model (coglm, sr, e2e) runs on that converted model on both backends; `--model demo` converts nothing (e2e
+// then runs the built-in demo model: same architecture and sizes, seeded random weights). Rows are split into two tables:
 // warm-up (first runs, which create the pipelines: Dawn's first compiles on Mesa 25 take tens of seconds) and steady
 // state (everything timed after its warm-up).
 import { join } from "node:path";
@@ -82,9 +83,14 @@ async function child(backend: BackendName, args: string[]): Promise<Run> {
 
 export async function compareBackends(passArgs: string[], only: string[] | null): Promise<number> {
   const suites = only ?? COMPARE_SUITES;
+  // `--model demo`: no conversion; each suite runs on what it uses without --model (e2e: the built-in demo model),
+  // for machines without tests/testdata (a lent GPU machine takes 64 MiB of tree).
+  const mi = passArgs.indexOf("--model");
+  const demo = mi >= 0 && passArgs[mi + 1] === "demo";
+  if (demo) passArgs = passArgs.filter((_, i) => i !== mi && i !== mi + 1);
   const args = ["--only", suites.join(","), ...passArgs];
   let tmp: string | null = null;
-  if (!passArgs.includes("--model") && suites.some((s) => MODEL_SUITES.has(s))) {
+  if (!demo && !passArgs.includes("--model") && suites.some((s) => MODEL_SUITES.has(s))) {
     tmp = await Deno.makeTempDir({ prefix: "cogview2-compare-" });
     const dir = join(tmp, "model");
     console.log(`# converting ${FIXTURE} -> ${dir} (both backends run this model)`);
