@@ -160,10 +160,17 @@ export function dawnDriverFiles(): string | null {
   }
 }
 
-/** Dawn instance toggles (Dawn's `create([...])` strings); COGVIEW2_DAWN_TOGGLES adds more, comma-separated. */
-function dawnFlags(): string[] {
+/**
+ * Dawn instance toggles (Dawn's `create([...])` strings); COGVIEW2_DAWN_TOGGLES adds more, comma-separated. Always off:
+ * `timestamp_quantization`, a browser fingerprinting guard that rounds timestamps (per-kernel times on the H200 came
+ * out as multiples of 0.131 ms, many 0.00): the profiles in `bench` need the real values.
+ */
+export function dawnFlags(): string[] {
   const extra = env("COGVIEW2_DAWN_TOGGLES");
-  return extra ? [`enable-dawn-features=${extra}`] : [];
+  return [
+    ...(extra ? [`enable-dawn-features=${extra}`] : []),
+    "disable-dawn-features=timestamp_quantization",
+  ];
 }
 
 interface DawnModule {
