@@ -72,6 +72,8 @@ function sizeClass(bytes: number): number {
 
 export interface KernelTiming {
   name: string;
+  /** With `startProfile({ byGrid: true })`: the workgroup grid "x×y×z" these dispatches ran (one entry per grid). */
+  grid?: string;
   dispatches: number;
   ms: number;
 }
@@ -109,9 +111,10 @@ export class GpuContext {
     | {
       querySet: GPUQuerySet;
       resolve: GPUBuffer;
-      names: string[];
+      names: { name: string; grid?: string }[];
       totals: Map<string, KernelTiming>;
       perDispatch: boolean;
+      byGrid: boolean;
     }
     | null = null;
 
@@ -269,7 +272,7 @@ export class GpuContext {
       throw new Error(`Kernel ${kernel.name}: ${offsets.length} dynamic offsets for ${u} uniform bindings`);
     }
     const bg = this.#bindGroup(kernel, ranges);
-    const pass = this.#computePass(kernel.name);
+    const pass = this.#computePass(kernel.name, `${x}×${y}×${z}`);
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, bg, dyn);
     pass.dispatchWorkgroups(x, y, z);
@@ -324,7 +327,7 @@ export class GpuContext {
     return bg;
   }
 
-  #computePass(name: string): GPUComputePassEncoder {
+  #computePass(name: string, grid?: string): GPUComputePassEncoder {
     this.#encoder ??= this.device.createCommandEncoder();
     if (this.#pass) return this.#pass;
     if (this.#profile) {
@@ -332,9 +335,9 @@ export class GpuContext {
       const i = p.names.length;
       if (2 * i + 2 > p.querySet.count) {
         this.flush();
-        return this.#computePass(name);
+        return this.#computePass(name, grid);
       }
-      p.names.push(p.perDispatch ? name : "pass");
+      p.names.push(p.perDispatch ? { name, grid: p.byGrid ? grid : undefined } : { name: "pass" });
       this.#pass = this.#encoder!.beginComputePass({
         timestampWrites: {
           querySet: p.querySet,
@@ -448,13 +451,15 @@ export class GpuContext {
 
   /**
    * GPU timing with timestamp queries: per kernel (each dispatch gets its own pass; slower) or, with
-   * `perDispatch: false`, per compute pass as recorded (one "pass" entry: the GPU busy time of the work).
+   * `perDispatch: false`, per compute pass as recorded (one "pass" entry: the GPU busy time of the work); with
+   * `byGrid`, per kernel and workgroup grid (a GEMM's grid tells its shape).
    */
-  startProfile(o: { perDispatch?: boolean } = {}): boolean {
+  startProfile(o: { perDispatch?: boolean; byGrid?: boolean } = {}): boolean {
     if (!this.gpu.hasTimestamps) return false;
     this.flush();
     this.#profile = {
       perDispatch: o.perDispatch ?? true,
+      byGrid: o.byGrid ?? false,
       querySet: this.device.createQuerySet({ type: "timestamp", count: 4096 }),
       resolve: this.device.createBuffer({
         size: 4096 * 8,
@@ -481,12 +486,14 @@ export class GpuContext {
       await staging.mapAsync(GPUMapMode.READ);
       const t = new BigUint64Array(staging.getMappedRange().slice(0));
       staging.destroy();
-      names.forEach((name, i) => {
+      names.forEach(({ name, grid }, i) => {
         const ms = Number(t[2 * i + 1] - t[2 * i]) / 1e6;
-        const e = p.totals.get(name) ?? { name, dispatches: 0, ms: 0 };
+        const key = grid === undefined ? name : `${name}@${grid}`;
+        const e = p.totals.get(key) ??
+          (grid === undefined ? { name, dispatches: 0, ms: 0 } : { name, grid, dispatches: 0, ms: 0 });
         e.dispatches++;
         e.ms += ms > 0 && ms < 1e6 ? ms : 0;
-        p.totals.set(name, e);
+        p.totals.set(key, e);
       });
     });
   }

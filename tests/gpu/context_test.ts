@@ -79,3 +79,23 @@ Deno.test("compile task embeds the shaders folder", async () => {
     if (e.name.endsWith(".wgsl")) preprocess(e.name, new Proxy({}, { has: () => true, get: () => 1 }));
   }
 });
+
+Deno.test("profile by grid: one entry per kernel and workgroup grid, dispatches counted", async () => {
+  const ctx = await sharedContext();
+  const small = ctx.upload([1, 2, 3], [3]), big = ctx.upload(new Float32Array(1 << 18), [1 << 18]);
+  assert.ok(ctx.startProfile({ byGrid: true }), "lavapipe has timestamp queries");
+  const outs = [add(ctx, small, small), add(ctx, small, small), add(ctx, big, big)];
+  const t = await ctx.stopProfile();
+  const adds = t.filter((k) => k.name === t.find((x) => x.dispatches === 2)?.name);
+  assert.equal(adds.length, 2, `two grids of one kernel: ${JSON.stringify(t)}`);
+  assert.deepEqual(adds.map((k) => k.dispatches).sort(), [1, 2]);
+  assert.ok(adds.every((k) => /^\d+×\d+×\d+$/.test(k.grid ?? "")), "grids as x×y×z");
+  assert.notEqual(adds[0].grid, adds[1].grid);
+  // Without byGrid: one entry per kernel.
+  assert.ok(ctx.startProfile());
+  outs.push(add(ctx, small, small), add(ctx, big, big));
+  const plain = await ctx.stopProfile();
+  assert.ok(plain.every((k) => k.grid === undefined));
+  assert.equal(plain.find((k) => k.name === adds[0].name)?.dispatches, 2);
+  [small, big, ...outs].forEach((x) => x.release());
+});

@@ -1,6 +1,6 @@
 // deno task bench --shape published: flag errors (before any GPU work) and the analytic work counts it reports.
 import assert from "node:assert/strict";
-import { coglmWork, srWork } from "../../tools/bench/published.ts";
+import { coglmWork, srWork, stageKernels } from "../../tools/bench/published.ts";
 
 const TOOL = new URL("../../tools/bench.ts", import.meta.url).pathname;
 
@@ -56,4 +56,21 @@ Deno.test("published work counts: CogLM decode FLOPs/bytes by hand; SR scales wi
     c = srWork(1, 100, 2, 10, 50, false);
   assert.ok(b.flops > a.flops && c.flops === 2 * a.flops);
   assert.ok(srWork(1, 100, 1, 10, 50, true).bytes > a.bytes, "attention_plus adds weights");
+});
+
+Deno.test("--profile aggregation: kernels summed over grids, ranked by GPU ms, shares of the stage sum to 1", () => {
+  const ks = stageKernels([
+    { name: "gemm_tiles", grid: "20×29×1", dispatches: 3, ms: 6 },
+    { name: "softmax", grid: "4×1×1", dispatches: 5, ms: 2 },
+    { name: "gemm_tiles", grid: "80×29×1", dispatches: 1, ms: 9 },
+    { name: "local_attention", dispatches: 2, ms: 3 },
+  ]);
+  assert.deepEqual(ks.map((k) => k.kernel), ["gemm_tiles", "local_attention", "softmax"]);
+  assert.equal(ks[0].ms, 15);
+  assert.equal(ks[0].dispatches, 4);
+  assert.deepEqual(ks[0].grids.map((g) => g.grid), ["80×29×1", "20×29×1"], "grids largest first");
+  assert.deepEqual(ks[1].grids, [], "no grid recorded: none listed");
+  assert.equal(ks[0].share, 15 / 20);
+  assert.ok(Math.abs(ks.reduce((s, k) => s + k.share, 0) - 1) < 1e-12);
+  assert.deepEqual(stageKernels([]), []);
 });

@@ -10,7 +10,7 @@
 // VQ-VAE at icetk's widths (128 base channels, 256 hidden and code dim, 20000 codes). No source we have states the SR
 // models' depth: SR_LAYERS_DEFAULT (printed with every run) is an assumption.
 
-import type { GpuContext } from "../../src/gpu/context.ts";
+import type { GpuContext, KernelTiming } from "../../src/gpu/context.ts";
 import type { SrConfig } from "../../src/models/config.ts";
 import type { WeightSource } from "../../src/formats/weights.ts";
 import { CogLM } from "../../src/models/coglm.ts";
@@ -57,6 +57,39 @@ export interface PublishedOptions {
   vqSide?: number;
   /** LoPAR rounds run (default all 6). The peak is round 1's (it re-predicts the most cells); seconds then cover fewer rounds. */
   loparRounds?: number;
+  /**
+   * Per-kernel GPU time per stage (--profile): every dispatch in its own timestamped pass (slower than the plain
+   * run), kernels ranked by GPU ms with dispatch counts, share of the stage's GPU time and their workgroup grids.
+   */
+  profile?: boolean;
+}
+
+/** One kernel's GPU time in a stage, with its share of the stage's GPU time and its grids (largest first). */
+export interface StageKernel {
+  kernel: string;
+  ms: number;
+  dispatches: number;
+  share: number;
+  grids: { grid: string; ms: number; dispatches: number }[];
+}
+
+/** Aggregates a per-dispatch profile (per kernel and grid) into kernels, largest GPU time first. */
+export function stageKernels(timings: KernelTiming[]): StageKernel[] {
+  const total = timings.reduce((s, t) => s + t.ms, 0);
+  const by = new Map<string, StageKernel>();
+  for (const t of timings) {
+    const k = by.get(t.name) ?? { kernel: t.name, ms: 0, dispatches: 0, share: 0, grids: [] };
+    k.ms += t.ms;
+    k.dispatches += t.dispatches;
+    if (t.grid !== undefined) k.grids.push({ grid: t.grid, ms: t.ms, dispatches: t.dispatches });
+    by.set(t.name, k);
+  }
+  const out = [...by.values()].sort((a, b) => b.ms - a.ms);
+  for (const k of out) {
+    k.share = total > 0 ? k.ms / total : 0;
+    k.grids.sort((a, b) => b.ms - a.ms);
+  }
+  return out;
 }
 
 /** Pool bytes of one transformer layer's tensors as loaded (layer 0 of `src`, the pool's size classes). */
@@ -198,6 +231,8 @@ interface StageResult {
   submits: number;
   syncs: number;
   peak: number;
+  /** --profile: the stage's kernels. */
+  kernels?: StageKernel[];
 }
 
 async function measure(
@@ -205,20 +240,25 @@ async function measure(
   stage: StageResult["stage"],
   work: Work,
   run: () => Promise<void>,
+  profile = false,
 ): Promise<StageResult> {
   await ctx.sync();
   ctx.resetPeak();
   const s0 = { ...ctx.stats };
-  // CPU adapters: no GPU seconds. lavapipe's pass timestamps covered a fraction of the work (DSR 14 s of 178 s wall
-  // at --layers 1) and, with a minutes-long VQ-VAE decode, the run ended in a wgpu queue timeout panic.
-  const timed = !ctx.gpu.isFallback && ctx.startProfile({ perDispatch: false });
+  // CPU adapters: no GPU seconds unless --profile asks. lavapipe's pass timestamps covered a fraction of the work (DSR
+  // 14 s of 178 s wall at --layers 1) and, with a minutes-long VQ-VAE decode, the run ended in a wgpu queue timeout panic.
+  const timed = profile
+    ? ctx.startProfile({ perDispatch: true, byGrid: true })
+    : !ctx.gpu.isFallback && ctx.startProfile({ perDispatch: false });
   const t0 = performance.now();
   await run();
   const wall = (performance.now() - t0) / 1000;
   const s1 = { ...ctx.stats };
   const peak = ctx.peakBytes;
-  const gpu = timed ? (await ctx.stopProfile()).reduce((s, k) => s + k.ms, 0) / 1000 : null;
+  const timings = timed ? await ctx.stopProfile() : [];
+  const gpu = timed ? timings.reduce((s, k) => s + k.ms, 0) / 1000 : null;
   return {
+    ...(profile && timed ? { kernels: stageKernels(timings) } : {}),
     stage,
     wall,
     gpu,
@@ -321,6 +361,8 @@ export async function runPublished(
           .join("") +
         ` = ${(full / 2 ** 30).toFixed(3)} GiB`,
     );
+    if (r.kernels) emitKernels(log, report, r, { batch: B, layers, sr_layers: srLayers });
+    else if (o.profile) log(`#   ${r.stage}: --profile: this adapter has no timestamp queries`);
     if (r.stage === "coglm") {
       report({
         name: "published_coglm_tokens_per_s",
@@ -450,6 +492,7 @@ export async function runPublished(
       async () => {
         codes = await gen(n);
       },
+      o.profile,
     ),
   );
   if (o.stages === "coglm") {
@@ -482,7 +525,7 @@ export async function runPublished(
   emit(
     await measure(ctx, "dsr", dsrWork, async () => {
       high = await sr.directSr({ textIds: srText, lowres, seed: 1 });
-    }),
+    }, o.profile),
   );
   let itWork: Work = { flops: 0, bytes: 0 };
   for (let r = 1; r <= rounds; r++) {
@@ -499,7 +542,7 @@ export async function runPublished(
   emit(
     await measure(ctx, "itersr", itWork, async () => {
       high = await sr.iterativeSr({ textIds: srText, highres: high, seed: 1, rounds });
-    }),
+    }, o.profile),
   );
 
   // ---- VQ-VAE decode, side×side codes → 8·side pixels per image (60: 480×480)
@@ -515,6 +558,7 @@ export async function runPublished(
     async () => {
       for (const h of codes60) await vq.decode(h, side);
     },
+    o.profile,
   );
   if (side !== 60) {
     // Activations scale with the decoder's pixels: peak(60) = start + (peak(side) − start)·(60/side)².
@@ -545,6 +589,64 @@ export async function runPublished(
   await models.unloadAll();
   ctx.trim();
   finish("the whole pipeline");
+}
+
+/** Kernels listed per stage (the rest are summed into one line); grids shown per kernel. */
+const TOP_KERNELS = 12, TOP_GRIDS = 4;
+
+/** --profile: prints a stage's top kernels by GPU ms and reports every kernel (and kernel × grid) as JSON. */
+function emitKernels(
+  log: (s: string) => void,
+  report: (r: BenchResult) => void,
+  r: StageResult,
+  base: { batch: number; layers: number; sr_layers: number },
+): void {
+  const ks = r.kernels!;
+  const total = ks.reduce((s, k) => s + k.ms, 0);
+  const params = { stage: r.stage, ...base };
+  log(
+    `#   ${r.stage} kernels (--profile: each dispatch its own timestamped pass): GPU ${
+      (total / 1000).toFixed(3)
+    } s ` +
+      `of ${r.wall.toFixed(2)} s wall; share = of the stage's GPU time`,
+  );
+  log(
+    `#     ${"kernel".padEnd(28)}${"GPU ms".padStart(11)}${"dispatches".padStart(11)}${
+      "share".padStart(8)
+    }  top grids (x×y×z: ms)`,
+  );
+  for (const k of ks.slice(0, TOP_KERNELS)) {
+    const grids = k.grids.slice(0, TOP_GRIDS).map((g) => `${g.grid}: ${g.ms.toFixed(1)}`).join(", ");
+    log(
+      `#     ${k.kernel.padEnd(28)}${k.ms.toFixed(2).padStart(11)}${String(k.dispatches).padStart(11)}` +
+        `${(100 * k.share).toFixed(1).padStart(7)}%  ${grids}${k.grids.length > TOP_GRIDS ? ", …" : ""}`,
+    );
+  }
+  const rest = ks.slice(TOP_KERNELS);
+  if (rest.length) {
+    const ms = rest.reduce((s, k) => s + k.ms, 0);
+    log(
+      `#     ${`(${rest.length} more kernels)`.padEnd(28)}${ms.toFixed(2).padStart(11)}${
+        String(rest.reduce((s, k) => s + k.dispatches, 0)).padStart(11)
+      }${(total > 0 ? (100 * ms) / total : 0).toFixed(1).padStart(7)}%`,
+    );
+  }
+  for (const k of ks) {
+    report({
+      name: "published_stage_kernel_ms",
+      params: { ...params, kernel: k.kernel, dispatches: k.dispatches, share: Number(k.share.toFixed(4)) },
+      value: k.ms,
+      unit: "ms",
+    });
+    for (const g of k.grids) {
+      report({
+        name: "published_stage_kernel_grid_ms",
+        params: { ...params, kernel: k.kernel, grid: g.grid, dispatches: g.dispatches },
+        value: g.ms,
+        unit: "ms",
+      });
+    }
+  }
 }
 
 /** Prints and reports the full-depth peak over the measured stages. */
