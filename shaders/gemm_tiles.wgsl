@@ -2,13 +2,18 @@
 enable f16;
 #endif
 // Register-blocked GEMM for GPUs: C = alpha·A·Wᵀ (+bias) (GELU) (+R), A [M, K] f32, W [N, K] f16 (packed) or f32,
-// strided batches (wg.z). A workgroup of 16×16 invocations owns a 128×128 tile of C; each invocation accumulates an
-// 8×8 block in registers. K advances in slices of 8 stored k-major in workgroup memory, so the inner loop reads 2
-// vec4 of A and 2 of W per k (64 multiply-adds per 4 loads); the next slice's A and W (one vec4 of A and 4 weights
-// per invocation) are loaded into registers while the current one is multiplied out.
-// Variants by define:
+// strided batches (wg.z). A workgroup of (BN/TN)×(BM/8) invocations owns a BM×BN tile of C; each invocation
+// accumulates an 8×TN block in registers. K advances in slices of BK stored k-major in workgroup memory, so the inner
+// loop reads 2 vec4 of A and TN/4 of W per k (8·TN multiply-adds per 2 + TN/4 loads); the next slice's A and W are
+// loaded into registers while the current one is multiplied out. The default (src/kernels/gemm.ts "gemm_tiles"):
+// 128×128, TN 8, BK 8, double-buffered, no padding, 8-byte W loads.
+// Variants by define (the named table is GEMM_VARIANTS in src/kernels/gemm.ts):
+//   BM, BN, TN, BK  tile rows, columns, columns per invocation (8 or 16), slice depth (multiple of 8)
+//   PAD       vec4 of padding after each k row of the workgroup tiles (the k-major scatter of a slice then spreads
+//             over banks instead of landing a multiple of 128 words apart)
+//   W8        16-byte W loads (vec4<u32>: 8 f16 weights; needs K, ldw and the W offsets multiples of 8)
 //   DBUF      two workgroup buffers (true double buffering): the prefetched slice is stored into the other buffer
-//             while this one is read, one barrier per slice instead of two (16 KiB of workgroup memory).
+//             while this one is read, one barrier per slice instead of two.
 //   F16_MATH  (shader-f16) tiles held as f16 (A rounded to f16 when stored), the products of one slice summed in
 //             f16 and added to f32 accumulators after each slice: f16 arithmetic, f32 accumulation over K (the
 //             original runs the model in fp16). Needs the `shader-f16` feature.
@@ -23,17 +28,40 @@ struct Params {
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;
 #if W_F16
+#if W8
+@group(0) @binding(2) var<storage, read> W: array<vec4<u32>>;
+#else
 @group(0) @binding(2) var<storage, read> W: array<vec2<u32>>;
+#endif
 #else
 @group(0) @binding(2) var<storage, read> W: array<vec4<f32>>;
 #endif
 #include "matmul_epilogue.wgsl"
 
-const BM: u32 = 128u;
-const BN: u32 = 128u;
-const BK: u32 = 8u;
-// One slice: 8 k × 128 rows = 256 vec4 per operand.
-const SLICE: u32 = 256u;
+const BM: u32 = {{BM}}u;
+const BN: u32 = {{BN}}u;
+const BK: u32 = {{BK}}u;
+const TN: u32 = {{TN}}u;
+const TN4: u32 = TN / 4u;
+const WGX: u32 = BN / TN;
+const WGY: u32 = BM / 8u;
+const T: u32 = WGX * WGY;
+// Row strides (in vec4) of the k-major tiles and the size of one slice of each operand.
+const SA: u32 = BM / 4u + {{PAD}}u;
+const SW: u32 = BN / 4u + {{PAD}}u;
+const SLICE_A: u32 = BK * SA;
+const SLICE_W: u32 = BK * SW;
+// Loads per slice: A in vec4 (4 k of one row), W in WL k of one column; per invocation LA and LW of them.
+const NA: u32 = BM * BK / 4u;
+#if W8
+const WL: u32 = 8u;
+#else
+const WL: u32 = 4u;
+#endif
+const NW: u32 = BN * BK / WL;
+const LA: u32 = (NA + T - 1u) / T;
+const LW: u32 = (NW + T - 1u) / T;
+const LW4: u32 = LW * WL / 4u;
 #if F16_MATH
 alias ST = f16;
 #else
@@ -45,57 +73,101 @@ const NBUF: u32 = 2u;
 const NBUF: u32 = 1u;
 #endif
 // k-major tiles: As[k][m] as vec4 along m, Ws[k][n] as vec4 along n; buffer i at i·SLICE.
-var<workgroup> As: array<vec4<ST>, SLICE * NBUF>;
-var<workgroup> Ws: array<vec4<ST>, SLICE * NBUF>;
-var<private> acc: array<vec4<f32>, 16>; // 8 rows × 2 vec4 of columns
+var<workgroup> As: array<vec4<ST>, SLICE_A * NBUF>;
+var<workgroup> Ws: array<vec4<ST>, SLICE_W * NBUF>;
+var<private> acc: array<vec4<f32>, 2u * TN>; // 8 rows × TN/4 vec4 of columns
+// The prefetched slice: this invocation's LA vec4 of A and LW4 vec4 of W.
+var<private> na: array<vec4<f32>, LA>;
+var<private> nw: array<vec4<f32>, LW4>;
 
 // 4 consecutive k of row `row` of A (zero outside the matrix).
 fn load_a(b: u32, row: u32, k: u32) -> vec4<f32> {
   if (row >= P.M || k >= P.K) { return vec4<f32>(0.0); }
   return A[(P.a_off + b * P.a_bs + row * P.lda + k) / 4u];
 }
-fn load_w(b: u32, n: u32, k: u32) -> vec4<f32> {
-  if (n >= P.N || k >= P.K) { return vec4<f32>(0.0); }
+// WL consecutive k of column n of W into nw[j·WL/4 ..] (zero outside the matrix).
+fn load_w(b: u32, n: u32, k: u32, j: u32) {
+#if W8
+  if (n >= P.N || k >= P.K) {
+    nw[2u * j] = vec4<f32>(0.0);
+    nw[2u * j + 1u] = vec4<f32>(0.0);
+    return;
+  }
+  let p = W[(P.w_off + b * P.w_bs + n * P.ldw + k) / 8u];
+  nw[2u * j] = vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y));
+  nw[2u * j + 1u] = vec4<f32>(unpack2x16float(p.z), unpack2x16float(p.w));
+#else
+  if (n >= P.N || k >= P.K) {
+    nw[j] = vec4<f32>(0.0);
+    return;
+  }
 #if W_F16
   let p = W[(P.w_off + b * P.w_bs + n * P.ldw + k) / 4u];
-  return vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y));
+  nw[j] = vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y));
 #else
-  return W[(P.w_off + b * P.w_bs + n * P.ldw + k) / 4u];
+  nw[j] = W[(P.w_off + b * P.w_bs + n * P.ldw + k) / 4u];
+#endif
 #endif
 }
 
-// Scatters a loaded slice k-major into buffer `base`: element (k, row) at [base + k·32 + row/4][row%4].
-fn stash(base: u32, lr: u32, lk: u32, na: vec4<f32>, nw: vec4<f32>) {
-  for (var j = 0u; j < 4u; j++) {
-    let idx = base + (lk + j) * 32u + lr / 4u;
-    As[idx][lr % 4u] = ST(na[j]);
-    Ws[idx][lr % 4u] = ST(nw[j]);
+// Loads the slice at k0 into registers: load q = t + i·T of A is row q / (BK/4), k 4·(q % (BK/4)); of W likewise.
+fn prefetch(b: u32, m0: u32, n0: u32, t: u32, k0: u32) {
+  for (var i = 0u; i < LA; i++) {
+    let q = t + i * T;
+    na[i] = load_a(b, m0 + q / (BK / 4u), k0 + 4u * (q % (BK / 4u)));
+  }
+  for (var i = 0u; i < LW; i++) {
+    let q = t + i * T;
+    load_w(b, n0 + q / (BK / WL), k0 + WL * (q % (BK / WL)), i);
   }
 }
 
-// acc += the slice in buffer `base` (rows ty·8.., columns tx·8..).
-fn multiply(base: u32, tx: u32, ty: u32) {
+// Scatters the prefetched slice k-major into buffer `buf`: element (k, row) at [k·S + row/4][row%4].
+fn stash(buf: u32, t: u32) {
+  for (var i = 0u; i < LA; i++) {
+    let q = t + i * T;
+    if (q < NA) {
+      let r = q / (BK / 4u);
+      let k = 4u * (q % (BK / 4u));
+      for (var j = 0u; j < 4u; j++) { As[buf * SLICE_A + (k + j) * SA + r / 4u][r % 4u] = ST(na[i][j]); }
+    }
+  }
+  for (var i = 0u; i < LW; i++) {
+    let q = t + i * T;
+    if (q < NW) {
+      let n = q / (BK / WL);
+      let k = WL * (q % (BK / WL));
+      for (var j = 0u; j < WL; j++) {
+        Ws[buf * SLICE_W + (k + j) * SW + n / 4u][n % 4u] = ST(nw[i * (WL / 4u) + j / 4u][j % 4u]);
+      }
+    }
+  }
+}
+
+// acc += the slice in buffer `buf` (rows ty·8.., columns tx·TN..).
+fn multiply(buf: u32, tx: u32, ty: u32) {
 #if F16_MATH
-  var s: array<vec4<f16>, 16>; // this slice's sums, in f16
+  var s: array<vec4<f16>, 2u * TN>; // this slice's sums, in f16
 #else
   var s = acc;
 #endif
   for (var k = 0u; k < BK; k++) {
-    let a0 = As[base + k * 32u + ty * 2u];
-    let a1 = As[base + k * 32u + ty * 2u + 1u];
-    let w0 = Ws[base + k * 32u + tx * 2u];
-    let w1 = Ws[base + k * 32u + tx * 2u + 1u];
-    s[0] += a0.x * w0; s[1] += a0.x * w1;
-    s[2] += a0.y * w0; s[3] += a0.y * w1;
-    s[4] += a0.z * w0; s[5] += a0.z * w1;
-    s[6] += a0.w * w0; s[7] += a0.w * w1;
-    s[8] += a1.x * w0; s[9] += a1.x * w1;
-    s[10] += a1.y * w0; s[11] += a1.y * w1;
-    s[12] += a1.z * w0; s[13] += a1.z * w1;
-    s[14] += a1.w * w0; s[15] += a1.w * w1;
+    let a0 = As[buf * SLICE_A + k * SA + ty * 2u];
+    let a1 = As[buf * SLICE_A + k * SA + ty * 2u + 1u];
+    for (var j = 0u; j < TN4; j++) {
+      let w = Ws[buf * SLICE_W + k * SW + tx * TN4 + j];
+      s[0u * TN4 + j] += a0.x * w;
+      s[1u * TN4 + j] += a0.y * w;
+      s[2u * TN4 + j] += a0.z * w;
+      s[3u * TN4 + j] += a0.w * w;
+      s[4u * TN4 + j] += a1.x * w;
+      s[5u * TN4 + j] += a1.y * w;
+      s[6u * TN4 + j] += a1.z * w;
+      s[7u * TN4 + j] += a1.w * w;
+    }
   }
 #if F16_MATH
-  for (var i = 0u; i < 16u; i++) { acc[i] += vec4<f32>(s[i]); }
+  for (var i = 0u; i < 2u * TN; i++) { acc[i] += vec4<f32>(s[i]); }
 #else
   acc = s;
 #endif
@@ -105,57 +177,44 @@ fn store(b: u32, m: u32, n: u32, v: f32) {
   if (m < P.M && n < P.N) { store_c(b, m, n, v); }
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(WGX, WGY)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let b = wg.z;
   let m0 = wg.y * BM;
   let n0 = wg.x * BN;
-  let t = lid.y * 16u + lid.x;
-  // Loader role: row (of A) / column (of W) t / 2, k offset 4·(t % 2) within the slice.
-  let lr = t / 2u;
-  let lk = 4u * (t % 2u);
-  var na = load_a(b, m0 + lr, lk);
-  var nw = load_w(b, n0 + lr, lk);
+  let t = lid.y * WGX + lid.x;
+  prefetch(b, m0, n0, t, 0u);
 #if DBUF
-  stash(0u, lr, lk, na, nw);
+  stash(0u, t);
   workgroupBarrier();
   var cur = 0u;
   for (var k0 = 0u; k0 < P.K; k0 += BK) {
     let more = k0 + BK < P.K;
-    if (more) {
-      na = load_a(b, m0 + lr, k0 + BK + lk);
-      nw = load_w(b, n0 + lr, k0 + BK + lk);
-    }
-    multiply(cur * SLICE, lid.x, lid.y);
+    if (more) { prefetch(b, m0, n0, t, k0 + BK); }
+    multiply(cur, lid.x, lid.y);
     // The other buffer was last read in the previous slice, which every invocation finished before the barrier.
-    if (more) { stash((1u - cur) * SLICE, lr, lk, na, nw); }
+    if (more) { stash(1u - cur, t); }
     workgroupBarrier();
     cur = 1u - cur;
   }
 #else
   for (var k0 = 0u; k0 < P.K; k0 += BK) {
     workgroupBarrier();
-    stash(0u, lr, lk, na, nw);
+    stash(0u, t);
     workgroupBarrier();
-    if (k0 + BK < P.K) {
-      na = load_a(b, m0 + lr, k0 + BK + lk);
-      nw = load_w(b, n0 + lr, k0 + BK + lk);
-    }
+    if (k0 + BK < P.K) { prefetch(b, m0, n0, t, k0 + BK); }
     multiply(0u, lid.x, lid.y);
   }
 #endif
   let rm = m0 + lid.y * 8u;
-  let cn = n0 + lid.x * 8u;
+  let cn = n0 + lid.x * TN;
   for (var r = 0u; r < 8u; r++) {
-    let lo = acc[2u * r];
-    let hi = acc[2u * r + 1u];
-    store(b, rm + r, cn + 0u, lo.x);
-    store(b, rm + r, cn + 1u, lo.y);
-    store(b, rm + r, cn + 2u, lo.z);
-    store(b, rm + r, cn + 3u, lo.w);
-    store(b, rm + r, cn + 4u, hi.x);
-    store(b, rm + r, cn + 5u, hi.y);
-    store(b, rm + r, cn + 6u, hi.z);
-    store(b, rm + r, cn + 7u, hi.w);
+    for (var j = 0u; j < TN4; j++) {
+      let v = acc[r * TN4 + j];
+      store(b, rm + r, cn + 4u * j + 0u, v.x);
+      store(b, rm + r, cn + 4u * j + 1u, v.y);
+      store(b, rm + r, cn + 4u * j + 2u, v.z);
+      store(b, rm + r, cn + 4u * j + 3u, v.w);
+    }
   }
 }

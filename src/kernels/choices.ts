@@ -4,6 +4,7 @@
 // measured by the bench and written here by hand.
 
 import type { GpuContext } from "../gpu/context.ts";
+import type { GemmVariant } from "./gemm.ts";
 
 /** How the row kernels (softmax, logProb, layerNorm) reduce a row (shaders/row_reduce.wgsl). */
 export type RowReduce = "subgroup" | "narrow" | "workgroup";
@@ -21,6 +22,16 @@ export function cpuMatmulClass(M: number, K: number): CpuMatmulClass {
   return M <= 8 ? "decode" : K <= 128 ? "narrowK" : "wideK";
 }
 
+/**
+ * The GPU GEMM shape classes (matmul() on real GPUs, M > 8): smallM: M <= 256 (CogLM's prompt, short batches);
+ * narrowN: N <= 4096 (the SR dense and 4h→h projections, N 2560); wide: the rest (SR qkv 7680, h→4h 10240, 4096³).
+ */
+export type GpuGemmClass = "smallM" | "narrowN" | "wide";
+
+export function gpuGemmClass(M: number, N: number): GpuGemmClass {
+  return M <= 256 ? "smallM" : N <= 4096 ? "narrowN" : "wide";
+}
+
 export interface BackendChoices {
   /**
    * "subgroup": one subgroup per row (subgroupAdd / subgroupMax, no barriers) where the device has `subgroups` with
@@ -30,6 +41,11 @@ export interface BackendChoices {
   rowReduce: RowReduce;
   /** CPU adapters only (real GPUs take gemmTiles / gemvRows / tiled): the schedule per shape class. */
   cpuMatmul: Record<CpuMatmulClass, CpuMatmulSchedule>;
+  /**
+   * Real GPUs only (CPU adapters never take gemmTiles): the GEMM variant (src/kernels/gemm.ts GEMM_VARIANTS) per
+   * shape class; COGVIEW2_GEMM overrides it. Chosen from `bench --only gemm` (gemm_variant_gflops per shape).
+   */
+  gpuGemm: Record<GpuGemmClass, GemmVariant>;
 }
 
 /** The table, keyed by backend and adapter kind ("cpu": software adapters such as lavapipe; "gpu": the rest). */
@@ -37,6 +53,15 @@ const WINDOWS: Record<CpuMatmulClass, CpuMatmulSchedule> = {
   decode: "windows",
   narrowK: "windows",
   wideK: "windows",
+};
+/**
+ * The GEMM measured on the H200 (Dawn 4096³ f16 W: gemm_tiles 22.6 / 22.7 TFLOP/s, gemm_tiles_1buf 24.7 / 22.9;
+ * bench/results/2026-12-04-h200/); the other variants were not measured on a GPU yet. Unused on CPU adapters.
+ */
+const GEMM_TILES: Record<GpuGemmClass, GemmVariant> = {
+  smallM: "gemm_tiles",
+  narrowN: "gemm_tiles",
+  wide: "gemm_tiles",
 };
 /**
  * Measured on lavapipe (bench/results/2026-12-04-lavapipe/compare_backends_choices_run{1,2}.*, best of 7 interleaved
@@ -48,13 +73,14 @@ const WINDOWS: Record<CpuMatmulClass, CpuMatmulSchedule> = {
  * 64-wide reductions (their matmuls do not use the CPU schedules).
  */
 export const CHOICES: Record<string, BackendChoices> = {
-  "wgpu/cpu": { rowReduce: "narrow", cpuMatmul: WINDOWS },
-  "wgpu/gpu": { rowReduce: "workgroup", cpuMatmul: WINDOWS },
+  "wgpu/cpu": { rowReduce: "narrow", cpuMatmul: WINDOWS, gpuGemm: GEMM_TILES },
+  "wgpu/gpu": { rowReduce: "workgroup", cpuMatmul: WINDOWS, gpuGemm: GEMM_TILES },
   "dawn/cpu": {
     rowReduce: "subgroup",
     cpuMatmul: { decode: "windows", narrowK: "ubo", wideK: "ubo" },
+    gpuGemm: GEMM_TILES,
   },
-  "dawn/gpu": { rowReduce: "workgroup", cpuMatmul: WINDOWS },
+  "dawn/gpu": { rowReduce: "workgroup", cpuMatmul: WINDOWS, gpuGemm: GEMM_TILES },
 };
 
 export function choicesKey(ctx: GpuContext): string {
@@ -68,6 +94,11 @@ export function choices(ctx: GpuContext): BackendChoices {
 /** The schedule CPU adapters prefer for an M x K matmul on this backend (src/kernels/matmul.ts applies it). */
 export function cpuMatmulSchedule(ctx: GpuContext, M: number, K: number): CpuMatmulSchedule {
   return choices(ctx).cpuMatmul[cpuMatmulClass(M, K)];
+}
+
+/** The GEMM variant the table names for an M x N weight product on this (GPU) adapter. */
+export function gpuGemmVariant(ctx: GpuContext, M: number, N: number): GemmVariant {
+  return choices(ctx).gpuGemm[gpuGemmClass(M, N)];
 }
 
 /**

@@ -1,5 +1,6 @@
-// Launcher of shaders/gemm_tiles.wgsl: the register-blocked GEMM for GPUs (128×128 tiles, 8×8 per invocation, K slices
-// prefetched into registers and double-buffered in workgroup memory), C = alpha·A·Wᵀ (+bias) (GELU) (+resid) with
+// Launcher of shaders/gemm_tiles.wgsl: the register-blocked GEMM for GPUs (default 128×128 tiles, 8×8 per invocation,
+// K slices prefetched into registers and double-buffered in workgroup memory; other tilings by name in
+// GEMM_VARIANTS), C = alpha·A·Wᵀ (+bias) (GELU) (+resid) with
 // f16 or f32 W [N, K] and f32 accumulation, strided batches; with `f16Math` (adapters with shader-f16) the products of
 // each 8-wide K slice are formed and summed in f16 and accumulated in f32. matmul() routes weight-shaped products
 // (M > 8, W [N, K]) here off CPU adapters when the layout allows (gemmTilesApplies), f16 arithmetic only when asked
@@ -16,12 +17,86 @@ import {
   matmulOutput,
 } from "./_epilogue.ts";
 
+/** One tiling of shaders/gemm_tiles.wgsl (its defines BM, BN, TN, BK, PAD, W8, DBUF). */
+export interface GemmTiling {
+  /** Rows and columns of C per workgroup (8 rows and `tn` columns per invocation: (bn/tn)×(bm/8) invocations). */
+  bm: number;
+  bn: number;
+  tn: 8 | 16;
+  /** K per slice (a multiple of 8). */
+  bk: number;
+  /** vec4 of padding after each k row of the workgroup tiles (against bank conflicts of the k-major scatter). */
+  pad: number;
+  /** 16-byte W loads (8 f16 weights per vec4<u32>; f16 W with K, ldw and W offsets multiples of 8). */
+  w8: boolean;
+  /** Two workgroup buffers, one barrier per K slice; false: one buffer, two barriers per slice. */
+  dbuf: boolean;
+}
+
+const BASE: GemmTiling = { bm: 128, bn: 128, tn: 8, bk: 8, pad: 0, w8: false, dbuf: true };
+/**
+ * The named GEMM variants (`bench --only gemm` reports each; src/kernels/choices.ts names the one matmul() uses per
+ * backend and shape class; COGVIEW2_GEMM overrides it). "gemm_tiles" is the kernel measured on the H200 (Dawn,
+ * 4096³ f16 W: 22.6-22.7 TFLOP/s; "gemm_tiles_1buf" 24.7 / 22.9): bench/results/2026-12-04-h200/.
+ */
+export const GEMM_VARIANTS = {
+  gemm_tiles: BASE,
+  gemm_tiles_1buf: { ...BASE, dbuf: false },
+  gemm_tiles_pad: { ...BASE, pad: 1 },
+  gemm_tiles_w8: { ...BASE, w8: true },
+  gemm_tiles_pad_w8: { ...BASE, pad: 1, w8: true },
+  gemm_tiles_bk16: { ...BASE, bk: 16 },
+  gemm_tiles_bk16_w8: { ...BASE, bk: 16, w8: true },
+  gemm_tiles_bk16_pad_w8_1buf: { ...BASE, bk: 16, pad: 1, w8: true, dbuf: false },
+  gemm_tiles_bk32_1buf: { ...BASE, bk: 32, dbuf: false },
+  gemm_tiles_128x256: { ...BASE, bn: 256, tn: 16 },
+  gemm_tiles_128x256_w8: { ...BASE, bn: 256, tn: 16, w8: true },
+  gemm_tiles_256x128: { ...BASE, bm: 256 },
+  gemm_tiles_64x128: { ...BASE, bm: 64 },
+  gemm_tiles_64x128_bk16_w8: { ...BASE, bm: 64, bk: 16, w8: true },
+} satisfies Record<string, GemmTiling>;
+export type GemmVariant = keyof typeof GEMM_VARIANTS;
+export const GEMM_VARIANT_NAMES = Object.keys(GEMM_VARIANTS) as GemmVariant[];
+
+/** `COGVIEW2_GEMM=<variant>`: matmul() runs every GPU GEMM with this variant instead of the table's choice. */
+export const GEMM_ENV = "COGVIEW2_GEMM";
+
+/** The variant named by COGVIEW2_GEMM (`env` in tests), or null; an unknown name is an error naming the variable. */
+export function gemmVariantOverride(env = readEnv(GEMM_ENV)): GemmVariant | null {
+  if (env === undefined || env === "") return null;
+  if (!(env in GEMM_VARIANTS)) {
+    throw new Error(
+      `${GEMM_ENV}=${env}: unknown GEMM variant; expected one of ${GEMM_VARIANT_NAMES.join(", ")}`,
+    );
+  }
+  return env as GemmVariant;
+}
+
+/** Workgroup bytes of a tiling (f32 tiles; f16 tiles with f16Math take half). */
+export function gemmWorkgroupBytes(t: GemmTiling, f16Math = false): number {
+  const slice = t.bk * (t.bm / 4 + t.pad) + t.bk * (t.bn / 4 + t.pad);
+  return slice * (t.dbuf ? 2 : 1) * 4 * (f16Math ? 2 : 4);
+}
+
+/** Why this device cannot run a variant (workgroup memory or invocations above its limits), or null. */
+export function gemmVariantUnsupported(ctx: GpuContext, v: GemmVariant, f16Math = false): string | null {
+  const t = GEMM_VARIANTS[v], l = ctx.gpu.limits;
+  const bytes = gemmWorkgroupBytes(t, f16Math), inv = (t.bn / t.tn) * (t.bm / 8);
+  if (bytes > l.maxComputeWorkgroupStorageSize) {
+    return `${v} needs ${bytes} bytes of workgroup memory; this adapter allows ${l.maxComputeWorkgroupStorageSize}`;
+  }
+  if (inv > l.maxComputeInvocationsPerWorkgroup) {
+    return `${v} needs ${inv} invocations per workgroup; this adapter allows ${l.maxComputeInvocationsPerWorkgroup}`;
+  }
+  return null;
+}
+
 /** The layout this kernel takes (W is [N, K]), and the variant. */
 export interface GemmOptions extends MatmulLayout {
   /** f16 products and per-slice f16 sums, f32 accumulation (needs the adapter's shader-f16). Default false. */
   f16Math?: boolean;
-  /** Two workgroup buffers, one barrier per K slice (default true); false: one buffer, two barriers per slice. */
-  doubleBuffer?: boolean;
+  /** The tiling (GEMM_VARIANTS); default "gemm_tiles". */
+  tiling?: GemmVariant;
 }
 
 /**
@@ -36,32 +111,41 @@ export const F16_MATH_ENV = "COGVIEW2_F16_MATH";
  * Whether matmul() picks f16 arithmetic: asked for (F16_MATH_ENV, `env` in tests), the adapter has shader-f16 and W
  * is stored f16 (f32 weights keep f32 arithmetic: a model converted losslessly from f32 sources asked for it).
  */
-export function gemmF16Math(ctx: GpuContext, w: Tensor, env = f16MathEnv()): boolean {
+export function gemmF16Math(ctx: GpuContext, w: Tensor, env = readEnv(F16_MATH_ENV)): boolean {
   return env === "1" && ctx.gpu.hasF16 && w.dtype === "f16";
 }
 
-function f16MathEnv(): string | undefined {
+function readEnv(name: string): string | undefined {
   try {
-    return Deno.env.get(F16_MATH_ENV);
+    return Deno.env.get(name);
   } catch {
     return undefined; // no --allow-env
   }
 }
 
-export function gemmTilesApplies(w: Tensor, o: GemmOptions & { transW?: boolean }): boolean {
-  const m4 = (x: number) => x % 4 === 0;
+/** Whether the layout suits gemmTiles (K, strides and offsets multiples of 4; of 8 for W in the w8 variants). */
+export function gemmTilesApplies(
+  w: Tensor,
+  o: GemmOptions & { transW?: boolean },
+  variant: GemmVariant = o.tiling ?? "gemm_tiles",
+): boolean {
+  const m4 = (x: number) => x % 4 === 0, m8 = (x: number) => x % 8 === 0;
+  const t: GemmTiling = GEMM_VARIANTS[variant];
+  const mw = t.w8 && w.dtype === "f16" ? m8 : m4;
   const batch = o.batch ?? 1;
-  return (o.transW ?? true) && (w.dtype === "f16" || w.dtype === "f32") && m4(o.K) && m4(o.lda ?? o.K) &&
-    m4(o.ldw ?? o.K) && m4(o.aOff ?? 0) && m4(o.wOff ?? 0) && w.byteOffset % 16 === 0 &&
-    (batch === 1 || (m4(o.aBatchStride ?? o.M * (o.lda ?? o.K)) && m4(o.wBatchStride ?? 0))) &&
+  return (o.transW ?? true) && (w.dtype === "f16" || w.dtype === "f32") && mw(o.K) && m4(o.lda ?? o.K) &&
+    mw(o.ldw ?? o.K) && m4(o.aOff ?? 0) && mw(o.wOff ?? 0) && w.byteOffset % 16 === 0 &&
+    (batch === 1 || (m4(o.aBatchStride ?? o.M * (o.lda ?? o.K)) && mw(o.wBatchStride ?? 0))) &&
     batch <= 65535 &&
-    Math.ceil(o.M / 128) <= 65535;
+    Math.ceil(o.M / t.bm) <= 65535 && Math.ceil(o.N / t.bn) <= 65535;
 }
 
 export function gemmTiles(ctx: GpuContext, a: Tensor, w: Tensor, o: GemmOptions): Tensor {
   const { M, N, K } = o;
   const batch = o.batch ?? 1;
-  check(gemmTilesApplies(w, o), "gemmTiles", `layout not supported (K=${K}, ${w.dtype} W)`);
+  const variant = o.tiling ?? "gemm_tiles";
+  check(variant in GEMM_VARIANTS, "gemmTiles", `unknown variant ${variant}`);
+  check(gemmTilesApplies(w, o), "gemmTiles", `layout not supported by ${variant} (K=${K}, ${w.dtype} W)`);
   checkInputsNK("gemmTiles", a, w, o);
   const c = matmulOutput(ctx, "gemmTiles", o);
   check(
@@ -69,13 +153,27 @@ export function gemmTiles(ctx: GpuContext, a: Tensor, w: Tensor, o: GemmOptions)
     "gemmTiles",
     "f16Math needs the shader-f16 feature, which this adapter lacks",
   );
+  const f16Math = !!o.f16Math;
+  const why = gemmVariantUnsupported(ctx, variant, f16Math);
+  check(why === null, "gemmTiles", why ?? "");
+  const t: GemmTiling = GEMM_VARIANTS[variant];
   const ep = epilogueBindings(o);
-  const dbuf = o.doubleBuffer ?? true, f16Math = !!o.f16Math;
-  const defines = { W_F16: w.dtype === "f16", DBUF: dbuf, F16_MATH: f16Math, ...ep.defines };
+  const defines = {
+    W_F16: w.dtype === "f16",
+    W8: t.w8 && w.dtype === "f16",
+    DBUF: t.dbuf,
+    F16_MATH: f16Math,
+    BM: t.bm,
+    BN: t.bn,
+    TN: t.tn,
+    BK: t.bk,
+    PAD: t.pad,
+    ...ep.defines,
+  };
   const bindings = ep.access;
-  const name = `gemm_tiles${f16Math ? "_f16math" : ""}${dbuf ? "" : "_1buf"}`;
+  const name = f16Math ? variant.replace("gemm_tiles", "gemm_tiles_f16math") : variant;
   const k = ctx.kernel({ name, shader: "gemm_tiles.wgsl", defines, bindings });
   const params = layoutParams(o);
-  ctx.dispatch(k, params, ep.tensors(a, w, c), [Math.ceil(N / 128), Math.ceil(M / 128), batch]);
+  ctx.dispatch(k, params, ep.tensors(a, w, c), [Math.ceil(N / t.bn), Math.ceil(M / t.bm), batch]);
   return c;
 }

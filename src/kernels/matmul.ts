@@ -7,8 +7,14 @@ import { check } from "./_grid.ts";
 import { epilogueBindings, layoutParams, type MatmulLayout, matmulOutput } from "./_epilogue.ts";
 import { matmulWindows, planWindows, windowBudget, windowsApplies } from "./matmul_windows.ts";
 import { gemvRows, gemvRowsApplies } from "./gemv.ts";
-import { gemmF16Math, gemmTiles, gemmTilesApplies } from "./gemm.ts";
-import { cpuMatmulSchedule } from "./choices.ts";
+import {
+  gemmF16Math,
+  gemmTiles,
+  gemmTilesApplies,
+  gemmVariantOverride,
+  gemmVariantUnsupported,
+} from "./gemm.ts";
+import { cpuMatmulSchedule, gpuGemmVariant } from "./choices.ts";
 
 export interface MatmulOptions extends MatmulLayout {
   /** W is [N,K] (true: y = x·Wᵀ as nn.Linear) or [K,N]. Default true. */
@@ -338,8 +344,15 @@ function matmulWhole(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions): T
   const gemv = (o.variant ?? "auto") === "auto" && !ctx.gpu.isFallback && gemvRowsApplies(w, o);
   if (gemv) return gemvRows(ctx, a, w, o);
   // GPUs: weight products (W [N, K]) take the register-blocked tiles (src/kernels/gemm.ts).
-  const tiles = (o.variant ?? "auto") === "auto" && !ctx.gpu.isFallback && o.M > 8 && gemmTilesApplies(w, o);
-  if (tiles) return gemmTiles(ctx, a, w, { ...o, f16Math: gemmF16Math(ctx, w) });
+  if ((o.variant ?? "auto") === "auto" && !ctx.gpu.isFallback && o.M > 8) {
+    // COGVIEW2_GEMM's variant, else the table's for this shape class; the default tiling where the table's does not
+    // fit the layout or the device.
+    const forced = gemmVariantOverride(), f16Math = gemmF16Math(ctx, w);
+    const pick = forced ?? gpuGemmVariant(ctx, o.M, o.N);
+    const fits = gemmTilesApplies(w, o, pick) && (forced || !gemmVariantUnsupported(ctx, pick, f16Math));
+    const tiling = fits ? pick : "gemm_tiles";
+    if (gemmTilesApplies(w, o, tiling)) return gemmTiles(ctx, a, w, { ...o, tiling, f16Math });
+  }
   const { M, N, K } = o;
   const transW = o.transW ?? true;
   const batch = o.batch ?? 1;

@@ -3,7 +3,16 @@
 // f16 and f32 W, every epilogue, each variant (double-buffered or single-buffered K slices; f32 or, where the adapter
 // has shader-f16 — lavapipe does — f16 arithmetic); and matmul()'s routing on a GPU adapter.
 import assert from "node:assert/strict";
-import { gemmF16Math, gemmTiles, gemmTilesApplies } from "../../src/kernels/gemm.ts";
+import {
+  GEMM_VARIANT_NAMES,
+  GEMM_VARIANTS,
+  gemmF16Math,
+  gemmTiles,
+  gemmTilesApplies,
+  gemmVariantOverride,
+  gemmVariantUnsupported,
+} from "../../src/kernels/gemm.ts";
+import { CHOICES, choicesKey } from "../../src/kernels/choices.ts";
 import { matmul } from "../../src/kernels/matmul.ts";
 import { GpuContext } from "../../src/gpu/context.ts";
 import { geluRef, matmulRef } from "../../src/reference/matmul.ts";
@@ -13,10 +22,13 @@ import { assertClose, randn, sharedContext } from "../_util.ts";
 /** The variants gemmTiles has, those needing shader-f16 only where the adapter has it. */
 function variants(ctx: GpuContext) {
   return [
-    { doubleBuffer: true, f16Math: false },
-    { doubleBuffer: false, f16Math: false },
+    { tiling: "gemm_tiles" as const, f16Math: false },
+    { tiling: "gemm_tiles_1buf" as const, f16Math: false },
     ...(ctx.gpu.hasF16
-      ? [{ doubleBuffer: true, f16Math: true }, { doubleBuffer: false, f16Math: true }]
+      ? [
+        { tiling: "gemm_tiles" as const, f16Math: true },
+        { tiling: "gemm_tiles_1buf" as const, f16Math: true },
+      ]
       : []),
   ];
 }
@@ -140,4 +152,102 @@ Deno.test("matmul on a GPU adapter routes weight products (M > 8) to gemmTiles (
   assert.equal(gemmF16Math(withF16, w32, "1"), false, "f32 W keeps f32 arithmetic");
   assert.equal(gemmF16Math(ctx, wt, "1"), false, "no shader-f16");
   w32.release();
+});
+
+Deno.test("every GEMM variant matches the CPU matmul (edge tiles both ways, K not a multiple of its slice, batches, epilogue)", async () => {
+  const ctx = await sharedContext();
+  // N = 261 > 256 and M = 133 > 128: edge tiles for every tiling; K = 72 (w8 needs K % 8 = 0) is 4.5 slices of 16
+  // and 2.25 of 32; K = 60 (K % 8 = 4) for the others; batch 2 with padded strides.
+  const M = 133, N = 261, batch = 2, ldc = N + 3;
+  let ran = 0;
+  for (const name of GEMM_VARIANT_NAMES) {
+    const why = gemmVariantUnsupported(ctx, name);
+    if (why) {
+      console.log(`skipped on this adapter: ${why}`);
+      continue;
+    }
+    const w8 = GEMM_VARIANTS[name].w8, K = w8 ? 72 : 60, lda = K + 8, aBs = M * lda + 8;
+    // f32 W has no 8-wide loads: a w8 variant with f32 W is its plain twin.
+    for (const dtype of w8 ? ["f16"] as const : ["f16", "f32"] as const) {
+      const a = randn(batch * aBs, 31, 1), wv = randn(N * K, 32, 0.2), bias = randn(N, 33, 0.5);
+      const resid = randn(batch * M * ldc, 34, 1);
+      const wq = dtype === "f16" ? f16BitsToF32(f32ToF16Bits(wv)) : wv;
+      const at = ctx.upload(a, [a.length]), wt = ctx.upload(wv, [N, K], dtype), bt = ctx.upload(bias, [N]);
+      const rt = ctx.upload(resid, [resid.length]);
+      const o = {
+        M,
+        N,
+        K,
+        batch,
+        lda,
+        ldc,
+        aOff: 8,
+        aBatchStride: aBs,
+        alpha: 0.5,
+        bias: bt,
+        gelu: true,
+        resid: rt,
+        tiling: name,
+      };
+      assert.ok(gemmTilesApplies(wt, o), `${name} applies`);
+      const c = gemmTiles(ctx, at, wt, { ...o, out: ctx.empty([batch * M * ldc]) });
+      const got = await ctx.readF32(c);
+      for (let b = 0; b < batch; b++) {
+        const dense = new Float32Array(M * K);
+        for (let m = 0; m < M; m++) {
+          dense.set(a.subarray(b * aBs + 8 + m * lda, b * aBs + 8 + m * lda + K), m * K);
+        }
+        const base = matmulRef(dense, wq, { M, N, K, alpha: 0.5, bias });
+        const have = got.subarray(b * M * ldc, (b + 1) * M * ldc), want = new Float32Array(M * ldc);
+        for (let m = 0; m < M; m++) {
+          for (let n = 0; n < N; n++) {
+            want[m * ldc + n] = geluRef(base[m * N + n]) + resid[b * M * ldc + m * ldc + n];
+          }
+          for (let n = N; n < ldc; n++) want[m * ldc + n] = have[m * ldc + n]; // padding columns: not written
+        }
+        // f32 sums of 60-72 products of O(0.2) terms; GELU via exp in f32.
+        assertClose(`${name} ${dtype} b=${b}`, have, want, { atol: 3e-5, rtol: 1e-4 });
+      }
+      [at, wt, bt, rt, c].forEach((t) => t.release());
+      ran++;
+    }
+  }
+  assert.ok(
+    ran >= 2 * (GEMM_VARIANT_NAMES.length - 3),
+    `ran ${ran / 2} of ${GEMM_VARIANT_NAMES.length} variants`,
+  );
+});
+
+Deno.test("GEMM variant choice: the table per shape class, COGVIEW2_GEMM overrides it, unknown names are errors", async () => {
+  assert.equal(gemmVariantOverride(undefined), null);
+  assert.equal(gemmVariantOverride(""), null);
+  assert.equal(gemmVariantOverride("gemm_tiles_64x128"), "gemm_tiles_64x128");
+  assert.throws(
+    () => gemmVariantOverride("gemm_huge"),
+    /COGVIEW2_GEMM=gemm_huge: unknown GEMM variant; expected one of gemm_tiles,/,
+  );
+  for (const c of Object.values(CHOICES)) {
+    for (const v of Object.values(c.gpuGemm)) assert.ok(v in GEMM_VARIANTS, `${v} is a variant`);
+  }
+  // matmul() on a GPU adapter runs the variant the table names for the shape's class.
+  const shared = await sharedContext();
+  const ctx = new GpuContext({ ...shared.gpu, isFallback: false, hasF16: false });
+  const table = CHOICES[choicesKey(ctx)].gpuGemm, saved = { ...table };
+  const M = 300, N = 40, K = 32;
+  const a = randn(M * K, 41, 1), w = randn(N * K, 42, 0.2);
+  const at = ctx.upload(a, [M, K]), wt = ctx.upload(w, [N, K], "f16");
+  try {
+    table.narrowN = "gemm_tiles_64x128";
+    assert.ok(ctx.startProfile());
+    const c = matmul(ctx, at, wt, { M, N, K, constantW: true });
+    assert.deepEqual((await ctx.stopProfile()).map((k) => k.name), ["gemm_tiles_64x128"]);
+    assertClose("routed", await ctx.readF32(c), matmulRef(a, f16BitsToF32(f32ToF16Bits(w)), { M, N, K }), {
+      atol: 2e-5,
+      rtol: 1e-4,
+    });
+    c.release();
+  } finally {
+    Object.assign(table, saved);
+    [at, wt].forEach((t) => t.release());
+  }
 });

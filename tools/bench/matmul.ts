@@ -7,14 +7,14 @@ import type { Tensor } from "../../src/gpu/tensor.ts";
 import { add, copy } from "../../src/kernels/elementwise.ts";
 import { matmul, type MatmulOptions, resolveMatmul } from "../../src/kernels/matmul.ts";
 import { quantizeInt8 } from "../../src/formats/int8.ts";
-import { gemmTiles } from "../../src/kernels/gemm.ts";
+import { gemmTiles, type GemmVariant, gemmVariantUnsupported } from "../../src/kernels/gemm.ts";
 import { fillUniform } from "../../src/kernels/fill.ts";
 import type { BenchResult, BenchSuite } from "./_types.ts";
 
 const CPU = "cpu_ts_matmul";
 
 /** Median of `iters` timings (ms per call) of `reps` calls recorded into one submit, after one warm-up burst. */
-async function timeBurst(
+export async function timeBurst(
   ctx: GpuContext,
   body: () => void,
   o: { reps: number; iters: number },
@@ -126,37 +126,67 @@ export async function benchMatmul(
   return gflops;
 }
 
+/** A GEMM shape of the variant benchmark: C [M, N] = A [M, K]·Wᵀ, W [N, K] f16; `shape` names it in the JSON. */
+export interface GemmShape {
+  shape: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
 /**
- * The GPU GEMM's variants (src/kernels/gemm.ts) on one f16-weight shape: double-buffered K slices (what matmul()
- * routes to), one buffer with two barriers per slice (the earlier kernel), and f16 arithmetic where the adapter has
- * shader-f16 (opt-in: COGVIEW2_F16_MATH=1). Operands are filled on the GPU (4096³ uploads nothing large).
+ * GPU GEMM variants (src/kernels/gemm.ts GEMM_VARIANTS, `variants` by name; f16Math: f16 arithmetic, adapters with
+ * shader-f16 only, opt-in via COGVIEW2_F16_MATH=1) on f16-weight shapes, each reported as gemm_variant_gflops
+ * {kernel, shape, M, N, K, w}. Operands are filled on the GPU (nothing large is uploaded); a variant the device
+ * cannot run (workgroup memory, invocations) is reported as gemm_variant_skipped with the reason. Returns the
+ * GFLOP/s per shape and kernel.
  */
 export async function benchGemmVariants(
   ctx: GpuContext,
   report: (r: BenchResult) => void,
-  n: number,
+  shapes: GemmShape[],
+  variants: { kernel: string; tiling: GemmVariant; f16Math: boolean }[],
   iters: number,
-): Promise<void> {
-  const a = ctx.empty([n, n]), w = ctx.empty([n, n], "f16"), c = ctx.empty([n, n]);
-  fillUniform(ctx, a, { seed: 1, scale: 1, offset: 0 });
-  fillUniform(ctx, w, { seed: 2, scale: 0.03, offset: 0 });
-  const variants = [
-    { label: "gemm_tiles", doubleBuffer: true, f16Math: false },
-    { label: "gemm_tiles_1buf", doubleBuffer: false, f16Math: false },
-    ...(ctx.gpu.hasF16 ? [{ label: "gemm_tiles_f16math", doubleBuffer: true, f16Math: true }] : []),
-  ];
-  const reps = Math.max(2, Math.min(64, Math.round(4e10 / (2 * n ** 3))));
+): Promise<Map<string, Map<string, number>>> {
+  const out = new Map<string, Map<string, number>>();
   for (const v of variants) {
-    const o = { M: n, N: n, K: n, out: c, doubleBuffer: v.doubleBuffer, f16Math: v.f16Math };
-    const ms = await timeBurst(ctx, () => gemmTiles(ctx, a, w, o), { reps, iters });
-    report({
-      name: "gemm_variant_gflops",
-      params: { M: n, N: n, K: n, w: "f16", kernel: v.label },
-      value: 2 * n ** 3 / ms / 1e6,
-      unit: "GFLOP/s",
-    });
+    const why = gemmVariantUnsupported(ctx, v.tiling, v.f16Math);
+    if (why) {
+      report({ name: "gemm_variant_skipped", params: { kernel: v.kernel, note: why }, value: 0, unit: "" });
+    }
   }
-  [a, w, c].forEach((t) => t.release());
+  const run = variants.filter((v) => !gemmVariantUnsupported(ctx, v.tiling, v.f16Math));
+  for (const s of shapes) {
+    const { M, N, K } = s;
+    if (4 * Math.max(M * K, M * N) > ctx.maxBinding) {
+      const note = `${
+        4 * Math.max(M * K, M * N)
+      } bytes of A or C above this adapter's ${ctx.maxBinding}-byte storage binding`;
+      report({ name: "gemm_variant_skipped", params: { shape: s.shape, M, N, K, note }, value: 0, unit: "" });
+      continue;
+    }
+    const a = ctx.empty([M, K]), w = ctx.empty([N, K], "f16"), c = ctx.empty([M, N]);
+    fillUniform(ctx, a, { seed: 1, scale: 1, offset: 0 });
+    fillUniform(ctx, w, { seed: 2, scale: 0.03, offset: 0 });
+    const flops = 2 * M * N * K;
+    const reps = Math.max(2, Math.min(64, Math.round(4e10 / flops)));
+    const byKernel = new Map<string, number>();
+    for (const v of run) {
+      const o = { M, N, K, out: c, tiling: v.tiling, f16Math: v.f16Math };
+      const ms = await timeBurst(ctx, () => gemmTiles(ctx, a, w, o), { reps, iters });
+      const gflops = flops / ms / 1e6;
+      byKernel.set(v.kernel, gflops);
+      report({
+        name: "gemm_variant_gflops",
+        params: { M, N, K, w: "f16", kernel: v.kernel, shape: s.shape },
+        value: gflops,
+        unit: "GFLOP/s",
+      });
+    }
+    out.set(s.shape, byKernel);
+    [a, w, c].forEach((t) => t.release());
+  }
+  return out;
 }
 
 async function benchMemory(ctx: GpuContext, report: (r: BenchResult) => void, iters: number): Promise<void> {
@@ -271,8 +301,17 @@ export const matmulSuite: BenchSuite = {
     });
     // The GPU GEMM's variants: 4096³ on GPUs (#13's target: ≥ 25 TFLOP/s with f16 weights), 256³ on CPU adapters
     // (where matmul() never routes to it; the run only shows the variants work here).
-    if (ctx.gpu.isFallback) await benchGemmVariants(ctx, report, 256, 1);
-    else for (const n of quick ? [4096] : [2048, 4096]) await benchGemmVariants(ctx, report, n, iters);
+    // (Every variant at the SR shapes: the gemm suite, tools/bench/gemm.ts.)
+    const base = [
+      { kernel: "gemm_tiles", tiling: "gemm_tiles" as const, f16Math: false },
+      { kernel: "gemm_tiles_1buf", tiling: "gemm_tiles_1buf" as const, f16Math: false },
+      ...(ctx.gpu.hasF16
+        ? [{ kernel: "gemm_tiles_f16math", tiling: "gemm_tiles" as const, f16Math: true }]
+        : []),
+    ];
+    const sq = (n: number) => ({ shape: `${n}^3`, M: n, N: n, K: n });
+    if (ctx.gpu.isFallback) await benchGemmVariants(ctx, report, [sq(256)], base, 1);
+    else await benchGemmVariants(ctx, report, (quick ? [4096] : [2048, 4096]).map(sq), base, iters);
     // Before/after on CPU adapters: the earlier schedules ("direct": storage only; "ubo": A in uniform windows,
     // W from storage) beside what auto picks for weights ("windows"), and model shapes: CogLM logits (K=64,
     // N=20000) and an SR projection.

@@ -1,6 +1,7 @@
 // The list of benchmark suites `deno task bench` runs, in order. Add a suite: import it and append it here.
 import type { BenchSuite } from "./_types.ts";
 import { matmulSuite } from "./matmul.ts";
+import { gemmSuite } from "./gemm.ts";
 import { localAttentionSuite } from "./local_attention.ts";
 import { tokenizerSuite } from "./tokenizer.ts";
 import { vqvaeSuite } from "./vqvae.ts";
@@ -12,6 +13,7 @@ import { choicesSuite } from "./choices.ts";
 
 export const suites: BenchSuite[] = [
   matmulSuite,
+  gemmSuite,
   choicesSuite,
   localAttentionSuite,
   tokenizerSuite,

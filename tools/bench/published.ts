@@ -611,14 +611,14 @@ function emitKernels(
       `of ${r.wall.toFixed(2)} s wall; share = of the stage's GPU time`,
   );
   log(
-    `#     ${"kernel".padEnd(28)}${"GPU ms".padStart(11)}${"dispatches".padStart(11)}${
+    `#     ${"kernel".padEnd(36)}${"GPU ms".padStart(11)}${"dispatches".padStart(11)}${
       "share".padStart(8)
     }  top grids (x×y×z: ms)`,
   );
   for (const k of ks.slice(0, TOP_KERNELS)) {
     const grids = k.grids.slice(0, TOP_GRIDS).map((g) => `${g.grid}: ${g.ms.toFixed(1)}`).join(", ");
     log(
-      `#     ${k.kernel.padEnd(28)}${k.ms.toFixed(2).padStart(11)}${String(k.dispatches).padStart(11)}` +
+      `#     ${k.kernel.padEnd(36)}${k.ms.toFixed(2).padStart(11)}${String(k.dispatches).padStart(11)}` +
         `${(100 * k.share).toFixed(1).padStart(7)}%  ${grids}${k.grids.length > TOP_GRIDS ? ", …" : ""}`,
     );
   }
@@ -626,7 +626,7 @@ function emitKernels(
   if (rest.length) {
     const ms = rest.reduce((s, k) => s + k.ms, 0);
     log(
-      `#     ${`(${rest.length} more kernels)`.padEnd(28)}${ms.toFixed(2).padStart(11)}${
+      `#     ${`(${rest.length} more kernels)`.padEnd(36)}${ms.toFixed(2).padStart(11)}${
         String(rest.reduce((s, k) => s + k.dispatches, 0)).padStart(11)
       }${(total > 0 ? (100 * ms) / total : 0).toFixed(1).padStart(7)}%`,
     );
