@@ -663,19 +663,16 @@ export class GpuContext {
 
   /** Reads a tensor back to the host (submits pending work). f16 comes back as float32 values. */
   async read(t: Tensor): Promise<Float32Array | Int32Array | Uint32Array> {
-    const raw = await this.readBytes(t);
-    switch (t.dtype) {
-      case "f32":
-        return new Float32Array(raw.buffer, 0, t.size);
-      case "i32":
-        return new Int32Array(raw.buffer, 0, t.size);
-      case "u32":
-        return new Uint32Array(raw.buffer, 0, t.size);
-      case "f16":
-        return f16BitsToF32(new Uint16Array(raw.buffer, 0, t.size));
-      case "i8":
-        return Int32Array.from(new Int8Array(raw.buffer, 0, t.size));
-    }
+    return typedView(t, await this.readBytes(t));
+  }
+
+  /**
+   * Reads several tensors back with one wait (one staging buffer, one mapAsync: one host sync), e.g. the sampled ids
+   * of every batch chunk of an SR round.
+   */
+  async readMany(ts: readonly Tensor[]): Promise<(Float32Array | Int32Array | Uint32Array)[]> {
+    const raw = await this.#readBytesMany(ts);
+    return ts.map((t, i) => typedView(t, raw[i]));
   }
 
   async readF32(t: Tensor): Promise<Float32Array> {
@@ -686,17 +683,29 @@ export class GpuContext {
 
   /** Raw bytes of a tensor (whole 32-bit words). */
   async readBytes(t: Tensor): Promise<Uint8Array> {
-    const size = t.byteLength;
+    return (await this.#readBytesMany([t]))[0];
+  }
+
+  async #readBytesMany(ts: readonly Tensor[]): Promise<Uint8Array[]> {
+    const offsets: number[] = [];
+    let size = 0;
+    for (const t of ts) {
+      offsets.push(size);
+      size += Math.ceil(t.byteLength / 4) * 4;
+    }
     const staging = this.device.createBuffer({
-      size,
+      size: Math.max(4, size),
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
-    this.copy(t, { buffer: staging, offset: 0, size }, size);
+    ts.forEach((t, i) =>
+      this.copy(t, { buffer: staging, offset: offsets[i], size: t.byteLength }, t.byteLength)
+    );
     this.flush();
     this.stats.readbacks++;
     this.stats.hostSyncs++;
     await staging.mapAsync(GPUMapMode.READ);
-    const out = new Uint8Array(staging.getMappedRange().slice(0));
+    const mapped = staging.getMappedRange();
+    const out = ts.map((t, i) => new Uint8Array(mapped.slice(offsets[i], offsets[i] + t.byteLength)));
     staging.destroy();
     await Promise.all(this.#pendingScopes.splice(0));
     if (this.#compileErrors.length) throw new Error(this.#compileErrors.splice(0).join("\n"));
@@ -706,6 +715,22 @@ export class GpuContext {
       throw new Error(`GPU error: ${msg}`);
     }
     return out;
+  }
+}
+
+/** A tensor's read-back bytes as values (f16 as float32, i8 widened to i32). */
+function typedView(t: Tensor, raw: Uint8Array): Float32Array | Int32Array | Uint32Array {
+  switch (t.dtype) {
+    case "f32":
+      return new Float32Array(raw.buffer, raw.byteOffset, t.size);
+    case "i32":
+      return new Int32Array(raw.buffer, raw.byteOffset, t.size);
+    case "u32":
+      return new Uint32Array(raw.buffer, raw.byteOffset, t.size);
+    case "f16":
+      return f16BitsToF32(new Uint16Array(raw.buffer, raw.byteOffset, t.size));
+    case "i8":
+      return Int32Array.from(new Int8Array(raw.buffer, raw.byteOffset, t.size));
   }
 }
 

@@ -220,34 +220,45 @@ export class SuperResolution {
     const g = model.geometry, cfg = model.cfg, L = g.seqLen;
     const out: Int32Array[] = [];
     const chunks = Math.ceil(o.lowres.length / this.maxBatch);
-    for (let c = 0; c < chunks; c++) {
-      throwIfAborted(o.signal);
-      const imgs = o.lowres.slice(c * this.maxBatch, (c + 1) * this.maxBatch);
-      const B = imgs.length;
-      const tokens = new Int32Array(B * L), pos = new Int32Array(B * L);
-      let nPad = 0;
-      imgs.forEach((img, b) => {
-        const inp = dsrInput(cfg, o.textIds, img, this.boi);
-        tokens.set(inp.tokens, b * L);
-        pos.set(inp.positionIds, b * L);
-        nPad = inp.nPad;
-      });
-      const pick: SrPick = !table ? { kind: "greedy" } : {
-        kind: "cluster",
-        clusters: table,
-        topk: Math.min(recipe.topk_dsr, table.numClusters),
-        temperature2: recipe.temp_cluster_dsr,
-        seed: o.seed,
-        step: 0,
-      };
-      const got = await srRound(
-        ctx,
-        o.signal,
-        model.forwardSteps(tokens, pos, B, dsrMask(cfg, nPad)),
-        (hidden) => model.pickHighres(hidden, B, pick, this.imageTokens, c * this.maxBatch),
-      );
-      for (let b = 0; b < B; b++) out.push(got.slice(b * g.s1, (b + 1) * g.s1));
-      o.onStep?.(c + 1, chunks);
+    // Every chunk of maxBatch images is recorded, then all their ids are read with one wait: one host sync per call.
+    const pending: Tensor[] = [];
+    try {
+      for (let c = 0; c < chunks; c++) {
+        throwIfAborted(o.signal);
+        const imgs = o.lowres.slice(c * this.maxBatch, (c + 1) * this.maxBatch);
+        const B = imgs.length;
+        const tokens = new Int32Array(B * L), pos = new Int32Array(B * L);
+        let nPad = 0;
+        imgs.forEach((img, b) => {
+          const inp = dsrInput(cfg, o.textIds, img, this.boi);
+          tokens.set(inp.tokens, b * L);
+          pos.set(inp.positionIds, b * L);
+          nPad = inp.nPad;
+        });
+        const pick: SrPick = !table ? { kind: "greedy" } : {
+          kind: "cluster",
+          clusters: table,
+          topk: Math.min(recipe.topk_dsr, table.numClusters),
+          temperature2: recipe.temp_cluster_dsr,
+          seed: o.seed,
+          step: 0,
+        };
+        pending.push(
+          await srRecord(
+            ctx,
+            o.signal,
+            model.forwardSteps(tokens, pos, B, dsrMask(cfg, nPad)),
+            (hidden) => model.pickHighres(hidden, B, pick, this.imageTokens, c * this.maxBatch),
+          ),
+        );
+        o.onStep?.(c + 1, chunks);
+      }
+    } catch (e) {
+      for (const t of pending) t.release();
+      throw e;
+    }
+    for (const got of await readIds(ctx, pending.splice(0))) {
+      for (let b = 0; b < got.length / g.s1; b++) out.push(got.slice(b * g.s1, (b + 1) * g.s1));
     }
     this.lastPeakBytes = ctx.peakBytes;
     return out;
@@ -280,73 +291,90 @@ export class SuperResolution {
       { length: LOPAR_ROUNDS },
       (_, r) => loparRoundMask(g.highSide, r + 1, o.inputMask),
     );
-    for (let c = 0; c < chunks; c++) {
-      const cur = o.highres.slice(c * this.maxBatch, (c + 1) * this.maxBatch).map((x) => Int32Array.from(x));
-      const B = cur.length;
-      for (let r = 1; r <= nRounds; r++) {
-        throwIfAborted(o.signal);
-        const m = roundMasks[r - 1];
-        const tokens = new Int32Array(B * L), pos = new Int32Array(B * L);
-        // Rows to predict: the cells holding <start_of_image> after masking (the original's `unfixed`).
-        const rows: number[] = [];
-        let nPad = 0;
-        cur.forEach((img, b) => {
-          for (let i = 0; i < g.s1; i++) if (m[i]) img[i] = this.boi;
-          const inp = itersrInput(cfg, o.textIds, img);
-          tokens.set(inp.tokens, b * L);
-          pos.set(inp.positionIds, b * L);
-          nPad = inp.nPad;
-          o.onRoundInput?.(r, c * this.maxBatch + b, inp.tokens);
-          for (let i = 0; i < g.s1; i++) if (img[i] === this.boi) rows.push(b * L + T + i);
-        });
-        if (rows.length) {
-          // Logits / top-k over the rows to predict only; sample k draws with RNG rows k·3600...
-          const pick: SrPick = o.decode === "greedy"
-            ? { kind: "greedy" }
-            : { kind: "topk", topk: LOPAR_TOPKS[r], seed: o.seed, step: r };
-          const got = await srRound(
-            ctx,
-            o.signal,
-            model.forwardSteps(tokens, pos, B, itersrMask(cfg, nPad), new Float32Array(T)),
-            (hidden) => model.pickRows(hidden, rows, pick, this.imageTokens, c * this.maxBatch),
-          );
-          rows.forEach((row, k) => {
-            const b = Math.floor(row / L);
-            cur[b][row - b * L - T] = got[k];
+    // Rounds outer, chunks of maxBatch images inner: each round records every chunk, then reads all their ids with
+    // one wait (one host sync per round at any batch); the next round's inputs need those ids on the host.
+    const cur = o.highres.map((x) => Int32Array.from(x));
+    for (let r = 1; r <= nRounds; r++) {
+      throwIfAborted(o.signal);
+      const m = roundMasks[r - 1];
+      const pending: { ids: Tensor; rows: number[]; c: number }[] = [];
+      try {
+        for (let c = 0; c < chunks; c++) {
+          throwIfAborted(o.signal);
+          const chunk = cur.slice(c * this.maxBatch, (c + 1) * this.maxBatch);
+          const B = chunk.length;
+          const tokens = new Int32Array(B * L), pos = new Int32Array(B * L);
+          // Rows to predict: the cells holding <start_of_image> after masking (the original's `unfixed`).
+          const rows: number[] = [];
+          let nPad = 0;
+          chunk.forEach((img, b) => {
+            for (let i = 0; i < g.s1; i++) if (m[i]) img[i] = this.boi;
+            const inp = itersrInput(cfg, o.textIds, img);
+            tokens.set(inp.tokens, b * L);
+            pos.set(inp.positionIds, b * L);
+            nPad = inp.nPad;
+            o.onRoundInput?.(r, c * this.maxBatch + b, inp.tokens);
+            for (let i = 0; i < g.s1; i++) if (img[i] === this.boi) rows.push(b * L + T + i);
           });
+          if (rows.length) {
+            // Logits / top-k over the rows to predict only; sample k draws with RNG rows k·3600...
+            const pick: SrPick = o.decode === "greedy"
+              ? { kind: "greedy" }
+              : { kind: "topk", topk: LOPAR_TOPKS[r], seed: o.seed, step: r };
+            const ids = await srRecord(
+              ctx,
+              o.signal,
+              model.forwardSteps(tokens, pos, B, itersrMask(cfg, nPad), new Float32Array(T)),
+              (hidden) => model.pickRows(hidden, rows, pick, this.imageTokens, c * this.maxBatch),
+            );
+            pending.push({ ids, rows, c });
+          }
+          o.onStep?.((r - 1) * chunks + c + 1, steps);
         }
-        o.onStep?.(c * nRounds + r, steps);
+      } catch (e) {
+        for (const p of pending) p.ids.release();
+        throw e;
       }
-      out.push(...cur);
+      const got = await readIds(ctx, pending.map((p) => p.ids));
+      pending.forEach((p, j) => {
+        p.rows.forEach((row, k) => {
+          const b = Math.floor(row / L);
+          cur[p.c * this.maxBatch + b][row - b * L - T] = got[j][k];
+        });
+      });
     }
+    out.push(...cur);
     this.lastPeakBytes = ctx.peakBytes;
     return out;
   }
 }
 
 /**
- * One SR round: the model's forward, then its pick over the hidden states, ids read back. With a signal, both are
- * submitted in steps (each layer's attention block, each layer, each logits block) with a cancellation point
- * between them; without, the round records at once and syncs once (the ids' read). Buffers go back to the pool
- * either way.
+ * One SR forward of a batch chunk: the model's forward, then its pick over the hidden states; returns the picked ids
+ * on the GPU, not read. With a signal, both are submitted in steps (each layer's attention block, each layer, each
+ * logits block) with a cancellation point between them; without, they are only recorded. The hidden states go back
+ * to the pool here; the caller reads every chunk's ids with one wait (readIds) and releases them.
  */
-async function srRound(
+async function srRecord(
   ctx: GpuContext,
   signal: CancelSignal | undefined,
   forward: Steps<Tensor>,
   pick: (hidden: Tensor) => Steps<Tensor>,
-): Promise<Int32Array> {
+): Promise<Tensor> {
   const points = CancelPoints.of(ctx, signal);
   const hidden = await driveSteps(forward, points);
-  let ids: Tensor;
   try {
-    ids = await driveSteps(pick(hidden), points);
+    return await driveSteps(pick(hidden), points);
   } finally {
     hidden.release();
   }
+}
+
+/** Reads the ids of every chunk of a round with one host sync, then releases them. */
+async function readIds(ctx: GpuContext, ids: Tensor[]): Promise<Int32Array[]> {
   try {
-    return (await ctx.read(ids)) as Int32Array;
+    return (await ctx.readMany(ids)) as Int32Array[];
   } finally {
-    ids.release();
+    for (const t of ids) t.release();
   }
 }

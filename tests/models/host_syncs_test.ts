@@ -53,22 +53,31 @@ Deno.test("CogLM generate: 400 tokens with at most 20 host syncs; same tokens as
   }
 });
 
-Deno.test("DSR: one host sync per round (2 images, one batch); LoPAR: one per round", async () => {
+Deno.test("DSR: one host sync per call; LoPAR: one per round — also with the batch in two chunks (3 images, maxBatch 2), same codes as one chunk", async () => {
   const ctx = await sharedContext();
-  const sr = await SuperResolution.load(ctx, await fixtureModelDir(), { maxBatch: 2 });
-  try {
-    const text = Int32Array.from(await golden("dsr_forward.text_ids"));
-    const low = Int32Array.from(await golden("dsr_forward.lowres_tokens"));
-    await ctx.sync();
-    let s0 = ctx.stats.hostSyncs;
-    const hi = await sr.directSr({ textIds: text, lowres: [low, low], seed: 7 });
-    assert.equal(ctx.stats.hostSyncs - s0, 1, "DSR round host syncs");
-    const itText = Int32Array.from(await golden("itersr_lopar_greedy.text_ids"));
-    s0 = ctx.stats.hostSyncs;
-    await sr.iterativeSr({ textIds: itText, highres: hi, seed: 3 });
-    assert.equal(ctx.stats.hostSyncs - s0, 6, "LoPAR: 6 rounds, one host sync each");
-  } finally {
-    sr.release();
+  const text = Int32Array.from(await golden("dsr_forward.text_ids"));
+  const low = Int32Array.from(await golden("dsr_forward.lowres_tokens"));
+  const low2 = low.map((v, i) => (v + 7 * i) % 20000); // a second image, so the chunks differ
+  const itText = Int32Array.from(await golden("itersr_lopar_greedy.text_ids"));
+  const run = async (maxBatch: number) => {
+    const sr = await SuperResolution.load(ctx, await fixtureModelDir(), { maxBatch });
+    try {
+      await ctx.sync();
+      let s0 = ctx.stats.hostSyncs;
+      const hi = await sr.directSr({ textIds: text, lowres: [low, low2, low], seed: 7 });
+      assert.equal(ctx.stats.hostSyncs - s0, 1, `DSR host syncs (maxBatch ${maxBatch})`);
+      s0 = ctx.stats.hostSyncs;
+      const it = await sr.iterativeSr({ textIds: itText, highres: hi, seed: 3 });
+      assert.equal(ctx.stats.hostSyncs - s0, 6, `LoPAR: 6 rounds, one host sync each (maxBatch ${maxBatch})`);
+      return { hi, it };
+    } finally {
+      sr.release();
+    }
+  };
+  const two = await run(2), one = await run(3);
+  for (let i = 0; i < 3; i++) {
+    assert.deepEqual(two.hi[i], one.hi[i], `DSR image ${i}: chunking changed the codes`);
+    assert.deepEqual(two.it[i], one.it[i], `LoPAR image ${i}: chunking changed the codes`);
   }
 });
 
