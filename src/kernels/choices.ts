@@ -46,6 +46,12 @@ export interface BackendChoices {
    * shape class; COGVIEW2_GEMM overrides it. Chosen from `bench --only gemm` (gemm_variant_gflops per shape).
    */
   gpuGemm: Record<GpuGemmClass, GemmVariant>;
+  /**
+   * GPU adapters only (CPU adapters never route decode rows to it): the decode GEMV variant matmul() uses for M <= 8
+   * (a name of GEMV_VARIANTS in src/kernels/gemv.ts; "rows8" is the original kernel). Compare them with
+   * `deno run -A --unstable-webgpu tools/bench.ts --gpu dawn --only gemv` (gemv_variant_gbps, gemv_step_ms).
+   */
+  gemv: string;
 }
 
 /** The table, keyed by backend and adapter kind ("cpu": software adapters such as lavapipe; "gpu": the rest). */
@@ -73,14 +79,15 @@ const GEMM_TILES: Record<GpuGemmClass, GemmVariant> = {
  * 64-wide reductions (their matmuls do not use the CPU schedules).
  */
 export const CHOICES: Record<string, BackendChoices> = {
-  "wgpu/cpu": { rowReduce: "narrow", cpuMatmul: WINDOWS, gpuGemm: GEMM_TILES },
-  "wgpu/gpu": { rowReduce: "workgroup", cpuMatmul: WINDOWS, gpuGemm: GEMM_TILES },
+  "wgpu/cpu": { rowReduce: "narrow", cpuMatmul: WINDOWS, gpuGemm: GEMM_TILES, gemv: "rows8" },
+  "wgpu/gpu": { rowReduce: "workgroup", cpuMatmul: WINDOWS, gpuGemm: GEMM_TILES, gemv: "rows8" },
   "dawn/cpu": {
     rowReduce: "subgroup",
     cpuMatmul: { decode: "windows", narrowK: "ubo", wideK: "ubo" },
     gpuGemm: GEMM_TILES,
+    gemv: "rows8",
   },
-  "dawn/gpu": { rowReduce: "workgroup", cpuMatmul: WINDOWS, gpuGemm: GEMM_TILES },
+  "dawn/gpu": { rowReduce: "workgroup", cpuMatmul: WINDOWS, gpuGemm: GEMM_TILES, gemv: "rows8" },
 };
 
 export function choicesKey(ctx: GpuContext): string {

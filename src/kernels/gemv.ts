@@ -1,6 +1,8 @@
 // Launcher of shaders/gemv_rows.wgsl: decode-shaped C = alpha·A·Wᵀ (+bias) (GELU) (+resid) for M ≤ 8 rows on GPUs,
 // each weight read once in coalesced 16-byte loads (matmul() routes decode rows here off CPU adapters when the
-// layout allows: gemvRowsApplies). Batch 1; W [N, K] f16 or f32. CPU twin: src/reference/matmul.ts.
+// layout allows: gemvRowsApplies). Batch 1; W [N, K] f16, f32 or int8 with group scales. Several variants of the
+// same kernel (lanes per column, columns per group of lanes, loads in flight, reduction), picked by name: the
+// `gemv` option, else the backend's entry in src/kernels/choices.ts. CPU twin: src/reference/matmul.ts.
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
@@ -11,32 +13,131 @@ import {
   type MatmulLayout,
   matmulOutput,
 } from "./_epilogue.ts";
+import { choices } from "./choices.ts";
 
-/** The layout this kernel takes (W is [N, K]; one batch, so no batch strides). */
-export type GemvOptions = Omit<
-  MatmulLayout,
-  "batch" | "aBatchStride" | "wBatchStride" | "cBatchStride" | "rBatchStride"
->;
+/** The layout this kernel takes (W is [N, K]; one batch, so no batch strides), and the variant by name. */
+export type GemvOptions =
+  & Omit<
+    MatmulLayout,
+    "batch" | "aBatchStride" | "wBatchStride" | "cBatchStride" | "rBatchStride"
+  >
+  & {
+    /** A variant name (GEMV_VARIANTS or a spec such as "l32g8c2u4-sg"); default: the backend's choice. */
+    gemv?: string;
+  };
 
-/** Whether the layout suits the kernel: M ≤ 8 rows, K-runs of whole 16-byte W loads and vec4 A rows. */
+/** One shape of the kernel (compile-time constants of shaders/gemv_rows.wgsl). */
+export interface GemvShape {
+  /** Lanes per group (LPR): the invocations that split one column's K. */
+  lanes: 8 | 16 | 32 | 64;
+  /** Groups per workgroup (GPW); lanes·groups ≤ 256. */
+  groups: number;
+  /** Output columns per group (CPL): the A slice loaded once per step serves them all. */
+  cols: 1 | 2 | 4;
+  /** W loads per column and lane issued before any is used (U). */
+  unroll: 1 | 2 | 4;
+  /** "subgroup": subgroupAdd where the device has fixed-size subgroups (else the tree); "tree": workgroup memory. */
+  reduce: "subgroup" | "tree";
+}
+
+/**
+ * The named variants (tests and the bench run all of them). "rows8" is the original kernel (8 groups of 32 lanes,
+ * one column each, one load in flight, a log-tree): the default until GPU measurements pick another.
+ */
+export const GEMV_VARIANTS: Record<string, string> = {
+  rows8: "l32g8c1u1-tree",
+  u2: "l32g8c1u2-sg",
+  u4: "l32g8c1u4-sg",
+  c2u2: "l32g8c2u2-sg",
+  c2u4: "l32g8c2u4-sg",
+  c4u1: "l32g8c4u1-sg",
+  c4u2: "l32g4c4u2-sg",
+  l64u2: "l64g4c1u2-sg",
+  l64c2u2: "l64g4c2u2-sg",
+  u4tree: "l32g8c2u4-tree",
+};
+
+/** Parses a variant name or spec "l{lanes}g{groups}c{cols}u{unroll}-{sg|tree}"; throws naming the parameter. */
+export function parseGemvVariant(name: string): GemvShape {
+  const spec = GEMV_VARIANTS[name] ?? name;
+  const m = spec.match(/^l(8|16|32|64)g(\d+)c([124])u([124])-(sg|tree)$/);
+  check(
+    !!m,
+    "gemvRows",
+    `unknown GEMV variant "${name}" (names: ${
+      Object.keys(GEMV_VARIANTS).join(", ")
+    }; or a spec l{8|16|32|64}g{groups}c{1|2|4}u{1|2|4}-{sg|tree})`,
+  );
+  const [lanes, groups, cols, unroll] = [m![1], m![2], m![3], m![4]].map(Number);
+  check(
+    groups >= 1 && lanes * groups <= 256,
+    "gemvRows",
+    `GEMV variant "${name}": ${lanes}x${groups} lanes exceed 256`,
+  );
+  return {
+    lanes: lanes as GemvShape["lanes"],
+    groups,
+    cols: cols as 1 | 2 | 4,
+    unroll: unroll as 1 | 2 | 4,
+    reduce: m![5] === "sg" ? "subgroup" : "tree",
+  };
+}
+
+/** The reduction a variant gets on this device: subgroups need the feature with a fixed size dividing the lanes. */
+export function gemvReduceUsed(ctx: GpuContext, shape: GemvShape): "subgroup" | "tree" {
+  const sg = ctx.gpu.subgroupSize;
+  return shape.reduce === "subgroup" && sg && shape.lanes % sg === 0 ? "subgroup" : "tree";
+}
+
+/** W elements per 16-byte load. */
+function perLoad(w: Tensor): number {
+  return w.dtype === "f16" ? 8 : w.dtype === "i8" ? 16 : 4;
+}
+
+/**
+ * Whether the layout suits the kernel: M ≤ 8 rows, K-runs of whole 16-byte W loads and vec4 A rows; int8 W with
+ * scale groups of a multiple of 16 that K, ldw and the offset are multiples of.
+ */
 export function gemvRowsApplies(w: Tensor, o: GemvOptions & { transW?: boolean; batch?: number }): boolean {
-  const q = w.dtype === "f16" ? 8 : 4;
-  const lda = o.lda ?? o.K, ldw = o.ldw ?? o.K;
+  const q = perLoad(w);
+  const lda = o.lda ?? o.K, ldw = o.ldw ?? o.K, wOff = o.wOff ?? 0;
+  const g = w.quant?.group ?? 0;
+  const i8ok = w.dtype !== "i8" ||
+    (!!w.quant && g % 16 === 0 && o.K % g === 0 && ldw % g === 0 && wOff % g === 0);
   return (o.transW ?? true) && (o.batch ?? 1) === 1 && o.M >= 1 && o.M <= 8 &&
-    (w.dtype === "f16" || w.dtype === "f32") && o.K % q === 0 && ldw % q === 0 && (o.wOff ?? 0) % q === 0 &&
-    lda % 4 === 0 && (o.aOff ?? 0) % 4 === 0 && w.byteOffset % 16 === 0;
+    (w.dtype === "f16" || w.dtype === "f32" || w.dtype === "i8") && i8ok && o.K % q === 0 && ldw % q === 0 &&
+    wOff % q === 0 && lda % 4 === 0 && (o.aOff ?? 0) % 4 === 0 && w.byteOffset % 16 === 0;
+}
+
+/** The variant name gemvRows uses for these options on this context. */
+export function gemvVariantName(ctx: GpuContext, o: { gemv?: string }): string {
+  return o.gemv ?? choices(ctx).gemv;
 }
 
 export function gemvRows(ctx: GpuContext, a: Tensor, w: Tensor, o: GemvOptions): Tensor {
   const { M, N, K } = o;
   check(gemvRowsApplies(w, o), "gemvRows", `layout not supported (M=${M}, K=${K}, ${w.dtype} W)`);
   checkInputsNK("gemvRows", a, w, o);
+  const shape = parseGemvVariant(gemvVariantName(ctx, o));
   const c = matmulOutput(ctx, "gemvRows", o);
-  const ep = epilogueBindings(o);
-  const defines = { MR: M, W_F16: w.dtype === "f16", ...ep.defines };
-  const bindings = ep.access;
-  const k = ctx.kernel({ name: "gemv_rows", shader: "gemv_rows.wgsl", defines, bindings });
-  const groups = Math.ceil(N / 8);
+  const scales = w.quant?.scales;
+  const ep = epilogueBindings(o, scales ? [scales] : []);
+  const sub = gemvReduceUsed(ctx, shape) === "subgroup";
+  const defines = {
+    MR: M,
+    W_F16: w.dtype === "f16",
+    W_F32: w.dtype === "f32",
+    W_I8: w.dtype === "i8",
+    ...(scales ? { QG: w.quant!.group, B_WS: 3 } : {}),
+    LPR: shape.lanes,
+    GPW: shape.groups,
+    CPL: shape.cols,
+    U: shape.unroll,
+    ...(sub ? { SUBGROUPS: true, SG: ctx.gpu.subgroupSize! } : {}),
+    ...ep.defines,
+  };
+  const k = ctx.kernel({ name: "gemv_rows", shader: "gemv_rows.wgsl", defines, bindings: ep.access });
+  const groups = Math.ceil(N / (shape.groups * shape.cols));
   const y = Math.ceil(groups / 65535), x = Math.ceil(groups / y);
   const params = [...layoutParams(o), x];
   ctx.dispatch(k, params, ep.tensors(a, w, c), [x, y, 1]);

@@ -28,6 +28,8 @@ export interface MatmulOptions extends MatmulLayout {
    * copy of it for the "windows" schedule (src/kernels/matmul_windows.ts). Never set it for activations.
    */
   constantW?: boolean;
+  /** GPU decode rows (M <= 8): the GEMV variant by name (src/kernels/gemv.ts); default: the backend's choice. */
+  gemv?: string;
 }
 
 /**

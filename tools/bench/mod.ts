@@ -2,6 +2,7 @@
 import type { BenchSuite } from "./_types.ts";
 import { matmulSuite } from "./matmul.ts";
 import { gemmSuite } from "./gemm.ts";
+import { gemvSuite } from "./gemv.ts";
 import { localAttentionSuite } from "./local_attention.ts";
 import { tokenizerSuite } from "./tokenizer.ts";
 import { vqvaeSuite } from "./vqvae.ts";
@@ -14,6 +15,7 @@ import { choicesSuite } from "./choices.ts";
 export const suites: BenchSuite[] = [
   matmulSuite,
   gemmSuite,
+  gemvSuite,
   choicesSuite,
   localAttentionSuite,
   tokenizerSuite,

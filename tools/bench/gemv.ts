@@ -1,0 +1,187 @@
+// Decode GEMV variants side by side (src/kernels/gemv.ts, shaders/gemv_rows.wgsl) at CogLM's published decode shapes:
+// weight GB/s per variant and shape (what predicts tokens/s), and a "coglm step" — a layer's four matmuls x 48 layers
+// plus the logits — as ms per step per variant. Weights are filled on the GPU (src/kernels/fill.ts; nothing large
+// uploaded) and rotated over enough distinct buffers that every timed burst reads >= 512 MiB of distinct weights, so
+// the GPU's L2 (60 MB on an H200) does not serve them. GPU times come from timestamp queries (one pass per dispatch
+// for the per-shape figures, so host recording — ~9 µs per dispatch on Dawn — is not counted; the whole step as
+// recorded for the step figure); adapters without timestamps fall back to wall time. On CPU adapters (lavapipe,
+// where matmul() never routes decode rows here) the run is a smoke test: shapes / 8, three variants, 2 layers.
+import type { GpuContext } from "../../src/gpu/context.ts";
+import type { Tensor } from "../../src/gpu/tensor.ts";
+import { fillUniform } from "../../src/kernels/fill.ts";
+import { GEMV_VARIANTS, gemvReduceUsed, gemvRows, parseGemvVariant } from "../../src/kernels/gemv.ts";
+import { choices } from "../../src/kernels/choices.ts";
+import type { BenchSuite } from "./_types.ts";
+
+type WType = "f16" | "int8";
+const GROUP = 64;
+const MIN_SET = 512 * 2 ** 20;
+
+/** CogLM's per-layer decode matmuls (N x K, W [N, K]) and the logits, at the published widths (hidden 3072). */
+function shapes(h: number, vocab: number) {
+  return [
+    { name: "qkv", N: 3 * h, K: h },
+    { name: "dense", N: h, K: h },
+    { name: "h_4h", N: 4 * h, K: h },
+    { name: "4h_h", N: h, K: 4 * h },
+    { name: "logits", N: vocab, K: h },
+  ];
+}
+
+function weightBytes(N: number, K: number, w: WType): number {
+  return N * K * (w === "f16" ? 2 : 1 + 4 / GROUP);
+}
+
+/** A W [N, K] filled on the GPU: f16, or int8 codes with f32 group scales (values ~0.02 either way). */
+function makeWeight(ctx: GpuContext, N: number, K: number, w: WType, seed: number): Tensor {
+  if (w === "f16") {
+    const t = ctx.empty([N, K], "f16");
+    fillUniform(ctx, t, { seed, scale: 0.02, offset: 0 });
+    return t;
+  }
+  const t = ctx.empty([N, K], "i8");
+  fillUniform(ctx, t, { seed, scale: 127, offset: 0 });
+  const scales = ctx.empty([(N * K) / GROUP]);
+  fillUniform(ctx, scales, { seed: seed + 7, scale: 0.5e-4, offset: 1.5e-4 });
+  t.quant = { scales, group: GROUP };
+  return t;
+}
+
+/** GPU ms of the work `body` records (timestamps: per dispatch, or the passes as recorded), else wall ms. */
+async function gpuMs(ctx: GpuContext, body: () => void, perDispatch: boolean): Promise<number> {
+  if (ctx.startProfile({ perDispatch })) {
+    body();
+    const t = await ctx.stopProfile();
+    return t.reduce((s, k) => s + k.ms, 0);
+  }
+  const t0 = performance.now();
+  body();
+  await ctx.sync();
+  return performance.now() - t0;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+}
+
+export const gemvSuite: BenchSuite = {
+  name: "gemv",
+  description:
+    "decode GEMV variants at CogLM's shapes (weight GB/s, L2 defeated) and a CogLM step (ms) per variant",
+  async run(ctx, report, { quick }) {
+    const cpu = ctx.gpu.isFallback;
+    const small = cpu; // CPU adapters: a smoke-sized run
+    const variants = cpu ? ["rows8", "u4", "c2u2"] : Object.keys(GEMV_VARIANTS);
+    const chosen = choices(ctx).gemv;
+    const Ms = cpu || quick ? [1, 8] : [1, 4, 8];
+    const wtypes: WType[] = ["f16", "int8"];
+    const h = small ? 384 : 3072, vocab = small ? 2000 : 150010;
+    const layers = small ? 2 : 48;
+    const iters = cpu ? 1 : 3;
+    const label = (v: string) => {
+      const r = gemvReduceUsed(ctx, parseGemvVariant(v));
+      return { variant: v, spec: GEMV_VARIANTS[v], reduce: r, ...(v === chosen ? { chosen: true } : {}) };
+    };
+    const maxA = 8 * 4 * h;
+    const a = ctx.empty([maxA]), c = ctx.empty([8 * Math.max(vocab, 4 * h)]);
+    fillUniform(ctx, a, { seed: 1, scale: 1, offset: 0 });
+
+    // 1. Per shape: weight GB/s of each variant over a rotation of distinct buffers (>= 512 MiB in all on GPUs).
+    for (const w of wtypes) {
+      for (const s of shapes(h, vocab).filter((s) => !cpu || s.name !== "4h_h")) {
+        const bytes = weightBytes(s.N, s.K, w);
+        const nbuf = small ? 2 : Math.max(1, Math.ceil(MIN_SET / bytes));
+        const bufs = Array.from({ length: nbuf }, (_, i) => makeWeight(ctx, s.N, s.K, w, 100 + i));
+        const calls = small ? 2 : Math.max(2 * nbuf, 8);
+        await ctx.sync();
+        for (const M of Ms) {
+          for (const v of variants) {
+            const run = () => {
+              for (let i = 0; i < calls; i++) {
+                gemvRows(ctx, a, bufs[i % nbuf], { M, N: s.N, K: s.K, out: c, gemv: v });
+              }
+            };
+            run(); // compile + warm
+            await ctx.sync();
+            const times: number[] = [];
+            for (let it = 0; it < iters; it++) times.push((await gpuMs(ctx, run, true)) / calls);
+            const ms = median(times);
+            const params = { ...label(v), M, N: s.N, K: s.K, w, matrix: s.name };
+            report({ name: "gemv_variant_gbps", params, value: bytes / ms / 1e6, unit: "GB/s" });
+            report({ name: "gemv_variant_us", params, value: ms * 1000, unit: "µs" });
+          }
+        }
+        bufs.forEach((t) => {
+          t.quant?.scales.release();
+          t.release();
+        });
+        ctx.trim();
+      }
+    }
+
+    // 2. The CogLM step: qkv, dense, h->4h, 4h->h per layer x `layers`, then the logits, recorded as one pass
+    // (each layer's output feeds nothing: the GEMVs are what is timed). Distinct layer weights rotate over enough
+    // copies to exceed 512 MiB (f16: 3 of the 226 MB layer sets).
+    for (const w of wtypes) {
+      const sh = shapes(h, vocab);
+      const layerBytes = sh.slice(0, 4).reduce((t, s) => t + weightBytes(s.N, s.K, w), 0);
+      const sets = small ? 1 : Math.min(layers, Math.max(2, Math.ceil(MIN_SET / layerBytes)));
+      const layerW = Array.from(
+        { length: sets },
+        (_, l) => sh.slice(0, 4).map((s, i) => makeWeight(ctx, s.N, s.K, w, 1000 + 10 * l + i)),
+      );
+      const logits = makeWeight(ctx, vocab, h, w, 7);
+      const stepBytes = layers * layerBytes + weightBytes(vocab, h, w);
+      await ctx.sync();
+      const best: Record<number, { v: string; ms: number }> = {};
+      for (const M of Ms) {
+        for (const v of variants) {
+          const step = () => {
+            for (let l = 0; l < layers; l++) {
+              const ws = layerW[l % sets];
+              for (let i = 0; i < 4; i++) {
+                gemvRows(ctx, a, ws[i], { M, N: sh[i].N, K: sh[i].K, out: c, gemv: v });
+              }
+            }
+            gemvRows(ctx, a, logits, { M, N: vocab, K: h, out: c, gemv: v });
+          };
+          step();
+          await ctx.sync();
+          const times: number[] = [];
+          for (let it = 0; it < iters; it++) times.push(await gpuMs(ctx, step, false));
+          const ms = median(times);
+          // Wall ms per step with steps submitted one after another (host recording overlaps the GPU).
+          const t0 = performance.now();
+          const reps = cpu ? 1 : 4;
+          for (let r = 0; r < reps; r++) {
+            step();
+            ctx.flush();
+          }
+          await ctx.sync();
+          const wall = (performance.now() - t0) / reps;
+          const params = { ...label(v), M, w, layers };
+          report({ name: "gemv_step_ms", params, value: ms, unit: "ms" });
+          report({ name: "gemv_step_gbps", params, value: stepBytes / ms / 1e6, unit: "GB/s" });
+          report({ name: "gemv_step_wall_ms", params, value: wall, unit: "ms" });
+          if (!best[M] || ms < best[M].ms) best[M] = { v, ms };
+        }
+      }
+      for (const M of Ms) {
+        report({
+          name: "gemv_step_best_ms",
+          params: { M, w, layers, variant: best[M].v },
+          value: best[M].ms,
+          unit: "ms",
+        });
+      }
+      layerW.flat().concat([logits]).forEach((t) => {
+        t.quant?.scales.release();
+        t.release();
+      });
+      ctx.trim();
+    }
+    [a, c].forEach((t) => t.release());
+  },
+};
