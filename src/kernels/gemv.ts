@@ -109,9 +109,32 @@ export function gemvRowsApplies(w: Tensor, o: GemvOptions & { transW?: boolean; 
     wOff % q === 0 && lda % 4 === 0 && (o.aOff ?? 0) % 4 === 0 && w.byteOffset % 16 === 0;
 }
 
-/** The variant name gemvRows uses for these options on this context. */
-export function gemvVariantName(ctx: GpuContext, o: { gemv?: string }): string {
-  return o.gemv ?? choices(ctx).gemv;
+/** `COGVIEW2_GEMV=<variant or spec>`: matmul() runs every GPU decode GEMV with it instead of the table's choice. */
+export const GEMV_ENV = "COGVIEW2_GEMV";
+
+/**
+ * The variant name gemvRows uses: the `gemv` option, else COGVIEW2_GEMV (`env` in tests; an unknown name is an error
+ * naming the variable), else the backend's choice (src/kernels/choices.ts).
+ */
+export function gemvVariantName(ctx: GpuContext, o: { gemv?: string }, env = readEnv(GEMV_ENV)): string {
+  if (o.gemv) return o.gemv;
+  if (env) {
+    try {
+      parseGemvVariant(env);
+    } catch (e) {
+      throw new Error(`${GEMV_ENV}=${env}: ${(e as Error).message}`);
+    }
+    return env;
+  }
+  return choices(ctx).gemv;
+}
+
+function readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined; // no --allow-env
+  }
 }
 
 export function gemvRows(ctx: GpuContext, a: Tensor, w: Tensor, o: GemvOptions): Tensor {

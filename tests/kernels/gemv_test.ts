@@ -9,10 +9,11 @@ import {
   gemvReduceUsed,
   gemvRows,
   gemvRowsApplies,
+  gemvVariantName,
   parseGemvVariant,
 } from "../../src/kernels/gemv.ts";
 import { matmul } from "../../src/kernels/matmul.ts";
-import { CHOICES } from "../../src/kernels/choices.ts";
+import { CHOICES, choicesKey } from "../../src/kernels/choices.ts";
 import { GpuContext } from "../../src/gpu/context.ts";
 import type { Tensor } from "../../src/gpu/tensor.ts";
 import { matmulStridedRef } from "../../src/reference/matmul.ts";
@@ -115,6 +116,11 @@ Deno.test("gemvRows: variant specs parse, bad names say what is accepted, layout
   // Without fixed-size subgroups a subgroup variant runs the tree.
   const noSg = new GpuContext({ ...ctx.gpu, subgroupSize: null });
   assert.equal(gemvReduceUsed(noSg, parseGemvVariant("u4")), "tree");
+  // The option beats COGVIEW2_GEMV, which beats the table; a bad name in the variable names it.
+  assert.equal(gemvVariantName(ctx, { gemv: "u2" }, "c4u1"), "u2");
+  assert.equal(gemvVariantName(ctx, {}, "l64g2c1u4-sg"), "l64g2c1u4-sg");
+  assert.equal(gemvVariantName(ctx, {}, ""), CHOICES[choicesKey(ctx)].gemv);
+  assert.throws(() => gemvVariantName(ctx, {}, "fast"), /COGVIEW2_GEMV=fast: .*unknown GEMV variant/);
   // Every table entry names a variant.
   for (const [key, c] of Object.entries(CHOICES)) assert.ok(parseGemvVariant(c.gemv), key);
   // Layouts it does not take: K not a multiple of 8 (f16), 9 rows, int8 groups not a multiple of 16.
