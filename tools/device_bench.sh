@@ -98,7 +98,9 @@ all)
     tar czf "$OUT/results.tgz" -C "$W" . && cp "$W/summary.txt" "$OUT/"
   }
   D="deno run -A --cached-only --unstable-webgpu"
-  part probe "${T_PROBE:-60}" bash -c "nvidia-smi 2>/dev/null; $D tools/probe_gpu.ts --gpu wgpu; $D tools/probe_gpu.ts --gpu dawn"
+  # the second Dawn probe lists the experimental features too (e.g. a subgroup-matrix feature for tensor cores)
+  part probe "${T_PROBE:-60}" bash -c "nvidia-smi 2>/dev/null; $D tools/probe_gpu.ts --gpu wgpu; $D tools/probe_gpu.ts --gpu dawn; \
+    COGVIEW2_DAWN_TOGGLES=allow_unsafe_apis $D tools/probe_gpu.ts --gpu dawn"
   part kernels "${T_KERNELS:-90}" $D tools/bench.ts --gpu wgpu --only matmul --quick
   part kernels_dawn "${T_KERNELS_DAWN:-75}" $D tools/bench.ts --gpu dawn --only matmul --quick
   # shellcheck disable=SC2086

@@ -124,6 +124,7 @@ try {
     `subgroups ${gpu.hasSubgroups ? "yes" : "no"}; timestamps ${gpu.hasTimestamps ? "yes" : "no"}; ` +
       `uniform buffers per stage ${gpu.limits.maxUniformBuffersPerShaderStage}`,
   );
+  console.log(`adapter features: ${gpu.adapterFeatures.join(", ") || "none"}`);
   closeGpu(gpu);
   console.log(`\nauto's measurements (${tuningFile()}):`);
   console.log(tuningTable(readTuning()));

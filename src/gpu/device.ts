@@ -28,6 +28,8 @@ export interface Gpu {
   hasF16: boolean;
   /** `timestamp-query` is available for per-kernel timing. */
   hasTimestamps: boolean;
+  /** Every feature the adapter offers, sorted (gpu-info prints them; e.g. whether a subgroup-matrix feature exists). */
+  adapterFeatures: string[];
   limits: {
     maxStorageBufferBindingSize: number;
     maxBufferSize: number;
@@ -147,6 +149,7 @@ async function acquireFrom(name: BackendName, options: AcquireOptions): Promise<
     isFallback: Boolean((info as unknown as { isFallbackAdapter?: boolean })?.isFallbackAdapter),
     hasF16,
     hasTimestamps: hasTimestamps && Boolean(options.timestamps),
+    adapterFeatures: [...adapter.features].map(String).sort(),
     limits: {
       maxStorageBufferBindingSize: cap
         ? Math.min(cap, l.maxStorageBufferBindingSize)
