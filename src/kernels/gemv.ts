@@ -29,11 +29,11 @@ export type GemvOptions =
 /** One shape of the kernel (compile-time constants of shaders/gemv_rows.wgsl). */
 export interface GemvShape {
   /** Lanes per group (LPR): the invocations that split one column's K. */
-  lanes: 8 | 16 | 32 | 64;
+  lanes: 8 | 16 | 32 | 64 | 128 | 256;
   /** Groups per workgroup (GPW); lanes·groups ≤ 256. */
   groups: number;
   /** Output columns per group (CPL): the A slice loaded once per step serves them all. */
-  cols: 1 | 2 | 4;
+  cols: 1 | 2 | 4 | 8;
   /** W loads per column and lane issued before any is used (U). */
   unroll: 1 | 2 | 4;
   /** "subgroup": subgroupAdd where the device has fixed-size subgroups (else the tree); "tree": workgroup memory. */
@@ -42,7 +42,10 @@ export interface GemvShape {
 
 /**
  * The named variants (tests and the bench run all of them). "rows8" is the original kernel (8 groups of 32 lanes,
- * one column each, one load in flight, a log-tree): the default until GPU measurements pick another.
+ * one column each, one load in flight, a log-tree): the default until GPU measurements pick another. The others
+ * trade three things: loads in flight (U·CPL per lane, for the HBM latency), threads (N·lanes/CPL in all: N = 3072
+ * gives 98K threads at 32 lanes, a third of an H200's), and A loads per W load (M·(1, 2, 4 for f32, f16, int8)/CPL
+ * vec4: at M = 8 they, not HBM, may bound the kernel, hence the 4-8 column variants).
  */
 export const GEMV_VARIANTS: Record<string, string> = {
   rows8: "l32g8c1u1-tree",
@@ -54,19 +57,23 @@ export const GEMV_VARIANTS: Record<string, string> = {
   c4u2: "l32g4c4u2-sg",
   l64u2: "l64g4c1u2-sg",
   l64c2u2: "l64g4c2u2-sg",
+  l64u4: "l64g4c1u4-sg",
+  l64c4u2: "l64g4c4u2-sg",
+  c8u2: "l32g4c8u2-sg",
+  l128u2: "l128g2c1u2-sg",
   u4tree: "l32g8c2u4-tree",
 };
 
 /** Parses a variant name or spec "l{lanes}g{groups}c{cols}u{unroll}-{sg|tree}"; throws naming the parameter. */
 export function parseGemvVariant(name: string): GemvShape {
   const spec = GEMV_VARIANTS[name] ?? name;
-  const m = spec.match(/^l(8|16|32|64)g(\d+)c([124])u([124])-(sg|tree)$/);
+  const m = spec.match(/^l(8|16|32|64|128|256)g(\d+)c([1248])u([124])-(sg|tree)$/);
   check(
     !!m,
     "gemvRows",
     `unknown GEMV variant "${name}" (names: ${
       Object.keys(GEMV_VARIANTS).join(", ")
-    }; or a spec l{8|16|32|64}g{groups}c{1|2|4}u{1|2|4}-{sg|tree})`,
+    }; or a spec l{8|16|32|64|128|256}g{groups}c{1|2|4|8}u{1|2|4}-{sg|tree})`,
   );
   const [lanes, groups, cols, unroll] = [m![1], m![2], m![3], m![4]].map(Number);
   check(
@@ -77,7 +84,7 @@ export function parseGemvVariant(name: string): GemvShape {
   return {
     lanes: lanes as GemvShape["lanes"],
     groups,
-    cols: cols as 1 | 2 | 4,
+    cols: cols as GemvShape["cols"],
     unroll: unroll as 1 | 2 | 4,
     reduce: m![5] === "sg" ? "subgroup" : "tree",
   };
