@@ -194,6 +194,234 @@ alias Win = array<vec4<f32>, 4096>;
 #endif
 #endif
 @group(0) @binding({{B_OUT}}) var<storage, read_write> O: array<VT>;
+#if TILES
+// TILES (GPUs, VEC4): a workgroup owns a TW×TH tile of queries of one (batch, head) and reads every key/value cell
+// its windows cover once: the union of the tile's high-res windows ((TH + KH − 1) × (TW + KW − 1) cells) and of its
+// low-res windows (RH2 × RW2 cells) or the NX text keys go through workgroup memory, CH vec4 of channels at a time
+// (scores summed over the channel chunks, then softmax, then the values chunk by chunk). Out-of-grid cells are
+// stored as zeros: they score OUT_OF_GRID and add no value, as in the per-query path. Each K/V element is read from
+// memory once per tile instead of once per query that sees it (45-70 times at the published windows).
+const TW: u32 = {{TW}}u;
+const TH: u32 = {{TH}}u;
+const CH: u32 = {{CH}}u;
+const RW: u32 = TW + KW - 1u;
+const RH: u32 = TH + KH - 1u;
+const NHI: u32 = RW * RH;
+#if LOWRES
+const RW2: u32 = {{RW2}}u;
+const RH2: u32 = {{RH2}}u;
+const NX: u32 = RW2 * RH2;
+#elif TEXT
+const NX: u32 = {{NX}}u;
+#endif
+var<workgroup> Ks: array<VT, NHI * CH>;
+#if EXTRA
+var<workgroup> Xs: array<VT, NX * CH>;
+#endif
+var<private> sc: array<f32, MAXP>;
+var<private> qv: array<VT, CH>;
+var<private> av: array<VT, CH>;
+
+// Channels c0.. (CH vec4) of the tile's cells into workgroup memory: K (v false) or V.
+fn load_tiles(v: bool, b: u32, ho: u32, c0: u32, y0: i32, x0: i32, ly0: i32, lx0: i32, t: u32) {
+  let side = i32(P.side);
+  for (var e = t; e < NHI * CH; e += TW * TH) {
+    let cell = e / CH;
+    let c = e % CH;
+    let y = y0 + i32(cell / RW);
+    let x = x0 + i32(cell % RW);
+    var val = VT(0.0);
+    if (y >= 0 && y < side && x >= 0 && x < side) {
+      let tok = u32(y) * P.side + u32(x);
+      if (v) {
+        val = V[P.v_off + b * P.v_bat + tok * P.v_row + ho + c0 + c];
+      } else {
+        val = K[P.k_off + b * P.k_bat + tok * P.k_row + ho + c0 + c];
+      }
+    }
+    Ks[e] = val;
+  }
+#if EXTRA
+  for (var e = t; e < NX * CH; e += TW * TH) {
+    let cell = e / CH;
+    let c = e % CH;
+    var val = VT(0.0);
+#if LOWRES
+    let L = i32(P.side2);
+    let y = ly0 + i32(cell / RW2);
+    let x = lx0 + i32(cell % RW2);
+    let inside = y >= 0 && y < L && x >= 0 && x < L;
+    let tok = u32(y) * P.side2 + u32(x);
+#else
+    let inside = true;
+    let tok = cell;
+#endif
+    if (inside) {
+      if (v) {
+        val = V2[P.v2_off + b * P.v2_bat + tok * P.v2_row + ho + c0 + c];
+      } else {
+        val = K2[P.k2_off + b * P.k2_bat + tok * P.k2_row + ho + c0 + c];
+      }
+    }
+    Xs[e] = val;
+  }
+#endif
+}
+
+@compute @workgroup_size(TW, TH)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let side = P.side;
+  let tiles_x = (side + TW - 1u) / TW;
+  let j0 = (wg.x % tiles_x) * TW;
+  let i0 = (wg.x / tiles_x) * TH;
+  let hd = wg.y;
+  let b = wg.z;
+  let ho = hd * DV;
+  let i = i0 + lid.y;
+  let j = j0 + lid.x;
+  let live = i < side && j < side;
+  let t = lid.y * TW + lid.x;
+  let y0 = i32(i0) - i32(KH >> 1u);
+  let x0 = i32(j0) - i32(KW >> 1u);
+#if LOWRES
+  let a = side / P.side2;
+  let ly0 = i32(i0 / a) - i32(KSZ2 >> 1u);
+  let lx0 = i32(j0 / a) - i32(KSZ2 >> 1u);
+  // This query's low-res window corner within the loaded low-res tile.
+  let qy2 = i / a - i0 / a;
+  let qx2 = j / a - j0 / a;
+#else
+  let ly0 = 0;
+  let lx0 = 0;
+#endif
+  for (var n = 0u; n < MAXP; n++) { sc[n] = 0.0; }
+
+  // ---- pass 1: scores, summed over channel chunks
+  for (var c0 = 0u; c0 < DV; c0 += CH) {
+    workgroupBarrier();
+    load_tiles(false, b, ho, c0, y0, x0, ly0, lx0, t);
+    workgroupBarrier();
+    if (live) {
+      let qb = P.q_off + b * P.q_bat + (i * side + j) * P.q_row + ho + c0;
+      for (var c = 0u; c < CH; c++) { qv[c] = Q[qb + c] * P.scale; }
+      var n = 0u;
+#if LOWRES
+      for (var dy = 0u; dy < KSZ2; dy++) {
+        for (var dx = 0u; dx < KSZ2; dx++) {
+          let cell = (qy2 + dy) * RW2 + qx2 + dx;
+          var s = 0.0;
+          for (var c = 0u; c < CH; c++) { s += vdot(qv[c], Xs[cell * CH + c]); }
+          sc[n] += s;
+          n++;
+        }
+      }
+#elif TEXT
+      for (var u = 0u; u < NX; u++) {
+        var s = 0.0;
+        for (var c = 0u; c < CH; c++) { s += vdot(qv[c], Xs[u * CH + c]); }
+        sc[n] += s;
+        n++;
+      }
+#endif
+      for (var dy = 0u; dy < KH; dy++) {
+        for (var dx = 0u; dx < KW; dx++) {
+          let cell = (lid.y + dy) * RW + lid.x + dx;
+          var s = 0.0;
+          for (var c = 0u; c < CH; c++) { s += vdot(qv[c], Ks[cell * CH + c]); }
+          sc[n] += s;
+          n++;
+        }
+      }
+    }
+  }
+
+  // ---- the scores' adjustments (out of grid, add_scalar, text mask / log weights), max, exp, sum
+  var mx = -3.402823e38;
+  var n = 0u;
+#if LOWRES
+  let L = i32(P.side2);
+  for (var dy = 0u; dy < KSZ2; dy++) {
+    for (var dx = 0u; dx < KSZ2; dx++) {
+      let y = ly0 + i32(qy2 + dy);
+      let x = lx0 + i32(qx2 + dx);
+      var s = OUT_OF_GRID;
+      if (y >= 0 && y < L && x >= 0 && x < L) { s = sc[n]; }
+      s += P.add_scalar;
+      sc[n] = s;
+      mx = max(mx, s);
+      n++;
+    }
+  }
+#elif TEXT
+  for (var u = 0u; u < NX; u++) {
+    var s = sc[n];
+#if HAS_LOGW
+    s += LOGW[b * P.m_bat + u];
+#endif
+#if HAS_MASK
+    let m = MASK[b * P.m_bat + u];
+    s = s * m - 10000.0 * (1.0 - m);
+#endif
+    sc[n] = s;
+    mx = max(mx, s);
+    n++;
+  }
+#endif
+  let sidei = i32(side);
+  for (var dy = 0u; dy < KH; dy++) {
+    for (var dx = 0u; dx < KW; dx++) {
+      let y = i32(i) - i32(KH >> 1u) + i32(dy);
+      let x = i32(j) - i32(KW >> 1u) + i32(dx);
+      var s = OUT_OF_GRID;
+      if (y >= 0 && y < sidei && x >= 0 && x < sidei) { s = sc[n]; }
+      sc[n] = s;
+      mx = max(mx, s);
+      n++;
+    }
+  }
+  var den = 0.0;
+  for (var p = 0u; p < n; p++) {
+    let w = exp(sc[p] - mx);
+    sc[p] = w;
+    den += w;
+  }
+  let inv = 1.0 / den;
+
+  // ---- pass 2: weighted values, chunk by chunk (out-of-grid cells are zeros in the tiles)
+  for (var c0 = 0u; c0 < DV; c0 += CH) {
+    workgroupBarrier();
+    load_tiles(true, b, ho, c0, y0, x0, ly0, lx0, t);
+    workgroupBarrier();
+    if (live) {
+      for (var c = 0u; c < CH; c++) { av[c] = VT(0.0); }
+      var n2 = 0u;
+#if LOWRES
+      for (var dy = 0u; dy < KSZ2; dy++) {
+        for (var dx = 0u; dx < KSZ2; dx++) {
+          let cell = (qy2 + dy) * RW2 + qx2 + dx;
+          for (var c = 0u; c < CH; c++) { av[c] += sc[n2] * Xs[cell * CH + c]; }
+          n2++;
+        }
+      }
+#elif TEXT
+      for (var u = 0u; u < NX; u++) {
+        for (var c = 0u; c < CH; c++) { av[c] += sc[n2] * Xs[u * CH + c]; }
+        n2++;
+      }
+#endif
+      for (var dy = 0u; dy < KH; dy++) {
+        for (var dx = 0u; dx < KW; dx++) {
+          let cell = (lid.y + dy) * RW + lid.x + dx;
+          for (var c = 0u; c < CH; c++) { av[c] += sc[n2] * Ks[cell * CH + c]; }
+          n2++;
+        }
+      }
+      let ob = P.o_off + b * P.o_bat + (i * side + j) * P.o_row + ho + c0;
+      for (var c = 0u; c < CH; c++) { O[ob + c] = av[c] * inv; }
+    }
+  }
+}
+#else
 
 // Two passes per query: scores into `sc` (max tracked), then exp, sum and the weighted values. The original's
 // order: [scores_1_to_0 (low-res window or text), scores_1_to_1 (own window)], out-of-grid entries −10000.
@@ -422,4 +650,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for (var c = 0u; c < DV; c++) { O[ob + c] = acc[g * DV + c] * inv; }
   }
 }
+#endif
 #endif

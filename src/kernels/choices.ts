@@ -52,6 +52,12 @@ export interface BackendChoices {
    * `deno run -A --unstable-webgpu tools/bench.ts --gpu dawn --only gemv` (gemv_variant_gbps, gemv_step_ms).
    */
   gemv: string;
+  /**
+   * Real GPUs only: the SR local attention's schedule (src/kernels/local_attention.ts): "query" (one invocation per
+   * query, K/V read per query; measured in the published runs so far) or "tiles" (a workgroup per 16×4 queries reads
+   * each K/V cell once through workgroup memory). `bench --only local_attention` reports both side by side.
+   */
+  srAttention: "query" | "tiles";
 }
 
 /** The table, keyed by backend and adapter kind ("cpu": software adapters such as lavapipe; "gpu": the rest). */
@@ -79,15 +85,34 @@ const GEMM_TILES: Record<GpuGemmClass, GemmVariant> = {
  * 64-wide reductions (their matmuls do not use the CPU schedules).
  */
 export const CHOICES: Record<string, BackendChoices> = {
-  "wgpu/cpu": { rowReduce: "narrow", cpuMatmul: WINDOWS, gpuGemm: GEMM_TILES, gemv: "rows8" },
-  "wgpu/gpu": { rowReduce: "workgroup", cpuMatmul: WINDOWS, gpuGemm: GEMM_TILES, gemv: "rows8" },
+  "wgpu/cpu": {
+    rowReduce: "narrow",
+    cpuMatmul: WINDOWS,
+    gpuGemm: GEMM_TILES,
+    gemv: "rows8",
+    srAttention: "query",
+  },
+  "wgpu/gpu": {
+    rowReduce: "workgroup",
+    cpuMatmul: WINDOWS,
+    gpuGemm: GEMM_TILES,
+    gemv: "rows8",
+    srAttention: "query",
+  },
   "dawn/cpu": {
     rowReduce: "subgroup",
     cpuMatmul: { decode: "windows", narrowK: "ubo", wideK: "ubo" },
     gpuGemm: GEMM_TILES,
     gemv: "rows8",
+    srAttention: "query",
   },
-  "dawn/gpu": { rowReduce: "workgroup", cpuMatmul: WINDOWS, gpuGemm: GEMM_TILES, gemv: "rows8" },
+  "dawn/gpu": {
+    rowReduce: "workgroup",
+    cpuMatmul: WINDOWS,
+    gpuGemm: GEMM_TILES,
+    gemv: "rows8",
+    srAttention: "query",
+  },
 };
 
 export function choicesKey(ctx: GpuContext): string {

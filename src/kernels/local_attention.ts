@@ -51,6 +51,7 @@ import { f32 } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { check, grid1d } from "./_grid.ts";
 import { patchSize } from "../geometry/sr.ts";
+import { choices } from "./choices.ts";
 
 // ------------------------------------------------------------------ primitives
 
@@ -227,7 +228,16 @@ export interface SrLocalAttentionOptions {
   windows?: boolean;
   /** Query rows per windows dispatch (tests: several tiles on small grids); default the most a window holds. */
   tileRows?: number;
+  /**
+   * Workgroup tiles (GPUs): a workgroup owns 16×4 queries of one (batch, head) and reads each K/V cell their windows
+   * cover once, through workgroup memory (needs vec4 views). Default: where src/kernels/choices.ts srAttention says
+   * "tiles" for this backend on a GPU adapter; true forces it (throws where it cannot apply), false the per-query path.
+   */
+  tiles?: boolean;
 }
+
+/** Queries per workgroup of the tiled variant (columns × rows of the grid). */
+const TILE_W = 16, TILE_H = 4;
 
 function checkRows(name: string, r: Rows, batch: number, tokens: number, width: number): void {
   check(r.tensor.dtype === "f32", "srLocalAttention", `${name} must be f32, got ${r.tensor.dtype}`);
@@ -382,7 +392,7 @@ export function srLocalAttention(ctx: GpuContext, o: SrLocalAttentionOptions): T
   // floats spill (published widths, headDim 64: G = 3 took 2.3x G = 1's time), so 2 where the grid allows, else 1.
   const wide = D >= 32;
   const G = o.queriesPerInvocation ??
-    (!ctx.gpu.isFallback ? 1 : wide ? (fits(2) ? 2 : 1) : fits(3) ? 3 : 1);
+    (!ctx.gpu.isFallback || o.tiles ? 1 : wide ? (fits(2) ? 2 : 1) : fits(3) ? 3 : 1);
   check(
     G >= 1 && side % G === 0 && (!o.lowres || ratio % G === 0),
     "srLocalAttention",
@@ -404,6 +414,34 @@ export function srLocalAttention(ctx: GpuContext, o: SrLocalAttentionOptions): T
   ];
   const extraKind = o.lowres ? "lowres" : o.text ? "text" : null;
   if (extraKind) defines.EXTRA = 1;
+  const tiles = w === 4 && G === 1 && o.windows !== true
+    ? tilesPlan(ctx, {
+      DV: D / 4,
+      KH: defines.KH,
+      KW: defines.KW,
+      ksz2,
+      ratio: o.lowres ? side / side2 : 0,
+      text: o.text ? side2 : 0,
+    })
+    : null;
+  check(
+    o.tiles !== true || tiles !== null,
+    "srLocalAttention",
+    "the tiled variant needs vec4 views (headDim, offsets and strides multiples of 4), one query per invocation " +
+      "and its tiles within the adapter's workgroup memory",
+  );
+  if (tiles && (o.tiles ?? (!ctx.gpu.isFallback && choices(ctx).srAttention === "tiles"))) {
+    Object.assign(defines, tiles.defines, { TILES: 1 });
+    const kern = ctx.kernel({
+      name: `sr_local_attention_tiles${defines.LOWRES ? "_lowres" : defines.TEXT ? "_text" : ""}`,
+      shader: "local_attention.wgsl",
+      defines,
+      bindings: [...buffers.map(() => "read" as const), "write"],
+    });
+    const nt = Math.ceil(side / TILE_W) * Math.ceil(side / TILE_H);
+    ctx.dispatch(kern, params, [...buffers, out.tensor], [nt, heads, batch]);
+    return out.tensor;
+  }
   const plan = windowsPlan(ctx, {
     vec4: w === 4,
     D,
@@ -433,6 +471,24 @@ export function srLocalAttention(ctx: GpuContext, o: SrLocalAttentionOptions): T
   });
   ctx.dispatch(kern, params, [...buffers, out.tensor], grid1d((batch * heads * S) / G, 64));
   return out.tensor;
+}
+
+/**
+ * The tiled variant's compile-time shape: CH vec4 of channels per chunk (the largest of 4..1 dividing the head's
+ * DV vec4), the low-res tile (RH2 × RW2 cells: the union of a tile's low-res windows) or the text keys (NX); null
+ * where the chunk's tiles exceed the adapter's workgroup memory.
+ */
+function tilesPlan(
+  ctx: GpuContext,
+  s: { DV: number; KH: number; KW: number; ksz2: number; ratio: number; text: number },
+): { defines: Record<string, number> } | null {
+  const CH = [4, 3, 2, 1].find((c) => s.DV % c === 0)!;
+  const hi = (TILE_H + s.KH - 1) * (TILE_W + s.KW - 1);
+  const RH2 = s.ratio ? Math.ceil((TILE_H - 1) / s.ratio) + s.ksz2 : 0;
+  const RW2 = s.ratio ? Math.ceil((TILE_W - 1) / s.ratio) + s.ksz2 : 0;
+  const extra = s.ratio ? RH2 * RW2 : s.text;
+  if ((hi + extra) * CH * 16 > ctx.gpu.limits.maxComputeWorkgroupStorageSize) return null;
+  return { defines: { TW: TILE_W, TH: TILE_H, CH, RH2, RW2, NX: s.text } };
 }
 
 // ------------------------------------------------------------------ uniform-window variant (CPU adapters)

@@ -82,6 +82,8 @@ interface FusedCase {
   /** The uniform-window variant forced on / off (default: the adapter's choice), its query rows per tile. */
   windows?: boolean;
   tileRows?: number;
+  /** The tiled (K/V-once, workgroup memory) GPU variant forced on / off. */
+  tiles?: boolean;
 }
 
 async function runFused(c: FusedCase, seed: number) {
@@ -173,6 +175,7 @@ async function runFused(c: FusedCase, seed: number) {
     queriesPerInvocation: c.g,
     windows: c.windows,
     tileRows: c.tileRows,
+    tiles: c.tiles,
   });
   const got = await ctx.readF32(out);
   const mine = new Float32Array(batch * S * hidden);
@@ -249,6 +252,85 @@ Deno.test("srLocalAttention (iterative SR: window + all text keys with mask / lo
   await runFused({ batch: 1, heads: 1, headDim: 7, side: 11, kernelSize: 2, mode: "text", text: 1 }, 6);
   await runFused({ batch: 2, heads: 2, headDim: 16, side: 13, kernelSize: 5, mode: "none" }, 7);
   await runFused({ batch: 1, heads: 2, headDim: 6, side: 9, kernelSize: 3, mode: "none", g: 3 }, 8);
+});
+
+Deno.test("srLocalAttention tiled variant (16x4 queries per workgroup, K/V once through workgroup memory) matches the composed reference", async () => {
+  // Grids smaller and larger than a 16x4 tile (partial tiles at the right and bottom), low-res ratios 1-3, channel
+  // chunks of 4 vec4 (headDim 16, 64: 1 and 4 chunks) and of 3 (headDim 24: 2 chunks), text keys with mask / log
+  // weights, no extra keys.
+  const ctx = await sharedContext();
+  assert.ok(ctx.startProfile(), "lavapipe has timestamp queries (kernel names come from the profile)");
+  const t = { tiles: true };
+  await runFused({
+    batch: 2,
+    heads: 2,
+    headDim: 16,
+    side: 12,
+    kernelSize: 5,
+    mode: "lowres",
+    low: 4,
+    kernelSize2: 5,
+    ...t,
+  }, 21);
+  await runFused({
+    batch: 1,
+    heads: 3,
+    headDim: 24,
+    side: 20,
+    kernelSize: 5,
+    mode: "lowres",
+    low: 10,
+    kernelSize2: 5,
+    addScalar: 0.7,
+    ...t,
+  }, 22);
+  await runFused({
+    batch: 1,
+    heads: 1,
+    headDim: 16,
+    side: 7,
+    kernelSize: 3,
+    mode: "lowres",
+    low: 7,
+    kernelSize2: 3,
+    ...t,
+  }, 23);
+  await runFused({
+    batch: 2,
+    heads: 2,
+    headDim: 64,
+    side: 18,
+    kernelSize: 5,
+    mode: "text",
+    text: 5,
+    mask: "batch",
+    logw: true,
+    ...t,
+  }, 24);
+  await runFused({
+    batch: 2,
+    heads: 2,
+    headDim: 16,
+    side: 9,
+    kernelSize: 5,
+    mode: "text",
+    text: 5,
+    mask: "shared",
+    logw: true,
+    ...t,
+  }, 25);
+  await runFused({ batch: 1, heads: 2, headDim: 8, side: 13, kernelSize: 5, mode: "none", ...t }, 26);
+  const names = (await ctx.stopProfile()).map((k) => k.name).sort();
+  assert.deepEqual(
+    names,
+    ["sr_local_attention_tiles", "sr_local_attention_tiles_lowres", "sr_local_attention_tiles_text"],
+    "the tiled kernels ran",
+  );
+  await assert.rejects(
+    () =>
+      runFused({ batch: 1, heads: 1, headDim: 7, side: 11, kernelSize: 2, mode: "text", text: 1, ...t }, 27),
+    /the tiled variant needs vec4 views/,
+  );
 });
 
 Deno.test("srLocalAttention uniform-window variant (packed K/V in 64 KiB windows, several tiles) matches the composed reference", async () => {

@@ -5,6 +5,7 @@
 import type { GpuContext } from "../../src/gpu/context.ts";
 import { qkvRows, srLocalAttention } from "../../src/kernels/local_attention.ts";
 import { srAttentionRef } from "../../src/reference/local_attention.ts";
+import { fillUniform } from "../../src/kernels/fill.ts";
 import type { BenchResult, BenchSuite } from "./_types.ts";
 
 const CPU = "cpu_ts_sr_attention_ref";
@@ -28,6 +29,8 @@ interface Config {
   headDim: number;
   mode: "dsr" | "itersr";
   cpu: boolean;
+  /** The GPU schedule forced (srLocalAttention tiles: "query" false, "tiles" true); absent: the adapter's default. */
+  path?: "query" | "tiles";
 }
 
 async function benchOne(
@@ -41,9 +44,17 @@ async function benchOne(
   // DSR: level-1 QKV [b·3600, 3h] and level-0 QKV [b·496, 3h] (96 text + 400 low-res tokens);
   // iterative SR: one QKV [b·3616, 3h] (16 text tokens first).
   const pre = c.mode === "itersr" ? 16 : 0, seq1 = pre + S, seq0 = 96 + low * low;
-  const h1 = filler(batch * seq1 * 3 * hidden, 1), h0 = filler(batch * seq0 * 3 * hidden, 2);
-  const t1 = ctx.upload(h1, [batch * seq1, 3 * hidden]);
-  const t0 = c.mode === "dsr" ? ctx.upload(h0, [batch * seq0, 3 * hidden]) : null;
+  // Operands made on the host for the CPU reference, else on the GPU (published batch 8: ~0.9 GB of QKV).
+  const h1 = c.cpu ? filler(batch * seq1 * 3 * hidden, 1) : new Float32Array(0);
+  const h0 = c.cpu ? filler(batch * seq0 * 3 * hidden, 2) : new Float32Array(0);
+  const make = (h: Float32Array, rows: number, seed: number) => {
+    if (c.cpu) return ctx.upload(h, [rows, 3 * hidden]);
+    const t = ctx.empty([rows, 3 * hidden]);
+    fillUniform(ctx, t, { seed, scale: 1, offset: 0 });
+    return t;
+  };
+  const t1 = make(h1, batch * seq1, 1);
+  const t0 = c.mode === "dsr" ? make(h0, batch * seq0, 2) : null;
   const out = ctx.empty([batch * S, hidden]);
   const r1 = (p: "q" | "k" | "v") => qkvRows(t1, p, { hidden, seqLen: seq1, firstToken: pre });
   const call = () =>
@@ -70,6 +81,7 @@ async function benchOne(
         v: qkvRows(t1, "v", { hidden, seqLen: seq1 }),
       },
       out,
+      tiles: c.path === undefined ? undefined : c.path === "tiles",
     });
   call();
   await ctx.sync();
@@ -81,7 +93,15 @@ async function benchOne(
     times.push(performance.now() - t);
   }
   const ms = median(times);
-  const params = { mode: c.mode, config: c.label, batch, heads, head_dim: headDim, grid: `${side}x${side}` };
+  const params = {
+    mode: c.mode,
+    config: c.label,
+    batch,
+    heads,
+    head_dim: headDim,
+    grid: `${side}x${side}`,
+    ...(c.path ? { path: c.path } : {}),
+  };
   report({ name: "sr_local_attention_ms", params, value: ms, unit: "ms/call" });
   // Useful work: window (45) + low-res window (25) or text (16) keys, a q·k and a p·v of headDim each.
   const keys = 45 + (c.mode === "dsr" ? 25 : 16);
@@ -140,6 +160,15 @@ export const localAttentionSuite: BenchSuite = {
     // The released model's width (hidden 2560 = 40 heads x 64), one sample: slow on CPU adapters.
     if (!quick) {
       configs.push({ label: "cogview2", batch: 1, heads: 40, headDim: 64, mode: "dsr", cpu: false });
+    }
+    // GPUs: the published SR stages' calls (batch 8, 40 heads × 64) on both schedules, side by side (choices.ts
+    // srAttention picks the default): one invocation per query vs 16×4-query workgroup tiles reading K/V once.
+    if (!ctx.gpu.isFallback) {
+      for (const mode of ["dsr", "itersr"] as const) {
+        for (const path of ["query", "tiles"] as const) {
+          configs.push({ label: "published_b8", batch: 8, heads: 40, headDim: 64, mode, cpu: false, path });
+        }
+      }
     }
     for (const c of configs) await benchOne(ctx, c, report, iters);
   },
