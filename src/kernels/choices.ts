@@ -32,6 +32,15 @@ export function gpuGemmClass(M: number, N: number): GpuGemmClass {
   return M <= 256 ? "smallM" : N <= 4096 ? "narrowN" : "wide";
 }
 
+/** Decode row classes of the GEMV choice: M = 1, 2-4, 5-8. */
+export type GemvRows = "m1" | "m2_4" | "m5_8";
+
+/** The GEMV variant the table names for M decode rows on this context. */
+export function gemvChoice(ctx: GpuContext, M: number): string {
+  const g = choices(ctx).gemv;
+  return typeof g === "string" ? g : g[M <= 1 ? "m1" : M <= 4 ? "m2_4" : "m5_8"];
+}
+
 export interface BackendChoices {
   /**
    * "subgroup": one subgroup per row (subgroupAdd / subgroupMax, no barriers) where the device has `subgroups` with
@@ -48,10 +57,11 @@ export interface BackendChoices {
   gpuGemm: Record<GpuGemmClass, GemmVariant>;
   /**
    * GPU adapters only (CPU adapters never route decode rows to it): the decode GEMV variant matmul() uses for M <= 8
-   * (a name of GEMV_VARIANTS in src/kernels/gemv.ts; "rows8" is the original kernel). Compare them with
+   * (a name of GEMV_VARIANTS in src/kernels/gemv.ts; "rows8" is the original kernel), one for every M or one per
+   * row class (m1: M = 1, batch-1 decode; m2_4; m5_8). Compare them with
    * `deno run -A --unstable-webgpu tools/bench.ts --gpu dawn --only gemv` (gemv_variant_gbps, gemv_step_ms).
    */
-  gemv: string;
+  gemv: string | Record<GemvRows, string>;
   /**
    * Real GPUs only: the SR local attention's schedule (src/kernels/local_attention.ts): "query" (one invocation per
    * query, K/V read per query; measured in the published runs so far) or "tiles" (a workgroup per 16×4 queries reads

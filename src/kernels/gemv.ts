@@ -13,7 +13,7 @@ import {
   type MatmulLayout,
   matmulOutput,
 } from "./_epilogue.ts";
-import { choices } from "./choices.ts";
+import { gemvChoice } from "./choices.ts";
 
 /** The layout this kernel takes (W is [N, K]; one batch, so no batch strides), and the variant by name. */
 export type GemvOptions =
@@ -123,7 +123,11 @@ export const GEMV_ENV = "COGVIEW2_GEMV";
  * The variant name gemvRows uses: the `gemv` option, else COGVIEW2_GEMV (`env` in tests; an unknown name is an error
  * naming the variable), else the backend's choice (src/kernels/choices.ts).
  */
-export function gemvVariantName(ctx: GpuContext, o: { gemv?: string }, env = readEnv(GEMV_ENV)): string {
+export function gemvVariantName(
+  ctx: GpuContext,
+  o: { M: number; gemv?: string },
+  env = readEnv(GEMV_ENV),
+): string {
   if (o.gemv) return o.gemv;
   if (env) {
     try {
@@ -133,7 +137,7 @@ export function gemvVariantName(ctx: GpuContext, o: { gemv?: string }, env = rea
     }
     return env;
   }
-  return choices(ctx).gemv;
+  return gemvChoice(ctx, o.M);
 }
 
 function readEnv(name: string): string | undefined {

@@ -13,7 +13,7 @@ import {
   parseGemvVariant,
 } from "../../src/kernels/gemv.ts";
 import { matmul } from "../../src/kernels/matmul.ts";
-import { CHOICES, choicesKey } from "../../src/kernels/choices.ts";
+import { CHOICES, choicesKey, gemvChoice } from "../../src/kernels/choices.ts";
 import { GpuContext } from "../../src/gpu/context.ts";
 import type { Tensor } from "../../src/gpu/tensor.ts";
 import { matmulStridedRef } from "../../src/reference/matmul.ts";
@@ -117,12 +117,29 @@ Deno.test("gemvRows: variant specs parse, bad names say what is accepted, layout
   const noSg = new GpuContext({ ...ctx.gpu, subgroupSize: null });
   assert.equal(gemvReduceUsed(noSg, parseGemvVariant("u4")), "tree");
   // The option beats COGVIEW2_GEMV, which beats the table; a bad name in the variable names it.
-  assert.equal(gemvVariantName(ctx, { gemv: "u2" }, "c4u1"), "u2");
-  assert.equal(gemvVariantName(ctx, {}, "l64g2c1u4-sg"), "l64g2c1u4-sg");
-  assert.equal(gemvVariantName(ctx, {}, ""), CHOICES[choicesKey(ctx)].gemv);
-  assert.throws(() => gemvVariantName(ctx, {}, "fast"), /COGVIEW2_GEMV=fast: .*unknown GEMV variant/);
-  // Every table entry names a variant.
-  for (const [key, c] of Object.entries(CHOICES)) assert.ok(parseGemvVariant(c.gemv), key);
+  assert.equal(gemvVariantName(ctx, { M: 1, gemv: "u2" }, "c4u1"), "u2");
+  assert.equal(gemvVariantName(ctx, { M: 1 }, "l64g2c1u4-sg"), "l64g2c1u4-sg");
+  assert.equal(gemvVariantName(ctx, { M: 3 }, ""), gemvChoice(ctx, 3));
+  assert.throws(() => gemvVariantName(ctx, { M: 1 }, "fast"), /COGVIEW2_GEMV=fast: .*unknown GEMV variant/);
+  // Every table entry names variants; a per-class entry is read by M.
+  for (const [key, c] of Object.entries(CHOICES)) {
+    for (const v of typeof c.gemv === "string" ? [c.gemv] : Object.values(c.gemv)) {
+      assert.ok(parseGemvVariant(v), key);
+    }
+  }
+  const key = choicesKey(ctx), saved = CHOICES[key].gemv;
+  try {
+    CHOICES[key].gemv = { m1: "u4", m2_4: "c2u2", m5_8: "c8u2" };
+    assert.deepEqual([1, 2, 4, 5, 8].map((M) => gemvVariantName(ctx, { M }, "")), [
+      "u4",
+      "c2u2",
+      "c2u2",
+      "c8u2",
+      "c8u2",
+    ]);
+  } finally {
+    CHOICES[key].gemv = saved;
+  }
   // Layouts it does not take: K not a multiple of 8 (f16), 9 rows, int8 groups not a multiple of 16.
   const w = ctx.empty([4, 12], "f16");
   assert.equal(gemvRowsApplies(w, { M: 1, N: 4, K: 12 }), false);
