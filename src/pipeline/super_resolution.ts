@@ -211,6 +211,17 @@ export class SuperResolution {
    * the recipe's topk_dsr / temp_cluster_dsr (temperature 1, as the original calls it). `textIds` excludes the final
    * `<start_of_image>`. Sample k draws with RNG rows k·3600.. so results do not depend on the batch split.
    */
+  /**
+   * Sequences per forward: maxBatch, fewer when a chunk's hidden states [chunk·seqLen, hidden] f32 — the largest
+   * activation the transformer binds whole (its wider ones are split by rows) — would exceed the adapter's storage
+   * binding (published widths on a 128 MiB adapter: 4096 × 2560 × 4 B = 40 MiB per sequence, so 3). The codes do not
+   * depend on the chunking (draws are keyed by image index).
+   */
+  chunkSize(model: { geometry: { seqLen: number }; dims: { hidden: number } }): number {
+    const perSeq = model.geometry.seqLen * model.dims.hidden * 4;
+    return Math.max(1, Math.min(this.maxBatch, Math.floor(this.ctx.maxBinding / perSeq)));
+  }
+
   async directSr(o: DirectSrOptions & { recipe?: DsrRecipe; decode?: SrDecode }): Promise<Int32Array[]> {
     const ctx = this.ctx;
     ctx.resetPeak();
@@ -219,13 +230,14 @@ export class SuperResolution {
     const table = o.decode === "greedy" ? null : await this.#clusterTable();
     const g = model.geometry, cfg = model.cfg, L = g.seqLen;
     const out: Int32Array[] = [];
-    const chunks = Math.ceil(o.lowres.length / this.maxBatch);
+    const per = this.chunkSize(model);
+    const chunks = Math.ceil(o.lowres.length / per);
     // Every chunk of maxBatch images is recorded, then all their ids are read with one wait: one host sync per call.
     const pending: Tensor[] = [];
     try {
       for (let c = 0; c < chunks; c++) {
         throwIfAborted(o.signal);
-        const imgs = o.lowres.slice(c * this.maxBatch, (c + 1) * this.maxBatch);
+        const imgs = o.lowres.slice(c * per, (c + 1) * per);
         const B = imgs.length;
         const tokens = new Int32Array(B * L), pos = new Int32Array(B * L);
         let nPad = 0;
@@ -248,7 +260,7 @@ export class SuperResolution {
             ctx,
             o.signal,
             model.forwardSteps(tokens, pos, B, dsrMask(cfg, nPad)),
-            (hidden) => model.pickHighres(hidden, B, pick, this.imageTokens, c * this.maxBatch),
+            (hidden) => model.pickHighres(hidden, B, pick, this.imageTokens, c * per),
           ),
         );
         o.onStep?.(c + 1, chunks);
@@ -284,7 +296,8 @@ export class SuperResolution {
     const g = model.geometry, cfg = model.cfg, L = g.seqLen, T = g.textLen;
     if (o.inputMask && o.inputMask.length !== g.s1) throw new Error(`inputMask must have ${g.s1} entries`);
     const out: Int32Array[] = [];
-    const chunks = Math.ceil(o.highres.length / this.maxBatch);
+    const per = this.chunkSize(model);
+    const chunks = Math.ceil(o.highres.length / per);
     const nRounds = Math.min(o.rounds ?? LOPAR_ROUNDS, LOPAR_ROUNDS);
     const steps = chunks * nRounds;
     const roundMasks = Array.from(
@@ -301,7 +314,7 @@ export class SuperResolution {
       try {
         for (let c = 0; c < chunks; c++) {
           throwIfAborted(o.signal);
-          const chunk = cur.slice(c * this.maxBatch, (c + 1) * this.maxBatch);
+          const chunk = cur.slice(c * per, (c + 1) * per);
           const B = chunk.length;
           const tokens = new Int32Array(B * L), pos = new Int32Array(B * L);
           // Rows to predict: the cells holding <start_of_image> after masking (the original's `unfixed`).
@@ -313,7 +326,7 @@ export class SuperResolution {
             tokens.set(inp.tokens, b * L);
             pos.set(inp.positionIds, b * L);
             nPad = inp.nPad;
-            o.onRoundInput?.(r, c * this.maxBatch + b, inp.tokens);
+            o.onRoundInput?.(r, c * per + b, inp.tokens);
             for (let i = 0; i < g.s1; i++) if (img[i] === this.boi) rows.push(b * L + T + i);
           });
           if (rows.length) {
@@ -325,7 +338,7 @@ export class SuperResolution {
               ctx,
               o.signal,
               model.forwardSteps(tokens, pos, B, itersrMask(cfg, nPad), new Float32Array(T)),
-              (hidden) => model.pickRows(hidden, rows, pick, this.imageTokens, c * this.maxBatch),
+              (hidden) => model.pickRows(hidden, rows, pick, this.imageTokens, c * per),
             );
             pending.push({ ids, rows, c });
           }
@@ -339,7 +352,7 @@ export class SuperResolution {
       pending.forEach((p, j) => {
         p.rows.forEach((row, k) => {
           const b = Math.floor(row / L);
-          cur[p.c * this.maxBatch + b][row - b * L - T] = got[j][k];
+          cur[p.c * per + b][row - b * L - T] = got[j][k];
         });
       });
     }

@@ -53,31 +53,39 @@ Deno.test("CogLM generate: 400 tokens with at most 20 host syncs; same tokens as
   }
 });
 
-Deno.test("DSR: one host sync per call; LoPAR: one per round — also with the batch in two chunks (3 images, maxBatch 2), same codes as one chunk", async () => {
+Deno.test("DSR: one host sync per call; LoPAR: one per round — also with the batch in chunks (3 images: maxBatch 2; maxBatch 4 at a 1 MiB binding), same codes as one chunk", async () => {
   const ctx = await sharedContext();
   const text = Int32Array.from(await golden("dsr_forward.text_ids"));
   const low = Int32Array.from(await golden("dsr_forward.lowres_tokens"));
   const low2 = low.map((v, i) => (v + 7 * i) % 20000); // a second image, so the chunks differ
   const itText = Int32Array.from(await golden("itersr_lopar_greedy.text_ids"));
-  const run = async (maxBatch: number) => {
-    const sr = await SuperResolution.load(ctx, await fixtureModelDir(), { maxBatch });
+  const run = async (maxBatch: number, c = ctx) => {
+    const sr = await SuperResolution.load(c, await fixtureModelDir(), { maxBatch });
     try {
-      await ctx.sync();
-      let s0 = ctx.stats.hostSyncs;
+      await c.sync();
+      let s0 = c.stats.hostSyncs;
       const hi = await sr.directSr({ textIds: text, lowres: [low, low2, low], seed: 7 });
-      assert.equal(ctx.stats.hostSyncs - s0, 1, `DSR host syncs (maxBatch ${maxBatch})`);
-      s0 = ctx.stats.hostSyncs;
+      assert.equal(c.stats.hostSyncs - s0, 1, `DSR host syncs (maxBatch ${maxBatch})`);
+      s0 = c.stats.hostSyncs;
       const it = await sr.iterativeSr({ textIds: itText, highres: hi, seed: 3 });
-      assert.equal(ctx.stats.hostSyncs - s0, 6, `LoPAR: 6 rounds, one host sync each (maxBatch ${maxBatch})`);
+      assert.equal(c.stats.hostSyncs - s0, 6, `LoPAR: 6 rounds, one host sync each (maxBatch ${maxBatch})`);
       return { hi, it };
     } finally {
       sr.release();
     }
   };
-  const two = await run(2), one = await run(3);
+  // At a 1 MiB binding one tiny SR sequence's hidden states (4096 × 64 f32) take the whole binding: the chunks
+  // shrink to one image whatever maxBatch says (before, the embedding of a 3-image chunk exceeded the binding).
+  const small = new GpuContext({
+    ...ctx.gpu,
+    limits: { ...ctx.gpu.limits, maxStorageBufferBindingSize: 1 << 20 },
+  });
+  const two = await run(2), one = await run(3), limited = await run(4, small);
   for (let i = 0; i < 3; i++) {
     assert.deepEqual(two.hi[i], one.hi[i], `DSR image ${i}: chunking changed the codes`);
     assert.deepEqual(two.it[i], one.it[i], `LoPAR image ${i}: chunking changed the codes`);
+    assert.deepEqual(limited.hi[i], one.hi[i], `DSR image ${i}: codes at a 1 MiB binding`);
+    assert.deepEqual(limited.it[i], one.it[i], `LoPAR image ${i}: codes at a 1 MiB binding`);
   }
 });
 
