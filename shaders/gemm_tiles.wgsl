@@ -11,6 +11,7 @@ enable f16;
 //   BM, BN, TN, BK  tile rows, columns, columns per invocation (8 or 16), slice depth (multiple of 8)
 //   PAD       vec4 of padding after each k row of the workgroup tiles (the k-major scatter of a slice then spreads
 //             over banks instead of landing a multiple of 128 words apart)
+//   IL        interleaved ownership of the 8×TN block (ROW_VEC / COL_VEC) instead of contiguous
 //   W8        16-byte W loads (vec4<u32>: 8 f16 weights; needs K, ldw and the W offsets multiples of 8)
 //   DBUF      two workgroup buffers (true double buffering): the prefetched slice is stored into the other buffer
 //             while this one is read, one barrier per slice instead of two.
@@ -144,7 +145,18 @@ fn stash(buf: u32, t: u32) {
   }
 }
 
-// acc += the slice in buffer `buf` (rows ty·8.., columns tx·TN..).
+// The vec4 of rows (of A's tile) and of columns (of W's) an invocation owns: contiguous (rows ty·8.., columns
+// tx·TN..) or, with IL, interleaved across the workgroup (row vec4 ty + WGY·i, column vec4 tx + WGX·j), so the
+// invocations of a subgroup read consecutive vec4 of the W tile (no bank conflicts between their 16-byte reads).
+#if IL
+fn ROW_VEC(ty: u32, i: u32) -> u32 { return ty + WGY * i; }
+fn COL_VEC(tx: u32, j: u32) -> u32 { return tx + WGX * j; }
+#else
+fn ROW_VEC(ty: u32, i: u32) -> u32 { return ty * 2u + i; }
+fn COL_VEC(tx: u32, j: u32) -> u32 { return tx * TN4 + j; }
+#endif
+
+// acc += the slice in buffer `buf` (rows and columns ROW_VEC / COL_VEC).
 fn multiply(buf: u32, tx: u32, ty: u32) {
 #if F16_MATH
   var s: array<vec4<f16>, 2u * TN>; // this slice's sums, in f16
@@ -152,10 +164,10 @@ fn multiply(buf: u32, tx: u32, ty: u32) {
   var s = acc;
 #endif
   for (var k = 0u; k < BK; k++) {
-    let a0 = As[buf * SLICE_A + k * SA + ty * 2u];
-    let a1 = As[buf * SLICE_A + k * SA + ty * 2u + 1u];
+    let a0 = As[buf * SLICE_A + k * SA + ROW_VEC(ty, 0u)];
+    let a1 = As[buf * SLICE_A + k * SA + ROW_VEC(ty, 1u)];
     for (var j = 0u; j < TN4; j++) {
-      let w = Ws[buf * SLICE_W + k * SW + tx * TN4 + j];
+      let w = Ws[buf * SLICE_W + k * SW + COL_VEC(tx, j)];
       s[0u * TN4 + j] += a0.x * w;
       s[1u * TN4 + j] += a0.y * w;
       s[2u * TN4 + j] += a0.z * w;
@@ -206,15 +218,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     multiply(0u, lid.x, lid.y);
   }
 #endif
-  let rm = m0 + lid.y * 8u;
-  let cn = n0 + lid.x * TN;
   for (var r = 0u; r < 8u; r++) {
+    let m = m0 + 4u * ROW_VEC(lid.y, r / 4u) + r % 4u;
     for (var j = 0u; j < TN4; j++) {
       let v = acc[r * TN4 + j];
-      store(b, rm + r, cn + 4u * j + 0u, v.x);
-      store(b, rm + r, cn + 4u * j + 1u, v.y);
-      store(b, rm + r, cn + 4u * j + 2u, v.z);
-      store(b, rm + r, cn + 4u * j + 3u, v.w);
+      let n = n0 + 4u * COL_VEC(lid.x, j);
+      store(b, m, n + 0u, v.x);
+      store(b, m, n + 1u, v.y);
+      store(b, m, n + 2u, v.z);
+      store(b, m, n + 3u, v.w);
     }
   }
 }

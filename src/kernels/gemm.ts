@@ -31,6 +31,11 @@ export interface GemmTiling {
   w8: boolean;
   /** Two workgroup buffers, one barrier per K slice; false: one buffer, two barriers per slice. */
   dbuf: boolean;
+  /**
+   * Interleaved blocks: an invocation owns row vec4 ty, ty + BM/8 and column vec4 tx, tx + BN/TN, ... (so a
+   * subgroup's W-tile reads are consecutive 16-byte words) instead of 8 contiguous rows and TN contiguous columns.
+   */
+  il?: boolean;
 }
 
 const BASE: GemmTiling = { bm: 128, bn: 128, tn: 8, bk: 8, pad: 0, w8: false, dbuf: true };
@@ -54,6 +59,10 @@ export const GEMM_VARIANTS = {
   gemm_tiles_256x128: { ...BASE, bm: 256 },
   gemm_tiles_64x128: { ...BASE, bm: 64 },
   gemm_tiles_64x128_bk16_w8: { ...BASE, bm: 64, bk: 16, w8: true },
+  gemm_tiles_il: { ...BASE, il: true },
+  gemm_tiles_il_1buf: { ...BASE, il: true, dbuf: false },
+  gemm_tiles_il_bk16_w8: { ...BASE, il: true, bk: 16, w8: true },
+  gemm_tiles_128x256_il: { ...BASE, bn: 256, tn: 16, il: true },
 } satisfies Record<string, GemmTiling>;
 export type GemmVariant = keyof typeof GEMM_VARIANTS;
 export const GEMM_VARIANT_NAMES = Object.keys(GEMM_VARIANTS) as GemmVariant[];
@@ -168,6 +177,7 @@ export function gemmTiles(ctx: GpuContext, a: Tensor, w: Tensor, o: GemmOptions)
     TN: t.tn,
     BK: t.bk,
     PAD: t.pad,
+    IL: !!t.il,
     ...ep.defines,
   };
   const bindings = ep.access;

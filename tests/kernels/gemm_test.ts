@@ -212,10 +212,7 @@ Deno.test("every GEMM variant matches the CPU matmul (edge tiles both ways, K no
       ran++;
     }
   }
-  assert.ok(
-    ran >= 2 * (GEMM_VARIANT_NAMES.length - 3),
-    `ran ${ran / 2} of ${GEMM_VARIANT_NAMES.length} variants`,
-  );
+  assert.ok(ran >= GEMM_VARIANT_NAMES.length, `${ran} runs over ${GEMM_VARIANT_NAMES.length} variants`);
 });
 
 Deno.test("GEMM variant choice: the table per shape class, COGVIEW2_GEMM overrides it, unknown names are errors", async () => {
