@@ -239,6 +239,26 @@ export interface SrLocalAttentionOptions {
 /** Queries per workgroup of the tiled variant (columns × rows of the grid). */
 const TILE_W = 16, TILE_H = 4;
 
+/** `COGVIEW2_SR_ATTENTION=query|tiles`: GPU adapters take that schedule instead of choices.ts srAttention. */
+export const SR_ATTENTION_ENV = "COGVIEW2_SR_ATTENTION";
+
+/** The schedule COGVIEW2_SR_ATTENTION names (`env` in tests), or null; another value is an error naming it. */
+export function srAttentionOverride(env = readEnv(SR_ATTENTION_ENV)): "query" | "tiles" | null {
+  if (env === undefined || env === "") return null;
+  if (env !== "query" && env !== "tiles") {
+    throw new Error(`${SR_ATTENTION_ENV}=${env}: expected query or tiles`);
+  }
+  return env;
+}
+
+function readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined; // no --allow-env
+  }
+}
+
 function checkRows(name: string, r: Rows, batch: number, tokens: number, width: number): void {
   check(r.tensor.dtype === "f32", "srLocalAttention", `${name} must be f32, got ${r.tensor.dtype}`);
   const last = r.offset + (batch - 1) * r.batchStride + (tokens - 1) * r.rowStride + width;
@@ -430,7 +450,10 @@ export function srLocalAttention(ctx: GpuContext, o: SrLocalAttentionOptions): T
     "the tiled variant needs vec4 views (headDim, offsets and strides multiples of 4), one query per invocation " +
       "and its tiles within the adapter's workgroup memory",
   );
-  if (tiles && (o.tiles ?? (!ctx.gpu.isFallback && choices(ctx).srAttention === "tiles"))) {
+  const schedule = o.tiles === undefined && !ctx.gpu.isFallback
+    ? srAttentionOverride() ?? choices(ctx).srAttention
+    : null;
+  if (tiles && (o.tiles ?? schedule === "tiles")) {
     Object.assign(defines, tiles.defines, { TILES: 1 });
     const kern = ctx.kernel({
       name: `sr_local_attention_tiles${defines.LOWRES ? "_lowres" : defines.TEXT ? "_text" : ""}`,

@@ -3,9 +3,12 @@ import {
   localSimilar,
   localWeighting,
   qkvRows,
+  srAttentionOverride,
   srLocalAttention,
 } from "../../src/kernels/local_attention.ts";
 import { softmax } from "../../src/kernels/softmax.ts";
+import { CHOICES, choicesKey } from "../../src/kernels/choices.ts";
+import { GpuContext } from "../../src/gpu/context.ts";
 import {
   fSimilarRef,
   fWeightingRef,
@@ -331,6 +334,41 @@ Deno.test("srLocalAttention tiled variant (16x4 queries per workgroup, K/V once 
       runFused({ batch: 1, heads: 1, headDim: 7, side: 11, kernelSize: 2, mode: "text", text: 1, ...t }, 27),
     /the tiled variant needs vec4 views/,
   );
+  assert.equal(srAttentionOverride(undefined), null);
+  assert.equal(srAttentionOverride("tiles"), "tiles");
+  assert.throws(() => srAttentionOverride("flash"), /COGVIEW2_SR_ATTENTION=flash: expected query or tiles/);
+  // Routing on a GPU adapter (same device, isFallback false): the table's srAttention picks the schedule.
+  const gpu = new GpuContext({ ...ctx.gpu, isFallback: false });
+  const table = CHOICES[choicesKey(gpu)], saved = table.srAttention;
+  const qkv = gpu.upload(randn(16 * 12, 9), [16, 12]);
+  const r = (p: "q" | "k" | "v") => qkvRows(qkv, p, { hidden: 4, seqLen: 16 });
+  const call = () =>
+    srLocalAttention(gpu, {
+      batch: 1,
+      heads: 1,
+      headDim: 4,
+      side: 4,
+      kernelSize: 3,
+      q: r("q"),
+      k: r("k"),
+      v: r("v"),
+    });
+  try {
+    for (
+      const [schedule, kernel] of [["tiles", "sr_local_attention_tiles"], [
+        "query",
+        "sr_local_attention",
+      ]] as const
+    ) {
+      table.srAttention = schedule;
+      assert.ok(gpu.startProfile());
+      call().release();
+      assert.deepEqual((await gpu.stopProfile()).map((k) => k.name), [kernel], `table says ${schedule}`);
+    }
+  } finally {
+    table.srAttention = saved;
+    qkv.release();
+  }
 });
 
 Deno.test("srLocalAttention uniform-window variant (packed K/V in 64 KiB windows, several tiles) matches the composed reference", async () => {
