@@ -78,16 +78,23 @@ kernels)
   done
   ;;
 all)
-  # One lease, every measurement, each part capped (seconds, env T_<PART>) and skippable (PARTS="probe kernels ...").
-  # Logs and JSON go to /tmp/devout/<part>.{log,json}; after each part they are packed into $OUT/results.tgz (only 8
-  # files come back from a call), so a call cut short still returns the parts it finished. A summary is printed last.
+  # One lease, every measurement, in order of priority. Each part is capped (seconds, env T_<PART>) and skippable
+  # (PARTS="probe gemv ..."); DEADLINE (seconds from the start, default 520) caps every part so the whole script ends
+  # in time and later parts are skipped rather than the call cut. Logs and JSON go to /tmp/devout/<part>.{log,json};
+  # after each part they are packed into $OUT/results.tgz (only 8 files come back from a call), so a call cut short
+  # still returns the parts it finished. Between the kernel benches and the published runs, tools/pick_variants.ts
+  # names the fastest GEMV / GEMM / SR attention variants of this call (COGVIEW2_GEMV/GEMM/SR_ATTENTION, in
+  # $W/picked.env), and the published runs take them. A summary is printed last.
   setup
   W=/tmp/devout; rm -rf "$W"; mkdir -p "$W"
   t0=$(date +%s)
   part() { # part NAME CAP CMD...: CMD under `timeout CAP` into $W/NAME.log; its bench JSON (if any) into $W/NAME.json
     local n=$1 cap=$2; shift 2
-    case " ${PARTS:-probe kernels kernels_dawn published_b1 published_b8 compare compare_e2e} " in *" $n "*) ;; *) return 0 ;; esac
-    local s; s=$(date +%s)
+    case " ${PARTS:-probe gemv gemm sr_attention published_b1 published_b8 kernels_dawn compare_e2e auto compare kernels} " in
+    *" $n "*) ;; *) return 0 ;; esac
+    local s left; s=$(date +%s); left=$(( ${DEADLINE:-520} - (s - t0) - 5 ))
+    [ "$left" -lt "$cap" ] && cap=$left
+    if [ "$cap" -lt 15 ]; then echo "$n skipped (deadline)" | tee -a "$W/summary.txt"; return 0; fi
     echo "== $n (cap ${cap}s, at +$((s - t0))s)"
     rm -f out/bench.json out/bench_published_b*.json out/bench_compare.json
     timeout "$cap" "$@" > "$W/$n.log" 2>&1
@@ -98,22 +105,31 @@ all)
     tar czf "$OUT/results.tgz" -C "$W" . && cp "$W/summary.txt" "$OUT/"
   }
   D="deno run -A --cached-only --unstable-webgpu"
+  B="$D tools/bench.ts"
   # the second Dawn probe lists the experimental features too (e.g. a subgroup-matrix feature for tensor cores)
-  part probe "${T_PROBE:-60}" bash -c "nvidia-smi 2>/dev/null; $D tools/probe_gpu.ts --gpu wgpu; $D tools/probe_gpu.ts --gpu dawn; \
+  part probe "${T_PROBE:-45}" bash -c "nvidia-smi 2>/dev/null; $D tools/probe_gpu.ts --gpu wgpu; $D tools/probe_gpu.ts --gpu dawn; \
     COGVIEW2_DAWN_TOGGLES=allow_unsafe_apis $D tools/probe_gpu.ts --gpu dawn"
-  part kernels "${T_KERNELS:-90}" $D tools/bench.ts --gpu wgpu --only matmul --quick
-  part kernels_dawn "${T_KERNELS_DAWN:-75}" $D tools/bench.ts --gpu dawn --only matmul --quick
+  part gemv "${T_GEMV:-90}" $B --gpu dawn --only gemv
+  part gemm "${T_GEMM:-100}" $B --gpu dawn --only gemm
+  part sr_attention "${T_SR_ATTENTION:-60}" $B --gpu dawn --only local_attention --quick
+  pick() { $D tools/pick_variants.ts --gemv "$W/gemv.json" --gemm "$W/gemm.json" --sr "$W/sr_attention.json" --m "$1"; }
+  pick 1 > "$W/picked_b1.env"; pick 8 > "$W/picked_b8.env"; cat "$W"/picked_b*.env
   # shellcheck disable=SC2086
-  part published_b1 "${T_PUB1:-150}" $D tools/bench.ts --gpu "${PUB_GPU:-wgpu}" --shape published --batch 1 ${PUB_ARGS:-}
+  part published_b1 "${T_PUB1:-90}" bash -c ". $W/picked_b1.env; $B --gpu ${PUB_GPU:-dawn} --shape published --batch 1 --profile ${PUB_ARGS:-}"
   # shellcheck disable=SC2086
-  part published_b8 "${T_PUB8:-150}" $D tools/bench.ts --gpu "${PUB_GPU:-wgpu}" --shape published --batch 8 ${PUB_ARGS:-}
-  # the tiny fixture converted (.dn/model, no VQ-VAE file: size) for coglm/sr; e2e on the demo model (made there)
-  part compare "${T_COMPARE:-100}" $D tools/bench.ts --compare-backends --only matmul,coglm,sr --quick --model .dn/model
-  part compare_e2e "${T_COMPARE_E2E:-90}" $D tools/bench.ts --compare-backends --only e2e
+  part published_b8 "${T_PUB8:-130}" bash -c ". $W/picked_b8.env; $B --gpu ${PUB_GPU:-dawn} --shape published --batch 8 ${PUB_ARGS:-}"
+  part kernels_dawn "${T_KERNELS_DAWN:-45}" $B --gpu dawn --only matmul --quick
+  # e2e on the built-in demo model (made there), whole pipeline and first stage, batch 1 and 4, both backends
+  part compare_e2e "${T_COMPARE_E2E:-120}" $B --compare-backends --only e2e --model demo
+  # auto's measurement of both backends, and its choice, on this machine
+  part auto "${T_AUTO:-90}" $D tools/probe_gpu.ts --gpu auto --retune
+  # the tiny fixture converted (.dn/model, no VQ-VAE file: size) for coglm/sr
+  part compare "${T_COMPARE:-60}" $B --compare-backends --only matmul,coglm,sr --quick --model .dn/model
+  part kernels "${T_KERNELS:-45}" $B --gpu wgpu --only matmul --quick
   echo "== summary (+$(( $(date +%s) - t0 ))s)"
-  cat "$W/summary.txt"
-  grep -hE "^gpu:|queue_round_trip_ms|gemm_variant_gflops|matmul_decode_weight_gbps|tokens/s|^(coglm|dsr|itersr|vqvae) " \
-    "$W"/*.log 2>/dev/null | cut -c1-160 | head -n 60
+  cat "$W/summary.txt" "$W"/picked_b*.env
+  grep -hE "^gpu:|auto →|queue_round_trip_ms|gemv_step_best_ms|gemm_variant_best_gflops|tokens/s|^(coglm|dsr|itersr|vqvae) " \
+    "$W"/*.log 2>/dev/null | cut -c1-170 | head -n 70
   ;;
 *) echo "usage: bash tools/device_bench.sh prepare|run|published|kernels|all" >&2; exit 2 ;;
 esac

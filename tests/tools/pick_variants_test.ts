@@ -1,0 +1,45 @@
+// tools/pick_variants.ts: the variants it names from bench records (what tools/device_bench.sh runs the published
+// bench with on a lent GPU).
+import assert from "node:assert/strict";
+import { pickGemm, pickGemv, pickSrAttention } from "../../tools/pick_variants.ts";
+
+const r = (name: string, params: Record<string, string | number>, value: number) => ({ name, params, value });
+
+Deno.test("pick_variants: GEMV by decode-step time at the asked rows, f16 weights only", () => {
+  const rs = [
+    r("gemv_step_best_ms", { M: 1, w: "f16", variant: "l64u4" }, 5.0),
+    r("gemv_step_best_ms", { M: 1, w: "int8", variant: "c8u2" }, 3.0),
+    r("gemv_step_best_ms", { M: 8, w: "f16", variant: "c8u2" }, 7.0),
+  ];
+  assert.equal(pickGemv(rs, 1), "l64u4");
+  assert.equal(pickGemv(rs, 8), "c8u2");
+  assert.equal(pickGemv(rs, 4), null);
+});
+
+Deno.test("pick_variants: GEMM by summed time over the SR shapes; 4096³ and variants missing a shape left out", () => {
+  const s1 = { shape: "qkv", M: 1000, N: 3000, K: 2000 }, s2 = { shape: "mlp", M: 1000, N: 8000, K: 2000 };
+  const rs = [
+    // a: fast on the small shape, slow on the big one; b: the reverse; the big one dominates the sum
+    r("gemm_variant_gflops", { ...s1, kernel: "a" }, 20000),
+    r("gemm_variant_gflops", { ...s2, kernel: "a" }, 10000),
+    r("gemm_variant_gflops", { ...s1, kernel: "b" }, 10000),
+    r("gemm_variant_gflops", { ...s2, kernel: "b" }, 20000),
+    // c: fastest where measured, but did not run the big shape
+    r("gemm_variant_gflops", { ...s1, kernel: "c" }, 90000),
+    // d: wins 4096³ only, which is not an SR shape
+    r("gemm_variant_gflops", { shape: "4096^3", M: 4096, N: 4096, K: 4096, kernel: "d" }, 99000),
+  ];
+  assert.equal(pickGemm(rs), "b");
+  assert.equal(pickGemm([]), null);
+});
+
+Deno.test("pick_variants: SR attention path by summed time over the published-width calls", () => {
+  const rs = [
+    r("sr_local_attention_ms", { config: "published_b8", mode: "dsr", path: "query" }, 10),
+    r("sr_local_attention_ms", { config: "published_b8", mode: "itersr", path: "query" }, 10),
+    r("sr_local_attention_ms", { config: "published_b8", mode: "dsr", path: "tiles" }, 4),
+    r("sr_local_attention_ms", { config: "published_b8", mode: "itersr", path: "tiles" }, 12),
+    r("sr_local_attention_ms", { config: "tiny", mode: "dsr" }, 0.1),
+  ];
+  assert.equal(pickSrAttention(rs), "tiles");
+});

@@ -1,0 +1,81 @@
+// `deno run --allow-read tools/pick_variants.ts --gemv FILE --gemm FILE --sr FILE [--m 1|8]`: reads bench records
+// (out/bench.json of `bench --only gemv`, `--only gemm`, `--only local_attention`) and prints shell assignments of the
+// fastest variants measured there: COGVIEW2_GEMV (lowest `gemv_step_best_ms` at M rows, f16 weights: the decode step
+// that predicts tokens/s), COGVIEW2_GEMM (lowest total time over the SR stages' shapes, 4096³ left out: the variant
+// that serves the published SR stages best as one choice) and COGVIEW2_SR_ATTENTION (the faster SR local attention
+// path at the published width). tools/device_bench.sh uses it to run the published bench on a lent GPU with the best
+// variants of the same call; the figures then go into src/kernels/choices.ts by hand. Prints nothing for a file that
+// is missing or holds no such entries.
+interface Result {
+  name: string;
+  params: Record<string, string | number | boolean>;
+  value: number;
+}
+
+function flag(name: string): string | undefined {
+  const i = Deno.args.indexOf(name);
+  return i >= 0 ? Deno.args[i + 1] : undefined;
+}
+
+function results(file: string | undefined): Result[] {
+  if (!file) return [];
+  try {
+    const rec = JSON.parse(Deno.readTextFileSync(file));
+    return Array.isArray(rec) ? rec : rec.results ?? [];
+  } catch {
+    return [];
+  }
+}
+
+/** The GEMV variant with the lowest decode-step time at M rows and f16 weights. */
+export function pickGemv(rs: Result[], M: number): string | null {
+  const best =
+    rs.filter((r) => r.name === "gemv_step_best_ms" && Number(r.params.M) === M && r.params.w === "f16")
+      .sort((a, b) => a.value - b.value)[0];
+  return best ? String(best.params.variant) : null;
+}
+
+/** The GEMM variant with the lowest summed time (2·M·N·K / rate) over every measured shape but 4096³. */
+export function pickGemm(rs: Result[]): string | null {
+  const total = new Map<string, { s: number; shapes: Set<string> }>();
+  const shapes = new Set<string>();
+  for (const r of rs) {
+    if (r.name !== "gemm_variant_gflops" || String(r.params.shape).startsWith("4096") || !(r.value > 0)) {
+      continue;
+    }
+    const shape = String(r.params.shape);
+    shapes.add(shape);
+    const s = 2 * Number(r.params.M) * Number(r.params.N) * Number(r.params.K) / (r.value * 1e9);
+    const t = total.get(String(r.params.kernel)) ?? { s: 0, shapes: new Set() };
+    t.s += s;
+    t.shapes.add(shape);
+    total.set(String(r.params.kernel), t);
+  }
+  let best: [string, number] | null = null;
+  for (const [k, t] of total) {
+    if (t.shapes.size !== shapes.size) continue; // a variant that could not run every shape is not a choice
+    if (!best || t.s < best[1]) best = [k, t.s];
+  }
+  return best ? best[0] : null;
+}
+
+/** The SR local attention path ("query" or "tiles") with the lower summed time over the published-width calls. */
+export function pickSrAttention(rs: Result[]): string | null {
+  const total = new Map<string, number>();
+  for (const r of rs) {
+    if (r.name !== "sr_local_attention_ms" || r.params.config !== "published_b8" || !r.params.path) continue;
+    total.set(String(r.params.path), (total.get(String(r.params.path)) ?? 0) + r.value);
+  }
+  const best = [...total].sort((a, b) => a[1] - b[1])[0];
+  return best ? best[0] : null;
+}
+
+if (import.meta.main) {
+  const M = Number(flag("--m") ?? 1);
+  const gemv = pickGemv(results(flag("--gemv")), M);
+  const gemm = pickGemm(results(flag("--gemm")));
+  const sr = pickSrAttention(results(flag("--sr")));
+  if (gemv) console.log(`export COGVIEW2_GEMV=${gemv}`);
+  if (gemm) console.log(`export COGVIEW2_GEMM=${gemm}`);
+  if (sr) console.log(`export COGVIEW2_SR_ATTENTION=${sr}`);
+}
