@@ -63,6 +63,9 @@ export const GEMM_VARIANTS = {
   gemm_tiles_il_1buf: { ...BASE, il: true, dbuf: false },
   gemm_tiles_il_bk16_w8: { ...BASE, il: true, bk: 16, w8: true },
   gemm_tiles_128x256_il: { ...BASE, bn: 256, tn: 16, il: true },
+  gemm_tiles_il_bk16: { ...BASE, il: true, bk: 16 },
+  gemm_tiles_128x256_il_w8: { ...BASE, bn: 256, tn: 16, il: true, w8: true },
+  gemm_tiles_128x256_il_bk16_1buf: { ...BASE, bn: 256, tn: 16, il: true, bk: 16, dbuf: false },
 } satisfies Record<string, GemmTiling>;
 export type GemmVariant = keyof typeof GEMM_VARIANTS;
 export const GEMM_VARIANT_NAMES = Object.keys(GEMM_VARIANTS) as GemmVariant[];
