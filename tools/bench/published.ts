@@ -631,6 +631,21 @@ function emitKernels(
       }${(total > 0 ? (100 * ms) / total : 0).toFixed(1).padStart(7)}%`,
     );
   }
+  // The transformers' FLOPs are almost all weight products: the stage's analytic FLOPs over the matmul kernels' GPU
+  // time is the rate the projections ran at (an upper bound: attention's FLOPs are counted in).
+  const mm = ks.filter((k) => /^(gemm_tiles|gemv|matmul)/.test(k.kernel));
+  const mmMs = mm.reduce((s, k) => s + k.ms, 0);
+  if (r.stage !== "vqvae" && mmMs > 0) {
+    const tflops = r.work.flops / (mmMs / 1000) / 1e12;
+    log(
+      `#     matmul kernels (${mm.map((k) => k.kernel).join(", ")}): ${(mmMs / 1000).toFixed(3)} s GPU, ` +
+        `${(100 * mmMs / total).toFixed(1)}% of the stage; stage FLOPs / their time = ${
+          tflops.toFixed(3)
+        } TFLOP/s ` +
+        `(attention's FLOPs included: an upper bound)`,
+    );
+    report({ name: "published_stage_matmul_tflops", params, value: tflops, unit: "TFLOP/s" });
+  }
   for (const k of ks) {
     report({
       name: "published_stage_kernel_ms",
