@@ -5,7 +5,7 @@
 // fastest variant (gemm_variant_best_gflops), to fill src/kernels/choices.ts gpuGemm per shape class (smallM: M <= 256,
 // narrowN: N <= 4096, wide: the rest). CPU adapters (where matmul() never takes these kernels) run one small odd shape.
 
-import { GEMM_VARIANT_NAMES } from "../../src/kernels/gemm.ts";
+import { GEMM_VARIANT_NAMES, GEMM_VARIANTS } from "../../src/kernels/gemm.ts";
 import { gpuGemmClass } from "../../src/kernels/choices.ts";
 import { benchGemmVariants, type GemmShape } from "./matmul.ts";
 import type { BenchSuite } from "./_types.ts";
@@ -45,5 +45,47 @@ export const gemmSuite: BenchSuite = {
         baseline: "gemm_tiles",
       });
     }
+    // Per shape class, the variant with the least total time over the class's model shapes: the value for
+    // src/kernels/choices.ts gpuGemm (value: its speedup over gemm_tiles on those shapes).
+    for (const c of classChoices(shapes, res)) {
+      report({
+        name: "gemm_class_choice",
+        params: { class: c.cls, kernel: c.kernel, shapes: c.shapes.join(" "), ms: Number(c.ms.toFixed(3)) },
+        value: c.speedup,
+        unit: "x",
+        baseline: "gemm_tiles",
+      });
+    }
   },
 };
+
+/**
+ * For each gpuGemm class with model shapes among `shapes` (4096³ is a benchmark shape, left out), the tiling (a
+ * GEMM_VARIANTS name: f16 arithmetic is a separate opt-in) with the least summed milliseconds over the class's
+ * shapes, measured at all of them; its ms and speedup over gemm_tiles.
+ */
+export function classChoices(
+  shapes: GemmShape[],
+  res: Map<string, Map<string, number>>,
+): { cls: string; kernel: string; shapes: string[]; ms: number; speedup: number }[] {
+  const out = [];
+  const model = shapes.filter((s) => s.shape !== "4096^3" && res.get(s.shape)?.size);
+  for (const cls of [...new Set(model.map((s) => gpuGemmClass(s.M, s.N)))]) {
+    const of = model.filter((s) => gpuGemmClass(s.M, s.N) === cls);
+    const total = (kernel: string) =>
+      of.reduce((sum, s) => {
+        const g = res.get(s.shape)!.get(kernel);
+        return g === undefined ? Infinity : sum + 2 * s.M * s.N * s.K / g / 1e6;
+      }, 0);
+    const kernels = [...res.get(of[0].shape)!.keys()].filter((k) => k in GEMM_VARIANTS);
+    const best = kernels.reduce((a, b) => (total(b) < total(a) ? b : a));
+    out.push({
+      cls,
+      kernel: best,
+      shapes: of.map((s) => s.shape),
+      ms: total(best),
+      speedup: total("gemm_tiles") / total(best),
+    });
+  }
+  return out;
+}
