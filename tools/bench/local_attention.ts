@@ -50,7 +50,12 @@ async function benchOne(
   const make = (h: Float32Array, rows: number, seed: number) => {
     if (c.cpu) return ctx.upload(h, [rows, 3 * hidden]);
     const t = ctx.empty([rows, 3 * hidden]);
-    fillUniform(ctx, t, { seed, scale: 1, offset: 0 });
+    // In blocks under the storage binding (each block's values are those of its elements: one seeded tensor).
+    const per = Math.floor(ctx.maxBinding / 8);
+    for (let e = 0; e < t.size; e += per) {
+      const v = ctx.alignedView(t, e, Math.min(t.size, e + per));
+      fillUniform(ctx, v.t, { seed, scale: 1, offset: 0 }, e - v.off);
+    }
     return t;
   };
   const t1 = make(h1, batch * seq1, 1);
