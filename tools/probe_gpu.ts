@@ -6,10 +6,23 @@
 import { takeGpuFlag } from "../src/gpu/backends.ts";
 import { acquireGpu, closeGpu, describeGpu, gpuLine } from "../src/gpu/device.ts";
 import { GpuContext } from "../src/gpu/context.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
-import { type BackendMeasurement, readTuning, tuningFile, tuningTable } from "../src/gpu/tuning.ts";
+import {
+  AUTO_EXPLAINED,
+  type BackendMeasurement,
+  readTuning,
+  type StageSlices,
+  tuningFile,
+  tuningTable,
+} from "../src/gpu/tuning.ts";
 import { add } from "../src/kernels/elementwise.ts";
-import { matmul } from "../src/kernels/matmul.ts";
+import { LOPAR_ROUNDS, loparRoundMask } from "../src/geometry/sr.ts";
+import { ensureDemoModel } from "../src/demo/model.ts";
+import { openModelDir } from "../src/models/config.ts";
+import { CogLM } from "../src/models/coglm.ts";
+import { Vqvae } from "../src/models/vqvae.ts";
+import { SuperResolution } from "../src/pipeline/super_resolution.ts";
+import { DEFAULT_STYLE, getRecipe } from "../src/sampling/recipes.ts";
+import { IceTokenizer } from "../src/tokenizer/icetk.ts";
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -22,13 +35,25 @@ function filler(n: number, seed: number): Float32Array {
   return out;
 }
 
+const PROMPT = "a photo of a cat";
+/** CogLM tokens per timed slice (two host syncs and the final read, as CogLM syncs every 20 steps). */
+const COGLM_TOKENS = 40;
+/** The warm-up's cheaper sizes: CogLM tokens, and the code grid of the warm-up's VQ-VAE decode. */
+const WARM_TOKENS = 2, WARM_SIDE = 4;
+
 /**
- * The measurement auto compares, short (a few seconds once the shaders are compiled): queue round trip, dispatch
- * cost, model matmul shapes, and `workloadMs`: 40 decode-like steps of the tiny models' layer matmuls at batch 4
- * (2 layers of qkv 192x64, dense 64x64, MLP 256x64 and 64x256, f16 weights, a residual add each; one sync every 20
- * steps, as CogLM does) plus 4 SR-shaped matmuls (3600x192x64).
+ * The measurement auto compares (src/gpu/tuning.ts predictJobs / e2eScore): the demo model (the tiny fixture's
+ * architecture, seeded random weights; created in the cache when absent, so no test data is needed) runs a bounded
+ * slice of each stage through the model APIs. First a warm-up pass that creates and compiles every pipeline (CogLM
+ * 2 tokens at batch 1 and 4, the preview decode, DSR and one LoPAR round at batch 1, a small decode), then the timed
+ * pass: CogLM COGLM_TOKENS tokens at batch 1 and 4, one 160x160 preview decode, one DSR call, LoPAR's first round
+ * (2300 cells re-predicted) and the same round limited to the last round's 200 cells (so the six rounds' cost can be
+ * split into forward and per-cell parts), one 480x480 decode; the SR stages at batch 1 only (see predictJobs). Each call ends with a read of its result, so each is timed to
+ * completion. About 20 s per backend on a quiet 2-core lavapipe once Mesa has the shaders cached. Also the queue round
+ * trip and the cost of a dispatch, for the table.
  */
-async function measure(ctx: GpuContext): Promise<BackendMeasurement> {
+async function measure(ctx: GpuContext, log: (l: string) => void): Promise<BackendMeasurement> {
+  const tAll = performance.now();
   const x = ctx.upload(filler(64, 1), [64]), y = ctx.upload(filler(64, 2), [64]), z = ctx.empty([64]);
   add(ctx, x, y, z);
   await ctx.sync();
@@ -39,69 +64,84 @@ async function measure(ctx: GpuContext): Promise<BackendMeasurement> {
     await ctx.sync();
     rt.push(performance.now() - t0);
   }
-  let t0 = performance.now();
+  const t0 = performance.now();
   for (let i = 0; i < 200; i++) add(ctx, x, y, z);
   await ctx.sync();
   const dispatchUs = (performance.now() - t0) * 1000 / 200;
-  const weights = new Map<string, Tensor>();
-  const mm = (M: number, N: number, K: number, a: Tensor, out: Tensor) => {
-    const key = `${N}x${K}`;
-    let w = weights.get(key);
-    if (!w) weights.set(key, w = ctx.upload(filler(N * K, N + K), [N, K], "f16"));
-    matmul(ctx, a, w, { M, N, K, out, constantW: true });
-  };
-  const act = (M: number, K: number) => ctx.upload(filler(M * K, M + K), [M, K]);
-  const shapes: Record<string, number> = {};
-  const shape = async (M: number, N: number, K: number) => {
-    const a = act(M, K), c = ctx.empty([M, N]);
-    mm(M, N, K, a, c);
-    await ctx.sync(); // compile and repack outside the timing
-    const times: number[] = [];
-    for (let i = 0; i < 3; i++) {
+  [x, y, z].forEach((t) => t.release());
+
+  const dir = await ensureDemoModel({ log });
+  const md = await openModelDir(dir);
+  const tokenizer = await IceTokenizer.fromFile(md.path(md.config.tokenizer.file));
+  const coglm = await CogLM.load(ctx, md);
+  const sr = await SuperResolution.load(ctx, dir, { maxResidentBytes: Infinity });
+  const vq = await Vqvae.load(ctx, dir);
+  try {
+    const recipe = getRecipe(DEFAULT_STYLE);
+    const ids = Int32Array.from(tokenizer.encode(recipe.template.replace("{}", PROMPT)));
+    const srText = ids.slice(0, ids.length - 1); // SR sees the text without <start_of_image>
+    // Codes for the SR stages and the decoders: any valid image codes (the work does not depend on them).
+    const n = md.config.image_tokens;
+    const codes = (len: number, seed: number) =>
+      Int32Array.from({ length: len }, (_, i) => (i * 7919 + seed * 104729) % n);
+    const low = [0, 1, 2, 3].map((b) => codes(400, b));
+    const high = codes(3600, 4);
+    const ms = async (f: () => Promise<unknown>) => {
       const t = performance.now();
-      for (let r = 0; r < 4; r++) mm(M, N, K, a, c);
-      await ctx.sync();
-      times.push((performance.now() - t) / 4);
-    }
-    shapes[`${M}x${N}x${K} f16`] = median(times);
-    return { a, c };
-  };
-  await shape(4, 192, 64);
-  await shape(4, 1024, 1024);
-  const sr = await shape(3600, 192, 64);
-  // The workload (its kernels are compiled above; the remaining layer shapes once here).
-  const h = act(4, 64), q = ctx.empty([4, 192]), d = ctx.empty([4, 64]), u = ctx.empty([4, 256]);
-  const r = ctx.empty([4, 64]);
-  const step = () => {
-    for (let l = 0; l < 2; l++) {
-      mm(4, 192, 64, h, q);
-      mm(4, 64, 64, h, d);
-      add(ctx, h, d, r);
-      mm(4, 256, 64, r, u);
-      mm(4, 64, 256, u, d);
-      add(ctx, r, d, h);
-    }
-  };
-  step();
-  await ctx.sync();
-  t0 = performance.now();
-  for (let s = 0; s < 40; s++) {
-    step();
-    if (s % 20 === 19) await ctx.sync();
+      await f();
+      return performance.now() - t;
+    };
+    const generate = (batch: number, numTokens: number) =>
+      ms(() => coglm.generate({ textIds: ids, batch, seed: 1, recipe, numTokens })).then((t) =>
+        t / numTokens
+      );
+    const preview = () => ms(() => vq.decode(low[0], 20));
+    const dsr = () => ms(() => sr.directSr({ textIds: srText, lowres: low.slice(0, 1), seed: 1, recipe }));
+    // LoPAR round 1 re-predicts 2300 of 3600 cells; with the last round's mask as input mask only its 200.
+    const few = loparRoundMask(60, LOPAR_ROUNDS);
+    const lopar = (inputMask?: Uint8Array) =>
+      ms(() => sr.iterativeSr({ textIds: srText, highres: [high], seed: 2, rounds: 1, inputMask }));
+
+    const p0 = ctx.stats.pipelines, w0 = performance.now();
+    await generate(1, WARM_TOKENS);
+    await generate(4, WARM_TOKENS);
+    await preview();
+    await dsr();
+    await lopar();
+    await ms(() => vq.decode(codes(WARM_SIDE * WARM_SIDE, 9), WARM_SIDE));
+    const warmupS = (performance.now() - w0) / 1000;
+    const pipelines = ctx.stats.pipelines - p0;
+    const stages: StageSlices = {
+      coglmStepB1: await generate(1, COGLM_TOKENS),
+      coglmStepB4: await generate(4, COGLM_TOKENS),
+      preview: await preview(),
+      dsrB1: await dsr(),
+      loparB1: await lopar(),
+      loparB1Last: await lopar(few),
+      decode: await ms(() => vq.decode(high, 60)),
+    };
+    // The warm-up's work at the timed speed (its small decode not counted): what is left is compile time.
+    const warmWork = WARM_TOKENS * (stages.coglmStepB1 + stages.coglmStepB4) + stages.preview + stages.dsrB1 +
+      stages.loparB1;
+    return {
+      backend: ctx.gpu.backend,
+      adapter: ctx.gpu.name,
+      driver: ctx.gpu.driver,
+      roundTripMs: median(rt),
+      dispatchUs,
+      stages,
+      warmupS,
+      compileS: Math.max(0, warmupS - warmWork / 1000),
+      pipelines,
+      latePipelines: ctx.stats.pipelines - p0 - pipelines,
+      totalS: (performance.now() - tAll) / 1000,
+      measuredAt: new Date().toISOString(),
+    };
+  } finally {
+    coglm.release();
+    sr.release();
+    vq.release();
   }
-  for (let r = 0; r < 4; r++) mm(3600, 192, 64, sr.a, sr.c);
-  await ctx.sync();
-  const workloadMs = performance.now() - t0;
-  return {
-    backend: ctx.gpu.backend,
-    adapter: ctx.gpu.name,
-    driver: ctx.gpu.driver,
-    roundTripMs: median(rt),
-    dispatchUs,
-    shapes,
-    workloadMs,
-    measuredAt: new Date().toISOString(),
-  };
 }
 
 try {
@@ -114,7 +154,7 @@ try {
   const gpu = await acquireGpu({ log: (l) => console.error(l) });
   if (measureOnly) {
     const ctx = new GpuContext(gpu);
-    console.log(JSON.stringify(await measure(ctx)));
+    console.log(JSON.stringify(await measure(ctx, (l) => console.error(l))));
     closeGpu(gpu);
     Deno.exit(0);
   }
@@ -127,6 +167,7 @@ try {
   console.log(`adapter features: ${gpu.adapterFeatures.join(", ") || "none"}`);
   closeGpu(gpu);
   console.log(`\nauto's measurements (${tuningFile()}):`);
+  console.log(AUTO_EXPLAINED);
   console.log(tuningTable(readTuning()));
 } catch (e) {
   console.error((e as Error).message);
