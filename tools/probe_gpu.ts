@@ -38,19 +38,20 @@ function filler(n: number, seed: number): Float32Array {
 const PROMPT = "a photo of a cat";
 /** CogLM tokens per timed slice (two host syncs and the final read, as CogLM syncs every 20 steps). */
 const COGLM_TOKENS = 40;
-/** The warm-up's cheaper sizes: CogLM tokens, and the code grid of the warm-up's VQ-VAE decode. */
-const WARM_TOKENS = 2, WARM_SIDE = 4;
+/** CogLM tokens in the warm-up. */
+const WARM_TOKENS = 2;
 
 /**
  * The measurement auto compares (src/gpu/tuning.ts predictJobs / e2eScore): the demo model (the tiny fixture's
  * architecture, seeded random weights; created in the cache when absent, so no test data is needed) runs a bounded
  * slice of each stage through the model APIs. First a warm-up pass that creates and compiles every pipeline (CogLM
- * 2 tokens at batch 1 and 4, the preview decode, DSR and one LoPAR round at batch 1, a small decode), then the timed
+ * 2 tokens at batch 1 and 4, the 480x480 decode, DSR, LoPAR's first round in full and on 200 cells), then the timed
  * pass: CogLM COGLM_TOKENS tokens at batch 1 and 4, one 160x160 preview decode, one DSR call, LoPAR's first round
  * (2300 cells re-predicted) and the same round limited to the last round's 200 cells (so the six rounds' cost can be
- * split into forward and per-cell parts), one 480x480 decode; the SR stages at batch 1 only (see predictJobs). Each call ends with a read of its result, so each is timed to
- * completion. About 20 s per backend on a quiet 2-core lavapipe once Mesa has the shaders cached. Also the queue round
- * trip and the cost of a dispatch, for the table.
+ * split into forward and per-cell parts), one 480x480 decode; the SR stages at batch 1 only (see predictJobs). Each
+ * call ends with a read of its result, so each is timed to completion. About 25 s per backend on a quiet 2-core
+ * lavapipe once Mesa has the shaders cached (1-1.5 min at load 9-11). Also the queue round trip and the cost of a
+ * dispatch, for the table.
  */
 async function measure(ctx: GpuContext, log: (l: string) => void): Promise<BackendMeasurement> {
   const tAll = performance.now();
@@ -96,6 +97,7 @@ async function measure(ctx: GpuContext, log: (l: string) => void): Promise<Backe
         t / numTokens
       );
     const preview = () => ms(() => vq.decode(low[0], 20));
+    const decode = () => ms(() => vq.decode(high, 60));
     const dsr = () => ms(() => sr.directSr({ textIds: srText, lowres: low.slice(0, 1), seed: 1, recipe }));
     // LoPAR round 1 re-predicts 2300 of 3600 cells; with the last round's mask as input mask only its 200.
     const few = loparRoundMask(60, LOPAR_ROUNDS);
@@ -105,24 +107,34 @@ async function measure(ctx: GpuContext, log: (l: string) => void): Promise<Backe
     const p0 = ctx.stats.pipelines, w0 = performance.now();
     await generate(1, WARM_TOKENS);
     await generate(4, WARM_TOKENS);
-    await preview();
+    // The full-size decode: a smaller one leaves pipelines to compile (lavapipe: 4 band kernels of the 480x480 maps
+    // above one storage binding); the preview's kernels are among its own.
+    await decode();
     await dsr();
     await lopar();
-    await ms(() => vq.decode(codes(WARM_SIDE * WARM_SIDE, 9), WARM_SIDE));
+    await lopar(few);
     const warmupS = (performance.now() - w0) / 1000;
     const pipelines = ctx.stats.pipelines - p0;
-    const stages: StageSlices = {
-      coglmStepB1: await generate(1, COGLM_TOKENS),
-      coglmStepB4: await generate(4, COGLM_TOKENS),
-      preview: await preview(),
-      dsrB1: await dsr(),
-      loparB1: await lopar(),
-      loparB1Last: await lopar(few),
-      decode: await ms(() => vq.decode(high, 60)),
+    // Each timed slice, and which of them still created pipelines (their first compile is then in their time).
+    const lateIn: string[] = [];
+    const slice = async (name: keyof StageSlices, f: () => Promise<number>) => {
+      const before = ctx.stats.pipelines;
+      const t = await f();
+      if (ctx.stats.pipelines > before) lateIn.push(`${name} ${ctx.stats.pipelines - before}`);
+      return t;
     };
-    // The warm-up's work at the timed speed (its small decode not counted): what is left is compile time.
-    const warmWork = WARM_TOKENS * (stages.coglmStepB1 + stages.coglmStepB4) + stages.preview + stages.dsrB1 +
-      stages.loparB1;
+    const stages: StageSlices = {
+      coglmStepB1: await slice("coglmStepB1", () => generate(1, COGLM_TOKENS)),
+      coglmStepB4: await slice("coglmStepB4", () => generate(4, COGLM_TOKENS)),
+      preview: await slice("preview", preview),
+      dsrB1: await slice("dsrB1", dsr),
+      loparB1: await slice("loparB1", () => lopar()),
+      loparB1Last: await slice("loparB1Last", () => lopar(few)),
+      decode: await slice("decode", decode),
+    };
+    // The warm-up's work at the timed speed: what is left is compile time.
+    const warmWork = WARM_TOKENS * (stages.coglmStepB1 + stages.coglmStepB4) + stages.decode + stages.dsrB1 +
+      stages.loparB1 + stages.loparB1Last;
     return {
       backend: ctx.gpu.backend,
       adapter: ctx.gpu.name,
@@ -134,6 +146,7 @@ async function measure(ctx: GpuContext, log: (l: string) => void): Promise<Backe
       compileS: Math.max(0, warmupS - warmWork / 1000),
       pipelines,
       latePipelines: ctx.stats.pipelines - p0 - pipelines,
+      lateIn,
       totalS: (performance.now() - tAll) / 1000,
       measuredAt: new Date().toISOString(),
     };

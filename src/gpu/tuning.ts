@@ -57,6 +57,8 @@ export interface BackendMeasurement {
   /** Pipelines the warm-up created; and any the timed pass still created (0 expected). */
   pipelines: number;
   latePipelines: number;
+  /** The timed slices that still created pipelines ("decode 4"): their time includes those compiles. */
+  lateIn?: string[];
   /** The whole measurement, wall seconds (model load included). */
   totalS: number;
   measuredAt: string;
@@ -77,7 +79,7 @@ export function loparRoundsFactor(s: StageSlices): number {
   return (LOPAR_ROUNDS * f + LOPAR_ALL_CELLS * p) / (f + LOPAR_FIRST_CELLS * p);
 }
 /** What the log line promises per backend (2-core lavapipe, quiet, shaders in Mesa's cache). */
-const MEASURE_SECONDS = 20;
+const MEASURE_SECONDS = 25;
 
 /**
  * The e2e bench's four jobs from the slices. First stage: 400 CogLM tokens for the batch + one preview decode per
@@ -388,6 +390,7 @@ export function tuningTable(c: TuningCache): string {
       "decode ms",
       "warm-up s",
       "compile s",
+      "late pipelines",
       "measured",
     ],
     rows.map((r) => [
@@ -404,6 +407,7 @@ export function tuningTable(c: TuningCache): string {
       ms(r.stages.decode),
       r.warmupS.toFixed(1),
       r.compileS.toFixed(1),
+      r.latePipelines ? `${r.latePipelines} (${(r.lateIn ?? []).join(", ")})` : "0",
       r.measuredAt.slice(0, 16).replace("T", " "),
     ]),
   );
