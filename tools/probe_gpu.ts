@@ -45,7 +45,7 @@ const WARM_TOKENS = 2;
  * The measurement auto compares (src/gpu/tuning.ts predictJobs / e2eScore): the demo model (the tiny fixture's
  * architecture, seeded random weights; created in the cache when absent, so no test data is needed) runs a bounded
  * slice of each stage through the model APIs. First a warm-up pass that creates and compiles every pipeline (CogLM
- * 2 tokens at batch 1 and 4, the 480x480 decode, DSR, LoPAR's first round in full and on 200 cells), then the timed
+ * 2 tokens at batch 1 and 4, both decodes, DSR, LoPAR's first round in full and on 200 cells), then the timed
  * pass: CogLM COGLM_TOKENS tokens at batch 1 and 4, one 160x160 preview decode, one DSR call, LoPAR's first round
  * (2300 cells re-predicted) and the same round limited to the last round's 200 cells (so the six rounds' cost can be
  * split into forward and per-cell parts), one 480x480 decode; the SR stages at batch 1 only (see predictJobs). Each
@@ -107,8 +107,9 @@ async function measure(ctx: GpuContext, log: (l: string) => void): Promise<Backe
     const p0 = ctx.stats.pipelines, w0 = performance.now();
     await generate(1, WARM_TOKENS);
     await generate(4, WARM_TOKENS);
-    // The full-size decode: a smaller one leaves pipelines to compile (lavapipe: 4 band kernels of the 480x480 maps
-    // above one storage binding); the preview's kernels are among its own.
+    // Both decode sizes: each compiles pipelines the other does not (lavapipe: 4 each, e.g. the band kernels of the
+    // 480x480 maps above one storage binding).
+    await preview();
     await decode();
     await dsr();
     await lopar();
@@ -133,8 +134,9 @@ async function measure(ctx: GpuContext, log: (l: string) => void): Promise<Backe
       decode: await slice("decode", decode),
     };
     // The warm-up's work at the timed speed: what is left is compile time.
-    const warmWork = WARM_TOKENS * (stages.coglmStepB1 + stages.coglmStepB4) + stages.decode + stages.dsrB1 +
-      stages.loparB1 + stages.loparB1Last;
+    const warmWork = WARM_TOKENS * (stages.coglmStepB1 + stages.coglmStepB4) + stages.preview +
+      stages.decode +
+      stages.dsrB1 + stages.loparB1 + stages.loparB1Last;
     return {
       backend: ctx.gpu.backend,
       adapter: ctx.gpu.name,
