@@ -88,6 +88,12 @@ all)
   setup
   W=/tmp/devout; rm -rf "$W"; mkdir -p "$W"
   t0=$(date +%s)
+  # SMI_LOG=1: the card's SM clock, power and temperature every 0.5 s for the whole run ($W/smi.csv), to tell a
+  # kernel's rate from the clock it ran at (isolated GEMMs vs the same GEMMs sustained inside a stage)
+  if [ -n "${SMI_LOG:-}" ]; then
+    nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,utilization.gpu,clocks_throttle_reasons.active \
+      --format=csv -lms 500 > "$W/smi.csv" 2>&1 &
+  fi
   part() { # part NAME CAP CMD...: CMD under `timeout CAP` into $W/NAME.log; its bench JSON (if any) into $W/NAME.json
     local n=$1 cap=$2; shift 2
     case " ${PARTS:-probe gemv gemm sr_attention published_b1 published_b8 kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
