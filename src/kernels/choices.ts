@@ -116,12 +116,22 @@ export const CHOICES: Record<string, BackendChoices> = {
     gemv: "rows8",
     srAttention: "query",
   },
+  // Measured on an H200 (bench/results/2026-12-04-h200/, Dawn; tests/kernels/choices_test.ts checks each entry
+  // against those records): GEMV l64c2u2 fastest at M = 1, 4, 8 (48-layer f16 decode step 3.67 / 5.45 / 10.06 ms vs
+  // rows8 4.37 / 9.92 / 16.38); the SR stages' GEMMs gemm_tiles_bk16_pad_w8_1buf (published b8 DSR + iterative SR
+  // 16.57 vs 24.17 s for gemm_tiles_il with 2 LoPAR rounds; 36.95 vs 49.19 s with 6), although the isolated `bench
+  // --only gemm` ranks the two within 3% at those shapes; smallM (CogLM prompt rows) not measured: gemm_tiles; SR
+  // attention tiles (published b8 calls DSR + iterative SR 15.93 vs 16.20 ms). Row reductions not measured.
   "dawn/gpu": {
     rowReduce: "workgroup",
     cpuMatmul: WINDOWS,
-    gpuGemm: GEMM_TILES,
-    gemv: "rows8",
-    srAttention: "query",
+    gpuGemm: {
+      smallM: "gemm_tiles",
+      narrowN: "gemm_tiles_bk16_pad_w8_1buf",
+      wide: "gemm_tiles_bk16_pad_w8_1buf",
+    },
+    gemv: "l64c2u2",
+    srAttention: "tiles",
   },
 };
 

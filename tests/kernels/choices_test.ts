@@ -11,6 +11,7 @@ import { GpuContext } from "../../src/gpu/context.ts";
 import type { BenchResult } from "../../tools/bench/_types.ts";
 import { MATMUL_SHAPES } from "../../tools/bench/choices.ts";
 import { sharedContext } from "../_util.ts";
+import { pickSrAttention } from "../../tools/pick_variants.ts";
 
 const DIR = new URL("../../bench/results/2026-12-04-lavapipe/", import.meta.url);
 
@@ -101,4 +102,52 @@ Deno.test("resolveMatmul follows the table of the context's backend", async () =
     assert.equal(prompt.plan.variant, "windows", `${backend} prompt rows: ${prompt.name}`);
     [a, w, a2, w2].forEach((t) => t.release());
   }
+});
+
+// "dawn/gpu" against the H200 records (bench/results/2026-12-04-h200/, Dawn on NVIDIA).
+const H200 = new URL("../../bench/results/2026-12-04-h200/", import.meta.url);
+async function h200(file: string): Promise<BenchResult[]> {
+  return JSON.parse(await Deno.readTextFile(new URL(file, H200))).results;
+}
+
+Deno.test("dawn/gpu: the decode GEMV is the variant with the fastest 48-layer f16 step at M = 1, 4 and 8 (H200)", async () => {
+  const rs = (await h200("call3_gemv.json")).filter((r) =>
+    r.name === "gemv_step_ms" && r.params.w === "f16" && r.params.variant !== "splitk"
+  );
+  for (const M of [1, 4, 8]) {
+    const at = rs.filter((r) => Number(r.params.M) === M);
+    assert.ok(at.length >= 2, `M=${M}: at least two variants recorded`);
+    const best = at.reduce((a, b) => (b.value < a.value ? b : a));
+    const g = CHOICES["dawn/gpu"].gemv;
+    const chosen = typeof g === "string" ? g : g[M <= 1 ? "m1" : M <= 4 ? "m2_4" : "m5_8"];
+    assert.equal(
+      chosen,
+      best.params.variant,
+      `M=${M}: fastest ${best.params.variant} ${best.value.toFixed(2)} ms`,
+    );
+  }
+});
+
+Deno.test("dawn/gpu: the SR GEMM classes take the variant whose published runs had the lower DSR + LoPAR seconds (H200)", async () => {
+  const spec = JSON.parse(await Deno.readTextFile(new URL("gemm_in_model.json", H200)));
+  const srSeconds = async (file: string) =>
+    (await h200(file)).filter((r) =>
+      r.name === "published_stage_seconds" && (r.params.stage === "dsr" || r.params.stage === "itersr")
+    ).reduce((s, r) => s + r.value, 0);
+  for (const pair of spec.pairs as { note: string; runs: { variant: string; file: string }[] }[]) {
+    const timed = await Promise.all(pair.runs.map(async (r) => ({ ...r, s: await srSeconds(r.file) })));
+    assert.ok(timed.every((t) => t.s > 0), `${pair.note}: every run has DSR and LoPAR seconds`);
+    const best = timed.reduce((a, b) => (b.s < a.s ? b : a));
+    for (const cls of ["narrowN", "wide"] as const) {
+      assert.equal(
+        CHOICES["dawn/gpu"].gpuGemm[cls],
+        best.variant,
+        `${pair.note}: ${timed.map((t) => `${t.variant} ${t.s.toFixed(2)} s`).join(", ")}`,
+      );
+    }
+  }
+});
+
+Deno.test("dawn/gpu: the SR local attention schedule is the one with the lower summed time at the published width (H200)", async () => {
+  assert.equal(CHOICES["dawn/gpu"].srAttention, pickSrAttention(await h200("call3_sr_attention.json")));
 });
