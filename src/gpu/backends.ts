@@ -7,6 +7,7 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { readEnv } from "./env.ts";
 
 export type BackendName = "wgpu" | "dawn";
 export type GpuChoice = BackendName | "auto";
@@ -70,14 +71,6 @@ function nvidiaModuleVersion(): string | null {
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
-function env(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Installed Mesa version from the package database, for adapters whose description does not carry it. */
 let systemMesa: Promise<string | null> | null = null;
 function installedMesa(): Promise<string | null> {
@@ -139,7 +132,7 @@ export const wgpuBackend: Backend = {
 export function dawnAddonPath(): string {
   const arch = Deno.build.os === "darwin" ? "universal" : Deno.build.arch === "x86_64" ? "x64" : "arm64";
   const os = Deno.build.os === "windows" ? "win32" : Deno.build.os;
-  return env("COGVIEW2_DAWN_NODE") ??
+  return readEnv("COGVIEW2_DAWN_NODE") ??
     join(REPO, ".tools", "node_modules", "webgpu", "dist", `${os}-${arch}`, "dawn.node");
 }
 
@@ -149,7 +142,7 @@ export function dawnAddonPath(): string {
  * driver stays as it is for wgpu (its best CPU matmul schedule is faster on Mesa 22.3, README).
  */
 export function dawnDriverFiles(): string | null {
-  const e = env("COGVIEW2_DAWN_VK_DRIVER_FILES");
+  const e = readEnv("COGVIEW2_DAWN_VK_DRIVER_FILES");
   if (e) return e;
   const p = join(REPO, ".tools", "mesa", "icd.json");
   try {
@@ -166,7 +159,7 @@ export function dawnDriverFiles(): string | null {
  * out as multiples of 0.131 ms, many 0.00): the profiles in `bench` need the real values.
  */
 export function dawnFlags(): string[] {
-  const extra = env("COGVIEW2_DAWN_TOGGLES");
+  const extra = readEnv("COGVIEW2_DAWN_TOGGLES");
   return [
     ...(extra ? [`enable-dawn-features=${extra}`] : []),
     "disable-dawn-features=timestamp_quantization",
@@ -238,7 +231,7 @@ let pacing = false;
 
 function paceDawnPolling(): void {
   const g = globalThis as unknown as { setImmediate?: Immediate };
-  if (pacing || !g.setImmediate || env("COGVIEW2_DAWN_SPIN") === "1") return;
+  if (pacing || !g.setImmediate || readEnv("COGVIEW2_DAWN_SPIN") === "1") return;
   pacing = true;
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
   g.setImmediate = pacedImmediate(
@@ -274,7 +267,7 @@ export const dawnBackend: Backend = {
     }
     // The Vulkan loader reads VK_DRIVER_FILES when Dawn enumerates adapters; set it for that moment only.
     const files = dawnDriverFiles();
-    const before = env("VK_DRIVER_FILES");
+    const before = readEnv("VK_DRIVER_FILES");
     if (files) Deno.env.set("VK_DRIVER_FILES", files);
     let a: GPUAdapter | null;
     try {
@@ -333,7 +326,7 @@ export function setGpuChoice(c: GpuChoice): void {
 
 export function gpuChoice(): GpuChoice {
   if (chosen) return chosen;
-  const e = env("COGVIEW2_GPU");
+  const e = readEnv("COGVIEW2_GPU");
   return e ? parseGpuChoice(e, "COGVIEW2_GPU") : "auto";
 }
 

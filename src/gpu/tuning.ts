@@ -14,6 +14,7 @@ import { dirname, join } from "node:path";
 import { homedir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { type BackendName, BACKENDS, DAWN_NPM_VERSION, dawnDriverFiles } from "./backends.ts";
+import { readEnv } from "./env.ts";
 
 /** The timed stage slices (ms), each after a warm-up run of the same kernels. */
 export interface StageSlices {
@@ -129,24 +130,16 @@ export interface TuningCache {
 const FORMAT = "cogview2-gpu-tuning";
 const VERSION = 2;
 
-function env(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * The cache file: COGVIEW2_TUNING_FILE, else gpu-tuning.json in $COGVIEW2_CACHE, $XDG_CACHE_HOME/cogview2-webgpu or
  * ~/.cache/cogview2-webgpu (the directory the demo model uses).
  */
 export function tuningFile(): string {
-  const explicit = env("COGVIEW2_TUNING_FILE");
+  const explicit = readEnv("COGVIEW2_TUNING_FILE");
   if (explicit) return explicit;
-  const cache = env("COGVIEW2_CACHE");
+  const cache = readEnv("COGVIEW2_CACHE");
   if (cache) return join(cache, "gpu-tuning.json");
-  const xdg = env("XDG_CACHE_HOME");
+  const xdg = readEnv("XDG_CACHE_HOME");
   return join(xdg && xdg.trim() ? xdg : join(homedir(), ".cache"), "cogview2-webgpu", "gpu-tuning.json");
 }
 
@@ -291,7 +284,7 @@ export async function autoPick(o: {
 } = {}): Promise<AutoPick> {
   const path = o.path ?? tuningFile();
   const fp = o.fingerprint ?? await envFingerprint();
-  const retune = o.retune ?? env("COGVIEW2_RETUNE") === "1";
+  const retune = o.retune ?? readEnv("COGVIEW2_RETUNE") === "1";
   const cache = readTuning(path);
   const d = cache.auto;
   if (!retune && d && d.env === fp) {
@@ -328,7 +321,7 @@ export async function autoPick(o: {
     return { choice: BACKENDS[0], entry: null, note: `not measured: ${Object.values(failed).join("; ")}` };
   }
   try {
-    if (env("COGVIEW2_RETUNE")) Deno.env.delete("COGVIEW2_RETUNE"); // --retune: once per process
+    if (readEnv("COGVIEW2_RETUNE")) Deno.env.delete("COGVIEW2_RETUNE"); // --retune: once per process
   } catch {
     // no --allow-env
   }

@@ -16,6 +16,7 @@ import {
   type MatmulLayout,
   matmulOutput,
 } from "./_epilogue.ts";
+import { readEnv } from "../gpu/env.ts";
 
 /** One tiling of shaders/gemm_tiles.wgsl (its defines BM, BN, TN, BK, PAD, W8, DBUF). */
 export interface GemmTiling {
@@ -125,14 +126,6 @@ export const F16_MATH_ENV = "COGVIEW2_F16_MATH";
  */
 export function gemmF16Math(ctx: GpuContext, w: Tensor, env = readEnv(F16_MATH_ENV)): boolean {
   return env === "1" && ctx.gpu.hasF16 && w.dtype === "f16";
-}
-
-function readEnv(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined; // no --allow-env
-  }
 }
 
 /** Whether the layout suits gemmTiles (K, strides and offsets multiples of 4; of 8 for W in the w8 variants). */

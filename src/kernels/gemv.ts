@@ -14,6 +14,7 @@ import {
   matmulOutput,
 } from "./_epilogue.ts";
 import { gemvChoice } from "./choices.ts";
+import { readEnv } from "../gpu/env.ts";
 
 /** The layout this kernel takes (W is [N, K]; one batch, so no batch strides), and the variant by name. */
 export type GemvOptions =
@@ -138,14 +139,6 @@ export function gemvVariantName(
     return env;
   }
   return gemvChoice(ctx, o.M);
-}
-
-function readEnv(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined; // no --allow-env
-  }
 }
 
 export function gemvRows(ctx: GpuContext, a: Tensor, w: Tensor, o: GemvOptions): Tensor {

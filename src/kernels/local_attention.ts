@@ -52,6 +52,7 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { check, grid1d } from "./_grid.ts";
 import { patchSize } from "../geometry/sr.ts";
 import { choices } from "./choices.ts";
+import { readEnv } from "../gpu/env.ts";
 
 // ------------------------------------------------------------------ primitives
 
@@ -249,14 +250,6 @@ export function srAttentionOverride(env = readEnv(SR_ATTENTION_ENV)): "query" | 
     throw new Error(`${SR_ATTENTION_ENV}=${env}: expected query or tiles`);
   }
   return env;
-}
-
-function readEnv(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined; // no --allow-env
-  }
 }
 
 function checkRows(name: string, r: Rows, batch: number, tokens: number, width: number): void {
