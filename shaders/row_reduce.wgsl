@@ -6,9 +6,39 @@
 //            coroutine switches between its 8 SIMD groups);
 //   SUBGROUPS the workgroup is one subgroup of SG invocations (SG = the adapter's fixed subgroup size) and the
 //            reductions are subgroupMax / subgroupAdd: no workgroup memory, no barriers (the including shader starts
-//            with `enable subgroups;`).
+//            with `enable subgroups;`);
+//   WIDE     256 invocations (GPUs: a row of a few thousand values is 12 loads per invocation instead of 48, where a
+//            decode step's few rows leave the rest of the chip idle and each pass is load latency); with SUBGROUPS,
+//            subgroupAdd / subgroupMax in each subgroup, then the WG / SG partials through workgroup memory (two
+//            barriers; invocations are taken to fill subgroups in index order), else the tree.
 
+#if WIDE
+const WG: u32 = 256u;
 #if SUBGROUPS
+const SG: u32 = {{SG}}u;
+var<workgroup> red: array<f32, 256 / {{SG}}>;
+
+fn reduce_max(li: u32, v: f32) -> f32 {
+  let s = subgroupMax(v);
+  if (li % SG == 0u) { red[li / SG] = s; }
+  workgroupBarrier();
+  var t = red[0];
+  for (var i = 1u; i < WG / SG; i++) { t = max(t, red[i]); }
+  workgroupBarrier();
+  return t;
+}
+
+fn reduce_sum(li: u32, v: f32) -> f32 {
+  let s = subgroupAdd(v);
+  if (li % SG == 0u) { red[li / SG] = s; }
+  workgroupBarrier();
+  var t = 0.0;
+  for (var i = 0u; i < WG / SG; i++) { t += red[i]; }
+  workgroupBarrier();
+  return t;
+}
+#endif
+#elif SUBGROUPS
 const WG: u32 = {{SG}}u;
 
 fn reduce_max(li: u32, v: f32) -> f32 {
@@ -18,10 +48,11 @@ fn reduce_max(li: u32, v: f32) -> f32 {
 fn reduce_sum(li: u32, v: f32) -> f32 {
   return subgroupAdd(v);
 }
-#else
+#endif
+#if !SUBGROUPS
 #if NARROW
 const WG: u32 = 8u;
-#else
+#elif !WIDE
 const WG: u32 = 64u;
 #endif
 var<workgroup> red: array<f32, WG>;

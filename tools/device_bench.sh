@@ -96,7 +96,7 @@ all)
   fi
   part() { # part NAME CAP CMD...: CMD under `timeout CAP` into $W/NAME.log; its bench JSON (if any) into $W/NAME.json
     local n=$1 cap=$2; shift 2
-    case " ${PARTS:-probe gemv gemm sr_attention published_b1 published_b8 kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
+    case " ${PARTS:-probe gemv gemm sr_attention rows published_b1 published_b8 kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
     *" $n "*) ;; *) return 0 ;; esac
     local s left; s=$(date +%s); left=$(( ${DEADLINE:-520} - (s - t0) - 5 ))
     [ "$left" -lt "$cap" ] && cap=$left
@@ -118,7 +118,12 @@ all)
   part gemv "${T_GEMV:-90}" $B --gpu dawn --only gemv
   part gemm "${T_GEMM:-100}" $B --gpu dawn --only gemm
   part sr_attention "${T_SR_ATTENTION:-60}" $B --gpu dawn --only local_attention --quick
-  pick() { $D tools/pick_variants.ts --gemv "$W/gemv.json" --gemm "$W/gemm.json" --sr "$W/sr_attention.json" --m "$1"; }
+  # row reductions (layer norm / softmax) per variant, incl. decode rows [8, 3072]
+  part rows "${T_ROWS:-45}" $B --gpu dawn --only choices --quick
+  pick() {
+    $D tools/pick_variants.ts --gemv "$W/gemv.json" --gemm "$W/gemm.json" --sr "$W/sr_attention.json" \
+      --rows "$W/rows.json" --m "$1"
+  }
   pick 1 > "$W/picked_b1.env"; pick 8 > "$W/picked_b8.env"; cat "$W"/picked_b*.env
   # shellcheck disable=SC2086
   part published_b1 "${T_PUB1:-75}" bash -c ". $W/picked_b1.env; $B --gpu ${PUB_GPU:-dawn} --shape published --batch 1 ${PUB_ARGS:-}"

@@ -1,9 +1,11 @@
-// `deno run --allow-read tools/pick_variants.ts --gemv FILE --gemm FILE --sr FILE [--m 1|8]`: reads bench records
-// (out/bench.json of `bench --only gemv`, `--only gemm`, `--only local_attention`) and prints shell assignments of the
+// `deno run --allow-read tools/pick_variants.ts --gemv FILE --gemm FILE --sr FILE --rows FILE [--m 1|8]`: reads bench
+// records (out/bench.json of `bench --only gemv`, `--only gemm`, `--only local_attention`, `--only choices`) and
+// prints shell assignments of the
 // fastest variants measured there: COGVIEW2_GEMV (lowest `gemv_step_best_ms` at M rows, f16 weights: the decode step
 // that predicts tokens/s), COGVIEW2_GEMM (lowest total time over the SR stages' shapes, 4096³ left out: the variant
 // that serves the published SR stages best as one choice) and COGVIEW2_SR_ATTENTION (the faster SR local attention
-// path at the published width). tools/device_bench.sh uses it to run the published bench on a lent GPU with the best
+// path at the published width), COGVIEW2_ROW_REDUCE (layer norm / softmax rows of at most 8 rows, the decode steps').
+// tools/device_bench.sh uses it to run the published bench on a lent GPU with the best
 // variants of the same call; the figures then go into src/kernels/choices.ts by hand. Prints nothing for a file that
 // is missing or holds no such entries.
 interface Result {
@@ -70,12 +72,25 @@ export function pickSrAttention(rs: Result[]): string | null {
   return best ? best[0] : null;
 }
 
+/** The row reduction with the lowest summed time over the decode-shaped rows (at most 8 rows) of the choices bench. */
+export function pickRowReduce(rs: Result[]): string | null {
+  const total = new Map<string, number>();
+  for (const r of rs) {
+    if (r.name !== "row_reduce_ms" || Number(r.params.rows) > 8) continue;
+    total.set(String(r.params.reduce), (total.get(String(r.params.reduce)) ?? 0) + r.value);
+  }
+  const best = [...total].sort((a, b) => a[1] - b[1])[0];
+  return best ? best[0] : null;
+}
+
 if (import.meta.main) {
   const M = Number(flag("--m") ?? 1);
   const gemv = pickGemv(results(flag("--gemv")), M);
   const gemm = pickGemm(results(flag("--gemm")));
   const sr = pickSrAttention(results(flag("--sr")));
+  const rows = pickRowReduce(results(flag("--rows")));
   if (gemv) console.log(`export COGVIEW2_GEMV=${gemv}`);
   if (gemm) console.log(`export COGVIEW2_GEMM=${gemm}`);
   if (sr) console.log(`export COGVIEW2_SR_ATTENTION=${sr}`);
+  if (rows) console.log(`export COGVIEW2_ROW_REDUCE=${rows}`);
 }

@@ -5,9 +5,10 @@
 
 import type { GpuContext } from "../gpu/context.ts";
 import type { GemmVariant } from "./gemm.ts";
+import { readEnv } from "../gpu/env.ts";
 
 /** How the row kernels (softmax, logProb, layerNorm) reduce a row (shaders/row_reduce.wgsl). */
-export type RowReduce = "subgroup" | "narrow" | "workgroup";
+export type RowReduce = "subgroup" | "narrow" | "workgroup" | "wide";
 
 /** The matmul shape classes whose schedule CPU adapters choose per backend. */
 export type CpuMatmulClass = "decode" | "narrowK" | "wideK";
@@ -45,7 +46,9 @@ export interface BackendChoices {
   /**
    * "subgroup": one subgroup per row (subgroupAdd / subgroupMax, no barriers) where the device has `subgroups` with
    * a fixed size (else "workgroup"); "narrow": 8 invocations and a tree in workgroup memory; "workgroup": 64
-   * invocations and the same tree.
+   * invocations and the same tree; "wide": 256 invocations, subgroup sums then the partials through workgroup memory
+   * where subgroups exist, else the tree (GPUs: the H200 profile showed the 64-wide layer norm of a decode step's rows
+   * at ~69 µs per dispatch, latency-bound; "wide" is not measured on a GPU yet).
    */
   rowReduce: RowReduce;
   /** CPU adapters only (real GPUs take gemmTiles / gemvRows / tiled): the schedule per shape class. */
@@ -158,8 +161,9 @@ export function gpuGemmVariant(ctx: GpuContext, M: number, N: number): GemmVaria
  * `force`, for tests and benchmarks) asks for subgroup reductions and the device can run them.
  */
 export function rowReduceDefines(ctx: GpuContext, force?: RowReduce): Record<string, number> {
-  const want = force ?? choices(ctx).rowReduce;
+  const want = force ?? rowReduceOverride() ?? choices(ctx).rowReduce;
   const sg = ctx.gpu.subgroupSize;
+  if (want === "wide") return sg && 256 % sg === 0 ? { WIDE: 1, SUBGROUPS: 1, SG: sg } : { WIDE: 1 };
   if (want === "subgroup" && sg) return { SUBGROUPS: 1, SG: sg };
   if (want === "narrow") return { NARROW: 1 };
   if (force === "subgroup") {
@@ -170,8 +174,20 @@ export function rowReduceDefines(ctx: GpuContext, force?: RowReduce): Record<str
   return {};
 }
 
+/** `COGVIEW2_ROW_REDUCE=workgroup|narrow|subgroup|wide`: every row kernel takes that variant (benchmarks). */
+export const ROW_REDUCE_ENV = "COGVIEW2_ROW_REDUCE";
+
+/** The variant COGVIEW2_ROW_REDUCE names (`env` in tests), or null; another value is an error naming the variable. */
+export function rowReduceOverride(env = readEnv(ROW_REDUCE_ENV)): RowReduce | null {
+  if (!env) return null;
+  if (!["workgroup", "narrow", "subgroup", "wide"].includes(env)) {
+    throw new Error(`${ROW_REDUCE_ENV}=${env}: expected workgroup, narrow, subgroup or wide`);
+  }
+  return env as RowReduce;
+}
+
 /** The reduction a row kernel would use on this context (tests, benchmarks). */
 export function rowReduceUsed(ctx: GpuContext, force?: RowReduce): RowReduce {
   const d = rowReduceDefines(ctx, force);
-  return "SUBGROUPS" in d ? "subgroup" : "NARROW" in d ? "narrow" : "workgroup";
+  return "WIDE" in d ? "wide" : "SUBGROUPS" in d ? "subgroup" : "NARROW" in d ? "narrow" : "workgroup";
 }

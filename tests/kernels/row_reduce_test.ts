@@ -1,11 +1,12 @@
 // Every row-reduction variant of shaders/row_reduce.wgsl (softmax, logProb, layerNorm, layerNormResidual) against
-// the CPU twins on odd sizes: "workgroup" (64 invocations) and "narrow" (8) everywhere, "subgroup" where the device
-// has the `subgroups` feature with a fixed size (Dawn: `deno task test-dawn`); the other backends list it as skipped.
+// the CPU twins on odd sizes: "workgroup" (64 invocations), "narrow" (8) and "wide" (256; with subgroup sums where the
+// device has them) everywhere, "subgroup" where the device has the `subgroups` feature with a fixed size (Dawn:
+// `deno task test-dawn`); the other backends list it as skipped.
 // The default variant of each backend (src/kernels/choices.ts) is also what softmax_test / layernorm_test run.
 import assert from "node:assert/strict";
 import { layerNorm, layerNormResidual } from "../../src/kernels/layernorm.ts";
 import { logProb, softmax } from "../../src/kernels/softmax.ts";
-import { type RowReduce, rowReduceUsed } from "../../src/kernels/choices.ts";
+import { type RowReduce, rowReduceOverride, rowReduceUsed } from "../../src/kernels/choices.ts";
 import { layerNormRef, layerNormResidualRef } from "../../src/reference/layernorm.ts";
 import { logProbRef, softmaxRef } from "../../src/reference/softmax.ts";
 import { assertClose, randn, rng, sharedContext } from "../_util.ts";
@@ -24,7 +25,7 @@ const CASES: [number, number, number][] = [
   [2, 20000, 100],
 ];
 
-for (const reduce of ["workgroup", "narrow", "subgroup"] as RowReduce[]) {
+for (const reduce of ["workgroup", "narrow", "subgroup", "wide"] as RowReduce[]) {
   const ignore = reduce === "subgroup" && !ctx.gpu.subgroupSize;
   Deno.test({
     name: `row reductions (${reduce}${ignore ? ": no subgroups on this device" : ""}) match the CPU twins`,
@@ -92,4 +93,13 @@ for (const reduce of ["workgroup", "narrow", "subgroup"] as RowReduce[]) {
 Deno.test("asking for subgroup reductions without the feature names it", () => {
   if (ctx.gpu.subgroupSize) return; // the device has them: nothing to refuse
   assert.throws(() => rowReduceUsed(ctx, "subgroup"), /subgroups feature/);
+});
+
+Deno.test("COGVIEW2_ROW_REDUCE: a variant name overrides the table; another value is an error naming the variable", () => {
+  assert.equal(rowReduceOverride(undefined), null);
+  assert.equal(rowReduceOverride("wide"), "wide");
+  assert.throws(
+    () => rowReduceOverride("fast"),
+    /COGVIEW2_ROW_REDUCE=fast: expected workgroup, narrow, subgroup or wide/,
+  );
 });

@@ -1,7 +1,7 @@
 // tools/pick_variants.ts: the variants it names from bench records (what tools/device_bench.sh runs the published
 // bench with on a lent GPU).
 import assert from "node:assert/strict";
-import { pickGemm, pickGemv, pickSrAttention } from "../../tools/pick_variants.ts";
+import { pickGemm, pickGemv, pickRowReduce, pickSrAttention } from "../../tools/pick_variants.ts";
 
 const r = (name: string, params: Record<string, string | number>, value: number) => ({ name, params, value });
 
@@ -42,4 +42,15 @@ Deno.test("pick_variants: SR attention path by summed time over the published-wi
     r("sr_local_attention_ms", { config: "tiny", mode: "dsr" }, 0.1),
   ];
   assert.equal(pickSrAttention(rs), "tiles");
+});
+
+Deno.test("pick_variants: row reduction by summed time over the decode-shaped rows only", () => {
+  const rs = [
+    r("row_reduce_ms", { op: "layernorm", rows: 8, n: 3072, reduce: "workgroup" }, 0.07),
+    r("row_reduce_ms", { op: "layernorm", rows: 8, n: 3072, reduce: "wide" }, 0.01),
+    r("row_reduce_ms", { op: "layernorm", rows: 4096, n: 64, reduce: "wide" }, 9),
+    r("row_reduce_ms", { op: "layernorm", rows: 4096, n: 64, reduce: "workgroup" }, 1),
+  ];
+  assert.equal(pickRowReduce(rs), "wide");
+  assert.equal(pickRowReduce([]), null);
 });

@@ -64,6 +64,7 @@ export const choicesSuite: BenchSuite = {
     const reduces: RowReduce[] = [
       "workgroup",
       "narrow",
+      "wide",
       ...(ctx.gpu.subgroupSize ? ["subgroup" as const] : []),
     ];
     const iters = quick ? 7 : 11;
