@@ -241,12 +241,41 @@ function paceDawnPolling(): void {
   );
 }
 
-let dawnGpu: GPU | null = null; // one instance per process, kept alive
+let dawnGpu: GPU | null = null; // one instance per isolate (each test worker has its own), kept alive
+let dawnModule: DawnModule | null = null;
+
+/** Attempts of one Dawn adapter request when the Vulkan drivers are ours (.tools/mesa), and the pauses between them. */
+export const DAWN_ADAPTER_ATTEMPTS = 3;
+export const DAWN_ADAPTER_PAUSE_MS = 100;
+
+/**
+ * Requests an adapter up to `attempts` times; before each retry it pauses (`pauseMs` × attempt) and calls `fresh`, which
+ * makes a new instance (Dawn keeps the Vulkan instance of its first enumeration, so asking the same one again finds
+ * the same drivers). Why: VK_DRIVER_FILES is process-wide, and Deno runs test files (`deno test --parallel`) and
+ * Workers as isolates of one process. One isolate restoring the variable after its request while another's Dawn
+ * enumerates makes the Vulkan loader load the system's Mesa 22.3, which Dawn rejects: 'no adapter'. Reproduced here
+ * with 8 Workers each requesting a Dawn adapter after a random 0-400 ms pause: 3 of 32 requests failed in 4 runs
+ * without retries (and one conformance file in session 6's cold CI); none with them.
+ */
+export async function requestWithRetry<A>(
+  request: () => Promise<A | null>,
+  fresh: () => void,
+  attempts: number,
+  pause: (ms: number) => Promise<void>,
+  pauseMs = DAWN_ADAPTER_PAUSE_MS,
+): Promise<A | null> {
+  for (let i = 0;; i++) {
+    const a = await request();
+    if (a || i + 1 >= attempts) return a;
+    await pause(pauseMs * (i + 1));
+    fresh();
+  }
+}
 
 export const dawnBackend: Backend = {
   name: "dawn",
   async requestAdapter(options) {
-    if (!dawnGpu) {
+    if (!dawnModule) {
       const path = dawnAddonPath();
       try {
         Deno.statSync(path);
@@ -256,27 +285,35 @@ export const dawnBackend: Backend = {
             `into .tools/, or \`npm install --prefix .tools webgpu@${DAWN_NPM_VERSION}\``,
         );
       }
-      let mod: DawnModule;
       try {
-        mod = createRequire(import.meta.url)(path) as DawnModule;
+        dawnModule = createRequire(import.meta.url)(path) as DawnModule;
       } catch (e) {
         throw new Error(`the Dawn addon ${path} does not load: ${(e as Error).message.split("\n")[0]}`);
       }
-      dawnGpu = mod.create(dawnFlags());
       paceDawnPolling();
     }
+    const mod = dawnModule;
+    dawnGpu ??= mod.create(dawnFlags());
     // The Vulkan loader reads VK_DRIVER_FILES when Dawn enumerates adapters; set it for that moment only.
     const files = dawnDriverFiles();
-    const before = readEnv("VK_DRIVER_FILES");
-    if (files) Deno.env.set("VK_DRIVER_FILES", files);
-    let a: GPUAdapter | null;
-    try {
-      a = await dawnGpu.requestAdapter(options);
-    } finally {
-      if (files) {
-        before === undefined ? Deno.env.delete("VK_DRIVER_FILES") : Deno.env.set("VK_DRIVER_FILES", before);
+    const once = async () => {
+      const before = readEnv("VK_DRIVER_FILES");
+      if (files) Deno.env.set("VK_DRIVER_FILES", files);
+      try {
+        return await dawnGpu!.requestAdapter(options);
+      } finally {
+        if (files) {
+          before === undefined ? Deno.env.delete("VK_DRIVER_FILES") : Deno.env.set("VK_DRIVER_FILES", before);
+        }
       }
-    }
+    };
+    // Retries only where our drivers should be there (without them, no adapter is the answer every time).
+    const a = await requestWithRetry(
+      once,
+      () => dawnGpu = mod.create(dawnFlags()),
+      files ? DAWN_ADAPTER_ATTEMPTS : 1,
+      (ms) => new Promise((r) => setTimeout(r, ms)),
+    );
     if (!a) {
       const mesa = await installedMesa();
       const old = mesa && Number(mesa.replace(/^\d+:/, "").split(".")[0]) < 24;

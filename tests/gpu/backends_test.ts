@@ -3,6 +3,8 @@
 // hold on any machine, Dawn installed or not.
 import assert from "node:assert/strict";
 import {
+  DAWN_ADAPTER_ATTEMPTS,
+  DAWN_ADAPTER_PAUSE_MS,
   DAWN_MAX_SLEEP_MS,
   DAWN_SPIN_MS,
   dawnAdapterName,
@@ -12,6 +14,7 @@ import {
   type Immediate,
   pacedImmediate,
   parseGpuChoice,
+  requestWithRetry,
   setGpuChoice,
   takeGpuFlag,
 } from "../../src/gpu/backends.ts";
@@ -128,4 +131,33 @@ Deno.test("Dawn's adapter name and driver: the device slug where the description
   assert.equal(dawnAdapterName(lavapipe), lavapipe.description);
   assert.equal(dawnAdapterName({ description: "", device: "" }), "unknown adapter");
   assert.equal(dawnDriverFromDescription("no driver here"), null);
+});
+
+Deno.test("Dawn's adapter request: retried with a fresh instance after 'no adapter', where our drivers are set", async () => {
+  // Parallel isolates share VK_DRIVER_FILES (backends.ts requestWithRetry): a request that meets another's restore
+  // finds no adapter once; the next, on a new instance, finds it.
+  const pauses: number[] = [];
+  let fresh = 0, calls = 0;
+  const answers = [null, null, "adapter"];
+  const got = await requestWithRetry(
+    () => Promise.resolve(answers[calls++]),
+    () => fresh++,
+    DAWN_ADAPTER_ATTEMPTS,
+    (ms) => (pauses.push(ms), Promise.resolve()),
+  );
+  assert.equal(got, "adapter");
+  assert.equal(calls, 3);
+  assert.equal(fresh, 2, "each retry asks a new instance");
+  assert.deepEqual(pauses, [DAWN_ADAPTER_PAUSE_MS, 2 * DAWN_ADAPTER_PAUSE_MS]);
+  // No adapter on every attempt: null after `attempts` requests (the caller's error names the drivers).
+  calls = 0;
+  assert.equal(
+    await requestWithRetry(() => (calls++, Promise.resolve(null)), () => {}, 3, () => Promise.resolve()),
+    null,
+  );
+  assert.equal(calls, 3);
+  // One attempt (no drivers of ours): asked once.
+  calls = 0;
+  await requestWithRetry(() => (calls++, Promise.resolve(null)), () => {}, 1, () => Promise.resolve());
+  assert.equal(calls, 1);
 });
