@@ -96,7 +96,7 @@ all)
   fi
   part() { # part NAME CAP CMD...: CMD under `timeout CAP` into $W/NAME.log; its bench JSON (if any) into $W/NAME.json
     local n=$1 cap=$2; shift 2
-    case " ${PARTS:-probe gemv gemm sr_attention rows published_b1 published_b8 kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
+    case " ${PARTS:-probe gemv gemm sr_attention rows published_b1 published_b8 gemm_f16 kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
     *" $n "*) ;; *) return 0 ;; esac
     local s left; s=$(date +%s); left=$(( ${DEADLINE:-520} - (s - t0) - 5 ))
     [ "$left" -lt "$cap" ] && cap=$left
@@ -112,9 +112,13 @@ all)
   }
   D="deno run -A --cached-only --unstable-webgpu"
   B="$D tools/bench.ts"
-  # the second Dawn probe lists the experimental features too (e.g. a subgroup-matrix feature for tensor cores)
-  part probe "${T_PROBE:-45}" bash -c "nvidia-smi 2>/dev/null; $D tools/probe_gpu.ts --gpu wgpu; $D tools/probe_gpu.ts --gpu dawn; \
-    COGVIEW2_DAWN_TOGGLES=allow_unsafe_apis $D tools/probe_gpu.ts --gpu dawn"
+  # the second Dawn probe lists the experimental features too (e.g. a subgroup-matrix feature for tensor cores); the
+  # third asks for f16 on NVIDIA: Dawn blocklists shader-f16 on NVIDIA's Vulkan drivers (crbug.com/42251215; the
+  # H200 in session 6 had no shader-f16 through Dawn, wgpu had it) unless the adapter toggle
+  # vulkan_enable_f16_on_nvidia is on, and the subgroup-matrix tiles (tensor cores) need f16
+  part probe "${T_PROBE:-60}" bash -c "nvidia-smi 2>/dev/null; $D tools/probe_gpu.ts --gpu wgpu; $D tools/probe_gpu.ts --gpu dawn; \
+    COGVIEW2_DAWN_TOGGLES=allow_unsafe_apis $D tools/probe_gpu.ts --gpu dawn; \
+    COGVIEW2_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia,allow_unsafe_apis $D tools/probe_gpu.ts --gpu dawn"
   part gemv "${T_GEMV:-90}" $B --gpu dawn --only gemv
   part gemm "${T_GEMM:-100}" $B --gpu dawn --only gemm
   part sr_attention "${T_SR_ATTENTION:-60}" $B --gpu dawn --only local_attention --quick
@@ -129,6 +133,9 @@ all)
   part published_b1 "${T_PUB1:-75}" bash -c ". $W/picked_b1.env; $B --gpu ${PUB_GPU:-dawn} --shape published --batch 1 ${PUB_ARGS:-}"
   # shellcheck disable=SC2086
   part published_b8 "${T_PUB8:-130}" bash -c ". $W/picked_b8.env; $B --gpu ${PUB_GPU:-dawn} --shape published --batch 8 ${PUB_ARGS:-}"
+  # the GEMM variants again with Dawn's f16 unblocked on NVIDIA (see the probe): gemm_tiles_f16math runs only where
+  # the adapter then has shader-f16; compare with the gemm part
+  part gemm_f16 "${T_GEMM_F16:-100}" env COGVIEW2_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia $B --gpu dawn --only gemm
   part kernels_dawn "${T_KERNELS_DAWN:-45}" $B --gpu dawn --only matmul --quick
   # where the time goes per kernel (each dispatch its own timestamped pass: slower, so CogLM shortened to 40 tokens)
   # shellcheck disable=SC2086
