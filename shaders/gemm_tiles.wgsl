@@ -1,6 +1,9 @@
 #if F16_MATH
 enable f16;
 #endif
+#if SGA
+enable subgroups;
+#endif
 // Register-blocked GEMM for GPUs: C = alpha·A·Wᵀ (+bias) (GELU) (+R), A [M, K] f32, W [N, K] f16 (packed) or f32,
 // strided batches (wg.z). A workgroup of (BN/TN)×(BM/8) invocations owns a BM×BN tile of C; each invocation
 // accumulates an 8×TN block in registers. K advances in slices of BK stored k-major in workgroup memory, so the inner
@@ -15,6 +18,14 @@ enable f16;
 //   W8        16-byte W loads (vec4<u32>: 8 f16 weights; needs K, ldw and the W offsets multiples of 8)
 //   DBUF      two workgroup buffers (true double buffering): the prefetched slice is stored into the other buffer
 //             while this one is read, one barrier per slice instead of two.
+//   SGA, G    (subgroups) A never goes through workgroup memory: in each aligned group of G invocations (G = 4 or 8,
+//             at most the subgroup size; they share the same 8 rows of the tile: same ty), invocation j loads rows j,
+//             j + G, .. of those 8 for the whole K slice straight into registers (prefetched like the rest), and the
+//             multiply takes A[row r][k] from invocation r % G of its group by subgroupShuffle: 8 shuffles and TN/4
+//             W-tile loads per k instead of 2 A-tile and TN/4 W-tile loads, no A scatter into workgroup memory, half
+//             the workgroup memory. Correct for any subgroup size that is a multiple of G (every shuffle stays inside
+//             the group, found from subgroup_invocation_id), assuming, as shaders/gemv_rows.wgsl does, that
+//             subgroups are runs of consecutive local_invocation_index aligned to their size. Not with F16_MATH.
 //   F16_MATH  (shader-f16) tiles held as f16 (A rounded to f16 when stored), the products of one slice summed in
 //             f16 and added to f32 accumulators after each slice: f16 arithmetic, f32 accumulation over K (the
 //             original runs the model in fp16). Needs the `shader-f16` feature.
@@ -74,11 +85,21 @@ const NBUF: u32 = 2u;
 const NBUF: u32 = 1u;
 #endif
 // k-major tiles: As[k][m] as vec4 along m, Ws[k][n] as vec4 along n; buffer i at i·SLICE.
+#if SGA
+// This invocation's rows of A (rows j, j + G, .. of its group's 8; row i·G + j at [i·BK4 ..]) over the slice being
+// multiplied (ca) and the next one (na).
+const G: u32 = {{G}}u;
+const BK4: u32 = BK / 4u;
+const RA: u32 = 8u / G;
+var<private> ca: array<vec4<f32>, RA * BK4>;
+var<private> na: array<vec4<f32>, RA * BK4>;
+#else
 var<workgroup> As: array<vec4<ST>, SLICE_A * NBUF>;
+var<private> na: array<vec4<f32>, LA>;
+#endif
 var<workgroup> Ws: array<vec4<ST>, SLICE_W * NBUF>;
 var<private> acc: array<vec4<f32>, 2u * TN>; // 8 rows × TN/4 vec4 of columns
-// The prefetched slice: this invocation's LA vec4 of A and LW4 vec4 of W.
-var<private> na: array<vec4<f32>, LA>;
+// The prefetched slice: this invocation's LA vec4 of A (SGA: its row's BK4, above) and LW4 vec4 of W.
 var<private> nw: array<vec4<f32>, LW4>;
 
 // 4 consecutive k of row `row` of A (zero outside the matrix).
@@ -112,11 +133,20 @@ fn load_w(b: u32, n: u32, k: u32, j: u32) {
 }
 
 // Loads the slice at k0 into registers: load q = t + i·T of A is row q / (BK/4), k 4·(q % (BK/4)); of W likewise.
+// SGA: invocation t loads rows t % G + G·i of the 8 its group shares (ROW_VEC of its ty), all BK k of them.
 fn prefetch(b: u32, m0: u32, n0: u32, t: u32, k0: u32) {
+#if SGA
+  for (var r = 0u; r < RA; r++) {
+    let j = t % G + G * r;
+    let row = m0 + 4u * ROW_VEC(t / WGX, j / 4u) + j % 4u;
+    for (var i = 0u; i < BK4; i++) { na[r * BK4 + i] = load_a(b, row, k0 + 4u * i); }
+  }
+#else
   for (var i = 0u; i < LA; i++) {
     let q = t + i * T;
     na[i] = load_a(b, m0 + q / (BK / 4u), k0 + 4u * (q % (BK / 4u)));
   }
+#endif
   for (var i = 0u; i < LW; i++) {
     let q = t + i * T;
     load_w(b, n0 + q / (BK / WL), k0 + WL * (q % (BK / WL)), i);
@@ -125,6 +155,9 @@ fn prefetch(b: u32, m0: u32, n0: u32, t: u32, k0: u32) {
 
 // Scatters the prefetched slice k-major into buffer `buf`: element (k, row) at [k·S + row/4][row%4].
 fn stash(buf: u32, t: u32) {
+#if SGA
+  ca = na;
+#else
   for (var i = 0u; i < LA; i++) {
     let q = t + i * T;
     if (q < NA) {
@@ -133,6 +166,7 @@ fn stash(buf: u32, t: u32) {
       for (var j = 0u; j < 4u; j++) { As[buf * SLICE_A + (k + j) * SA + r / 4u][r % 4u] = ST(na[i][j]); }
     }
   }
+#endif
   for (var i = 0u; i < LW; i++) {
     let q = t + i * T;
     if (q < NW) {
@@ -156,16 +190,28 @@ fn ROW_VEC(ty: u32, i: u32) -> u32 { return ty * 2u + i; }
 fn COL_VEC(tx: u32, j: u32) -> u32 { return tx * TN4 + j; }
 #endif
 
-// acc += the slice in buffer `buf` (rows and columns ROW_VEC / COL_VEC).
-fn multiply(buf: u32, tx: u32, ty: u32) {
+#if SGA
+// A[row r of the group's 8][k of the slice] from invocation g + r % G (g: the group's first subgroup_invocation_id).
+fn shared_a(r: u32, k: u32, g: u32) -> f32 {
+  return subgroupShuffle(ca[(r / G) * BK4 + k / 4u][k % 4u], g + r % G);
+}
+#endif
+
+// acc += the slice in buffer `buf` (rows and columns ROW_VEC / COL_VEC). SGA: A from the group's registers.
+fn multiply(buf: u32, tx: u32, ty: u32, g: u32) {
 #if F16_MATH
   var s: array<vec4<f16>, 2u * TN>; // this slice's sums, in f16
 #else
   var s = acc;
 #endif
   for (var k = 0u; k < BK; k++) {
+#if SGA
+    let a0 = vec4<f32>(shared_a(0u, k, g), shared_a(1u, k, g), shared_a(2u, k, g), shared_a(3u, k, g));
+    let a1 = vec4<f32>(shared_a(4u, k, g), shared_a(5u, k, g), shared_a(6u, k, g), shared_a(7u, k, g));
+#else
     let a0 = As[buf * SLICE_A + k * SA + ROW_VEC(ty, 0u)];
     let a1 = As[buf * SLICE_A + k * SA + ROW_VEC(ty, 1u)];
+#endif
     for (var j = 0u; j < TN4; j++) {
       let w = Ws[buf * SLICE_W + k * SW + COL_VEC(tx, j)];
       s[0u * TN4 + j] += a0.x * w;
@@ -190,7 +236,18 @@ fn store(b: u32, m: u32, n: u32, v: f32) {
 }
 
 @compute @workgroup_size(WGX, WGY)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+#if SGA
+  @builtin(subgroup_invocation_id) sgid: u32,
+#endif
+) {
+#if SGA
+  let g = sgid & ~(G - 1u);
+#else
+  let g = 0u;
+#endif
   let b = wg.z;
   let m0 = wg.y * BM;
   let n0 = wg.x * BN;
@@ -203,7 +260,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   for (var k0 = 0u; k0 < P.K; k0 += BK) {
     let more = k0 + BK < P.K;
     if (more) { prefetch(b, m0, n0, t, k0 + BK); }
-    multiply(cur, lid.x, lid.y);
+    multiply(cur, lid.x, lid.y, g);
     // The other buffer was last read in the previous slice, which every invocation finished before the barrier.
     if (more) { stash(1u - cur, t); }
     workgroupBarrier();
@@ -215,7 +272,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     stash(0u, t);
     workgroupBarrier();
     if (k0 + BK < P.K) { prefetch(b, m0, n0, t, k0 + BK); }
-    multiply(0u, lid.x, lid.y);
+    multiply(0u, lid.x, lid.y, g);
   }
 #endif
   for (var r = 0u; r < 8u; r++) {

@@ -18,6 +18,12 @@ export interface Gpu {
    * e.g. 8 on lavapipe): kernels may then make a workgroup exactly one subgroup. Null otherwise.
    */
   subgroupSize: number | null;
+  /**
+   * The smallest subgroup size the adapter reports (adapter info subgroupMinSize) when `subgroups` is enabled, fixed
+   * or not (e.g. 8 on lavapipe, 32 on an H200 through Dawn); null without subgroups or where it is not reported.
+   * Kernels whose subgroup operations stay within aligned groups of G invocations run wherever this is >= G.
+   */
+  subgroupMinSize: number | null;
   /** Set when `auto` chose the backend: "auto → dawn (measured: dawn 80 ms vs wgpu 210 ms)" (src/gpu/tuning.ts). */
   auto?: string;
   /** Adapter description (e.g. "llvmpipe (LLVM 15.0.6, 256 bits)"). */
@@ -136,6 +142,7 @@ async function acquireFrom(name: BackendName, options: AcquireOptions): Promise<
     hasSubgroups && sgInfo.subgroupMinSize && sgInfo.subgroupMinSize === sgInfo.subgroupMaxSize
       ? sgInfo.subgroupMinSize
       : null;
+  const subgroupMinSize = hasSubgroups && sgInfo.subgroupMinSize ? sgInfo.subgroupMinSize : null;
   const adapterName = b.adapterName(adapter);
   const l = device.limits;
   const cap = bindingCap();
@@ -145,6 +152,7 @@ async function acquireFrom(name: BackendName, options: AcquireOptions): Promise<
     driver: await b.driver(adapter),
     hasSubgroups,
     subgroupSize,
+    subgroupMinSize,
     name: adapterName,
     isFallback: Boolean((info as unknown as { isFallbackAdapter?: boolean })?.isFallbackAdapter),
     hasF16,

@@ -81,7 +81,9 @@ const WINDOWS: Record<CpuMatmulClass, CpuMatmulSchedule> = {
 };
 /**
  * The GEMM measured on the H200 (Dawn 4096³ f16 W: gemm_tiles 22.6 / 22.7 TFLOP/s, gemm_tiles_1buf 24.7 / 22.9;
- * bench/results/2026-12-04-h200/); the other variants were not measured on a GPU yet. Unused on CPU adapters.
+ * bench/results/2026-12-04-h200/); the other variants were not measured on a GPU yet. Unused on CPU adapters. The
+ * subgroup variants (gemm_sg_*, A shared by subgroupShuffle) await a GPU measurement (`bench --gpu dawn --only
+ * gemm`, then the published runs with COGVIEW2_GEMM) before any entry may name them.
  */
 const GEMM_TILES: Record<GpuGemmClass, GemmVariant> = {
   smallM: "gemm_tiles",

@@ -37,6 +37,13 @@ export interface GemmTiling {
    * subgroup's W-tile reads are consecutive 16-byte words) instead of 8 contiguous rows and TN contiguous columns.
    */
   il?: boolean;
+  /**
+   * A through subgroup shuffles (define SGA; needs the `subgroups` feature with subgroups of at least 4 invocations):
+   * the invocations of a group of G (gemmSgGroup: 8, or 4 where subgroups are 4 wide) that own the same 8 rows of C
+   * each load 8/G of those rows of A into registers and share them by subgroupShuffle; only W goes through workgroup
+   * memory. f32 arithmetic only.
+   */
+  sg?: boolean;
 }
 
 const BASE: GemmTiling = { bm: 128, bn: 128, tn: 8, bk: 8, pad: 0, w8: false, dbuf: true };
@@ -67,6 +74,14 @@ export const GEMM_VARIANTS = {
   gemm_tiles_il_bk16: { ...BASE, il: true, bk: 16 },
   gemm_tiles_128x256_il_w8: { ...BASE, bn: 256, tn: 16, il: true, w8: true },
   gemm_tiles_128x256_il_bk16_1buf: { ...BASE, bn: 256, tn: 16, il: true, bk: 16, dbuf: false },
+  // Subgroup variants (A shared by subgroupShuffle from registers, W through workgroup memory): the three best
+  // tilings on the H200 (il, il_1buf, bk16_pad_w8_1buf) and the 128×256 one, whose 16 columns per invocation give
+  // each shuffled A value 16 multiply-adds. Refused where the device lacks `subgroups` (gemmVariantUnsupported).
+  // Not measured on a GPU yet.
+  gemm_sg_il: { ...BASE, il: true, sg: true },
+  gemm_sg_il_1buf: { ...BASE, il: true, dbuf: false, sg: true },
+  gemm_sg_il_bk16_pad_w8_1buf: { ...BASE, il: true, bk: 16, pad: 1, w8: true, dbuf: false, sg: true },
+  gemm_sg_128x256_il: { ...BASE, bn: 256, tn: 16, il: true, sg: true },
 } satisfies Record<string, GemmTiling>;
 export type GemmVariant = keyof typeof GEMM_VARIANTS;
 export const GEMM_VARIANT_NAMES = Object.keys(GEMM_VARIANTS) as GemmVariant[];
@@ -85,15 +100,38 @@ export function gemmVariantOverride(env = readEnv(GEMM_ENV)): GemmVariant | null
   return env as GemmVariant;
 }
 
-/** Workgroup bytes of a tiling (f32 tiles; f16 tiles with f16Math take half). */
+/** Workgroup bytes of a tiling (f32 tiles; f16 tiles with f16Math take half; subgroup variants hold no A tile). */
 export function gemmWorkgroupBytes(t: GemmTiling, f16Math = false): number {
-  const slice = t.bk * (t.bm / 4 + t.pad) + t.bk * (t.bn / 4 + t.pad);
+  const slice = (t.sg ? 0 : t.bk * (t.bm / 4 + t.pad)) + t.bk * (t.bn / 4 + t.pad);
   return slice * (t.dbuf ? 2 : 1) * 4 * (f16Math ? 2 : 4);
 }
 
-/** Why this device cannot run a variant (workgroup memory or invocations above its limits), or null. */
+/**
+ * How many invocations share A in the subgroup variants (define G): 8, or 4 where the adapter's smallest subgroup is
+ * 4 wide (lavapipe with LP_NATIVE_VECTOR_WIDTH=128, as in CI); null where they cannot run (no `subgroups`, subgroups
+ * under 4 or of unreported size). Any subgroup size that is a multiple of G works (every shuffle stays in the group).
+ */
+export function gemmSgGroup(ctx: GpuContext): 4 | 8 | null {
+  const min = ctx.gpu.hasSubgroups ? ctx.gpu.subgroupMinSize : null;
+  return !min ? null : min >= 8 ? 8 : min >= 4 ? 4 : null;
+}
+
+/**
+ * Why this device cannot run a variant (workgroup memory or invocations above its limits; for the subgroup
+ * variants, no `subgroups` feature, subgroups smaller than 8 or of unknown size, or f16 arithmetic), or null.
+ */
 export function gemmVariantUnsupported(ctx: GpuContext, v: GemmVariant, f16Math = false): string | null {
-  const t = GEMM_VARIANTS[v], l = ctx.gpu.limits;
+  const t: GemmTiling = GEMM_VARIANTS[v], l = ctx.gpu.limits;
+  if (t.sg) {
+    const on = `${ctx.gpu.backend} adapter ${ctx.gpu.name}`;
+    if (!ctx.gpu.hasSubgroups) return `${v} needs the subgroups feature, which the ${on} lacks`;
+    if (!gemmSgGroup(ctx)) {
+      return `${v} needs subgroups of at least 4 invocations; the ${on} reports subgroupMinSize ${
+        ctx.gpu.subgroupMinSize ?? "unknown"
+      }`;
+    }
+    if (f16Math) return `${v} has no f16-arithmetic form (COGVIEW2_F16_MATH); it runs f32 arithmetic only`;
+  }
   const bytes = gemmWorkgroupBytes(t, f16Math), inv = (t.bn / t.tn) * (t.bm / 8);
   if (bytes > l.maxComputeWorkgroupStorageSize) {
     return `${v} needs ${bytes} bytes of workgroup memory; this adapter allows ${l.maxComputeWorkgroupStorageSize}`;
@@ -174,6 +212,8 @@ export function gemmTiles(ctx: GpuContext, a: Tensor, w: Tensor, o: GemmOptions)
     BK: t.bk,
     PAD: t.pad,
     IL: !!t.il,
+    SGA: !!t.sg,
+    G: t.sg ? gemmSgGroup(ctx)! : 0,
     ...ep.defines,
   };
   const bindings = ep.access;

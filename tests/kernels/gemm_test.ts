@@ -1,12 +1,15 @@
 // gemmTiles (shaders/gemm_tiles.wgsl, the register-blocked GPU GEMM) against the CPU matmul twin: M and N not
 // multiples of the 128 tile (edge tiles), K not a multiple of the 8-wide slice, strided batches with a shared W,
 // f16 and f32 W, every epilogue, each variant (double-buffered or single-buffered K slices; f32 or, where the adapter
-// has shader-f16 — lavapipe does — f16 arithmetic); and matmul()'s routing on a GPU adapter.
+// has shader-f16 — lavapipe does — f16 arithmetic; the subgroup variants where the device has `subgroups`: Dawn here,
+// refused with the reason elsewhere); and matmul()'s routing on a GPU adapter.
 import assert from "node:assert/strict";
 import {
+  GEMM_ENV,
   GEMM_VARIANT_NAMES,
   GEMM_VARIANTS,
   gemmF16Math,
+  gemmSgGroup,
   gemmTiles,
   gemmTilesApplies,
   gemmVariantOverride,
@@ -159,16 +162,22 @@ Deno.test("every GEMM variant matches the CPU matmul (edge tiles both ways, K no
   // N = 261 > 256 and M = 133 > 128: edge tiles for every tiling; K = 72 (w8 needs K % 8 = 0) is 4.5 slices of 16
   // and 2.25 of 32; K = 60 (K % 8 = 4) for the others; batch 2 with padded strides.
   const M = 133, N = 261, batch = 2, ldc = N + 3;
-  let ran = 0;
+  let ran = 0, runnable = 0;
   for (const name of GEMM_VARIANT_NAMES) {
     const why = gemmVariantUnsupported(ctx, name);
+    // Only the subgroup variants may be refused here, and only on a device without usable subgroups.
+    assert.ok(!why || (GEMM_VARIANTS[name].sg && !gemmSgGroup(ctx)), `${name} refused: ${why}`);
     if (why) {
       console.log(`skipped on this adapter: ${why}`);
       continue;
     }
+    runnable++;
     const w8 = GEMM_VARIANTS[name].w8, K = w8 ? 72 : 60, lda = K + 8, aBs = M * lda + 8;
-    // f32 W has no 8-wide loads: a w8 variant with f32 W is its plain twin.
-    for (const dtype of w8 ? ["f16"] as const : ["f16", "f32"] as const) {
+    // f32 W has no 8-wide loads: a w8 variant with f32 W is its plain twin. The subgroup variants share the W path
+    // with the others and differ only in A: f32 W once (gemm_sg_il), f16 W for each (cold compiles on Dawn/lavapipe
+    // take ~1.5 s per pipeline, and CI's time is short).
+    const f16Only = w8 || (GEMM_VARIANTS[name].sg && name !== "gemm_sg_il");
+    for (const dtype of f16Only ? ["f16"] as const : ["f16", "f32"] as const) {
       const a = randn(batch * aBs, 31, 1), wv = randn(N * K, 32, 0.2), bias = randn(N, 33, 0.5);
       const resid = randn(batch * M * ldc, 34, 1);
       const wq = dtype === "f16" ? f16BitsToF32(f32ToF16Bits(wv)) : wv;
@@ -212,7 +221,7 @@ Deno.test("every GEMM variant matches the CPU matmul (edge tiles both ways, K no
       ran++;
     }
   }
-  assert.ok(ran >= GEMM_VARIANT_NAMES.length, `${ran} runs over ${GEMM_VARIANT_NAMES.length} variants`);
+  assert.ok(ran >= runnable && runnable > 0, `${ran} runs over ${runnable} runnable variants`);
 });
 
 Deno.test("GEMM variant choice: the table per shape class, COGVIEW2_GEMM overrides it, unknown names are errors", async () => {
@@ -245,6 +254,64 @@ Deno.test("GEMM variant choice: the table per shape class, COGVIEW2_GEMM overrid
     c.release();
   } finally {
     Object.assign(table, saved);
+    [at, wt].forEach((t) => t.release());
+  }
+});
+
+Deno.test("subgroup GEMM variants: refused without subgroups (variant and feature named), COGVIEW2_GEMM runs them in matmul() where the device has them", async () => {
+  const shared = await sharedContext();
+  const sgNames = GEMM_VARIANT_NAMES.filter((v) => GEMM_VARIANTS[v].sg);
+  assert.ok(sgNames.length >= 1, "at least one subgroup variant");
+  // Without subgroups (Deno's wgpu here; simulated on Dawn), or with subgroups narrower than 4: refused, never
+  // replaced by another kernel.
+  const noSg = new GpuContext({
+    ...shared.gpu,
+    isFallback: false,
+    hasSubgroups: false,
+    subgroupMinSize: null,
+  });
+  const narrow = new GpuContext({ ...shared.gpu, isFallback: false, hasSubgroups: true, subgroupMinSize: 2 });
+  for (const v of sgNames) {
+    assert.match(
+      gemmVariantUnsupported(noSg, v) ?? "",
+      new RegExp(`^${v} needs the subgroups feature, which the`),
+    );
+    assert.match(
+      gemmVariantUnsupported(narrow, v) ?? "",
+      /needs subgroups of at least 4 .* subgroupMinSize 2/,
+    );
+  }
+  const M = 40, N = 24, K = 36;
+  const a = randn(M * K, 51, 1), w = randn(N * K, 52, 0.2);
+  const at = noSg.upload(a, [M, K]), wt = noSg.upload(w, [N, K], "f16");
+  assert.throws(
+    () => gemmTiles(noSg, at, wt, { M, N, K, tiling: "gemm_sg_il" }),
+    /gemm_sg_il needs the subgroups/,
+  );
+  const saved = Deno.env.get(GEMM_ENV);
+  try {
+    Deno.env.set(GEMM_ENV, "gemm_sg_il");
+    assert.throws(() => matmul(noSg, at, wt, { M, N, K, constantW: true }), /gemm_sg_il needs the subgroups/);
+    if (gemmSgGroup(shared)) {
+      // The models' path: matmul() on a GPU adapter with the override compiles and runs the subgroup kernel.
+      const gpu = new GpuContext({ ...shared.gpu, isFallback: false });
+      assert.ok(gpu.startProfile(), "timestamp queries (kernel names come from the profile)");
+      const c = matmul(gpu, at, wt, { M, N, K, constantW: true });
+      assert.deepEqual((await gpu.stopProfile()).map((k) => k.name), ["gemm_sg_il"]);
+      assertClose(
+        "COGVIEW2_GEMM=gemm_sg_il",
+        await gpu.readF32(c),
+        matmulRef(a, f16BitsToF32(f32ToF16Bits(w)), { M, N, K }),
+        {
+          atol: 2e-5,
+          rtol: 1e-4,
+        },
+      );
+      c.release();
+    }
+  } finally {
+    if (saved === undefined) Deno.env.delete(GEMM_ENV);
+    else Deno.env.set(GEMM_ENV, saved);
     [at, wt].forEach((t) => t.release());
   }
 });

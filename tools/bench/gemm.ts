@@ -4,6 +4,8 @@
 // 6528, src/models/transformer.ts mlpBlockRows at 256 MiB), DSR (M = 8·4096 = 32768). Per shape it also reports the
 // fastest variant (gemm_variant_best_gflops), to fill src/kernels/choices.ts gpuGemm per shape class (smallM: M <= 256,
 // narrowN: N <= 4096, wide: the rest). CPU adapters (where matmul() never takes these kernels) run one small odd shape.
+// A variant this device cannot run (the gemm_sg_* subgroup ones without `subgroups`, tilings above its workgroup
+// limits) is reported as gemm_variant_skipped with the reason, never replaced by another.
 
 import { GEMM_VARIANT_NAMES, GEMM_VARIANTS } from "../../src/kernels/gemm.ts";
 import { gpuGemmClass } from "../../src/kernels/choices.ts";

@@ -633,7 +633,7 @@ function emitKernels(
   }
   // The transformers' FLOPs are almost all weight products: the stage's analytic FLOPs over the matmul kernels' GPU
   // time is the rate the projections ran at (an upper bound: attention's FLOPs are counted in).
-  const mm = ks.filter((k) => /^(gemm_tiles|gemv|matmul)/.test(k.kernel));
+  const mm = ks.filter((k) => /^(gemm_tiles|gemm_sg|gemv|matmul)/.test(k.kernel));
   const mmMs = mm.reduce((s, k) => s + k.ms, 0);
   if (r.stage !== "vqvae" && mmMs > 0) {
     const tflops = r.work.flops / (mmMs / 1000) / 1e12;
