@@ -180,6 +180,13 @@ try {
       `uniform buffers per stage ${gpu.limits.maxUniformBuffersPerShaderStage}`,
   );
   console.log(`adapter features: ${gpu.adapterFeatures.join(", ") || "none"}`);
+  // Tensor-core tiles are reachable from WGSL only through this (experimental) feature and its shapes.
+  const smf = gpu.adapterFeatures.includes("chromium-experimental-subgroup-matrix");
+  console.log(
+    `subgroup matrix (chromium-experimental-subgroup-matrix ${smf ? "yes" : "no"}): ${
+      gpu.subgroupMatrixConfigs.join(", ") || "no configurations reported"
+    }; smallest subgroup ${gpu.subgroupMinSize ?? "not reported"}${gpu.subgroupSize ? " (fixed size)" : ""}`,
+  );
   closeGpu(gpu);
   console.log(`\nauto's measurements (${tuningFile()}):`);
   console.log(AUTO_EXPLAINED);

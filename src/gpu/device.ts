@@ -34,6 +34,13 @@ export interface Gpu {
   hasF16: boolean;
   /** `timestamp-query` is available for per-kernel timing. */
   hasTimestamps: boolean;
+  /**
+   * The adapter's subgroup matrix shapes (tensor-core tiles; Dawn's adapter info subgroupMatrixConfigs, listed where
+   * the adapter offers chromium-experimental-subgroup-matrix, i.e. with the allow_unsafe_apis toggle), each as
+   * "<A/B component>-><result> MxNxK" (e.g. "f16->f32 16x8x16"); empty where none are reported. Not requested on
+   * the device: gpu-info prints them so a session on a GPU learns whether such tiles are reachable.
+   */
+  subgroupMatrixConfigs: string[];
   /** Every feature the adapter offers, sorted (gpu-info prints them; e.g. whether a subgroup-matrix feature exists). */
   adapterFeatures: string[];
   limits: {
@@ -112,6 +119,17 @@ async function acquireInOrder(order: readonly BackendName[], options: AcquireOpt
   throw new Error(`No WebGPU backend could start:\n${reasons.join("\n")}`);
 }
 
+/** Dawn's adapter info subgroupMatrixConfigs as "<component>-><result> MxNxK" strings ([] where absent). */
+function matrixConfigs(info: GPUAdapterInfo): string[] {
+  try {
+    const cs = (info as unknown as { subgroupMatrixConfigs?: Iterable<Record<string, unknown>> })
+      .subgroupMatrixConfigs;
+    return cs ? [...cs].map((c) => `${c.componentType}->${c.resultComponentType} ${c.M}x${c.N}x${c.K}`) : [];
+  } catch {
+    return [];
+  }
+}
+
 async function acquireFrom(name: BackendName, options: AcquireOptions): Promise<Gpu> {
   const b = backend(name);
   const adapter = await b.requestAdapter({ powerPreference: options.powerPreference ?? "high-performance" });
@@ -143,6 +161,7 @@ async function acquireFrom(name: BackendName, options: AcquireOptions): Promise<
       ? sgInfo.subgroupMinSize
       : null;
   const subgroupMinSize = hasSubgroups && sgInfo.subgroupMinSize ? sgInfo.subgroupMinSize : null;
+  const subgroupMatrixConfigs = matrixConfigs(info);
   const adapterName = b.adapterName(adapter);
   const l = device.limits;
   const cap = bindingCap();
@@ -153,6 +172,7 @@ async function acquireFrom(name: BackendName, options: AcquireOptions): Promise<
     hasSubgroups,
     subgroupSize,
     subgroupMinSize,
+    subgroupMatrixConfigs,
     name: adapterName,
     isFallback: Boolean((info as unknown as { isFallbackAdapter?: boolean })?.isFallbackAdapter),
     hasF16,
