@@ -9,6 +9,9 @@ import { matmul, type MatmulOptions, resolveMatmul } from "../../src/kernels/mat
 import { quantizeInt8 } from "../../src/formats/int8.ts";
 import { gemmTiles, type GemmVariant, gemmVariantUnsupported } from "../../src/kernels/gemm.ts";
 import { fillUniform } from "../../src/kernels/fill.ts";
+import { geluRef, matmulRef } from "../../src/reference/matmul.ts";
+import { compareArrays } from "../../src/reference/compare.ts";
+import { f16BitsToF32, f32ToF16Bits } from "../../src/gpu/f16.ts";
 import type { BenchResult, BenchSuite } from "./_types.ts";
 
 const CPU = "cpu_ts_matmul";
@@ -138,8 +141,10 @@ export interface GemmShape {
  * GPU GEMM variants (src/kernels/gemm.ts GEMM_VARIANTS, `variants` by name; f16Math: f16 arithmetic, adapters with
  * shader-f16 only, opt-in via COGVIEW2_F16_MATH=1) on f16-weight shapes, each reported as gemm_variant_gflops
  * {kernel, shape, M, N, K, w}. Operands are filled on the GPU (nothing large is uploaded); a variant the device
- * cannot run (workgroup memory, invocations) is reported as gemm_variant_skipped with the reason. Returns the
- * GFLOP/s per shape and kernel.
+ * cannot run (workgroup memory, invocations) is reported as gemm_variant_skipped with the reason. Before any timing,
+ * each variant computes a small odd product against the CPU twin (gemmVariantCheck: on a lent GPU no test has run
+ * it); one that gets it wrong is reported as gemm_variant_skipped ("wrong result ...") and not timed, so
+ * tools/pick_variants.ts cannot pick it. Returns the GFLOP/s per shape and kernel.
  */
 export async function benchGemmVariants(
   ctx: GpuContext,
@@ -155,7 +160,13 @@ export async function benchGemmVariants(
       report({ name: "gemm_variant_skipped", params: { kernel: v.kernel, note: why }, value: 0, unit: "" });
     }
   }
-  const run = variants.filter((v) => !gemmVariantUnsupported(ctx, v.tiling, v.f16Math));
+  const run = [];
+  for (const v of variants.filter((v) => !gemmVariantUnsupported(ctx, v.tiling, v.f16Math))) {
+    const wrong = await gemmVariantCheck(ctx, v);
+    if (wrong) {
+      report({ name: "gemm_variant_skipped", params: { kernel: v.kernel, note: wrong }, value: 0, unit: "" });
+    } else run.push(v);
+  }
   for (const s of shapes) {
     const { M, N, K } = s;
     if (4 * Math.max(M * K, M * N) > ctx.maxBinding) {
@@ -189,6 +200,34 @@ export async function benchGemmVariants(
     [a, w, c].forEach((t) => t.release());
   }
   return out;
+}
+
+/**
+ * Null if the variant computes C = 0.5·A·Wᵀ + bias, GELU, + R on a 133×261×72 f16-W product (edge tiles both ways,
+ * 4.5 slices of 16) within the tolerance of the CPU twin (f32 arithmetic: atol 1e-4 + rtol 1e-3, looser than
+ * tests/kernels/gemm_test.ts for other GPUs' fused multiply-adds; f16Math: 2e-2 + 1e-2, f16 rounding); else why not.
+ */
+export async function gemmVariantCheck(
+  ctx: GpuContext,
+  v: { kernel: string; tiling: GemmVariant; f16Math: boolean },
+): Promise<string | null> {
+  const M = 133, N = 261, K = 72;
+  const a = filler(M * K, 7).map((x) => 2 * x), w = filler(N * K, 11).map((x) => 0.4 * x);
+  const bias = filler(N, 13), resid = filler(M * N, 17);
+  const at = ctx.upload(a, [M, K]), wt = ctx.upload(w, [N, K], "f16"), bt = ctx.upload(bias, [N]);
+  const rt = ctx.upload(resid, [M, N]);
+  try {
+    const o = { M, N, K, alpha: 0.5, bias: bt, gelu: true, resid: rt, tiling: v.tiling, f16Math: v.f16Math };
+    const c = gemmTiles(ctx, at, wt, o);
+    const got = await ctx.readF32(c);
+    c.release();
+    const want = matmulRef(a, f16BitsToF32(f32ToF16Bits(w)), { M, N, K, alpha: 0.5, bias })
+      .map((x, i) => geluRef(x) + resid[i]);
+    const r = compareArrays(got, want, v.f16Math ? { atol: 2e-2, rtol: 1e-2 } : { atol: 1e-4, rtol: 1e-3 });
+    return r.ok ? null : `${v.kernel}: wrong result on ${M}x${N}x${K} vs the CPU twin: ${r.summary}`;
+  } finally {
+    [at, wt, bt, rt].forEach((t) => t.release());
+  }
 }
 
 async function benchMemory(ctx: GpuContext, report: (r: BenchResult) => void, iters: number): Promise<void> {
