@@ -162,7 +162,12 @@ export async function benchGemmVariants(
   }
   const run = [];
   for (const v of variants.filter((v) => !gemmVariantUnsupported(ctx, v.tiling, v.f16Math))) {
-    const wrong = await gemmVariantCheck(ctx, v);
+    // A variant that does not compile or run on this driver is skipped with the error, not the whole suite (the
+    // compiler's messages surface at the next sync: drained here, so they are not blamed on the next variant).
+    const wrong = await gemmVariantCheck(ctx, v).catch(async (e) => {
+      const late = await ctx.sync().then(() => "", (e2) => `; ${(e2 as Error).message}`);
+      return `${v.kernel} failed: ${(e as Error).message}${late}`;
+    });
     if (wrong) {
       report({ name: "gemm_variant_skipped", params: { kernel: v.kernel, note: wrong }, value: 0, unit: "" });
     } else run.push(v);
