@@ -22,8 +22,8 @@ enable subgroups;
 //             at most the subgroup size; they share the same 8 rows of the tile: same ty), invocation j loads rows j,
 //             j + G, .. of those 8 for the whole K slice straight into registers (prefetched like the rest), and the
 //             multiply takes A[row r][k] from invocation r % G of its group by subgroupShuffle: 8 shuffles and TN/4
-//             W-tile loads per k instead of 2 A-tile and TN/4 W-tile loads, no A scatter into workgroup memory, half
-//             the workgroup memory. Correct for any subgroup size that is a multiple of G (every shuffle stays inside
+//             W-tile loads per k instead of 2 A-tile and TN/4 W-tile loads, no A scatter into workgroup memory, only
+//             the W tile there (half the workgroup memory at 128×128). Correct for any subgroup size that is a multiple of G (every shuffle stays inside
 //             the group, found from subgroup_invocation_id), assuming, as shaders/gemv_rows.wgsl does, that
 //             subgroups are runs of consecutive local_invocation_index aligned to their size. Not with F16_MATH.
 //   F16_MATH  (shader-f16) tiles held as f16 (A rounded to f16 when stored), the products of one slice summed in
