@@ -96,7 +96,7 @@ all)
   fi
   part() { # part NAME CAP CMD...: CMD under `timeout CAP` into $W/NAME.log; its bench JSON (if any) into $W/NAME.json
     local n=$1 cap=$2; shift 2
-    case " ${PARTS:-probe gemv gemm sr_attention rows published_b1 published_b8 gemm_f16 kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
+    case " ${PARTS:-probe gemv gemm sr_attention rows published_b1 profile_b1 published_b8 gemm_f16 kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
     *" $n "*) ;; *) return 0 ;; esac
     local s left; s=$(date +%s); left=$(( ${DEADLINE:-520} - (s - t0) - 5 ))
     [ "$left" -lt "$cap" ] && cap=$left
@@ -131,6 +131,10 @@ all)
   pick 1 > "$W/picked_b1.env"; pick 8 > "$W/picked_b8.env"; cat "$W"/picked_b*.env
   # shellcheck disable=SC2086
   part published_b1 "${T_PUB1:-75}" bash -c ". $W/picked_b1.env; $B --gpu ${PUB_GPU:-dawn} --shape published --batch 1 ${PUB_ARGS:-}"
+  # one CogLM decode step at batch 1 by kernel and grid (dispatches per step and per layer, GPU µs; the whole 400
+  # tokens so that attention's mean key count is the real run's), CogLM only
+  # shellcheck disable=SC2086
+  part profile_b1 "${T_PROFILE_B1:-60}" bash -c ". $W/picked_b1.env; $B --gpu ${PUB_GPU:-dawn} --shape published --batch 1 --stages coglm --profile ${PUB_ARGS:-}"
   # shellcheck disable=SC2086
   part published_b8 "${T_PUB8:-130}" bash -c ". $W/picked_b8.env; $B --gpu ${PUB_GPU:-dawn} --shape published --batch 8 ${PUB_ARGS:-}"
   # the GEMM variants again with Dawn's f16 unblocked on NVIDIA (see the probe): gemm_tiles_f16math runs only where
@@ -149,7 +153,7 @@ all)
   part kernels "${T_KERNELS:-45}" $B --gpu wgpu --only matmul --quick
   echo "== summary (+$(( $(date +%s) - t0 ))s)"
   cat "$W/summary.txt" "$W"/picked_b*.env
-  grep -hE "^gpu:|auto →|queue_round_trip_ms|gemv_step_best_ms|gemm_variant_best_gflops|tokens/s|^(coglm|dsr|itersr|vqvae) " \
+  grep -hE "^gpu:|auto →|coglm decode step|queue_round_trip_ms|gemv_step_best_ms|gemm_variant_best_gflops|tokens/s|^(coglm|dsr|itersr|vqvae) " \
     "$W"/*.log 2>/dev/null | cut -c1-170 | head -n 70
   ;;
 *) echo "usage: bash tools/device_bench.sh prepare|run|published|kernels|all" >&2; exit 2 ;;

@@ -74,6 +74,8 @@ export interface KernelTiming {
   name: string;
   /** With `startProfile({ byGrid: true })`: the workgroup grid "x×y×z" these dispatches ran (one entry per grid). */
   grid?: string;
+  /** The phase (GpuContext.profilePhase) the dispatches were recorded in; absent: none was set. */
+  phase?: string;
   dispatches: number;
   ms: number;
 }
@@ -111,10 +113,11 @@ export class GpuContext {
     | {
       querySet: GPUQuerySet;
       resolve: GPUBuffer;
-      names: { name: string; grid?: string }[];
+      names: { name: string; grid?: string; phase?: string }[];
       totals: Map<string, KernelTiming>;
       perDispatch: boolean;
       byGrid: boolean;
+      phase?: string;
     }
     | null = null;
 
@@ -337,7 +340,11 @@ export class GpuContext {
         this.flush();
         return this.#computePass(name, grid);
       }
-      p.names.push(p.perDispatch ? { name, grid: p.byGrid ? grid : undefined } : { name: "pass" });
+      p.names.push(
+        p.perDispatch
+          ? { name, grid: p.byGrid ? grid : undefined, phase: p.phase }
+          : { name: "pass", phase: p.phase },
+      );
       this.#pass = this.#encoder!.beginComputePass({
         timestampWrites: {
           querySet: p.querySet,
@@ -486,16 +493,32 @@ export class GpuContext {
       await staging.mapAsync(GPUMapMode.READ);
       const t = new BigUint64Array(staging.getMappedRange().slice(0));
       staging.destroy();
-      names.forEach(({ name, grid }, i) => {
+      names.forEach(({ name, grid, phase }, i) => {
         const ms = Number(t[2 * i + 1] - t[2 * i]) / 1e6;
-        const key = grid === undefined ? name : `${name}@${grid}`;
-        const e = p.totals.get(key) ??
-          (grid === undefined ? { name, dispatches: 0, ms: 0 } : { name, grid, dispatches: 0, ms: 0 });
+        const key = `${name}@${grid ?? ""}#${phase ?? ""}`;
+        const e = p.totals.get(key) ?? {
+          name,
+          ...(grid === undefined ? {} : { grid }),
+          ...(phase === undefined ? {} : { phase }),
+          dispatches: 0,
+          ms: 0,
+        };
         e.dispatches++;
         e.ms += ms > 0 && ms < 1e6 ? ms : 0;
         p.totals.set(key, e);
       });
     });
+  }
+
+  /**
+   * While profiling: the dispatches recorded from now on are counted under `phase` (KernelTiming.phase; null: none),
+   * e.g. a generation's decode steps apart from its prompt pass. Ends the current pass so that it holds one phase.
+   */
+  profilePhase(phase: string | null): void {
+    if (!this.#profile) return;
+    this.#pass?.end();
+    this.#pass = null;
+    this.#profile.phase = phase ?? undefined;
   }
 
   /** Stops profiling and returns per-kernel totals, largest first. */

@@ -99,3 +99,18 @@ Deno.test("profile by grid: one entry per kernel and workgroup grid, dispatches 
   assert.equal(plain.find((k) => k.name === adds[0].name)?.dispatches, 2);
   [small, big, ...outs].forEach((x) => x.release());
 });
+
+Deno.test("profilePhase: dispatches counted under the phase set when they were recorded", async () => {
+  const ctx = await sharedContext();
+  const x = ctx.upload([1, 2, 3], [3]);
+  ctx.profilePhase("ignored"); // not profiling: no effect
+  assert.ok(ctx.startProfile({ byGrid: true }));
+  const outs = [add(ctx, x, x)];
+  ctx.profilePhase("decode");
+  outs.push(add(ctx, x, x), add(ctx, x, x));
+  ctx.profilePhase(null);
+  outs.push(add(ctx, x, x));
+  const t = await ctx.stopProfile();
+  assert.deepEqual(t.map((k) => [k.phase ?? "-", k.dispatches]).sort(), [["-", 2], ["decode", 2]]);
+  [x, ...outs].forEach((u) => u.release());
+});

@@ -1,6 +1,6 @@
 // deno task bench --shape published: flag errors (before any GPU work) and the analytic work counts it reports.
 import assert from "node:assert/strict";
-import { coglmWork, srWork, stageKernels } from "../../tools/bench/published.ts";
+import { coglmWork, decodeStepKernels, srWork, stageKernels } from "../../tools/bench/published.ts";
 
 const TOOL = new URL("../../tools/bench.ts", import.meta.url).pathname;
 
@@ -73,4 +73,30 @@ Deno.test("--profile aggregation: kernels summed over grids, ranked by GPU ms, s
   assert.equal(ks[0].share, 15 / 20);
   assert.ok(Math.abs(ks.reduce((s, k) => s + k.share, 0) - 1) < 1e-12);
   assert.deepEqual(stageKernels([]), []);
+});
+
+Deno.test("--profile decode step: only phase 'decode', per step and per layer, per-layer kernels first", () => {
+  const ks = decodeStepKernels(
+    [
+      { name: "gemv_rows", grid: "384×1×1", phase: "decode", dispatches: 3 * 2 * 4, ms: 0.24 },
+      { name: "gemv_rows", grid: "384×1×1", dispatches: 2 * 4, ms: 5 }, // the prompt pass: not counted
+      { name: "gemm_tiles", grid: "24×1×1", dispatches: 8, ms: 9 },
+      { name: "layernorm", grid: "1×1×1", phase: "decode", dispatches: 3, ms: 0.03 },
+      { name: "attention", grid: "1×48×1", phase: "decode", dispatches: 3 * 4, ms: 0.06 },
+    ],
+    3,
+    4,
+  );
+  assert.deepEqual(ks.map((k) => `${k.kernel}@${k.grid}`), [
+    "gemv_rows@384×1×1",
+    "attention@1×48×1",
+    "layernorm@1×1×1",
+  ]);
+  assert.deepEqual(ks.map((k) => [k.perStep, k.perLayer]), [[8, 2], [4, 1], [1, null]]);
+  assert.ok(Math.abs(ks[0].usPerStep - 80) < 1e-9 && Math.abs(ks[0].usPerDispatch - 10) < 1e-9);
+  assert.deepEqual(
+    decodeStepKernels([{ name: "x", dispatches: 1, ms: 1 }], 1, 1),
+    [],
+    "no decode phase: empty",
+  );
 });

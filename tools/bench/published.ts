@@ -81,7 +81,12 @@ export function stageKernels(timings: KernelTiming[]): StageKernel[] {
     const k = by.get(t.name) ?? { kernel: t.name, ms: 0, dispatches: 0, share: 0, grids: [] };
     k.ms += t.ms;
     k.dispatches += t.dispatches;
-    if (t.grid !== undefined) k.grids.push({ grid: t.grid, ms: t.ms, dispatches: t.dispatches });
+    if (t.grid !== undefined) {
+      // One entry per grid (a grid recorded in several phases is summed).
+      const g = k.grids.find((x) => x.grid === t.grid);
+      if (g) g.ms += t.ms, g.dispatches += t.dispatches;
+      else k.grids.push({ grid: t.grid, ms: t.ms, dispatches: t.dispatches });
+    }
     by.set(t.name, k);
   }
   const out = [...by.values()].sort((a, b) => b.ms - a.ms);
@@ -90,6 +95,49 @@ export function stageKernels(timings: KernelTiming[]): StageKernel[] {
     k.grids.sort((a, b) => b.ms - a.ms);
   }
   return out;
+}
+
+/** One kernel × grid of a CogLM decode step (--profile): dispatches and GPU µs per step, per layer where it repeats. */
+export interface StepKernel {
+  kernel: string;
+  grid: string;
+  /** Dispatches per decode step. */
+  perStep: number;
+  /** Dispatches per layer when every layer runs it the same number of times (perStep a multiple of the layers). */
+  perLayer: number | null;
+  /** GPU µs per step and per dispatch. */
+  usPerStep: number;
+  usPerDispatch: number;
+}
+
+/**
+ * The decode steps' dispatches (KernelTiming entries of phase "decode", by kernel and grid) over `steps` steps of a
+ * `layers`-layer model, in recording order of a step: per-layer kernels first (largest GPU time first), then the
+ * once-per-step ones.
+ */
+export function decodeStepKernels(timings: KernelTiming[], steps: number, layers: number): StepKernel[] {
+  const by = new Map<string, StepKernel>();
+  for (const t of timings) {
+    if (t.phase !== "decode") continue;
+    const grid = t.grid ?? "";
+    const key = `${t.name}@${grid}`;
+    const k = by.get(key) ??
+      { kernel: t.name, grid, perStep: 0, perLayer: null, usPerStep: 0, usPerDispatch: 0 };
+    k.perStep += t.dispatches;
+    k.usPerStep += t.ms * 1000;
+    by.set(key, k);
+  }
+  const out = [...by.values()];
+  for (const k of out) {
+    k.usPerDispatch = k.perStep > 0 ? k.usPerStep / k.perStep : 0;
+    k.perStep /= steps;
+    k.usPerStep /= steps;
+    const pl = k.perStep / layers;
+    k.perLayer = layers > 1 && Number.isInteger(pl) ? pl : null;
+  }
+  return out.sort((a, b) =>
+    (a.perLayer === null ? 1 : 0) - (b.perLayer === null ? 1 : 0) || b.usPerStep - a.usPerStep
+  );
 }
 
 /** Pool bytes of one transformer layer's tensors as loaded (layer 0 of `src`, the pool's size classes). */
@@ -233,6 +281,8 @@ interface StageResult {
   peak: number;
   /** --profile: the stage's kernels. */
   kernels?: StageKernel[];
+  /** --profile, CogLM: the dispatches of phase "decode" (the timings as recorded). */
+  timings?: KernelTiming[];
 }
 
 async function measure(
@@ -258,7 +308,7 @@ async function measure(
   const timings = timed ? await ctx.stopProfile() : [];
   const gpu = timed ? timings.reduce((s, k) => s + k.ms, 0) / 1000 : null;
   return {
-    ...(profile && timed ? { kernels: stageKernels(timings) } : {}),
+    ...(profile && timed ? { kernels: stageKernels(timings), timings } : {}),
     stage,
     wall,
     gpu,
@@ -362,7 +412,9 @@ export async function runPublished(
         ` = ${(full / 2 ** 30).toFixed(3)} GiB`,
     );
     if (r.kernels) emitKernels(log, report, r, { batch: B, layers, sr_layers: srLayers });
-    else if (o.profile) log(`#   ${r.stage}: --profile: this adapter has no timestamp queries`);
+    if (r.timings && r.stage === "coglm") {
+      emitDecodeStep(log, report, r.timings, { batch: B, layers, steps: n - 1 });
+    } else if (o.profile) log(`#   ${r.stage}: --profile: this adapter has no timestamp queries`);
     if (r.stage === "coglm") {
       report({
         name: "published_coglm_tokens_per_s",
@@ -475,8 +527,16 @@ export async function runPublished(
       (ctx.poolBytes / 2 ** 30).toFixed(2)
     } GiB pool)`,
   );
+  // --profile: the decode steps' dispatches are counted apart from the prompt pass (phase "decode", from step 1 on).
   const gen = (tokens: number) =>
-    coglm.generate({ textIds: text, batch: B, seed: 1, recipe, numTokens: tokens });
+    coglm.generate({
+      textIds: text,
+      batch: B,
+      seed: 1,
+      recipe,
+      numTokens: tokens,
+      onStep: (step) => ctx.profilePhase(step >= 1 && step < tokens ? "decode" : null),
+    });
   // One layer's weights and its K/V cache (kvDtype, text + n positions per batch row).
   const kvDt = coglm.kvDtype;
   perLayer.coglm.bytes = layerBytes(ctx, coglmSrc, "transformer.layers.0.") +
@@ -662,6 +722,63 @@ function emitKernels(
       });
     }
   }
+}
+
+/**
+ * --profile, CogLM: one decode step's dispatches by kernel and grid (per step, per layer, GPU µs), their sum, and JSON
+ * entries `published_coglm_step_kernel_us` {batch, layers, kernel, grid, per_step, per_layer} and
+ * `published_coglm_step_dispatches` / `published_coglm_step_gpu_us` {batch, layers}.
+ */
+function emitDecodeStep(
+  log: (s: string) => void,
+  report: (r: BenchResult) => void,
+  timings: KernelTiming[],
+  base: { batch: number; layers: number; steps: number },
+): void {
+  const ks = decodeStepKernels(timings, base.steps, base.layers);
+  if (!ks.length) return;
+  const params = { batch: base.batch, layers: base.layers };
+  const dispatches = ks.reduce((s, k) => s + k.perStep, 0), us = ks.reduce((s, k) => s + k.usPerStep, 0);
+  const perLayer = ks.reduce((s, k) => s + (k.perLayer ?? 0), 0);
+  log(
+    `#   coglm decode step (--profile, mean of ${base.steps} steps at batch ${base.batch}): ${
+      dispatches.toFixed(1)
+    } dispatches (${perLayer} per layer × ${base.layers} + ${
+      (dispatches - perLayer * base.layers).toFixed(1)
+    } per ` +
+      `step), GPU ${
+        us.toFixed(1)
+      } µs per step (sum of the dispatches' own passes); /layer = /step ÷ depth where a ` +
+      `multiple (a per-step kernel can be one by chance: compare two depths)`,
+  );
+  log(
+    `#     ${"kernel".padEnd(30)}${"grid".padStart(12)}${"/layer".padStart(8)}${"/step".padStart(8)}${
+      "µs/step".padStart(11)
+    }${"µs each".padStart(10)}`,
+  );
+  for (const k of ks) {
+    log(
+      `#     ${k.kernel.padEnd(30)}${k.grid.padStart(12)}${
+        (k.perLayer === null ? "-" : String(k.perLayer)).padStart(8)
+      }${(Number.isInteger(k.perStep) ? String(k.perStep) : k.perStep.toFixed(2)).padStart(8)}${
+        k.usPerStep.toFixed(1).padStart(11)
+      }${k.usPerDispatch.toFixed(2).padStart(10)}`,
+    );
+    report({
+      name: "published_coglm_step_kernel_us",
+      params: {
+        ...params,
+        kernel: k.kernel,
+        grid: k.grid,
+        per_step: k.perStep,
+        per_layer: k.perLayer ?? "-",
+      },
+      value: k.usPerStep,
+      unit: "µs/step",
+    });
+  }
+  report({ name: "published_coglm_step_dispatches", params, value: dispatches, unit: "dispatches/step" });
+  report({ name: "published_coglm_step_gpu_us", params, value: us, unit: "µs/step" });
 }
 
 /** Prints and reports the full-depth peak over the measured stages. */
