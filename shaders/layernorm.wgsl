@@ -1,7 +1,10 @@
 // LayerNorm over the last dimension of f32 rows (PyTorch semantics: biased variance, eps inside the sqrt),
 // one workgroup per row, two passes (mean, then centred variance). Defines: W_F16 (gamma/beta packed f16),
 // RESID (Ro = R + LN1(X): SAT's sandwich "third/fourth" LN fused with the residual add), POST (with RESID:
-// also Y = LN2(Ro), the next LayerNorm of the same row).
+// also Y = LN2(Ro), the next LayerNorm of the same row), REGS (with row_reduce.wgsl's WIDE: invocation li holds row
+// elements li, li + WG, ... (PER = ceil(n / WG) of them) in registers, so X and R are read once and every pass
+// after the loads works on registers; all loads are issued before the first reduction: a decode step's rows, where
+// a GPU runs one workgroup per row and the row kernel's cost is load latency, not bandwidth).
 #if SUBGROUPS
 enable subgroups;
 #endif
@@ -60,6 +63,71 @@ fn stats_x(li: u32, base: u32) -> vec2<f32> {
   return vec2<f32>(mean, 1.0 / sqrt(v + P.eps));
 }
 
+#if REGS
+const PER: u32 = {{PER}}u;
+
+// The sum over the row of the values an invocation holds (elements past n hold 0).
+fn row_sum(li: u32, v: array<f32, PER>) -> f32 {
+  var s = 0.0;
+  for (var k = 0u; k < PER; k++) { s += v[k]; }
+  return reduce_sum(li, s);
+}
+
+// Mean and 1/sqrt(var + eps) of the held values (two-pass: the centred variance, as stats_x).
+fn row_stats(li: u32, v: array<f32, PER>) -> vec2<f32> {
+  let mean = row_sum(li, v) / f32(P.n);
+  var q = 0.0;
+  for (var k = 0u; k < PER; k++) {
+    let d = select(0.0, v[k] - mean, li + k * WG < P.n);
+    q = fma(d, d, q);
+  }
+  return vec2<f32>(mean, 1.0 / sqrt(reduce_sum(li, q) / f32(P.n) + P.eps));
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let row = wg.x + wg.y * nwg.x;
+  if (row >= P.rows) { return; } // the same for the whole workgroup: the reductions' barriers stay uniform
+  let base = row * P.n;
+  let last = P.n - 1u;
+  // Every load first (indices clamped to the row, values past it zeroed): PER independent loads per array in flight.
+  var x: array<f32, PER>;
+#if RESID
+  var r: array<f32, PER>;
+#endif
+  for (var k = 0u; k < PER; k++) {
+    let i = min(li + k * WG, last);
+    x[k] = X[base + i];
+#if RESID
+    r[k] = R[base + i];
+#endif
+  }
+  for (var k = 0u; k < PER; k++) { x[k] = select(0.0, x[k], li + k * WG < P.n); }
+  let st = row_stats(li, x);
+#if RESID
+  var o: array<f32, PER>;
+  for (var k = 0u; k < PER; k++) {
+    let i = li + k * WG;
+    let v = r[k] + ((x[k] - st.x) * st.y * g1(min(i, last)) + b1(min(i, last)));
+    o[k] = select(0.0, v, i < P.n);
+    if (i < P.n) { O[base + i] = v; }
+  }
+#if POST
+  let st2 = row_stats(li, o);
+  for (var k = 0u; k < PER; k++) {
+    let i = li + k * WG;
+    if (i < P.n) { Y[base + i] = (o[k] - st2.x) * st2.y * g2(i) + b2(i); }
+  }
+#endif
+#else
+  for (var k = 0u; k < PER; k++) {
+    let i = li + k * WG;
+    if (i < P.n) { O[base + i] = (x[k] - st.x) * st.y * g1(i) + b1(i); }
+  }
+#endif
+}
+#else
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
@@ -92,3 +160,4 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   }
 #endif
 }
+#endif

@@ -7,16 +7,17 @@
 //   SUBGROUPS the workgroup is one subgroup of SG invocations (SG = the adapter's fixed subgroup size) and the
 //            reductions are subgroupMax / subgroupAdd: no workgroup memory, no barriers (the including shader starts
 //            with `enable subgroups;`);
-//   WIDE     256 invocations (GPUs: a row of a few thousand values is 12 loads per invocation instead of 48, where a
-//            decode step's few rows leave the rest of the chip idle and each pass is load latency); with SUBGROUPS,
-//            subgroupAdd / subgroupMax in each subgroup, then the WG / SG partials through workgroup memory (two
-//            barriers; invocations are taken to fill subgroups in index order), else the tree.
+//   WIDE     WG invocations, 256 or 1024 (GPUs: a row of a few thousand values is 12 / 3 loads per invocation
+//            instead of 48, where a decode step's few rows leave the rest of the chip idle and each pass is load
+//            latency); with SUBGROUPS, subgroupAdd / subgroupMax in each subgroup, then the WG / SG partials through
+//            workgroup memory (two barriers; invocations are taken to fill subgroups in index order), else the tree.
+//            (layernorm.wgsl's REGS keeps its row in registers over WIDE's reductions.)
 
 #if WIDE
-const WG: u32 = 256u;
+const WG: u32 = {{WG}}u;
 #if SUBGROUPS
 const SG: u32 = {{SG}}u;
-var<workgroup> red: array<f32, 256 / {{SG}}>;
+var<workgroup> red: array<f32, {{WG}} / {{SG}}>;
 
 fn reduce_max(li: u32, v: f32) -> f32 {
   let s = subgroupMax(v);

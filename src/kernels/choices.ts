@@ -7,8 +7,22 @@ import type { GpuContext } from "../gpu/context.ts";
 import type { GemmVariant } from "./gemm.ts";
 import { readEnv } from "../gpu/env.ts";
 
-/** How the row kernels (softmax, logProb, layerNorm) reduce a row (shaders/row_reduce.wgsl). */
-export type RowReduce = "subgroup" | "narrow" | "workgroup" | "wide";
+/**
+ * How the row kernels (softmax, logProb, layerNorm) reduce a row (shaders/row_reduce.wgsl). "regs" / "regs1024": the
+ * layer norms hold their row in registers over "wide" reductions of 256 / 1024 invocations (1024 where the device
+ * allows it, else 256); the other row kernels take them as "wide" of that width.
+ */
+export type RowReduce = "subgroup" | "narrow" | "workgroup" | "wide" | "regs" | "regs1024";
+export const ROW_REDUCES: readonly RowReduce[] = [
+  "workgroup",
+  "narrow",
+  "subgroup",
+  "wide",
+  "regs",
+  "regs1024",
+];
+/** Rows up to which a row kernel counts as a decode step's (BackendChoices.rowReduceDecode). */
+export const DECODE_ROWS = 8;
 
 /** The matmul shape classes whose schedule CPU adapters choose per backend. */
 export type CpuMatmulClass = "decode" | "narrowK" | "wideK";
@@ -51,6 +65,14 @@ export interface BackendChoices {
    * at ~69 µs per dispatch, latency-bound; "wide" is not measured on a GPU yet).
    */
   rowReduce: RowReduce;
+  /**
+   * The row reduction of row kernels over at most DECODE_ROWS rows (a decode step's layer norms); absent: rowReduce.
+   * GPUs: "regs" — NOT measured on a GPU yet (structure: the H200 b8 profile had the 64-wide layernorm_resid_post at
+   * ~69 µs per dispatch, 96 per CogLM step; one 64-invocation workgroup walks its 3072-value row five times with 48
+   * dependent loads per invocation per pass, where "regs" issues 12 + 12 loads per invocation once and then works
+   * in registers). COGVIEW2_ROW_REDUCE overrides both entries; `bench --only choices` times every variant.
+   */
+  rowReduceDecode?: RowReduce;
   /** CPU adapters only (real GPUs take gemmTiles / gemvRows / tiled): the schedule per shape class. */
   cpuMatmul: Record<CpuMatmulClass, CpuMatmulSchedule>;
   /**
@@ -109,6 +131,7 @@ export const CHOICES: Record<string, BackendChoices> = {
   },
   "wgpu/gpu": {
     rowReduce: "workgroup",
+    rowReduceDecode: "regs", // not measured on a GPU: see BackendChoices.rowReduceDecode
     cpuMatmul: WINDOWS,
     gpuGemm: GEMM_TILES,
     gemv: "rows8",
@@ -129,6 +152,7 @@ export const CHOICES: Record<string, BackendChoices> = {
   // attention tiles (published b8 calls DSR + iterative SR 15.93 vs 16.20 ms). Row reductions not measured.
   "dawn/gpu": {
     rowReduce: "workgroup",
+    rowReduceDecode: "regs", // not measured on a GPU: see BackendChoices.rowReduceDecode
     cpuMatmul: WINDOWS,
     gpuGemm: {
       smallM: "gemm_tiles",
@@ -158,14 +182,30 @@ export function gpuGemmVariant(ctx: GpuContext, M: number, N: number): GemmVaria
   return choices(ctx).gpuGemm[gpuGemmClass(M, N)];
 }
 
+/** The variant a row kernel over `rows` rows takes: `force`, else COGVIEW2_ROW_REDUCE, else the table's. */
+export function rowReduceFor(ctx: GpuContext, rows: number, force?: RowReduce): RowReduce {
+  const c = choices(ctx);
+  return force ?? rowReduceOverride() ??
+    (rows <= DECODE_ROWS && c.rowReduceDecode ? c.rowReduceDecode : c.rowReduce);
+}
+
 /**
- * The defines of a row kernel (shaders/row_reduce.wgsl): SUBGROUPS and the subgroup size SG when the table (or
- * `force`, for tests and benchmarks) asks for subgroup reductions and the device can run them.
+ * The defines of a row kernel over `rows` rows (shaders/row_reduce.wgsl): SUBGROUPS and the subgroup size SG when the
+ * table (or `force`, for tests and benchmarks) asks for subgroup reductions and the device can run them; WIDE with
+ * its width WG (and REGS for the layer norms) for "wide" / "regs" / "regs1024".
  */
-export function rowReduceDefines(ctx: GpuContext, force?: RowReduce): Record<string, number> {
-  const want = force ?? rowReduceOverride() ?? choices(ctx).rowReduce;
+export function rowReduceDefines(
+  ctx: GpuContext,
+  force?: RowReduce,
+  rows = Infinity,
+): Record<string, number> {
+  const want = rowReduceFor(ctx, rows, force);
   const sg = ctx.gpu.subgroupSize;
-  if (want === "wide") return sg && 256 % sg === 0 ? { WIDE: 1, SUBGROUPS: 1, SG: sg } : { WIDE: 1 };
+  if (want === "wide" || want === "regs" || want === "regs1024") {
+    const WG = want === "regs1024" && ctx.gpu.limits.maxComputeInvocationsPerWorkgroup >= 1024 ? 1024 : 256;
+    const regs: Record<string, number> = want === "wide" ? {} : { REGS: 1 };
+    return sg && WG % sg === 0 ? { WIDE: 1, WG, SUBGROUPS: 1, SG: sg, ...regs } : { WIDE: 1, WG, ...regs };
+  }
   if (want === "subgroup" && sg) return { SUBGROUPS: 1, SG: sg };
   if (want === "narrow") return { NARROW: 1 };
   if (force === "subgroup") {
@@ -176,20 +216,24 @@ export function rowReduceDefines(ctx: GpuContext, force?: RowReduce): Record<str
   return {};
 }
 
-/** `COGVIEW2_ROW_REDUCE=workgroup|narrow|subgroup|wide`: every row kernel takes that variant (benchmarks). */
+/**
+ * `COGVIEW2_ROW_REDUCE=workgroup|narrow|subgroup|wide|regs|regs1024`: every row kernel takes that variant, decode
+ * rows or not (benchmarks).
+ */
 export const ROW_REDUCE_ENV = "COGVIEW2_ROW_REDUCE";
 
 /** The variant COGVIEW2_ROW_REDUCE names (`env` in tests), or null; another value is an error naming the variable. */
 export function rowReduceOverride(env = readEnv(ROW_REDUCE_ENV)): RowReduce | null {
   if (!env) return null;
-  if (!["workgroup", "narrow", "subgroup", "wide"].includes(env)) {
-    throw new Error(`${ROW_REDUCE_ENV}=${env}: expected workgroup, narrow, subgroup or wide`);
+  if (!(ROW_REDUCES as readonly string[]).includes(env)) {
+    throw new Error(`${ROW_REDUCE_ENV}=${env}: expected ${ROW_REDUCES.join(", ")}`);
   }
   return env as RowReduce;
 }
 
 /** The reduction a row kernel would use on this context (tests, benchmarks). */
-export function rowReduceUsed(ctx: GpuContext, force?: RowReduce): RowReduce {
-  const d = rowReduceDefines(ctx, force);
+export function rowReduceUsed(ctx: GpuContext, force?: RowReduce, rows = Infinity): RowReduce {
+  const d = rowReduceDefines(ctx, force, rows);
+  if ("REGS" in d) return d.WG === 1024 ? "regs1024" : "regs";
   return "WIDE" in d ? "wide" : "SUBGROUPS" in d ? "subgroup" : "NARROW" in d ? "narrow" : "workgroup";
 }

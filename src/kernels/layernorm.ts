@@ -6,6 +6,19 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
 import { type RowReduce, rowReduceDefines } from "./choices.ts";
 
+/** Most row values one invocation holds in registers (REGS); wider rows take the WIDE passes over memory instead. */
+export const LN_MAX_PER = 16;
+
+/** The row-reduction defines of a layer norm over rows of n: REGS with PER values per invocation where it fits. */
+function lnDefines(ctx: GpuContext, n: number, rows: number, reduce?: RowReduce): Record<string, number> {
+  const d = rowReduceDefines(ctx, reduce, rows);
+  if (!("REGS" in d)) return d;
+  const per = Math.ceil(n / d.WG);
+  if (per <= LN_MAX_PER) return { ...d, PER: per };
+  const { REGS: _, ...wide } = d;
+  return wide;
+}
+
 /** Affine parameters of one LayerNorm: weight (gamma) and bias (beta), both f16 or both f32, [n] each. */
 export interface LnParams {
   weight: Tensor;
@@ -44,7 +57,7 @@ export function layerNorm(
   const k = ctx.kernel({
     name: "layernorm",
     shader: "layernorm.wgsl",
-    defines: { W_F16: ln.weight.dtype === "f16", ...rowReduceDefines(ctx, o.reduce) },
+    defines: { W_F16: ln.weight.dtype === "f16", ...lnDefines(ctx, n, rows, o.reduce) },
     bindings: ["read", "read", "read", "write"],
   });
   ctx.dispatch(k, [n, rows, f32(o.eps)], [x, ln.weight, ln.bias, out], grid(rows));
@@ -74,7 +87,7 @@ export function layerNormResidual(
     const k = ctx.kernel({
       name: "layernorm_resid_post",
       shader: "layernorm.wgsl",
-      defines: { W_F16: ln.weight.dtype === "f16", RESID: 1, POST: 1, ...rowReduceDefines(ctx, o.reduce) },
+      defines: { W_F16: ln.weight.dtype === "f16", RESID: 1, POST: 1, ...lnDefines(ctx, n, rows, o.reduce) },
       bindings: ["read", "read", "read", "read", "read", "read", "write", "write"],
     });
     ctx.dispatch(
@@ -88,7 +101,7 @@ export function layerNormResidual(
   const k = ctx.kernel({
     name: "layernorm_resid",
     shader: "layernorm.wgsl",
-    defines: { W_F16: ln.weight.dtype === "f16", RESID: 1, ...rowReduceDefines(ctx, o.reduce) },
+    defines: { W_F16: ln.weight.dtype === "f16", RESID: 1, ...lnDefines(ctx, n, rows, o.reduce) },
     bindings: ["read", "read", "read", "read", "write"],
   });
   ctx.dispatch(k, [n, rows, f32(o.eps)], [x, ln.weight, ln.bias, resid, o.residOut], grid(rows));

@@ -6,7 +6,15 @@
 import assert from "node:assert/strict";
 import { layerNorm, layerNormResidual } from "../../src/kernels/layernorm.ts";
 import { logProb, softmax } from "../../src/kernels/softmax.ts";
-import { type RowReduce, rowReduceOverride, rowReduceUsed } from "../../src/kernels/choices.ts";
+import {
+  CHOICES,
+  choices,
+  DECODE_ROWS,
+  type RowReduce,
+  rowReduceFor,
+  rowReduceOverride,
+  rowReduceUsed,
+} from "../../src/kernels/choices.ts";
 import { layerNormRef, layerNormResidualRef } from "../../src/reference/layernorm.ts";
 import { logProbRef, softmaxRef } from "../../src/reference/softmax.ts";
 import { assertClose, randn, rng, sharedContext } from "../_util.ts";
@@ -90,6 +98,67 @@ for (const reduce of ["workgroup", "narrow", "subgroup", "wide"] as RowReduce[])
   });
 }
 
+// The layer norms with their row in registers ("regs": 256 invocations, "regs1024": 1024) on decode rows (1, 3, 8)
+// and odd widths: below one value per invocation, PER 1..12 with a ragged last round (3072 = the published width,
+// 4097 > 16 · 256 takes regs' WIDE fallback, PER 5 at 1024), f16 affine parameters (packed pairs, odd n).
+const REGS_CASES: [number, number, "f32" | "f16"][] = [
+  [1, 1, "f32"],
+  [3, 37, "f16"],
+  [8, 771, "f32"],
+  [1, 3072, "f16"],
+  [1, 4097, "f16"],
+];
+for (const reduce of ["regs", "regs1024"] as RowReduce[]) {
+  Deno.test(`layer norms with the row in registers (${reduce}) match the CPU twins on decode rows`, async () => {
+    assert.equal(
+      rowReduceUsed(ctx, reduce),
+      ctx.gpu.limits.maxComputeInvocationsPerWorkgroup >= 1024 ? reduce : "regs",
+    );
+    for (const [rows, n, dtype] of REGS_CASES) {
+      // A common offset checks the centred (two-pass) variance of both LayerNorms.
+      const x = randn(rows * n, rows * 13 + n, 2).map((v) => v + 3), r = randn(rows * n, 3 + n, 3);
+      const tg = ctx.upload(randn(n, 1, 0.2).map((v) => v + 1), [n], dtype),
+        tb = ctx.upload(randn(n, 2, 0.1), [n], dtype);
+      const tg2 = ctx.upload(randn(n, 5, 0.2).map((v) => v + 1), [n], dtype),
+        tb2 = ctx.upload(randn(n, 6, 0.1), [n], dtype);
+      const [g, b, g2, b2] = await Promise.all([tg, tb, tg2, tb2].map((t) => ctx.readF32(t)));
+      const tx = ctx.upload(x, [rows, n]), tr = ctx.upload(r, [rows, n]);
+      const tol = { atol: 5e-5, rtol: 1e-5 }, what = `${reduce} ${rows}x${n} ${dtype}`;
+      const ln = layerNorm(ctx, tx, { weight: tg, bias: tb }, { eps: 1e-5, reduce });
+      assertClose(`layerNorm ${what}`, await ctx.readF32(ln), layerNormRef(x, g, b, n, 1e-5), tol);
+      const ro = ctx.empty([rows, n]), ro2 = ctx.empty([rows, n]);
+      const { out } = layerNormResidual(ctx, tx, tr, { weight: tg, bias: tb }, {
+        eps: 1e-5,
+        residOut: ro,
+        post: { weight: tg2, bias: tb2 },
+        reduce,
+      });
+      layerNormResidual(ctx, tx, tr, { weight: tg, bias: tb }, { eps: 1e-5, residOut: ro2, reduce });
+      const wantR = layerNormResidualRef(x, r, g, b, n, 1e-5);
+      assertClose(`layerNormResidual ${what}`, await ctx.readF32(ro), wantR, tol);
+      assertClose(`layerNormResidual (no post) ${what}`, await ctx.readF32(ro2), wantR, tol);
+      assertClose(
+        `layerNormResidual+post ${what}`,
+        await ctx.readF32(out!),
+        layerNormRef(wantR, g2, b2, n, 1e-5),
+        tol,
+      );
+      [tx, tr, tg, tb, tg2, tb2, ln, ro, ro2, out!].forEach((t) => t.release());
+    }
+  });
+}
+
+Deno.test("decode rows take the table's rowReduceDecode, other rows its rowReduce; the variable overrides both", () => {
+  const c = choices(ctx);
+  assert.equal(rowReduceFor(ctx, DECODE_ROWS), c.rowReduceDecode ?? c.rowReduce);
+  assert.equal(rowReduceFor(ctx, DECODE_ROWS + 1), c.rowReduce);
+  assert.equal(rowReduceFor(ctx, 1, "narrow"), "narrow");
+  for (const key of ["wgpu/gpu", "dawn/gpu"]) assert.equal(CHOICES[key].rowReduceDecode, "regs", key);
+  for (const key of ["wgpu/cpu", "dawn/cpu"]) {
+    assert.equal(CHOICES[key].rowReduceDecode, undefined, `${key} unchanged`);
+  }
+});
+
 Deno.test("asking for subgroup reductions without the feature names it", () => {
   if (ctx.gpu.subgroupSize) return; // the device has them: nothing to refuse
   assert.throws(() => rowReduceUsed(ctx, "subgroup"), /subgroups feature/);
@@ -98,8 +167,9 @@ Deno.test("asking for subgroup reductions without the feature names it", () => {
 Deno.test("COGVIEW2_ROW_REDUCE: a variant name overrides the table; another value is an error naming the variable", () => {
   assert.equal(rowReduceOverride(undefined), null);
   assert.equal(rowReduceOverride("wide"), "wide");
+  assert.equal(rowReduceOverride("regs1024"), "regs1024");
   assert.throws(
     () => rowReduceOverride("fast"),
-    /COGVIEW2_ROW_REDUCE=fast: expected workgroup, narrow, subgroup or wide/,
+    /COGVIEW2_ROW_REDUCE=fast: expected workgroup, narrow, subgroup, wide, regs, regs1024/,
   );
 });

@@ -1,11 +1,11 @@
 // The variants src/kernels/choices.ts chooses between, each timed on this backend: the row reductions of softmax and
-// layerNorm (workgroup / narrow / subgroup) and, on CPU adapters, the matmul schedules per shape class (windows /
+// layerNorm (workgroup / narrow / subgroup / wide / regs / regs1024; plus a decode step's layernorm_resid_post) and, on CPU adapters, the matmul schedules per shape class (windows /
 // ubo / direct, decode rows: windows / gemv). `bench --compare-backends --only choices` records both backends; the
 // table's entries are checked against that record (tests/kernels/choices_test.ts). Not a tuner.
 
 import type { GpuContext } from "../../src/gpu/context.ts";
 import type { Tensor } from "../../src/gpu/tensor.ts";
-import { layerNorm } from "../../src/kernels/layernorm.ts";
+import { layerNorm, layerNormResidual } from "../../src/kernels/layernorm.ts";
 import { softmax } from "../../src/kernels/softmax.ts";
 import { type CpuMatmulClass, cpuMatmulClass, type RowReduce } from "../../src/kernels/choices.ts";
 import { matmul, type MatmulOptions } from "../../src/kernels/matmul.ts";
@@ -65,6 +65,8 @@ export const choicesSuite: BenchSuite = {
       "workgroup",
       "narrow",
       "wide",
+      "regs",
+      "regs1024",
       ...(ctx.gpu.subgroupSize ? ["subgroup" as const] : []),
     ];
     const iters = quick ? 7 : 11;
@@ -96,6 +98,27 @@ export const choicesSuite: BenchSuite = {
       }
       for (const reduce of reduces) rowsReport("layernorm", rows, n, reduce, best(t.get(reduce)!));
       [x, g, b, out].forEach((u: Tensor) => u.release());
+    }
+    // A decode step's fused sandwich LayerNorms (layernorm_resid_post, 2 per CogLM layer) at batch 1 and 8.
+    for (const rows of [1, 8]) {
+      const n = 3072;
+      const x = ctx.upload(fill(rows * n, 1), [rows, n]), r = ctx.upload(fill(rows * n, 4), [rows, n]);
+      const g = ctx.upload(fill(n, 2), [n], "f16"), b = ctx.upload(fill(n, 3), [n], "f16");
+      const ro = ctx.empty([rows, n]), out = ctx.empty([rows, n]);
+      const t = new Map<RowReduce, number[]>(reduces.map((v) => [v, []]));
+      const body = (reduce: RowReduce) => () =>
+        layerNormResidual(ctx, x, r, { weight: g, bias: b }, {
+          eps: 1e-5,
+          residOut: ro,
+          post: { weight: g, bias: b },
+          out,
+          reduce,
+        });
+      for (let i = 0; i < iters; i++) {
+        for (const reduce of reduces) t.get(reduce)!.push(await time(ctx, body(reduce), 20, 1, i === 0));
+      }
+      for (const reduce of reduces) rowsReport("layernorm_resid_post", rows, n, reduce, best(t.get(reduce)!));
+      [x, r, g, b, ro, out].forEach((u: Tensor) => u.release());
     }
     for (const [rows, n] of SOFTMAX_SHAPES) {
       const x = ctx.upload(fill(rows * n, 4), [rows, n]), out = ctx.empty([rows, n]);
