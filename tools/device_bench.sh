@@ -96,7 +96,7 @@ all)
   fi
   part() { # part NAME CAP CMD...: CMD under `timeout CAP` into $W/NAME.log; its bench JSON (if any) into $W/NAME.json
     local n=$1 cap=$2; shift 2
-    case " ${PARTS:-probe gemv gemm sr_attention rows published_b1 profile_b1 published_b8 gemm_f16 kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
+    case " ${PARTS:-probe gemv gemm sr_attention rows published_b1 profile_b1 coglm_b1_before published_b8 gemm_f16 kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
     *" $n "*) ;; *) return 0 ;; esac
     local s left; s=$(date +%s); left=$(( ${DEADLINE:-520} - (s - t0) - 5 ))
     [ "$left" -lt "$cap" ] && cap=$left
@@ -135,6 +135,9 @@ all)
   # tokens so that attention's mean key count is the real run's), CogLM only
   # shellcheck disable=SC2086
   part profile_b1 "${T_PROFILE_B1:-60}" bash -c ". $W/picked_b1.env; $B --gpu ${PUB_GPU:-dawn} --shape published --batch 1 --stages coglm --profile ${PUB_ARGS:-}"
+  # CogLM b1 with the GPU defaults before session 7 (64-wide row reductions and fused attention): compare with published_b1
+  # shellcheck disable=SC2086
+  part coglm_b1_before "${T_COGLM_B1_BEFORE:-40}" bash -c ". $W/picked_b1.env; COGVIEW2_ROW_REDUCE=workgroup COGVIEW2_ATTENTION_WG=64 $B --gpu ${PUB_GPU:-dawn} --shape published --batch 1 --stages coglm ${PUB_ARGS:-}"
   # shellcheck disable=SC2086
   part published_b8 "${T_PUB8:-130}" bash -c ". $W/picked_b8.env; $B --gpu ${PUB_GPU:-dawn} --shape published --batch 8 ${PUB_ARGS:-}"
   # the GEMM variants again with Dawn's f16 unblocked on NVIDIA (see the probe): gemm_tiles_f16math runs only where

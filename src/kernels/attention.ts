@@ -7,6 +7,21 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { check, grid1d } from "./_grid.ts";
 import { matmul } from "./matmul.ts";
 import { softmax } from "./softmax.ts";
+import { choices } from "./choices.ts";
+import { readEnv } from "../gpu/env.ts";
+
+/** `COGVIEW2_ATTENTION_WG=32|64|128|256`: the fused attention kernel's width instead of choices.ts attentionWg. */
+export const ATTENTION_WG_ENV = "COGVIEW2_ATTENTION_WG";
+
+/** The width COGVIEW2_ATTENTION_WG names (`env` in tests), or null; another value is an error naming the variable. */
+export function attentionWgOverride(env = readEnv(ATTENTION_WG_ENV)): 32 | 64 | 128 | 256 | null {
+  if (env === undefined || env === "") return null;
+  const n = Number(env);
+  if (n !== 32 && n !== 64 && n !== 128 && n !== 256) {
+    throw new Error(`${ATTENTION_WG_ENV}=${env}: expected 32, 64, 128 or 256`);
+  }
+  return n;
+}
 
 /**
  * Keys per chunk of the online softmax. Workgroup memory is costly on CPU adapters (lavapipe: 1024 keys made a
@@ -57,8 +72,11 @@ export interface AttentionOptions {
   path?: "fused" | "matmul" | "flash";
   /** Keys per online-softmax chunk held in workgroup memory (default ATTENTION_CHUNK). */
   chunk?: number;
-  /** Invocations per workgroup, 32 or 64 (default: 32 on CPU adapters, where it measured 10-25% faster, else 64). */
-  wg?: 32 | 64;
+  /**
+   * Invocations per workgroup of the fused kernel, 32 to 256 (at most `chunk`); default COGVIEW2_ATTENTION_WG, else
+   * the backend's choice (src/kernels/choices.ts attentionWg: 32 on CPU adapters, 256 on GPUs).
+   */
+  wg?: 32 | 64 | 128 | 256;
 }
 
 function viewOk(name: string, v: HeadsView, o: AttentionOptions): void {
@@ -188,7 +206,13 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
   check(o.rows > 0 && o.keys > 0 && o.rows <= 65535 && o.heads <= 65535, "attention", "bad rows/keys/heads");
   const mask = checkAttention("attention", o);
   if (path === "matmul") return attentionMatmul(ctx, o, o.visibleHost);
-  const wg = o.wg ?? (ctx.gpu.isFallback ? 32 : 64);
+  const wg = o.wg ?? attentionWgOverride() ?? choices(ctx).attentionWg;
+  const chunk = o.chunk ?? ATTENTION_CHUNK;
+  check(
+    [32, 64, 128, 256].includes(wg) && chunk >= wg,
+    "attention",
+    `workgroup width ${wg} must be 32, 64, 128 or 256 and at most the chunk (${chunk} keys)`,
+  );
   const m4 = (x: number) => x % 4 === 0;
   const vec4 = o.vec4 !== false && m4(d) && m4(o.k.off ?? 0) && m4(o.k.ld) && m4(o.k.bs ?? 0);
   if (kvF16) {
@@ -202,7 +226,7 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
   const k = ctx.kernel({
     name: "attention",
     shader: "attention.wgsl",
-    defines: { VIS: !!o.visible, VEC4: vec4, KV_F16: kvF16, CHUNK: o.chunk ?? ATTENTION_CHUNK, WG: wg },
+    defines: { VIS: !!o.visible, VEC4: vec4, KV_F16: kvF16, CHUNK: chunk, WG: wg },
     bindings: o.visible ? ["read", "read", "read", "read", "write"] : ["read", "read", "read", "write"],
   });
   const params = attentionParams(o, mask);

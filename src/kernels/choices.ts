@@ -93,6 +93,14 @@ export interface BackendChoices {
    * each K/V cell once through workgroup memory). `bench --only local_attention` reports both side by side.
    */
   srAttention: "query" | "tiles";
+  /**
+   * Invocations per workgroup of the fused attention kernel (shaders/attention.wgsl: a CogLM decode step's attention,
+   * one workgroup per (row, head, batch)); COGVIEW2_ATTENTION_WG overrides it. CPU adapters: 32 (10-25% faster than
+   * 64 on lavapipe). GPUs: 256 — NOT measured on a GPU yet (structure: at 64 invocations and head size 64 every
+   * invocation owns one output dim and walks all keys serially in the P·V sum, ~400 dependent steps late in a
+   * 400-token generation, at batch 1 on 48 workgroups; 256 splits the keys over 4 groups and the scores over 256).
+   */
+  attentionWg: 32 | 64 | 128 | 256;
 }
 
 /** The table, keyed by backend and adapter kind ("cpu": software adapters such as lavapipe; "gpu": the rest). */
@@ -128,6 +136,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     gpuGemm: GEMM_TILES,
     gemv: "rows8",
     srAttention: "query",
+    attentionWg: 32,
   },
   "wgpu/gpu": {
     rowReduce: "workgroup",
@@ -136,6 +145,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     gpuGemm: GEMM_TILES,
     gemv: "rows8",
     srAttention: "query",
+    attentionWg: 256, // not measured on a GPU: see BackendChoices.attentionWg
   },
   "dawn/cpu": {
     rowReduce: "subgroup",
@@ -143,6 +153,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     gpuGemm: GEMM_TILES,
     gemv: "rows8",
     srAttention: "query",
+    attentionWg: 32,
   },
   // Measured on an H200 (bench/results/2026-12-04-h200/, Dawn; tests/kernels/choices_test.ts checks each entry
   // against those records): GEMV l64c2u2 fastest at M = 1, 4, 8 (48-layer f16 decode step 3.67 / 5.45 / 10.06 ms vs
@@ -161,6 +172,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     },
     gemv: "l64c2u2",
     srAttention: "tiles",
+    attentionWg: 256, // not measured on a GPU: see BackendChoices.attentionWg
   },
 };
 
