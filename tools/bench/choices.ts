@@ -10,6 +10,7 @@ import { softmax } from "../../src/kernels/softmax.ts";
 import { type CpuMatmulClass, cpuMatmulClass, type RowReduce } from "../../src/kernels/choices.ts";
 import { matmul, type MatmulOptions } from "../../src/kernels/matmul.ts";
 import type { BenchSuite } from "./_types.ts";
+import { burstMs, burstReps } from "./_timing.ts";
 
 /** Row shapes: SR/DSR hidden rows of the tiny model and published-width rows; logits and attention rows. */
 export const LN_SHAPES: [number, number][] = [[4096, 64], [4096, 1024], [8, 3072]];
@@ -35,26 +36,23 @@ function best(xs: number[]): number {
   return Math.min(...xs);
 }
 
-/** ms per call of `body` (after one warm-up call when `warm`): the best of `iters` bursts of `reps` calls. */
-async function time(
-  ctx: GpuContext,
-  body: () => void,
-  reps: number,
-  iters: number,
-  warm: boolean,
-): Promise<number> {
-  if (warm) {
-    body();
-    await ctx.sync();
-  }
-  const t: number[] = [];
-  for (let i = 0; i < iters; i++) {
-    const t0 = performance.now();
-    for (let r = 0; r < reps; r++) body();
-    await ctx.sync();
-    t.push((performance.now() - t0) / reps);
-  }
-  return best(t);
+/**
+ * A timer of interleaved rounds: `time(key, body, reps)` is ms per call over one burst of `body`; the first round of
+ * a `key` warms it up and sizes its burst from `reps` (tools/bench/_timing.ts burstReps: at least 20 empty-queue
+ * waits, so Dawn's ~0.05 ms and wgpu's ~11.5 ms wait for the queue do not weigh on µs-long decode rows).
+ */
+function roundTimer(ctx: GpuContext): (key: string, body: () => void, reps: number) => Promise<number> {
+  const sized = new Map<string, number>();
+  return async (key, body, reps) => {
+    let r = sized.get(key);
+    if (r === undefined) {
+      body();
+      await ctx.sync();
+      r = await burstReps(ctx, body, reps);
+      sized.set(key, r);
+    }
+    return await burstMs(ctx, body, r) / r;
+  };
 }
 
 export const choicesSuite: BenchSuite = {
@@ -70,6 +68,7 @@ export const choicesSuite: BenchSuite = {
       ...(ctx.gpu.subgroupSize ? ["subgroup" as const] : []),
     ];
     const iters = quick ? 7 : 11;
+    const time = roundTimer(ctx);
     const rowsReport = (kernel: string, rows: number, n: number, reduce: RowReduce, ms: number) =>
       report({
         name: "row_reduce_ms",
@@ -87,11 +86,9 @@ export const choicesSuite: BenchSuite = {
         for (const reduce of reduces) {
           t.get(reduce)!.push(
             await time(
-              ctx,
+              `layernorm ${rows}x${n} ${reduce}`,
               () => layerNorm(ctx, x, { weight: g, bias: b }, { eps: 1e-5, reduce, out }),
               reps,
-              1,
-              i === 0,
             ),
           );
         }
@@ -115,7 +112,9 @@ export const choicesSuite: BenchSuite = {
           reduce,
         });
       for (let i = 0; i < iters; i++) {
-        for (const reduce of reduces) t.get(reduce)!.push(await time(ctx, body(reduce), 20, 1, i === 0));
+        for (const reduce of reduces) {
+          t.get(reduce)!.push(await time(`layernorm_resid_post ${rows}x${n} ${reduce}`, body(reduce), 20));
+        }
       }
       for (const reduce of reduces) rowsReport("layernorm_resid_post", rows, n, reduce, best(t.get(reduce)!));
       [x, r, g, b, ro, out].forEach((u: Tensor) => u.release());
@@ -127,7 +126,11 @@ export const choicesSuite: BenchSuite = {
       for (let i = 0; i < iters; i++) {
         for (const reduce of reduces) {
           t.get(reduce)!.push(
-            await time(ctx, () => softmax(ctx, x, { n, rows, scale: 0.7, reduce, out }), reps, 1, i === 0),
+            await time(
+              `softmax ${rows}x${n} ${reduce}`,
+              () => softmax(ctx, x, { n, rows, scale: 0.7, reduce, out }),
+              reps,
+            ),
           );
         }
       }
@@ -147,7 +150,7 @@ export const choicesSuite: BenchSuite = {
       for (let i = 0; i < iters; i++) {
         for (const variant of variants) {
           const o: MatmulOptions = { M, N, K, out: c, constantW: true, variant };
-          t.get(variant)!.push(await time(ctx, () => matmul(ctx, a, w, o), reps, 1, i === 0));
+          t.get(variant)!.push(await time(`matmul ${cls} ${variant}`, () => matmul(ctx, a, w, o), reps));
         }
       }
       for (const variant of variants) {

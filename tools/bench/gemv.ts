@@ -13,6 +13,7 @@ import { GEMV_VARIANTS, gemvReduceUsed, gemvRows, parseGemvVariant } from "../..
 import { gemvChoice } from "../../src/kernels/choices.ts";
 import { matmul } from "../../src/kernels/matmul.ts";
 import type { BenchSuite } from "./_types.ts";
+import { median } from "./_timing.ts";
 
 type WType = "f16" | "int8";
 const GROUP = 64;
@@ -61,12 +62,6 @@ async function gpuMs(ctx: GpuContext, body: () => void, perDispatch: boolean): P
   body();
   await ctx.sync();
   return performance.now() - t0;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
 export const gemvSuite: BenchSuite = {

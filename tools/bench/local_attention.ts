@@ -7,14 +7,9 @@ import { qkvRows, srLocalAttention } from "../../src/kernels/local_attention.ts"
 import { srAttentionRef } from "../../src/reference/local_attention.ts";
 import { fillUniform } from "../../src/kernels/fill.ts";
 import type { BenchResult, BenchSuite } from "./_types.ts";
+import { timeBurst } from "./_timing.ts";
 
 const CPU = "cpu_ts_sr_attention_ref";
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-}
 
 function filler(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
@@ -88,16 +83,7 @@ async function benchOne(
       out,
       tiles: c.path === undefined ? undefined : c.path === "tiles",
     });
-  call();
-  await ctx.sync();
-  const times: number[] = [];
-  for (let i = 0; i < iters; i++) {
-    const t = performance.now();
-    call();
-    await ctx.sync();
-    times.push(performance.now() - t);
-  }
-  const ms = median(times);
+  const ms = await timeBurst(ctx, call, { reps: 1, iters });
   const params = {
     mode: c.mode,
     config: c.label,

@@ -13,32 +13,9 @@ import { geluRef, matmulRef } from "../../src/reference/matmul.ts";
 import { compareArrays } from "../../src/reference/compare.ts";
 import { f16BitsToF32, f32ToF16Bits } from "../../src/gpu/f16.ts";
 import type { BenchResult, BenchSuite } from "./_types.ts";
+import { median, timeBurst } from "./_timing.ts";
 
 const CPU = "cpu_ts_matmul";
-
-/** Median of `iters` timings (ms per call) of `reps` calls recorded into one submit, after one warm-up burst. */
-export async function timeBurst(
-  ctx: GpuContext,
-  body: () => void,
-  o: { reps: number; iters: number },
-): Promise<number> {
-  for (let r = 0; r < o.reps; r++) body();
-  await ctx.sync();
-  const times: number[] = [];
-  for (let i = 0; i < o.iters; i++) {
-    const t0 = performance.now();
-    for (let r = 0; r < o.reps; r++) body();
-    await ctx.sync();
-    times.push((performance.now() - t0) / o.reps);
-  }
-  return median(times);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-}
 
 /** Values in [-0.5, 0.5) without a generator (only the speed matters here). */
 function filler(n: number, seed: number): Float32Array {

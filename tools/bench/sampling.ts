@@ -14,14 +14,9 @@ import {
 } from "../../src/kernels/sampling.ts";
 import { argmaxCpu, clusterSampleCpu, topkSampleCpu } from "../../src/reference/sampling.ts";
 import type { BenchSuite } from "./_types.ts";
+import { median } from "./_timing.ts";
 
 const W = 20000, C = 500;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-}
 
 function synthLogits(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);

@@ -9,14 +9,9 @@ import { openTorchCheckpoint } from "../../src/formats/torch.ts";
 import { f32ToF16Bits } from "../../src/gpu/f16.ts";
 import { inferVqvaeArch, Vqvae } from "../../src/models/vqvae.ts";
 import type { BenchResult, BenchSuite } from "./_types.ts";
+import { median } from "./_timing.ts";
 
 const FIXTURE = new URL("../../tests/testdata/cogview2-tiny/icetk/ice_image.pt", import.meta.url).pathname;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-}
 
 /** Names and shapes of icetk's HVQVAE (load_default_HVQVAE layout) at the given widths. */
 export function icetkShapes(o: { c: number; hidden: number; d: number; n: number }): Map<string, number[]> {
