@@ -5,6 +5,9 @@
 // Define VEC4: keys read as vec4 (head size, key offsets and strides multiples of 4). Define VIS: row i sees the first VIS[i] keys instead (any per-row prefix mask, e.g. completion's).
 // Softmax is online over chunks of CHUNK keys kept in workgroup memory. Q/K/V/O are rows of heads·d values at
 // off + b·bs + row·ld + head·d. Entry kv_store (define KV_STORE) copies K and V rows of a QKV buffer into caches.
+// Define KV_NEW (one query row, KV_ACCESS read_write): each workgroup first writes its head's slice of the step's new
+// K/V row (f32 in the Q buffer at kn_off / vn_off + b·q_bs + head·d) into the caches at position t_new, as kv_store
+// does (f16 rounding included), then attends over the caches: kv_store and attention in one dispatch.
 // Define KV_F16: K and V (and kv_store's caches) are packed f16, two per word (offsets, strides and widths even);
 // scores, softmax and the weighted sum accumulate in f32.
 #include "common.wgsl"
@@ -56,16 +59,17 @@ struct Params {
   d: u32, rows: u32, keys: u32, ctx_cols: u32, causal_off: u32, scale: f32, logw_cols: u32, logw: f32,
   q_off: u32, ldq: u32, q_bs: u32, k_off: u32, ldk: u32, k_bs: u32,
   v_off: u32, ldv: u32, v_bs: u32, o_off: u32, ldo: u32, o_bs: u32,
+  t_new: u32, kn_off: u32, vn_off: u32,
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
 #if KV_F16
 #if VEC4
-@group(0) @binding(2) var<storage, read> K: array<vec2<u32>>;
+@group(0) @binding(2) var<storage, {{KV_ACCESS}}> K: array<vec2<u32>>;
 #else
-@group(0) @binding(2) var<storage, read> K: array<u32>;
+@group(0) @binding(2) var<storage, {{KV_ACCESS}}> K: array<u32>;
 #endif
-@group(0) @binding(3) var<storage, read> V: array<u32>;
+@group(0) @binding(3) var<storage, {{KV_ACCESS}}> V: array<u32>;
 fn v1(i: u32) -> f32 { return f16_at(V[i >> 1u], i); }
 #if VEC4
 fn k4(i: u32) -> vec4<f32> { let p = K[i]; return vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y)); }
@@ -74,13 +78,13 @@ fn k1(i: u32) -> f32 { return f16_at(K[i >> 1u], i); }
 #endif
 #else
 #if VEC4
-@group(0) @binding(2) var<storage, read> K: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, {{KV_ACCESS}}> K: array<vec4<f32>>;
 fn k4(i: u32) -> vec4<f32> { return K[i]; }
 #else
-@group(0) @binding(2) var<storage, read> K: array<f32>;
+@group(0) @binding(2) var<storage, {{KV_ACCESS}}> K: array<f32>;
 fn k1(i: u32) -> f32 { return K[i]; }
 #endif
-@group(0) @binding(3) var<storage, read> V: array<f32>;
+@group(0) @binding(3) var<storage, {{KV_ACCESS}}> V: array<f32>;
 fn v1(i: u32) -> f32 { return V[i]; }
 #endif
 #if VIS
@@ -117,6 +121,37 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let b = wg.z;
   let d = P.d;
   let qb = P.q_off + b * P.q_bs + row * P.ldq + h * d;
+#if KV_NEW
+  {
+    // This (head, batch)'s slice of the new row: no other workgroup reads or writes it.
+    let kn = P.kn_off + b * P.q_bs + h * d;
+    let vn = P.vn_off + b * P.q_bs + h * d;
+    let kd = P.k_off + b * P.k_bs + P.t_new * P.ldk + h * d;
+    let vd = P.v_off + b * P.v_bs + P.t_new * P.ldv + h * d;
+#if KV_F16
+#if VEC4
+    for (var c = li; c < d / 4u; c += WG) {
+      let s = kn + 4u * c;
+      K[kd / 4u + c] = vec2<u32>(pack2x16float(vec2<f32>(Q[s], Q[s + 1u])), pack2x16float(vec2<f32>(Q[s + 2u], Q[s + 3u])));
+    }
+#else
+    for (var c = li; c < d / 2u; c += WG) { K[kd / 2u + c] = pack2x16float(vec2<f32>(Q[kn + 2u * c], Q[kn + 2u * c + 1u])); }
+#endif
+    for (var c = li; c < d / 2u; c += WG) { V[vd / 2u + c] = pack2x16float(vec2<f32>(Q[vn + 2u * c], Q[vn + 2u * c + 1u])); }
+#else
+#if VEC4
+    for (var c = li; c < d / 4u; c += WG) {
+      let s = kn + 4u * c;
+      K[kd / 4u + c] = vec4<f32>(Q[s], Q[s + 1u], Q[s + 2u], Q[s + 3u]);
+    }
+#else
+    for (var c = li; c < d; c += WG) { K[kd + c] = Q[kn + c]; }
+#endif
+    for (var c = li; c < d; c += WG) { V[vd + c] = Q[vn + c]; }
+#endif
+  }
+  storageBarrier(); // the row's values visible to every invocation of this workgroup before the keys are read
+#endif
   for (var c = li; c < d; c += WG) { qs[c] = Q[qb + c] * P.scale; }
   workgroupBarrier();
 #if VEC4

@@ -70,6 +70,12 @@ export interface AttentionOptions {
    * for prefills of 100+ rows on lavapipe). Default: matmul from MATMUL_PATH_ROWS query rows when the scores fit.
    */
   path?: "fused" | "matmul" | "flash";
+  /**
+   * A decode step's K/V store fused in (one query row, the fused path): the step's new K and V rows, f32 in q's tensor
+   * at kOff / vOff + b·q.bs + head·d, are first written into `k` / `v` (the caches) at key position keys − 1, as
+   * kvStore would (f16 rounding for f16 caches), then attention runs over all `keys` — one dispatch instead of two.
+   */
+  storeNew?: { kOff: number; vOff: number };
   /** Keys per online-softmax chunk held in workgroup memory (default ATTENTION_CHUNK). */
   chunk?: number;
   /**
@@ -200,6 +206,21 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
       ? "matmul"
       : "fused");
   check(path !== "flash" || !kvF16, "attention", "the flash path takes f32 K/V");
+  const st = o.storeNew;
+  if (st) {
+    check(path === "fused" && o.rows === 1, "attention", "storeNew takes one query row on the fused path");
+    check(
+      o.k.t.buffer !== o.v.t.buffer && o.k.t.buffer !== o.q.t.buffer && o.v.t.buffer !== o.q.t.buffer,
+      "attention",
+      "storeNew writes k and v: they must be separate buffers from each other and from q",
+    );
+    const last = Math.max(st.kOff, st.vOff) + (o.batch - 1) * (o.q.bs ?? 0) + o.heads * o.headDim;
+    check(
+      st.kOff >= 0 && st.vOff >= 0 && last <= o.q.t.size,
+      "attention",
+      `storeNew rows outside q [${o.q.t.shape}]`,
+    );
+  }
   if (path === "flash") return flashAttention(ctx, o);
   const d = o.headDim;
   check(d > 0 && d <= 256, "attention", `head size ${d} is outside 1..256`);
@@ -224,12 +245,26 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
     );
   }
   const k = ctx.kernel({
-    name: "attention",
+    name: st ? "attention_kv_store" : "attention",
     shader: "attention.wgsl",
-    defines: { VIS: !!o.visible, VEC4: vec4, KV_F16: kvF16, CHUNK: chunk, WG: wg },
-    bindings: o.visible ? ["read", "read", "read", "read", "write"] : ["read", "read", "read", "write"],
+    defines: {
+      VIS: !!o.visible,
+      VEC4: vec4,
+      KV_F16: kvF16,
+      CHUNK: chunk,
+      WG: wg,
+      KV_NEW: !!st,
+      KV_ACCESS: st ? "read_write" : "read",
+    },
+    bindings: [
+      "read",
+      st ? "write" : "read",
+      st ? "write" : "read",
+      ...(o.visible ? ["read" as const] : []),
+      "write",
+    ],
   });
-  const params = attentionParams(o, mask);
+  const params = [...attentionParams(o, mask), o.keys - 1, st?.kOff ?? 0, st?.vOff ?? 0];
   const bufs = o.visible ? [o.q.t, o.k.t, o.v.t, o.visible, o.out.t] : [o.q.t, o.k.t, o.v.t, o.out.t];
   ctx.dispatch(k, params, bufs, [o.rows, o.heads, o.batch]);
 }

@@ -153,16 +153,20 @@ function cachedPass(
   return (layer, xn, out, s) =>
     standardAttentionBlock(ctx, w.layers[layer], xn, out, s, (qkv, c) => {
       const { k, v } = cache[layer];
-      kvStore(ctx, qkv, k, v, {
-        batch: o.batch,
-        rows: R,
-        width: H,
-        t0: o.t0,
-        ld,
-        srcBs: o.prompt ? 0 : R * ld,
-        kOff: H,
-        vOff: 2 * H,
-      });
+      // One new row per batch entry (a generation step): the attention dispatch stores it (storeNew), no kvStore.
+      const fused = !o.prompt && R === 1;
+      if (!fused) {
+        kvStore(ctx, qkv, k, v, {
+          batch: o.batch,
+          rows: R,
+          width: H,
+          t0: o.t0,
+          ld,
+          srcBs: o.prompt ? 0 : R * ld,
+          kOff: H,
+          vOff: 2 * H,
+        });
+      }
       const common = {
         heads: dims.heads,
         headDim: dims.headDim,
@@ -192,6 +196,7 @@ function cachedPass(
           k: { t: k, ld: H, bs },
           v: { t: v, ld: H, bs },
           out: { t: c, ld: H, bs: R * H },
+          storeNew: fused ? { kOff: H, vOff: 2 * H } : undefined,
         });
       }
     });

@@ -91,17 +91,23 @@ Deno.test("attention over a packed QKV buffer (CogLM mask, log-weights, batches)
 
 // f16 caches (CogLM's KV cache): the stored values are the f16 roundings, accumulation stays f32, so the reference
 // is the same attention over f16-rounded K and V at the f32 tolerance; vec4 and scalar key loads.
+// fused: the step's row stored by the attention dispatch itself (storeNew) instead of a kvStore dispatch.
 for (
-  const [dt, vec4, wg] of [["f32", true, undefined], ["f16", true, undefined], ["f16", false, undefined], [
-    "f16",
-    true,
-    256,
-  ]] as const
+  const [dt, vec4, wg, fused] of [
+    ["f32", true, undefined, false],
+    ["f16", true, undefined, false],
+    ["f16", false, undefined, false],
+    ["f16", true, 256, false],
+    ["f16", true, 256, true],
+    ["f16", false, undefined, true],
+    ["f32", true, undefined, true],
+    ["f32", false, 64, true],
+  ] as const
 ) {
   Deno.test(
     `kvStore (${dt} cache) broadcasts a prompt, then a decode step attends over the cache like a full pass (vec4 ${vec4}${
       wg ? `, ${wg} invocations` : ""
-    })`,
+    }${fused ? ", the step's row stored by the attention dispatch" : ""})`,
     async () => {
       const ctx = await sharedContext();
       const heads = 3, d = 16, w = heads * d, prompt = 11, batch = 3, maxLen = 17, ctxCols = 10;
@@ -120,16 +126,18 @@ for (
         kOff: w,
         vOff: 2 * w,
       });
-      kvStore(ctx, ts, kc, vc, {
-        batch,
-        rows: 1,
-        width: w,
-        t0: prompt,
-        ld: 3 * w,
-        srcBs: 3 * w,
-        kOff: w,
-        vOff: 2 * w,
-      });
+      if (!fused) {
+        kvStore(ctx, ts, kc, vc, {
+          batch,
+          rows: 1,
+          width: w,
+          t0: prompt,
+          ld: 3 * w,
+          srcBs: 3 * w,
+          kOff: w,
+          vOff: 2 * w,
+        });
+      }
       const out = ctx.empty([batch, w]);
       const keys = prompt + 1;
       attention(ctx, {
@@ -145,8 +153,30 @@ for (
         logWeights: { cols: ctxCols, value: 1.4 },
         vec4,
         wg,
+        storeNew: fused ? { kOff: w, vOff: 2 * w } : undefined,
       });
       const got = await ctx.readF32(out);
+      if (fused) {
+        // The caches hold the step's rows at position `prompt` exactly as kvStore writes them (f16: the roundings).
+        const [kr, vr] = [await ctx.readF32(kc), await ctx.readF32(vc)];
+        for (let b = 0; b < batch; b++) {
+          const at = (b * maxLen + prompt) * w;
+          assertClose(
+            `stored K row b=${b}`,
+            kr.subarray(at, at + w),
+            r16(qkvS.slice(b * 3 * w + w, b * 3 * w + 2 * w)),
+            {
+              atol: 0,
+            },
+          );
+          assertClose(
+            `stored V row b=${b}`,
+            vr.subarray(at, at + w),
+            r16(qkvS.slice(b * 3 * w + 2 * w, b * 3 * w + 3 * w)),
+            { atol: 0 },
+          );
+        }
+      }
       for (let b = 0; b < batch; b++) {
         const k = new Float32Array(keys * w), v = new Float32Array(keys * w);
         k.set(slice(qkvP, prompt, 3 * w, w, w)), v.set(slice(qkvP, prompt, 3 * w, 2 * w, w));
