@@ -1,6 +1,12 @@
 // deno task bench --shape published: flag errors (before any GPU work) and the analytic work counts it reports.
 import assert from "node:assert/strict";
-import { coglmWork, decodeStepKernels, srWork, stageKernels } from "../../tools/bench/published.ts";
+import {
+  coglmWork,
+  decodeStepKernels,
+  hostStepMs,
+  srWork,
+  stageKernels,
+} from "../../tools/bench/published.ts";
 
 const TOOL = new URL("../../tools/bench.ts", import.meta.url).pathname;
 
@@ -99,4 +105,11 @@ Deno.test("--profile decode step: only phase 'decode', per step and per layer, p
     [],
     "no decode phase: empty",
   );
+});
+
+Deno.test("host time per decode step: median gap between step starts, sync steps and the final read left out", () => {
+  // Steps 1..9, then onStep(10) after the final read (900); interval 2: steps 2, 4, 6, 8 begin with a host sync.
+  const at = [0, 0, 100, 102, 200, 203, 300, 302, 400, 402, 900];
+  assert.equal(hostStepMs(at, 2), 2); // gaps into steps 3, 5, 7, 9: 2, 3, 2, 2 (with the syncs' the median is 50)
+  assert.equal(hostStepMs([0, 0, 5], 4), null, "fewer than two gaps");
 });

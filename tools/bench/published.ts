@@ -140,6 +140,23 @@ export function decodeStepKernels(timings: KernelTiming[], steps: number, layers
   );
 }
 
+/**
+ * The host's time per decode step: the median gap between the starts of consecutive steps (stepAt[s], s >= 1), leaving
+ * out the steps that begin with a host sync (every `syncInterval`-th) and the last gap (the final read): what recording
+ * and submitting one step costs the host while the GPU runs behind it. Null with fewer than 2 such gaps.
+ */
+export function hostStepMs(stepAt: number[], syncInterval: number): number | null {
+  const gaps: number[] = [];
+  for (let s = 2; s < stepAt.length - 1; s++) {
+    if (s % syncInterval === 0 || stepAt[s] === undefined || stepAt[s - 1] === undefined) continue;
+    gaps.push(stepAt[s] - stepAt[s - 1]);
+  }
+  if (gaps.length < 2) return null;
+  gaps.sort((a, b) => a - b);
+  const m = gaps.length >> 1;
+  return gaps.length % 2 ? gaps[m] : (gaps[m - 1] + gaps[m]) / 2;
+}
+
 /** Pool bytes of one transformer layer's tensors as loaded (layer 0 of `src`, the pool's size classes). */
 function layerBytes(ctx: GpuContext, src: WeightSource, prefix: string): number {
   return src.names().filter((n) => n.startsWith(prefix)).reduce((s, n) => {
@@ -528,15 +545,22 @@ export async function runPublished(
     } GiB pool)`,
   );
   // --profile: the decode steps' dispatches are counted apart from the prompt pass (phase "decode", from step 1 on).
-  const gen = (tokens: number) =>
-    coglm.generate({
+  // stepAt[s]: when step s began recording (the host's view; see hostStepMs).
+  let stepAt: number[] = [];
+  const gen = (tokens: number) => {
+    stepAt = [];
+    return coglm.generate({
       textIds: text,
       batch: B,
       seed: 1,
       recipe,
       numTokens: tokens,
-      onStep: (step) => ctx.profilePhase(step >= 1 && step < tokens ? "decode" : null),
+      onStep: (step) => {
+        stepAt[step] = performance.now();
+        ctx.profilePhase(step >= 1 && step < tokens ? "decode" : null);
+      },
     });
+  };
   // One layer's weights and its K/V cache (kvDtype, text + n positions per batch row).
   const kvDt = coglm.kvDtype;
   perLayer.coglm.bytes = layerBytes(ctx, coglmSrc, "transformer.layers.0.") +
@@ -544,17 +568,41 @@ export async function runPublished(
   await gen(2); // compiles the pipelines
   let codes: Int32Array[] = [];
   const wBytes = weights === "int8" ? 1 + 4 / 64 : 2;
+  let coglmWall = 0, coglmDispatches = 0;
   emit(
     await measure(
       ctx,
       "coglm",
       coglmWork(dims, text.length, n, B, { weightBytes: wBytes, kvBytes: kvDt === "f16" ? 2 : 4 }),
       async () => {
+        const t0 = performance.now(), d0 = ctx.stats.dispatches;
         codes = await gen(n);
+        coglmWall = (performance.now() - t0) / 1000;
+        coglmDispatches = ctx.stats.dispatches - d0;
       },
       o.profile,
     ),
   );
+  const host = hostStepMs(stepAt, CogLM.SYNC_INTERVAL);
+  if (host !== null) {
+    const stepMs = 1000 * coglmWall / n, perStep = coglmDispatches / n;
+    log(
+      `#   coglm host: ${
+        host.toFixed(3)
+      } ms per decode step recording + submitting (median; steps that begin ` +
+        `with a host sync left out; ${perStep.toFixed(0)} dispatches per token, ${
+          (1000 * host / perStep).toFixed(1)
+        } µs each) vs ${stepMs.toFixed(3)} ms per token of the stage: ${
+          host >= 0.8 * stepMs ? "the host's recording bounds the step rate" : "GPU-bound"
+        }${o.profile ? " (--profile: each dispatch in its own pass)" : ""}`,
+    );
+    report({
+      name: "published_coglm_host_ms_per_step",
+      params: { batch: B, layers, tokens: n, weights, ...(o.profile ? { profile: true } : {}) },
+      value: host,
+      unit: "ms",
+    });
+  }
   if (o.stages === "coglm") {
     await models.unloadAll();
     return finish("CogLM only (--stages coglm)");
