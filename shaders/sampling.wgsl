@@ -200,19 +200,25 @@ fn cluster_norm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 // Pass 3: the top k clusters by mass (descending, lower id first on ties): Top[r, rank] = (id, mass) for rank < k.
 @group(0) @binding(2) var<storage, read> Mass: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Top: array<vec2<f32>>;
+// The row's masses, read once: the O(C²) scan then reads workgroup memory instead of C dependent storage loads per
+// cluster (latency-bound on GPUs: ~99 µs per dispatch in the H200 b8 profile). 512 = MAX_CLUSTERS, which
+// clusterTable (src/kernels/sampling.ts) enforces.
+var<workgroup> cmass: array<f32, 512>;
 
 @compute @workgroup_size({{WG}})
 fn cluster_rank(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) li: u32) {
   let r = wg.x + wg.y * nwg.x;
-  if (r >= P.rows) { return; }
-  let C = P.nclusters;
-  let row = r * C;
+  if (r >= P.rows) { return; } // the same for the whole workgroup: the barrier below stays uniform
+  let C = min(P.nclusters, 512u);
+  let row = r * P.nclusters;
+  for (var c = li; c < C; c += WG) { cmass[c] = Mass[row + c]; }
+  workgroupBarrier();
   for (var c = li; c < C; c += WG) {
-    let v = Mass[row + c];
+    let v = cmass[c];
     var rank = 0u;
     for (var d = 0u; d < C; d++) {
-      let w = Mass[row + d];
+      let w = cmass[d];
       if (w > v || (w == v && d < c)) {
         rank++;
         if (rank >= P.k) { break; } // not in the top k: most clusters stop early
