@@ -106,9 +106,18 @@ export class GpuContext {
    * Counts for benchmarks and tests: submits, dispatches, readbacks and host syncs (every awaited
    * `onSubmittedWorkDone` or `mapAsync`: `sync`, readbacks, `Fence.wait`; nothing else in the project awaits the GPU),
    * pipelines created and the wall milliseconds spent creating them (shader module + compute pipeline: where both
-   * backends compile; the benchmarks report it apart from steady-state time).
+   * backends compile; the benchmarks report it apart from steady-state time), and bind groups created (a recording
+   * that reuses its buffers creates none: the cache in #bindGroup hits).
    */
-  stats = { submits: 0, dispatches: 0, readbacks: 0, hostSyncs: 0, pipelines: 0, compileMs: 0 };
+  stats = {
+    submits: 0,
+    dispatches: 0,
+    readbacks: 0,
+    hostSyncs: 0,
+    pipelines: 0,
+    compileMs: 0,
+    bindGroups: 0,
+  };
   #profile:
     | {
       querySet: GPUQuerySet;
@@ -326,6 +335,7 @@ export class GpuContext {
       });
       if (this.#bindGroups.size > 20000) this.#bindGroups.clear();
       this.#bindGroups.set(key, bg);
+      this.stats.bindGroups++;
     }
     return bg;
   }

@@ -2,6 +2,7 @@
 // the GPU at most once per CogLM.SYNC_INTERVAL steps plus the final token read; DSR and each LoPAR round once.
 import assert from "node:assert/strict";
 import { CogLM } from "../../src/models/coglm.ts";
+import { clusterTable } from "../../src/models/sampling.ts";
 import {
   loadTransformer,
   syntheticTransformerSource,
@@ -50,6 +51,37 @@ Deno.test("CogLM generate: 400 tokens with at most 20 host syncs; same tokens as
     }
   } finally {
     m.release();
+  }
+});
+
+Deno.test("CogLM generate: decode steps reuse their bind groups (none created after the first steps), cluster sampler", async () => {
+  const ctx = await sharedContext();
+  const src = syntheticTransformerSource(DIMS, { seed: 6, dtype: "f16" });
+  const labels = Int32Array.from({ length: 257 }, (_, i) => (i * 7) % 13);
+  const m = CogLM.fromWeights(
+    ctx,
+    DIMS,
+    await loadTransformer(ctx, src, DIMS),
+    257,
+    clusterTable(ctx, labels, 13),
+  );
+  const at: number[] = [];
+  try {
+    await m.generate({
+      textIds: Int32Array.from([260, 281, 299, 270, 290, 300]),
+      batch: 2,
+      seed: 0,
+      recipe: { attn_plus: 1.4, temperature: 1.05, topk: 5, top_k_cluster: 1 },
+      numTokens: 30,
+      onStep: (step) => at[step] = ctx.stats.bindGroups,
+    });
+    // at[s]: bind groups created before step s is recorded (onStep(30) follows the final read). The sampler's pooled
+    // temporaries share a size class here, so the pool hands them out in a cycle of 3 orders: steps 1-3 create
+    // their bind groups, later steps none.
+    assert.ok(at[2] > at[1], "the first steps create their bind groups");
+    assert.equal(at[29] - at[4], 0, `bind groups created by decode steps 4..28: ${at[29] - at[4]}`);
+  } finally {
+    await m.release();
   }
 });
 

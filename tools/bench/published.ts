@@ -546,9 +546,10 @@ export async function runPublished(
   );
   // --profile: the decode steps' dispatches are counted apart from the prompt pass (phase "decode", from step 1 on).
   // stepAt[s]: when step s began recording (the host's view; see hostStepMs).
-  let stepAt: number[] = [];
+  let stepAt: number[] = [], stepBindGroups: number[] = [];
   const gen = (tokens: number) => {
     stepAt = [];
+    stepBindGroups = [];
     return coglm.generate({
       textIds: text,
       batch: B,
@@ -557,6 +558,7 @@ export async function runPublished(
       numTokens: tokens,
       onStep: (step) => {
         stepAt[step] = performance.now();
+        stepBindGroups[step] = ctx.stats.bindGroups;
         ctx.profilePhase(step >= 1 && step < tokens ? "decode" : null);
       },
     });
@@ -592,7 +594,9 @@ export async function runPublished(
       } ms per decode step recording + submitting (median; steps that begin ` +
         `with a host sync left out; ${perStep.toFixed(0)} dispatches per token, ${
           (1000 * host / perStep).toFixed(1)
-        } µs each) vs ${stepMs.toFixed(3)} ms per token of the stage: ${
+        } µs each; ${
+          n > 5 ? stepBindGroups[n - 1] - stepBindGroups[4] : "n/a"
+        } bind groups created by steps 4..${n - 2}) vs ${stepMs.toFixed(3)} ms per token of the stage: ${
           host >= 0.8 * stepMs ? "the host's recording bounds the step rate" : "GPU-bound"
         }${o.profile ? " (--profile: each dispatch in its own pass)" : ""}`,
     );
