@@ -48,6 +48,7 @@ export interface Gpu {
     maxBufferSize: number;
     maxComputeWorkgroupStorageSize: number;
     maxComputeInvocationsPerWorkgroup: number;
+    maxComputeWorkgroupSizeX: number;
     maxComputeWorkgroupsPerDimension: number;
     minStorageBufferOffsetAlignment: number;
     minUniformBufferOffsetAlignment: number;
@@ -185,6 +186,7 @@ async function acquireFrom(name: BackendName, options: AcquireOptions): Promise<
       maxBufferSize: l.maxBufferSize,
       maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
       maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
       maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
       minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
       minUniformBufferOffsetAlignment: l.minUniformBufferOffsetAlignment,

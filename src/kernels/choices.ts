@@ -214,7 +214,11 @@ export function rowReduceDefines(
   const want = rowReduceFor(ctx, rows, force);
   const sg = ctx.gpu.subgroupSize;
   if (want === "wide" || want === "regs" || want === "regs1024") {
-    const WG = want === "regs1024" && ctx.gpu.limits.maxComputeInvocationsPerWorkgroup >= 1024 ? 1024 : 256;
+    const l = ctx.gpu.limits;
+    const WG =
+      want === "regs1024" && Math.min(l.maxComputeInvocationsPerWorkgroup, l.maxComputeWorkgroupSizeX) >= 1024
+        ? 1024
+        : 256;
     const regs: Record<string, number> = want === "wide" ? {} : { REGS: 1 };
     return sg && WG % sg === 0 ? { WIDE: 1, WG, SUBGROUPS: 1, SG: sg, ...regs } : { WIDE: 1, WG, ...regs };
   }
