@@ -1,16 +1,19 @@
 // `deno task conformance [FIXTURE_DIR] [--kind k1,k2] [--case REGEX] [--model DIR] [--weights source|f16|f32|int8]
-// [--gpu dawn|wgpu|auto]`:
+// [--gpu dawn|wgpu|auto] [--gpu-schedules]`:
 // converts the fixture's official files with the project's converter (default: at source precision, nothing
 // narrowed), runs every golden case, prints PASS/FAIL per case with its error figures and the stored dtype of the
 // weights it ran with ("NARROWED" when the conversion narrowed them), and a last line "N passed, N failed".
 // --weights int8 does not run the cases on int8 weights: they run as by default (source precision, verdicts
 // unchanged) and the int8 column follows: the fixture converted with --weights f16 and --weights int8, the same
 // inputs through both (src/conformance/int8_quality.ts).
+// --gpu-schedules runs the cases with the kernels a GPU adapter gets (choices.ts "*/gpu": gemmTiles, gemvRows, the
+// decode step's row-resident layer norms and 256-wide attention, ...) on whatever adapter this is: on lavapipe, a
+// check of the GPU route against the golden cases (slow: e.g. coglm_generate_greedy ~20 s per case).
 // `deno task conformance --int8-random-published LAYERS [--steps N]`: no fixture; int8 vs f16 on LAYERS random-weight
 // CogLM layers at the published width (the int8 model quantises the f16 one's weights): greedy-token agreement over
 // N steps (default 100) and logit KL per position.
 import { join } from "node:path";
-import { sharedContext } from "../src/gpu/context.ts";
+import { GpuContext, sharedContext } from "../src/gpu/context.ts";
 import { takeGpuFlag } from "../src/gpu/backends.ts";
 import { gpuLine } from "../src/gpu/device.ts";
 import { int8Quality, int8RandomPublished } from "../src/conformance/int8_quality.ts";
@@ -36,6 +39,8 @@ function take(flag: string): string | undefined {
   }
   return v;
 }
+const gpuSchedules = args.includes("--gpu-schedules");
+if (gpuSchedules) args.splice(args.indexOf("--gpu-schedules"), 1);
 const kindArg = take("--kind");
 const caseArg = take("--case");
 const modelArg = take("--model");
@@ -70,8 +75,10 @@ if (randomLayers !== undefined) {
 }
 const dir = args[0] ?? new URL("../../shared/fixtures/cogview2-tiny", import.meta.url).pathname;
 
-const gpu = await sharedContext();
-console.log(gpuLine(gpu.gpu));
+const shared = await sharedContext();
+// --gpu-schedules: the same device, reported as a GPU adapter, so the kernels take their GPU choices.
+const gpu = gpuSchedules ? new GpuContext({ ...shared.gpu, isFallback: false }) : shared;
+console.log(gpuLine(shared.gpu) + (gpuSchedules ? " — GPU schedules (--gpu-schedules)" : ""));
 let passed = 0, failed = 0;
 try {
   await runConformance(dir, gpu, {
