@@ -5,9 +5,12 @@
 // [--residency all|stage] [--stages all|coglm] [--vq-side N] [--lopar-rounds N] [--profile]: instead of the suites, the published architecture with random weights made on the GPU,
 // every stage once, peak GPU bytes per stage and extrapolated to full depth (tools/bench/published.ts); --profile adds
 // each stage's kernels by GPU time (timestamp queries, one pass per dispatch: a slower run; out/..._profile.json).
+// --gpu-schedules: on a CPU adapter, the kernels a GPU adapter gets (choices.ts "*/gpu"): e.g. the published CogLM
+// decode step's dispatches as a GPU records them (`--shape published --layers 2 --tokens 8 --stages coglm --profile
+// --gpu-schedules`); its times are lavapipe's, not a GPU's.
 // --compare-backends: the suites (default matmul, choices, coglm, sr, e2e) on wgpu and on Dawn, side by side
 // (tools/bench/compare.ts); --compare-backends --from FILE re-prints a recorded run's tables.
-import { sharedContext } from "../src/gpu/context.ts";
+import { GpuContext, sharedContext } from "../src/gpu/context.ts";
 import { describeGpu, gpuLine } from "../src/gpu/device.ts";
 import { takeGpuFlag } from "../src/gpu/backends.ts";
 import type { BenchResult } from "./bench/_types.ts";
@@ -102,10 +105,15 @@ if (args.includes("--compare-backends")) {
   Deno.exit(await compareBackends(pass.filter((a) => a !== "--json"), only ? [...only] : null));
 }
 
-const ctx = await sharedContext();
+const gpuSchedules = args.includes("--gpu-schedules");
+const shared = await sharedContext();
+const ctx = gpuSchedules ? new GpuContext({ ...shared.gpu, isFallback: false }) : shared;
 const results: BenchResult[] = [];
 const log = (s: string) => json ? console.error(s) : console.log(s);
-log(gpuLine(ctx.gpu));
+log(
+  gpuLine(ctx.gpu) +
+    (gpuSchedules ? " — GPU schedules (--gpu-schedules): kernels as on a GPU, times not a GPU's" : ""),
+);
 log(`# adapter: ${describeGpu(ctx.gpu)}`);
 if (published) {
   const t0 = performance.now();
@@ -136,7 +144,9 @@ const record = {
 const outFile = published
   ? `out/bench_published_b${published.batch}${published.weights === "int8" ? "_int8" : ""}${
     published.residency === "all" ? "_all" : ""
-  }${published.stages === "coglm" ? "_coglm" : ""}${published.profile ? "_profile" : ""}.json`
+  }${published.stages === "coglm" ? "_coglm" : ""}${published.profile ? "_profile" : ""}${
+    gpuSchedules ? "_gpu_schedules" : ""
+  }.json`
   : "out/bench.json";
 await Deno.writeTextFile(outFile, JSON.stringify(record, null, 2));
 if (json) console.log(JSON.stringify(results));
