@@ -4,7 +4,8 @@
 // fastest variants measured there: COGVIEW2_GEMV (lowest `gemv_step_best_ms` at M rows, f16 weights: the decode step
 // that predicts tokens/s), COGVIEW2_GEMM (lowest total time over the SR stages' shapes, 4096³ left out: the variant
 // that serves the published SR stages best as one choice) and COGVIEW2_SR_ATTENTION (the faster SR local attention
-// path at the published width), COGVIEW2_ROW_REDUCE (layer norm / softmax rows of at most 8 rows, the decode steps').
+// path at the published width), COGVIEW2_ROW_REDUCE_DECODE (layer norm / softmax rows of at most 8 rows, the decode
+// steps'; the SR stages' rows keep the table's).
 // tools/device_bench.sh uses it to run the published bench on a lent GPU with the best
 // variants of the same call; the figures then go into src/kernels/choices.ts by hand. Prints nothing for a file that
 // is missing or holds no such entries.
@@ -92,5 +93,5 @@ if (import.meta.main) {
   if (gemv) console.log(`export COGVIEW2_GEMV=${gemv}`);
   if (gemm) console.log(`export COGVIEW2_GEMM=${gemm}`);
   if (sr) console.log(`export COGVIEW2_SR_ATTENTION=${sr}`);
-  if (rows) console.log(`export COGVIEW2_ROW_REDUCE=${rows}`);
+  if (rows) console.log(`export COGVIEW2_ROW_REDUCE_DECODE=${rows}`);
 }

@@ -70,7 +70,8 @@ export interface BackendChoices {
    * GPUs: "regs" — NOT measured on a GPU yet (structure: the H200 b8 profile had the 64-wide layernorm_resid_post at
    * ~69 µs per dispatch, 96 per CogLM step; one 64-invocation workgroup walks its 3072-value row five times with 48
    * dependent loads per invocation per pass, where "regs" issues 12 + 12 loads per invocation once and then works
-   * in registers). COGVIEW2_ROW_REDUCE overrides both entries; `bench --only choices` times every variant.
+   * in registers). COGVIEW2_ROW_REDUCE overrides both entries, COGVIEW2_ROW_REDUCE_DECODE this one;
+   * `bench --only choices` times every variant.
    */
   rowReduceDecode?: RowReduce;
   /** CPU adapters only (real GPUs take gemmTiles / gemvRows / tiled): the schedule per shape class. */
@@ -194,11 +195,15 @@ export function gpuGemmVariant(ctx: GpuContext, M: number, N: number): GemmVaria
   return choices(ctx).gpuGemm[gpuGemmClass(M, N)];
 }
 
-/** The variant a row kernel over `rows` rows takes: `force`, else COGVIEW2_ROW_REDUCE, else the table's. */
+/**
+ * The variant a row kernel over `rows` rows takes: `force`, else (at most DECODE_ROWS rows) COGVIEW2_ROW_REDUCE_DECODE,
+ * else COGVIEW2_ROW_REDUCE, else the table's.
+ */
 export function rowReduceFor(ctx: GpuContext, rows: number, force?: RowReduce): RowReduce {
-  const c = choices(ctx);
-  return force ?? rowReduceOverride() ??
-    (rows <= DECODE_ROWS && c.rowReduceDecode ? c.rowReduceDecode : c.rowReduce);
+  const c = choices(ctx), decode = rows <= DECODE_ROWS;
+  return force ??
+    (decode ? rowReduceOverride(readEnv(ROW_REDUCE_DECODE_ENV), ROW_REDUCE_DECODE_ENV) : null) ??
+    rowReduceOverride() ?? (decode && c.rowReduceDecode ? c.rowReduceDecode : c.rowReduce);
 }
 
 /**
@@ -238,11 +243,24 @@ export function rowReduceDefines(
  */
 export const ROW_REDUCE_ENV = "COGVIEW2_ROW_REDUCE";
 
-/** The variant COGVIEW2_ROW_REDUCE names (`env` in tests), or null; another value is an error naming the variable. */
-export function rowReduceOverride(env = readEnv(ROW_REDUCE_ENV)): RowReduce | null {
+/**
+ * `COGVIEW2_ROW_REDUCE_DECODE=<variant>`: row kernels over at most DECODE_ROWS rows (decode steps) take it, other rows
+ * keep theirs. tools/pick_variants.ts picks it from the decode rows of `bench --only choices`, so that the published
+ * runs of a GPU session try the fastest decode-row variant without moving the SR stages' rows.
+ */
+export const ROW_REDUCE_DECODE_ENV = "COGVIEW2_ROW_REDUCE_DECODE";
+
+/**
+ * The variant COGVIEW2_ROW_REDUCE (or `variable`) names (`env` in tests), or null; another value is an error naming
+ * the variable.
+ */
+export function rowReduceOverride(
+  env = readEnv(ROW_REDUCE_ENV),
+  variable = ROW_REDUCE_ENV,
+): RowReduce | null {
   if (!env) return null;
   if (!(ROW_REDUCES as readonly string[]).includes(env)) {
-    throw new Error(`${ROW_REDUCE_ENV}=${env}: expected ${ROW_REDUCES.join(", ")}`);
+    throw new Error(`${variable}=${env}: expected ${ROW_REDUCES.join(", ")}`);
   }
   return env as RowReduce;
 }

@@ -10,6 +10,7 @@ import {
   CHOICES,
   choices,
   DECODE_ROWS,
+  ROW_REDUCE_DECODE_ENV,
   type RowReduce,
   rowReduceFor,
   rowReduceOverride,
@@ -159,6 +160,27 @@ Deno.test("decode rows take the table's rowReduceDecode, other rows its rowReduc
   for (const key of ["wgpu/gpu", "dawn/gpu"]) assert.equal(CHOICES[key].rowReduceDecode, "regs", key);
   for (const key of ["wgpu/cpu", "dawn/cpu"]) {
     assert.equal(CHOICES[key].rowReduceDecode, undefined, `${key} unchanged`);
+  }
+});
+
+Deno.test("COGVIEW2_ROW_REDUCE_DECODE: decode rows only, before COGVIEW2_ROW_REDUCE; a bad value names the variable", () => {
+  const c = choices(ctx);
+  const before = [Deno.env.get(ROW_REDUCE_DECODE_ENV), Deno.env.get("COGVIEW2_ROW_REDUCE")];
+  try {
+    Deno.env.set(ROW_REDUCE_DECODE_ENV, "narrow");
+    Deno.env.delete("COGVIEW2_ROW_REDUCE");
+    assert.equal(rowReduceFor(ctx, 1), "narrow");
+    assert.equal(rowReduceFor(ctx, DECODE_ROWS), "narrow");
+    assert.equal(rowReduceFor(ctx, DECODE_ROWS + 1), c.rowReduce, "SR / prompt rows keep the table's");
+    assert.equal(rowReduceFor(ctx, 1, "wide"), "wide", "force first");
+    Deno.env.set("COGVIEW2_ROW_REDUCE", "workgroup");
+    assert.equal(rowReduceFor(ctx, 1), "narrow", "the decode variable wins on decode rows");
+    assert.equal(rowReduceFor(ctx, DECODE_ROWS + 1), "workgroup");
+    Deno.env.set(ROW_REDUCE_DECODE_ENV, "fastest");
+    assert.throws(() => rowReduceFor(ctx, 1), /COGVIEW2_ROW_REDUCE_DECODE=fastest: expected workgroup/);
+  } finally {
+    const names = [ROW_REDUCE_DECODE_ENV, "COGVIEW2_ROW_REDUCE"];
+    names.forEach((n, i) => before[i] === undefined ? Deno.env.delete(n) : Deno.env.set(n, before[i]!));
   }
 });
 
