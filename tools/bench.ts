@@ -10,7 +10,7 @@
 // --gpu-schedules`); its times are lavapipe's, not a GPU's.
 // --compare-backends: the suites (default matmul, choices, coglm, sr, e2e) on wgpu and on Dawn, side by side
 // (tools/bench/compare.ts); --compare-backends --from FILE re-prints a recorded run's tables.
-import { GpuContext, sharedContext } from "../src/gpu/context.ts";
+import { sharedContext } from "../src/gpu/context.ts";
 import { describeGpu, gpuLine } from "../src/gpu/device.ts";
 import { takeGpuFlag } from "../src/gpu/backends.ts";
 import type { BenchResult } from "./bench/_types.ts";
@@ -107,7 +107,7 @@ if (args.includes("--compare-backends")) {
 
 const gpuSchedules = args.includes("--gpu-schedules");
 const shared = await sharedContext();
-const ctx = gpuSchedules ? new GpuContext({ ...shared.gpu, isFallback: false }) : shared;
+const ctx = gpuSchedules ? shared.withGpuSchedules() : shared;
 const results: BenchResult[] = [];
 const log = (s: string) => json ? console.error(s) : console.log(s);
 log(

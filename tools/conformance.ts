@@ -13,7 +13,7 @@
 // CogLM layers at the published width (the int8 model quantises the f16 one's weights): greedy-token agreement over
 // N steps (default 100) and logit KL per position.
 import { join } from "node:path";
-import { GpuContext, sharedContext } from "../src/gpu/context.ts";
+import { sharedContext } from "../src/gpu/context.ts";
 import { takeGpuFlag } from "../src/gpu/backends.ts";
 import { gpuLine } from "../src/gpu/device.ts";
 import { int8Quality, int8RandomPublished } from "../src/conformance/int8_quality.ts";
@@ -77,7 +77,7 @@ const dir = args[0] ?? new URL("../../shared/fixtures/cogview2-tiny", import.met
 
 const shared = await sharedContext();
 // --gpu-schedules: the same device, reported as a GPU adapter, so the kernels take their GPU choices.
-const gpu = gpuSchedules ? new GpuContext({ ...shared.gpu, isFallback: false }) : shared;
+const gpu = gpuSchedules ? shared.withGpuSchedules() : shared;
 console.log(gpuLine(shared.gpu) + (gpuSchedules ? " — GPU schedules (--gpu-schedules)" : ""));
 let passed = 0, failed = 0;
 try {

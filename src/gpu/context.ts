@@ -130,6 +130,15 @@ export class GpuContext {
     }
     | null = null;
 
+  /**
+   * A second context on the same device whose kernels take the choices of a GPU adapter (choices.ts "*\/gpu":
+   * gemmTiles, gemvRows, ...) even on a CPU adapter: `--gpu-schedules` in the tools, and tests of the GPU route on
+   * lavapipe. Times measured through it are this adapter's, not a GPU's.
+   */
+  withGpuSchedules(): GpuContext {
+    return new GpuContext({ ...this.gpu, isFallback: false });
+  }
+
   constructor(readonly gpu: Gpu) {
     this.device = gpu.device;
     this.#paramBuffer = this.device.createBuffer({

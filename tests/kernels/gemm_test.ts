@@ -294,7 +294,7 @@ Deno.test("subgroup GEMM variants: refused without subgroups (variant and featur
     assert.throws(() => matmul(noSg, at, wt, { M, N, K, constantW: true }), /gemm_sg_il needs the subgroups/);
     if (gemmSgGroup(shared)) {
       // The models' path: matmul() on a GPU adapter with the override compiles and runs the subgroup kernel.
-      const gpu = new GpuContext({ ...shared.gpu, isFallback: false });
+      const gpu = shared.withGpuSchedules();
       assert.ok(gpu.startProfile(), "timestamp queries (kernel names come from the profile)");
       const c = matmul(gpu, at, wt, { M, N, K, constantW: true });
       assert.deepEqual((await gpu.stopProfile()).map((k) => k.name), ["gemm_sg_il"]);

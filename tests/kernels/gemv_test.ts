@@ -153,7 +153,7 @@ Deno.test("gemvRows: variant specs parse, bad names say what is accepted, layout
 
 Deno.test("matmul on a GPU adapter routes decode rows to gemvRows (same device, isFallback false), f16 and int8, and matches the CPU; CPU adapters do not", async () => {
   const shared = await sharedContext();
-  const ctx = new GpuContext({ ...shared.gpu, isFallback: false });
+  const ctx = shared.withGpuSchedules();
   for (const s of [CASES[0], CASES[1]]) {
     assert.ok(ctx.startProfile(), "lavapipe has timestamp queries (kernel names come from the profile)");
     await runCase(ctx, s, undefined, true);

@@ -8,7 +8,6 @@ import {
 } from "../../src/kernels/local_attention.ts";
 import { softmax } from "../../src/kernels/softmax.ts";
 import { CHOICES, choicesKey } from "../../src/kernels/choices.ts";
-import { GpuContext } from "../../src/gpu/context.ts";
 import {
   fSimilarRef,
   fWeightingRef,
@@ -338,7 +337,7 @@ Deno.test("srLocalAttention tiled variant (16x4 queries per workgroup, K/V once 
   assert.equal(srAttentionOverride("tiles"), "tiles");
   assert.throws(() => srAttentionOverride("flash"), /COGVIEW2_SR_ATTENTION=flash: expected query or tiles/);
   // Routing on a GPU adapter (same device, isFallback false): the table's srAttention picks the schedule.
-  const gpu = new GpuContext({ ...ctx.gpu, isFallback: false });
+  const gpu = ctx.withGpuSchedules();
   const table = CHOICES[choicesKey(gpu)], saved = table.srAttention;
   const qkv = gpu.upload(randn(16 * 12, 9), [16, 12]);
   const r = (p: "q" | "k" | "v") => qkvRows(qkv, p, { hidden: 4, seqLen: 16 });

@@ -124,7 +124,7 @@ Deno.test("DSR: one host sync per call; LoPAR: one per round — also with the b
 Deno.test("CogLM generate on the GPU schedules: one submit per decode step whatever the depth (no per-layer submits)", async () => {
   const shared = await sharedContext();
   // The same device with the kernels a GPU adapter gets (CPU adapters' windows matmul submits per weight matmul).
-  const ctx = new GpuContext({ ...shared.gpu, isFallback: false });
+  const ctx = shared.withGpuSchedules();
   for (const numLayers of [1, 3]) {
     const dims = { ...DIMS, numLayers };
     const src = syntheticTransformerSource(dims, { seed: 5, dtype: "f16" });
