@@ -26,6 +26,7 @@ import { matmul } from "../../src/kernels/matmul.ts";
 import { fillUniform } from "../../src/kernels/fill.ts";
 import { icetkShapes } from "./vqvae.ts";
 import type { BenchResult } from "./_types.ts";
+import { median } from "./_timing.ts";
 
 /** Depth of each SR transformer when --sr-layers is not given (an assumption: no source states it). */
 export const SR_LAYERS_DEFAULT = 24;
@@ -151,10 +152,7 @@ export function hostStepMs(stepAt: number[], syncInterval: number): number | nul
     if (s % syncInterval === 0 || stepAt[s] === undefined || stepAt[s - 1] === undefined) continue;
     gaps.push(stepAt[s] - stepAt[s - 1]);
   }
-  if (gaps.length < 2) return null;
-  gaps.sort((a, b) => a - b);
-  const m = gaps.length >> 1;
-  return gaps.length % 2 ? gaps[m] : (gaps[m - 1] + gaps[m]) / 2;
+  return gaps.length < 2 ? null : median(gaps);
 }
 
 /** Pool bytes of one transformer layer's tensors as loaded (layer 0 of `src`, the pool's size classes). */
