@@ -2,7 +2,7 @@
 // adapter, prints a table (or, with --json, one JSON array of {name, params, value, unit}) and writes out/bench.json.
 // --model: a converted model directory for the coglm and sr suites instead of converting tests/testdata.
 // --shape published [--layers N] [--batch 1|4|8] [--sr-layers N] [--tokens N] [--weights f16|int8]
-// [--residency all|stage] [--stages all|coglm] [--vq-side N] [--lopar-rounds N] [--profile]: instead of the suites, the published architecture with random weights made on the GPU,
+// [--residency all|stage] [--stages all|coglm|vqvae] [--vq-side N] [--lopar-rounds N] [--profile]: instead of the suites, the published architecture with random weights made on the GPU,
 // every stage once, peak GPU bytes per stage and extrapolated to full depth (tools/bench/published.ts); --profile adds
 // each stage's kernels by GPU time (timestamp queries, one pass per dispatch: a slower run; out/..._profile.json).
 // --gpu-schedules: on a CPU adapter, the kernels a GPU adapter gets (choices.ts "*/gpu"): e.g. the published CogLM
@@ -78,7 +78,7 @@ const published = shape === "published"
     tokens: intFlag("--tokens", (n) => n >= 2 && n <= 400, "2 to 400 CogLM tokens") ?? 400,
     weights: choiceFlag("--weights", ["f16", "int8"] as const),
     residency: choiceFlag("--residency", ["all", "stage"] as const),
-    stages: choiceFlag("--stages", ["all", "coglm"] as const),
+    stages: choiceFlag("--stages", ["all", "coglm", "vqvae"] as const),
     vqSide: intFlag("--vq-side", (n) => n >= 4 && n <= 60 && 60 % n === 0, "a divisor of 60 from 4 to 60"),
     loparRounds: intFlag("--lopar-rounds", (n) => n >= 1 && n <= 6, "1 to 6 LoPAR rounds"),
     profile: args.includes("--profile"),
@@ -144,9 +144,9 @@ const record = {
 const outFile = published
   ? `out/bench_published_b${published.batch}${published.weights === "int8" ? "_int8" : ""}${
     published.residency === "all" ? "_all" : ""
-  }${published.stages === "coglm" ? "_coglm" : ""}${published.profile ? "_profile" : ""}${
-    gpuSchedules ? "_gpu_schedules" : ""
-  }.json`
+  }${published.stages && published.stages !== "all" ? `_${published.stages}` : ""}${
+    published.profile ? "_profile" : ""
+  }${gpuSchedules ? "_gpu_schedules" : ""}.json`
   : "out/bench.json";
 await Deno.writeTextFile(outFile, JSON.stringify(record, null, 2));
 if (json) console.log(JSON.stringify(results));

@@ -96,7 +96,7 @@ all)
   fi
   part() { # part NAME CAP CMD...: CMD under `timeout CAP` into $W/NAME.log; its bench JSON (if any) into $W/NAME.json
     local n=$1 cap=$2; shift 2
-    case " ${PARTS:-probe gemv gemm sr_attention rows published_b1 profile_b1 coglm_b1_before published_b8 gemm_f16 kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
+    case " ${PARTS:-probe gemv gemm sr_attention rows published_b1 profile_b1 coglm_b1_before published_b8 gemm_f16 vqvae_wgpu vqvae_dawn kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
     *" $n "*) ;; *) return 0 ;; esac
     local s left; s=$(date +%s); left=$(( ${DEADLINE:-520} - (s - t0) - 5 ))
     [ "$left" -lt "$cap" ] && cap=$left
@@ -143,6 +143,11 @@ all)
   # the GEMM variants again with Dawn's f16 unblocked on NVIDIA (see the probe): gemm_tiles_f16math runs only where
   # the adapter then has shader-f16; compare with the gemm part
   part gemm_f16 "${T_GEMM_F16:-100}" env COGVIEW2_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia $B --gpu dawn --only gemm
+  # the VQ-VAE alone (random 60×60 codes, 4 images), each dispatch timed, on both backends: session 6 measured it
+  # 1.74 s per image on wgpu against 0.064 on Dawn at batch 8 (13.89 vs 0.51 s), cause unknown; the kernel table
+  # says which kernel
+  part vqvae_wgpu "${T_VQVAE_WGPU:-60}" $B --gpu wgpu --shape published --batch 4 --stages vqvae --profile
+  part vqvae_dawn "${T_VQVAE_DAWN:-30}" $B --gpu dawn --shape published --batch 4 --stages vqvae --profile
   part kernels_dawn "${T_KERNELS_DAWN:-45}" $B --gpu dawn --only matmul --quick
   # where the time goes per kernel (each dispatch its own timestamped pass: slower, so CogLM shortened to 40 tokens)
   # shellcheck disable=SC2086

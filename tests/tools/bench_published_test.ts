@@ -17,7 +17,7 @@ async function bench(...args: string[]) {
     stderr: "piped",
   });
   const r = await p.output();
-  return { code: r.code, err: new TextDecoder().decode(r.stderr) };
+  return { code: r.code, out: new TextDecoder().decode(r.stdout), err: new TextDecoder().decode(r.stderr) };
 }
 
 Deno.test("bench --shape: unknown shapes and bad --batch/--layers/--tokens are named errors (exit 2)", async () => {
@@ -35,6 +35,33 @@ Deno.test("bench --shape: unknown shapes and bad --batch/--layers/--tokens are n
   assert.match(r.err, /--vq-side 7: expected a divisor of 60 from 4 to 60/);
   r = await bench("--shape", "published", "--lopar-rounds", "9");
   assert.match(r.err, /--lopar-rounds 9: expected 1 to 6 LoPAR rounds/);
+});
+
+Deno.test("bench --shape published --stages vqvae: the VQ-VAE decode alone, no transformer built or run", async () => {
+  // 4×4 codes (32×32 pixels) at icetk's widths: a few seconds on lavapipe.
+  const r = await bench(
+    "--shape",
+    "published",
+    "--stages",
+    "vqvae",
+    "--vq-side",
+    "4",
+    "--json",
+    ...["--layers", "1", "--sr-layers", "1", "--tokens", "2", "--lopar-rounds", "1"], // cheap if the stages were run
+  );
+  assert.equal(r.code, 0, r.err);
+  const results: { name: string; params: Record<string, unknown>; value: number }[] = JSON.parse(
+    r.out.trim().split("\n").at(-1)!,
+  );
+  const stages = new Set(
+    results.filter((x) => x.name === "published_stage_seconds").map((x) => x.params.stage),
+  );
+  assert.deepEqual([...stages], ["vqvae"]);
+  assert.ok(!results.some((x) => x.name === "published_coglm_tokens_per_s"));
+  const syncs = results.find((x) => x.name === "published_stage_host_syncs" && x.params.stage === "vqvae");
+  assert.equal(syncs?.value, 1); // one image, one read-back
+  const peak = results.find((x) => x.name === "published_full_depth_peak_gpu_bytes");
+  assert.equal(peak?.params.stages, "vqvae");
 });
 
 Deno.test("published work counts: CogLM decode FLOPs/bytes by hand; SR scales with layers and batch", () => {

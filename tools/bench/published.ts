@@ -49,8 +49,11 @@ export interface PublishedOptions {
    * iterative SR swapped); "all": every model stays resident to the end.
    */
   residency?: "all" | "stage";
-  /** "coglm": stop after the CogLM stage (its memory and tokens/s without the long SR stages); default "all". */
-  stages?: "all" | "coglm";
+  /**
+   * "coglm": stop after the CogLM stage (its memory and tokens/s without the long SR stages); "vqvae": the VQ-VAE
+   * decode alone, of seeded pseudo-random 60×60 codes (no transformer is built); default "all".
+   */
+  stages?: "all" | "coglm" | "vqvae";
   /**
    * VQ-VAE decode grid (default 60: 480×480). Below 60 the stage runs at side×side codes and its 60×60 peak is
    * extrapolated (activations scale with the pixels), the formula printed: the full decode took minutes on lavapipe.
@@ -461,6 +464,7 @@ export async function runPublished(
       residency,
       srFull: perLayer.dsr.full,
       measured: layers === COGLM_LAYERS && srLayers === perLayer.dsr.full,
+      stages: o.stages ?? "all",
     });
   const recipe = getRecipe("mainbody");
   const text = Int32Array.from([21371, 20392, 23869, 20021, 22697, 24346, 20100, 20200, 20300, BOI]);
@@ -534,6 +538,61 @@ export async function runPublished(
     ),
   };
   const models = new ResidentModels(ctx, residency, slots, log);
+  // ---- VQ-VAE decode, side×side codes → 8·side pixels per image (60: 480×480)
+  const vqvaeStage = async (high: Int32Array[]) => {
+    const side = vqSide;
+    await models.enter("vqvae");
+    const vq = await slots.vqvae.get();
+    const start = ctx.poolBytes;
+    const codes60 = high.map((h) => side === 60 ? h : h.subarray(0, side * side));
+    const vqResult = await measure(
+      ctx,
+      "vqvae",
+      { flops: B * vq.decodeFlops(side), bytes: B * vq.decodeBytes(side) },
+      async () => {
+        for (const h of codes60) await vq.decode(h, side);
+      },
+      o.profile,
+    );
+    if (side !== 60) {
+      // Activations scale with the decoder's pixels: peak(60) = start + (peak(side) − start)·(60/side)².
+      const f = (60 / side) ** 2;
+      const peak60 = start + (vqResult.peak - start) * f;
+      log(
+        `# vqvae at ${side}×${side} codes: peak ${(vqResult.peak / 2 ** 30).toFixed(3)} GiB, stage start ` +
+          `${
+            (start / 2 ** 30).toFixed(3)
+          } GiB; at 60×60 (extrapolated, not measured): start + (peak − start) × ` +
+          `(60/${side})² = ${(start / 2 ** 30).toFixed(3)} + ${
+            ((vqResult.peak - start) / 2 ** 30).toFixed(3)
+          } × ` +
+          `${f.toFixed(2)} = ${
+            (peak60 / 2 ** 30).toFixed(3)
+          } GiB (the mid attention's scores grow with pixels², but ` +
+          `run in query-row blocks under one binding)`,
+      );
+      report({
+        name: "published_vqvae_peak_extrapolated_bytes",
+        params: { batch: B, weights, residency, side },
+        value: peak60,
+        unit: "B",
+      });
+      vqResult.peak = peak60;
+    }
+    emit(vqResult);
+    await models.unloadAll();
+    ctx.trim();
+  };
+  if (o.stages === "vqvae") {
+    // Codes as the iterative SR would hand them over (one 60×60 grid per image), seeded: the decode's cost does not
+    // depend on the values.
+    const high = Array.from(
+      { length: B },
+      (_, b) => Int32Array.from({ length: 3600 }, (_, i) => (i * 7919 + b * 104729) % IMAGE_TOKENS),
+    );
+    await vqvaeStage(high);
+    return finish("the VQ-VAE alone (--stages vqvae)");
+  }
   await models.enter("coglm");
   const coglm = await slots.coglm.get();
   await ctx.sync();
@@ -655,49 +714,7 @@ export async function runPublished(
     }, o.profile),
   );
 
-  // ---- VQ-VAE decode, side×side codes → 8·side pixels per image (60: 480×480)
-  const side = vqSide;
-  await models.enter("vqvae");
-  const vq = await slots.vqvae.get();
-  const start = ctx.poolBytes;
-  const codes60 = high.map((h) => side === 60 ? h : h.subarray(0, side * side));
-  const vqResult = await measure(
-    ctx,
-    "vqvae",
-    { flops: B * vq.decodeFlops(side), bytes: B * vq.decodeBytes(side) },
-    async () => {
-      for (const h of codes60) await vq.decode(h, side);
-    },
-    o.profile,
-  );
-  if (side !== 60) {
-    // Activations scale with the decoder's pixels: peak(60) = start + (peak(side) − start)·(60/side)².
-    const f = (60 / side) ** 2;
-    const peak60 = start + (vqResult.peak - start) * f;
-    log(
-      `# vqvae at ${side}×${side} codes: peak ${(vqResult.peak / 2 ** 30).toFixed(3)} GiB, stage start ` +
-        `${
-          (start / 2 ** 30).toFixed(3)
-        } GiB; at 60×60 (extrapolated, not measured): start + (peak − start) × ` +
-        `(60/${side})² = ${(start / 2 ** 30).toFixed(3)} + ${
-          ((vqResult.peak - start) / 2 ** 30).toFixed(3)
-        } × ` +
-        `${f.toFixed(2)} = ${
-          (peak60 / 2 ** 30).toFixed(3)
-        } GiB (the mid attention's scores grow with pixels², but ` +
-        `run in query-row blocks under one binding)`,
-    );
-    report({
-      name: "published_vqvae_peak_extrapolated_bytes",
-      params: { batch: B, weights, residency, side },
-      value: peak60,
-      unit: "B",
-    });
-    vqResult.peak = peak60;
-  }
-  emit(vqResult);
-  await models.unloadAll();
-  ctx.trim();
+  await vqvaeStage(high);
   finish("the whole pipeline");
 }
 
@@ -843,6 +860,7 @@ function fullDepthReport(
     residency: string;
     srFull: number;
     measured: boolean;
+    stages: "all" | "coglm" | "vqvae";
   },
 ): void {
   const { fullPeaks, B, weights, residency } = o;
@@ -856,7 +874,7 @@ function fullDepthReport(
   );
   report({
     name: "published_full_depth_peak_gpu_bytes",
-    params: { batch: B, weights, residency, ...(o.what.startsWith("CogLM only") ? { stages: "coglm" } : {}) },
+    params: { batch: B, weights, residency, ...(o.stages !== "all" ? { stages: o.stages } : {}) },
     value: fullPeak,
     unit: "B",
   });
