@@ -96,7 +96,7 @@ all)
   fi
   part() { # part NAME CAP CMD...: CMD under `timeout CAP` into $W/NAME.log; its bench JSON (if any) into $W/NAME.json
     local n=$1 cap=$2; shift 2
-    case " ${PARTS:-probe gemv gemm sr_attention rows published_b1 profile_b1 coglm_b1_before published_b8 gemm_f16 vqvae_wgpu vqvae_dawn kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
+    case " ${PARTS:-probe gemv gemm sr_attention rows published_b1 profile_b1 coglm_b1_before published_b8 gemm_f16 vqvae_wgpu vqvae_dawn published_b1_wgpu kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
     *" $n "*) ;; *) return 0 ;; esac
     local s left; s=$(date +%s); left=$(( ${DEADLINE:-520} - (s - t0) - 5 ))
     [ "$left" -lt "$cap" ] && cap=$left
@@ -148,6 +148,12 @@ all)
   # says which kernel
   part vqvae_wgpu "${T_VQVAE_WGPU:-60}" $B --gpu wgpu --shape published --batch 4 --stages vqvae --profile
   part vqvae_dawn "${T_VQVAE_DAWN:-30}" $B --gpu dawn --shape published --batch 4 --stages vqvae --profile
+  # wgpu with the variants picked on Dawn (the same WGSL; wgpu/gpu's table still names session 6's first GEMM and
+  # GEMV): compare stage by stage with published_b1. wgpu has no subgroups: a gemm_sg_* pick is dropped (the GEMV
+  # and row reductions fall back to their workgroup-memory reductions by themselves)
+  # shellcheck disable=SC2086
+  part published_b1_wgpu "${T_PUB1_WGPU:-60}" bash -c ". $W/picked_b1.env; case \"\${COGVIEW2_GEMM:-}\" in gemm_sg*) unset COGVIEW2_GEMM ;; esac; \
+    $B --gpu wgpu --shape published --batch 1 ${PUB_ARGS:-}"
   part kernels_dawn "${T_KERNELS_DAWN:-45}" $B --gpu dawn --only matmul --quick
   # where the time goes per kernel (each dispatch its own timestamped pass: slower, so CogLM shortened to 40 tokens)
   # shellcheck disable=SC2086
