@@ -10,6 +10,14 @@
 // does (f16 rounding included), then attends over the caches: kv_store and attention in one dispatch.
 // Define KV_F16: K and V (and kv_store's caches) are packed f16, two per word (offsets, strides and widths even);
 // scores, softmax and the weighted sum accumulate in f32.
+// Define SPLIT (one query row; flash-decoding): workgroup (s, head, batch) of a grid of P.splits × heads × batch
+// attends over its own key range [⌊s·kv/S⌋, ⌊(s+1)·kv/S⌋) of the row's kv visible keys and writes its partial
+// softmax state — unnormalised acc[d], running max m, sum l — to PART[((b·heads + h)·S + s)·(d + 2) + ..] (acc at
+// 0..d−1, m at d, l at d+1) instead of O; entry `combine` (define COMBINE, a second dispatch of heads × batch
+// workgroups) merges the S partials in f32: M = max m_s, O = Σ exp(m_s − M)·acc_s / Σ exp(m_s − M)·l_s. An empty
+// range (kv < S) leaves m = NEG_INF, l = 0, acc = 0, weight 0. With KV_NEW only the last split (s = S − 1, never empty,
+// the only one whose range can hold key t_new = keys − 1) stores the new row, so it is written once and read only by
+// the workgroup that wrote it, after its storageBarrier; no other split reads row t_new.
 #include "common.wgsl"
 
 #if KV_STORE
@@ -54,12 +62,44 @@ fn kv_store(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
   Vc[dst] = S[P.v_src_off + src];
 #endif
 }
+#elif COMBINE
+struct Params { d: u32, heads: u32, splits: u32, o_off: u32, ldo: u32, o_bs: u32 }
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> PART: array<f32>;
+@group(0) @binding(2) var<storage, read_write> O: array<f32>;
+
+// One workgroup per (head, batch): invocation c owns output dims c, c + 64, ...; every invocation reads the S
+// maxima and sums (a few dozen floats, shared through the cache).
+@compute @workgroup_size(64)
+fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let h = wg.x;
+  let b = wg.y;
+  let d = P.d;
+  let pb = (b * P.heads + h) * P.splits * (d + 2u);
+  var mx = NEG_INF;
+  for (var s = 0u; s < P.splits; s++) { mx = max(mx, PART[pb + s * (d + 2u) + d]); }
+  var l = 0.0;
+  for (var s = 0u; s < P.splits; s++) {
+    let ps = pb + s * (d + 2u);
+    l = fma(exp(PART[ps + d] - mx), PART[ps + d + 1u], l);
+  }
+  let inv = 1.0 / l;
+  let ob = P.o_off + b * P.o_bs + h * d;
+  for (var c = li; c < d; c += 64u) {
+    var a = 0.0;
+    for (var s = 0u; s < P.splits; s++) {
+      let ps = pb + s * (d + 2u);
+      a = fma(exp(PART[ps + d] - mx), PART[ps + c], a);
+    }
+    O[ob + c] = a * inv;
+  }
+}
 #else
 struct Params {
   d: u32, rows: u32, keys: u32, ctx_cols: u32, causal_off: u32, scale: f32, logw_cols: u32, logw: f32,
   q_off: u32, ldq: u32, q_bs: u32, k_off: u32, ldk: u32, k_bs: u32,
   v_off: u32, ldv: u32, v_bs: u32, o_off: u32, ldo: u32, o_bs: u32,
-  t_new: u32, kn_off: u32, vn_off: u32,
+  t_new: u32, kn_off: u32, vn_off: u32, splits: u32,
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
@@ -93,6 +133,7 @@ fn v1(i: u32) -> f32 { return V[i]; }
 #else
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;
 #endif
+// SPLIT: O is the partials buffer PART (see the header).
 
 const WG: u32 = {{WG}}u;
 const CHUNK: u32 = {{CHUNK}}u;
@@ -115,13 +156,25 @@ fn reduce(li: u32, v: f32, is_max: bool) -> f32 {
 }
 
 @compute @workgroup_size({{WG}})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_index) li: u32,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+#if SPLIT
+  let row = 0u;
+  let split = wg.x;
+#else
   let row = wg.x;
+#endif
   let h = wg.y;
   let b = wg.z;
   let d = P.d;
   let qb = P.q_off + b * P.q_bs + row * P.ldq + h * d;
 #if KV_NEW
+#if SPLIT
+  if (split == P.splits - 1u) // workgroup-uniform; the storageBarrier below stays in uniform control flow
+#endif
   {
     // This (head, batch)'s slice of the new row: no other workgroup reads or writes it.
     let kn = P.kn_off + b * P.q_bs + h * d;
@@ -163,6 +216,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 #else
   let kv = min(P.keys, max(P.ctx_cols, row + P.causal_off + 1u));
 #endif
+#if SPLIT
+  // This split's keys [k_lo, k_hi): the last one is never empty (kv >= 1) and ends at kv.
+  // (the host keeps splits <= 256 and keys below 2^24, so s·kv fits u32)
+  let k_lo = split * kv / P.splits;
+  let k_hi = (split + 1u) * kv / P.splits;
+#else
+  let k_lo = 0u;
+  let k_hi = kv;
+#endif
   let kb = P.k_off + b * P.k_bs + h * d;
   let vb = P.v_off + b * P.v_bs + h * d;
   // Output ownership: with d dividing WG, ng groups of d invocations split the keys (partials summed at the end);
@@ -172,8 +234,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var acc: array<f32, MAXD / WG>; // zero-initialised
   var m = NEG_INF;
   var l = 0.0;
-  for (var t0 = 0u; t0 < kv; t0 += CHUNK) {
-    let n = min(CHUNK, kv - t0);
+  for (var t0 = k_lo; t0 < k_hi; t0 += CHUNK) {
+    let n = min(CHUNK, k_hi - t0);
     var lm = NEG_INF;
     for (var t = li; t < n; t += WG) {
       let kr = kb + (t0 + t) * P.ldk;
@@ -218,8 +280,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     workgroupBarrier();
   }
+#if SPLIT
+  // The partial state, unnormalised (heads = nwg.y): acc at ob.., m and l after it.
+  let ob = ((b * nwg.y + h) * P.splits + split) * (d + 2u);
+  let inv = 1.0;
+  if (li == 0u) {
+    O[ob + d] = m;
+    O[ob + d + 1u] = l;
+  }
+#else
   let ob = P.o_off + b * P.o_bs + row * P.ldo + h * d;
   let inv = 1.0 / l;
+#endif
   if (ng > 1u) {
     sc[li] = acc[0];
     workgroupBarrier();

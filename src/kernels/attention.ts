@@ -24,6 +24,45 @@ export function attentionWgOverride(env = readEnv(ATTENTION_WG_ENV)): 32 | 64 | 
 }
 
 /**
+ * `COGVIEW2_ATTENTION_SPLIT=N` (1..MAX_ATTENTION_SPLIT): the fused one-row decode attention splits each (head, batch)
+ * over N key ranges (flash-decoding: N workgroups, then a combine dispatch) instead of choices.ts attentionSplit;
+ * 1 is the one-workgroup kernel.
+ */
+export const ATTENTION_SPLIT_ENV = "COGVIEW2_ATTENTION_SPLIT";
+
+/** The most key splits (shaders/attention.wgsl SPLIT: split·keys must fit u32, keys < 2^24). */
+export const MAX_ATTENTION_SPLIT = 256;
+
+/** The split count COGVIEW2_ATTENTION_SPLIT names (`env` in tests), or null; another value is an error naming it. */
+export function attentionSplitOverride(env = readEnv(ATTENTION_SPLIT_ENV)): number | null {
+  if (env === undefined || env === "") return null;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_ATTENTION_SPLIT) {
+    throw new Error(`${ATTENTION_SPLIT_ENV}=${env}: expected an integer from 1 to ${MAX_ATTENTION_SPLIT}`);
+  }
+  return n;
+}
+
+/**
+ * Key splits of a one-row decode attention over `keys` keys for batch·heads (head, batch) pairs: the forced `split`,
+ * else COGVIEW2_ATTENTION_SPLIT, else the table's attentionSplit — a number, or {workgroups, minKeys}: the fewest
+ * splits that bring batch·heads·S to `workgroups`, at most keys / minKeys, at least 1. Capped at keys (a split per
+ * key at most) and so that the partials fit one storage binding.
+ */
+export function attentionSplitFor(
+  ctx: GpuContext,
+  o: { batch: number; heads: number; headDim: number; keys: number; split?: number },
+): number {
+  const t = o.split ?? attentionSplitOverride() ?? choices(ctx).attentionSplit;
+  const pairs = o.batch * o.heads;
+  const want = typeof t === "number"
+    ? t
+    : Math.min(Math.ceil(t.workgroups / pairs), Math.floor(o.keys / t.minKeys));
+  const fit = Math.floor(ctx.maxBinding / (pairs * (o.headDim + 2) * 4));
+  return Math.max(1, Math.min(want, o.keys, fit, MAX_ATTENTION_SPLIT));
+}
+
+/**
  * Keys per chunk of the online softmax. Workgroup memory is costly on CPU adapters (lavapipe: 1024 keys made a
  * decode step 5-9x slower than 256); 256 keeps a short prompt in one chunk.
  */
@@ -83,6 +122,12 @@ export interface AttentionOptions {
    * the backend's choice (src/kernels/choices.ts attentionWg: 32 on CPU adapters, 256 on GPUs).
    */
   wg?: 32 | 64 | 128 | 256;
+  /**
+   * One query row on the fused path only (a decode step): split each (head, batch) over this many key ranges, one
+   * workgroup each writing a partial softmax state, merged by a second dispatch (flash-decoding); 1: one workgroup
+   * per (head, batch). Default attentionSplitFor (COGVIEW2_ATTENTION_SPLIT, else choices.ts attentionSplit).
+   */
+  split?: number;
 }
 
 function viewOk(name: string, v: HeadsView, o: AttentionOptions): void {
@@ -206,6 +251,11 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
       ? "matmul"
       : "fused");
   check(path !== "flash" || !kvF16, "attention", "the flash path takes f32 K/V");
+  check(
+    o.split === undefined || o.split === 1 || (path === "fused" && o.rows === 1),
+    "attention",
+    "split takes one query row on the fused path",
+  );
   const st = o.storeNew;
   if (st) {
     check(path === "fused" && o.rows === 1, "attention", "storeNew takes one query row on the fused path");
@@ -244,10 +294,24 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
       "f16 K/V need even offsets, strides and head size",
     );
   }
+  check(
+    o.split === undefined || (Number.isInteger(o.split) && o.split >= 1 && o.split <= MAX_ATTENTION_SPLIT),
+    "attention",
+    `split ${o.split} must be an integer from 1 to ${MAX_ATTENTION_SPLIT}`,
+  );
+  const splits = o.rows === 1
+    ? attentionSplitFor(ctx, { batch: o.batch, heads: o.heads, headDim: d, keys: o.keys, split: o.split })
+    : 1;
+  check(
+    splits === 1 || o.keys < 1 << 24,
+    "attention",
+    `split attention takes fewer than 2^24 keys, got ${o.keys}`,
+  );
   const k = ctx.kernel({
-    name: st ? "attention_kv_store" : "attention",
+    name: (st ? "attention_kv_store" : "attention") + (splits > 1 ? "_split" : ""),
     shader: "attention.wgsl",
     defines: {
+      SPLIT: splits > 1,
       VIS: !!o.visible,
       VEC4: vec4,
       KV_F16: kvF16,
@@ -264,9 +328,28 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
       "write",
     ],
   });
-  const params = [...attentionParams(o, mask), o.keys - 1, st?.kOff ?? 0, st?.vOff ?? 0];
-  const bufs = o.visible ? [o.q.t, o.k.t, o.v.t, o.visible, o.out.t] : [o.q.t, o.k.t, o.v.t, o.out.t];
-  ctx.dispatch(k, params, bufs, [o.rows, o.heads, o.batch]);
+  const params = [...attentionParams(o, mask), o.keys - 1, st?.kOff ?? 0, st?.vOff ?? 0, splits];
+  if (splits === 1) {
+    const bufs = o.visible ? [o.q.t, o.k.t, o.v.t, o.visible, o.out.t] : [o.q.t, o.k.t, o.v.t, o.out.t];
+    ctx.dispatch(k, params, bufs, [o.rows, o.heads, o.batch]);
+    return;
+  }
+  // Flash-decoding: S workgroups per (head, batch) write (acc[d], m, l) partials, one more dispatch merges them.
+  const part = ctx.empty([o.batch * o.heads * splits * (d + 2)]);
+  const bufs = o.visible ? [o.q.t, o.k.t, o.v.t, o.visible, part] : [o.q.t, o.k.t, o.v.t, part];
+  ctx.dispatch(k, params, bufs, [splits, o.heads, o.batch]);
+  const c = ctx.kernel({
+    name: "attention_combine",
+    shader: "attention.wgsl",
+    entry: "combine",
+    defines: { COMBINE: 1 },
+    bindings: ["read", "write"],
+  });
+  ctx.dispatch(c, [d, o.heads, splits, o.out.off ?? 0, o.out.ld, o.out.bs ?? 0], [part, o.out.t], [
+    o.heads,
+    o.batch,
+  ]);
+  part.release();
 }
 
 /**

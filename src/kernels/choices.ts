@@ -102,7 +102,20 @@ export interface BackendChoices {
    * 400-token generation, at batch 1 on 48 workgroups; 256 splits the keys over 4 groups and the scores over 256).
    */
   attentionWg: 32 | 64 | 128 | 256;
+  /**
+   * Key splits of the fused attention's one-row decode (flash-decoding, shaders/attention.wgsl SPLIT + combine): a
+   * fixed count, or {workgroups, minKeys}: S = min(⌈workgroups / (batch·heads)⌉, ⌊keys / minKeys⌋), at least 1
+   * (src/kernels/attention.ts attentionSplitFor); COGVIEW2_ATTENTION_SPLIT overrides it. CPU adapters: 1 (lavapipe
+   * has 2 cores; more workgroups only add the combine dispatch). GPUs: {256, 64} — NOT measured on a GPU yet
+   * (structure: at batch 1 the published decode runs 48 workgroups, one per head, on an H200's 132 SMs, each walking
+   * up to ~420 keys serially; 256 workgroups of >= 64 keys each give S = 6 at 420 keys, 3 at 200, 1 at <= 127 keys
+   * and at batch 8 (384 pairs)). `bench --only decode_attention` times S = 1..16 side by side.
+   */
+  attentionSplit: number | { workgroups: number; minKeys: number };
 }
+
+/** The GPUs' attentionSplit (unmeasured): see BackendChoices.attentionSplit. */
+const SPLIT_GPU = { workgroups: 256, minKeys: 64 };
 
 /** The table, keyed by backend and adapter kind ("cpu": software adapters such as lavapipe; "gpu": the rest). */
 const WINDOWS: Record<CpuMatmulClass, CpuMatmulSchedule> = {
@@ -138,6 +151,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     gemv: "rows8",
     srAttention: "query",
     attentionWg: 32,
+    attentionSplit: 1,
   },
   "wgpu/gpu": {
     rowReduce: "workgroup",
@@ -147,6 +161,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     gemv: "rows8",
     srAttention: "query",
     attentionWg: 256, // not measured on a GPU: see BackendChoices.attentionWg
+    attentionSplit: SPLIT_GPU, // not measured on a GPU: see BackendChoices.attentionSplit
   },
   "dawn/cpu": {
     rowReduce: "subgroup",
@@ -155,6 +170,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     gemv: "rows8",
     srAttention: "query",
     attentionWg: 32,
+    attentionSplit: 1,
   },
   // Measured on an H200 (bench/results/2026-12-04-h200/, Dawn; tests/kernels/choices_test.ts checks each entry
   // against those records): GEMV l64c2u2 fastest at M = 1, 4, 8 (48-layer f16 decode step 3.67 / 5.45 / 10.06 ms vs
@@ -174,6 +190,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     gemv: "l64c2u2",
     srAttention: "tiles",
     attentionWg: 256, // not measured on a GPU: see BackendChoices.attentionWg
+    attentionSplit: SPLIT_GPU, // not measured on a GPU: see BackendChoices.attentionSplit
   },
 };
 

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { attention, attentionWgOverride, kvStore } from "../../src/kernels/attention.ts";
+import {
+  attention,
+  attentionSplitFor,
+  attentionSplitOverride,
+  attentionWgOverride,
+  kvStore,
+} from "../../src/kernels/attention.ts";
 import { CHOICES } from "../../src/kernels/choices.ts";
 import { coglmMaskRef, logWeightsRef, standardAttentionRef } from "../../src/reference/attention.ts";
 import { assertClose, randn, sharedContext } from "../_util.ts";
@@ -286,4 +292,151 @@ Deno.test("COGVIEW2_ATTENTION_WG: a width overrides the table; another value is 
   assert.throws(() => attentionWgOverride("512"), /COGVIEW2_ATTENTION_WG=512: expected 32, 64, 128 or 256/);
   for (const key of ["wgpu/gpu", "dawn/gpu"]) assert.equal(CHOICES[key].attentionWg, 256, key);
   for (const key of ["wgpu/cpu", "dawn/cpu"]) assert.equal(CHOICES[key].attentionWg, 32, `${key} unchanged`);
+});
+
+// Flash-decoding (`split`): one query row per batch entry, each (head, batch) split over S key ranges and merged by
+// the combine dispatch. [cache dtype, heads, d, keys, S, wg, chunk, storeNew, mask]: keys not divisible by S, S above
+// the number of chunks, more splits than keys (S 8 taken as 5), more splits than visible keys (2 of 33 keys visible
+// over 4 splits: empty ranges), several chunks per split (chunk 64), head
+// sizes 64, odd 37 (scalar loads), 62, 129 (dims over the workgroup), 256; a CogLM prefix mask with the stored row
+// itself masked out, a per-row visible prefix (VIS), log-weights everywhere; batch 2.
+const SPLIT_CASES: [
+  "f16" | "f32",
+  number,
+  number,
+  number,
+  number,
+  32 | 64 | 256,
+  number,
+  boolean,
+  { ctxCols: number; causalOffset: number } | { visible: number } | null,
+][] = [
+  ["f16", 3, 64, 301, 4, 256, 256, true, null],
+  ["f16", 2, 64, 301, 7, 32, 64, true, { ctxCols: 100, causalOffset: 150 }],
+  ["f32", 2, 37, 45, 16, 32, 256, true, null],
+  ["f32", 1, 129, 5, 8, 64, 256, false, null],
+  ["f16", 2, 62, 90, 3, 256, 256, true, { visible: 61 }],
+  ["f32", 2, 256, 33, 4, 256, 256, true, { ctxCols: 2, causalOffset: 0 }],
+];
+
+Deno.test("split decode attention (flash-decoding: S key ranges, then the combine) matches SAT's standard_attention", async () => {
+  const ctx = await sharedContext();
+  for (const [dt, heads, d, keys, S, wg, chunk, store, mask] of SPLIT_CASES) {
+    const batch = 2, w = heads * d, maxLen = keys + 2, logCols = Math.ceil(keys / 3);
+    const label = `${dt} h=${heads} d=${d} keys=${keys} S=${S} wg=${wg} chunk=${chunk} store=${store} ${
+      JSON.stringify(mask)
+    }`;
+    const r16 = (x: Float32Array) => dt === "f16" ? f16BitsToF32(f32ToF16Bits(x)) : x;
+    const qkv = randn(batch * 3 * w, keys + d, 1.5);
+    const cache = (seed: number) => {
+      const c = randn(batch * maxLen * w, seed, 1.5);
+      if (store) {
+        for (let b = 0; b < batch; b++) c.fill(0, (b * maxLen + keys - 1) * w, (b * maxLen + keys) * w);
+      }
+      return c;
+    };
+    const kh = cache(keys + 1), vh = cache(keys + 2);
+    const tq = ctx.upload(qkv, [batch, 3 * w]);
+    const kc = ctx.upload(kh, [batch, maxLen, w], dt), vc = ctx.upload(vh, [batch, maxLen, w], dt);
+    const vis = mask && "visible" in mask ? ctx.upload(Int32Array.of(mask.visible), [1], "i32") : undefined;
+    const out = ctx.empty([batch, w]);
+    attention(ctx, {
+      batch,
+      heads,
+      headDim: d,
+      rows: 1,
+      keys,
+      q: { t: tq, ld: 3 * w, bs: 3 * w },
+      k: { t: kc, ld: w, bs: maxLen * w },
+      v: { t: vc, ld: w, bs: maxLen * w },
+      out: { t: out, ld: w, bs: w },
+      mask: mask && "ctxCols" in mask ? mask : undefined,
+      visible: vis,
+      logWeights: { cols: logCols, value: 1.4 },
+      storeNew: store ? { kOff: w, vOff: 2 * w } : undefined,
+      split: S,
+      wg,
+      chunk,
+    });
+    const got = await ctx.readF32(out);
+    const [kr, vr] = [await ctx.readF32(kc), await ctx.readF32(vc)];
+    const m = new Float32Array(keys);
+    for (let j = 0; j < keys; j++) {
+      m[j] = !mask
+        ? 1
+        : "visible" in mask
+        ? Number(j < mask.visible)
+        : Number(j < mask.ctxCols || j <= mask.causalOffset);
+    }
+    for (let b = 0; b < batch; b++) {
+      const k = kh.slice(b * maxLen * w, (b * maxLen + keys) * w),
+        v = vh.slice(b * maxLen * w, (b * maxLen + keys) * w);
+      if (store) {
+        // The step's row, stored once by the split that owns the last key: exactly kvStore's (f16-rounded) values.
+        k.set(qkv.subarray(b * 3 * w + w, b * 3 * w + 2 * w), (keys - 1) * w);
+        v.set(qkv.subarray(b * 3 * w + 2 * w, b * 3 * w + 3 * w), (keys - 1) * w);
+        const at = (b * maxLen + keys - 1) * w;
+        assertClose(`${label}: stored K b=${b}`, kr.subarray(at, at + w), r16(k.subarray((keys - 1) * w)), {
+          atol: 0,
+        });
+        assertClose(`${label}: stored V b=${b}`, vr.subarray(at, at + w), r16(v.subarray((keys - 1) * w)), {
+          atol: 0,
+        });
+      }
+      const want = standardAttentionRef(qkv.subarray(b * 3 * w, b * 3 * w + w), r16(k), r16(v), {
+        heads,
+        d,
+        rows: 1,
+        keys,
+        mask: m,
+        logw: logWeightsRef(1, keys, logCols, 1.4),
+      });
+      // f32 dots over <= 256 dims and sums over <= 301 keys, merged in f32 over S partials (exp(m_s − M) rescaling).
+      assertClose(`${label} b=${b}`, got.subarray(b * w, (b + 1) * w), want, { atol: 2e-5, rtol: 1e-4 });
+    }
+    [tq, kc, vc, out, vis].forEach((x) => x?.release());
+  }
+});
+
+Deno.test("attention split choice: COGVIEW2_ATTENTION_SPLIT overrides the table; the GPU heuristic; errors name the variable or option", async () => {
+  assert.equal(attentionSplitOverride(undefined), null);
+  assert.equal(attentionSplitOverride("4"), 4);
+  for (const bad of ["0", "2.5", "x", "257"]) {
+    assert.throws(
+      () => attentionSplitOverride(bad),
+      /COGVIEW2_ATTENTION_SPLIT=.*: expected an integer from 1 to 256/,
+    );
+  }
+  for (const key of ["wgpu/cpu", "dawn/cpu"]) assert.equal(CHOICES[key].attentionSplit, 1, key);
+  const shared = await sharedContext();
+  const gpu = shared.withGpuSchedules();
+  const at = (batch: number, keys: number, c = gpu) =>
+    attentionSplitFor(c, { batch, heads: 48, headDim: 64, keys });
+  // The published decode (48 heads × 64): 256 workgroups of >= 64 keys; batch 8 already has 384 (head, batch) pairs.
+  assert.deepEqual([at(1, 420), at(1, 200), at(1, 64), at(1, 127), at(8, 420)], [6, 3, 1, 1, 1]);
+  assert.equal(at(1, 420, shared), 1, "CPU adapters: one workgroup per (head, batch)");
+  assert.equal(
+    attentionSplitFor(gpu, { batch: 1, heads: 48, headDim: 64, keys: 3, split: 16 }),
+    3,
+    "at most keys",
+  );
+  const t = shared.upload(new Float32Array(3 * 64 * 4), [4, 3 * 64]), o = shared.empty([4, 64]);
+  assert.throws(
+    () =>
+      attention(shared, {
+        batch: 1,
+        heads: 1,
+        headDim: 64,
+        rows: 4,
+        keys: 4,
+        q: { t, ld: 192 },
+        k: { t, off: 64, ld: 192 },
+        v: { t, off: 128, ld: 192 },
+        out: { t: o, ld: 64 },
+        split: 2,
+        path: "fused",
+      }),
+    /split takes one query row on the fused path/,
+  );
+  [t, o].forEach((x) => x.release());
 });
