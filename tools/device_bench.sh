@@ -96,7 +96,7 @@ all)
   fi
   part() { # part NAME CAP CMD...: CMD under `timeout CAP` into $W/NAME.log; its bench JSON (if any) into $W/NAME.json
     local n=$1 cap=$2; shift 2
-    case " ${PARTS:-probe gemv gemm sr_attention rows published_b1 profile_b1 coglm_b1_before published_b8 gemm_f16 vqvae_wgpu vqvae_dawn published_b1_wgpu kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
+    case " ${PARTS:-probe gemv gemm sr_attention rows decode_attention published_b1 profile_b1 coglm_b1_before published_b8 gemm_f16 vqvae_wgpu vqvae_dawn published_b1_wgpu kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
     *" $n "*) ;; *) return 0 ;; esac
     local s left; s=$(date +%s); left=$(( ${DEADLINE:-520} - (s - t0) - 5 ))
     [ "$left" -lt "$cap" ] && cap=$left
@@ -124,9 +124,12 @@ all)
   part sr_attention "${T_SR_ATTENTION:-60}" $B --gpu dawn --only local_attention --quick
   # row reductions (layer norm / softmax) per variant, incl. decode rows [8, 3072]
   part rows "${T_ROWS:-45}" $B --gpu dawn --only choices --quick
+  # the b1/b8 decode attention per key split S = 1..16 (flash-decoding), each checked vs the CPU twin: picks
+  # COGVIEW2_ATTENTION_SPLIT for the published runs (choices.ts attentionSplit is an unmeasured heuristic)
+  part decode_attention "${T_DECODE_ATTENTION:-30}" $B --gpu dawn --only decode_attention
   pick() {
     $D tools/pick_variants.ts --gemv "$W/gemv.json" --gemm "$W/gemm.json" --sr "$W/sr_attention.json" \
-      --rows "$W/rows.json" --m "$1"
+      --rows "$W/rows.json" --attn "$W/decode_attention.json" --m "$1"
   }
   pick 1 > "$W/picked_b1.env"; pick 8 > "$W/picked_b8.env"; cat "$W"/picked_b*.env
   # shellcheck disable=SC2086
@@ -137,7 +140,7 @@ all)
   part profile_b1 "${T_PROFILE_B1:-60}" bash -c ". $W/picked_b1.env; $B --gpu ${PUB_GPU:-dawn} --shape published --batch 1 --stages coglm --profile ${PUB_ARGS:-}"
   # CogLM b1 with the GPU defaults before session 7 (64-wide row reductions and fused attention): compare with published_b1
   # shellcheck disable=SC2086
-  part coglm_b1_before "${T_COGLM_B1_BEFORE:-40}" bash -c ". $W/picked_b1.env; COGVIEW2_ROW_REDUCE=workgroup COGVIEW2_ROW_REDUCE_DECODE=workgroup COGVIEW2_ATTENTION_WG=64 $B --gpu ${PUB_GPU:-dawn} --shape published --batch 1 --stages coglm ${PUB_ARGS:-}"
+  part coglm_b1_before "${T_COGLM_B1_BEFORE:-40}" bash -c ". $W/picked_b1.env; COGVIEW2_ROW_REDUCE=workgroup COGVIEW2_ROW_REDUCE_DECODE=workgroup COGVIEW2_ATTENTION_WG=64 COGVIEW2_ATTENTION_SPLIT=1 $B --gpu ${PUB_GPU:-dawn} --shape published --batch 1 --stages coglm ${PUB_ARGS:-}"
   # shellcheck disable=SC2086
   part published_b8 "${T_PUB8:-130}" bash -c ". $W/picked_b8.env; $B --gpu ${PUB_GPU:-dawn} --shape published --batch 8 ${PUB_ARGS:-}"
   # the GEMM variants again with Dawn's f16 unblocked on NVIDIA (see the probe): gemm_tiles_f16math runs only where

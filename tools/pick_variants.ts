@@ -1,11 +1,13 @@
-// `deno run --allow-read tools/pick_variants.ts --gemv FILE --gemm FILE --sr FILE --rows FILE [--m 1|8]`: reads bench
-// records (out/bench.json of `bench --only gemv`, `--only gemm`, `--only local_attention`, `--only choices`) and
+// `deno run --allow-read tools/pick_variants.ts --gemv FILE --gemm FILE --sr FILE --rows FILE [--attn FILE] [--m 1|8]`:
+// reads bench records (out/bench.json of `bench --only gemv`, `--only gemm`, `--only local_attention`, `--only
+// choices`, `--only decode_attention`) and
 // prints shell assignments of the
 // fastest variants measured there: COGVIEW2_GEMV (lowest `gemv_step_best_ms` at M rows, f16 weights: the decode step
 // that predicts tokens/s), COGVIEW2_GEMM (lowest total time over the SR stages' shapes, 4096³ left out: the variant
 // that serves the published SR stages best as one choice) and COGVIEW2_SR_ATTENTION (the faster SR local attention
 // path at the published width), COGVIEW2_ROW_REDUCE_DECODE (layer norm / softmax rows of at most 8 rows, the decode
-// steps'; the SR stages' rows keep the table's).
+// steps'; the SR stages' rows keep the table's), COGVIEW2_ATTENTION_SPLIT (the decode attention's key splits with the
+// lowest summed time over the measured key counts at batch M; 1 is the one-workgroup kernel).
 // tools/device_bench.sh uses it to run the published bench on a lent GPU with the best
 // variants of the same call; the figures then go into src/kernels/choices.ts by hand. Prints nothing for a file that
 // is missing or holds no such entries.
@@ -84,6 +86,27 @@ export function pickRowReduce(rs: Result[]): string | null {
   return best ? best[0] : null;
 }
 
+/**
+ * The decode attention's key split count with the lowest summed µs over the key counts measured at batch M (a stand-in
+ * for a generation's mean key count); a split that was not measured at every key count (skipped: no match with the
+ * CPU twin) is not a choice.
+ */
+export function pickAttentionSplit(rs: Result[], M: number): number | null {
+  const total = new Map<number, { us: number; keys: Set<number> }>();
+  const keys = new Set<number>();
+  for (const r of rs) {
+    if (r.name !== "decode_attention_us" || Number(r.params.batch) !== M || !(r.value > 0)) continue;
+    const k = Number(r.params.keys), s = Number(r.params.split);
+    keys.add(k);
+    const t = total.get(s) ?? { us: 0, keys: new Set() };
+    t.us += r.value;
+    t.keys.add(k);
+    total.set(s, t);
+  }
+  const full = [...total].filter(([, t]) => t.keys.size === keys.size).sort((a, b) => a[1].us - b[1].us);
+  return full.length ? full[0][0] : null;
+}
+
 if (import.meta.main) {
   const M = Number(flag("--m") ?? 1);
   const gemv = pickGemv(results(flag("--gemv")), M);
@@ -94,4 +117,6 @@ if (import.meta.main) {
   if (gemm) console.log(`export COGVIEW2_GEMM=${gemm}`);
   if (sr) console.log(`export COGVIEW2_SR_ATTENTION=${sr}`);
   if (rows) console.log(`export COGVIEW2_ROW_REDUCE_DECODE=${rows}`);
+  const split = pickAttentionSplit(results(flag("--attn")), M);
+  if (split) console.log(`export COGVIEW2_ATTENTION_SPLIT=${split}`);
 }

@@ -1,7 +1,13 @@
 // tools/pick_variants.ts: the variants it names from bench records (what tools/device_bench.sh runs the published
 // bench with on a lent GPU).
 import assert from "node:assert/strict";
-import { pickGemm, pickGemv, pickRowReduce, pickSrAttention } from "../../tools/pick_variants.ts";
+import {
+  pickAttentionSplit,
+  pickGemm,
+  pickGemv,
+  pickRowReduce,
+  pickSrAttention,
+} from "../../tools/pick_variants.ts";
 
 const r = (name: string, params: Record<string, string | number>, value: number) => ({ name, params, value });
 
@@ -53,4 +59,26 @@ Deno.test("pick_variants: row reduction by summed time over the decode-shaped ro
   ];
   assert.equal(pickRowReduce(rs), "wide");
   assert.equal(pickRowReduce([]), null);
+});
+
+Deno.test("pick_variants: decode attention split by summed time over the key counts at the asked batch; splits missing a key count left out", () => {
+  const a = (batch: number, keys: number, split: number, us: number) =>
+    r("decode_attention_us", { batch, keys, heads: 48, head_dim: 64, split }, us);
+  const rs = [
+    // batch 1: split 4 loses at 64 keys but wins the sum; 16 is fastest where measured but was skipped at 420
+    a(1, 64, 1, 10),
+    a(1, 420, 1, 60),
+    a(1, 64, 4, 14),
+    a(1, 420, 4, 20),
+    a(1, 64, 16, 5),
+    // batch 8: one workgroup per (head, batch) is fastest
+    a(8, 64, 1, 30),
+    a(8, 420, 1, 90),
+    a(8, 64, 4, 40),
+    a(8, 420, 4, 95),
+    r("decode_attention_skipped", { batch: 1, keys: 420, split: 16 }, 0),
+  ];
+  assert.equal(pickAttentionSplit(rs, 1), 4);
+  assert.equal(pickAttentionSplit(rs, 8), 1);
+  assert.equal(pickAttentionSplit(rs, 2), null);
 });

@@ -11,12 +11,14 @@ import { srSuite } from "./sr.ts";
 import { e2eSuite } from "./e2e.ts";
 import { samplingSuite } from "./sampling.ts";
 import { choicesSuite } from "./choices.ts";
+import { decodeAttentionSuite } from "./decode_attention.ts";
 
 export const suites: BenchSuite[] = [
   matmulSuite,
   gemmSuite,
   gemvSuite,
   choicesSuite,
+  decodeAttentionSuite,
   localAttentionSuite,
   tokenizerSuite,
   vqvaeSuite,
