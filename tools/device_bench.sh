@@ -170,7 +170,7 @@ all)
   part kernels "${T_KERNELS:-45}" $B --gpu wgpu --only matmul --quick
   echo "== summary (+$(( $(date +%s) - t0 ))s)"
   cat "$W/summary.txt" "$W"/picked_b*.env
-  grep -hE "^gpu:|auto →|coglm decode step|queue_round_trip_ms|gemv_step_best_ms|gemm_variant_best_gflops|tokens/s|^(coglm|dsr|itersr|vqvae) " \
+  grep -hE "^gpu:|auto →|coglm decode step|queue_round_trip_ms|gemv_step_best_ms|gemm_variant_best_gflops|decode_attention_best_split|tokens/s|^(coglm|dsr|itersr|vqvae) " \
     "$W"/*.log 2>/dev/null | cut -c1-170 | head -n 70
   ;;
 *) echo "usage: bash tools/device_bench.sh prepare|run|published|kernels|all" >&2; exit 2 ;;

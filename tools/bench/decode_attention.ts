@@ -5,8 +5,8 @@
 // decode_attention_skipped with the error when it does not match; only matching ones are timed
 // (decode_attention_us {batch, keys, split}: µs per call, the minimum of interleaved bursts). Per shape it also reports
 // the fastest S (decode_attention_best_split: its speedup over S = 1) and what choices.ts attentionSplit picks there
-// (decode_attention_table_split). tools/pick_variants.ts picks COGVIEW2_ATTENTION_SPLIT for the published runs from
-// decode_attention_us. `--quick`: keys 64 and 420, 3 rounds.
+// (decode_attention_table_split; that S is timed too when it is not one of the five). tools/pick_variants.ts picks
+// COGVIEW2_ATTENTION_SPLIT for the published runs from decode_attention_us. `--quick`: keys 64 and 420, 3 rounds.
 
 import type { GpuContext } from "../../src/gpu/context.ts";
 import type { Tensor } from "../../src/gpu/tensor.ts";
@@ -82,9 +82,12 @@ export async function benchDecodeAttention(
       split,
     });
   const params = (split: number) => ({ batch, keys, heads, head_dim: d, kv: "f16", split });
+  // What choices.ts attentionSplit picks here (e.g. 6 on GPUs at batch 1 and 420 keys) is timed too when not listed.
+  const table = attentionSplitFor(ctx, { batch, heads, headDim: d, keys });
+  const splits = o.splits ?? DECODE_ATTENTION_SPLITS;
   // Checked before timing: a split that does not match the twin is never timed (nor picked).
   const ok: number[] = [];
-  for (const split of o.splits ?? DECODE_ATTENTION_SPLITS) {
+  for (const split of splits.includes(table) ? splits : [...splits, table]) {
     try {
       ctx.write(out, new Float32Array(batch * W).fill(NaN)); // a split that writes nothing cannot pass
       call(split)();
@@ -126,7 +129,6 @@ export async function benchDecodeAttention(
       baseline: "split 1",
     });
   }
-  const table = attentionSplitFor(ctx, { batch, heads, headDim: d, keys });
   report({ name: "decode_attention_table_split", params: params(table), value: table, unit: "splits" });
   [tq, kc, vc, out].forEach((x: Tensor) => x.release());
 }
