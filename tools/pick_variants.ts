@@ -6,8 +6,9 @@
 // that predicts tokens/s), COGVIEW2_GEMM (lowest total time over the SR stages' shapes, 4096³ left out: the variant
 // that serves the published SR stages best as one choice) and COGVIEW2_SR_ATTENTION (the faster SR local attention
 // path at the published width), COGVIEW2_ROW_REDUCE_DECODE (layer norm / softmax rows of at most 8 rows, the decode
-// steps'; the SR stages' rows keep the table's), COGVIEW2_ATTENTION_SPLIT (the decode attention's key splits with the
-// lowest summed time over the measured key counts at batch M; 1 is the one-workgroup kernel).
+// steps'; the SR stages' rows keep the table's), COGVIEW2_ATTENTION_SPLIT and COGVIEW2_ATTENTION_WG (the decode
+// attention's key splits and workgroup width with the lowest summed time over the measured key counts at batch M;
+// split 1 is the one-workgroup kernel).
 // tools/device_bench.sh uses it to run the published bench on a lent GPU with the best
 // variants of the same call; the figures then go into src/kernels/choices.ts by hand. Prints nothing for a file that
 // is missing or holds no such entries.
@@ -87,24 +88,26 @@ export function pickRowReduce(rs: Result[]): string | null {
 }
 
 /**
- * The decode attention's key split count with the lowest summed µs over the key counts measured at batch M (a stand-in
- * for a generation's mean key count); a split that was not measured at every key count (skipped: no match with the
- * CPU twin) is not a choice.
+ * The decode attention's (workgroup width, key split count) with the lowest summed µs over the key counts measured at
+ * batch M (a stand-in for a generation's mean key count); one that was not measured at every key count (skipped: no
+ * match with the CPU twin) is not a choice. Records without a width (one width measured) give wg null.
  */
-export function pickAttentionSplit(rs: Result[], M: number): number | null {
-  const total = new Map<number, { us: number; keys: Set<number> }>();
+export function pickDecodeAttention(rs: Result[], M: number): { split: number; wg: number | null } | null {
+  const total = new Map<string, { us: number; keys: Set<number> }>();
   const keys = new Set<number>();
   for (const r of rs) {
     if (r.name !== "decode_attention_us" || Number(r.params.batch) !== M || !(r.value > 0)) continue;
-    const k = Number(r.params.keys), s = Number(r.params.split);
+    const k = Number(r.params.keys), id = `${r.params.wg ?? ""}/${r.params.split}`;
     keys.add(k);
-    const t = total.get(s) ?? { us: 0, keys: new Set() };
+    const t = total.get(id) ?? { us: 0, keys: new Set() };
     t.us += r.value;
     t.keys.add(k);
-    total.set(s, t);
+    total.set(id, t);
   }
   const full = [...total].filter(([, t]) => t.keys.size === keys.size).sort((a, b) => a[1].us - b[1].us);
-  return full.length ? full[0][0] : null;
+  if (!full.length) return null;
+  const [wg, split] = full[0][0].split("/");
+  return { split: Number(split), wg: wg ? Number(wg) : null };
 }
 
 if (import.meta.main) {
@@ -117,6 +120,7 @@ if (import.meta.main) {
   if (gemm) console.log(`export COGVIEW2_GEMM=${gemm}`);
   if (sr) console.log(`export COGVIEW2_SR_ATTENTION=${sr}`);
   if (rows) console.log(`export COGVIEW2_ROW_REDUCE_DECODE=${rows}`);
-  const split = pickAttentionSplit(results(flag("--attn")), M);
-  if (split) console.log(`export COGVIEW2_ATTENTION_SPLIT=${split}`);
+  const attn = pickDecodeAttention(results(flag("--attn")), M);
+  if (attn) console.log(`export COGVIEW2_ATTENTION_SPLIT=${attn.split}`);
+  if (attn?.wg) console.log(`export COGVIEW2_ATTENTION_WG=${attn.wg}`);
 }

@@ -100,6 +100,7 @@ export interface BackendChoices {
    * 64 on lavapipe). GPUs: 256 — NOT measured on a GPU yet (structure: at 64 invocations and head size 64 every
    * invocation owns one output dim and walks all keys serially in the P·V sum, ~400 dependent steps late in a
    * 400-token generation, at batch 1 on 48 workgroups; 256 splits the keys over 4 groups and the scores over 256).
+   * `bench --only decode_attention` times each width with each key split (attentionSplit) at the published shapes.
    */
   attentionWg: 32 | 64 | 128 | 256;
   /**

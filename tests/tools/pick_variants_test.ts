@@ -2,7 +2,7 @@
 // bench with on a lent GPU).
 import assert from "node:assert/strict";
 import {
-  pickAttentionSplit,
+  pickDecodeAttention,
   pickGemm,
   pickGemv,
   pickRowReduce,
@@ -61,24 +61,32 @@ Deno.test("pick_variants: row reduction by summed time over the decode-shaped ro
   assert.equal(pickRowReduce([]), null);
 });
 
-Deno.test("pick_variants: decode attention split by summed time over the key counts at the asked batch; splits missing a key count left out", () => {
-  const a = (batch: number, keys: number, split: number, us: number) =>
-    r("decode_attention_us", { batch, keys, heads: 48, head_dim: 64, split }, us);
+Deno.test("pick_variants: decode attention (width, split) by summed time over the key counts at the asked batch; pairs missing a key count left out", () => {
+  const a = (batch: number, keys: number, wg: number, split: number, us: number) =>
+    r("decode_attention_us", { batch, keys, heads: 48, head_dim: 64, wg, split }, us);
   const rs = [
-    // batch 1: split 4 loses at 64 keys but wins the sum; 16 is fastest where measured but was skipped at 420
-    a(1, 64, 1, 10),
-    a(1, 420, 1, 60),
-    a(1, 64, 4, 14),
-    a(1, 420, 4, 20),
-    a(1, 64, 16, 5),
-    // batch 8: one workgroup per (head, batch) is fastest
-    a(8, 64, 1, 30),
-    a(8, 420, 1, 90),
-    a(8, 64, 4, 40),
-    a(8, 420, 4, 95),
-    r("decode_attention_skipped", { batch: 1, keys: 420, split: 16 }, 0),
+    // batch 1: split 4 at 256 loses at 64 keys but wins the sum; 16 at 64 is fastest where measured but was skipped
+    // at 420; split 4 at width 64 is slower than at 256
+    a(1, 64, 256, 1, 10),
+    a(1, 420, 256, 1, 60),
+    a(1, 64, 256, 4, 14),
+    a(1, 420, 256, 4, 20),
+    a(1, 64, 64, 4, 15),
+    a(1, 420, 64, 4, 25),
+    a(1, 64, 64, 16, 5),
+    // batch 8: one workgroup per (head, batch) at width 64 is fastest
+    a(8, 64, 256, 1, 30),
+    a(8, 420, 256, 1, 90),
+    a(8, 64, 64, 1, 20),
+    a(8, 420, 64, 1, 80),
+    a(8, 64, 256, 4, 40),
+    a(8, 420, 256, 4, 95),
+    r("decode_attention_skipped", { batch: 1, keys: 420, wg: 64, split: 16 }, 0),
   ];
-  assert.equal(pickAttentionSplit(rs, 1), 4);
-  assert.equal(pickAttentionSplit(rs, 8), 1);
-  assert.equal(pickAttentionSplit(rs, 2), null);
+  assert.deepEqual(pickDecodeAttention(rs, 1), { split: 4, wg: 256 });
+  assert.deepEqual(pickDecodeAttention(rs, 8), { split: 1, wg: 64 });
+  assert.equal(pickDecodeAttention(rs, 2), null);
+  // records of one width (no wg param): the split alone
+  const one = [r("decode_attention_us", { batch: 1, keys: 64, split: 2 }, 3)];
+  assert.deepEqual(pickDecodeAttention(one, 1), { split: 2, wg: null });
 });

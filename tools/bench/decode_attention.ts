@@ -1,16 +1,19 @@
 // `deno task bench --only decode_attention`: the published CogLM decode step's attention (48 heads × 64, f16 KV cache,
 // the step's K/V row stored by the same dispatch) at keys 64 / 200 / 420 and batch 1 / 8, for every key split
-// S = 1, 2, 4, 8, 16 side by side (flash-decoding, src/kernels/attention.ts `split`; S = 1 is the one-workgroup-per-
-// (head, batch) kernel). Each S is first checked against the CPU twin (src/reference/attention.ts) and reported as
-// decode_attention_skipped with the error when it does not match; only matching ones are timed
-// (decode_attention_us {batch, keys, split}: µs per call, the minimum of interleaved bursts). Per shape it also reports
-// the fastest S (decode_attention_best_split: its speedup over S = 1) and what choices.ts attentionSplit picks there
-// (decode_attention_table_split; that S is timed too when it is not one of the five). tools/pick_variants.ts picks
-// COGVIEW2_ATTENTION_SPLIT for the published runs from decode_attention_us. `--quick`: keys 64 and 420, 3 rounds.
+// S = 1, 2, 4, 8, 16 (flash-decoding, src/kernels/attention.ts `split`; S = 1 is the one-workgroup-per-(head, batch)
+// kernel) and, on GPUs, every workgroup width 32 / 64 / 128 / 256 (attentionWg), side by side. Each (wg, split) is
+// first checked against the CPU twin (src/reference/attention.ts) and reported as decode_attention_skipped with the
+// error when it does not match; only matching ones are timed (decode_attention_us {batch, keys, wg, split}: µs per
+// call, the minimum of interleaved bursts). Per shape it also reports the fastest (decode_attention_best_split: its
+// speedup over split 1 at the table's width, today's kernel) and what choices.ts picks there
+// (decode_attention_table_split; timed too when not among the listed). tools/pick_variants.ts picks
+// COGVIEW2_ATTENTION_SPLIT and COGVIEW2_ATTENTION_WG for the published runs from decode_attention_us. `--quick`: keys
+// 64 and 420, 3 rounds.
 
 import type { GpuContext } from "../../src/gpu/context.ts";
 import type { Tensor } from "../../src/gpu/tensor.ts";
-import { attention, attentionSplitFor } from "../../src/kernels/attention.ts";
+import { attention, attentionSplitFor, attentionWgOverride } from "../../src/kernels/attention.ts";
+import { choices } from "../../src/kernels/choices.ts";
 import { standardAttentionRef } from "../../src/reference/attention.ts";
 import { f16BitsToF32, f32ToF16Bits } from "../../src/gpu/f16.ts";
 import type { BenchResult, BenchSuite } from "./_types.ts";
@@ -37,11 +40,30 @@ function mismatch(got: Float32Array, want: Float32Array): string | null {
   return null;
 }
 
-/** One decode attention shape, every split in `splits` checked vs the CPU twin, then timed (tests run it small). */
+type Wg = 32 | 64 | 128 | 256;
+/** One (workgroup width, split count) of the fused decode attention. */
+interface Variant {
+  wg: Wg;
+  split: number;
+}
+
+/**
+ * One decode attention shape: every (wg, split) of `wgs` × `splits` (plus the table's split) checked vs the CPU twin,
+ * then the matching ones timed side by side (tests run it small). Default widths: the table's (attentionWg or
+ * COGVIEW2_ATTENTION_WG) only.
+ */
 export async function benchDecodeAttention(
   ctx: GpuContext,
   report: (r: BenchResult) => void,
-  o: { batch: number; keys: number; heads?: number; headDim?: number; splits?: number[]; rounds: number },
+  o: {
+    batch: number;
+    keys: number;
+    heads?: number;
+    headDim?: number;
+    splits?: number[];
+    wgs?: Wg[];
+    rounds: number;
+  },
 ): Promise<void> {
   const { batch, keys, rounds } = o, heads = o.heads ?? HEADS, d = o.headDim ?? D, W = heads * d;
   // The step's row: q, k, v of each batch entry in one [batch, 3·W] tensor (as a QKV GEMV writes it); the caches
@@ -67,7 +89,7 @@ export async function benchDecodeAttention(
       b * W,
     );
   }
-  const call = (split: number) => () =>
+  const call = ({ wg, split }: Variant) => () =>
     attention(ctx, {
       batch,
       heads,
@@ -80,64 +102,72 @@ export async function benchDecodeAttention(
       out: { t: out, ld: W, bs: W },
       storeNew: { kOff: W, vOff: 2 * W },
       split,
+      wg,
     });
-  const params = (split: number) => ({ batch, keys, heads, head_dim: d, kv: "f16", split });
-  // What choices.ts attentionSplit picks here (e.g. 6 on GPUs at batch 1 and 420 keys) is timed too when not listed.
-  const table = attentionSplitFor(ctx, { batch, heads, headDim: d, keys });
+  const params = ({ wg, split }: Variant) => ({ batch, keys, heads, head_dim: d, kv: "f16", wg, split });
+  // The table's choice here (e.g. S = 6 on GPUs at batch 1 and 420 keys) is timed too when not listed.
+  const table: Variant = {
+    wg: attentionWgOverride() ?? choices(ctx).attentionWg,
+    split: attentionSplitFor(ctx, { batch, heads, headDim: d, keys }),
+  };
   const splits = o.splits ?? DECODE_ATTENTION_SPLITS;
-  // Checked before timing: a split that does not match the twin is never timed (nor picked).
-  const ok: number[] = [];
-  for (const split of splits.includes(table) ? splits : [...splits, table]) {
+  const variants: Variant[] = (o.wgs ?? [table.wg]).flatMap((wg) =>
+    (splits.includes(table.split) ? splits : [...splits, table.split]).map((split) => ({ wg, split }))
+  );
+  if (!variants.some((v) => v.wg === table.wg && v.split === table.split)) variants.push(table);
+  // Checked before timing: a variant that does not match the twin is never timed (nor picked).
+  const ok: Variant[] = [];
+  for (const v of variants) {
     try {
-      ctx.write(out, new Float32Array(batch * W).fill(NaN)); // a split that writes nothing cannot pass
-      call(split)();
+      ctx.write(out, new Float32Array(batch * W).fill(NaN)); // a variant that writes nothing cannot pass
+      call(v)();
       const bad = mismatch(await ctx.readF32(out), want);
       if (bad) {
-        report({
-          name: "decode_attention_skipped",
-          params: { ...params(split), why: bad },
-          value: 0,
-          unit: "",
-        });
-      } else ok.push(split);
+        report({ name: "decode_attention_skipped", params: { ...params(v), why: bad }, value: 0, unit: "" });
+      } else ok.push(v);
     } catch (e) {
       const why = (e as Error).message.slice(0, 160);
-      report({ name: "decode_attention_skipped", params: { ...params(split), why }, value: 0, unit: "" });
+      report({ name: "decode_attention_skipped", params: { ...params(v), why }, value: 0, unit: "" });
     }
   }
-  // Interleaved rounds (load changes hit every split alike), each burst sized once per split (_timing.ts burstReps:
-  // at least 20 empty-queue waits per burst); the minimum per split.
-  const reps = new Map<number, number>();
-  for (const s of ok) reps.set(s, await burstReps(ctx, call(s), 4));
-  const best = new Map<number, number>();
+  // Interleaved rounds (load changes hit every variant alike), each burst sized once per variant (_timing.ts
+  // burstReps: at least 20 empty-queue waits per burst); the minimum per variant.
+  const reps = new Map<Variant, number>();
+  for (const v of ok) reps.set(v, await burstReps(ctx, call(v), 4));
+  const best = new Map<Variant, number>();
   for (let i = 0; i < rounds; i++) {
-    for (const s of ok) {
-      const us = 1000 * await burstMs(ctx, call(s), reps.get(s)!) / reps.get(s)!;
-      best.set(s, Math.min(best.get(s) ?? Infinity, us));
+    for (const v of ok) {
+      const us = 1000 * await burstMs(ctx, call(v), reps.get(v)!) / reps.get(v)!;
+      best.set(v, Math.min(best.get(v) ?? Infinity, us));
     }
   }
-  for (const s of ok) {
-    report({ name: "decode_attention_us", params: params(s), value: best.get(s)!, unit: "µs/call" });
+  for (const v of ok) {
+    report({ name: "decode_attention_us", params: params(v), value: best.get(v)!, unit: "µs/call" });
   }
-  const [fast, us] = [...best].reduce((a, b) => (b[1] < a[1] ? b : a), [0, Infinity]);
-  if (best.has(1) && fast) {
+  // The fastest against today's default kernel: one workgroup per (head, batch) at the table's width.
+  const base = ok.find((v) => v.wg === table.wg && v.split === 1);
+  const fast = ok.reduce<Variant | null>((a, v) => (!a || best.get(v)! < best.get(a)! ? v : a), null);
+  if (base && fast) {
     report({
       name: "decode_attention_best_split",
       params: params(fast),
-      value: best.get(1)! / us,
+      value: best.get(base)! / best.get(fast)!,
       unit: "x",
-      baseline: "split 1",
+      baseline: `split 1 wg ${table.wg}`,
     });
   }
-  report({ name: "decode_attention_table_split", params: params(table), value: table, unit: "splits" });
+  report({ name: "decode_attention_table_split", params: params(table), value: table.split, unit: "splits" });
   [tq, kc, vc, out].forEach((x: Tensor) => x.release());
 }
 
 export const decodeAttentionSuite: BenchSuite = {
   name: "decode_attention",
   description:
-    "published CogLM decode attention (48×64 heads, f16 KV, K/V store fused) per key split S = 1..16, checked vs the CPU twin",
+    "published CogLM decode attention (48×64 heads, f16 KV, K/V store fused) per key split S = 1..16 and width, checked vs the CPU twin",
   async run(ctx, report, { quick }) {
+    // GPUs: every width (attentionWg is unmeasured as well, and the best split may depend on it); CPU adapters: the
+    // table's width only (time).
+    const wgs: Wg[] | undefined = ctx.gpu.isFallback ? undefined : [32, 64, 128, 256];
     for (const batch of [1, 8]) {
       for (const keys of quick ? [64, 420] : [64, 200, 420]) {
         await benchDecodeAttention(ctx, report, {
@@ -145,6 +175,7 @@ export const decodeAttentionSuite: BenchSuite = {
           keys,
           heads: HEADS,
           headDim: D,
+          wgs,
           rounds: quick ? 3 : 7,
         });
       }
