@@ -23,6 +23,8 @@ import { getRecipe } from "../../src/sampling/recipes.ts";
 import { SuperResolution } from "../../src/pipeline/super_resolution.ts";
 import { ModelSlotHolder, ResidentModels } from "../../src/pipeline/residency.ts";
 import { matmul } from "../../src/kernels/matmul.ts";
+import { attentionSplitFor, attentionWgOverride } from "../../src/kernels/attention.ts";
+import { choices } from "../../src/kernels/choices.ts";
 import { fillUniform } from "../../src/kernels/fill.ts";
 import { icetkShapes } from "./vqvae.ts";
 import type { BenchResult } from "./_types.ts";
@@ -600,6 +602,16 @@ export async function runPublished(
     `# CogLM built in ${((performance.now() - tl) / 1000).toFixed(1)} s (${
       (ctx.poolBytes / 2 ** 30).toFixed(2)
     } GiB pool)`,
+  );
+  // Which decode attention runs (choices.ts attentionWg / attentionSplit, or COGVIEW2_ATTENTION_WG / _SPLIT): the
+  // split count follows the key count under the GPUs' heuristic.
+  const splitAt = (keys: number) =>
+    attentionSplitFor(ctx, { batch: B, heads: dims.heads, headDim: dims.headDim, keys });
+  log(
+    `# decode attention: ${
+      attentionWgOverride() ?? choices(ctx).attentionWg
+    } invocations per workgroup, key splits ` +
+      `${[64, 128, 200, 300, 420].map((k) => `${splitAt(k)} at ${k}`).join(", ")} keys`,
   );
   // --profile: the decode steps' dispatches are counted apart from the prompt pass (phase "decode", from step 1 on).
   // stepAt[s]: when step s began recording (the host's view; see hostStepMs).
