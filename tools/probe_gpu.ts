@@ -4,7 +4,15 @@
 // stderr). tools/run.sh uses it to decide whether Mesa's lavapipe must be installed.
 // `--measure --gpu B` (what auto runs in a child process per backend) prints one JSON line: the measurement.
 import { takeGpuFlag } from "../src/gpu/backends.ts";
-import { acquireGpu, closeGpu, describeGpu, gpuLine } from "../src/gpu/device.ts";
+import {
+  acquireGpu,
+  closeGpu,
+  describeGpu,
+  formatSubgroupMatrixConfig,
+  gpuLine,
+  SUBGROUP_MATRIX_FEATURE,
+} from "../src/gpu/device.ts";
+import { GEMM_VARIANT_NAMES, GEMM_VARIANTS, gemmVariantUnsupported, sgmatPlan } from "../src/kernels/gemm.ts";
 import { GpuContext } from "../src/gpu/context.ts";
 import {
   AUTO_EXPLAINED,
@@ -181,12 +189,24 @@ try {
   );
   console.log(`adapter features: ${gpu.adapterFeatures.join(", ") || "none"}`);
   // Tensor-core tiles are reachable from WGSL only through this (experimental) feature and its shapes.
-  const smf = gpu.adapterFeatures.includes("chromium-experimental-subgroup-matrix");
+  const smf = gpu.adapterFeatures.includes(SUBGROUP_MATRIX_FEATURE);
   console.log(
-    `subgroup matrix (chromium-experimental-subgroup-matrix ${smf ? "yes" : "no"}): ${
-      gpu.subgroupMatrixConfigs.join(", ") || "no configurations reported"
-    }; smallest subgroup ${gpu.subgroupMinSize ?? "not reported"}${gpu.subgroupSize ? " (fixed size)" : ""}`,
+    `subgroup matrix (${SUBGROUP_MATRIX_FEATURE} ${smf ? "yes" : "no"}${
+      smf ? `, enabled on the device ${gpu.hasSubgroupMatrix ? "yes" : "no"}` : ""
+    }): ${
+      gpu.subgroupMatrixConfigs.map(formatSubgroupMatrixConfig).join(", ") || "no configurations reported"
+    }; subgroups ${gpu.subgroupMinSize ?? "?"}-${gpu.subgroupMaxSize ?? "?"} wide${
+      gpu.subgroupSize ? " (fixed size)" : ""
+    }`,
   );
+  if (gpu.subgroupMatrixNote) console.log(`subgroup matrix: ${gpu.subgroupMatrixNote}`);
+  // What the tensor-core GEMM (gemm_sgmat*, src/kernels/gemm.ts) would run with here, or why it cannot.
+  const sgmat = new GpuContext(gpu);
+  for (const v of GEMM_VARIANT_NAMES.filter((v) => GEMM_VARIANTS[v].sgmat)) {
+    const why = gemmVariantUnsupported(sgmat, v);
+    const plan = why ? null : sgmatPlan(sgmat, GEMM_VARIANTS[v]);
+    console.log(`${v}: ${why ?? `runs with ${plan!.describe}`}`);
+  }
   closeGpu(gpu);
   console.log(`\nauto's measurements (${tuningFile()}):`);
   console.log(AUTO_EXPLAINED);

@@ -4,6 +4,51 @@
 import { backend, type BackendName, BACKENDS, type GpuChoice, gpuChoice } from "./backends.ts";
 import { autoPick, entryKey, forgetDecision, type Measure } from "./tuning.ts";
 
+/**
+ * One subgroup-matrix shape (Dawn's GPUSubgroupMatrixConfig): left M×K and right K×N matrices of `componentType`,
+ * the M×N result of `resultComponentType` ("f32", "f16", "u32", "i32", "u8", "i8").
+ */
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
+/** "f16->f32 16x16x16" (component->result MxNxK). */
+export function formatSubgroupMatrixConfig(c: SubgroupMatrixConfig): string {
+  return `${c.componentType}->${c.resultComponentType} ${c.M}x${c.N}x${c.K}`;
+}
+
+/**
+ * Dawn's adapter info subgroupMatrixConfigs as typed data: entries whose types are strings and whose M, N, K are
+ * positive integers; anything else (absent, not iterable, throwing getters) gives [] or is left out.
+ */
+export function parseSubgroupMatrixConfigs(raw: unknown): SubgroupMatrixConfig[] {
+  const out: SubgroupMatrixConfig[] = [];
+  try {
+    if (!raw || typeof (raw as Iterable<unknown>)[Symbol.iterator] !== "function") return [];
+    for (const c of raw as Iterable<Record<string, unknown>>) {
+      const cfg = {
+        componentType: String(c?.componentType ?? ""),
+        resultComponentType: String(c?.resultComponentType ?? ""),
+        M: Number(c?.M),
+        N: Number(c?.N),
+        K: Number(c?.K),
+      };
+      const dims = [cfg.M, cfg.N, cfg.K].every((x) => Number.isInteger(x) && x > 0);
+      if (cfg.componentType && cfg.resultComponentType && dims) out.push(cfg);
+    }
+  } catch {
+    return out;
+  }
+  return out;
+}
+
+/** The WebGPU feature name of subgroup matrices in Dawn (experimental; needs the allow_unsafe_apis toggle). */
+export const SUBGROUP_MATRIX_FEATURE = "chromium-experimental-subgroup-matrix";
+
 /** What the rest of the code needs to know about the adapter it runs on. */
 export interface Gpu {
   device: GPUDevice;
@@ -35,12 +80,24 @@ export interface Gpu {
   /** `timestamp-query` is available for per-kernel timing. */
   hasTimestamps: boolean;
   /**
-   * The adapter's subgroup matrix shapes (tensor-core tiles; Dawn's adapter info subgroupMatrixConfigs, listed where
-   * the adapter offers chromium-experimental-subgroup-matrix, i.e. with the allow_unsafe_apis toggle), each as
-   * "<A/B component>-><result> MxNxK" (e.g. "f16->f32 16x8x16"); empty where none are reported. Not requested on
-   * the device: gpu-info prints them so a session on a GPU learns whether such tiles are reachable.
+   * The subgroup sizes the adapter reports (adapter info subgroupMaxSize, e.g. 32 on an H200 through Dawn) when
+   * `subgroups` is enabled; null otherwise. Shaders that use subgroup matrices need a workgroup x size that is a
+   * multiple of it (Dawn's rule).
    */
-  subgroupMatrixConfigs: string[];
+  subgroupMaxSize: number | null;
+  /**
+   * `chromium-experimental-subgroup-matrix` (tensor-core tiles from WGSL; Dawn lists it with the allow_unsafe_apis
+   * toggle, on Vulkan only where VK_KHR_cooperative_matrix is usable) is enabled on the device.
+   */
+  hasSubgroupMatrix: boolean;
+  /**
+   * The adapter's subgroup matrix shapes (Dawn's adapter info subgroupMatrixConfigs, listed where the adapter offers
+   * chromium-experimental-subgroup-matrix; f16 ones only where shader-f16 is usable, i.e. on NVIDIA with the
+   * vulkan_enable_f16_on_nvidia toggle); empty elsewhere (wgpu, lavapipe). formatSubgroupMatrixConfig prints one.
+   */
+  subgroupMatrixConfigs: SubgroupMatrixConfig[];
+  /** Why the subgroup-matrix feature is listed but not enabled (the device request failed with it), else absent. */
+  subgroupMatrixNote?: string;
   /** Every feature the adapter offers, sorted (gpu-info prints them; e.g. whether a subgroup-matrix feature exists). */
   adapterFeatures: string[];
   limits: {
@@ -120,17 +177,6 @@ async function acquireInOrder(order: readonly BackendName[], options: AcquireOpt
   throw new Error(`No WebGPU backend could start:\n${reasons.join("\n")}`);
 }
 
-/** Dawn's adapter info subgroupMatrixConfigs as "<component>-><result> MxNxK" strings ([] where absent). */
-function matrixConfigs(info: GPUAdapterInfo): string[] {
-  try {
-    const cs = (info as unknown as { subgroupMatrixConfigs?: Iterable<Record<string, unknown>> })
-      .subgroupMatrixConfigs;
-    return cs ? [...cs].map((c) => `${c.componentType}->${c.resultComponentType} ${c.M}x${c.N}x${c.K}`) : [];
-  } catch {
-    return [];
-  }
-}
-
 async function acquireFrom(name: BackendName, options: AcquireOptions): Promise<Gpu> {
   const b = backend(name);
   const adapter = await b.requestAdapter({ powerPreference: options.powerPreference ?? "high-performance" });
@@ -141,6 +187,8 @@ async function acquireFrom(name: BackendName, options: AcquireOptions): Promise<
   if (hasTimestamps && options.timestamps) features.push("timestamp-query");
   const hasSubgroups = adapter.features.has("subgroups" as GPUFeatureName);
   if (hasSubgroups) features.push("subgroups" as GPUFeatureName);
+  // Subgroup matrices need `subgroups` (Dawn: "Requires subgroups (for maxSubgroupSize)").
+  let hasSubgroupMatrix = hasSubgroups && adapter.features.has(SUBGROUP_MATRIX_FEATURE as GPUFeatureName);
   const a = adapter.limits;
   const requiredLimits: Record<string, number> = {
     maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
@@ -154,7 +202,22 @@ async function acquireFrom(name: BackendName, options: AcquireOptions): Promise<
     maxDynamicUniformBuffersPerPipelineLayout: a.maxDynamicUniformBuffersPerPipelineLayout,
     maxUniformBuffersPerShaderStage: a.maxUniformBuffersPerShaderStage,
   };
-  const device = await adapter.requestDevice({ requiredFeatures: features, requiredLimits });
+  // An experimental feature must never cost the device: if the request fails with it, ask again without it and keep
+  // the reason (gpu-info prints it).
+  let device: GPUDevice, subgroupMatrixNote: string | undefined;
+  try {
+    device = await adapter.requestDevice({
+      requiredFeatures: hasSubgroupMatrix
+        ? [...features, SUBGROUP_MATRIX_FEATURE as GPUFeatureName]
+        : features,
+      requiredLimits,
+    });
+  } catch (e) {
+    if (!hasSubgroupMatrix) throw e;
+    hasSubgroupMatrix = false;
+    subgroupMatrixNote = `the device request with ${SUBGROUP_MATRIX_FEATURE} failed: ${(e as Error).message}`;
+    device = await adapter.requestDevice({ requiredFeatures: features, requiredLimits });
+  }
   const info = adapter.info;
   const sgInfo = info as unknown as { subgroupMinSize?: number; subgroupMaxSize?: number };
   const subgroupSize =
@@ -162,7 +225,14 @@ async function acquireFrom(name: BackendName, options: AcquireOptions): Promise<
       ? sgInfo.subgroupMinSize
       : null;
   const subgroupMinSize = hasSubgroups && sgInfo.subgroupMinSize ? sgInfo.subgroupMinSize : null;
-  const subgroupMatrixConfigs = matrixConfigs(info);
+  const subgroupMaxSize = hasSubgroups && sgInfo.subgroupMaxSize ? sgInfo.subgroupMaxSize : null;
+  let rawConfigs: unknown;
+  try {
+    rawConfigs = (info as unknown as { subgroupMatrixConfigs?: unknown }).subgroupMatrixConfigs;
+  } catch {
+    rawConfigs = undefined; // a getter that throws: no configurations
+  }
+  const subgroupMatrixConfigs = parseSubgroupMatrixConfigs(rawConfigs);
   const adapterName = b.adapterName(adapter);
   const l = device.limits;
   const cap = bindingCap();
@@ -173,7 +243,10 @@ async function acquireFrom(name: BackendName, options: AcquireOptions): Promise<
     hasSubgroups,
     subgroupSize,
     subgroupMinSize,
+    subgroupMaxSize,
+    hasSubgroupMatrix,
     subgroupMatrixConfigs,
+    ...(subgroupMatrixNote ? { subgroupMatrixNote } : {}),
     name: adapterName,
     isFallback: Boolean((info as unknown as { isFallbackAdapter?: boolean })?.isFallbackAdapter),
     hasF16,

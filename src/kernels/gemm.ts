@@ -17,6 +17,11 @@ import {
   matmulOutput,
 } from "./_epilogue.ts";
 import { readEnv } from "../gpu/env.ts";
+import {
+  formatSubgroupMatrixConfig,
+  SUBGROUP_MATRIX_FEATURE,
+  type SubgroupMatrixConfig,
+} from "../gpu/device.ts";
 
 /** One tiling of shaders/gemm_tiles.wgsl (its defines BM, BN, TN, BK, PAD, W8, DBUF). */
 export interface GemmTiling {
@@ -44,6 +49,13 @@ export interface GemmTiling {
    * memory. f32 arithmetic only.
    */
   sg?: boolean;
+  /**
+   * Tensor cores through Dawn's `chromium-experimental-subgroup-matrix` (shaders/gemm_sgmat.wgsl): f16 left/right
+   * matrices (A rounded to f16 when staged) and f32 result matrices of the adapter's configuration (sgmatPlan), a
+   * bm×bn workgroup tile of 4 × bn/64 subgroups, each holding a 32×64 block of C in result matrices, K slices of bk.
+   * Refused where the feature, shader-f16 or an f16->f32 configuration is missing (gemmVariantUnsupported).
+   */
+  sgmat?: boolean;
 }
 
 const BASE: GemmTiling = { bm: 128, bn: 128, tn: 8, bk: 8, pad: 0, w8: false, dbuf: true };
@@ -82,6 +94,11 @@ export const GEMM_VARIANTS = {
   gemm_sg_il_1buf: { ...BASE, il: true, dbuf: false, sg: true },
   gemm_sg_il_bk16_pad_w8_1buf: { ...BASE, il: true, bk: 16, pad: 1, w8: true, dbuf: false, sg: true },
   gemm_sg_128x256_il: { ...BASE, bn: 256, tn: 16, il: true, sg: true },
+  // Tensor cores (subgroup matrices, f16 inputs, f32 accumulation): 128×128 (8 subgroups) and 128×256 (16) tiles, K
+  // slices of 32. Refused without chromium-experimental-subgroup-matrix (everywhere but Dawn on a GPU with
+  // COGVIEW2_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia,allow_unsafe_apis). Never run on a GPU yet.
+  gemm_sgmat: { ...BASE, bk: 32, dbuf: false, sgmat: true },
+  gemm_sgmat_128x256: { ...BASE, bn: 256, tn: 16, bk: 32, dbuf: false, sgmat: true },
 } satisfies Record<string, GemmTiling>;
 export type GemmVariant = keyof typeof GEMM_VARIANTS;
 export const GEMM_VARIANT_NAMES = Object.keys(GEMM_VARIANTS) as GemmVariant[];
@@ -102,6 +119,7 @@ export function gemmVariantOverride(env = readEnv(GEMM_ENV)): GemmVariant | null
 
 /** Workgroup bytes of a tiling (f32 tiles; f16 tiles with f16Math take half; subgroup variants hold no A tile). */
 export function gemmWorkgroupBytes(t: GemmTiling, f16Math = false): number {
+  if (t.sgmat) return 0; // sgmatPlan counts its own (it depends on the configuration)
   const slice = (t.sg ? 0 : t.bk * (t.bm / 4 + t.pad)) + t.bk * (t.bn / 4 + t.pad);
   return slice * (t.dbuf ? 2 : 1) * 4 * (f16Math ? 2 : 4);
 }
@@ -116,14 +134,162 @@ export function gemmSgGroup(ctx: GpuContext): 4 | 8 | null {
   return !min ? null : min >= 8 ? 8 : min >= 4 ? 4 : null;
 }
 
+/** Subgroups per workgroup row of the tensor-core tiling, and the block of C each subgroup owns. */
+const SGMAT_SGY = 4, SGMAT_BLOCK_M = 32, SGMAT_BLOCK_N = 64;
+
+/**
+ * The subgroup-matrix configuration the tensor-core variants use from an adapter's list, or null: f16 left/right
+ * matrices with an f32 result, M dividing 32, N dividing 64 and K dividing the slice depth `bk`; of those the one
+ * with the most multiply-adds per operation (M·N·K), then the widest N. (f16 results are not used: the per-slice
+ * f16 sums they would need are not implemented.)
+ */
+export function pickSubgroupMatrixConfig(
+  configs: readonly SubgroupMatrixConfig[],
+  bk = 32,
+): SubgroupMatrixConfig | null {
+  const ok = configs.filter((c) =>
+    c.componentType === "f16" && c.resultComponentType === "f32" && SGMAT_BLOCK_M % c.M === 0 &&
+    SGMAT_BLOCK_N % c.N === 0 && bk % c.K === 0
+  );
+  return ok.reduce<SubgroupMatrixConfig | null>(
+    (best, c) =>
+      !best || c.M * c.N * c.K > best.M * best.N * best.K ||
+        (c.M * c.N * c.K === best.M * best.N * best.K && c.N > best.N)
+        ? c
+        : best,
+    null,
+  );
+}
+
+/** How a tensor-core variant runs on a device: its configuration, defines, invocations and workgroup memory. */
+export interface SgmatPlan {
+  config: SubgroupMatrixConfig;
+  defines: {
+    TM: number;
+    TN: number;
+    TK: number;
+    RM: number;
+    RN: number;
+    SGY: number;
+    SGX: number;
+    SGMAX: number;
+    BK: number;
+  };
+  invocations: number;
+  workgroupBytes: number;
+  /** e.g. "f16->f32 16x16x16, 128x128 tile, 8 subgroups of 32, 2x4 result matrices each" */
+  describe: string;
+}
+
+/** The subgroup width the emulated kernel (GemmOptions.sgmatEmulate) pretends: an H200's. */
+export const SGMAT_EMULATED_SUBGROUP = 32;
+
+/**
+ * The plan of a tensor-core tiling for this device, from `configs` (default the adapter's) and `sgmax` (default its
+ * largest subgroup size); null where no configuration fits (pickSubgroupMatrixConfig) or the subgroup size is unknown.
+ */
+export function sgmatPlan(
+  ctx: GpuContext,
+  t: GemmTiling,
+  configs: readonly SubgroupMatrixConfig[] = ctx.gpu.subgroupMatrixConfigs,
+  sgmax: number | null = ctx.gpu.subgroupMaxSize,
+): SgmatPlan | null {
+  const config = pickSubgroupMatrixConfig(configs, t.bk);
+  if (!config || !sgmax) return null;
+  const sgx = t.bn / SGMAT_BLOCK_N, nsg = SGMAT_SGY * sgx;
+  const rm = SGMAT_BLOCK_M / config.M, rn = SGMAT_BLOCK_N / config.N;
+  const defines = {
+    TM: config.M,
+    TN: config.N,
+    TK: config.K,
+    RM: rm,
+    RN: rn,
+    SGY: SGMAT_SGY,
+    SGX: sgx,
+    SGMAX: sgmax,
+    BK: t.bk,
+  };
+  // As and Ws (f16, rows padded by 8 halves) and one f32 result block per subgroup.
+  const workgroupBytes = (t.bm + t.bn) * (t.bk + 8) * 2 + nsg * config.M * config.N * 4;
+  return {
+    config,
+    defines,
+    invocations: nsg * sgmax,
+    workgroupBytes,
+    describe:
+      `${formatSubgroupMatrixConfig(config)}, ${t.bm}x${t.bn} tile, K slices of ${t.bk}, ${nsg} subgroups ` +
+      `of ${sgmax}, ${rm}x${rn} result matrices each, ${workgroupBytes} bytes of workgroup memory`,
+  };
+}
+
+/**
+ * The defines of shaders/gemm_sgmat.wgsl for a plan (the epilogue's bindings come from _epilogue.ts); `emulate`
+ * selects the plain-WGSL stand-ins of the subgroup-matrix operations (define EMU, tests only).
+ */
+export function sgmatDefines(
+  plan: SgmatPlan,
+  wF16: boolean,
+  emulate = false,
+): Record<string, number | boolean> {
+  return { W_F16: wF16, EMU: emulate, ...plan.defines };
+}
+
+/** Why the emulated tensor-core kernel (GemmOptions.sgmatEmulate) cannot run with `config` here, or null. */
+export function sgmatEmulationUnsupported(
+  ctx: GpuContext,
+  t: GemmTiling,
+  config: SubgroupMatrixConfig,
+): string | null {
+  const plan = sgmatPlan(ctx, t, [config], SGMAT_EMULATED_SUBGROUP);
+  if (!plan || (config.M * config.N) % SGMAT_EMULATED_SUBGROUP) {
+    return `configuration ${formatSubgroupMatrixConfig(config)} does not fit the emulated kernel`;
+  }
+  const l = ctx.gpu.limits;
+  if (
+    plan.workgroupBytes > l.maxComputeWorkgroupStorageSize ||
+    plan.invocations > l.maxComputeInvocationsPerWorkgroup
+  ) {
+    return `${plan.describe}: above this adapter's workgroup limits`;
+  }
+  return null;
+}
+
 /**
  * Why this device cannot run a variant (workgroup memory or invocations above its limits; for the subgroup
- * variants, no `subgroups` feature, subgroups smaller than 8 or of unknown size, or f16 arithmetic), or null.
+ * variants, no `subgroups` feature, subgroups smaller than 8 or of unknown size, or f16 arithmetic; for the
+ * tensor-core ones, no chromium-experimental-subgroup-matrix, no shader-f16 or no usable configuration), or null.
  */
 export function gemmVariantUnsupported(ctx: GpuContext, v: GemmVariant, f16Math = false): string | null {
   const t: GemmTiling = GEMM_VARIANTS[v], l = ctx.gpu.limits;
+  const on = `${ctx.gpu.backend} adapter ${ctx.gpu.name}`;
+  if (t.sgmat) {
+    if (!ctx.gpu.hasSubgroupMatrix) {
+      return `${v} needs the ${SUBGROUP_MATRIX_FEATURE} feature, which the ${on} lacks${
+        ctx.gpu.subgroupMatrixNote ? ` (${ctx.gpu.subgroupMatrixNote})` : ""
+      } (Dawn lists it on GPUs with Vulkan cooperative matrices when ` +
+        "COGVIEW2_DAWN_TOGGLES includes allow_unsafe_apis; NVIDIA's f16 ones also need vulkan_enable_f16_on_nvidia)";
+    }
+    if (!ctx.gpu.hasF16) return `${v} needs shader-f16, which the ${on} lacks`;
+    const plan = sgmatPlan(ctx, t);
+    if (!plan) {
+      return `${v} needs an f16->f32 subgroup matrix configuration with M dividing ${SGMAT_BLOCK_M}, N dividing ${SGMAT_BLOCK_N} ` +
+        `and K dividing ${t.bk}, and a reported subgroupMaxSize; the ${on} reports ${
+          ctx.gpu.subgroupMatrixConfigs.map(formatSubgroupMatrixConfig).join(", ") || "no configurations"
+        }, subgroupMaxSize ${ctx.gpu.subgroupMaxSize ?? "unknown"}`;
+    }
+    if (plan.workgroupBytes > l.maxComputeWorkgroupStorageSize) {
+      return `${v} needs ${plan.workgroupBytes} bytes of workgroup memory; this adapter allows ${l.maxComputeWorkgroupStorageSize}`;
+    }
+    if (
+      plan.invocations > l.maxComputeInvocationsPerWorkgroup || plan.invocations > l.maxComputeWorkgroupSizeX
+    ) {
+      return `${v} needs ${plan.invocations} invocations per workgroup; this adapter allows ${
+        Math.min(l.maxComputeInvocationsPerWorkgroup, l.maxComputeWorkgroupSizeX)
+      }`;
+    }
+    return null;
+  }
   if (t.sg) {
-    const on = `${ctx.gpu.backend} adapter ${ctx.gpu.name}`;
     if (!ctx.gpu.hasSubgroups) return `${v} needs the subgroups feature, which the ${on} lacks`;
     if (!gemmSgGroup(ctx)) {
       return `${v} needs subgroups of at least 4 invocations; the ${on} reports subgroupMinSize ${
@@ -148,6 +314,13 @@ export interface GemmOptions extends MatmulLayout {
   f16Math?: boolean;
   /** The tiling (GEMM_VARIANTS); default "gemm_tiles". */
   tiling?: GemmVariant;
+  /**
+   * Tests only, tensor-core variants: run with this configuration and the four subgroup-matrix operations emulated in
+   * plain WGSL (shaders/gemm_sgmat.wgsl define EMU, the documented semantics) and subgroups of 32 emulated by runs
+   * of invocations, on any device (no f16 or subgroup feature needed), so that the rest of the kernel is checked
+   * where no tensor cores are exposed.
+   */
+  sgmatEmulate?: SubgroupMatrixConfig;
 }
 
 /**
@@ -197,10 +370,20 @@ export function gemmTiles(ctx: GpuContext, a: Tensor, w: Tensor, o: GemmOptions)
     "f16Math needs the shader-f16 feature, which this adapter lacks",
   );
   const f16Math = !!o.f16Math;
-  const why = gemmVariantUnsupported(ctx, variant, f16Math);
-  check(why === null, "gemmTiles", why ?? "");
   const t: GemmTiling = GEMM_VARIANTS[variant];
+  const emu = t.sgmat ? o.sgmatEmulate : undefined;
+  const why = emu ? sgmatEmulationUnsupported(ctx, t, emu) : gemmVariantUnsupported(ctx, variant, f16Math);
+  check(why === null, "gemmTiles", why ?? "");
   const ep = epilogueBindings(o);
+  const params = layoutParams(o);
+  if (t.sgmat) {
+    const plan = emu ? sgmatPlan(ctx, t, [emu], SGMAT_EMULATED_SUBGROUP)! : sgmatPlan(ctx, t)!;
+    const defines = { ...sgmatDefines(plan, w.dtype === "f16", !!emu), ...ep.defines };
+    const name = emu ? `${variant}_emulated` : variant;
+    const k = ctx.kernel({ name, shader: "gemm_sgmat.wgsl", defines, bindings: ep.access });
+    ctx.dispatch(k, params, ep.tensors(a, w, c), [Math.ceil(N / t.bn), Math.ceil(M / t.bm), batch]);
+    return c;
+  }
   const defines = {
     W_F16: w.dtype === "f16",
     W8: t.w8 && w.dtype === "f16",
@@ -219,7 +402,6 @@ export function gemmTiles(ctx: GpuContext, a: Tensor, w: Tensor, o: GemmOptions)
   const bindings = ep.access;
   const name = f16Math ? variant.replace("gemm_tiles", "gemm_tiles_f16math") : variant;
   const k = ctx.kernel({ name, shader: "gemm_tiles.wgsl", defines, bindings });
-  const params = layoutParams(o);
   ctx.dispatch(k, params, ep.tensors(a, w, c), [Math.ceil(N / t.bn), Math.ceil(M / t.bm), batch]);
   return c;
 }

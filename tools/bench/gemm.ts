@@ -4,8 +4,10 @@
 // 6528, src/models/transformer.ts mlpBlockRows at 256 MiB), DSR (M = 8·4096 = 32768). Per shape it also reports the
 // fastest variant (gemm_variant_best_gflops), to fill src/kernels/choices.ts gpuGemm per shape class (smallM: M <= 256,
 // narrowN: N <= 4096, wide: the rest). CPU adapters (where matmul() never takes these kernels) run one small odd shape.
-// A variant this device cannot run (the gemm_sg_* subgroup ones without `subgroups`, tilings above its workgroup
-// limits) is reported as gemm_variant_skipped with the reason, never replaced by another.
+// A variant this device cannot run (the gemm_sg_* subgroup ones without `subgroups`, the gemm_sgmat* tensor-core ones
+// without Dawn's chromium-experimental-subgroup-matrix and an f16->f32 configuration, tilings above its workgroup
+// limits) is reported as gemm_variant_skipped with the reason, never replaced by another; one that compiles wrong or
+// not at all is skipped with the check's or the compiler's message.
 
 import { GEMM_VARIANT_NAMES, GEMM_VARIANTS } from "../../src/kernels/gemm.ts";
 import { gpuGemmClass } from "../../src/kernels/choices.ts";

@@ -1,0 +1,267 @@
+#if !EMU
+enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+#endif
+// Every subgroup-matrix call below takes offsets and strides made only of constants, uniforms, workgroup_id and
+// subgroup_id, so it is in subgroup-uniform control flow with subgroup-uniform arguments (Dawn's requirement); the
+// workgroup-scope analysis of older Tint versions cannot see that subgroup_id is subgroup-uniform, hence off.
+diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
+// Tensor-core GEMM through Dawn's `chromium-experimental-subgroup-matrix` (docs/dawn/features/subgroup_matrix.md in
+// google/dawn): C = alpha·A·Wᵀ (+bias) (GELU) (+R), the contract of gemm_tiles.wgsl (same Params, bindings and
+// store_c epilogue): A f32 [M, K] (lda, offsets, batch strides), W [N, K] f16 packed two per u32 (or f32), strided
+// batches (wg.z). Needs K, lda, ldw and the offsets multiples of 4 (src/kernels/gemm.ts gemmTilesApplies).
+//
+// Layout. One subgroup-matrix configuration (TM×TN result, TK deep; f16 left/right, f32 result) chosen by the launcher
+// (src/kernels/gemm.ts sgmatPlan) from the adapter's list. A workgroup of NSG = SGY×SGX subgroups of SGMAX (the
+// adapter's subgroupMaxSize; Dawn requires workgroup_size.x to be a multiple of it) owns a BM×BN tile of C; subgroup s
+// (subgroup_id) owns the (RM·TM)×(RN·TN) block at row block s / SGX, column block s % SGX and keeps its RM×RN result
+// matrices in registers (register blocking: per TK step RM left and RN right loads for RM·RN multiply-accumulates).
+// K advances in slices of BK: the next slice of A (f32, rounded to f16 when staged) and W (f16 copied, f32 rounded) is
+// loaded into registers while the current one is multiplied, then stored into one workgroup buffer (two barriers per
+// slice): As[m][k] row-major (stride SA = BK + 8 halves: 16-byte padding), Ws[n][k] likewise (stride SW), so the left
+// matrix (TM rows m × TK columns k) is a row_major load of As and the right matrix (TK rows k × TN columns n) a
+// col_major load of Ws. Out-of-range rows, columns and k are staged as zeros. At the end each result matrix goes
+// through workgroup memory (Cs, one TM×TN f32 block per subgroup, row_major) and the whole workgroup writes it through
+// store_c (alpha, bias, GELU, residual, bounds).
+//
+// EMU (tests only, adapters without the feature): the four subgroup-matrix operations are replaced by plain WGSL with
+// the semantics Dawn documents (row_major: element [r][c] at offset + r·stride + c; col_major: offset + c·stride + r;
+// multiply-accumulate: result += left·right) and the subgroups by runs of SGMAX consecutive invocations (subgroup
+// t / SGMAX, lane t % SGMAX holding elements lane, lane + SGMAX, ... of each result matrix), so that everything else
+// here (staging, offsets, register blocking, barriers, epilogue) runs against the CPU twin where no tensor cores are
+// exposed, without the subgroups feature. The real builtins and subgroup_id are used otherwise.
+//
+// Assumptions that could not be checked on the machine this was written on (lavapipe exposes no subgroup matrix):
+//  1. Dawn's WGSL form in npm webgpu 0.6.2 is the templated one: subgroupMatrixLoad<T, row_major|col_major>(ptr,
+//     offset, stride) and subgroupMatrixStore<row_major>(ptr, offset, value, stride) (the dawn.node binary contains
+//     Tint's Majorness template assertions; the older form with a `col_major: bool` argument is deprecated).
+//  2. Type parameters are <component, columns, rows>: subgroup_matrix_left<f16, TK, TM> is TM×TK,
+//     subgroup_matrix_right<f16, TN, TK> is TK×TN, subgroup_matrix_result<f32, TN, TM> is TM×TN (Tint's wgsl.def:
+//     subgroup_matrix<S, T, C, R>; Dawn's SubgroupMatrixTests use the same order).
+//  3. Offsets and strides count elements of the array (f16 for As/Ws, f32 for Cs); arrays whose element type is the
+//     matrix component type are accepted by every Tint version with the templated form.
+//  4. @builtin(subgroup_id) is available with `enable subgroups` (it compiles on Dawn/lavapipe here) and numbers the
+//     subgroups 0..num_subgroups-1; with workgroup_size NSG·SGMAX and subgroups SGMAX wide there are exactly NSG;
+//     narrower subgroups (more of them) leave the extra ones idle (`in_use`).
+//  5. Cooperative-matrix loads/stores from workgroup memory need 16-byte aligned rows: every offset and stride here
+//     is a multiple of 16 bytes (SA, SW = BK + 8 halves with BK a multiple of 8; TN·4 bytes for Cs when TN >= 4),
+//     assuming the driver aligns the workgroup arrays themselves to 16 bytes.
+//  6. NVIDIA's f16 configurations are listed only with the adapter toggle vulkan_enable_f16_on_nvidia and the
+//     feature only with allow_unsafe_apis (COGVIEW2_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia,allow_unsafe_apis).
+#include "common.wgsl"
+
+struct Params {
+  M: u32, N: u32, K: u32, lda: u32, ldw: u32, ldc: u32, a_off: u32, w_off: u32, c_off: u32,
+  a_bs: u32, w_bs: u32, c_bs: u32, alpha: f32, bias_off: u32, r_off: u32, ldr: u32, r_bs: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;
+#if W_F16
+@group(0) @binding(2) var<storage, read> W: array<vec2<u32>>;
+alias WV = vec2<u32>;
+#else
+@group(0) @binding(2) var<storage, read> W: array<vec4<f32>>;
+alias WV = vec4<f32>;
+#endif
+#include "matmul_epilogue.wgsl"
+
+// The configuration (src/kernels/gemm.ts sgmatPlan).
+const TM: u32 = {{TM}}u;
+const TN: u32 = {{TN}}u;
+const TK: u32 = {{TK}}u;
+// Result matrices per subgroup (rows × columns of them), subgroups per workgroup (rows × columns), lanes.
+const RM: u32 = {{RM}}u;
+const RN: u32 = {{RN}}u;
+const SGY: u32 = {{SGY}}u;
+const SGX: u32 = {{SGX}}u;
+const NSG: u32 = SGY * SGX;
+const SGMAX: u32 = {{SGMAX}}u;
+const T: u32 = NSG * SGMAX;
+const BM: u32 = SGY * RM * TM;
+const BN: u32 = SGX * RN * TN;
+const BK: u32 = {{BK}}u;
+const SA: u32 = BK + 8u;
+const SW: u32 = BK + 8u;
+// Loads per slice (4 k each) and per invocation.
+const NA: u32 = BM * BK / 4u;
+const NW: u32 = BN * BK / 4u;
+const LA: u32 = (NA + T - 1u) / T;
+const LW: u32 = (NW + T - 1u) / T;
+
+// (SPACK halves per element: 1 with f16, 2 packed in a u32 under EMU)
+var<workgroup> As: array<ST, BM * SA / SPACK>;
+var<workgroup> Ws: array<ST, BN * SW / SPACK>;
+var<workgroup> Cs: array<f32, NSG * TM * TN>;
+var<private> na: array<vec4<f32>, LA>;
+var<private> nw: array<WV, LW>;
+
+#if EMU
+// Stand-ins with the documented semantics (see the header); a left/right matrix is where it lies in As/Ws. The
+// tiles hold the same f16 values two per u32 (f16_at reads one; A rounded by pack2x16float): lavapipe took ~15 s to
+// compile the f16 conversions of the real staging, too slow for a test.
+alias ST = u32;
+const SPACK: u32 = 2u;
+fn put_a(at: u32, v: vec4<f32>) {
+  As[at / 2u] = pack2x16float(v.xy);
+  As[at / 2u + 1u] = pack2x16float(v.zw);
+}
+fn put_w(at: u32, p: WV) {
+#if W_F16
+  Ws[at / 2u] = p.x;
+  Ws[at / 2u + 1u] = p.y;
+#else
+  Ws[at / 2u] = pack2x16float(p.xy);
+  Ws[at / 2u + 1u] = pack2x16float(p.zw);
+#endif
+}
+fn as_at(i: u32) -> f32 { return f16_at(As[i / 2u], i); }
+fn ws_at(i: u32) -> f32 { return f16_at(Ws[i / 2u], i); }
+const EMU_E: u32 = TM * TN / SGMAX;
+struct Left { off: u32, stride: u32 }
+struct Right { off: u32, stride: u32 }
+struct Result { v: array<f32, EMU_E> }
+var<private> lane: u32;
+fn load_left(off: u32, stride: u32) -> Left { return Left(off, stride); } // row_major in As
+fn load_right(off: u32, stride: u32) -> Right { return Right(off, stride); } // col_major in Ws
+fn mma(a: Left, b: Right, c: Result) -> Result {
+  var r = c;
+  for (var q = 0u; q < EMU_E; q++) {
+    let e = lane + q * SGMAX;
+    let row = e / TN;
+    let col = e % TN;
+    var s = 0.0;
+    for (var k = 0u; k < TK; k++) {
+      s += as_at(a.off + row * a.stride + k) * ws_at(b.off + col * b.stride + k);
+    }
+    r.v[q] += s;
+  }
+  return r;
+}
+fn store_result(off: u32, c: Result, stride: u32) { // row_major into Cs
+  for (var q = 0u; q < EMU_E; q++) {
+    let e = lane + q * SGMAX;
+    Cs[off + (e / TN) * stride + e % TN] = c.v[q];
+  }
+}
+#else
+alias ST = f16;
+const SPACK: u32 = 1u;
+fn put_a(at: u32, v: vec4<f32>) {
+  let h = vec4<f16>(v);
+  As[at] = h.x;
+  As[at + 1u] = h.y;
+  As[at + 2u] = h.z;
+  As[at + 3u] = h.w;
+}
+fn put_w(at: u32, p: WV) {
+#if W_F16
+  let h = vec4<f16>(bitcast<vec2<f16>>(p.x), bitcast<vec2<f16>>(p.y));
+#else
+  let h = vec4<f16>(p);
+#endif
+  Ws[at] = h.x;
+  Ws[at + 1u] = h.y;
+  Ws[at + 2u] = h.z;
+  Ws[at + 3u] = h.w;
+}
+alias Left = subgroup_matrix_left<f16, TK, TM>;
+alias Right = subgroup_matrix_right<f16, TN, TK>;
+alias Result = subgroup_matrix_result<f32, TN, TM>;
+// Left: TM rows (m) × TK columns (k), row-major in As. Right: TK rows (k) × TN columns (n), column-major in Ws.
+fn load_left(off: u32, stride: u32) -> Left { return subgroupMatrixLoad<Left, row_major>(&As, off, stride); }
+fn load_right(off: u32, stride: u32) -> Right { return subgroupMatrixLoad<Right, col_major>(&Ws, off, stride); }
+fn mma(a: Left, b: Right, c: Result) -> Result { return subgroupMatrixMultiplyAccumulate(a, b, c); }
+fn store_result(off: u32, c: Result, stride: u32) { subgroupMatrixStore<row_major>(&Cs, off, c, stride); }
+#endif
+
+// 4 consecutive k of row `row` of A (zero outside the matrix).
+fn load_a(b: u32, row: u32, k: u32) -> vec4<f32> {
+  if (row >= P.M || k >= P.K) { return vec4<f32>(0.0); }
+  return A[(P.a_off + b * P.a_bs + row * P.lda + k) / 4u];
+}
+// 4 consecutive k of column n of W (zero outside the matrix).
+fn load_w(b: u32, n: u32, k: u32) -> WV {
+  if (n >= P.N || k >= P.K) { return WV(); }
+  return W[(P.w_off + b * P.w_bs + n * P.ldw + k) / 4u];
+}
+// Load q = t + i·T of a slice: row q / (BK/4), k 4·(q % (BK/4)) (of A; of W likewise with columns).
+fn prefetch(b: u32, m0: u32, n0: u32, t: u32, k0: u32) {
+  for (var i = 0u; i < LA; i++) {
+    let q = t + i * T;
+    na[i] = load_a(b, m0 + q / (BK / 4u), k0 + 4u * (q % (BK / 4u)));
+  }
+  for (var i = 0u; i < LW; i++) {
+    let q = t + i * T;
+    nw[i] = load_w(b, n0 + q / (BK / 4u), k0 + 4u * (q % (BK / 4u)));
+  }
+}
+
+fn stash(t: u32) {
+  for (var i = 0u; i < LA; i++) {
+    let q = t + i * T;
+    if (q < NA) {
+      put_a((q / (BK / 4u)) * SA + 4u * (q % (BK / 4u)), na[i]);
+    }
+  }
+  for (var i = 0u; i < LW; i++) {
+    let q = t + i * T;
+    if (q < NW) {
+      put_w((q / (BK / 4u)) * SW + 4u * (q % (BK / 4u)), nw[i]);
+    }
+  }
+}
+
+@compute @workgroup_size(T)
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_index) t: u32,
+#if !EMU
+  @builtin(subgroup_id) sid: u32,
+#endif
+) {
+#if EMU
+  let sid = t / SGMAX;
+  lane = t % SGMAX;
+#endif
+  let b = wg.z;
+  let m0 = wg.y * BM;
+  let n0 = wg.x * BN;
+  // This subgroup's block of the tile (its first row of As and of Ws); subgroups past NSG (narrower than SGMAX) idle.
+  let in_use = sid < NSG;
+  let rows = (sid / SGX) * RM * TM;
+  let cols = (sid % SGX) * RN * TN;
+  var acc: array<array<Result, RN>, RM>;
+  prefetch(b, m0, n0, t, 0u);
+  for (var k0 = 0u; k0 < P.K; k0 += BK) {
+    workgroupBarrier();
+    stash(t);
+    workgroupBarrier();
+    if (k0 + BK < P.K) { prefetch(b, m0, n0, t, k0 + BK); }
+    if (in_use) {
+      for (var kk = 0u; kk < BK; kk += TK) {
+        var a: array<Left, RM>;
+        for (var i = 0u; i < RM; i++) { a[i] = load_left((rows + i * TM) * SA + kk, SA); }
+        for (var j = 0u; j < RN; j++) {
+          let w = load_right((cols + j * TN) * SW + kk, SW);
+          for (var i = 0u; i < RM; i++) { acc[i][j] = mma(a[i], w, acc[i][j]); }
+        }
+      }
+    }
+  }
+  // Each result matrix through Cs (subgroup s at s·TM·TN, row-major TM×TN), then the workgroup writes C.
+  for (var i = 0u; i < RM; i++) {
+    for (var j = 0u; j < RN; j++) {
+      workgroupBarrier();
+      if (in_use) { store_result(sid * TM * TN, acc[i][j], TN); }
+      workgroupBarrier();
+      for (var e = t; e < NSG * TM * TN; e += T) {
+        let s = e / (TM * TN);
+        let r = (e % (TM * TN)) / TN;
+        let m = m0 + (s / SGX) * RM * TM + i * TM + r;
+        let n = n0 + (s % SGX) * RN * TN + j * TN + e % TN;
+        if (m < P.M && n < P.N) { store_c(b, m, n, Cs[e]); }
+      }
+    }
+  }
+}

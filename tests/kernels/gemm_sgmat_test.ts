@@ -1,0 +1,330 @@
+// The tensor-core GEMM variants (gemm_sgmat*, shaders/gemm_sgmat.wgsl through Dawn's
+// chromium-experimental-subgroup-matrix) against the CPU matmul twin, and what can be checked without tensor cores.
+//
+// The real kernel runs only where the device has the feature with an f16->f32 configuration: Dawn on a GPU with
+// Vulkan cooperative matrices and COGVIEW2_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia,allow_unsafe_apis
+// (tools/device_bench.sh part gemm_f16 runs this file so). Everywhere else (every machine CI runs on: lavapipe has
+// no cooperative matrices for Dawn, Deno's wgpu no subgroup matrices) that test is IGNORED with the reason printed;
+// this is accepted for this kernel only, because no machine here can run it. What runs everywhere: the
+// configuration parsing and choice on synthetic adapter lists, the refusal by name, the WGSL the launcher generates
+// for a synthetic configuration (string checks), and the whole kernel with the four subgroup-matrix operations
+// emulated in plain WGSL (define EMU) against the CPU twin.
+import assert from "node:assert/strict";
+import {
+  GEMM_ENV,
+  GEMM_VARIANT_NAMES,
+  GEMM_VARIANTS,
+  gemmTiles,
+  type GemmTiling,
+  type GemmVariant,
+  gemmVariantUnsupported,
+  pickSubgroupMatrixConfig,
+  sgmatPlan,
+} from "../../src/kernels/gemm.ts";
+import { matmul } from "../../src/kernels/matmul.ts";
+import { GpuContext, type KernelSpec } from "../../src/gpu/context.ts";
+import {
+  formatSubgroupMatrixConfig,
+  parseSubgroupMatrixConfigs,
+  SUBGROUP_MATRIX_FEATURE,
+  type SubgroupMatrixConfig,
+} from "../../src/gpu/device.ts";
+import { preprocess } from "../../src/gpu/shader_source.ts";
+import { geluRef, matmulRef } from "../../src/reference/matmul.ts";
+import { f16BitsToF32, f32ToF16Bits } from "../../src/gpu/f16.ts";
+import { assertClose, randn, sharedContext } from "../_util.ts";
+
+const SGMAT = GEMM_VARIANT_NAMES.filter((v) => (GEMM_VARIANTS[v] as GemmTiling).sgmat);
+const cfg = (componentType: string, resultComponentType: string, M: number, N: number, K: number) => ({
+  componentType,
+  resultComponentType,
+  M,
+  N,
+  K,
+});
+const f16 = (x: Float32Array) => f16BitsToF32(f32ToF16Bits(x));
+
+const shared = await sharedContext();
+const realWhy = gemmVariantUnsupported(shared, "gemm_sgmat");
+if (realWhy) {
+  console.log(`gemm_sgmat_test: the real tensor-core kernel is not tested on this device: ${realWhy}`);
+}
+
+/**
+ * C = 0.5·A·Wᵀ + bias, GELU, + R on odd sizes (edge tiles both ways, K 2.25 slices of 32, K % 8 = 4), batch 2 with
+ * padded strides and offsets, against the CPU twin with A rounded to f16 as the kernel stages it (W f16, or f32
+ * rounded to f16). Tolerance atol 5e-4 + rtol 1e-3: exact f16 products summed in f32 in another order (sums of 72
+ * products of O(1)·O(0.2) terms, results O(2)).
+ */
+async function checkAgainstTwin(
+  ctx: GpuContext,
+  variant: GemmVariant,
+  dtype: "f16" | "f32",
+  emulate?: SubgroupMatrixConfig,
+): Promise<void> {
+  const M = 133, N = 261, K = 72, batch = 2, lda = K + 8, ldc = N + 3, aBs = M * lda + 8;
+  const a = randn(batch * aBs, 61, 1), wv = randn(N * K, 62, 0.2), bias = randn(N, 63, 0.5);
+  const resid = randn(batch * M * ldc, 64, 1);
+  const at = ctx.upload(a, [a.length]), wt = ctx.upload(wv, [N, K], dtype), bt = ctx.upload(bias, [N], "f16");
+  const rt = ctx.upload(resid, [resid.length]);
+  try {
+    const o = {
+      M,
+      N,
+      K,
+      batch,
+      lda,
+      ldc,
+      aOff: 8,
+      aBatchStride: aBs,
+      alpha: 0.5,
+      bias: bt,
+      gelu: true,
+      resid: rt,
+      tiling: variant,
+      sgmatEmulate: emulate,
+    };
+    const c = gemmTiles(ctx, at, wt, { ...o, out: ctx.empty([batch * M * ldc]) });
+    const got = await ctx.readF32(c);
+    c.release();
+    for (let b = 0; b < batch; b++) {
+      const dense = new Float32Array(M * K);
+      for (let m = 0; m < M; m++) {
+        dense.set(a.subarray(b * aBs + 8 + m * lda, b * aBs + 8 + m * lda + K), m * K);
+      }
+      const base = matmulRef(f16(dense), f16(wv), { M, N, K, alpha: 0.5, bias: f16(bias) });
+      const have = got.subarray(b * M * ldc, (b + 1) * M * ldc), want = new Float32Array(M * ldc);
+      for (let m = 0; m < M; m++) {
+        for (let n = 0; n < N; n++) {
+          want[m * ldc + n] = geluRef(base[m * N + n]) + resid[b * M * ldc + m * ldc + n];
+        }
+        for (let n = N; n < ldc; n++) want[m * ldc + n] = have[m * ldc + n]; // padding columns: not written
+      }
+      const what = `${variant}${
+        emulate ? ` emulated ${formatSubgroupMatrixConfig(emulate)}` : ""
+      } ${dtype} W b=${b}`;
+      assertClose(what, have, want, { atol: 5e-4, rtol: 1e-3 });
+    }
+  } finally {
+    [at, wt, bt, rt].forEach((t) => t.release());
+  }
+}
+
+Deno.test("subgroup matrix configurations: parsed into typed data (junk left out), empty where the adapter lists none", () => {
+  const raw = [
+    cfg("f16", "f32", 16, 16, 16),
+    { componentType: "u8", resultComponentType: "i32", M: 16, N: 8, K: 32, extra: 1 },
+    { componentType: "f16", resultComponentType: "f32", M: 0, N: 8, K: 8 }, // not a shape
+    { componentType: "f16", M: 8, N: 8, K: 8 }, // no result type
+    null,
+  ];
+  assert.deepEqual(parseSubgroupMatrixConfigs(raw), [
+    cfg("f16", "f32", 16, 16, 16),
+    cfg("u8", "i32", 16, 8, 32),
+  ]);
+  assert.deepEqual(parseSubgroupMatrixConfigs(undefined), []);
+  assert.deepEqual(parseSubgroupMatrixConfigs(42), []);
+  assert.equal(formatSubgroupMatrixConfig(cfg("f16", "f32", 16, 8, 16)), "f16->f32 16x8x16");
+  // This adapter: the feature enabled only where listed, configurations only with it (lavapipe, wgpu: none).
+  const g = shared.gpu;
+  if (!g.adapterFeatures.includes(SUBGROUP_MATRIX_FEATURE)) {
+    assert.equal(g.hasSubgroupMatrix, false);
+    assert.deepEqual(g.subgroupMatrixConfigs, []);
+  }
+  if (g.hasSubgroupMatrix) assert.ok(g.hasSubgroups, "subgroup matrices come with subgroups");
+});
+
+Deno.test("pickSubgroupMatrixConfig: f16->f32 with M | 32, N | 64, K | the slice; the most work per operation", () => {
+  // NVIDIA-like (the order Vulkan lists them in, f16 results first).
+  const nvidia = [
+    cfg("f16", "f16", 16, 16, 16),
+    cfg("f16", "f32", 16, 8, 8),
+    cfg("f16", "f32", 16, 8, 16),
+    cfg("f16", "f32", 16, 16, 16),
+    cfg("u8", "i32", 16, 16, 32),
+  ];
+  assert.deepEqual(pickSubgroupMatrixConfig(nvidia), cfg("f16", "f32", 16, 16, 16));
+  // Same work per operation: the wider N.
+  assert.deepEqual(
+    pickSubgroupMatrixConfig([cfg("f16", "f32", 16, 8, 16), cfg("f16", "f32", 8, 16, 16)]),
+    cfg("f16", "f32", 8, 16, 16),
+  );
+  // Apple-like 8×8×8.
+  assert.deepEqual(
+    pickSubgroupMatrixConfig([
+      cfg("f32", "f32", 8, 8, 8),
+      cfg("f16", "f16", 8, 8, 8),
+      cfg("f16", "f32", 8, 8, 8),
+    ]),
+    cfg("f16", "f32", 8, 8, 8),
+  );
+  // None usable: f16 results only, f32 inputs only, K deeper than the slice, M not dividing 32.
+  assert.equal(pickSubgroupMatrixConfig([cfg("f16", "f16", 16, 16, 16), cfg("f32", "f32", 8, 8, 8)]), null);
+  assert.equal(pickSubgroupMatrixConfig([cfg("f16", "f32", 16, 16, 64)]), null);
+  assert.equal(pickSubgroupMatrixConfig([cfg("f16", "f32", 16, 16, 16)], 8), null);
+  assert.equal(pickSubgroupMatrixConfig([cfg("f16", "f32", 24, 8, 16)]), null);
+  assert.equal(pickSubgroupMatrixConfig([]), null);
+});
+
+Deno.test("gemm_sgmat*: refused by name without the feature or a usable configuration; COGVIEW2_GEMM fails the same way", () => {
+  assert.ok(SGMAT.length >= 1);
+  const none = new GpuContext({
+    ...shared.gpu,
+    isFallback: false,
+    hasSubgroupMatrix: false,
+    subgroupMatrixConfigs: [],
+  });
+  const f16Only = new GpuContext({
+    ...shared.gpu,
+    isFallback: false,
+    hasSubgroupMatrix: true,
+    hasF16: true,
+    subgroupMaxSize: 32,
+    subgroupMatrixConfigs: [cfg("f16", "f16", 16, 16, 16)],
+  });
+  for (const v of SGMAT) {
+    assert.match(
+      gemmVariantUnsupported(none, v) ?? "",
+      new RegExp(`^${v} needs the ${SUBGROUP_MATRIX_FEATURE} feature, which the .* allow_unsafe_apis`),
+    );
+    assert.match(
+      gemmVariantUnsupported(f16Only, v) ?? "",
+      new RegExp(`^${v} needs an f16->f32 subgroup matrix configuration .* reports f16->f16 16x16x16`),
+    );
+  }
+  const M = 40, N = 24, K = 36;
+  const at = none.upload(randn(M * K, 71, 1), [M, K]), wt = none.upload(randn(N * K, 72, 0.2), [N, K], "f16");
+  const saved = Deno.env.get(GEMM_ENV);
+  try {
+    assert.throws(() => gemmTiles(none, at, wt, { M, N, K, tiling: "gemm_sgmat" }), /gemm_sgmat needs the/);
+    Deno.env.set(GEMM_ENV, "gemm_sgmat");
+    assert.throws(() => matmul(none, at, wt, { M, N, K, constantW: true }), /gemm_sgmat needs the/);
+  } finally {
+    if (saved === undefined) Deno.env.delete(GEMM_ENV);
+    else Deno.env.set(GEMM_ENV, saved);
+    [at, wt].forEach((t) => t.release());
+  }
+});
+
+Deno.test("gemm_sgmat: the WGSL the launcher generates for a synthetic f16->f32 16x8x16 configuration", () => {
+  // A device that claims the feature (simulated): the launcher's kernel spec is captured instead of compiled.
+  const fake = new GpuContext({
+    ...shared.gpu,
+    isFallback: false,
+    hasSubgroupMatrix: true,
+    hasF16: true,
+    hasSubgroups: true,
+    subgroupMaxSize: 32,
+    subgroupMatrixConfigs: [cfg("f16", "f16", 16, 16, 16), cfg("f16", "f32", 16, 8, 16)],
+  });
+  const plan = sgmatPlan(fake, GEMM_VARIANTS.gemm_sgmat)!;
+  assert.match(
+    plan.describe,
+    /^f16->f32 16x8x16, 128x128 tile, K slices of 32, 8 subgroups of 32, 2x8 result/,
+  );
+  assert.equal(plan.invocations, 256);
+  let spec: KernelSpec | null = null;
+  fake.kernel = (s: KernelSpec) => {
+    spec = s;
+    throw new Error("captured");
+  };
+  const M = 40, N = 24, K = 36;
+  const at = fake.upload(randn(M * K, 81, 1), [M, K]), wt = fake.upload(randn(N * K, 82, 0.2), [N, K], "f16");
+  const bt = fake.upload(randn(N, 83, 1), [N]);
+  try {
+    assert.throws(
+      () => gemmTiles(fake, at, wt, { M, N, K, tiling: "gemm_sgmat", bias: bt, gelu: true }),
+      /captured/,
+    );
+  } finally {
+    [at, wt, bt].forEach((t) => t.release());
+  }
+  const s = spec! as KernelSpec;
+  assert.equal(s.shader, "gemm_sgmat.wgsl");
+  const src = preprocess(s.shader!, s.defines);
+  for (
+    const line of [
+      "enable f16;",
+      "enable subgroups;",
+      "enable chromium_experimental_subgroup_matrix;",
+      "const TM: u32 = 16u;",
+      "const TN: u32 = 8u;",
+      "const TK: u32 = 16u;",
+      "const RM: u32 = 2u;",
+      "const RN: u32 = 8u;",
+      "const SGMAX: u32 = 32u;",
+      "const BK: u32 = 32u;",
+      // <component, columns, rows>: left TM×TK, right TK×TN, result TM×TN (Tint's subgroup_matrix<S, T, C, R>)
+      "alias Left = subgroup_matrix_left<f16, TK, TM>;",
+      "alias Right = subgroup_matrix_right<f16, TN, TK>;",
+      "alias Result = subgroup_matrix_result<f32, TN, TM>;",
+      "subgroupMatrixLoad<Left, row_major>(&As, off, stride)",
+      "subgroupMatrixLoad<Right, col_major>(&Ws, off, stride)",
+      "subgroupMatrixMultiplyAccumulate(a, b, c)",
+      "subgroupMatrixStore<row_major>(&Cs, off, c, stride)",
+      "@builtin(subgroup_id) sid: u32",
+      "@compute @workgroup_size(T)",
+      "var<workgroup> As: array<ST, BM * SA / SPACK>;",
+      "alias ST = f16;",
+      "var<storage, read> W: array<vec2<u32>>;",
+      "v = gelu_sat(v);",
+    ]
+  ) assert.ok(src.includes(line), `generated WGSL lacks: ${line}`);
+  assert.ok(!src.includes("struct Left"), "no emulation in the real kernel");
+  // The emulated form (EMU) declares no extension at all.
+  const emu = preprocess("gemm_sgmat.wgsl", { ...s.defines, EMU: true });
+  assert.ok(
+    !/^enable /m.test(emu) && emu.includes("struct Left") && !emu.includes("subgroupMatrixLoad<Left"),
+  );
+});
+
+Deno.test("gemm_sgmat with the subgroup-matrix operations emulated (define EMU) matches the CPU twin: odd sizes, batch 2, bias, GELU, residual", async () => {
+  // Everything but Dawn's four builtins: staging (A rounded to f16, W copied or rounded), offsets and strides of the
+  // loads, register blocking, barriers, the result path through workgroup memory and store_c. Two configurations
+  // (2x4 and 2x8 result matrices per subgroup) and both W types; ~1-2 s per pipeline on lavapipe.
+  const ctx = shared.withGpuSchedules();
+  await checkAgainstTwin(ctx, "gemm_sgmat", "f16", cfg("f16", "f32", 16, 16, 16));
+  await checkAgainstTwin(ctx, "gemm_sgmat", "f32", cfg("f16", "f32", 16, 8, 16));
+});
+
+Deno.test({
+  name:
+    "gemm_sgmat* (tensor cores) match the CPU twin: odd sizes, batch 2, bias, GELU, residual, f16 and f32 W",
+  ignore: realWhy !== null,
+  async fn() {
+    const ctx = shared.withGpuSchedules();
+    for (const v of SGMAT) {
+      const why = gemmVariantUnsupported(ctx, v);
+      if (why) {
+        console.log(`skipped: ${why}`);
+        continue;
+      }
+      console.log(`${v}: ${sgmatPlan(ctx, GEMM_VARIANTS[v])!.describe}`);
+      for (const dtype of ["f16", "f32"] as const) await checkAgainstTwin(ctx, v, dtype);
+    }
+    // The models' path: matmul() with COGVIEW2_GEMM=gemm_sgmat runs it (a long K: 2052, 64+ slices).
+    const M = 67, N = 75, K = 2052;
+    const a = randn(M * K, 91, 1), w = randn(N * K, 92, 0.05);
+    const at = ctx.upload(a, [M, K]), wt = ctx.upload(w, [N, K], "f16");
+    const saved = Deno.env.get(GEMM_ENV);
+    try {
+      Deno.env.set(GEMM_ENV, "gemm_sgmat");
+      const c = matmul(ctx, at, wt, { M, N, K, constantW: true });
+      // f16 products exact in f32, summed in f32: within f32 rounding of the twin on f16-rounded inputs.
+      assertClose(
+        "COGVIEW2_GEMM=gemm_sgmat K=2052",
+        await ctx.readF32(c),
+        matmulRef(f16(a), f16(w), { M, N, K }),
+        {
+          atol: 1e-3,
+          rtol: 1e-3,
+        },
+      );
+      c.release();
+    } finally {
+      if (saved === undefined) Deno.env.delete(GEMM_ENV);
+      else Deno.env.set(GEMM_ENV, saved);
+      [at, wt].forEach((t) => t.release());
+    }
+  },
+});
