@@ -96,7 +96,7 @@ all)
   fi
   part() { # part NAME CAP CMD...: CMD under `timeout CAP` into $W/NAME.log; its bench JSON (if any) into $W/NAME.json
     local n=$1 cap=$2; shift 2
-    case " ${PARTS:-probe gemv gemm sr_attention rows decode_attention published_b1 profile_b1 coglm_b1_before published_b8 gemm_f16 vqvae_wgpu vqvae_dawn published_b1_wgpu kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
+    case " ${PARTS:-probe gemv gemm sr_attention rows decode_attention published_b1 profile_b1 coglm_b1_before published_b8 gemm_f16 sgmat_test published_b8_sgmat vqvae_wgpu vqvae_dawn published_b1_wgpu kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
     *" $n "*) ;; *) return 0 ;; esac
     local s left; s=$(date +%s); left=$(( ${DEADLINE:-520} - (s - t0) - 5 ))
     [ "$left" -lt "$cap" ] && cap=$left
@@ -143,9 +143,21 @@ all)
   part coglm_b1_before "${T_COGLM_B1_BEFORE:-40}" bash -c ". $W/picked_b1.env; COGVIEW2_ROW_REDUCE=workgroup COGVIEW2_ROW_REDUCE_DECODE=workgroup COGVIEW2_ATTENTION_WG=64 COGVIEW2_ATTENTION_SPLIT=1 $B --gpu ${PUB_GPU:-dawn} --shape published --batch 1 --stages coglm ${PUB_ARGS:-}"
   # shellcheck disable=SC2086
   part published_b8 "${T_PUB8:-130}" bash -c ". $W/picked_b8.env; $B --gpu ${PUB_GPU:-dawn} --shape published --batch 8 ${PUB_ARGS:-}"
-  # the GEMM variants again with Dawn's f16 unblocked on NVIDIA (see the probe): gemm_tiles_f16math runs only where
-  # the adapter then has shader-f16; compare with the gemm part
-  part gemm_f16 "${T_GEMM_F16:-100}" env COGVIEW2_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia $B --gpu dawn --only gemm
+  # the GEMM variants again with Dawn's f16 unblocked on NVIDIA and its experimental features listed (see the probe):
+  # gemm_tiles_f16math runs only where the adapter then has shader-f16, the tensor-core gemm_sgmat* only where it
+  # lists chromium-experimental-subgroup-matrix with an f16->f32 configuration (else gemm_variant_skipped with the
+  # reason, or with the compiler's message if the WGSL is wrong); compare with the gemm part
+  TC="vulkan_enable_f16_on_nvidia,allow_unsafe_apis"
+  part gemm_f16 "${T_GEMM_F16:-100}" env COGVIEW2_DAWN_TOGGLES=$TC $B --gpu dawn --only gemm
+  # the tensor-core GEMM against the CPU twin (odd sizes, batch 2, full epilogue; ignored with the reason where it
+  # cannot run), then, only if that passed, the published b8 run with it (short, like call4a/b: 40 tokens, 2 LoPAR rounds)
+  part sgmat_test "${T_SGMAT_TEST:-60}" env COGVIEW2_GPU=dawn COGVIEW2_DAWN_TOGGLES=$TC \
+    deno test -A --cached-only --no-check --unstable-webgpu tests/kernels/gemm_sgmat_test.ts
+  if grep -qE "^gemm_sgmat\* \(tensor cores\) match the CPU twin.* \.\.\. ok" "$W/sgmat_test.log" 2>/dev/null; then
+    # shellcheck disable=SC2086
+    part published_b8_sgmat "${T_PUB8_SGMAT:-90}" bash -c ". $W/picked_b8.env; COGVIEW2_DAWN_TOGGLES=$TC COGVIEW2_GEMM=gemm_sgmat \
+      $B --gpu dawn --shape published --batch 8 --tokens 40 --lopar-rounds 2 ${PUB_ARGS:-}"
+  else echo "published_b8_sgmat skipped (sgmat_test did not pass)" | tee -a "$W/summary.txt"; fi
   # the VQ-VAE alone (random 60×60 codes, 4 images), each dispatch timed, on both backends: session 6 measured it
   # 1.74 s per image on wgpu against 0.064 on Dawn at batch 8 (13.89 vs 0.51 s), cause unknown; the kernel table
   # says which kernel
