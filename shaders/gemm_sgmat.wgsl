@@ -39,15 +39,20 @@ diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
 //  2. Type parameters are <component, columns, rows>: subgroup_matrix_left<f16, TK, TM> is TM×TK,
 //     subgroup_matrix_right<f16, TN, TK> is TK×TN, subgroup_matrix_result<f32, TN, TM> is TM×TN (Tint's wgsl.def:
 //     subgroup_matrix<S, T, C, R>; Dawn's SubgroupMatrixTests use the same order).
-//  3. Offsets and strides count elements of the array (f16 for As/Ws, f32 for Cs); arrays whose element type is the
-//     matrix component type are accepted by every Tint version with the templated form.
+//  3. Offsets and strides count elements of the array (f16 for As/Ws, f32 for Cs; Tint's SPIR-V writer passes them
+//     through to OpCooperativeMatrixLoadKHR, whose stride counts pointee elements); arrays whose element type is the
+//     matrix component type are accepted by every Tint version with the templated form. V4 (the gemm_sgmat*_v4
+//     variants) declares the tiles as vec4<f16> instead, which only Tint's relaxed rule (d2749d8) accepts, with
+//     offsets and strides in vec4.
 //  4. @builtin(subgroup_id) is available with `enable subgroups` (it compiles on Dawn/lavapipe here) and numbers the
 //     subgroups 0..num_subgroups-1; with workgroup_size NSG·SGMAX and subgroups SGMAX wide there are exactly NSG;
 //     narrower subgroups (more of them) leave the extra ones idle (`in_use`).
-//  5. Cooperative-matrix loads/stores from workgroup memory need 16-byte aligned rows: every offset and stride here
+//  5. Cooperative-matrix loads/stores from workgroup memory want 16-byte aligned rows: every offset and stride here
 //     is a multiple of 16 bytes (SA, SW = BK + 8 halves with BK a multiple of 8; TN·4 bytes for Cs when TN >= 4),
 //     assuming the driver aligns the workgroup arrays themselves to 16 bytes.
-//  6. NVIDIA's f16 configurations are listed only with the adapter toggle vulkan_enable_f16_on_nvidia and the
+//  6. Subgroup-matrix types may be function parameters and return values and array elements of a function-scope
+//     var (Tint's own tests do all three); by-value updates acc[i][j] = mma(..., acc[i][j]) as in Dawn's tiled test.
+//  7. NVIDIA's f16 configurations are listed only with the adapter toggle vulkan_enable_f16_on_nvidia and the
 //     feature only with allow_unsafe_apis (COGVIEW2_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia,allow_unsafe_apis).
 #include "common.wgsl"
 
@@ -89,7 +94,8 @@ const NW: u32 = BN * BK / 4u;
 const LA: u32 = (NA + T - 1u) / T;
 const LW: u32 = (NW + T - 1u) / T;
 
-// (SPACK halves per element: 1 with f16, 2 packed in a u32 under EMU)
+// SPACK halves per array element: 1 (f16), 4 with V4 (vec4<f16>), 2 under EMU (u32 pairs). The subgroup-matrix loads
+// take offsets and strides in array elements (halves / SPACK).
 var<workgroup> As: array<ST, BM * SA / SPACK>;
 var<workgroup> Ws: array<ST, BN * SW / SPACK>;
 var<workgroup> Cs: array<f32, NSG * TM * TN>;
@@ -122,8 +128,9 @@ struct Left { off: u32, stride: u32 }
 struct Right { off: u32, stride: u32 }
 struct Result { v: array<f32, EMU_E> }
 var<private> lane: u32;
-fn load_left(off: u32, stride: u32) -> Left { return Left(off, stride); } // row_major in As
-fn load_right(off: u32, stride: u32) -> Right { return Right(off, stride); } // col_major in Ws
+// Offsets and strides in array elements (u32 pairs), as the real loads take them; kept in halves.
+fn load_left(off: u32, stride: u32) -> Left { return Left(off * SPACK, stride * SPACK); } // row_major in As
+fn load_right(off: u32, stride: u32) -> Right { return Right(off * SPACK, stride * SPACK); } // col_major in Ws
 fn mma(a: Left, b: Right, c: Result) -> Result {
   var r = c;
   for (var q = 0u; q < EMU_E; q++) {
@@ -143,6 +150,21 @@ fn store_result(off: u32, c: Result, stride: u32) { // row_major into Cs
     let e = lane + q * SGMAX;
     Cs[off + (e / TN) * stride + e % TN] = c.v[q];
   }
+}
+#else
+#if V4
+// The tiles as vec4<f16> (one 8-byte store per 4 halves instead of four 2-byte ones): needs Tint's relaxed array
+// element rule for subgroupMatrixLoad (google/dawn d2749d8, Aug 2026; its validator message is in the npm 0.6.2
+// binary), under which offsets and strides count vec4 (SPIR-V: units of the pointee type).
+alias ST = vec4<f16>;
+const SPACK: u32 = 4u;
+fn put_a(at: u32, v: vec4<f32>) { As[at / 4u] = vec4<f16>(v); }
+fn put_w(at: u32, p: WV) {
+#if W_F16
+  Ws[at / 4u] = bitcast<vec4<f16>>(p);
+#else
+  Ws[at / 4u] = vec4<f16>(p);
+#endif
 }
 #else
 alias ST = f16;
@@ -165,6 +187,7 @@ fn put_w(at: u32, p: WV) {
   Ws[at + 2u] = h.z;
   Ws[at + 3u] = h.w;
 }
+#endif
 alias Left = subgroup_matrix_left<f16, TK, TM>;
 alias Right = subgroup_matrix_right<f16, TN, TK>;
 alias Result = subgroup_matrix_result<f32, TN, TM>;
@@ -241,9 +264,9 @@ fn main(
     if (in_use) {
       for (var kk = 0u; kk < BK; kk += TK) {
         var a: array<Left, RM>;
-        for (var i = 0u; i < RM; i++) { a[i] = load_left((rows + i * TM) * SA + kk, SA); }
+        for (var i = 0u; i < RM; i++) { a[i] = load_left(((rows + i * TM) * SA + kk) / SPACK, SA / SPACK); }
         for (var j = 0u; j < RN; j++) {
-          let w = load_right((cols + j * TN) * SW + kk, SW);
+          let w = load_right(((cols + j * TN) * SW + kk) / SPACK, SW / SPACK);
           for (var i = 0u; i < RM; i++) { acc[i][j] = mma(a[i], w, acc[i][j]); }
         }
       }

@@ -56,6 +56,11 @@ export interface GemmTiling {
    * Refused where the feature, shader-f16 or an f16->f32 configuration is missing (gemmVariantUnsupported).
    */
   sgmat?: boolean;
+  /**
+   * Tensor-core variants: workgroup tiles of vec4<f16> (one 8-byte store per 4 halves instead of four 2-byte ones;
+   * define V4), which needs Tint's relaxed array-element rule for subgroupMatrixLoad (a Dawn build from Aug 2026 on).
+   */
+  v4?: boolean;
 }
 
 const BASE: GemmTiling = { bm: 128, bn: 128, tn: 8, bk: 8, pad: 0, w8: false, dbuf: true };
@@ -95,10 +100,12 @@ export const GEMM_VARIANTS = {
   gemm_sg_il_bk16_pad_w8_1buf: { ...BASE, il: true, bk: 16, pad: 1, w8: true, dbuf: false, sg: true },
   gemm_sg_128x256_il: { ...BASE, bn: 256, tn: 16, il: true, sg: true },
   // Tensor cores (subgroup matrices, f16 inputs, f32 accumulation): 128×128 (8 subgroups) and 128×256 (16) tiles, K
-  // slices of 32. Refused without chromium-experimental-subgroup-matrix (everywhere but Dawn on a GPU with
+  // slices of 32; _v4: vec4<f16> workgroup tiles. Refused without chromium-experimental-subgroup-matrix (everywhere but Dawn on a GPU with
   // COGVIEW2_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia,allow_unsafe_apis). Never run on a GPU yet.
   gemm_sgmat: { ...BASE, bk: 32, dbuf: false, sgmat: true },
   gemm_sgmat_128x256: { ...BASE, bn: 256, tn: 16, bk: 32, dbuf: false, sgmat: true },
+  gemm_sgmat_v4: { ...BASE, bk: 32, dbuf: false, sgmat: true, v4: true },
+  gemm_sgmat_128x256_v4: { ...BASE, bn: 256, tn: 16, bk: 32, dbuf: false, sgmat: true, v4: true },
 } satisfies Record<string, GemmTiling>;
 export type GemmVariant = keyof typeof GEMM_VARIANTS;
 export const GEMM_VARIANT_NAMES = Object.keys(GEMM_VARIANTS) as GemmVariant[];
@@ -174,6 +181,7 @@ export interface SgmatPlan {
     SGX: number;
     SGMAX: number;
     BK: number;
+    V4: boolean;
   };
   invocations: number;
   workgroupBytes: number;
@@ -208,6 +216,7 @@ export function sgmatPlan(
     SGX: sgx,
     SGMAX: sgmax,
     BK: t.bk,
+    V4: !!t.v4,
   };
   // As and Ws (f16, rows padded by 8 halves) and one f32 result block per subgroup.
   const workgroupBytes = (t.bm + t.bn) * (t.bk + 8) * 2 + nsg * config.M * config.N * 4;
@@ -218,7 +227,8 @@ export function sgmatPlan(
     workgroupBytes,
     describe:
       `${formatSubgroupMatrixConfig(config)}, ${t.bm}x${t.bn} tile, K slices of ${t.bk}, ${nsg} subgroups ` +
-      `of ${sgmax}, ${rm}x${rn} result matrices each, ${workgroupBytes} bytes of workgroup memory`,
+      `of ${sgmax}, ${rm}x${rn} result matrices each, ${workgroupBytes} bytes of workgroup memory` +
+      (t.v4 ? ", vec4<f16> tiles" : ""),
   };
 }
 

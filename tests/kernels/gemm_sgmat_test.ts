@@ -7,8 +7,9 @@
 // no cooperative matrices for Dawn, Deno's wgpu no subgroup matrices) that test is IGNORED with the reason printed;
 // this is accepted for this kernel only, because no machine here can run it. What runs everywhere: the
 // configuration parsing and choice on synthetic adapter lists, the refusal by name, the WGSL the launcher generates
-// for a synthetic configuration (string checks), and the whole kernel with the four subgroup-matrix operations
-// emulated in plain WGSL (define EMU) against the CPU twin.
+// for a synthetic configuration (string checks), that WGSL compiled with only the subgroup-matrix types and builtins
+// stood in (Dawn here), and the whole kernel with the four subgroup-matrix operations emulated in plain WGSL (define
+// EMU) against the CPU twin.
 import assert from "node:assert/strict";
 import {
   GEMM_ENV,
@@ -19,6 +20,7 @@ import {
   type GemmVariant,
   gemmVariantUnsupported,
   pickSubgroupMatrixConfig,
+  sgmatDefines,
   sgmatPlan,
 } from "../../src/kernels/gemm.ts";
 import { matmul } from "../../src/kernels/matmul.ts";
@@ -271,11 +273,61 @@ Deno.test("gemm_sgmat: the WGSL the launcher generates for a synthetic f16->f32 
     ]
   ) assert.ok(src.includes(line), `generated WGSL lacks: ${line}`);
   assert.ok(!src.includes("struct Left"), "no emulation in the real kernel");
+  // _v4: vec4<f16> tiles, offsets and strides in vec4.
+  const v4 = preprocess("gemm_sgmat.wgsl", { ...s.defines, V4: true });
+  for (
+    const line of ["alias ST = vec4<f16>;", "const SPACK: u32 = 4u;", "Ws[at / 4u] = bitcast<vec4<f16>>(p);"]
+  ) {
+    assert.ok(v4.includes(line), `V4 WGSL lacks: ${line}`);
+  }
   // The emulated form (EMU) declares no extension at all.
   const emu = preprocess("gemm_sgmat.wgsl", { ...s.defines, EMU: true });
   assert.ok(
     !/^enable /m.test(emu) && emu.includes("struct Left") && !emu.includes("subgroupMatrixLoad<Left"),
   );
+});
+
+/** `src` with exactly one `from` replaced by `to` (the test fails if the shader no longer has that line). */
+function swap(src: string, from: string | RegExp, to: string): string {
+  const n = typeof from === "string"
+    ? src.split(from).length - 1
+    : (src.match(new RegExp(from, "g")) ?? []).length;
+  assert.equal(n, 1, `expected one ${from} in the generated WGSL`);
+  return src.replace(from, to);
+}
+
+Deno.test({
+  name:
+    "gemm_sgmat: the real kernel's WGSL compiles here with only the subgroup-matrix types and builtins stood in",
+  // enable subgroups + @builtin(subgroup_id) + f16 staging: Dawn here; Deno's wgpu has no subgroups.
+  ignore: !shared.gpu.hasSubgroups || !shared.gpu.hasF16,
+  async fn() {
+    // Every line but the extension, three type aliases and four calls is the shipped kernel's: the staging (f16
+    // and vec4<f16> tiles, bitcasts of f16 W, f32 W rounded), subgroup_id, the diagnostic directive, the epilogue.
+    const ctx = new GpuContext({ ...shared.gpu, isFallback: false });
+    for (const v of SGMAT) {
+      for (const wF16 of [true, false]) {
+        const plan = sgmatPlan(ctx, GEMM_VARIANTS[v], [cfg("f16", "f32", 16, 16, 16)], 32)!;
+        if (plan.workgroupBytes > ctx.gpu.limits.maxComputeWorkgroupStorageSize) {
+          if (wF16) {
+            console.log(`${v}: ${plan.workgroupBytes} bytes of workgroup memory, above this adapter's limit`);
+          }
+          continue;
+        }
+        let src = preprocess("gemm_sgmat.wgsl", { ...sgmatDefines(plan, wF16), B_C: 3 });
+        src = swap(src, "enable chromium_experimental_subgroup_matrix;", "");
+        src = swap(src, /alias Left = subgroup_matrix_left<[^>]*>;/, "struct Left { x: u32 }");
+        src = swap(src, /alias Right = subgroup_matrix_right<[^>]*>;/, "struct Right { x: u32 }");
+        src = swap(src, /alias Result = subgroup_matrix_result<[^>]*>;/, "struct Result { x: f32 }");
+        src = swap(src, /subgroupMatrixLoad<Left, row_major>\(&As, off, stride\)/, "Left(off + stride)");
+        src = swap(src, /subgroupMatrixLoad<Right, col_major>\(&Ws, off, stride\)/, "Right(off + stride)");
+        src = swap(src, "subgroupMatrixMultiplyAccumulate(a, b, c)", "Result(c.x + f32(a.x + b.x))");
+        src = swap(src, "subgroupMatrixStore<row_major>(&Cs, off, c, stride);", "Cs[off + stride] = c.x;");
+        ctx.kernel({ name: `${v}_standins`, code: src, bindings: ["read", "read", "write"] });
+      }
+    }
+    await ctx.sync(); // throws the compiler's messages
+  },
 });
 
 Deno.test("gemm_sgmat with the subgroup-matrix operations emulated (define EMU) matches the CPU twin: odd sizes, batch 2, bias, GELU, residual", async () => {
