@@ -46,7 +46,8 @@ diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
 //     offsets and strides in vec4.
 //  4. @builtin(subgroup_id) is available with `enable subgroups` (it compiles on Dawn/lavapipe here) and numbers the
 //     subgroups 0..num_subgroups-1; with workgroup_size NSG·SGMAX and subgroups SGMAX wide there are exactly NSG;
-//     narrower subgroups (more of them) leave the extra ones idle (`in_use`).
+//     narrower subgroups (more of them) leave the extra ones idle (`in_use`; SG_FIXED, where the adapter's subgroup
+//     size is fixed, drops that branch).
 //  5. Cooperative-matrix loads/stores from workgroup memory want 16-byte aligned rows: every offset and stride here
 //     is a multiple of 16 bytes (SA, SW = BK + 8 halves with BK a multiple of 8; TN·4 bytes for Cs when TN >= 4),
 //     assuming the driver aligns the workgroup arrays themselves to 16 bytes.
@@ -251,10 +252,15 @@ fn main(
   let m0 = wg.y * BM;
   let n0 = wg.x * BN;
   // This subgroup's block of the tile (its first row of As and of Ws); subgroups past NSG (narrower than SGMAX) idle.
+#if SG_FIXED
+  let in_use = true; // subgroups are always SGMAX wide here: exactly NSG of them, no branch around the matrix work
+#else
   let in_use = sid < NSG;
+#endif
   let rows = (sid / SGX) * RM * TM;
   let cols = (sid % SGX) * RN * TN;
   var acc: array<array<Result, RN>, RM>;
+  var a: array<Left, RM>; // declared in uniform control flow
   prefetch(b, m0, n0, t, 0u);
   for (var k0 = 0u; k0 < P.K; k0 += BK) {
     workgroupBarrier();
@@ -263,7 +269,6 @@ fn main(
     if (k0 + BK < P.K) { prefetch(b, m0, n0, t, k0 + BK); }
     if (in_use) {
       for (var kk = 0u; kk < BK; kk += TK) {
-        var a: array<Left, RM>;
         for (var i = 0u; i < RM; i++) { a[i] = load_left(((rows + i * TM) * SA + kk) / SPACK, SA / SPACK); }
         for (var j = 0u; j < RN; j++) {
           let w = load_right(((cols + j * TN) * SW + kk) / SPACK, SW / SPACK);

@@ -182,6 +182,8 @@ export interface SgmatPlan {
     SGMAX: number;
     BK: number;
     V4: boolean;
+    /** The adapter's subgroups are always SGMAX wide (no idle subgroups to branch around). */
+    SG_FIXED: boolean;
   };
   invocations: number;
   workgroupBytes: number;
@@ -217,6 +219,7 @@ export function sgmatPlan(
     SGMAX: sgmax,
     BK: t.bk,
     V4: !!t.v4,
+    SG_FIXED: sgmax === ctx.gpu.subgroupMinSize,
   };
   // As and Ws (f16, rows padded by 8 halves) and one f32 result block per subgroup.
   const workgroupBytes = (t.bm + t.bn) * (t.bk + 8) * 2 + nsg * config.M * config.N * 4;

@@ -216,6 +216,7 @@ Deno.test("gemm_sgmat: the WGSL the launcher generates for a synthetic f16->f32 
     hasSubgroupMatrix: true,
     hasF16: true,
     hasSubgroups: true,
+    subgroupMinSize: 32,
     subgroupMaxSize: 32,
     subgroupMatrixConfigs: [cfg("f16", "f16", 16, 16, 16), cfg("f16", "f32", 16, 8, 16)],
   });
@@ -266,6 +267,7 @@ Deno.test("gemm_sgmat: the WGSL the launcher generates for a synthetic f16->f32 
       "subgroupMatrixStore<row_major>(&Cs, off, c, stride)",
       "@builtin(subgroup_id) sid: u32",
       "@compute @workgroup_size(T)",
+      "let in_use = true;", // fixed 32-wide subgroups: no branch around the matrix work
       "var<workgroup> As: array<ST, BM * SA / SPACK>;",
       "alias ST = f16;",
       "var<storage, read> W: array<vec2<u32>>;",
