@@ -100,12 +100,14 @@ export const GEMM_VARIANTS = {
   gemm_sg_il_bk16_pad_w8_1buf: { ...BASE, il: true, bk: 16, pad: 1, w8: true, dbuf: false, sg: true },
   gemm_sg_128x256_il: { ...BASE, bn: 256, tn: 16, il: true, sg: true },
   // Tensor cores (subgroup matrices, f16 inputs, f32 accumulation): 128×128 (8 subgroups) and 128×256 (16) tiles, K
-  // slices of 32; _v4: vec4<f16> workgroup tiles. Refused without chromium-experimental-subgroup-matrix (everywhere but Dawn on a GPU with
+  // slices of 32 (64: half the barriers per K, 44 KiB of workgroup memory); _v4: vec4<f16> workgroup tiles. Refused
+  // without chromium-experimental-subgroup-matrix (everywhere but Dawn on a GPU with
   // COGVIEW2_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia,allow_unsafe_apis). Never run on a GPU yet.
   gemm_sgmat: { ...BASE, bk: 32, dbuf: false, sgmat: true },
   gemm_sgmat_128x256: { ...BASE, bn: 256, tn: 16, bk: 32, dbuf: false, sgmat: true },
   gemm_sgmat_v4: { ...BASE, bk: 32, dbuf: false, sgmat: true, v4: true },
   gemm_sgmat_128x256_v4: { ...BASE, bn: 256, tn: 16, bk: 32, dbuf: false, sgmat: true, v4: true },
+  gemm_sgmat_bk64_v4: { ...BASE, bk: 64, dbuf: false, sgmat: true, v4: true },
 } satisfies Record<string, GemmTiling>;
 export type GemmVariant = keyof typeof GEMM_VARIANTS;
 export const GEMM_VARIANT_NAMES = Object.keys(GEMM_VARIANTS) as GemmVariant[];
