@@ -52,9 +52,14 @@ diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
 //     is a multiple of 16 bytes (SA, SW = BK + 8 halves with BK a multiple of 8; TN·4 bytes for Cs when TN >= 4),
 //     assuming the driver aligns the workgroup arrays themselves to 16 bytes.
 //  6. Subgroup-matrix types may be function parameters and return values and array elements of a function-scope
-//     var (Tint's own tests do all three); by-value updates acc[i][j] = mma(..., acc[i][j]) as in Dawn's tiled test.
+//     var (Tint's own tests do all three); by-value updates acc[i][j] = mma(..., acc[i][j]) as in Dawn's tiled test;
+//     a var without initializer holds zero matrices (Dawn blocklists Intel's Mesa < 25.2 for getting that wrong).
 //  7. NVIDIA's f16 configurations are listed only with the adapter toggle vulkan_enable_f16_on_nvidia and the
-//     feature only with allow_unsafe_apis (COGVIEW2_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia,allow_unsafe_apis).
+//     feature only with allow_unsafe_apis (COGVIEW2_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia,allow_unsafe_apis);
+//     among them is an f16 x f16 -> f32 one whose M divides 32, N 64 and K 32 (NVIDIA's Vulkan drivers list 16x16x16,
+//     16x8x16 and 16x8x8). f16 results (per-slice f16 sums into f32) are not implemented: refused by name.
+//  8. The products of f16 values are summed in f32 by the hardware (A is rounded to f16, so |A| must stay below
+//     65504, as in the original's fp16 model).
 #include "common.wgsl"
 
 struct Params {
