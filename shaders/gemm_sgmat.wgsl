@@ -12,8 +12,8 @@ diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
 // store_c epilogue): A f32 [M, K] (lda, offsets, batch strides), W [N, K] f16 packed two per u32 (or f32), strided
 // batches (wg.z). Needs K, lda, ldw and the offsets multiples of 4 (src/kernels/gemm.ts gemmTilesApplies).
 //
-// Layout. One subgroup-matrix configuration (TM×TN result, TK deep; f16 left/right, f32 result) chosen by the launcher
-// (src/kernels/gemm.ts sgmatPlan) from the adapter's list. A workgroup of NSG = SGY×SGX subgroups of SGMAX (the
+// Layout. One subgroup-matrix configuration (TM×TN result, TK deep; f16 left/right, f32 result, else f16 with ACC16)
+// chosen by the launcher (src/kernels/gemm.ts sgmatPlan) from the adapter's list. A workgroup of NSG = SGY×SGX subgroups of SGMAX (the
 // adapter's subgroupMaxSize; Dawn requires workgroup_size.x to be a multiple of it) owns a BM×BN tile of C; subgroup s
 // (subgroup_id) owns the (RM·TM)×(RN·TN) block at row block s / SGX, column block s % SGX and keeps its RM×RN result
 // matrices in registers (register blocking: per TK step RM left and RN right loads for RM·RN multiply-accumulates).
@@ -57,7 +57,8 @@ diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
 //  7. NVIDIA's f16 configurations are listed only with the adapter toggle vulkan_enable_f16_on_nvidia and the
 //     feature only with allow_unsafe_apis (COGVIEW2_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia,allow_unsafe_apis);
 //     among them is an f16 x f16 -> f32 one whose M divides 32, N 64 and K 32 (NVIDIA's Vulkan drivers list 16x16x16,
-//     16x8x16 and 16x8x8). f16 results (per-slice f16 sums into f32) are not implemented: refused by name.
+//     16x8x16 and 16x8x8). ACC16 (f16 results, per-slice f16 sums folded into f32) is the fallback for adapters
+//     without one; it needs fixed-size subgroups (every subgroup in use around its barriers).
 //  8. The products of f16 values are summed in f32 by the hardware (A is rounded to f16, so |A| must stay below
 //     65504, as in the original's fp16 model).
 #include "common.wgsl"
@@ -106,6 +107,14 @@ var<workgroup> As: array<ST, BM * SA / SPACK>;
 var<workgroup> Ws: array<ST, BN * SW / SPACK>;
 var<workgroup> Cs: array<f32, NSG * TM * TN>;
 var<private> na: array<vec4<f32>, LA>;
+// This invocation's lane in its subgroup (ACC16 and EMU).
+var<private> lane: u32;
+#if ACC16
+// f16 results (no f16->f32 configuration): each K slice is summed in f16 result matrices, then folded into these f32
+// sums (lane l holds elements l, l + SGMAX, ... of each TM×TN block; EPL of them), like gemm_tiles' F16_MATH.
+const EPL: u32 = TM * TN / SGMAX;
+var<private> acc32: array<f32, RM * RN * EPL>;
+#endif
 var<private> nw: array<WV, LW>;
 
 #if EMU
@@ -130,10 +139,10 @@ fn put_w(at: u32, p: WV) {
 fn as_at(i: u32) -> f32 { return f16_at(As[i / 2u], i); }
 fn ws_at(i: u32) -> f32 { return f16_at(Ws[i / 2u], i); }
 const EMU_E: u32 = TM * TN / SGMAX;
+fn fold_at(i: u32) -> f32 { return Cs[i]; }
 struct Left { off: u32, stride: u32 }
 struct Right { off: u32, stride: u32 }
 struct Result { v: array<f32, EMU_E> }
-var<private> lane: u32;
 // Offsets and strides in array elements (u32 pairs), as the real loads take them; kept in halves.
 fn load_left(off: u32, stride: u32) -> Left { return Left(off * SPACK, stride * SPACK); } // row_major in As
 fn load_right(off: u32, stride: u32) -> Right { return Right(off * SPACK, stride * SPACK); } // col_major in Ws
@@ -147,7 +156,11 @@ fn mma(a: Left, b: Right, c: Result) -> Result {
     for (var k = 0u; k < TK; k++) {
       s += as_at(a.off + row * a.stride + k) * ws_at(b.off + col * b.stride + k);
     }
+#if ACC16
+    r.v[q] = unpack2x16float(pack2x16float(vec2<f32>(r.v[q] + s, 0.0))).x; // an f16 result: rounded
+#else
     r.v[q] += s;
+#endif
   }
   return r;
 }
@@ -196,7 +209,14 @@ fn put_w(at: u32, p: WV) {
 #endif
 alias Left = subgroup_matrix_left<f16, TK, TM>;
 alias Right = subgroup_matrix_right<f16, TN, TK>;
+#if ACC16
+alias Result = subgroup_matrix_result<f16, TN, TM>;
+var<workgroup> Cs16: array<f16, NSG * TM * TN>;
+fn fold_store(off: u32, c: Result, stride: u32) { subgroupMatrixStore<row_major>(&Cs16, off, c, stride); }
+fn fold_at(i: u32) -> f32 { return f32(Cs16[i]); }
+#else
 alias Result = subgroup_matrix_result<f32, TN, TM>;
+#endif
 // Left: TM rows (m) × TK columns (k), row-major in As. Right: TK rows (k) × TN columns (n), column-major in Ws.
 fn load_left(off: u32, stride: u32) -> Left { return subgroupMatrixLoad<Left, row_major>(&As, off, stride); }
 fn load_right(off: u32, stride: u32) -> Right { return subgroupMatrixLoad<Right, col_major>(&Ws, off, stride); }
@@ -247,11 +267,14 @@ fn main(
   @builtin(local_invocation_index) t: u32,
 #if !EMU
   @builtin(subgroup_id) sid: u32,
+  @builtin(subgroup_invocation_id) sg_lane: u32,
 #endif
 ) {
 #if EMU
   let sid = t / SGMAX;
   lane = t % SGMAX;
+#else
+  lane = sg_lane;
 #endif
   let b = wg.z;
   let m0 = wg.y * BM;
@@ -281,7 +304,37 @@ fn main(
         }
       }
     }
+#if ACC16
+    // The slice's f16 sums into f32 (only with fixed-size subgroups: every subgroup is in use), then zero again.
+    for (var i = 0u; i < RM; i++) {
+      for (var j = 0u; j < RN; j++) {
+        workgroupBarrier();
+#if EMU
+        store_result(sid * TM * TN, acc[i][j], TN);
+#else
+        fold_store(sid * TM * TN, acc[i][j], TN);
+#endif
+        workgroupBarrier();
+        for (var q = 0u; q < EPL; q++) {
+          acc32[(i * RN + j) * EPL + q] += fold_at(sid * TM * TN + lane + q * SGMAX);
+        }
+        acc[i][j] = Result();
+      }
+    }
+#endif
   }
+#if ACC16
+  for (var i = 0u; i < RM; i++) {
+    for (var j = 0u; j < RN; j++) {
+      for (var q = 0u; q < EPL; q++) {
+        let e = lane + q * SGMAX;
+        let m = m0 + rows + i * TM + e / TN;
+        let n = n0 + cols + j * TN + e % TN;
+        if (m < P.M && n < P.N) { store_c(b, m, n, acc32[(i * RN + j) * EPL + q]); }
+      }
+    }
+  }
+#else
   // Each result matrix through Cs (subgroup s at s·TM·TN, row-major TM×TN), then the workgroup writes C.
   for (var i = 0u; i < RM; i++) {
     for (var j = 0u; j < RN; j++) {
@@ -297,4 +350,5 @@ fn main(
       }
     }
   }
+#endif
 }

@@ -51,9 +51,10 @@ export interface GemmTiling {
   sg?: boolean;
   /**
    * Tensor cores through Dawn's `chromium-experimental-subgroup-matrix` (shaders/gemm_sgmat.wgsl): f16 left/right
-   * matrices (A rounded to f16 when staged) and f32 result matrices of the adapter's configuration (sgmatPlan), a
+   * matrices (A rounded to f16 when staged) and f32 result matrices of the adapter's configuration (sgmatPlan; f16
+   * ones summed per K slice and folded into f32 where it has no f32 result), a
    * bm×bn workgroup tile of 4 × bn/64 subgroups, each holding a 32×64 block of C in result matrices, K slices of bk.
-   * Refused where the feature, shader-f16 or an f16->f32 configuration is missing (gemmVariantUnsupported).
+   * Refused where the feature, shader-f16 or a usable f16 configuration is missing (gemmVariantUnsupported).
    */
   sgmat?: boolean;
   /**
@@ -148,18 +149,19 @@ const SGMAT_SGY = 4, SGMAT_BLOCK_M = 32, SGMAT_BLOCK_N = 64;
 
 /**
  * The subgroup-matrix configuration the tensor-core variants use from an adapter's list, or null: f16 left/right
- * matrices with an f32 result, M dividing 32, N dividing 64 and K dividing the slice depth `bk`; of those the one
- * with the most multiply-adds per operation (M·N·K), then the widest N. (f16 results are not used: the per-slice
- * f16 sums they would need are not implemented.)
+ * matrices, M dividing 32, N dividing 64 and K dividing the slice depth `bk`; an f32 result if any (else an f16
+ * one: per-slice f16 sums folded into f32, define ACC16); then the most multiply-adds per operation (M·N·K), then
+ * the widest N.
  */
 export function pickSubgroupMatrixConfig(
   configs: readonly SubgroupMatrixConfig[],
   bk = 32,
 ): SubgroupMatrixConfig | null {
-  const ok = configs.filter((c) =>
-    c.componentType === "f16" && c.resultComponentType === "f32" && SGMAT_BLOCK_M % c.M === 0 &&
-    SGMAT_BLOCK_N % c.N === 0 && bk % c.K === 0
+  const fits = configs.filter((c) =>
+    c.componentType === "f16" && SGMAT_BLOCK_M % c.M === 0 && SGMAT_BLOCK_N % c.N === 0 && bk % c.K === 0
   );
+  const f32 = fits.filter((c) => c.resultComponentType === "f32");
+  const ok = f32.length ? f32 : fits.filter((c) => c.resultComponentType === "f16");
   return ok.reduce<SubgroupMatrixConfig | null>(
     (best, c) =>
       !best || c.M * c.N * c.K > best.M * best.N * best.K ||
@@ -186,6 +188,8 @@ export interface SgmatPlan {
     V4: boolean;
     /** The adapter's subgroups are always SGMAX wide (no idle subgroups to branch around). */
     SG_FIXED: boolean;
+    /** f16 result matrices (the configuration has no f32 result): per-slice f16 sums folded into f32. */
+    ACC16: boolean;
   };
   invocations: number;
   workgroupBytes: number;
@@ -222,6 +226,7 @@ export function sgmatPlan(
     BK: t.bk,
     V4: !!t.v4,
     SG_FIXED: sgmax === ctx.gpu.subgroupMinSize,
+    ACC16: config.resultComponentType === "f16",
   };
   // As and Ws (f16, rows padded by 8 halves) and one f32 result block per subgroup.
   const workgroupBytes = (t.bm + t.bn) * (t.bk + 8) * 2 + nsg * config.M * config.N * 4;
@@ -233,7 +238,8 @@ export function sgmatPlan(
     describe:
       `${formatSubgroupMatrixConfig(config)}, ${t.bm}x${t.bn} tile, K slices of ${t.bk}, ${nsg} subgroups ` +
       `of ${sgmax}, ${rm}x${rn} result matrices each, ${workgroupBytes} bytes of workgroup memory` +
-      (t.v4 ? ", vec4<f16> tiles" : ""),
+      (t.v4 ? ", vec4<f16> tiles" : "") +
+      (config.resultComponentType === "f16" ? ", f16 slices folded into f32" : ""),
   };
 }
 
@@ -287,10 +293,19 @@ export function gemmVariantUnsupported(ctx: GpuContext, v: GemmVariant, f16Math 
     if (!ctx.gpu.hasF16) return `${v} needs shader-f16, which the ${on} lacks`;
     const plan = sgmatPlan(ctx, t);
     if (!plan) {
-      return `${v} needs an f16->f32 subgroup matrix configuration with M dividing ${SGMAT_BLOCK_M}, N dividing ${SGMAT_BLOCK_N} ` +
+      return `${v} needs an f16 subgroup matrix configuration (f32 or f16 result) with M dividing ${SGMAT_BLOCK_M}, N dividing ${SGMAT_BLOCK_N} ` +
         `and K dividing ${t.bk}, and a reported subgroupMaxSize; the ${on} reports ${
           ctx.gpu.subgroupMatrixConfigs.map(formatSubgroupMatrixConfig).join(", ") || "no configurations"
         }, subgroupMaxSize ${ctx.gpu.subgroupMaxSize ?? "unknown"}`;
+    }
+    const { ACC16, SG_FIXED, TM, TN, SGMAX } = plan.defines;
+    if (ACC16 && (!SG_FIXED || (TM * TN) % SGMAX)) {
+      return `${v} with f16 results (${
+        formatSubgroupMatrixConfig(plan.config)
+      }: the adapter has no f16->f32 configuration) needs subgroups of one fixed size dividing ${
+        TM * TN
+      }; the ${on} ` +
+        `reports ${ctx.gpu.subgroupMinSize ?? "?"}-${ctx.gpu.subgroupMaxSize ?? "?"}`;
     }
     if (plan.workgroupBytes > l.maxComputeWorkgroupStorageSize) {
       return `${v} needs ${plan.workgroupBytes} bytes of workgroup memory; this adapter allows ${l.maxComputeWorkgroupStorageSize}`;
