@@ -70,16 +70,23 @@ struct Params { d: u32, heads: u32, splits: u32, o_off: u32, ldo: u32, o_bs: u32
 
 // One workgroup per (head, batch): invocation c owns output dims c, c + 64, ...; every invocation reads the S
 // maxima and sums (a few dozen floats, shared through the cache).
+var<workgroup> dims: vec2<u32>;
+
 @compute @workgroup_size(64)
 fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  // d and S through workgroup memory, as in main: lavapipe (Mesa 22.3) inlines uniform loop bounds and recompiles the
+  // shader per dispatch (~30 ms per combine dispatch with its shader cache off)
+  if (li == 0u) { dims = vec2<u32>(P.d, P.splits); }
+  let sz = workgroupUniformLoad(&dims);
+  let d = sz.x;
+  let ns = sz.y;
   let h = wg.x;
   let b = wg.y;
-  let d = P.d;
-  let pb = (b * P.heads + h) * P.splits * (d + 2u);
+  let pb = (b * P.heads + h) * ns * (d + 2u);
   var mx = NEG_INF;
-  for (var s = 0u; s < P.splits; s++) { mx = max(mx, PART[pb + s * (d + 2u) + d]); }
+  for (var s = 0u; s < ns; s++) { mx = max(mx, PART[pb + s * (d + 2u) + d]); }
   var l = 0.0;
-  for (var s = 0u; s < P.splits; s++) {
+  for (var s = 0u; s < ns; s++) {
     let ps = pb + s * (d + 2u);
     l = fma(exp(PART[ps + d] - mx), PART[ps + d + 1u], l);
   }
@@ -87,7 +94,7 @@ fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
   let ob = P.o_off + b * P.o_bs + h * d;
   for (var c = li; c < d; c += 64u) {
     var a = 0.0;
-    for (var s = 0u; s < P.splits; s++) {
+    for (var s = 0u; s < ns; s++) {
       let ps = pb + s * (d + 2u);
       a = fma(exp(PART[ps + d] - mx), PART[ps + c], a);
     }
@@ -99,7 +106,7 @@ struct Params {
   d: u32, rows: u32, keys: u32, ctx_cols: u32, causal_off: u32, scale: f32, logw_cols: u32, logw: f32,
   q_off: u32, ldq: u32, q_bs: u32, k_off: u32, ldk: u32, k_bs: u32,
   v_off: u32, ldv: u32, v_bs: u32, o_off: u32, ldo: u32, o_bs: u32,
-  t_new: u32, kn_off: u32, vn_off: u32, splits: u32,
+  t_new: u32, kn_off: u32, vn_off: u32, splits: u32, heads: u32,
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
@@ -142,6 +149,7 @@ var<workgroup> qs: array<f32, MAXD>;
 var<workgroup> qs4: array<vec4<f32>, 64>;
 var<workgroup> sc: array<f32, CHUNK>;
 var<workgroup> red: array<f32, WG>;
+var<workgroup> bounds: vec3<u32>; // (d, k_lo, k_hi)
 
 fn reduce(li: u32, v: f32, is_max: bool) -> f32 {
   red[li] = v;
@@ -156,11 +164,7 @@ fn reduce(li: u32, v: f32, is_max: bool) -> f32 {
 }
 
 @compute @workgroup_size({{WG}})
-fn main(
-  @builtin(workgroup_id) wg: vec3<u32>,
-  @builtin(local_invocation_index) li: u32,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
 #if SPLIT
   let row = 0u;
   let split = wg.x;
@@ -169,7 +173,28 @@ fn main(
 #endif
   let h = wg.y;
   let b = wg.z;
-  let d = P.d;
+  // The loop bounds (head size, this workgroup's key range) through workgroup memory rather than straight from the
+  // uniform: lavapipe (Mesa 22.3, Deno's wgpu here) inlines uniform loop bounds and recompiles the shader on each
+  // dispatch when it does (head size 64: ~20 ms per dispatch from its shader cache, ~300 ms without), which made the
+  // published-width decode attention ~15x slower on wgpu than on Dawn (Mesa 25).
+  if (li == 0u) {
+#if VIS
+    let kv = min(P.keys, u32(max(VISIBLE[row], 1)));
+#else
+    let kv = min(P.keys, max(P.ctx_cols, row + P.causal_off + 1u));
+#endif
+#if SPLIT
+    // This split's keys [k_lo, k_hi): the last one is never empty (kv >= 1) and ends at kv.
+    // (the host keeps splits <= 256 and keys below 2^24, so s·kv fits u32)
+    bounds = vec3<u32>(P.d, split * kv / P.splits, (split + 1u) * kv / P.splits);
+#else
+    bounds = vec3<u32>(P.d, 0u, kv);
+#endif
+  }
+  let bd = workgroupUniformLoad(&bounds);
+  let d = bd.x;
+  let k_lo = bd.y;
+  let k_hi = bd.z;
   let qb = P.q_off + b * P.q_bs + row * P.ldq + h * d;
 #if KV_NEW
 #if SPLIT
@@ -210,20 +235,6 @@ fn main(
 #if VEC4
   for (var c = li; c < d / 4u; c += WG) { qs4[c] = vec4<f32>(qs[4u * c], qs[4u * c + 1u], qs[4u * c + 2u], qs[4u * c + 3u]); }
   workgroupBarrier();
-#endif
-#if VIS
-  let kv = min(P.keys, u32(max(VISIBLE[row], 1)));
-#else
-  let kv = min(P.keys, max(P.ctx_cols, row + P.causal_off + 1u));
-#endif
-#if SPLIT
-  // This split's keys [k_lo, k_hi): the last one is never empty (kv >= 1) and ends at kv.
-  // (the host keeps splits <= 256 and keys below 2^24, so s·kv fits u32)
-  let k_lo = split * kv / P.splits;
-  let k_hi = (split + 1u) * kv / P.splits;
-#else
-  let k_lo = 0u;
-  let k_hi = kv;
 #endif
   let kb = P.k_off + b * P.k_bs + h * d;
   let vb = P.v_off + b * P.v_bs + h * d;
@@ -281,8 +292,8 @@ fn main(
     workgroupBarrier();
   }
 #if SPLIT
-  // The partial state, unnormalised (heads = nwg.y): acc at ob.., m and l after it.
-  let ob = ((b * nwg.y + h) * P.splits + split) * (d + 2u);
+  // The partial state, unnormalised: acc at ob.., m and l after it.
+  let ob = ((b * P.heads + h) * P.splits + split) * (d + 2u);
   let inv = 1.0;
   if (li == 0u) {
     O[ob + d] = m;

@@ -328,7 +328,7 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
       "write",
     ],
   });
-  const params = [...attentionParams(o, mask), o.keys - 1, st?.kOff ?? 0, st?.vOff ?? 0, splits];
+  const params = [...attentionParams(o, mask), o.keys - 1, st?.kOff ?? 0, st?.vOff ?? 0, splits, o.heads];
   if (splits === 1) {
     const bufs = o.visible ? [o.q.t, o.k.t, o.v.t, o.visible, o.out.t] : [o.q.t, o.k.t, o.v.t, o.out.t];
     ctx.dispatch(k, params, bufs, [o.rows, o.heads, o.batch]);
