@@ -45,19 +45,15 @@ export function attentionSplitOverride(env = readEnv(ATTENTION_SPLIT_ENV)): numb
 
 /**
  * Key splits of a one-row decode attention over `keys` keys for batch·heads (head, batch) pairs: the forced `split`,
- * else COGVIEW2_ATTENTION_SPLIT, else the table's attentionSplit — a number, or {workgroups, minKeys}: the fewest
- * splits that bring batch·heads·S to `workgroups`, at most keys / minKeys, at least 1. Capped at keys (a split per
- * key at most) and so that the partials fit one storage binding.
+ * else COGVIEW2_ATTENTION_SPLIT, else the table's attentionSplit. Capped at keys (a split per key at most) and so
+ * that the partials fit one storage binding.
  */
 export function attentionSplitFor(
   ctx: GpuContext,
   o: { batch: number; heads: number; headDim: number; keys: number; split?: number },
 ): number {
-  const t = o.split ?? attentionSplitOverride() ?? choices(ctx).attentionSplit;
+  const want = o.split ?? attentionSplitOverride() ?? choices(ctx).attentionSplit;
   const pairs = o.batch * o.heads;
-  const want = typeof t === "number"
-    ? t
-    : Math.min(Math.ceil(t.workgroups / pairs), Math.floor(o.keys / t.minKeys));
   const fit = Math.floor(ctx.maxBinding / (pairs * (o.headDim + 2) * 4));
   return Math.max(1, Math.min(want, o.keys, fit, MAX_ATTENTION_SPLIT));
 }

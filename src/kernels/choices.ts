@@ -67,10 +67,9 @@ export interface BackendChoices {
   rowReduce: RowReduce;
   /**
    * The row reduction of row kernels over at most DECODE_ROWS rows (a decode step's layer norms); absent: rowReduce.
-   * GPUs: "regs" — NOT measured on a GPU yet (structure: the H200 b8 profile had the 64-wide layernorm_resid_post at
-   * ~69 µs per dispatch, 96 per CogLM step; one 64-invocation workgroup walks its 3072-value row five times with 48
-   * dependent loads per invocation per pass, where "regs" issues 12 + 12 loads per invocation once and then works
-   * in registers). COGVIEW2_ROW_REDUCE overrides both entries, COGVIEW2_ROW_REDUCE_DECODE this one;
+   * dawn/gpu: "regs1024", measured on the H200 (session 8, `bench --only choices`: fastest at every decode-row shape,
+   * layernorm_resid_post 1 row × 3072 26.4 µs vs regs 28.9, wide 34.6, workgroup 61.5; the session-6 64-wide kernel
+   * was ~69 µs per dispatch in the b8 profile). wgpu/gpu: "regs", not measured on wgpu. COGVIEW2_ROW_REDUCE overrides both entries, COGVIEW2_ROW_REDUCE_DECODE this one;
    * `bench --only choices` times every variant.
    */
   rowReduceDecode?: RowReduce;
@@ -97,26 +96,24 @@ export interface BackendChoices {
   /**
    * Invocations per workgroup of the fused attention kernel (shaders/attention.wgsl: a CogLM decode step's attention,
    * one workgroup per (row, head, batch)); COGVIEW2_ATTENTION_WG overrides it. CPU adapters: 32 (10-25% faster than
-   * 64 on lavapipe). GPUs: 256 — NOT measured on a GPU yet (structure: at 64 invocations and head size 64 every
-   * invocation owns one output dim and walks all keys serially in the P·V sum, ~400 dependent steps late in a
-   * 400-token generation, at batch 1 on 48 workgroups; 256 splits the keys over 4 groups and the scores over 256).
+   * 64 on lavapipe). GPUs: 256 — measured on the H200 with Dawn (session 8, `bench --only decode_attention`, 48 heads
+   * × 64, f16 caches, K/V store fused): fastest of 32/64/128/256 at every key count and batch, e.g. batch 1, 420 keys
+   * 57.3 µs vs 64-wide 2-4x slower; the CogLM b1 stage went 6.46 → 3.14 s with this and the decode rows' regs1024
+   * (the session-6 settings vs session 8's, same call). wgpu/gpu: 256, not measured on wgpu.
    * `bench --only decode_attention` times each width with each key split (attentionSplit) at the published shapes.
    */
   attentionWg: 32 | 64 | 128 | 256;
   /**
-   * Key splits of the fused attention's one-row decode (flash-decoding, shaders/attention.wgsl SPLIT + combine): a
-   * fixed count, or {workgroups, minKeys}: S = min(⌈workgroups / (batch·heads)⌉, ⌊keys / minKeys⌋), at least 1
-   * (src/kernels/attention.ts attentionSplitFor); COGVIEW2_ATTENTION_SPLIT overrides it. CPU adapters: 1 (lavapipe
-   * has 2 cores; more workgroups only add the combine dispatch). GPUs: {256, 64} — NOT measured on a GPU yet
-   * (structure: at batch 1 the published decode runs 48 workgroups, one per head, on an H200's 132 SMs, each walking
-   * up to ~420 keys serially; 256 workgroups of >= 64 keys each give S = 6 at 420 keys, 3 at 200, 1 at <= 127 keys
-   * and at batch 8 (384 pairs)). `bench --only decode_attention` times S = 1..16 side by side.
+   * Key splits of the fused attention's one-row decode (flash-decoding, shaders/attention.wgsl SPLIT + combine;
+   * src/kernels/attention.ts attentionSplitFor); COGVIEW2_ATTENTION_SPLIT overrides it. CPU adapters: 1 (lavapipe
+   * has 2 cores; more workgroups only add the combine dispatch). dawn/gpu: 1, measured on the H200 (session 8, 256
+   * wide, µs per call at batch 1: 64 keys S=1 30.3 vs S=2..16 46-55; 200 keys 37.8 vs 48-55; 420 keys 57.3 vs best
+   * S=6 53.9, 6% for 48 more dispatches per step while the b1 step is host-bound at ~20 µs of host time per
+   * dispatch; batch 8: S=1 fastest everywhere). wgpu/gpu: 1 as well (the same WGSL; not measured on wgpu).
+   * `bench --only decode_attention` times S = 1..16 side by side.
    */
-  attentionSplit: number | { workgroups: number; minKeys: number };
+  attentionSplit: number;
 }
-
-/** The GPUs' attentionSplit (unmeasured): see BackendChoices.attentionSplit. */
-const SPLIT_GPU = { workgroups: 256, minKeys: 64 };
 
 /** The table, keyed by backend and adapter kind ("cpu": software adapters such as lavapipe; "gpu": the rest). */
 const WINDOWS: Record<CpuMatmulClass, CpuMatmulSchedule> = {
@@ -162,7 +159,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     gemv: "rows8",
     srAttention: "query",
     attentionWg: 256, // not measured on a GPU: see BackendChoices.attentionWg
-    attentionSplit: SPLIT_GPU, // not measured on a GPU: see BackendChoices.attentionSplit
+    attentionSplit: 1, // measured on Dawn only: see BackendChoices.attentionSplit
   },
   "dawn/cpu": {
     rowReduce: "subgroup",
@@ -181,7 +178,7 @@ export const CHOICES: Record<string, BackendChoices> = {
   // attention tiles (published b8 calls DSR + iterative SR 15.93 vs 16.20 ms). Row reductions not measured.
   "dawn/gpu": {
     rowReduce: "workgroup",
-    rowReduceDecode: "regs", // not measured on a GPU: see BackendChoices.rowReduceDecode
+    rowReduceDecode: "regs1024", // H200 (session 8): see BackendChoices.rowReduceDecode
     cpuMatmul: WINDOWS,
     gpuGemm: {
       smallM: "gemm_tiles",
@@ -190,8 +187,8 @@ export const CHOICES: Record<string, BackendChoices> = {
     },
     gemv: "l64c2u2",
     srAttention: "tiles",
-    attentionWg: 256, // not measured on a GPU: see BackendChoices.attentionWg
-    attentionSplit: SPLIT_GPU, // not measured on a GPU: see BackendChoices.attentionSplit
+    attentionWg: 256, // H200 (session 8): see BackendChoices.attentionWg
+    attentionSplit: 1, // H200 (session 8): see BackendChoices.attentionSplit
   },
 };
 

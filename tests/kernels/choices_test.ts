@@ -11,7 +11,7 @@ import { GpuContext } from "../../src/gpu/context.ts";
 import type { BenchResult } from "../../tools/bench/_types.ts";
 import { MATMUL_SHAPES } from "../../tools/bench/choices.ts";
 import { sharedContext } from "../_util.ts";
-import { pickSrAttention } from "../../tools/pick_variants.ts";
+import { pickDecodeAttention, pickRowReduce, pickSrAttention } from "../../tools/pick_variants.ts";
 
 const DIR = new URL("../../bench/results/2026-12-04-lavapipe/", import.meta.url);
 
@@ -150,4 +150,20 @@ Deno.test("dawn/gpu: the SR GEMM classes take the variant whose published runs h
 
 Deno.test("dawn/gpu: the SR local attention schedule is the one with the lower summed time at the published width (H200)", async () => {
   assert.equal(CHOICES["dawn/gpu"].srAttention, pickSrAttention(await h200("call3_sr_attention.json")));
+});
+
+Deno.test("dawn/gpu: the decode rows' reduction is the one with the lowest summed time over rows <= 8 (H200, session 8)", async () => {
+  const rs = await h200("call6_rows.json");
+  assert.ok(rs.filter((r) => r.name === "row_reduce_ms").length >= 6, "row variants recorded");
+  assert.equal(CHOICES["dawn/gpu"].rowReduceDecode, pickRowReduce(rs));
+});
+
+Deno.test("dawn/gpu: the decode attention's width and key splits are the fastest summed over key counts at batch 1 and 8 (H200, session 8)", async () => {
+  const rs = await h200("call6_decode_attention.json");
+  for (const M of [1, 8]) {
+    const best = pickDecodeAttention(rs, M);
+    assert.ok(best, `batch ${M}: decode attention recorded`);
+    assert.equal(CHOICES["dawn/gpu"].attentionWg, best.wg, `batch ${M}: width`);
+    assert.equal(CHOICES["dawn/gpu"].attentionSplit, best.split, `batch ${M}: key splits`);
+  }
 });
