@@ -13,6 +13,8 @@ import {
   SUBGROUP_MATRIX_FEATURE,
 } from "../src/gpu/device.ts";
 import { GEMM_VARIANT_NAMES, GEMM_VARIANTS, gemmVariantUnsupported, sgmatPlan } from "../src/kernels/gemm.ts";
+import { TENSOR_CORE_GEMM } from "../src/kernels/matmul.ts";
+import { tensorCoresRequested } from "../src/gpu/env.ts";
 import { GpuContext } from "../src/gpu/context.ts";
 import {
   AUTO_EXPLAINED,
@@ -207,6 +209,14 @@ try {
     const plan = why ? null : sgmatPlan(sgmat, GEMM_VARIANTS[v]);
     console.log(`${v}: ${why ?? `runs with ${plan!.describe}`}`);
   }
+  const tc = gemmVariantUnsupported(sgmat, TENSOR_CORE_GEMM);
+  console.log(
+    `tensor cores (COGVIEW2_TENSOR_CORES=1, ${tensorCoresRequested() ? "set" : "not set"}): ${
+      tc
+        ? `unavailable here, the SR GEMMs keep choices.ts's (${tc})`
+        : `the SR GEMMs would run ${TENSOR_CORE_GEMM}`
+    }`,
+  );
   closeGpu(gpu);
   console.log(`\nauto's measurements (${tuningFile()}):`);
   console.log(AUTO_EXPLAINED);

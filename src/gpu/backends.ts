@@ -7,7 +7,7 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { readEnv } from "./env.ts";
+import { readEnv, TENSOR_CORE_TOGGLES, tensorCoresRequested } from "./env.ts";
 
 export type BackendName = "wgpu" | "dawn";
 export type GpuChoice = BackendName | "auto";
@@ -154,12 +154,19 @@ export function dawnDriverFiles(): string | null {
 }
 
 /**
- * Dawn instance toggles (Dawn's `create([...])` strings); COGVIEW2_DAWN_TOGGLES adds more, comma-separated. Always off:
+ * Dawn instance toggles (Dawn's `create([...])` strings); COGVIEW2_DAWN_TOGGLES adds more, comma-separated, and
+ * COGVIEW2_TENSOR_CORES=1 those of TENSOR_CORE_TOGGLES. Always off:
  * `timestamp_quantization`, a browser fingerprinting guard that rounds timestamps (per-kernel times on the H200 came
  * out as multiples of 0.131 ms, many 0.00): the profiles in `bench` need the real values.
  */
-export function dawnFlags(): string[] {
-  const extra = readEnv("COGVIEW2_DAWN_TOGGLES");
+export function dawnFlags(
+  toggles = readEnv("COGVIEW2_DAWN_TOGGLES"),
+  tensorCores = tensorCoresRequested(),
+): string[] {
+  const extra = [
+    ...(toggles ?? "").split(",").filter((t) => t),
+    ...(tensorCores ? TENSOR_CORE_TOGGLES : []),
+  ].filter((t, i, all) => all.indexOf(t) === i).join(",");
   return [
     ...(extra ? [`enable-dawn-features=${extra}`] : []),
     "disable-dawn-features=timestamp_quantization",

@@ -102,8 +102,10 @@ export const GEMM_VARIANTS = {
   gemm_sg_128x256_il: { ...BASE, bn: 256, tn: 16, il: true, sg: true },
   // Tensor cores (subgroup matrices, f16 inputs, f32 accumulation): 128×128 (8 subgroups) and 128×256 (16) tiles, K
   // slices of 32 (64: half the barriers per K, 44 KiB of workgroup memory); _v4: vec4<f16> workgroup tiles. Refused
-  // without chromium-experimental-subgroup-matrix (everywhere but Dawn on a GPU with
-  // COGVIEW2_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia,allow_unsafe_apis). Never run on a GPU yet.
+  // without chromium-experimental-subgroup-matrix (everywhere but Dawn on a GPU with COGVIEW2_TENSOR_CORES=1, or
+  // COGVIEW2_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia,allow_unsafe_apis). Measured on an H200 in session 8: correct
+  // (its CPU-twin test), 32-35 TFLOP/s at the SR shapes; matmul.ts TENSOR_CORE_GEMM names the one
+  // COGVIEW2_TENSOR_CORES=1 takes.
   gemm_sgmat: { ...BASE, bk: 32, dbuf: false, sgmat: true },
   gemm_sgmat_128x256: { ...BASE, bn: 256, tn: 16, bk: 32, dbuf: false, sgmat: true },
   gemm_sgmat_v4: { ...BASE, bk: 32, dbuf: false, sgmat: true, v4: true },

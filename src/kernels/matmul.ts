@@ -11,10 +11,12 @@ import {
   gemmF16Math,
   gemmTiles,
   gemmTilesApplies,
+  type GemmVariant,
   gemmVariantOverride,
   gemmVariantUnsupported,
 } from "./gemm.ts";
-import { cpuMatmulSchedule, gpuGemmVariant } from "./choices.ts";
+import { cpuMatmulSchedule, gpuGemmClass, gpuGemmVariant } from "./choices.ts";
+import { tensorCoresRequested } from "../gpu/env.ts";
 
 export interface MatmulOptions extends MatmulLayout {
   /** W is [N,K] (true: y = x·Wᵀ as nn.Linear) or [K,N]. Default true. */
@@ -341,16 +343,44 @@ function matmulRowBlocks(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions
   return c;
 }
 
+/**
+ * The tensor-core GEMM that COGVIEW2_TENSOR_CORES=1 selects: the subgroup-matrix variant fastest at the published SR
+ * shapes on an H200 (session 8, `bench --only gemm` with the toggles: 32-35 TFLOP/s vs 30-32 for the f32-FMA tiles;
+ * the whole batch-8 pipeline 31.65 s vs 46.5; bench/results/2026-12-04-h200/README.md). It rounds A to f16.
+ */
+export const TENSOR_CORE_GEMM: GemmVariant = "gemm_sgmat_128x256_v4";
+
+/**
+ * The GEMM variant matmul() runs for an M×N weight product on a GPU, and whether COGVIEW2_GEMM forced it: that
+ * variable's; else, with COGVIEW2_TENSOR_CORES=1, TENSOR_CORE_GEMM for the SR-sized classes (narrowN, wide) where this
+ * device can run it; else the table's (choices.ts gpuGemm).
+ */
+export function gpuGemmPick(
+  ctx: GpuContext,
+  M: number,
+  N: number,
+  tensorCores = tensorCoresRequested(),
+): { variant: GemmVariant; forced: boolean } {
+  const forced = gemmVariantOverride();
+  if (forced) return { variant: forced, forced: true };
+  if (
+    tensorCores && gpuGemmClass(M, N) !== "smallM" &&
+    !gemmVariantUnsupported(ctx, TENSOR_CORE_GEMM)
+  ) {
+    return { variant: TENSOR_CORE_GEMM, forced: false };
+  }
+  return { variant: gpuGemmVariant(ctx, M, N), forced: false };
+}
+
 function matmulWhole(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions): Tensor {
   // GPUs: decode rows (M <= 8) read each weight once in coalesced loads (src/kernels/gemv.ts).
   const gemv = (o.variant ?? "auto") === "auto" && !ctx.gpu.isFallback && gemvRowsApplies(w, o);
   if (gemv) return gemvRows(ctx, a, w, o);
   // GPUs: weight products (W [N, K]) take the register-blocked tiles (src/kernels/gemm.ts).
   if ((o.variant ?? "auto") === "auto" && !ctx.gpu.isFallback && o.M > 8) {
-    // COGVIEW2_GEMM's variant, else the table's for this shape class; the default tiling where the table's does not
-    // fit the layout or the device.
-    const forced = gemmVariantOverride(), f16Math = gemmF16Math(ctx, w);
-    const pick = forced ?? gpuGemmVariant(ctx, o.M, o.N);
+    // gpuGemmPick's variant; the default tiling where it does not fit the layout or the device.
+    const f16Math = gemmF16Math(ctx, w);
+    const { variant: pick, forced } = gpuGemmPick(ctx, o.M, o.N);
     const fits = gemmTilesApplies(w, o, pick) && (forced || !gemmVariantUnsupported(ctx, pick, f16Math));
     const tiling = fits ? pick : "gemm_tiles";
     if (gemmTilesApplies(w, o, tiling)) return gemmTiles(ctx, a, w, { ...o, tiling, f16Math });

@@ -23,7 +23,10 @@ import {
   sgmatDefines,
   sgmatPlan,
 } from "../../src/kernels/gemm.ts";
-import { matmul } from "../../src/kernels/matmul.ts";
+import { gpuGemmPick, matmul, TENSOR_CORE_GEMM } from "../../src/kernels/matmul.ts";
+import { gpuGemmVariant } from "../../src/kernels/choices.ts";
+import { tensorCoresRequested } from "../../src/gpu/env.ts";
+import { dawnFlags } from "../../src/gpu/backends.ts";
 import { GpuContext, type KernelSpec } from "../../src/gpu/context.ts";
 import {
   formatSubgroupMatrixConfig,
@@ -429,4 +432,57 @@ Deno.test({
       [at, wt].forEach((t) => t.release());
     }
   },
+});
+
+Deno.test("COGVIEW2_TENSOR_CORES=1: the SR-sized GEMMs take TENSOR_CORE_GEMM where the device can run it, else the table's; Dawn gets the toggles", () => {
+  assert.equal(tensorCoresRequested(undefined), false);
+  assert.equal(tensorCoresRequested("0"), false);
+  assert.equal(tensorCoresRequested("1"), true);
+  assert.throws(() => tensorCoresRequested("yes"), /COGVIEW2_TENSOR_CORES=yes: expected 1/);
+  // An H200 with the toggles (session 8's probe): f16->f32 16x16x16, fixed 32-wide subgroups.
+  const h200 = new GpuContext({
+    ...shared.gpu,
+    isFallback: false,
+    hasSubgroupMatrix: true,
+    hasF16: true,
+    subgroupMinSize: 32,
+    subgroupMaxSize: 32,
+    subgroupMatrixConfigs: [cfg("f16", "f16", 16, 16, 16), cfg("f16", "f32", 16, 16, 16)],
+    limits: {
+      ...shared.gpu.limits,
+      maxComputeWorkgroupStorageSize: 49152,
+      maxComputeInvocationsPerWorkgroup: 1024,
+    },
+  });
+  const none = new GpuContext({
+    ...shared.gpu,
+    isFallback: false,
+    hasSubgroupMatrix: false,
+    subgroupMatrixConfigs: [],
+  });
+  assert.equal(gemmVariantUnsupported(h200, TENSOR_CORE_GEMM), null);
+  for (const [M, N] of [[28928, 2560], [6528, 10240], [32768, 7680]]) {
+    assert.deepEqual(
+      gpuGemmPick(h200, M, N, true),
+      { variant: TENSOR_CORE_GEMM, forced: false },
+      `${M}x${N}`,
+    );
+    // Without the request, or on a device without tensor cores: the table's variant for the class.
+    assert.deepEqual(gpuGemmPick(h200, M, N, false), { variant: gpuGemmVariant(h200, M, N), forced: false });
+    assert.deepEqual(gpuGemmPick(none, M, N, true), { variant: gpuGemmVariant(none, M, N), forced: false });
+  }
+  // CogLM's prompt rows (smallM) keep the table's.
+  assert.deepEqual(gpuGemmPick(h200, 10, 9216, true), {
+    variant: gpuGemmVariant(h200, 10, 9216),
+    forced: false,
+  });
+  assert.deepEqual(dawnFlags(undefined, true), [
+    "enable-dawn-features=vulkan_enable_f16_on_nvidia,allow_unsafe_apis",
+    "disable-dawn-features=timestamp_quantization",
+  ]);
+  assert.deepEqual(dawnFlags("disable_robustness,allow_unsafe_apis", true), [
+    "enable-dawn-features=disable_robustness,allow_unsafe_apis,vulkan_enable_f16_on_nvidia",
+    "disable-dawn-features=timestamp_quantization",
+  ]);
+  assert.deepEqual(dawnFlags(undefined, false), ["disable-dawn-features=timestamp_quantization"]);
 });
