@@ -105,7 +105,7 @@ all)
   fi
   part() { # part NAME CAP CMD...: CMD under `timeout CAP` into $W/NAME.log; its bench JSON (if any) into $W/NAME.json
     local n=$1 cap=$2; shift 2
-    case " ${PARTS:-probe gemv gemm sr_attention rows decode_attention published_b1 profile_b1 coglm_b1_before published_b8 gemm_f16 sgmat_test published_b8_sgmat vqvae_wgpu vqvae_dawn published_b1_wgpu kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
+    case " ${PARTS:-probe gemv gemm sr_attention rows decode_attention published_b1 profile_b1 coglm_b1_before published_b8 gemm_f16 sgmat_test published_b8_sgmat published_b8_tc vqvae_wgpu vqvae_dawn published_b1_wgpu kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
     *" $n "*) ;; *) return 0 ;; esac
     local s left; s=$(date +%s); left=$(( ${DEADLINE:-520} - (s - t0) - 5 ))
     [ "$left" -lt "$cap" ] && cap=$left
@@ -166,7 +166,10 @@ all)
     # shellcheck disable=SC2086
     part published_b8_sgmat "${T_PUB8_SGMAT:-90}" bash -c ". $W/picked_b8.env; COGVIEW2_DAWN_TOGGLES=$TC COGVIEW2_GEMM=gemm_sgmat \
       $B --gpu dawn --shape published --batch 8 --tokens 40 --lopar-rounds 2 ${PUB_ARGS:-}"
-  else echo "published_b8_sgmat skipped (sgmat_test did not pass)" | tee -a "$W/summary.txt"; fi
+    # the whole b8 pipeline as a user gets it with COGVIEW2_TENSOR_CORES=1 (the table's kernels otherwise)
+    # shellcheck disable=SC2086
+    part published_b8_tc "${T_PUB8_TC:-90}" env COGVIEW2_TENSOR_CORES=1 $B --gpu dawn --shape published --batch 8 ${PUB_ARGS:-}
+  else echo "published_b8_sgmat, published_b8_tc skipped (sgmat_test did not pass)" | tee -a "$W/summary.txt"; fi
   # the VQ-VAE alone (random 60×60 codes, 4 images), each dispatch timed, on both backends: session 6 measured it
   # 1.74 s per image on wgpu against 0.064 on Dawn at batch 8 (13.89 vs 0.51 s), cause unknown; the kernel table
   # says which kernel
