@@ -1,4 +1,5 @@
-// Loads WGSL from shaders/ and applies the tiny preprocessor: #include, #if/#elif/#else/#endif, {{NAME}}.
+// Loads WGSL from shaders/ and applies the tiny preprocessor: #include, #if/#elif/#else/#endif, {{NAME}}, #define,
+// #unroll/#endunroll.
 // Not a WGSL parser: variants come from defines, never from copied shader files.
 
 const SHADER_DIR = new URL("../../shaders/", import.meta.url);
@@ -21,11 +22,36 @@ export function shaderText(file: string): string {
 
 export type Defines = Record<string, string | number | boolean>;
 
+/** Most lines all `#unroll` blocks of one shader may expand to (a guard against runaway shader sizes). */
+export const MAX_UNROLL_LINES = 16384;
+/** Most iterations of one `#unroll`. */
+export const MAX_UNROLL_TRIPS = 64;
+
 /**
  * Expands `#include "x.wgsl"` (once each), keeps the lines of true `#if NAME` / `#if !NAME` branches
- * (a define is true unless absent, false or 0) and substitutes `{{NAME}}` with define values.
+ * (a define is true unless absent, false or 0), substitutes `{{NAME}}` with define values, and expands
+ * `#define NAME expr` (an integer define for the rest of the shader) and `#unroll VAR FROM TO` ... `#endunroll`
+ * (the body once per VAR = FROM .. TO-1, each copy its own `{ }` block with VAR written as the literal `0u`, `1u`, ..;
+ * statement position only). expr, FROM and TO are integer expressions: literals, define names, {{NAME}},
+ * + - * / % and parentheses, / and % truncating as WGSL's u32.
  */
-export function preprocess(file: string, defines: Defines = {}, included = new Set<string>()): string {
+export function preprocess(file: string, defines: Defines = {}): string {
+  return preprocessSource(file, shaderText(file), defines);
+}
+
+/** preprocess() of `text` as if it were shaders/<file> (tests feed it inline sources). */
+export function preprocessSource(file: string, text: string, defines: Defines = {}): string {
+  // #define writes to a layer over the caller's defines, never to them.
+  return expand(file, text, Object.create(defines), new Set(), { lines: MAX_UNROLL_LINES });
+}
+
+function expand(
+  file: string,
+  text: string,
+  defines: Defines,
+  included: Set<string>,
+  budget: { lines: number },
+) {
   included.add(file);
   const out: string[] = [];
   // Stack of [thisBranchActive, anyBranchTaken, parentActive]
@@ -38,39 +64,128 @@ export function preprocess(file: string, defines: Defines = {}, included = new S
     const t = v !== undefined && v !== false && v !== 0 && v !== "0";
     return neg ? !t : t;
   };
-  const lines = shaderText(file).split("\n");
+  const lines = text.split("\n").map((t, i) => ({ t, ln: i + 1 }));
+  const where = (ln: number) => `shaders/${file}:${ln}`;
+  const values = (line: string, ln: number) =>
+    line.replace(/\{\{(\w+)\}\}/g, (_, name: string) => {
+      if (!(name in defines)) throw new Error(`${where(ln)}: no value for {{${name}}}`);
+      return String(defines[name]);
+    });
   for (let i = 0; i < lines.length; i++) {
-    const line = lines[i];
+    const { t: line, ln } = lines[i];
     const trimmed = line.trim();
     let m: RegExpMatchArray | null;
     if ((m = trimmed.match(/^#include\s+"([^"]+)"/))) {
-      if (active() && !included.has(m[1])) out.push(preprocess(m[1], defines, included));
+      if (active() && !included.has(m[1])) {
+        out.push(expand(m[1], shaderText(m[1]), defines, included, budget));
+      }
     } else if ((m = trimmed.match(/^#if\s+(.+)$/))) {
       const parent = active();
       const t = truthy(m[1]);
       stack.push([t, t, parent]);
     } else if ((m = trimmed.match(/^#elif\s+(.+)$/))) {
       const top = stack[stack.length - 1];
-      if (!top) throw new Error(`shaders/${file}:${i + 1}: #elif without #if`);
+      if (!top) throw new Error(`${where(ln)}: #elif without #if`);
       const t = !top[1] && truthy(m[1]);
       top[0] = t;
       top[1] ||= t;
     } else if (trimmed === "#else") {
       const top = stack[stack.length - 1];
-      if (!top) throw new Error(`shaders/${file}:${i + 1}: #else without #if`);
+      if (!top) throw new Error(`${where(ln)}: #else without #if`);
       top[0] = !top[1];
       top[1] = true;
     } else if (trimmed === "#endif") {
-      if (!stack.pop()) throw new Error(`shaders/${file}:${i + 1}: #endif without #if`);
+      if (!stack.pop()) throw new Error(`${where(ln)}: #endif without #if`);
+    } else if (trimmed.startsWith("#define")) {
+      if (!active()) continue;
+      const d = trimmed.match(/^#define\s+([A-Za-z_]\w*)\s+(.+)$/);
+      if (!d) throw new Error(`${where(ln)}: expected #define NAME expr`);
+      defines[d[1]] = intExpr(values(d[2], ln), defines, `${where(ln)}: #define ${d[1]}`);
+    } else if (trimmed.startsWith("#unroll")) {
+      if (!active()) continue;
+      const u = trimmed.match(/^#unroll\s+([A-Za-z_]\w*)\s+(\S+)\s+(\S+)$/);
+      if (!u) throw new Error(`${where(ln)}: expected #unroll VAR FROM TO (bounds without spaces)`);
+      const from = intExpr(values(u[2], ln), defines, `${where(ln)}: #unroll FROM`);
+      const to = intExpr(values(u[3], ln), defines, `${where(ln)}: #unroll TO`);
+      // The matching #endunroll (nested #unroll blocks counted).
+      let end = i + 1;
+      for (let depth = 0; end < lines.length; end++) {
+        const e = lines[end].t.trim();
+        if (e.startsWith("#unroll")) depth++;
+        else if (e === "#endunroll" && depth-- === 0) break;
+      }
+      if (end === lines.length) throw new Error(`${where(ln)}: #unroll without #endunroll`);
+      if (to - from > MAX_UNROLL_TRIPS) {
+        throw new Error(
+          `${where(ln)}: #unroll ${u[1]} of ${to - from} iterations (at most ${MAX_UNROLL_TRIPS})`,
+        );
+      }
+      const body = lines.slice(i + 1, end);
+      const copies: { t: string; ln: number }[] = [];
+      const name = new RegExp(`\\b${u[1]}\\b`, "g");
+      for (let k = from; k < to; k++) {
+        copies.push({ t: "{", ln });
+        for (const b of body) copies.push({ t: b.t.replace(name, `${k}u`), ln: b.ln });
+        copies.push({ t: "}", ln });
+      }
+      budget.lines -= copies.length;
+      if (budget.lines < 0) {
+        throw new Error(`${where(ln)}: #unroll expands the shader past ${MAX_UNROLL_LINES} lines`);
+      }
+      // The copies replace the block and are processed like any lines (nested #unroll included).
+      lines.splice(i, end - i + 1, ...copies);
+      i--;
+    } else if (trimmed === "#endunroll") {
+      if (active()) throw new Error(`${where(ln)}: #endunroll without #unroll`);
     } else if (active()) {
-      out.push(
-        line.replace(/\{\{(\w+)\}\}/g, (_, name: string) => {
-          if (!(name in defines)) throw new Error(`shaders/${file}:${i + 1}: no value for {{${name}}}`);
-          return String(defines[name]);
-        }),
-      );
+      out.push(values(line, ln));
     }
   }
   if (stack.length) throw new Error(`shaders/${file}: unterminated #if`);
   return out.join("\n");
+}
+
+/** Integer value of `expr`: literals (`3`, `3u`), define names, + - * / % and parentheses; / and % truncate. */
+function intExpr(expr: string, defines: Defines, what: string): number {
+  const toks = expr.match(/\d+u?|[A-Za-z_]\w*|[-+*\/%()]|\S/g) ?? [];
+  let p = 0;
+  const fail = (why: string): never => {
+    throw new Error(`${what}: ${why} in "${expr}"`);
+  };
+  const factor = (): number => {
+    const t = toks[p++];
+    if (t === undefined) return fail("unexpected end");
+    if (t === "(") {
+      const v = sum();
+      if (toks[p++] !== ")") fail("missing )");
+      return v;
+    }
+    if (t === "-") return -factor();
+    if (/^\d+u?$/.test(t)) return parseInt(t, 10);
+    if (/^[A-Za-z_]\w*$/.test(t)) {
+      const v = Number(defines[t]);
+      if (!(t in defines) || typeof defines[t] === "boolean" || !Number.isInteger(v)) {
+        fail(`no integer value for ${t}`);
+      }
+      return v;
+    }
+    return fail(`unexpected "${t}"`);
+  };
+  const product = (): number => {
+    let v = factor();
+    while (toks[p] === "*" || toks[p] === "/" || toks[p] === "%") {
+      const op = toks[p++], r = factor();
+      if (op !== "*" && r === 0) fail("division by zero");
+      v = op === "*" ? v * r : op === "/" ? Math.trunc(v / r) : v % r;
+    }
+    return v;
+  };
+  const sum = (): number => {
+    let v = product();
+    while (toks[p] === "+" || toks[p] === "-") v = toks[p++] === "+" ? v + product() : v - product();
+    return v;
+  };
+  const v = sum();
+  if (p !== toks.length) fail(`unexpected "${toks[p]}"`);
+  return v;
 }
