@@ -215,8 +215,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let xn = li % BN;
   let xvalid = p0 + xn < NP;
   let o = window(p0 + xn);
+  // The register tile acc, a, b is indexed by #unroll literals only (naga's rolled loops would spill it on wgpu).
   var acc: array<f32, 16>;
-  for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
+#unroll i 0 16
+  acc[i] = 0.0;
+#endunroll
   for (var k0 = 0u; k0 < K; k0 += BK) {
     for (var r = 0u; r < 4u; r++) {
       let e = li + r * 256u;
@@ -236,24 +239,28 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var kk = 0u; kk < BK; kk++) {
       var a: array<f32, 4>;
       var b: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) { a[i] = Ws[kk * BM + lid.y * 4u + i]; }
-      for (var j = 0u; j < 4u; j++) { b[j] = Xs[kk * BN + lid.x * 4u + j]; }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) {
-          acc[i * 4u + j] = fma(a[i], b[j], acc[i * 4u + j]);
-        }
-      }
+#unroll i 0 4
+      a[i] = Ws[kk * BM + lid.y * 4u + i];
+#endunroll
+#unroll j 0 4
+      b[j] = Xs[kk * BN + lid.x * 4u + j];
+#endunroll
+#unroll i 0 4
+#unroll j 0 4
+      acc[i * 4u + j] = fma(a[i], b[j], acc[i * 4u + j]);
+#endunroll
+#endunroll
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < 4u; i++) {
-    let co = co0 + lid.y * 4u + i;
-    if (co >= P.cout) { continue; }
-    for (var j = 0u; j < 4u; j++) {
-      let p = p0 + lid.x * 4u + j;
-      if (p >= NP) { continue; }
-      store(co, p, acc[i * 4u + j]);
-    }
+#unroll i 0 4
+  let co = co0 + lid.y * 4u + i;
+  if (co < P.cout) {
+#unroll j 0 4
+    let p = p0 + lid.x * 4u + j;
+    if (p < NP) { store(co, p, acc[i * 4u + j]); }
+#endunroll
   }
+#endunroll
 }
 #endif
