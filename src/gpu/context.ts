@@ -27,6 +27,8 @@ export interface KernelSpec {
 
 export interface Kernel {
   readonly key: string;
+  /** Unique per compiled kernel (hashed into bind-group keys). */
+  readonly id: number;
   readonly name: string;
   readonly pipeline: GPUComputePipeline;
   readonly layout: GPUBindGroupLayout;
@@ -62,6 +64,19 @@ function bufferId(b: GPUBuffer): number {
   return id;
 }
 
+/**
+ * A cached bind group: the kernel and its bindings' buffers (by identity), byte offsets and sizes, compared exactly
+ * on lookup; `next`: the next entry whose key hashes alike.
+ */
+interface CachedBindGroup {
+  kernel: Kernel;
+  bufs: GPUBuffer[];
+  offs: number[];
+  sizes: number[];
+  bg: GPUBindGroup;
+  next: CachedBindGroup | undefined;
+}
+
 /** Size class for pooling: multiples of 256 B up to 64 KiB, then steps of 1/8 of the power of two. */
 function sizeClass(bytes: number): number {
   if (bytes <= 65536) return Math.max(256, Math.ceil(bytes / 256) * 256);
@@ -89,14 +104,28 @@ export interface Fence {
 export class GpuContext {
   readonly device: GPUDevice;
   readonly #kernels = new Map<string, Kernel>();
-  readonly #bindGroups = new Map<string, GPUBindGroup>();
+  /** Bind groups by a hash of their key (GpuContext.#bindGroup), colliding entries chained. */
+  readonly #bindGroups = new Map<number, CachedBindGroup>();
+  /** Bind groups in #bindGroups (cleared past 20000). */
+  #bindGroupCount = 0;
+  /** Per dispatch scratch (reused, so a dispatch allocates nothing): the bindings' buffers, offsets and sizes. */
+  readonly #bufs: GPUBuffer[] = [];
+  readonly #offs: number[] = [];
+  readonly #sizes: number[] = [];
+  /** The dispatch's dynamic offsets: params slot, then one per "uniform" binding. */
+  #dyn = new Uint32Array(16);
   readonly #free = new Map<number, GPUBuffer[]>();
   readonly #paramBuffer: GPUBuffer;
   readonly #paramStaging = new ArrayBuffer(PARAM_STRIDE * PARAM_SLOTS);
+  // Views of #paramStaging (little-endian like the GPU: every platform Deno runs on is).
+  readonly #paramU32 = new Uint32Array(this.#paramStaging);
+  readonly #paramI32 = new Int32Array(this.#paramStaging);
+  readonly #paramF32 = new Float32Array(this.#paramStaging);
   #paramCount = 0;
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
-  #batchKernels: string[] = [];
+  /** The pipeline last set in #pass (null: none yet); a dispatch of the same kernel does not set it again. */
+  #passPipeline: GPUComputePipeline | null = null;
   #uncaptured: string | null = null;
   /** Bytes currently allocated from the device by the pool (live + free). */
   allocatedBytes = 0;
@@ -230,7 +259,7 @@ export class GpuContext {
           `failed to compile: ${err.message}${lines ? "\n" + lines : ""}`,
       );
     })());
-    k = { key, name: spec.name, pipeline, layout, bindings: spec.bindings };
+    k = { key, id: this.#kernels.size + 1, name: spec.name, pipeline, layout, bindings: spec.bindings };
     this.#kernels.set(key, k);
     return k;
   }
@@ -249,107 +278,134 @@ export class GpuContext {
     workgroups: readonly number[],
     offsets: readonly number[] = [],
   ): void {
-    if (buffers.length !== kernel.bindings.length) {
-      throw new Error(
-        `Kernel ${kernel.name}: expected ${kernel.bindings.length} buffers, got ${buffers.length}`,
-      );
+    const nb = kernel.bindings.length;
+    if (buffers.length !== nb) {
+      throw new Error(`Kernel ${kernel.name}: expected ${nb} buffers, got ${buffers.length}`);
     }
     if (params.length * 4 > PARAM_STRIDE) throw new Error(`Kernel ${kernel.name}: too many params`);
     const maxWg = this.gpu.limits.maxComputeWorkgroupsPerDimension;
-    const [x, y = 1, z = 1] = workgroups;
+    const x = workgroups[0], y = workgroups[1] ?? 1, z = workgroups[2] ?? 1;
     if (x > maxWg || y > maxWg || z > maxWg) {
       throw new Error(
         `Kernel ${kernel.name}: workgroup count [${x},${y},${z}] exceeds ${maxWg} per dimension`,
       );
     }
     if (x === 0 || y === 0 || z === 0) return;
-    if (this.#paramCount === PARAM_SLOTS) this.flush();
-    const slot = this.#paramCount++;
-    const view = new DataView(this.#paramStaging, slot * PARAM_STRIDE, PARAM_STRIDE);
-    params.forEach((p, i) => {
-      if (p instanceof F32) view.setFloat32(i * 4, p.value, true);
-      else if (p < 0) view.setInt32(i * 4, p, true);
-      else view.setUint32(i * 4, p, true);
-    });
-    const ranges = buffers.map((b, i) => this.#range(b, kernel.name, kernel.bindings[i] === "uniform"));
-    const dyn = [slot * PARAM_STRIDE];
+    // Bindings first: an error leaves the params arena as it was.
+    const bufs = this.#bufs, offs = this.#offs, sizes = this.#sizes;
+    if (this.#dyn.length <= nb) this.#dyn = new Uint32Array(nb + 1);
+    const dyn = this.#dyn;
     let u = 0;
-    for (let i = 0; i < ranges.length; i++) {
-      if (kernel.bindings[i] !== "uniform") continue;
-      const off = offsets[u++];
-      const r = ranges[i];
-      if (
-        off === undefined || off % this.gpu.limits.minUniformBufferOffsetAlignment ||
-        r.offset + off + r.size > r.buffer.size
-      ) {
+    for (let i = 0; i < nb; i++) {
+      const b = buffers[i];
+      let buffer: GPUBuffer, offset: number, size: number;
+      if (b instanceof Tensor) {
+        if (b.released) throw new Error(`Kernel ${kernel.name}: tensor ${b.id} used after release`);
+        buffer = b.buffer, offset = b.byteOffset, size = Math.max(4, b.byteLength);
+      } else {
+        buffer = b.buffer, offset = b.offset, size = b.size;
+      }
+      if (kernel.bindings[i] === "uniform") {
+        const limits = this.gpu.limits;
+        if (size > limits.maxUniformBufferBindingSize) {
+          throw new Error(
+            `Kernel ${kernel.name}: a ${size}-byte uniform window exceeds this adapter's max uniform binding ` +
+              `(${limits.maxUniformBufferBindingSize} bytes)`,
+          );
+        }
+        const off = offsets[u++];
+        if (
+          off === undefined || off % limits.minUniformBufferOffsetAlignment ||
+          offset + off + size > buffer.size
+        ) {
+          throw new Error(
+            `Kernel ${kernel.name}: uniform binding ${i + 1} needs a dynamic offset aligned to ` +
+              `${limits.minUniformBufferOffsetAlignment} with the window inside the buffer, got ${off}`,
+          );
+        }
+        dyn[u] = off;
+      } else if (size > this.maxBinding) {
         throw new Error(
-          `Kernel ${kernel.name}: uniform binding ${i + 1} needs a dynamic offset aligned to ` +
-            `${this.gpu.limits.minUniformBufferOffsetAlignment} with the window inside the buffer, got ${off}`,
+          `Kernel ${kernel.name}: a ${size}-byte binding exceeds this adapter's max storage binding ` +
+            `(${this.maxBinding} bytes); split the tensor (RowChunkedTensor)`,
         );
       }
-      dyn.push(off);
+      bufs[i] = buffer, offs[i] = offset, sizes[i] = size;
     }
     if (u !== offsets.length) {
       throw new Error(`Kernel ${kernel.name}: ${offsets.length} dynamic offsets for ${u} uniform bindings`);
     }
-    const bg = this.#bindGroup(kernel, ranges);
-    const pass = this.#computePass(kernel.name, `${x}×${y}×${z}`);
-    pass.setPipeline(kernel.pipeline);
-    pass.setBindGroup(0, bg, dyn);
+    const bg = this.#bindGroup(kernel);
+    if (this.#paramCount === PARAM_SLOTS) this.flush();
+    const slot = this.#paramCount++;
+    const base = slot * (PARAM_STRIDE / 4);
+    for (let i = 0; i < params.length; i++) {
+      const p = params[i];
+      if (p instanceof F32) this.#paramF32[base + i] = p.value;
+      else if (p < 0) this.#paramI32[base + i] = p;
+      else this.#paramU32[base + i] = p;
+    }
+    dyn[0] = slot * PARAM_STRIDE;
+    const pass = this.#computePass(kernel.name, x, y, z);
+    if (this.#passPipeline !== kernel.pipeline) {
+      pass.setPipeline(kernel.pipeline);
+      this.#passPipeline = kernel.pipeline;
+    }
+    pass.setBindGroup(0, bg, dyn, 0, u + 1);
     pass.dispatchWorkgroups(x, y, z);
-    this.#batchKernels.push(kernel.name);
     this.stats.dispatches++;
     if (this.#profile?.perDispatch) this.#endProfiledPass();
   }
 
-  #range(b: Bindable, name: string, uniform: boolean): BufferRange {
-    const r = b instanceof Tensor
-      ? { buffer: b.buffer, offset: b.byteOffset, size: Math.max(4, b.byteLength) }
-      : b;
-    if (b instanceof Tensor && b.released) {
-      throw new Error(`Kernel ${name}: tensor ${b.id} used after release`);
+  /**
+   * The cached bind group of `kernel` over the bindings in #bufs/#offs/#sizes (created on a miss): looked up by a hash
+   * of the kernel and every binding's buffer, offset and size, then compared field by field, so no key string is
+   * built per dispatch.
+   */
+  #bindGroup(kernel: Kernel): GPUBindGroup {
+    const n = kernel.bindings.length, bufs = this.#bufs, offs = this.#offs, sizes = this.#sizes;
+    let h = kernel.id;
+    for (let i = 0; i < n; i++) {
+      h = Math.imul(h ^ bufferId(bufs[i]), 0x01000193);
+      h = Math.imul(h ^ offs[i], 0x01000193);
+      h = Math.imul(h ^ sizes[i], 0x01000193);
     }
-    if (uniform) {
-      if (r.size > this.gpu.limits.maxUniformBufferBindingSize) {
-        throw new Error(
-          `Kernel ${name}: a ${r.size}-byte uniform window exceeds this adapter's max uniform binding ` +
-            `(${this.gpu.limits.maxUniformBufferBindingSize} bytes)`,
-        );
+    const head = this.#bindGroups.get(h);
+    search: for (let e = head; e; e = e.next) {
+      if (e.kernel !== kernel) continue;
+      for (let i = 0; i < n; i++) {
+        if (e.bufs[i] !== bufs[i] || e.offs[i] !== offs[i] || e.sizes[i] !== sizes[i]) continue search;
       }
-      return r;
+      return e.bg;
     }
-    if (r.size > this.maxBinding) {
-      throw new Error(
-        `Kernel ${name}: a ${r.size}-byte binding exceeds this adapter's max storage binding ` +
-          `(${this.maxBinding} bytes); split the tensor (RowChunkedTensor)`,
-      );
+    const entries: GPUBindGroupEntry[] = [
+      { binding: 0, resource: { buffer: this.#paramBuffer, offset: 0, size: PARAM_STRIDE } },
+    ];
+    for (let i = 0; i < n; i++) {
+      entries.push({ binding: i + 1, resource: { buffer: bufs[i], offset: offs[i], size: sizes[i] } });
     }
-    return r;
-  }
-
-  #bindGroup(kernel: Kernel, ranges: BufferRange[]): GPUBindGroup {
-    const key = kernel.key + "|" + ranges.map((r) => `${bufferId(r.buffer)}@${r.offset}+${r.size}`).join(",");
-    let bg = this.#bindGroups.get(key);
-    if (!bg) {
-      bg = this.device.createBindGroup({
-        label: kernel.name,
-        layout: kernel.layout,
-        entries: [
-          { binding: 0, resource: { buffer: this.#paramBuffer, offset: 0, size: PARAM_STRIDE } },
-          ...ranges.map((r, i) => ({
-            binding: i + 1,
-            resource: { buffer: r.buffer, offset: r.offset, size: r.size },
-          })),
-        ],
-      });
-      if (this.#bindGroups.size > 20000) this.#bindGroups.clear();
-      this.#bindGroups.set(key, bg);
-      this.stats.bindGroups++;
+    const bg = this.device.createBindGroup({ label: kernel.name, layout: kernel.layout, entries });
+    let next = head;
+    if (this.#bindGroupCount >= 20000) {
+      this.#bindGroups.clear();
+      this.#bindGroupCount = 0;
+      next = undefined;
     }
+    this.#bindGroups.set(h, {
+      kernel,
+      bufs: bufs.slice(0, n),
+      offs: offs.slice(0, n),
+      sizes: sizes.slice(0, n),
+      bg,
+      next,
+    });
+    this.#bindGroupCount++;
+    this.stats.bindGroups++;
     return bg;
   }
 
-  #computePass(name: string, grid?: string): GPUComputePassEncoder {
+  /** The open compute pass (begun on demand); x, y, z: the dispatch's grid, recorded when profiling by grid. */
+  #computePass(name: string, x: number, y: number, z: number): GPUComputePassEncoder {
     this.#encoder ??= this.device.createCommandEncoder();
     if (this.#pass) return this.#pass;
     if (this.#profile) {
@@ -357,11 +413,11 @@ export class GpuContext {
       const i = p.names.length;
       if (2 * i + 2 > p.querySet.count) {
         this.flush();
-        return this.#computePass(name, grid);
+        return this.#computePass(name, x, y, z);
       }
       p.names.push(
         p.perDispatch
-          ? { name, grid: p.byGrid ? grid : undefined, phase: p.phase }
+          ? { name, grid: p.byGrid ? `${x}×${y}×${z}` : undefined, phase: p.phase }
           : { name: "pass", phase: p.phase },
       );
       this.#pass = this.#encoder!.beginComputePass({
@@ -374,6 +430,7 @@ export class GpuContext {
     } else {
       this.#pass = this.#encoder.beginComputePass();
     }
+    this.#passPipeline = null;
     return this.#pass;
   }
 
@@ -419,7 +476,6 @@ export class GpuContext {
     this.stats.submits++;
     this.#encoder = null;
     this.#paramCount = 0;
-    this.#batchKernels = [];
     if (p && p.names.length) this.#collectProfile();
     if (this.#uncaptured) {
       const msg = this.#uncaptured;
@@ -603,6 +659,7 @@ export class GpuContext {
     }
     this.#free.clear();
     this.#bindGroups.clear();
+    this.#bindGroupCount = 0;
   }
 
   /** Bytes the pool allocates for a tensor of `shape` and `dtype` (its size class). */

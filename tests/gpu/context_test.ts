@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { preprocess } from "../../src/gpu/shader_source.ts";
-import { add } from "../../src/kernels/elementwise.ts";
+import { add, mul } from "../../src/kernels/elementwise.ts";
+import { GpuContext } from "../../src/gpu/context.ts";
 import { sharedContext } from "../_util.ts";
 
 Deno.test("pool reuses released buffers of the same size class", async () => {
@@ -113,4 +114,45 @@ Deno.test("profilePhase: dispatches counted under the phase set when they were r
   const t = await ctx.stopProfile();
   assert.deepEqual(t.map((k) => [k.phase ?? "-", k.dispatches]).sort(), [["-", 2], ["decode", 2]]);
   [x, ...outs].forEach((u) => u.release());
+});
+
+Deno.test("bind-group cache: reused only for the same kernel, buffers, offsets and sizes", async () => {
+  const shared = await sharedContext();
+  const ctx = new GpuContext(shared.gpu); // its own caches and counts
+  const n = 256, av = Float32Array.from({ length: n }, (_, i) => i), bv = av.map((v) => 1000 + 2 * v);
+  const a = ctx.upload(av, [n]), b = ctx.upload(bv, [n]), out = ctx.empty([16]);
+  const made = () => ctx.stats.bindGroups;
+  // Elements [e, e + 16) of a and b, as views (same buffers, other offsets: multiples of 64 elements, 256 bytes).
+  const run = async (op: typeof add, e: number, len = 16) => {
+    const before = made();
+    op(ctx, a.view([len], 4 * e), b.view([len], 4 * e), out.view([len], 0));
+    const got = Array.from(await ctx.readF32(out)).slice(0, len);
+    const want = Array.from(
+      { length: len },
+      (_, i) => op === add ? av[e + i] + bv[e + i] : av[e + i] * bv[e + i],
+    );
+    assert.deepEqual(got, want, `${op === add ? "add" : "mul"} of elements [${e}, ${e + len})`);
+    return made() - before;
+  };
+  assert.equal(await run(add, 0), 1, "first use creates a bind group");
+  assert.equal(await run(add, 0), 0, "same kernel, buffers, offsets and sizes: reused");
+  assert.equal(await run(add, 64), 1, "other offsets: a new bind group");
+  assert.equal(await run(add, 0, 8), 1, "other sizes: a new bind group");
+  assert.equal(await run(mul, 0), 1, "another kernel over the same ranges: a new bind group");
+  assert.equal(await run(add, 64), 0);
+  // A buffer destroyed by trim() and a new one at the same pool size class: a new bind group over the new buffer.
+  const t = ctx.empty([16]);
+  add(ctx, a.view([16], 0), b.view([16], 0), t);
+  t.release();
+  ctx.trim();
+  const t2 = ctx.empty([16]);
+  const before = made();
+  add(ctx, a.view([16], 512), b.view([16], 512), t2);
+  assert.equal(made() - before, 1, "a re-created buffer gets its own bind group");
+  assert.deepEqual(
+    Array.from(await ctx.readF32(t2)),
+    Array.from({ length: 16 }, (_, i) => av[128 + i] + bv[128 + i]),
+  );
+  [a, b, out, t2].forEach((x) => x.release());
+  ctx.trim();
 });
