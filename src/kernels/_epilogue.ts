@@ -44,16 +44,16 @@ export function checkInputsNK(name: string, a: Tensor, w: Tensor, o: MatmulLayou
   const batch = o.batch ?? 1, lda = o.lda ?? K, ldw = o.ldw ?? K;
   const last = (off: number, bs: number, rows: number, ld: number) =>
     off + (batch - 1) * bs + (rows - 1) * ld + K;
-  check(a.dtype === "f32", name, `A must be f32, got ${a.dtype}`);
+  check(a.dtype === "f32", name, () => `A must be f32, got ${a.dtype}`);
   check(
     last(o.aOff ?? 0, o.aBatchStride ?? M * lda, M, lda) <= a.size,
     name,
-    `A [${a.shape}] too small for M=${M} K=${K}`,
+    () => `A [${a.shape}] too small for M=${M} K=${K}`,
   );
   check(
     last(o.wOff ?? 0, o.wBatchStride ?? 0, N, ldw) <= w.size,
     name,
-    `W [${w.shape}] too small for N=${N} K=${K}`,
+    () => `W [${w.shape}] too small for N=${N} K=${K}`,
   );
 }
 
@@ -95,22 +95,22 @@ export function matmulOutput(ctx: GpuContext, name: string, o: MatmulLayout): Te
   const ldr = o.ldr ?? ldc, rBs = o.rBatchStride ?? cBs;
   const last = (off: number, bs: number, ld: number) => off + (batch - 1) * bs + (M - 1) * ld + N;
   const c = o.out ?? ctx.empty([batch * M, N], "f32");
-  check(c.dtype === "f32", name, `C must be f32, got ${c.dtype}`);
-  check(last(o.cOff ?? 0, cBs, ldc) <= c.size, name, `C [${c.shape}] too small for M=${M} N=${N}`);
+  check(c.dtype === "f32", name, () => `C must be f32, got ${c.dtype}`);
+  check(last(o.cOff ?? 0, cBs, ldc) <= c.size, name, () => `C [${c.shape}] too small for M=${M} N=${N}`);
   if (o.resid) {
     check(
       last(o.rOff ?? 0, rBs, ldr) <= o.resid.size,
       name,
-      `resid [${o.resid.shape}] too small for M=${M} N=${N}`,
+      () => `resid [${o.resid!.shape}] too small for M=${M} N=${N}`,
     );
   }
   if (o.bias) {
     check(
       o.bias.dtype === "f32" || o.bias.dtype === "f16",
       name,
-      `bias must be f32 or f16, got ${o.bias.dtype}`,
+      () => `bias must be f32 or f16, got ${o.bias!.dtype}`,
     );
-    check((o.biasOff ?? 0) + N <= o.bias.size, name, `bias [${o.bias.shape}] too small for N=${N}`);
+    check((o.biasOff ?? 0) + N <= o.bias.size, name, () => `bias [${o.bias!.shape}] too small for N=${N}`);
   }
   return c;
 }

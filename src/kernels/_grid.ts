@@ -8,7 +8,11 @@ export function grid1d(n: number, wgSize: number): [number, number, number] {
   return [Math.ceil(groups / y), y, 1];
 }
 
-/** Throws a launcher error naming the kernel and the offending argument. */
-export function check(cond: unknown, kernel: string, what: string): asserts cond {
-  if (!cond) throw new Error(`${kernel}: ${what}`);
+/**
+ * Throws a launcher error naming the kernel and the offending argument. A message with values in it is given as a
+ * function, built only when the check fails: launchers run every dispatch, and formatting shapes into a string each
+ * time was a measurable part of a decode step's host time.
+ */
+export function check(cond: unknown, kernel: string, what: string | (() => string)): asserts cond {
+  if (!cond) throw new Error(`${kernel}: ${typeof what === "string" ? what : what()}`);
 }

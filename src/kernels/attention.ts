@@ -133,12 +133,12 @@ function viewOk(name: string, v: HeadsView, o: AttentionOptions): void {
   check(
     v.t.dtype === "f32" || (f16ok && v.t.dtype === "f16"),
     "attention",
-    `${name} must be f32${f16ok ? " or f16" : ""}, got ${v.t.dtype}`,
+    () => `${name} must be f32${f16ok ? " or f16" : ""}, got ${v.t.dtype}`,
   );
   check(
     last <= v.t.size,
     "attention",
-    `${name} [${v.t.shape}] too small for batch ${o.batch} × ${rows} rows`,
+    () => `${name} [${v.t.shape}] too small for batch ${o.batch} × ${rows} rows`,
   );
 }
 
@@ -151,7 +151,11 @@ function checkAttention(name: string, o: AttentionOptions): { ctxCols: number; c
     "out must not share a buffer with q/k/v",
   );
   if (o.visible) {
-    check(o.visible.dtype === "i32" && o.visible.size >= o.rows, name, `visible must be i32 [${o.rows}]`);
+    check(
+      o.visible.dtype === "i32" && o.visible.size >= o.rows,
+      name,
+      () => `visible must be i32 [${o.rows}]`,
+    );
   }
   const mask = o.mask ?? { ctxCols: o.keys, causalOffset: 0 };
   check(mask.causalOffset >= 0, name, "causalOffset must be >= 0");
@@ -198,7 +202,7 @@ export const FLASH_ROWS = 64, FLASH_KEYS = 16;
  */
 export function flashAttention(ctx: GpuContext, o: AttentionOptions & { add?: AddView }): void {
   const d = o.headDim;
-  check(d > 0 && d <= 128, "flashAttention", `head size ${d} is outside 1..128`);
+  check(d > 0 && d <= 128, "flashAttention", () => `head size ${d} is outside 1..128`);
   check(o.k.t.dtype === "f32" && o.v.t.dtype === "f32", "flashAttention", "K and V must be f32");
   check(
     o.rows > 0 && o.keys > 0 && o.heads <= 65535 && o.batch <= 65535,
@@ -211,7 +215,7 @@ export function flashAttention(ctx: GpuContext, o: AttentionOptions & { add?: Ad
     check(
       o.add.t.dtype === "f32" && last <= o.add.t.size,
       "flashAttention",
-      `add [${o.add.t.shape}] too small`,
+      () => `add [${o.add!.t.shape}] too small`,
     );
   }
   const bindings: ("read" | "write")[] = ["read", "read", "read"];
@@ -237,7 +241,7 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
   const scoreBytes = o.heads * o.rows * o.keys * 4;
   // f16 K/V (CogLM's f16 KV cache): the fused kernel and the matmul path read them; flash takes f32 only.
   const kvF16 = o.k.t.dtype === "f16";
-  check(o.v.t.dtype === o.k.t.dtype, "attention", `k is ${o.k.t.dtype} but v is ${o.v.t.dtype}`);
+  check(o.v.t.dtype === o.k.t.dtype, "attention", () => `k is ${o.k.t.dtype} but v is ${o.v.t.dtype}`);
   // GPUs: tiled online softmax for prefills (no score matrix); CPU adapters: the batched matmul (3-9x faster than
   // the fused kernel for prefills of 100+ rows on lavapipe) when the scores fit one binding.
   const path = o.path ??
@@ -264,12 +268,12 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
     check(
       st.kOff >= 0 && st.vOff >= 0 && last <= o.q.t.size,
       "attention",
-      `storeNew rows outside q [${o.q.t.shape}]`,
+      () => `storeNew rows outside q [${o.q.t.shape}]`,
     );
   }
   if (path === "flash") return flashAttention(ctx, o);
   const d = o.headDim;
-  check(d > 0 && d <= 256, "attention", `head size ${d} is outside 1..256`);
+  check(d > 0 && d <= 256, "attention", () => `head size ${d} is outside 1..256`);
   check(o.rows > 0 && o.keys > 0 && o.rows <= 65535 && o.heads <= 65535, "attention", "bad rows/keys/heads");
   const mask = checkAttention("attention", o);
   if (path === "matmul") return attentionMatmul(ctx, o, o.visibleHost);
@@ -278,7 +282,7 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
   check(
     [32, 64, 128, 256].includes(wg) && chunk >= wg,
     "attention",
-    `workgroup width ${wg} must be 32, 64, 128 or 256 and at most the chunk (${chunk} keys)`,
+    () => `workgroup width ${wg} must be 32, 64, 128 or 256 and at most the chunk (${chunk} keys)`,
   );
   const m4 = (x: number) => x % 4 === 0;
   const vec4 = o.vec4 !== false && m4(d) && m4(o.k.off ?? 0) && m4(o.k.ld) && m4(o.k.bs ?? 0);
@@ -293,7 +297,7 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
   check(
     o.split === undefined || (Number.isInteger(o.split) && o.split >= 1 && o.split <= MAX_ATTENTION_SPLIT),
     "attention",
-    `split ${o.split} must be an integer from 1 to ${MAX_ATTENTION_SPLIT}`,
+    () => `split ${o.split} must be an integer from 1 to ${MAX_ATTENTION_SPLIT}`,
   );
   const splits = o.rows === 1
     ? attentionSplitFor(ctx, { batch: o.batch, heads: o.heads, headDim: d, keys: o.keys, split: o.split })
@@ -301,7 +305,7 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
   check(
     splits === 1 || o.keys < 1 << 24,
     "attention",
-    `split attention takes fewer than 2^24 keys, got ${o.keys}`,
+    () => `split attention takes fewer than 2^24 keys, got ${o.keys}`,
   );
   const k = ctx.kernel({
     name: (st ? "attention_kv_store" : "attention") + (splits > 1 ? "_split" : ""),
@@ -373,12 +377,12 @@ export function kvStore(
   check(
     kCache.size === vCache.size && Number.isInteger(maxLen),
     "kvStore",
-    `caches [${kCache.shape}] are not [${o.batch}, T, ${o.width}]`,
+    () => `caches [${kCache.shape}] are not [${o.batch}, T, ${o.width}]`,
   );
   check(
     o.t0 + o.rows <= maxLen,
     "kvStore",
-    `positions ${o.t0}..${o.t0 + o.rows} exceed the cache length ${maxLen}`,
+    () => `positions ${o.t0}..${o.t0 + o.rows} exceed the cache length ${maxLen}`,
   );
   const f16 = kCache.dtype === "f16";
   check(
@@ -386,7 +390,7 @@ export function kvStore(
     "kvStore",
     "caches must be both f32 or f16",
   );
-  check(!f16 || o.width % 2 === 0, "kvStore", `f16 caches need an even width, got ${o.width}`);
+  check(!f16 || o.width % 2 === 0, "kvStore", () => `f16 caches need an even width, got ${o.width}`);
   const k = ctx.kernel({
     name: "kv_store",
     shader: "attention.wgsl",
@@ -461,7 +465,7 @@ export function attentionMatmul(ctx: GpuContext, o: AttentionOptions, visibleHos
   const { batch: B, heads, rows, keys } = o;
   check(!o.visible || !!visibleHost, "attentionMatmul", "pass the host copy of `visible`");
   const per = Math.floor(ctx.maxBinding / (heads * rows * keys * 4));
-  check(per >= 1, "attentionMatmul", `scores of ${heads}×${rows}×${keys} exceed one storage binding`);
+  check(per >= 1, "attentionMatmul", () => `scores of ${heads}×${rows}×${keys} exceed one storage binding`);
   const add = additiveMask(ctx, o, visibleHost ?? null);
   for (let b0 = 0; b0 < B; b0 += per) {
     const g = Math.min(per, B - b0);

@@ -67,46 +67,51 @@ export function conv2dSchedule(
   check(
     variant !== "windows" || windowsOk,
     "conv2d",
-    `the windows schedule needs cout > 4, NCHW output, cin·ks² a multiple of 8 (${K}) and a packed block of 64 ` +
+    () =>
+      `the windows schedule needs cout > 4, NCHW output, cin·ks² a multiple of 8 (${K}) and a packed block of 64 ` +
       `pixels within the max storage binding`,
   );
   return variant;
 }
 
 export function conv2d(ctx: GpuContext, x: Tensor, weight: Tensor, o: Conv2dOptions): Tensor {
-  check(x.dtype === "f32", "conv2d", `input must be f32, got ${x.dtype}`);
+  check(x.dtype === "f32", "conv2d", () => `input must be f32, got ${x.dtype}`);
   check(
     weight.dtype === "f32" || weight.dtype === "f16",
     "conv2d",
-    `weight must be f32 or f16, got ${weight.dtype}`,
+    () => `weight must be f32 or f16, got ${weight.dtype}`,
   );
   check(
     weight.shape.length === 4 && weight.shape[2] === weight.shape[3],
     "conv2d",
-    `weight must be [cout, cin, k, k], got [${weight.shape}]`,
+    () => `weight must be [cout, cin, k, k], got [${weight.shape}]`,
   );
   const [cout, cin, ks] = weight.shape;
   const up = o.upsample ? 2 : 1;
   const lh = o.h * up, lw = o.w * up;
   const stride = o.stride ?? 1;
   const pad = o.pad ?? (ks - 1) / 2;
-  check(Number.isInteger(pad) && pad >= 0, "conv2d", `pad must be a non-negative integer, got ${pad}`);
-  check(x.size === cin * o.h * o.w, "conv2d", `input [${x.shape}] is not [${cin}, ${o.h}, ${o.w}]`);
+  check(Number.isInteger(pad) && pad >= 0, "conv2d", () => `pad must be a non-negative integer, got ${pad}`);
+  check(x.size === cin * o.h * o.w, "conv2d", () => `input [${x.shape}] is not [${cin}, ${o.h}, ${o.w}]`);
   const oh = convOutSize(lh, ks, { stride, pad, padEnd: o.padEnd });
   const ow = convOutSize(lw, ks, { stride, pad, padEnd: o.padEnd });
-  check(oh > 0 && ow > 0, "conv2d", `input ${lh}x${lw} is smaller than the ${ks}x${ks} kernel`);
+  check(oh > 0 && ow > 0, "conv2d", () => `input ${lh}x${lw} is smaller than the ${ks}x${ks} kernel`);
   if (o.bias) {
     check(
       o.bias.dtype === weight.dtype,
       "conv2d",
-      `bias dtype ${o.bias.dtype} differs from the weight's ${weight.dtype}`,
+      () => `bias dtype ${o.bias!.dtype} differs from the weight's ${weight.dtype}`,
     );
-    check(o.bias.size === cout, "conv2d", `bias has ${o.bias.size} elements, expected ${cout}`);
+    check(o.bias.size === cout, "conv2d", () => `bias has ${o.bias!.size} elements, expected ${cout}`);
   }
   const out = o.out ?? ctx.empty(o.channelsLast ? [oh * ow, cout] : [cout, oh, ow], "f32");
-  check(out.size === cout * oh * ow, "conv2d", `output [${out.shape}] is not ${cout}x${oh}x${ow}`);
+  check(out.size === cout * oh * ow, "conv2d", () => `output [${out.shape}] is not ${cout}x${oh}x${ow}`);
   if (o.resid) {
-    check(o.resid.size === out.size, "conv2d", `resid [${o.resid.shape}] differs from the output size`);
+    check(
+      o.resid.size === out.size,
+      "conv2d",
+      () => `resid [${o.resid!.shape}] differs from the output size`,
+    );
   }
   const variant = conv2dSchedule(ctx, { cin, cout, ks, channelsLast: o.channelsLast, variant: o.variant });
   const g: ConvGeometry = { cin, cout, ks, lh, lw, oh, ow, stride, pad, variant };
@@ -182,7 +187,8 @@ function convBands(
   check(
     cb >= 1 && (cb === cout || !o.channelsLast),
     "conv2d",
-    `weight [${weight.shape}] (${weight.byteLength} bytes) exceeds the max storage binding (${lim} bytes)` +
+    () =>
+      `weight [${weight.shape}] (${weight.byteLength} bytes) exceeds the max storage binding (${lim} bytes)` +
       (cb >= 1 ? " with a channels-last output" : ""),
   );
   // Stored input rows output rows [r0, r1) read: logical rows r·stride − pad + [0, ks), clipped to the image.
@@ -208,7 +214,8 @@ function convBands(
   check(
     bandFits(rb),
     "conv2d",
-    `one output row (${cout}x${ow}) with its ${ks} input rows (${cin}x${o.w}) exceeds the max storage binding ` +
+    () =>
+      `one output row (${cout}x${ow}) with its ${ks} input rows (${cin}x${o.w}) exceeds the max storage binding ` +
       `(${lim} bytes)`,
   );
   const xb = xWhole ? null : ctx.empty([cin * maxXRows(rb) * o.w], "f32");
@@ -402,7 +409,7 @@ function convWindows(
   check(
     fits(Math.min(block, P)),
     "conv2d",
-    `the packed im2col of ${Math.min(block, P)} pixels x ${K} exceeds the max storage binding`,
+    () => `the packed im2col of ${Math.min(block, P)} pixels x ${K} exceeds the max storage binding`,
   );
   const k = ctx.kernel({
     name: "conv_im2col_pack",

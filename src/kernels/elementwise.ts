@@ -10,7 +10,7 @@ type UnaryOp = "SCALE" | "GELU" | "SILU" | "COPY";
 
 function binary(ctx: GpuContext, op: BinaryOp, a: Tensor, b: Tensor, out?: Tensor): Tensor {
   check(a.dtype === "f32" && b.dtype === "f32", op, "inputs must be f32");
-  check(a.size === b.size, op, `sizes differ: [${a.shape}] vs [${b.shape}]`);
+  check(a.size === b.size, op, () => `sizes differ: [${a.shape}] vs [${b.shape}]`);
   const o = out ?? ctx.empty(a.shape, "f32");
   const k = ctx.kernel({
     name: op.toLowerCase(),

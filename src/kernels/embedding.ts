@@ -29,7 +29,7 @@ export interface EmbeddingOptions {
 
 function asChunks(w: Tensor | RowChunkedTensor): RowChunkedTensor {
   if (!(w instanceof Tensor)) return w;
-  check(w.shape.length === 2, "embedding", `table must be 2-D, got [${w.shape}]`);
+  check(w.shape.length === 2, "embedding", () => `table must be 2-D, got [${w.shape}]`);
   return {
     rows: w.shape[0],
     cols: w.shape[1],
@@ -47,26 +47,26 @@ export function embedding(
 ): Tensor {
   const t = asChunks(table);
   const { rows } = o, cols = t.cols;
-  check(ids.dtype === "i32", "embedding", `ids must be i32, got ${ids.dtype}`);
+  check(ids.dtype === "i32", "embedding", () => `ids must be i32, got ${ids.dtype}`);
   const rpb = o.rowsPerBatch ?? rows, idBs = o.idBatchStride ?? 0;
-  check(rows % rpb === 0, "embedding", `rows ${rows} are not a multiple of rowsPerBatch ${rpb}`);
+  check(rows % rpb === 0, "embedding", () => `rows ${rows} are not a multiple of rowsPerBatch ${rpb}`);
   check(
     (o.idOff ?? 0) + (rows / rpb - 1) * idBs + rpb <= ids.size,
     "embedding",
-    `ids [${ids.shape}] too small for ${rows} rows`,
+    () => `ids [${ids.shape}] too small for ${rows} rows`,
   );
-  check(t.dtype === "f16" || t.dtype === "f32", "embedding", `table dtype ${t.dtype} is not f16/f32`);
+  check(t.dtype === "f16" || t.dtype === "f32", "embedding", () => `table dtype ${t.dtype} is not f16/f32`);
   const pt = o.posTable;
   if (pt) {
     check(
       pt.shape[pt.shape.length - 1] === cols,
       "embedding",
-      `position table [${pt.shape}] is not [*, ${cols}]`,
+      () => `position table [${pt.shape}] is not [*, ${cols}]`,
     );
     check(
       pt.dtype === "f16" || pt.dtype === "f32",
       "embedding",
-      `position table dtype ${pt.dtype} is not f16/f32`,
+      () => `position table dtype ${pt.dtype} is not f16/f32`,
     );
     check(
       !!o.posIds !== (o.pos !== undefined),
@@ -82,11 +82,11 @@ export function embedding(
     } else {check(
         o.pos! >= 0 && (o.pos! + 1) * cols <= pt.size,
         "embedding",
-        `position ${o.pos} outside the table`,
+        () => `position ${o.pos} outside the table`,
       );}
   }
   const out = o.out ?? ctx.empty([rows, cols], "f32");
-  check(out.dtype === "f32" && out.size >= rows * cols, "embedding", `out [${out.shape}] too small`);
+  check(out.dtype === "f32" && out.size >= rows * cols, "embedding", () => `out [${out.shape}] too small`);
   t.chunks.forEach((ch, i) => {
     const first = i === 0;
     const mode = !first ? "ACCUM" : !pt ? "" : o.posIds ? "POS" : "POS_CONST";

@@ -19,9 +19,13 @@ export function fillUniform(ctx: GpuContext, t: Tensor, spec: FillSpec, base = 0
   check(
     t.dtype === "f32" || t.dtype === "f16" || t.dtype === "i8",
     "fill_uniform",
-    `dtype ${t.dtype} (f32, f16, i8)`,
+    () => `dtype ${t.dtype} (f32, f16, i8)`,
   );
-  check(Number.isInteger(base) && base >= 0 && base + t.size <= 2 ** 32, "fill_uniform", `base ${base}`);
+  check(
+    Number.isInteger(base) && base >= 0 && base + t.size <= 2 ** 32,
+    "fill_uniform",
+    () => `base ${base}`,
+  );
   const f16 = t.dtype === "f16";
   const k = ctx.kernel({
     name: "fill_uniform",

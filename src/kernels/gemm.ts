@@ -392,8 +392,12 @@ export function gemmTiles(ctx: GpuContext, a: Tensor, w: Tensor, o: GemmOptions)
   const { M, N, K } = o;
   const batch = o.batch ?? 1;
   const variant = o.tiling ?? "gemm_tiles";
-  check(variant in GEMM_VARIANTS, "gemmTiles", `unknown variant ${variant}`);
-  check(gemmTilesApplies(w, o), "gemmTiles", `layout not supported by ${variant} (K=${K}, ${w.dtype} W)`);
+  check(variant in GEMM_VARIANTS, "gemmTiles", () => `unknown variant ${variant}`);
+  check(
+    gemmTilesApplies(w, o),
+    "gemmTiles",
+    () => `layout not supported by ${variant} (K=${K}, ${w.dtype} W)`,
+  );
   checkInputsNK("gemmTiles", a, w, o);
   const c = matmulOutput(ctx, "gemmTiles", o);
   check(

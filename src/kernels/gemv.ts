@@ -72,15 +72,16 @@ export function parseGemvVariant(name: string): GemvShape {
   check(
     !!m,
     "gemvRows",
-    `unknown GEMV variant "${name}" (names: ${
-      Object.keys(GEMV_VARIANTS).join(", ")
-    }; or a spec l{8|16|32|64|128|256}g{groups}c{1|2|4|8}u{1|2|4}-{sg|tree})`,
+    () =>
+      `unknown GEMV variant "${name}" (names: ${
+        Object.keys(GEMV_VARIANTS).join(", ")
+      }; or a spec l{8|16|32|64|128|256}g{groups}c{1|2|4|8}u{1|2|4}-{sg|tree})`,
   );
   const [lanes, groups, cols, unroll] = [m![1], m![2], m![3], m![4]].map(Number);
   check(
     groups >= 1 && lanes * groups <= 256,
     "gemvRows",
-    `GEMV variant "${name}": ${lanes}x${groups} lanes exceed 256`,
+    () => `GEMV variant "${name}": ${lanes}x${groups} lanes exceed 256`,
   );
   return {
     lanes: lanes as GemvShape["lanes"],
@@ -143,7 +144,7 @@ export function gemvVariantName(
 
 export function gemvRows(ctx: GpuContext, a: Tensor, w: Tensor, o: GemvOptions): Tensor {
   const { M, N, K } = o;
-  check(gemvRowsApplies(w, o), "gemvRows", `layout not supported (M=${M}, K=${K}, ${w.dtype} W)`);
+  check(gemvRowsApplies(w, o), "gemvRows", () => `layout not supported (M=${M}, K=${K}, ${w.dtype} W)`);
   checkInputsNK("gemvRows", a, w, o);
   const shape = parseGemvVariant(gemvVariantName(ctx, o));
   const c = matmulOutput(ctx, "gemvRows", o);

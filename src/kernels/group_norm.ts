@@ -24,10 +24,10 @@ export function groupNorm(
 ): Tensor {
   const groups = o.groups ?? 32;
   const { c } = o;
-  check(x.dtype === "f32", "groupNorm", `input must be f32, got ${x.dtype}`);
-  check(c % groups === 0, "groupNorm", `channels ${c} are not a multiple of ${groups} groups`);
-  check(x.size % c === 0, "groupNorm", `input [${x.shape}] is not a multiple of ${c} channels`);
-  check(gamma.size === c && beta.size === c, "groupNorm", `gamma/beta must have ${c} elements`);
+  check(x.dtype === "f32", "groupNorm", () => `input must be f32, got ${x.dtype}`);
+  check(c % groups === 0, "groupNorm", () => `channels ${c} are not a multiple of ${groups} groups`);
+  check(x.size % c === 0, "groupNorm", () => `input [${x.shape}] is not a multiple of ${c} channels`);
+  check(gamma.size === c && beta.size === c, "groupNorm", () => `gamma/beta must have ${c} elements`);
   check(
     gamma.dtype === beta.dtype && (gamma.dtype === "f16" || gamma.dtype === "f32"),
     "groupNorm",
@@ -44,7 +44,7 @@ export function groupNorm(
     bindings: ["read", "write"],
   });
   const out = o.out ?? ctx.empty(x.shape, "f32");
-  check(out.size === x.size, "groupNorm", `out [${out.shape}] differs from the input [${x.shape}]`);
+  check(out.size === x.size, "groupNorm", () => `out [${out.shape}] differs from the input [${x.shape}]`);
   const k = ctx.kernel({
     name: "group_norm",
     shader: "group_norm.wgsl",

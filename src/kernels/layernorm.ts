@@ -32,7 +32,7 @@ function grid(rows: number): [number, number, number] {
 }
 
 function checkLn(name: string, ln: LnParams, n: number, dtype?: string): void {
-  check(ln.weight.size === n && ln.bias.size === n, name, `gamma/beta must have ${n} elements`);
+  check(ln.weight.size === n && ln.bias.size === n, name, () => `gamma/beta must have ${n} elements`);
   check(
     ln.weight.dtype === ln.bias.dtype && (ln.weight.dtype === "f16" || ln.weight.dtype === "f32"),
     name,
@@ -49,11 +49,11 @@ export function layerNorm(
   o: { eps: number; out?: Tensor; reduce?: RowReduce },
 ): Tensor {
   const n = x.shape[x.shape.length - 1];
-  check(x.dtype === "f32", "layerNorm", `input must be f32, got ${x.dtype}`);
+  check(x.dtype === "f32", "layerNorm", () => `input must be f32, got ${x.dtype}`);
   checkLn("layerNorm", ln, n);
   const rows = x.size / n;
   const out = o.out ?? ctx.empty(x.shape, "f32");
-  check(out.size >= x.size && out.dtype === "f32", "layerNorm", `out [${out.shape}] too small`);
+  check(out.size >= x.size && out.dtype === "f32", "layerNorm", () => `out [${out.shape}] too small`);
   const k = ctx.kernel({
     name: "layernorm",
     shader: "layernorm.wgsl",
@@ -78,8 +78,12 @@ export function layerNormResidual(
   const n = x.shape[x.shape.length - 1];
   const rows = x.size / n;
   check(x.dtype === "f32" && resid.dtype === "f32", "layerNormResidual", "inputs must be f32");
-  check(resid.size >= x.size, "layerNormResidual", `resid [${resid.shape}] smaller than x [${x.shape}]`);
-  check(o.residOut.size >= x.size, "layerNormResidual", `residOut [${o.residOut.shape}] too small`);
+  check(
+    resid.size >= x.size,
+    "layerNormResidual",
+    () => `resid [${resid.shape}] smaller than x [${x.shape}]`,
+  );
+  check(o.residOut.size >= x.size, "layerNormResidual", () => `residOut [${o.residOut.shape}] too small`);
   checkLn("layerNormResidual", ln, n);
   if (o.post) {
     checkLn("layerNormResidual", o.post, n, ln.weight.dtype);

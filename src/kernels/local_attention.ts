@@ -75,12 +75,12 @@ function checkWindow(
   w: number,
   o: LocalWindow,
 ) {
-  check(B % Bk === 0, name, `batch ${B} is not a multiple of the key batch ${Bk}`);
-  check(H % h === 0 && W % w === 0, name, `grid ${H}x${W} is not a multiple of the key grid ${h}x${w}`);
+  check(B % Bk === 0, name, () => `batch ${B} is not a multiple of the key batch ${Bk}`);
+  check(H % h === 0 && W % w === 0, name, () => `grid ${H}x${W} is not a multiple of the key grid ${h}x${w}`);
   check(
     !o.causal || (o.kH & 1 && o.kW & 1),
     name,
-    `a causal window must have odd sides, got ${o.kH}x${o.kW}`,
+    () => `a causal window must have odd sides, got ${o.kH}x${o.kW}`,
   );
 }
 
@@ -97,11 +97,11 @@ export function localSimilar(
   check(
     q.shape.length === 4 && k.shape.length === 4,
     "localSimilar",
-    `q [${q.shape}] and k [${k.shape}] must be 4-D`,
+    () => `q [${q.shape}] and k [${k.shape}] must be 4-D`,
   );
   check(q.dtype === "f32" && k.dtype === "f32", "localSimilar", "q and k must be f32");
   const [B, C, H, W] = q.shape, [Bk, Ck, h, w] = k.shape;
-  check(C === Ck, "localSimilar", `channels differ: q [${q.shape}], k [${k.shape}]`);
+  check(C === Ck, "localSimilar", () => `channels differ: q [${q.shape}], k [${k.shape}]`);
   checkWindow("localSimilar", B, H, W, Bk, h, w, o);
   const P = patchSize(o.kH, o.kW, !!o.causal);
   const n = B * H * W * P;
@@ -109,7 +109,7 @@ export function localSimilar(
   check(
     out.size === n && out.dtype === "f32",
     "localSimilar",
-    `out [${out.shape}] must be f32 [${[B, H, W, P]}]`,
+    () => `out [${out.shape}] must be f32 [${[B, H, W, P]}]`,
   );
   const kern = ctx.kernel({
     name: "local_similar",
@@ -133,7 +133,7 @@ export function localWeighting(
   check(
     v.shape.length === 4 && probs.shape.length === 4,
     "localWeighting",
-    `v [${v.shape}] and probs [${probs.shape}] must be 4-D`,
+    () => `v [${v.shape}] and probs [${probs.shape}] must be 4-D`,
   );
   check(v.dtype === "f32" && probs.dtype === "f32", "localWeighting", "v and probs must be f32");
   const [Bv, C, h, w] = v.shape, [B, H, W, P] = probs.shape;
@@ -141,14 +141,14 @@ export function localWeighting(
   check(
     P === patchSize(o.kH, o.kW, !!o.causal),
     "localWeighting",
-    `probs have ${P} entries per query, the window ${patchSize(o.kH, o.kW, !!o.causal)}`,
+    () => `probs have ${P} entries per query, the window ${patchSize(o.kH, o.kW, !!o.causal)}`,
   );
   const n = B * C * H * W;
   const out = o.out ?? ctx.empty([B, C, H, W]);
   check(
     out.size === n && out.dtype === "f32",
     "localWeighting",
-    `out [${out.shape}] must be f32 [${[B, C, H, W]}]`,
+    () => `out [${out.shape}] must be f32 [${[B, C, H, W]}]`,
   );
   const kern = ctx.kernel({
     name: "local_weighting",
@@ -253,12 +253,13 @@ export function srAttentionOverride(env = readEnv(SR_ATTENTION_ENV)): "query" | 
 }
 
 function checkRows(name: string, r: Rows, batch: number, tokens: number, width: number): void {
-  check(r.tensor.dtype === "f32", "srLocalAttention", `${name} must be f32, got ${r.tensor.dtype}`);
+  check(r.tensor.dtype === "f32", "srLocalAttention", () => `${name} must be f32, got ${r.tensor.dtype}`);
   const last = r.offset + (batch - 1) * r.batchStride + (tokens - 1) * r.rowStride + width;
   check(
     r.offset >= 0 && r.rowStride >= width && last <= r.tensor.size,
     "srLocalAttention",
-    `${name} view (offset ${r.offset}, row ${r.rowStride}, batch ${r.batchStride}) reaches element ${last} of a ` +
+    () =>
+      `${name} view (offset ${r.offset}, row ${r.rowStride}, batch ${r.batchStride}) reaches element ${last} of a ` +
       `${r.tensor.size}-element tensor [${r.tensor.shape}]`,
   );
 }
@@ -272,7 +273,7 @@ export function srLocalAttention(ctx: GpuContext, o: SrLocalAttentionOptions): T
     "srLocalAttention",
     "batch, heads, headDim, side must be positive",
   );
-  check(o.kernelSize >= 1, "srLocalAttention", `kernelSize ${o.kernelSize}`);
+  check(o.kernelSize >= 1, "srLocalAttention", () => `kernelSize ${o.kernelSize}`);
   check(!(o.lowres && o.text), "srLocalAttention", "give lowres (DSR) or text (iterative SR), not both");
   checkRows("q", o.q, batch, S, hidden);
   checkRows("k", o.k, batch, S, hidden);
@@ -327,7 +328,7 @@ export function srLocalAttention(ctx: GpuContext, o: SrLocalAttentionOptions): T
   const defines: Record<string, number> = { FUSED: 1, B_MASK: 0, B_LOGW: 0, B_OUT: 0 };
   if (o.lowres) {
     const L = o.lowres.side;
-    check(L >= 1 && side % L === 0, "srLocalAttention", `low-res side ${L} does not divide ${side}`);
+    check(L >= 1 && side % L === 0, "srLocalAttention", () => `low-res side ${L} does not divide ${side}`);
     checkRows("lowres.k", o.lowres.k, batch, L * L, hidden);
     checkRows("lowres.v", o.lowres.v, batch, L * L, hidden);
     k2 = o.lowres.k,
@@ -338,7 +339,7 @@ export function srLocalAttention(ctx: GpuContext, o: SrLocalAttentionOptions): T
     defines.LOWRES = 1;
   } else if (o.text) {
     const T = o.text.length;
-    check(T >= 1, "srLocalAttention", `text length ${T}`);
+    check(T >= 1, "srLocalAttention", () => `text length ${T}`);
     checkRows("text.k", o.text.k, batch, T, hidden);
     checkRows("text.v", o.text.v, batch, T, hidden);
     k2 = o.text.k, v2 = o.text.v, side2 = T;
@@ -349,7 +350,7 @@ export function srLocalAttention(ctx: GpuContext, o: SrLocalAttentionOptions): T
       check(
         t.dtype === "f32" && (t.size === T || t.size === batch * T),
         "srLocalAttention",
-        `text.${name} [${t.shape}] must be f32 [1|${batch}, ${T}]`,
+        () => `text.${name} [${t.shape}] must be f32 [1|${batch}, ${T}]`,
       );
       const b = t.size === T ? 0 : T;
       check(
@@ -396,7 +397,7 @@ export function srLocalAttention(ctx: GpuContext, o: SrLocalAttentionOptions): T
   check(
     defines.MAXP <= 1024,
     "srLocalAttention",
-    `${defines.MAXP} scores per row exceed the kernel's 1024 slots`,
+    () => `${defines.MAXP} scores per row exceed the kernel's 1024 slots`,
   );
   // Queries per invocation (vertically adjacent, sharing loaded cells): 3 on CPU adapters where the grid allows.
   const ratio = o.lowres ? side / side2 : 6;
@@ -409,7 +410,7 @@ export function srLocalAttention(ctx: GpuContext, o: SrLocalAttentionOptions): T
   check(
     G >= 1 && side % G === 0 && (!o.lowres || ratio % G === 0),
     "srLocalAttention",
-    `queriesPerInvocation ${G} must divide ${side}${o.lowres ? ` and ${ratio}` : ""}`,
+    () => `queriesPerInvocation ${G} must divide ${side}${o.lowres ? ` and ${ratio}` : ""}`,
   );
   defines.G = G;
   const u = (x: number) => x / w;
@@ -625,7 +626,7 @@ function srWindows(
     check(
       per >= 1,
       "srLocalAttention",
-      `a packed head block (${s.bh * 4} bytes) exceeds the max storage binding`,
+      () => `a packed head block (${s.bh * 4} bytes) exceeds the max storage binding`,
     );
     const qw4 = s.qw4;
     for (let bh0 = 0; bh0 < BH; bh0 += per) {

@@ -142,17 +142,17 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
   const { M, N, K } = o;
   const transW = o.transW ?? true;
   const batch = o.batch ?? 1;
-  check(a.dtype === "f32", "matmul", `A must be f32, got ${a.dtype}`);
+  check(a.dtype === "f32", "matmul", () => `A must be f32, got ${a.dtype}`);
   check(
     w.dtype === "f32" || w.dtype === "f16" || w.dtype === "i8",
     "matmul",
-    `W must be f32, f16 or i8, got ${w.dtype}`,
+    () => `W must be f32, f16 or i8, got ${w.dtype}`,
   );
   if (o.bias) {
     check(
       o.bias.dtype === "f32" || o.bias.dtype === "f16",
       "matmul",
-      `bias must be f32 or f16, got ${o.bias.dtype}`,
+      () => `bias must be f32 or f16, got ${o.bias!.dtype}`,
     );
   }
   const lda = o.lda ?? K, ldw = o.ldw ?? (transW ? K : N);
@@ -161,21 +161,21 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
   const i8 = w.dtype === "i8";
   if (i8) {
     const g = w.quant?.group ?? 0;
-    check(!!w.quant, "matmul", `i8 W [${w.shape}] has no scales`);
+    check(!!w.quant, "matmul", () => `i8 W [${w.shape}] has no scales`);
     check(transW, "matmul", "i8 W must be [N,K] (transW)");
     check(
       K % g === 0 && ldw % g === 0 && wOff % g === 0 && wBs % g === 0,
       "matmul",
-      `i8 W: K=${K}, ldw=${ldw}, wOff=${wOff} and the batch stride must be multiples of its group ${g}`,
+      () => `i8 W: K=${K}, ldw=${ldw}, wOff=${wOff} and the batch stride must be multiples of its group ${g}`,
     );
   }
   check(
     aOff + (batch - 1) * aBs + (M - 1) * lda + K <= a.size,
     "matmul",
-    `A [${a.shape}] too small for M=${M} K=${K}`,
+    () => `A [${a.shape}] too small for M=${M} K=${K}`,
   );
   const wNeed = wOff + (batch - 1) * wBs + (transW ? (N - 1) * ldw + K : (K - 1) * ldw + N);
-  check(wNeed <= w.size, "matmul", `W [${w.shape}] too small for N=${N} K=${K}`);
+  check(wNeed <= w.size, "matmul", () => `W [${w.shape}] too small for N=${N} K=${K}`);
   const f16 = w.dtype === "f16";
   // Windows: a batch runs as one launch per batch element. A constant W (shared by the batch) is packed once and
   // cached; any other W is packed for the call (worth it from M = 64 rows on: the packing reads each W element
@@ -198,7 +198,7 @@ export function resolveMatmul(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOp
     check(
       windowsOk,
       "matmul",
-      `the windows schedule cannot take this W (K=${K}, transW=${transW}, ${w.dtype})`,
+      () => `the windows schedule cannot take this W (K=${K}, transW=${transW}, ${w.dtype})`,
     );
     const plan = planMatmul(ctx, { M, N, K, batch, transW, f16, group, variant: "windows" });
     return { plan, vec4: true, name: "matmul_windows", defines: {} };
@@ -299,7 +299,7 @@ function matmulRowBlocks(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions
   check(
     (o.aOff ?? 0) + (batch - 1) * aBs + (M - 1) * lda + K <= a.size,
     "matmul",
-    `A [${a.shape}] too small for M=${M} K=${K}`,
+    () => `A [${a.shape}] too small for M=${M} K=${K}`,
   );
   // Elements a view may span: the limit less one alignment of slack (a view starts up to that much early).
   const span = Math.floor(ctx.maxBinding / 4) - ctx.gpu.limits.minStorageBufferOffsetAlignment / 4;
@@ -308,7 +308,8 @@ function matmulRowBlocks(ctx: GpuContext, a: Tensor, w: Tensor, o: MatmulOptions
   check(
     rows >= 1,
     "matmul",
-    `one row of A (K=${K}) or C (N=${N}) exceeds this adapter's max storage binding (${ctx.maxBinding} bytes)`,
+    () =>
+      `one row of A (K=${K}) or C (N=${N}) exceeds this adapter's max storage binding (${ctx.maxBinding} bytes)`,
   );
   for (let b = 0; b < batch; b++) {
     for (let r0 = 0; r0 < M; r0 += rows) {

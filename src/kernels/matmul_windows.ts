@@ -373,7 +373,11 @@ function packOperand(
   // on a 256-byte boundary (o_base: the vec4 index the range starts at).
   const align = ctx.gpu.limits.minStorageBufferOffsetAlignment;
   const per = Math.floor((ctx.maxBinding - align) / groupBytes);
-  check(per >= 1, "matmul_pack", `one group of 8 rows (${groupBytes} bytes) exceeds the max storage binding`);
+  check(
+    per >= 1,
+    "matmul_pack",
+    () => `one group of 8 rows (${groupBytes} bytes) exceeds the max storage binding`,
+  );
   for (let ch = 0; ch < pl.chunks; ch++) {
     for (let g0 = 0; g0 < groups; g0 += per) {
       const g1 = Math.min(groups, g0 + per);
@@ -424,7 +428,11 @@ export function matmulWindows(
   const f16 = !o.packed && w!.dtype === "f16";
   const group = o.packed ? 0 : w!.quant?.group ?? 0;
   check(!o.wKN || group === 0, "matmul_windows", "int8 W must be [N,K]");
-  check(windowsApplies({ K, ldw: o.ldw, wOff: o.wOff, f16, group }), "matmul_windows", `unsupported K=${K}`);
+  check(
+    windowsApplies({ K, ldw: o.ldw, wOff: o.wOff, f16, group }),
+    "matmul_windows",
+    () => `unsupported K=${K}`,
+  );
   const pl = planWindows(M, N, K, f16, group, windowBudget(ctx));
   const transient = !o.packed && !o.constantW;
   const packed = o.packed ??

@@ -11,8 +11,12 @@ export function avgPool2x2(
   x: Tensor,
   o: { planes: number; h: number; w: number; out?: Tensor },
 ): Tensor {
-  check(x.dtype === "f32", "avgPool2x2", `input must be f32, got ${x.dtype}`);
-  check(x.size === o.planes * o.h * o.w, "avgPool2x2", `input [${x.shape}] is not ${o.planes}x${o.h}x${o.w}`);
+  check(x.dtype === "f32", "avgPool2x2", () => `input must be f32, got ${x.dtype}`);
+  check(
+    x.size === o.planes * o.h * o.w,
+    "avgPool2x2",
+    () => `input [${x.shape}] is not ${o.planes}x${o.h}x${o.w}`,
+  );
   const oh = Math.floor(o.h / 2), ow = Math.floor(o.w / 2);
   const out = o.out ?? ctx.empty([o.planes, oh, ow], "f32");
   const k = ctx.kernel({ name: "avg_pool2x2", shader: "pool.wgsl", bindings: ["read", "write"] });
@@ -26,7 +30,7 @@ export function avgPool2x2(
   check(
     pb >= 1,
     "avgPool2x2",
-    `one ${o.h}x${o.w} plane exceeds the max storage binding (${ctx.maxBinding} bytes)`,
+    () => `one ${o.h}x${o.w} plane exceeds the max storage binding (${ctx.maxBinding} bytes)`,
   );
   for (let p0 = 0; p0 < o.planes; p0 += pb) {
     const n = Math.min(pb, o.planes - p0);

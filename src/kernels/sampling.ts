@@ -45,12 +45,20 @@ export function clusterTable(ctx: GpuContext, labels: ArrayLike<number>, numClus
   let maxLabel = -1;
   for (let i = 0; i < W; i++) {
     const l = labels[i];
-    check(Number.isInteger(l) && l >= 0, "clusterTable", `label ${l} at ${i} is not a non-negative integer`);
+    check(
+      Number.isInteger(l) && l >= 0,
+      "clusterTable",
+      () => `label ${l} at ${i} is not a non-negative integer`,
+    );
     if (l > maxLabel) maxLabel = l;
   }
   const C = numClusters ?? maxLabel + 1;
-  check(maxLabel < C, "clusterTable", `label ${maxLabel} is out of range for ${C} clusters`);
-  check(C >= 1 && C <= MAX_CLUSTERS, "clusterTable", `${C} clusters (the kernel handles 1..${MAX_CLUSTERS})`);
+  check(maxLabel < C, "clusterTable", () => `label ${maxLabel} is out of range for ${C} clusters`);
+  check(
+    C >= 1 && C <= MAX_CLUSTERS,
+    "clusterTable",
+    () => `${C} clusters (the kernel handles 1..${MAX_CLUSTERS})`,
+  );
   const counts = new Int32Array(C);
   for (let i = 0; i < W; i++) counts[labels[i]]++;
   const data = new Uint32Array(C + 1 + 2 * W);
@@ -133,7 +141,7 @@ interface Resolved {
 }
 
 function resolveRows(name: string, logits: Tensor, o: RowSelection): Resolved {
-  check(logits.dtype === "f32", name, `logits must be f32, got ${logits.dtype}`);
+  check(logits.dtype === "f32", name, () => `logits must be f32, got ${logits.dtype}`);
   check(logits.shape.length >= 1, name, "logits need a last (vocabulary) dimension");
   const width = logits.shape[logits.shape.length - 1];
   check(width >= 1, name, "empty logits rows");
@@ -151,12 +159,12 @@ function resolveRows(name: string, logits: Tensor, o: RowSelection): Resolved {
   }
   const groupSize = o.groupSize ?? Math.max(1, rows);
   const groupStride = o.groupStride ?? groupSize;
-  check(rows >= 0 && Number.isInteger(rows), name, `rows ${rows}`);
-  check(groupSize >= 1, name, `groupSize ${groupSize}`);
+  check(rows >= 0 && Number.isInteger(rows), name, () => `rows ${rows}`);
+  check(groupSize >= 1, name, () => `groupSize ${groupSize}`);
   if (rows > 0) {
     const last = rowOffset + Math.floor((rows - 1) / groupSize) * groupStride +
       Math.min(rows - 1, groupSize - 1);
-    check(last < total, name, `row selection reaches logits row ${last}, the tensor has ${total} rows`);
+    check(last < total, name, () => `row selection reaches logits row ${last}, the tensor has ${total} rows`);
   }
   return { rows, width, rowOffset, groupSize, groupStride };
 }
@@ -178,8 +186,12 @@ function outTensor(
 } {
   const offset = o.outOffset ?? 0, stride = o.outStride ?? 1;
   if (o.out) {
-    check(o.out.dtype === "i32" || o.out.dtype === "u32", name, `out must be i32, got ${o.out.dtype}`);
-    check(rows === 0 || offset + (rows - 1) * stride < o.out.size, name, `out [${o.out.shape}] is too small`);
+    check(o.out.dtype === "i32" || o.out.dtype === "u32", name, () => `out must be i32, got ${o.out!.dtype}`);
+    check(
+      rows === 0 || offset + (rows - 1) * stride < o.out.size,
+      name,
+      () => `out [${o.out!.shape}] is too small`,
+    );
     return { out: o.out, offset, stride };
   }
   return { out: ctx.empty([rows], "i32"), offset: 0, stride: 1 };
@@ -247,11 +259,11 @@ export function clusterSampleGpu(
 ): { ids: Tensor; debug?: ClusterDebugTensors } {
   const name = "cluster_sample";
   const s = resolveRows(name, logits, o);
-  check(s.width === table.width, name, `logits width ${s.width} != cluster table width ${table.width}`);
+  check(s.width === table.width, name, () => `logits width ${s.width} != cluster table width ${table.width}`);
   check(
     Number.isInteger(o.topk) && o.topk >= 1 && o.topk <= table.numClusters,
     name,
-    `topk ${o.topk} must be in 1..${table.numClusters}`,
+    () => `topk ${o.topk} must be in 1..${table.numClusters}`,
   );
   check(o.temperature > 0 && o.temperature2 > 0, name, "temperatures must be positive");
   const C = table.numClusters, K = o.topk;
@@ -367,7 +379,7 @@ export const TOPK_SERIAL_MAX = 64;
 export function topkSampleGpu(ctx: GpuContext, logits: Tensor, o: TopkSampleOptions): Tensor {
   const name = "topk_sample";
   const s = resolveRows(name, logits, o);
-  check(Number.isInteger(o.topk) && o.topk >= 1, name, `topk ${o.topk} must be a positive integer`);
+  check(Number.isInteger(o.topk) && o.topk >= 1, name, () => `topk ${o.topk} must be a positive integer`);
   const t = o.temperature ?? 1;
   check(t > 0, name, "temperature must be positive");
   const { out, offset, stride } = outTensor(ctx, name, s.rows, o);
@@ -380,7 +392,7 @@ export function topkSampleGpu(ctx: GpuContext, logits: Tensor, o: TopkSampleOpti
   check(
     !serial || k <= TOPK_SERIAL_MAX,
     name,
-    `serial selection keeps at most ${TOPK_SERIAL_MAX}, topk ${k}`,
+    () => `serial selection keeps at most ${TOPK_SERIAL_MAX}, topk ${k}`,
   );
   if (serial) {
     // lavapipe, 2300 rows × 20000 (a LoPAR round at the published size): see shaders/sampling.wgsl topk_serial.

@@ -22,12 +22,12 @@ export interface RowView {
 
 function rowsOk(name: string, x: Tensor, v: RowView): number {
   const ld = v.ld ?? v.n;
-  check(x.dtype === "f32", name, `input must be f32, got ${x.dtype}`);
+  check(x.dtype === "f32", name, () => `input must be f32, got ${x.dtype}`);
   check(v.n > 0 && v.rows > 0, name, "empty rows");
   check(
     (v.xOff ?? 0) + (v.rows - 1) * ld + v.n <= x.size,
     name,
-    `x [${x.shape}] too small for ${v.rows}x${v.n}`,
+    () => `x [${x.shape}] too small for ${v.rows}x${v.n}`,
   );
   return ld;
 }
@@ -43,7 +43,7 @@ export function softmax(
 ): Tensor {
   const ld = rowsOk("softmax", x, o);
   const out = o.out ?? ctx.empty([o.rows, o.n], "f32");
-  check(out.size >= o.rows * o.n, "softmax", `out [${out.shape}] too small`);
+  check(out.size >= o.rows * o.n, "softmax", () => `out [${out.shape}] too small`);
   const inPlace = out === x;
   if (inPlace) {
     check(ld === o.n && !o.xOff && !o.add, "softmax", "in place needs dense rows from element 0 and no add");
@@ -53,7 +53,7 @@ export function softmax(
     check(
       Number.isInteger(aRows) && o.add.dtype === "f32",
       "softmax",
-      `add [${o.add.shape}] is not f32 [k, ${o.n}]`,
+      () => `add [${o.add!.shape}] is not f32 [k, ${o.n}]`,
     );
   }
   const k = ctx.kernel({
@@ -78,7 +78,11 @@ export function logProb(
   o: RowView & { out?: Tensor; reduce?: RowReduce },
 ): Tensor {
   const ld = rowsOk("logProb", x, o);
-  check(targets.dtype === "i32" && targets.size >= o.rows, "logProb", `targets must be i32 [${o.rows}]`);
+  check(
+    targets.dtype === "i32" && targets.size >= o.rows,
+    "logProb",
+    () => `targets must be i32 [${o.rows}]`,
+  );
   const out = o.out ?? ctx.empty([o.rows, 2], "f32");
   const k = ctx.kernel({
     name: "logprob",
@@ -106,7 +110,7 @@ export function argmaxRows(
   check(
     out.dtype === "i32" && oOff + (o.rows - 1) * oStride < out.size,
     "argmaxRows",
-    `out [${out.shape}] too small`,
+    () => `out [${out.shape}] too small`,
   );
   const k = ctx.kernel({
     name: "argmax",

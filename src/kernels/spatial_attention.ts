@@ -33,7 +33,7 @@ export function spatialAttention(
   check(
     qT.size === c * n && k.size === c * n && v.size === c * n,
     "spatialAttention",
-    `q, k, v must each hold ${c}x${n}`,
+    () => `q, k, v must each hold ${c}x${n}`,
   );
   const block = Math.max(1, Math.min(n, o.blockRows ?? attentionBlockRows(ctx, n, o.maxScoreBytes)));
   if (block === n && !o.kT) {
@@ -47,13 +47,13 @@ export function spatialAttention(
   check(
     out.dtype === "f32" && out.size >= c * n,
     "spatialAttention",
-    `out [${out.shape}] cannot hold ${c}x${n}`,
+    () => `out [${out.shape}] cannot hold ${c}x${n}`,
   );
   const s = ctx.empty([block, n], "f32");
   // Keys per block of kT rows: a bound view (one alignment of slack).
   const span = Math.floor(ctx.maxBinding / 4) - ctx.gpu.limits.minStorageBufferOffsetAlignment / 4;
   const kb = k.byteLength <= ctx.maxBinding ? n : Math.floor(span / c);
-  check(kb >= 1, "spatialAttention", `one key of ${c} channels exceeds the max storage binding`);
+  check(kb >= 1, "spatialAttention", () => `one key of ${c} channels exceeds the max storage binding`);
   for (let i0 = 0; i0 < n; i0 += block) {
     const rows = Math.min(block, n - i0);
     if (!o.kT) {

@@ -36,7 +36,7 @@ function codebookBlocks(
   check(
     per >= 1,
     "vq",
-    `one codebook row (D=${d}) exceeds the max storage binding (${ctx.maxBinding} bytes)`,
+    () => `one codebook row (D=${d}) exceeds the max storage binding (${ctx.maxBinding} bytes)`,
   );
   const blocks = [];
   for (let c0 = 0; c0 < n; c0 += per) {
@@ -75,12 +75,12 @@ function searchBlock(
  * is searched in row blocks whose best two per row are merged here (distance, then the lower index on ties).
  */
 export async function vqSearch(ctx: GpuContext, z: Tensor, codebook: Tensor): Promise<VqSearchResult> {
-  check(codebook.shape.length === 2, "vqSearch", `codebook must be [n, D], got [${codebook.shape}]`);
+  check(codebook.shape.length === 2, "vqSearch", () => `codebook must be [n, D], got [${codebook.shape}]`);
   const [n, d] = codebook.shape;
-  check(z.dtype === "f32", "vqSearch", `z must be f32, got ${z.dtype}`);
-  check(z.size % d === 0, "vqSearch", `z [${z.shape}] is not a multiple of D=${d}`);
-  check(d <= 1024, "vqSearch", `embedding dim ${d} exceeds the kernel's 1024`);
-  check(n >= 2, "vqSearch", `codebook needs at least 2 entries, has ${n}`);
+  check(z.dtype === "f32", "vqSearch", () => `z must be f32, got ${z.dtype}`);
+  check(z.size % d === 0, "vqSearch", () => `z [${z.shape}] is not a multiple of D=${d}`);
+  check(d <= 1024, "vqSearch", () => `embedding dim ${d} exceeds the kernel's 1024`);
+  check(n >= 2, "vqSearch", () => `codebook needs at least 2 entries, has ${n}`);
   const np = z.size / d;
   const blocks = codebookBlocks(ctx, codebook);
   // f64: d1 + gap is exact, so one block returns the kernel's gap unchanged.
@@ -115,8 +115,12 @@ export async function vqSearch(ctx: GpuContext, z: Tensor, codebook: Tensor): Pr
  * binding is bound in row blocks, one dispatch each writing the positions whose codes it holds.
  */
 export function vqLookup(ctx: GpuContext, codes: Tensor, codebook: Tensor, out?: Tensor): Tensor {
-  check(codebook.shape.length === 2, "vqLookup", `codebook must be [n, D], got [${codebook.shape}]`);
-  check(codes.dtype === "i32" || codes.dtype === "u32", "vqLookup", `codes must be i32, got ${codes.dtype}`);
+  check(codebook.shape.length === 2, "vqLookup", () => `codebook must be [n, D], got [${codebook.shape}]`);
+  check(
+    codes.dtype === "i32" || codes.dtype === "u32",
+    "vqLookup",
+    () => `codes must be i32, got ${codes.dtype}`,
+  );
   const [, d] = codebook.shape;
   const np = codes.size;
   const o = out ?? ctx.empty([d, np], "f32");
