@@ -136,7 +136,9 @@ export class GpuContext {
    * `onSubmittedWorkDone` or `mapAsync`: `sync`, readbacks, `Fence.wait`; nothing else in the project awaits the GPU),
    * pipelines created and the wall milliseconds spent creating them (shader module + compute pipeline: where both
    * backends compile; the benchmarks report it apart from steady-state time), and bind groups created (a recording
-   * that reuses its buffers creates none: the cache in #bindGroup hits).
+   * that reuses its buffers creates none: the cache in #bindGroup hits), and the wall milliseconds spent in flush()
+   * (ending the pass, writing the params, finishing and submitting the command buffer: the host's submit cost, apart
+   * from recording the dispatches).
    */
   stats = {
     submits: 0,
@@ -146,6 +148,7 @@ export class GpuContext {
     pipelines: 0,
     compileMs: 0,
     bindGroups: 0,
+    submitMs: 0,
   };
   #profile:
     | {
@@ -457,6 +460,7 @@ export class GpuContext {
   /** Submits everything recorded so far as one command buffer. */
   flush(): void {
     if (!this.#encoder) return;
+    const t0 = performance.now();
     this.#pass?.end();
     this.#pass = null;
     if (this.#paramCount) {
@@ -474,6 +478,7 @@ export class GpuContext {
     }
     this.device.queue.submit([this.#encoder.finish()]);
     this.stats.submits++;
+    this.stats.submitMs += performance.now() - t0;
     this.#encoder = null;
     this.#paramCount = 0;
     if (p && p.names.length) this.#collectProfile();

@@ -615,10 +615,12 @@ export async function runPublished(
   );
   // --profile: the decode steps' dispatches are counted apart from the prompt pass (phase "decode", from step 1 on).
   // stepAt[s]: when step s began recording (the host's view; see hostStepMs).
-  let stepAt: number[] = [], stepBindGroups: number[] = [];
+  // stepSubmit[s]: ctx.stats.submitMs then (the host's time in flush(), the submits, so far).
+  let stepAt: number[] = [], stepBindGroups: number[] = [], stepSubmit: number[] = [];
   const gen = (tokens: number) => {
     stepAt = [];
     stepBindGroups = [];
+    stepSubmit = [];
     return coglm.generate({
       textIds: text,
       batch: B,
@@ -628,6 +630,7 @@ export async function runPublished(
       onStep: (step) => {
         stepAt[step] = performance.now();
         stepBindGroups[step] = ctx.stats.bindGroups;
+        stepSubmit[step] = ctx.stats.submitMs;
         ctx.profilePhase(step >= 1 && step < tokens ? "decode" : null);
       },
     });
@@ -655,6 +658,8 @@ export async function runPublished(
     ),
   );
   const host = hostStepMs(stepAt, CogLM.SYNC_INTERVAL);
+  // The same steps' median submit time (the series is cumulative like stepAt, so the same gaps apply).
+  const submit = hostStepMs(stepSubmit, CogLM.SYNC_INTERVAL);
   if (host !== null) {
     const stepMs = 1000 * coglmWall / n, perStep = coglmDispatches / n;
     log(
@@ -663,7 +668,7 @@ export async function runPublished(
       } ms per decode step recording + submitting (median; steps that begin ` +
         `with a host sync left out; ${perStep.toFixed(0)} dispatches per token, ${
           (1000 * host / perStep).toFixed(1)
-        } µs each; ${
+        } µs each, of which submitting (flush) ${submit === null ? "n/a" : `${submit.toFixed(3)} ms`}; ${
           n > 5 ? stepBindGroups[n - 1] - stepBindGroups[4] : "n/a"
         } bind groups created by steps 4..${n - 2}) vs ${stepMs.toFixed(3)} ms per token of the stage: ${
           host >= 0.8 * stepMs ? "the host's recording bounds the step rate" : "GPU-bound"
@@ -675,6 +680,14 @@ export async function runPublished(
       value: host,
       unit: "ms",
     });
+    if (submit !== null) {
+      report({
+        name: "published_coglm_submit_ms_per_step",
+        params: { batch: B, layers, tokens: n, weights, ...(o.profile ? { profile: true } : {}) },
+        value: submit,
+        unit: "ms",
+      });
+    }
   }
   if (o.stages === "coglm") {
     await models.unloadAll();
