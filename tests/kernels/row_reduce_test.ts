@@ -157,7 +157,9 @@ Deno.test("decode rows take the table's rowReduceDecode, other rows its rowReduc
   assert.equal(rowReduceFor(ctx, DECODE_ROWS), c.rowReduceDecode ?? c.rowReduce);
   assert.equal(rowReduceFor(ctx, DECODE_ROWS + 1), c.rowReduce);
   assert.equal(rowReduceFor(ctx, 1, "narrow"), "narrow");
-  for (const key of ["wgpu/gpu", "dawn/gpu"]) assert.equal(CHOICES[key].rowReduceDecode, "regs", key);
+  // dawn/gpu measured on the H200 (choices_test checks it against the record); wgpu/gpu unmeasured.
+  assert.equal(CHOICES["wgpu/gpu"].rowReduceDecode, "regs");
+  assert.equal(CHOICES["dawn/gpu"].rowReduceDecode, "regs1024");
   for (const key of ["wgpu/cpu", "dawn/cpu"]) {
     assert.equal(CHOICES[key].rowReduceDecode, undefined, `${key} unchanged`);
   }
