@@ -476,7 +476,7 @@ Deno.test("COGVIEW2_TENSOR_CORES=1: the SR-sized GEMMs take TENSOR_CORE_GEMM whe
     variant: gpuGemmVariant(h200, 10, 9216),
     forced: false,
   });
-  assert.deepEqual(dawnFlags(undefined, true), [
+  assert.deepEqual(dawnFlags("", true), [
     "enable-dawn-features=vulkan_enable_f16_on_nvidia,allow_unsafe_apis",
     "disable-dawn-features=timestamp_quantization",
   ]);
@@ -484,5 +484,5 @@ Deno.test("COGVIEW2_TENSOR_CORES=1: the SR-sized GEMMs take TENSOR_CORE_GEMM whe
     "enable-dawn-features=disable_robustness,allow_unsafe_apis,vulkan_enable_f16_on_nvidia",
     "disable-dawn-features=timestamp_quantization",
   ]);
-  assert.deepEqual(dawnFlags(undefined, false), ["disable-dawn-features=timestamp_quantization"]);
+  assert.deepEqual(dawnFlags("", false), ["disable-dawn-features=timestamp_quantization"]);
 });
