@@ -33,12 +33,7 @@ enable subgroups;
 // src/reference/matmul.ts.
 #include "common.wgsl"
 
-struct Params {
-  M: u32, N: u32, K: u32, lda: u32, ldw: u32, ldc: u32, a_off: u32, w_off: u32, c_off: u32,
-  a_bs: u32, w_bs: u32, c_bs: u32, alpha: f32, bias_off: u32, r_off: u32, ldr: u32, r_bs: u32,
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;
+#include "gemm_params.wgsl"
 #if W_F16
 #if W8
 @group(0) @binding(2) var<storage, read> W: array<vec4<u32>>;
