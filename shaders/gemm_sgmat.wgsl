@@ -60,7 +60,21 @@ diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
 //     16x8x16 and 16x8x8). ACC16 (f16 results, per-slice f16 sums folded into f32) is the fallback for adapters
 //     without one; it needs fixed-size subgroups (every subgroup in use around its barriers).
 //  8. The products of f16 values are summed in f32 by the hardware (A is rounded to f16, so |A| must stay below
-//     65504, as in the original's fp16 model).
+//     65504, as in the original's fp16 model). Published measurements of NVIDIA's tensor cores (Fasi, Higham,
+//     Mikaitis, Pranesh 2021) find the products exact and their sum aligned to the largest exponent with truncated
+//     (not rounded) significands inside one operation: at most a few units of 2^-23 of the largest term per
+//     multiply-accumulate, which EMU (round-to-nearest f32 sums) does not reproduce; far below the f16 rounding of
+//     the inputs, which EMU does reproduce (the same f16 values, exact products).
+//
+// SPLIT (the *_precise variants): A is staged as hi = f16(a) and lo = f16(a - hi) (a - hi is exact in f32; lo keeps
+// a's next 11 bits: hi + lo equals a to ~2^-22 relative, or 2^-25 absolute where lo is an f16 subnormal) in two
+// tiles (As, Al), and each step multiplies both into the same f32 result (lo·w, then hi·w); f32 W (WSPLIT) is split
+// likewise (Ws, Wl) and the third product hi·w_lo added (the lo·lo term, ~2^-22 relative, is left out). f16 W is
+// exact in f16 and needs no split. So A·Wᵀ carries f32-like input precision at 2 (f16 W) or 3 (f32 W)
+// multiply-accumulates per step and one or two more tiles to stage: the golden tolerances hold (the plain variants
+// miss them by a hair: CogLM hidden 2.15e-3 vs 2e-3 on an H200). hi is rounded by integer operations (hi16), not as
+// f32(f16(a)): compilers may fold that back into a (Mesa 25 does for unpack2x16float(pack2x16float(v)) on lavapipe,
+// which left lo = 0 in half the lanes), and a - hi must see the rounded value.
 #include "common.wgsl"
 
 #include "gemm_params.wgsl"
@@ -98,8 +112,30 @@ const LW: u32 = (NW + T - 1u) / T;
 
 // SPACK halves per array element: 1 (f16), 4 with V4 (vec4<f16>), 2 under EMU (u32 pairs). The subgroup-matrix loads
 // take offsets and strides in array elements (halves / SPACK).
+#if EMU
+// EMU keeps the lo tiles after the hi ones in As and Ws (halves A_LO and W_LO on): no branch in its multiply loop.
+#if SPLIT
+const A_LO: u32 = BM * SA;
+#else
+const A_LO: u32 = 0u;
+#endif
+#if WSPLIT
+const W_LO: u32 = BN * SW;
+#else
+const W_LO: u32 = 0u;
+#endif
+var<workgroup> As: array<ST, (BM * SA + A_LO) / SPACK>;
+var<workgroup> Ws: array<ST, (BN * SW + W_LO) / SPACK>;
+#else
 var<workgroup> As: array<ST, BM * SA / SPACK>;
 var<workgroup> Ws: array<ST, BN * SW / SPACK>;
+#if SPLIT
+var<workgroup> Al: array<ST, BM * SA / SPACK>; // lo parts of A (f16(a - hi))
+#endif
+#if WSPLIT
+var<workgroup> Wl: array<ST, BN * SW / SPACK>; // lo parts of f32 W
+#endif
+#endif
 var<workgroup> Cs: array<f32, NSG * TM * TN>;
 var<private> na: array<vec4<f32>, LA>;
 // This invocation's lane in its subgroup (ACC16 and EMU).
@@ -119,16 +155,32 @@ var<private> nw: array<WV, LW>;
 alias ST = u32;
 const SPACK: u32 = 2u;
 fn put_a(at: u32, v: vec4<f32>) {
-  As[at / 2u] = pack2x16float(v.xy);
-  As[at / 2u + 1u] = pack2x16float(v.zw);
+#if SPLIT
+  let h = hi16(v);
+  let l = v - h;
+  As[(A_LO + at) / 2u] = pack2x16float(l.xy);
+  As[(A_LO + at) / 2u + 1u] = pack2x16float(l.zw);
+#else
+  let h = v;
+#endif
+  As[at / 2u] = pack2x16float(h.xy);
+  As[at / 2u + 1u] = pack2x16float(h.zw);
 }
 fn put_w(at: u32, p: WV) {
 #if W_F16
   Ws[at / 2u] = p.x;
   Ws[at / 2u + 1u] = p.y;
 #else
-  Ws[at / 2u] = pack2x16float(p.xy);
-  Ws[at / 2u + 1u] = pack2x16float(p.zw);
+#if WSPLIT
+  let h = hi16(p);
+  let l = p - h;
+  Ws[(W_LO + at) / 2u] = pack2x16float(l.xy);
+  Ws[(W_LO + at) / 2u + 1u] = pack2x16float(l.zw);
+#else
+  let h = p;
+#endif
+  Ws[at / 2u] = pack2x16float(h.xy);
+  Ws[at / 2u + 1u] = pack2x16float(h.zw);
 #endif
 }
 fn as_at(i: u32) -> f32 { return f16_at(As[i / 2u], i); }
@@ -141,6 +193,10 @@ struct Result { v: array<f32, EMU_E> }
 // Offsets and strides in array elements (u32 pairs), as the real loads take them; kept in halves.
 fn load_left(off: u32, stride: u32) -> Left { return Left(off * SPACK, stride * SPACK); } // row_major in As
 fn load_right(off: u32, stride: u32) -> Right { return Right(off * SPACK, stride * SPACK); } // col_major in Ws
+// One call per result matrix and step, the split terms included (all three products exact in f32, summed in f32 in
+// another order than the hardware's one multiply-accumulate per term): one multiply loop for Mesa to compile
+// instead of three (lavapipe took 9-13 s over the precise kernels otherwise).
+fn mma_split(a: Left, b: Right, c: Result) -> Result { return mma(a, b, c); }
 fn mma(a: Left, b: Right, c: Result) -> Result {
   var r = c;
   for (var q = 0u; q < EMU_E; q++) {
@@ -149,7 +205,15 @@ fn mma(a: Left, b: Right, c: Result) -> Result {
     let col = e % TN;
     var s = 0.0;
     for (var k = 0u; k < TK; k++) {
-      s += as_at(a.off + row * a.stride + k) * ws_at(b.off + col * b.stride + k);
+      let ia = a.off + row * a.stride + k;
+      let iw = b.off + col * b.stride + k;
+      s += as_at(ia) * ws_at(iw);
+#if SPLIT
+      s += as_at(A_LO + ia) * ws_at(iw); // the split terms in the same sum (mma_split)
+#endif
+#if WSPLIT
+      s += as_at(ia) * ws_at(W_LO + iw);
+#endif
     }
 #if ACC16
     r.v[q] = unpack2x16float(pack2x16float(vec2<f32>(r.v[q] + s, 0.0))).x; // an f16 result: rounded
@@ -172,34 +236,72 @@ fn store_result(off: u32, c: Result, stride: u32) { // row_major into Cs
 // binary), under which offsets and strides count vec4 (SPIR-V: units of the pointee type).
 alias ST = vec4<f16>;
 const SPACK: u32 = 4u;
-fn put_a(at: u32, v: vec4<f32>) { As[at / 4u] = vec4<f16>(v); }
+fn put_a(at: u32, v: vec4<f32>) {
+#if SPLIT
+  let h = hi16(v);
+  Al[at / 4u] = vec4<f16>(v - h);
+  As[at / 4u] = vec4<f16>(h);
+#else
+  As[at / 4u] = vec4<f16>(v);
+#endif
+}
 fn put_w(at: u32, p: WV) {
 #if W_F16
   Ws[at / 4u] = bitcast<vec4<f16>>(p);
 #else
+#if WSPLIT
+  let h = hi16(p);
+  Wl[at / 4u] = vec4<f16>(p - h);
+  Ws[at / 4u] = vec4<f16>(h);
+#else
   Ws[at / 4u] = vec4<f16>(p);
+#endif
 #endif
 }
 #else
 alias ST = f16;
 const SPACK: u32 = 1u;
 fn put_a(at: u32, v: vec4<f32>) {
+#if SPLIT
+  let h32 = hi16(v);
+  let h = vec4<f16>(h32);
+#else
   let h = vec4<f16>(v);
+#endif
   As[at] = h.x;
   As[at + 1u] = h.y;
   As[at + 2u] = h.z;
   As[at + 3u] = h.w;
+#if SPLIT
+  let l = vec4<f16>(v - h32);
+  Al[at] = l.x;
+  Al[at + 1u] = l.y;
+  Al[at + 2u] = l.z;
+  Al[at + 3u] = l.w;
+#endif
 }
 fn put_w(at: u32, p: WV) {
 #if W_F16
   let h = vec4<f16>(bitcast<vec2<f16>>(p.x), bitcast<vec2<f16>>(p.y));
 #else
+#if WSPLIT
+  let h32 = hi16(p);
+  let h = vec4<f16>(h32);
+#else
   let h = vec4<f16>(p);
+#endif
 #endif
   Ws[at] = h.x;
   Ws[at + 1u] = h.y;
   Ws[at + 2u] = h.z;
   Ws[at + 3u] = h.w;
+#if WSPLIT
+  let l = vec4<f16>(p - h32);
+  Wl[at] = l.x;
+  Wl[at + 1u] = l.y;
+  Wl[at + 2u] = l.z;
+  Wl[at + 3u] = l.w;
+#endif
 }
 #endif
 alias Left = subgroup_matrix_left<f16, TK, TM>;
@@ -215,9 +317,23 @@ alias Result = subgroup_matrix_result<f32, TN, TM>;
 // Left: TM rows (m) × TK columns (k), row-major in As. Right: TK rows (k) × TN columns (n), column-major in Ws.
 fn load_left(off: u32, stride: u32) -> Left { return subgroupMatrixLoad<Left, row_major>(&As, off, stride); }
 fn load_right(off: u32, stride: u32) -> Right { return subgroupMatrixLoad<Right, col_major>(&Ws, off, stride); }
+#if SPLIT
+fn load_left_lo(off: u32, stride: u32) -> Left { return subgroupMatrixLoad<Left, row_major>(&Al, off, stride); }
+#endif
+#if WSPLIT
+fn load_right_lo(off: u32, stride: u32) -> Right { return subgroupMatrixLoad<Right, col_major>(&Wl, off, stride); }
+#endif
 fn mma(a: Left, b: Right, c: Result) -> Result { return subgroupMatrixMultiplyAccumulate(a, b, c); }
 fn store_result(off: u32, c: Result, stride: u32) { subgroupMatrixStore<row_major>(&Cs, off, c, stride); }
 #endif
+
+// v rounded to 11 significant bits (f16's precision), to nearest even, as f32: exactly an f16 value for
+// 2^-14 <= |v| <= 65504 (below, the f16 conversion rounds it once more, by at most 2^-25). Integer operations, so that
+// v - hi16(v) is the rounding residual whatever the compiler's float folding (see SPLIT in the header).
+fn hi16(v: vec4<f32>) -> vec4<f32> {
+  let u = bitcast<vec4<u32>>(v);
+  return bitcast<vec4<f32>>((u + vec4<u32>(0xfffu) + ((u >> vec4<u32>(13u)) & vec4<u32>(1u))) & vec4<u32>(0xffffe000u));
+}
 
 // 4 consecutive k of row `row` of A (zero outside the matrix).
 fn load_a(b: u32, row: u32, k: u32) -> vec4<f32> {
@@ -284,6 +400,11 @@ fn main(
   let cols = (sid % SGX) * RN * TN;
   var acc: array<array<Result, RN>, RM>;
   var a: array<Left, RM>; // declared in uniform control flow
+#if !EMU
+#if SPLIT
+  var al: array<Left, RM>;
+#endif
+#endif
   prefetch(b, m0, n0, t, 0u);
   for (var k0 = 0u; k0 < P.K; k0 += BK) {
     workgroupBarrier();
@@ -292,10 +413,35 @@ fn main(
     if (k0 + BK < P.K) { prefetch(b, m0, n0, t, k0 + BK); }
     if (in_use) {
       for (var kk = 0u; kk < BK; kk += TK) {
-        for (var i = 0u; i < RM; i++) { a[i] = load_left(((rows + i * TM) * SA + kk) / SPACK, SA / SPACK); }
+        for (var i = 0u; i < RM; i++) {
+          a[i] = load_left(((rows + i * TM) * SA + kk) / SPACK, SA / SPACK);
+#if !EMU
+#if SPLIT
+          al[i] = load_left_lo(((rows + i * TM) * SA + kk) / SPACK, SA / SPACK);
+#endif
+#endif
+        }
         for (var j = 0u; j < RN; j++) {
           let w = load_right(((cols + j * TN) * SW + kk) / SPACK, SW / SPACK);
-          for (var i = 0u; i < RM; i++) { acc[i][j] = mma(a[i], w, acc[i][j]); }
+#if !EMU
+#if WSPLIT
+          let wl = load_right_lo(((cols + j * TN) * SW + kk) / SPACK, SW / SPACK);
+#endif
+#endif
+          for (var i = 0u; i < RM; i++) {
+#if EMU
+            acc[i][j] = mma_split(a[i], w, acc[i][j]);
+#else
+            // The small terms first (SPLIT: lo·w, WSPLIT: hi·w_lo), then hi·w, into the same f32 result.
+#if SPLIT
+            acc[i][j] = mma(al[i], w, acc[i][j]);
+#endif
+#if WSPLIT
+            acc[i][j] = mma(a[i], wl, acc[i][j]);
+#endif
+            acc[i][j] = mma(a[i], w, acc[i][j]);
+#endif
+          }
         }
       }
     }

@@ -1,5 +1,5 @@
 // `deno task conformance [FIXTURE_DIR] [--kind k1,k2] [--case REGEX] [--model DIR] [--weights source|f16|f32|int8]
-// [--gpu dawn|wgpu|auto] [--gpu-schedules]`:
+// [--gpu dawn|wgpu|auto] [--gpu-schedules] [--tensor-cores-emulated]`:
 // converts the fixture's official files with the project's converter (default: at source precision, nothing
 // narrowed), runs every golden case, prints PASS/FAIL per case with its error figures and the stored dtype of the
 // weights it ran with ("NARROWED" when the conversion narrowed them), and a last line "N passed, N failed".
@@ -9,6 +9,10 @@
 // --gpu-schedules runs the cases with the kernels a GPU adapter gets (choices.ts "*/gpu": gemmTiles, gemvRows, the
 // decode step's row-resident layer norms and 256-wide attention, ...) on whatever adapter this is: on lavapipe, a
 // check of the GPU route against the golden cases (slow: e.g. coglm_generate_greedy ~20 s per case).
+// --tensor-cores-emulated: the GPU schedules with the tensor-core GEMMs that COGVIEW2_TENSOR_CORES=1 (or =fast, if
+// set so) picks, their subgroup-matrix operations emulated in plain WGSL (src/kernels/gemm.ts
+// withEmulatedTensorCores: f16 inputs, exact products, f32 sums), on any adapter; COGVIEW2_GEMM=gemm_sgmat* forces
+// one variant. The check that the tensor-core numerics hold the golden tolerances where no tensor cores are exposed.
 // `deno task conformance --int8-random-published LAYERS [--steps N]`: no fixture; int8 vs f16 on LAYERS random-weight
 // CogLM layers at the published width (the int8 model quantises the f16 one's weights): greedy-token agreement over
 // N steps (default 100) and logit KL per position.
@@ -20,6 +24,8 @@ import { int8Quality, int8RandomPublished } from "../src/conformance/int8_qualit
 import { convertFixtureSet } from "../src/convert/fixture.ts";
 import { runConformance } from "../src/conformance/runner.ts";
 import { WEIGHTS_CHOICES, type WeightsChoice } from "../src/convert/convert.ts";
+import { withEmulatedTensorCores } from "../src/kernels/gemm.ts";
+import { tensorCoreMode } from "../src/gpu/env.ts";
 
 let args: string[];
 try {
@@ -41,6 +47,8 @@ function take(flag: string): string | undefined {
 }
 const gpuSchedules = args.includes("--gpu-schedules");
 if (gpuSchedules) args.splice(args.indexOf("--gpu-schedules"), 1);
+const tcEmulated = args.includes("--tensor-cores-emulated");
+if (tcEmulated) args.splice(args.indexOf("--tensor-cores-emulated"), 1);
 const kindArg = take("--kind");
 const caseArg = take("--case");
 const modelArg = take("--model");
@@ -77,8 +85,20 @@ const dir = args[0] ?? new URL("../../shared/fixtures/cogview2-tiny", import.met
 
 const shared = await sharedContext();
 // --gpu-schedules: the same device, reported as a GPU adapter, so the kernels take their GPU choices.
-const gpu = gpuSchedules ? shared.withGpuSchedules() : shared;
-console.log(gpuLine(shared.gpu) + (gpuSchedules ? " — GPU schedules (--gpu-schedules)" : ""));
+const tcMode = tensorCoreMode() === "fast" ? "fast" : "precise";
+const gpu = tcEmulated
+  ? withEmulatedTensorCores(shared, tcMode)
+  : gpuSchedules
+  ? shared.withGpuSchedules()
+  : shared;
+console.log(
+  gpuLine(shared.gpu) +
+    (tcEmulated
+      ? ` — GPU schedules, ${tcMode} tensor-core GEMMs emulated (--tensor-cores-emulated)`
+      : gpuSchedules
+      ? " — GPU schedules (--gpu-schedules)"
+      : ""),
+);
 let passed = 0, failed = 0;
 try {
   await runConformance(dir, gpu, {

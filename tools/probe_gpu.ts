@@ -13,8 +13,8 @@ import {
   SUBGROUP_MATRIX_FEATURE,
 } from "../src/gpu/device.ts";
 import { GEMM_VARIANT_NAMES, GEMM_VARIANTS, gemmVariantUnsupported, sgmatPlan } from "../src/kernels/gemm.ts";
-import { TENSOR_CORE_GEMM } from "../src/kernels/matmul.ts";
-import { tensorCoresRequested } from "../src/gpu/env.ts";
+import { TENSOR_CORE_GEMM, TENSOR_CORE_GEMMS } from "../src/kernels/matmul.ts";
+import { tensorCoreMode } from "../src/gpu/env.ts";
 import { GpuContext } from "../src/gpu/context.ts";
 import {
   AUTO_EXPLAINED,
@@ -211,10 +211,10 @@ try {
   }
   const tc = gemmVariantUnsupported(sgmat, TENSOR_CORE_GEMM);
   console.log(
-    `tensor cores (COGVIEW2_TENSOR_CORES=1, ${tensorCoresRequested() ? "set" : "not set"}): ${
+    `tensor cores (COGVIEW2_TENSOR_CORES=1 precise, =fast plain; now ${tensorCoreMode()}): ${
       tc
         ? `unavailable here, the SR GEMMs keep choices.ts's (${tc})`
-        : `the SR GEMMs would run ${TENSOR_CORE_GEMM}`
+        : `with f16 weights the SR GEMMs would run ${TENSOR_CORE_GEMM} (=fast: ${TENSOR_CORE_GEMMS.fast[0]})`
     }`,
   );
   closeGpu(gpu);

@@ -10,8 +10,15 @@ export function readEnv(name: string): string | undefined {
   }
 }
 
-/** `COGVIEW2_TENSOR_CORES=1`: tensor-core GEMMs where the adapter can run them (src/kernels/gemm.ts gpuGemmPick). */
+/**
+ * `COGVIEW2_TENSOR_CORES`: tensor-core GEMMs where the adapter can run them (src/kernels/matmul.ts gpuGemmPick):
+ * "1" the precise variants (A split into f16 hi + lo: the golden tolerances hold), "fast" the plain ones (A rounded
+ * to f16: faster, misses them by a hair); unset, "" or "0": off.
+ */
 export const TENSOR_CORES_ENV = "COGVIEW2_TENSOR_CORES";
+
+/** Which tensor-core GEMMs COGVIEW2_TENSOR_CORES asks for. */
+export type TensorCoreMode = "off" | "precise" | "fast";
 
 /**
  * Dawn's adapter toggles that expose tensor cores: `allow_unsafe_apis` lists chromium-experimental-subgroup-matrix,
@@ -20,9 +27,18 @@ export const TENSOR_CORES_ENV = "COGVIEW2_TENSOR_CORES";
  */
 export const TENSOR_CORE_TOGGLES = ["vulkan_enable_f16_on_nvidia", "allow_unsafe_apis"];
 
-/** Whether COGVIEW2_TENSOR_CORES asks for tensor cores ("1"; unset, "" or "0": no); another value is an error. */
+/** COGVIEW2_TENSOR_CORES read: "1" precise, "fast", unset/""/"0" off; another value is an error naming it. */
+export function tensorCoreMode(env = readEnv(TENSOR_CORES_ENV)): TensorCoreMode {
+  if (env === undefined || env === "" || env === "0") return "off";
+  if (env === "1") return "precise";
+  if (env === "fast") return "fast";
+  throw new Error(
+    `${TENSOR_CORES_ENV}=${env}: expected 1 (precise tensor cores where the adapter has them), ` +
+      "fast (A rounded to f16: faster, outside the golden tolerances) or 0",
+  );
+}
+
+/** Whether COGVIEW2_TENSOR_CORES asks for tensor cores at all (Dawn then gets TENSOR_CORE_TOGGLES). */
 export function tensorCoresRequested(env = readEnv(TENSOR_CORES_ENV)): boolean {
-  if (env === undefined || env === "" || env === "0") return false;
-  if (env === "1") return true;
-  throw new Error(`${TENSOR_CORES_ENV}=${env}: expected 1 (tensor cores where the adapter has them) or 0`);
+  return tensorCoreMode(env) !== "off";
 }

@@ -16,7 +16,7 @@ import {
   type MatmulLayout,
   matmulOutput,
 } from "./_epilogue.ts";
-import { readEnv } from "../gpu/env.ts";
+import { readEnv, type TensorCoreMode } from "../gpu/env.ts";
 import {
   formatSubgroupMatrixConfig,
   SUBGROUP_MATRIX_FEATURE,
@@ -62,6 +62,13 @@ export interface GemmTiling {
    * define V4), which needs Tint's relaxed array-element rule for subgroupMatrixLoad (a Dawn build from Aug 2026 on).
    */
   v4?: boolean;
+  /**
+   * Tensor-core variants, precise (define SPLIT): A staged as hi = f16(a) and lo = f16(a - hi), both multiplied into
+   * the same f32 result (2 multiply-accumulates per step; A exact to ~2⁻²² relative); f32 W split likewise (define
+   * WSPLIT: 3 per step, hi·hi + lo·hi + hi·lo); f16 W is exact. Needs an f16->f32 configuration. What
+   * COGVIEW2_TENSOR_CORES=1 runs: it holds the golden tolerances, which the plain variants miss by a hair.
+   */
+  precise?: boolean;
 }
 
 const BASE: GemmTiling = { bm: 128, bn: 128, tn: 8, bk: 8, pad: 0, w8: false, dbuf: true };
@@ -111,6 +118,22 @@ export const GEMM_VARIANTS = {
   gemm_sgmat_v4: { ...BASE, bk: 32, dbuf: false, sgmat: true, v4: true },
   gemm_sgmat_128x256_v4: { ...BASE, bn: 256, tn: 16, bk: 32, dbuf: false, sgmat: true, v4: true },
   gemm_sgmat_bk64_v4: { ...BASE, bk: 64, dbuf: false, sgmat: true, v4: true },
+  // Precise tensor cores (A split into f16 hi + lo, f32 W too; see GemmTiling.precise): K slices of 16 so that the
+  // extra lo tiles fit (128×128: 26 KiB with f16 W, 32 KiB with f32 W; 128×256: 40 KiB with f16 W, f32 W refused),
+  // and a 128×128 one with slices of 32 (38 / 48 KiB). Not measured on a GPU yet (`bench --only gemm`).
+  gemm_sgmat_precise: { ...BASE, bk: 16, dbuf: false, sgmat: true, precise: true },
+  gemm_sgmat_v4_precise: { ...BASE, bk: 16, dbuf: false, sgmat: true, v4: true, precise: true },
+  gemm_sgmat_bk32_v4_precise: { ...BASE, bk: 32, dbuf: false, sgmat: true, v4: true, precise: true },
+  gemm_sgmat_128x256_v4_precise: {
+    ...BASE,
+    bn: 256,
+    tn: 16,
+    bk: 16,
+    dbuf: false,
+    sgmat: true,
+    v4: true,
+    precise: true,
+  },
 } satisfies Record<string, GemmTiling>;
 export type GemmVariant = keyof typeof GEMM_VARIANTS;
 export const GEMM_VARIANT_NAMES = Object.keys(GEMM_VARIANTS) as GemmVariant[];
@@ -152,18 +175,19 @@ const SGMAT_SGY = 4, SGMAT_BLOCK_M = 32, SGMAT_BLOCK_N = 64;
 /**
  * The subgroup-matrix configuration the tensor-core variants use from an adapter's list, or null: f16 left/right
  * matrices, M dividing 32, N dividing 64 and K dividing the slice depth `bk`; an f32 result if any (else an f16
- * one: per-slice f16 sums folded into f32, define ACC16); then the most multiply-adds per operation (M·N·K), then
- * the widest N.
+ * one: per-slice f16 sums folded into f32, define ACC16, unless `f32Only`: the precise variants); then the most
+ * multiply-adds per operation (M·N·K), then the widest N.
  */
 export function pickSubgroupMatrixConfig(
   configs: readonly SubgroupMatrixConfig[],
   bk = 32,
+  f32Only = false,
 ): SubgroupMatrixConfig | null {
   const fits = configs.filter((c) =>
     c.componentType === "f16" && SGMAT_BLOCK_M % c.M === 0 && SGMAT_BLOCK_N % c.N === 0 && bk % c.K === 0
   );
   const f32 = fits.filter((c) => c.resultComponentType === "f32");
-  const ok = f32.length ? f32 : fits.filter((c) => c.resultComponentType === "f16");
+  const ok = f32.length || f32Only ? f32 : fits.filter((c) => c.resultComponentType === "f16");
   return ok.reduce<SubgroupMatrixConfig | null>(
     (best, c) =>
       !best || c.M * c.N * c.K > best.M * best.N * best.K ||
@@ -192,6 +216,10 @@ export interface SgmatPlan {
     SG_FIXED: boolean;
     /** f16 result matrices (the configuration has no f32 result): per-slice f16 sums folded into f32. */
     ACC16: boolean;
+    /** A split into f16 hi + lo (GemmTiling.precise). */
+    SPLIT: boolean;
+    /** f32 W split likewise (precise variants with f32 W). */
+    WSPLIT: boolean;
   };
   invocations: number;
   workgroupBytes: number;
@@ -204,15 +232,17 @@ export const SGMAT_EMULATED_SUBGROUP = 32;
 
 /**
  * The plan of a tensor-core tiling for this device, from `configs` (default the adapter's) and `sgmax` (default its
- * largest subgroup size); null where no configuration fits (pickSubgroupMatrixConfig) or the subgroup size is unknown.
+ * largest subgroup size), for W of `wDtype` (the precise variants split f32 W: one more tile); null where no
+ * configuration fits (pickSubgroupMatrixConfig) or the subgroup size is unknown.
  */
 export function sgmatPlan(
   ctx: GpuContext,
   t: GemmTiling,
   configs: readonly SubgroupMatrixConfig[] = ctx.gpu.subgroupMatrixConfigs,
   sgmax: number | null = ctx.gpu.subgroupMaxSize,
+  wDtype: "f16" | "f32" = "f16",
 ): SgmatPlan | null {
-  const config = pickSubgroupMatrixConfig(configs, t.bk);
+  const config = pickSubgroupMatrixConfig(configs, t.bk, !!t.precise);
   if (!config || !sgmax) return null;
   const sgx = t.bn / SGMAT_BLOCK_N, nsg = SGMAT_SGY * sgx;
   const rm = SGMAT_BLOCK_M / config.M, rn = SGMAT_BLOCK_N / config.N;
@@ -229,9 +259,12 @@ export function sgmatPlan(
     V4: !!t.v4,
     SG_FIXED: sgmax === ctx.gpu.subgroupMinSize,
     ACC16: config.resultComponentType === "f16",
+    SPLIT: !!t.precise,
+    WSPLIT: !!t.precise && wDtype === "f32",
   };
-  // As and Ws (f16, rows padded by 8 halves) and one f32 result block per subgroup.
-  const workgroupBytes = (t.bm + t.bn) * (t.bk + 8) * 2 + nsg * config.M * config.N * 4;
+  // As and Ws (f16, rows padded by 8 halves; Al and Wl likewise where split) and one f32 result block per subgroup.
+  const tileRows = t.bm * (defines.SPLIT ? 2 : 1) + t.bn * (defines.WSPLIT ? 2 : 1);
+  const workgroupBytes = tileRows * (t.bk + 8) * 2 + nsg * config.M * config.N * 4;
   return {
     config,
     defines,
@@ -241,6 +274,11 @@ export function sgmatPlan(
       `${formatSubgroupMatrixConfig(config)}, ${t.bm}x${t.bn} tile, K slices of ${t.bk}, ${nsg} subgroups ` +
       `of ${sgmax}, ${rm}x${rn} result matrices each, ${workgroupBytes} bytes of workgroup memory` +
       (t.v4 ? ", vec4<f16> tiles" : "") +
+      (defines.WSPLIT
+        ? ", A and f32 W split into f16 hi + lo"
+        : defines.SPLIT
+        ? ", A split into f16 hi + lo"
+        : "") +
       (config.resultComponentType === "f16" ? ", f16 slices folded into f32" : ""),
   };
 }
@@ -254,7 +292,48 @@ export function sgmatDefines(
   wF16: boolean,
   emulate = false,
 ): Record<string, number | boolean> {
-  return { W_F16: wF16, EMU: emulate, ...plan.defines };
+  return { W_F16: wF16, EMU: emulate, ...plan.defines, WSPLIT: plan.defines.SPLIT && !wF16 };
+}
+
+/** The configuration the emulated kernel runs by default: an H200's (with 32-wide subgroups). */
+export const SGMAT_EMULATED_CONFIG: SubgroupMatrixConfig = {
+  componentType: "f16",
+  resultComponentType: "f32",
+  M: 16,
+  N: 16,
+  K: 16,
+};
+
+/** How a context of withEmulatedTensorCores runs its tensor-core GEMMs. */
+export interface EmulatedTensorCores {
+  /** Which variants matmul() picks for the SR-sized products (COGVIEW2_TENSOR_CORES's meaning). */
+  mode: Exclude<TensorCoreMode, "off">;
+  config: SubgroupMatrixConfig;
+}
+
+const emulatedOn = new WeakMap<GpuContext, EmulatedTensorCores>();
+
+/**
+ * A context over `ctx`'s device that reports a GPU adapter (GpuContext.withGpuSchedules), picks tensor-core GEMMs
+ * as COGVIEW2_TENSOR_CORES=1 (`mode` "precise") or =fast would, and runs every tensor-core variant with the
+ * subgroup-matrix operations emulated in plain WGSL (GemmOptions.sgmatEmulate: the inputs rounded to f16 as the
+ * hardware takes them, exact products summed in f32; `config`, default SGMAT_EMULATED_CONFIG, subgroups of 32), so
+ * that the models' numerics with tensor cores can be checked against the golden cases where none are exposed
+ * (`deno task conformance --tensor-cores-emulated`, tests/conformance/tensor_cores_test.ts). Slow: checks only.
+ */
+export function withEmulatedTensorCores(
+  ctx: GpuContext,
+  mode: Exclude<TensorCoreMode, "off"> = "precise",
+  config: SubgroupMatrixConfig = SGMAT_EMULATED_CONFIG,
+): GpuContext {
+  const c = ctx.withGpuSchedules();
+  emulatedOn.set(c, { mode, config });
+  return c;
+}
+
+/** How `ctx` emulates its tensor cores (withEmulatedTensorCores), or null. */
+export function emulatedTensorCores(ctx: GpuContext): EmulatedTensorCores | null {
+  return emulatedOn.get(ctx) ?? null;
 }
 
 /** Why the emulated tensor-core kernel (GemmOptions.sgmatEmulate) cannot run with `config` here, or null. */
@@ -262,8 +341,9 @@ export function sgmatEmulationUnsupported(
   ctx: GpuContext,
   t: GemmTiling,
   config: SubgroupMatrixConfig,
+  wDtype: "f16" | "f32" = "f16",
 ): string | null {
-  const plan = sgmatPlan(ctx, t, [config], SGMAT_EMULATED_SUBGROUP);
+  const plan = sgmatPlan(ctx, t, [config], SGMAT_EMULATED_SUBGROUP, wDtype);
   if (!plan || (config.M * config.N) % SGMAT_EMULATED_SUBGROUP) {
     return `configuration ${formatSubgroupMatrixConfig(config)} does not fit the emulated kernel`;
   }
@@ -280,11 +360,20 @@ export function sgmatEmulationUnsupported(
 /**
  * Why this device cannot run a variant (workgroup memory or invocations above its limits; for the subgroup
  * variants, no `subgroups` feature, subgroups smaller than 8 or of unknown size, or f16 arithmetic; for the
- * tensor-core ones, no chromium-experimental-subgroup-matrix, no shader-f16 or no usable configuration), or null.
+ * tensor-core ones, no chromium-experimental-subgroup-matrix, no shader-f16 or no usable configuration; the precise
+ * ones with W of `wDtype`, whose f32 form stages one more tile), or null. On a context of withEmulatedTensorCores the
+ * tensor-core variants are checked against the emulated kernel's limits instead.
  */
-export function gemmVariantUnsupported(ctx: GpuContext, v: GemmVariant, f16Math = false): string | null {
+export function gemmVariantUnsupported(
+  ctx: GpuContext,
+  v: GemmVariant,
+  f16Math = false,
+  wDtype: "f16" | "f32" = "f16",
+): string | null {
   const t: GemmTiling = GEMM_VARIANTS[v], l = ctx.gpu.limits;
   const on = `${ctx.gpu.backend} adapter ${ctx.gpu.name}`;
+  const emulated = t.sgmat ? emulatedOn.get(ctx)?.config : undefined;
+  if (emulated) return sgmatEmulationUnsupported(ctx, t, emulated, wDtype);
   if (t.sgmat) {
     if (!ctx.gpu.hasSubgroupMatrix) {
       return `${v} needs the ${SUBGROUP_MATRIX_FEATURE} feature, which the ${on} lacks${
@@ -293,9 +382,11 @@ export function gemmVariantUnsupported(ctx: GpuContext, v: GemmVariant, f16Math 
         "COGVIEW2_DAWN_TOGGLES includes allow_unsafe_apis; NVIDIA's f16 ones also need vulkan_enable_f16_on_nvidia)";
     }
     if (!ctx.gpu.hasF16) return `${v} needs shader-f16, which the ${on} lacks`;
-    const plan = sgmatPlan(ctx, t);
+    const plan = sgmatPlan(ctx, t, undefined, undefined, wDtype);
     if (!plan) {
-      return `${v} needs an f16 subgroup matrix configuration (f32 or f16 result) with M dividing ${SGMAT_BLOCK_M}, N dividing ${SGMAT_BLOCK_N} ` +
+      return `${v} needs an f16 subgroup matrix configuration (${
+        t.precise ? "f32 result" : "f32 or f16 result"
+      }) with M dividing ${SGMAT_BLOCK_M}, N dividing ${SGMAT_BLOCK_N} ` +
         `and K dividing ${t.bk}, and a reported subgroupMaxSize; the ${on} reports ${
           ctx.gpu.subgroupMatrixConfigs.map(formatSubgroupMatrixConfig).join(", ") || "no configurations"
         }, subgroupMaxSize ${ctx.gpu.subgroupMaxSize ?? "unknown"}`;
@@ -310,7 +401,9 @@ export function gemmVariantUnsupported(ctx: GpuContext, v: GemmVariant, f16Math 
         `reports ${ctx.gpu.subgroupMinSize ?? "?"}-${ctx.gpu.subgroupMaxSize ?? "?"}`;
     }
     if (plan.workgroupBytes > l.maxComputeWorkgroupStorageSize) {
-      return `${v} needs ${plan.workgroupBytes} bytes of workgroup memory; this adapter allows ${l.maxComputeWorkgroupStorageSize}`;
+      return `${v} needs ${plan.workgroupBytes} bytes of workgroup memory${
+        plan.defines.WSPLIT ? " with f32 W" : ""
+      }; this adapter allows ${l.maxComputeWorkgroupStorageSize}`;
     }
     if (
       plan.invocations > l.maxComputeInvocationsPerWorkgroup || plan.invocations > l.maxComputeWorkgroupSizeX
@@ -407,13 +500,18 @@ export function gemmTiles(ctx: GpuContext, a: Tensor, w: Tensor, o: GemmOptions)
   );
   const f16Math = !!o.f16Math;
   const t: GemmTiling = GEMM_VARIANTS[variant];
-  const emu = t.sgmat ? o.sgmatEmulate : undefined;
-  const why = emu ? sgmatEmulationUnsupported(ctx, t, emu) : gemmVariantUnsupported(ctx, variant, f16Math);
+  const emu = t.sgmat ? o.sgmatEmulate ?? emulatedOn.get(ctx)?.config : undefined;
+  const wDtype = w.dtype === "f16" ? "f16" : "f32";
+  const why = emu
+    ? sgmatEmulationUnsupported(ctx, t, emu, wDtype)
+    : gemmVariantUnsupported(ctx, variant, f16Math, wDtype);
   check(why === null, "gemmTiles", why ?? "");
   const ep = epilogueBindings(o);
   const params = layoutParams(o);
   if (t.sgmat) {
-    const plan = emu ? sgmatPlan(ctx, t, [emu], SGMAT_EMULATED_SUBGROUP)! : sgmatPlan(ctx, t)!;
+    const plan = emu
+      ? sgmatPlan(ctx, t, [emu], SGMAT_EMULATED_SUBGROUP, wDtype)!
+      : sgmatPlan(ctx, t, undefined, undefined, wDtype)!;
     const defines = { ...sgmatDefines(plan, w.dtype === "f16", !!emu), ...ep.defines };
     const name = emu ? `${variant}_emulated` : variant;
     const k = ctx.kernel({ name, shader: "gemm_sgmat.wgsl", defines, bindings: ep.access });

@@ -23,9 +23,9 @@ import {
   sgmatDefines,
   sgmatPlan,
 } from "../../src/kernels/gemm.ts";
-import { gpuGemmPick, matmul, TENSOR_CORE_GEMM } from "../../src/kernels/matmul.ts";
+import { gpuGemmPick, matmul, TENSOR_CORE_GEMM, TENSOR_CORE_GEMMS } from "../../src/kernels/matmul.ts";
 import { gpuGemmVariant } from "../../src/kernels/choices.ts";
-import { tensorCoresRequested } from "../../src/gpu/env.ts";
+import { tensorCoreMode, tensorCoresRequested } from "../../src/gpu/env.ts";
 import { dawnFlags } from "../../src/gpu/backends.ts";
 import { GpuContext, type KernelSpec } from "../../src/gpu/context.ts";
 import {
@@ -59,7 +59,11 @@ if (realWhy) {
  * C = 0.5·A·Wᵀ + bias, GELU, + R on odd sizes (edge tiles both ways, K 2.25 slices of 32, K % 8 = 4), batch 2 with
  * padded strides and offsets, against the CPU twin with A rounded to f16 as the kernel stages it (W f16, or f32
  * rounded to f16). Tolerance atol 5e-4 + rtol 1e-3: exact f16 products summed in f32 in another order (sums of 72
- * products of O(1)·O(0.2) terms, results O(2)); f16 results: 2e-2 + 1e-2.
+ * products of O(1)·O(0.2) terms, results O(2)); f16 results: 2e-2 + 1e-2. The precise variants (A, and f32 W, split
+ * into f16 hi + lo) against the twin on the unrounded inputs (W f16 as stored), atol 1e-5 + rtol 1e-5 emulated: hi +
+ * lo is the input to ~2⁻²² relative (errors ~1.5e-6 here), while rounding A to f16 alone errs by up to ~2e-3 on these
+ * sizes; on tensor cores 1e-4 + 1e-4, for their sums (measured on NVIDIA's earlier ones: aligned to the largest
+ * exponent with truncated significands, up to ~17 units of 2⁻²³ of the largest term per 16-deep product).
  */
 async function checkAgainstTwin(
   ctx: GpuContext,
@@ -97,7 +101,9 @@ async function checkAgainstTwin(
       for (let m = 0; m < M; m++) {
         dense.set(a.subarray(b * aBs + 8 + m * lda, b * aBs + 8 + m * lda + K), m * K);
       }
-      const base = matmulRef(f16(dense), f16(wv), { M, N, K, alpha: 0.5, bias: f16(bias) });
+      const precise = !!(GEMM_VARIANTS[variant] as GemmTiling).precise;
+      const wIn = dtype === "f16" || !precise ? f16(wv) : wv;
+      const base = matmulRef(precise ? dense : f16(dense), wIn, { M, N, K, alpha: 0.5, bias: f16(bias) });
       const have = got.subarray(b * M * ldc, (b + 1) * M * ldc), want = new Float32Array(M * ldc);
       for (let m = 0; m < M; m++) {
         for (let n = 0; n < N; n++) {
@@ -111,7 +117,16 @@ async function checkAgainstTwin(
       // f16 results round every partial sum (2⁻¹¹ relative, sums O(2)): the f16 tolerance of the gemm bench.
       const f16Result =
         (emulate ?? sgmatPlan(ctx, GEMM_VARIANTS[variant])!.config).resultComponentType === "f16";
-      assertClose(what, have, want, f16Result ? { atol: 2e-2, rtol: 1e-2 } : { atol: 5e-4, rtol: 1e-3 });
+      assertClose(
+        what,
+        have,
+        want,
+        f16Result
+          ? { atol: 2e-2, rtol: 1e-2 }
+          : precise
+          ? (emulate ? { atol: 1e-5, rtol: 1e-5 } : { atol: 1e-4, rtol: 1e-4 })
+          : { atol: 5e-4, rtol: 1e-3 },
+      );
     }
   } finally {
     [at, wt, bt, rt].forEach((t) => t.release());
@@ -216,9 +231,14 @@ Deno.test("gemm_sgmat*: refused by name without the feature or a usable configur
     );
     assert.match(
       gemmVariantUnsupported(f16Varying, v) ?? "",
-      new RegExp(
-        `^${v} with f16 results \\(f16->f16 16x16x16: .*\\) needs subgroups of one fixed size .* 8-32`,
-      ),
+      (GEMM_VARIANTS[v] as GemmTiling).precise
+        // the precise variants need an f32 result (f16 results would round away what the split keeps)
+        ? new RegExp(
+          `^${v} needs an f16 subgroup matrix configuration \\(f32 result\\) .* reports f16->f16 16x16x16`,
+        )
+        : new RegExp(
+          `^${v} with f16 results \\(f16->f16 16x16x16: .*\\) needs subgroups of one fixed size .* 8-32`,
+        ),
     );
   }
   const M = 40, N = 24, K = 36;
@@ -336,11 +356,14 @@ Deno.test({
     const ctx = new GpuContext({ ...shared.gpu, isFallback: false });
     for (const v of SGMAT) {
       for (const wF16 of [true, false]) {
-        const plan = sgmatPlan(ctx, GEMM_VARIANTS[v], [cfg("f16", "f32", 16, 16, 16)], 32)!;
+        const t: GemmTiling = GEMM_VARIANTS[v];
+        const plan = sgmatPlan(ctx, t, [cfg("f16", "f32", 16, 16, 16)], 32, wF16 ? "f16" : "f32")!;
         if (plan.workgroupBytes > ctx.gpu.limits.maxComputeWorkgroupStorageSize) {
-          if (wF16) {
-            console.log(`${v}: ${plan.workgroupBytes} bytes of workgroup memory, above this adapter's limit`);
-          }
+          console.log(
+            `${v} ${
+              wF16 ? "f16" : "f32"
+            } W: ${plan.workgroupBytes} bytes of workgroup memory, above this adapter's limit`,
+          );
           continue;
         }
         let src = preprocess("gemm_sgmat.wgsl", { ...sgmatDefines(plan, wF16), B_C: 3 });
@@ -350,6 +373,23 @@ Deno.test({
         src = swap(src, /alias Result = subgroup_matrix_result<[^>]*>;/, "struct Result { x: f32 }");
         src = swap(src, /subgroupMatrixLoad<Left, row_major>\(&As, off, stride\)/, "Left(off + stride)");
         src = swap(src, /subgroupMatrixLoad<Right, col_major>\(&Ws, off, stride\)/, "Right(off + stride)");
+        // The precise variants: the lo tiles of A (and of f32 W), hi16's integer rounding, three products per step.
+        if (t.precise) {
+          src = swap(src, "subgroupMatrixLoad<Left, row_major>(&Al, off, stride)", "Left(off + stride + 1u)");
+          assert.ok(src.includes("fn hi16(v: vec4<f32>) -> vec4<f32>"));
+          assert.equal(
+            src.match(/^\s+acc\[i\]\[j\] = mma\(/gm)?.length,
+            wF16 ? 2 : 3,
+            `${v}: products per step`,
+          );
+        }
+        if (t.precise && !wF16) {
+          src = swap(
+            src,
+            "subgroupMatrixLoad<Right, col_major>(&Wl, off, stride)",
+            "Right(off + stride + 1u)",
+          );
+        } else assert.ok(!src.includes("&Wl"), `${v}: W split only when f32 and precise`);
         src = swap(src, "subgroupMatrixMultiplyAccumulate(a, b, c)", "Result(c.x + f32(a.x + b.x))");
         src = swap(src, "subgroupMatrixStore<row_major>(&Cs, off, c, stride);", "Cs[off + stride] = c.x;");
         ctx.kernel({ name: `${v}_standins`, code: src, bindings: ["read", "read", "write"] });
@@ -390,6 +430,10 @@ Deno.test("gemm_sgmat with the subgroup-matrix operations emulated (define EMU) 
   await checkAgainstTwin(ctx, "gemm_sgmat", "f16", cfg("f16", "f32", 16, 16, 16));
   // f16 results (ACC16): each 16-deep product rounded to f16, slices folded into f32; f32 W; 2x8 result matrices.
   await checkAgainstTwin(ctx, "gemm_sgmat", "f32", cfg("f16", "f16", 16, 8, 16));
+  // Precise (A split into f16 hi + lo; f32 W split too) against the twin on the unrounded inputs, atol 1e-5: the
+  // plain variant misses that by ~200x (max error 2.2e-3 on these inputs).
+  await checkAgainstTwin(ctx, "gemm_sgmat_precise", "f16", cfg("f16", "f32", 16, 16, 16));
+  await checkAgainstTwin(ctx, "gemm_sgmat_precise", "f32", cfg("f16", "f32", 16, 8, 16));
 });
 
 Deno.test({
@@ -434,11 +478,14 @@ Deno.test({
   },
 });
 
-Deno.test("COGVIEW2_TENSOR_CORES=1: the SR-sized GEMMs take TENSOR_CORE_GEMM where the device can run it, else the table's; Dawn gets the toggles", () => {
-  assert.equal(tensorCoresRequested(undefined), false);
-  assert.equal(tensorCoresRequested("0"), false);
-  assert.equal(tensorCoresRequested("1"), true);
-  assert.throws(() => tensorCoresRequested("yes"), /COGVIEW2_TENSOR_CORES=yes: expected 1/);
+Deno.test("COGVIEW2_TENSOR_CORES=1|fast: the SR-sized GEMMs take the precise (or plain) tensor-core GEMM where the device can run it with the weights' dtype, else the table's; Dawn gets the toggles", () => {
+  assert.equal(tensorCoreMode(undefined), "off");
+  assert.equal(tensorCoreMode("0"), "off");
+  assert.equal(tensorCoreMode("1"), "precise");
+  assert.equal(tensorCoreMode("fast"), "fast");
+  assert.equal(tensorCoresRequested("fast"), true);
+  assert.equal(tensorCoresRequested(""), false);
+  assert.throws(() => tensorCoreMode("yes"), /COGVIEW2_TENSOR_CORES=yes: expected 1 .*, fast .* or 0/);
   // An H200 with the toggles (session 8's probe): f16->f32 16x16x16, fixed 32-wide subgroups.
   const h200 = new GpuContext({
     ...shared.gpu,
@@ -460,19 +507,33 @@ Deno.test("COGVIEW2_TENSOR_CORES=1: the SR-sized GEMMs take TENSOR_CORE_GEMM whe
     hasSubgroupMatrix: false,
     subgroupMatrixConfigs: [],
   });
+  // Only f16 results: the precise variants need an f32 one (the plain fold f16 sums into f32).
+  const f16Only = new GpuContext({ ...h200.gpu, subgroupMatrixConfigs: [cfg("f16", "f16", 16, 16, 16)] });
+  assert.equal(TENSOR_CORE_GEMM, "gemm_sgmat_128x256_v4_precise");
   assert.equal(gemmVariantUnsupported(h200, TENSOR_CORE_GEMM), null);
+  // f32 W splits W too: one more tile, above 48 KiB at 128x256 (53248 bytes), so the 128x128 precise one.
+  assert.match(
+    gemmVariantUnsupported(h200, TENSOR_CORE_GEMM, false, "f32") ?? "",
+    /53248 bytes .* with f32 W/,
+  );
+  assert.match(
+    gemmVariantUnsupported(f16Only, "gemm_sgmat_v4_precise") ?? "",
+    /needs an f16 subgroup matrix configuration \(f32 result\)/,
+  );
   for (const [M, N] of [[28928, 2560], [6528, 10240], [32768, 7680]]) {
-    assert.deepEqual(
-      gpuGemmPick(h200, M, N, true),
-      { variant: TENSOR_CORE_GEMM, forced: false },
-      `${M}x${N}`,
-    );
+    const pick = (ctx: GpuContext, mode: "off" | "precise" | "fast", w: "f16" | "f32" = "f16") =>
+      gpuGemmPick(ctx, M, N, mode, w);
+    assert.deepEqual(pick(h200, "precise"), { variant: TENSOR_CORE_GEMM, forced: false }, `${M}x${N}`);
+    assert.deepEqual(pick(h200, "precise", "f32"), { variant: "gemm_sgmat_v4_precise", forced: false });
+    assert.deepEqual(pick(h200, "fast"), { variant: TENSOR_CORE_GEMMS.fast[0], forced: false });
     // Without the request, or on a device without tensor cores: the table's variant for the class.
-    assert.deepEqual(gpuGemmPick(h200, M, N, false), { variant: gpuGemmVariant(h200, M, N), forced: false });
-    assert.deepEqual(gpuGemmPick(none, M, N, true), { variant: gpuGemmVariant(none, M, N), forced: false });
+    const table = { variant: gpuGemmVariant(h200, M, N), forced: false };
+    assert.deepEqual(pick(h200, "off"), table);
+    assert.deepEqual(pick(none, "precise"), { variant: gpuGemmVariant(none, M, N), forced: false });
+    assert.deepEqual(pick(f16Only, "precise"), table);
   }
   // CogLM's prompt rows (smallM) keep the table's.
-  assert.deepEqual(gpuGemmPick(h200, 10, 9216, true), {
+  assert.deepEqual(gpuGemmPick(h200, 10, 9216, "precise"), {
     variant: gpuGemmVariant(h200, 10, 9216),
     forced: false,
   });

@@ -193,8 +193,8 @@ export async function benchGemmVariants(
 /**
  * Null if the variant computes C = 0.5·A·Wᵀ + bias, GELU, + R on a 133×261×72 f16-W product (edge tiles both ways,
  * 4.5 slices of 16) within the tolerance of the CPU twin (f32 arithmetic: atol 1e-4 + rtol 1e-3, looser than
- * tests/kernels/gemm_test.ts for other GPUs' fused multiply-adds; f16Math and the tensor-core variants, which round A
- * to f16: 2e-2 + 1e-2); else why not.
+ * tests/kernels/gemm_test.ts for other GPUs' fused multiply-adds; the precise tensor-core variants 1e-4 + 1e-4;
+ * f16Math and the plain tensor-core variants, which round A to f16: 2e-2 + 1e-2); else why not.
  */
 export async function gemmVariantCheck(
   ctx: GpuContext,
@@ -212,8 +212,15 @@ export async function gemmVariantCheck(
     c.release();
     const want = matmulRef(a, f16BitsToF32(f32ToF16Bits(w)), { M, N, K, alpha: 0.5, bias })
       .map((x, i) => geluRef(x) + resid[i]);
-    const f16 = v.f16Math || !!(GEMM_VARIANTS[v.tiling] as GemmTiling).sgmat;
-    const r = compareArrays(got, want, f16 ? { atol: 2e-2, rtol: 1e-2 } : { atol: 1e-4, rtol: 1e-3 });
+    // The precise tensor-core variants (A split into f16 hi + lo) are held to 1e-4 + 1e-4 (A rounded to f16 errs by
+    // ~1e-3 here): on a GPU, the check that the split survives the driver's compiler and the tensor cores' sums.
+    const t = GEMM_VARIANTS[v.tiling] as GemmTiling;
+    const f16 = v.f16Math || (!!t.sgmat && !t.precise);
+    const r = compareArrays(
+      got,
+      want,
+      f16 ? { atol: 2e-2, rtol: 1e-2 } : t.precise ? { atol: 1e-4, rtol: 1e-4 } : { atol: 1e-4, rtol: 1e-3 },
+    );
     return r.ok ? null : `${v.kernel}: wrong result on ${M}x${N}x${K} vs the CPU twin: ${r.summary}`;
   } finally {
     [at, wt, bt, rt].forEach((t) => t.release());
