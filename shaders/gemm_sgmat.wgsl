@@ -19,7 +19,7 @@ diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
 // matrices in registers (register blocking: per TK step RM left and RN right loads for RM·RN multiply-accumulates).
 // K advances in slices of BK: the next slice of A (f32, rounded to f16 when staged) and W (f16 copied, f32 rounded) is
 // loaded into registers while the current one is multiplied, then stored into one workgroup buffer (two barriers per
-// slice): As[m][k] row-major (stride SA = BK + 8 halves: 16-byte padding), Ws[n][k] likewise (stride SW), so the left
+// slice; DBUF: alternately into two buffers, one barrier per slice): As[m][k] row-major (stride SA = BK + 8 halves: 16-byte padding), Ws[n][k] likewise (stride SW), so the left
 // matrix (TM rows m × TK columns k) is a row_major load of As and the right matrix (TK rows k × TN columns n) a
 // col_major load of Ws. Out-of-range rows, columns and k are staged as zeros. At the end each result matrix goes
 // through workgroup memory (Cs, one TM×TN f32 block per subgroup, row_major) and the whole workgroup writes it through
@@ -112,8 +112,15 @@ const LW: u32 = (NW + T - 1u) / T;
 
 // SPACK halves per array element: 1 (f16), 4 with V4 (vec4<f16>), 2 under EMU (u32 pairs). The subgroup-matrix loads
 // take offsets and strides in array elements (halves / SPACK).
+// DBUF: two sets of tiles (buffer c from halves c·A_STEP of As, c·W_STEP of Ws), one barrier per K slice.
+#if DBUF
+const NBUF: u32 = 2u;
+#else
+const NBUF: u32 = 1u;
+#endif
 #if EMU
-// EMU keeps the lo tiles after the hi ones in As and Ws (halves A_LO and W_LO on): no branch in its multiply loop.
+// EMU keeps the lo tiles after the hi ones in As and Ws (halves A_LO and W_LO on, in each buffer): no branch in its
+// multiply loop.
 #if SPLIT
 const A_LO: u32 = BM * SA;
 #else
@@ -124,16 +131,20 @@ const W_LO: u32 = BN * SW;
 #else
 const W_LO: u32 = 0u;
 #endif
-var<workgroup> As: array<ST, (BM * SA + A_LO) / SPACK>;
-var<workgroup> Ws: array<ST, (BN * SW + W_LO) / SPACK>;
+const A_STEP: u32 = BM * SA + A_LO;
+const W_STEP: u32 = BN * SW + W_LO;
+var<workgroup> As: array<ST, NBUF * A_STEP / SPACK>;
+var<workgroup> Ws: array<ST, NBUF * W_STEP / SPACK>;
 #else
-var<workgroup> As: array<ST, BM * SA / SPACK>;
-var<workgroup> Ws: array<ST, BN * SW / SPACK>;
+const A_STEP: u32 = BM * SA;
+const W_STEP: u32 = BN * SW;
+var<workgroup> As: array<ST, NBUF * A_STEP / SPACK>;
+var<workgroup> Ws: array<ST, NBUF * W_STEP / SPACK>;
 #if SPLIT
-var<workgroup> Al: array<ST, BM * SA / SPACK>; // lo parts of A (f16(a - hi))
+var<workgroup> Al: array<ST, NBUF * A_STEP / SPACK>; // lo parts of A (f16(a - hi)), laid out as As
 #endif
 #if WSPLIT
-var<workgroup> Wl: array<ST, BN * SW / SPACK>; // lo parts of f32 W
+var<workgroup> Wl: array<ST, NBUF * W_STEP / SPACK>; // lo parts of f32 W
 #endif
 #endif
 var<workgroup> Cs: array<f32, NSG * TM * TN>;
@@ -357,17 +368,18 @@ fn prefetch(b: u32, m0: u32, n0: u32, t: u32, k0: u32) {
   }
 }
 
-fn stash(t: u32) {
+// The prefetched slice into workgroup buffer `buf`.
+fn stash(t: u32, buf: u32) {
   for (var i = 0u; i < LA; i++) {
     let q = t + i * T;
     if (q < NA) {
-      put_a((q / (BK / 4u)) * SA + 4u * (q % (BK / 4u)), na[i]);
+      put_a(buf * A_STEP + (q / (BK / 4u)) * SA + 4u * (q % (BK / 4u)), na[i]);
     }
   }
   for (var i = 0u; i < LW; i++) {
     let q = t + i * T;
     if (q < NW) {
-      put_w((q / (BK / 4u)) * SW + 4u * (q % (BK / 4u)), nw[i]);
+      put_w(buf * W_STEP + (q / (BK / 4u)) * SW + 4u * (q % (BK / 4u)), nw[i]);
     }
   }
 }
@@ -406,26 +418,34 @@ fn main(
 #endif
 #endif
   prefetch(b, m0, n0, t, 0u);
+  var cur = 0u; // the buffer of this slice (DBUF: alternating)
   for (var k0 = 0u; k0 < P.K; k0 += BK) {
+    // One buffer: wait until every subgroup has multiplied the previous slice before overwriting it. DBUF: buffer cur
+    // was last read two slices ago, before the previous slice's barrier, so only the barrier after the store remains.
+#if !DBUF
     workgroupBarrier();
-    stash(t);
+#endif
+    stash(t, cur);
     workgroupBarrier();
-    if (k0 + BK < P.K) { prefetch(b, m0, n0, t, k0 + BK); }
+    let more = k0 + BK < P.K;
+    if (more) { prefetch(b, m0, n0, t, k0 + BK); }
+    let ab = cur * A_STEP; // this slice's buffer (halves)
+    let wb = cur * W_STEP;
     if (in_use) {
       for (var kk = 0u; kk < BK; kk += TK) {
         for (var i = 0u; i < RM; i++) {
-          a[i] = load_left(((rows + i * TM) * SA + kk) / SPACK, SA / SPACK);
+          a[i] = load_left((ab + (rows + i * TM) * SA + kk) / SPACK, SA / SPACK);
 #if !EMU
 #if SPLIT
-          al[i] = load_left_lo(((rows + i * TM) * SA + kk) / SPACK, SA / SPACK);
+          al[i] = load_left_lo((ab + (rows + i * TM) * SA + kk) / SPACK, SA / SPACK);
 #endif
 #endif
         }
         for (var j = 0u; j < RN; j++) {
-          let w = load_right(((cols + j * TN) * SW + kk) / SPACK, SW / SPACK);
+          let w = load_right((wb + (cols + j * TN) * SW + kk) / SPACK, SW / SPACK);
 #if !EMU
 #if WSPLIT
-          let wl = load_right_lo(((cols + j * TN) * SW + kk) / SPACK, SW / SPACK);
+          let wl = load_right_lo((wb + (cols + j * TN) * SW + kk) / SPACK, SW / SPACK);
 #endif
 #endif
           for (var i = 0u; i < RM; i++) {
@@ -445,6 +465,9 @@ fn main(
         }
       }
     }
+#if DBUF
+    cur = 1u - cur;
+#endif
 #if ACC16
     // The slice's f16 sums into f32 (only with fixed-size subgroups: every subgroup is in use), then zero again.
     for (var i = 0u; i < RM; i++) {

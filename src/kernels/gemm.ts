@@ -69,6 +69,13 @@ export interface GemmTiling {
    * COGVIEW2_TENSOR_CORES=1 runs: it holds the golden tolerances, which the plain variants miss by a hair.
    */
   precise?: boolean;
+  /**
+   * Tensor-core variants: the block of C each subgroup holds in result matrices (rows, columns; default 32×64), so
+   * (bm/rows)·(bn/columns) subgroups per workgroup. 64×64: per 16-deep step 4 left + 4 right loads feed 16
+   * multiply-accumulates (32×64: 2 + 4 feed 8). With `dbuf` the tensor-core variants double-buffer their workgroup
+   * tiles (define DBUF: the next slice stored while this one is multiplied, one barrier per slice instead of two).
+   */
+  sgBlock?: readonly [number, number];
 }
 
 const BASE: GemmTiling = { bm: 128, bn: 128, tn: 8, bk: 8, pad: 0, w8: false, dbuf: true };
@@ -134,6 +141,43 @@ export const GEMM_VARIANTS = {
     v4: true,
     precise: true,
   },
+  // Tensor cores, 64×64 of C per subgroup (4×4 result matrices: twice the multiply-accumulates per workgroup-memory
+  // load of the 32×64 blocks; 4 subgroups per 128×128 tile, 8 per 128×256), some double-buffered (one barrier per K
+  // slice): against the staging bound measured in session 8 (32-35 TFLOP/s, ~4% of the tensor peak). Not measured on
+  // a GPU yet; bytes of workgroup memory with f16 W: b64 24576, b64_db 45056, b64_db_bk16 28672, b64_precise 22528
+  // (f32 W 28672), 128x256_b64_precise 32768 (f32 W 45056), b64_db_precise 40960 (f32 W refused).
+  gemm_sgmat_b64_v4: { ...BASE, bk: 32, dbuf: false, sgmat: true, v4: true, sgBlock: [64, 64] },
+  gemm_sgmat_b64_db_v4: { ...BASE, bk: 32, dbuf: true, sgmat: true, v4: true, sgBlock: [64, 64] },
+  gemm_sgmat_b64_db_bk16_v4: { ...BASE, bk: 16, dbuf: true, sgmat: true, v4: true, sgBlock: [64, 64] },
+  gemm_sgmat_b64_v4_precise: {
+    ...BASE,
+    bk: 16,
+    dbuf: false,
+    sgmat: true,
+    v4: true,
+    precise: true,
+    sgBlock: [64, 64],
+  },
+  gemm_sgmat_128x256_b64_v4_precise: {
+    ...BASE,
+    bn: 256,
+    tn: 16,
+    bk: 16,
+    dbuf: false,
+    sgmat: true,
+    v4: true,
+    precise: true,
+    sgBlock: [64, 64],
+  },
+  gemm_sgmat_b64_db_v4_precise: {
+    ...BASE,
+    bk: 16,
+    dbuf: true,
+    sgmat: true,
+    v4: true,
+    precise: true,
+    sgBlock: [64, 64],
+  },
 } satisfies Record<string, GemmTiling>;
 export type GemmVariant = keyof typeof GEMM_VARIANTS;
 export const GEMM_VARIANT_NAMES = Object.keys(GEMM_VARIANTS) as GemmVariant[];
@@ -169,12 +213,12 @@ export function gemmSgGroup(ctx: GpuContext): 4 | 8 | null {
   return !min ? null : min >= 8 ? 8 : min >= 4 ? 4 : null;
 }
 
-/** Subgroups per workgroup row of the tensor-core tiling, and the block of C each subgroup owns. */
-const SGMAT_SGY = 4, SGMAT_BLOCK_M = 32, SGMAT_BLOCK_N = 64;
+/** The block of C each subgroup of a tensor-core tiling owns by default (GemmTiling.sgBlock). */
+const SGMAT_BLOCK: readonly [number, number] = [32, 64];
 
 /**
  * The subgroup-matrix configuration the tensor-core variants use from an adapter's list, or null: f16 left/right
- * matrices, M dividing 32, N dividing 64 and K dividing the slice depth `bk`; an f32 result if any (else an f16
+ * matrices, M and N dividing the subgroup's `block` of C (default 32×64) and K dividing the slice depth `bk`; an f32 result if any (else an f16
  * one: per-slice f16 sums folded into f32, define ACC16, unless `f32Only`: the precise variants); then the most
  * multiply-adds per operation (M·N·K), then the widest N.
  */
@@ -182,9 +226,10 @@ export function pickSubgroupMatrixConfig(
   configs: readonly SubgroupMatrixConfig[],
   bk = 32,
   f32Only = false,
+  block: readonly [number, number] = SGMAT_BLOCK,
 ): SubgroupMatrixConfig | null {
   const fits = configs.filter((c) =>
-    c.componentType === "f16" && SGMAT_BLOCK_M % c.M === 0 && SGMAT_BLOCK_N % c.N === 0 && bk % c.K === 0
+    c.componentType === "f16" && block[0] % c.M === 0 && block[1] % c.N === 0 && bk % c.K === 0
   );
   const f32 = fits.filter((c) => c.resultComponentType === "f32");
   const ok = f32.length || f32Only ? f32 : fits.filter((c) => c.resultComponentType === "f16");
@@ -220,6 +265,8 @@ export interface SgmatPlan {
     SPLIT: boolean;
     /** f32 W split likewise (precise variants with f32 W). */
     WSPLIT: boolean;
+    /** Two sets of workgroup tiles, one barrier per K slice. */
+    DBUF: boolean;
   };
   invocations: number;
   workgroupBytes: number;
@@ -242,17 +289,18 @@ export function sgmatPlan(
   sgmax: number | null = ctx.gpu.subgroupMaxSize,
   wDtype: "f16" | "f32" = "f16",
 ): SgmatPlan | null {
-  const config = pickSubgroupMatrixConfig(configs, t.bk, !!t.precise);
+  const block = t.sgBlock ?? SGMAT_BLOCK;
+  const config = pickSubgroupMatrixConfig(configs, t.bk, !!t.precise, block);
   if (!config || !sgmax) return null;
-  const sgx = t.bn / SGMAT_BLOCK_N, nsg = SGMAT_SGY * sgx;
-  const rm = SGMAT_BLOCK_M / config.M, rn = SGMAT_BLOCK_N / config.N;
+  const sgy = t.bm / block[0], sgx = t.bn / block[1], nsg = sgy * sgx;
+  const rm = block[0] / config.M, rn = block[1] / config.N;
   const defines = {
     TM: config.M,
     TN: config.N,
     TK: config.K,
     RM: rm,
     RN: rn,
-    SGY: SGMAT_SGY,
+    SGY: sgy,
     SGX: sgx,
     SGMAX: sgmax,
     BK: t.bk,
@@ -261,17 +309,20 @@ export function sgmatPlan(
     ACC16: config.resultComponentType === "f16",
     SPLIT: !!t.precise,
     WSPLIT: !!t.precise && wDtype === "f32",
+    DBUF: t.dbuf,
   };
   // As and Ws (f16, rows padded by 8 halves; Al and Wl likewise where split) and one f32 result block per subgroup.
   const tileRows = t.bm * (defines.SPLIT ? 2 : 1) + t.bn * (defines.WSPLIT ? 2 : 1);
-  const workgroupBytes = tileRows * (t.bk + 8) * 2 + nsg * config.M * config.N * 4;
+  const workgroupBytes = tileRows * (t.bk + 8) * 2 * (t.dbuf ? 2 : 1) + nsg * config.M * config.N * 4;
   return {
     config,
     defines,
     invocations: nsg * sgmax,
     workgroupBytes,
     describe:
-      `${formatSubgroupMatrixConfig(config)}, ${t.bm}x${t.bn} tile, K slices of ${t.bk}, ${nsg} subgroups ` +
+      `${formatSubgroupMatrixConfig(config)}, ${t.bm}x${t.bn} tile, K slices of ${t.bk}${
+        t.dbuf ? " double-buffered" : ""
+      }, ${nsg} subgroups ` +
       `of ${sgmax}, ${rm}x${rn} result matrices each, ${workgroupBytes} bytes of workgroup memory` +
       (t.v4 ? ", vec4<f16> tiles" : "") +
       (defines.WSPLIT
@@ -386,7 +437,7 @@ export function gemmVariantUnsupported(
     if (!plan) {
       return `${v} needs an f16 subgroup matrix configuration (${
         t.precise ? "f32 result" : "f32 or f16 result"
-      }) with M dividing ${SGMAT_BLOCK_M}, N dividing ${SGMAT_BLOCK_N} ` +
+      }) with M dividing ${(t.sgBlock ?? SGMAT_BLOCK)[0]}, N dividing ${(t.sgBlock ?? SGMAT_BLOCK)[1]} ` +
         `and K dividing ${t.bk}, and a reported subgroupMaxSize; the ${on} reports ${
           ctx.gpu.subgroupMatrixConfigs.map(formatSubgroupMatrixConfig).join(", ") || "no configurations"
         }, subgroupMaxSize ${ctx.gpu.subgroupMaxSize ?? "unknown"}`;

@@ -315,7 +315,8 @@ Deno.test("gemm_sgmat: the WGSL the launcher generates for a synthetic f16->f32 
       "@builtin(subgroup_id) sid: u32",
       "@compute @workgroup_size(T)",
       "let in_use = true;", // fixed 32-wide subgroups: no branch around the matrix work
-      "var<workgroup> As: array<ST, BM * SA / SPACK>;",
+      "var<workgroup> As: array<ST, NBUF * A_STEP / SPACK>;",
+      "const NBUF: u32 = 1u;",
       "alias ST = f16;",
       "var<storage, read> W: array<vec2<u32>>;",
       "v = gelu_sat(v);",
@@ -423,9 +424,10 @@ Deno.test({
 });
 
 Deno.test("gemm_sgmat with the subgroup-matrix operations emulated (define EMU) matches the CPU twin: odd sizes, batch 2, bias, GELU, residual", async () => {
-  // Everything but Dawn's four builtins: staging (A rounded to f16, W copied or rounded), offsets and strides of the
-  // loads, register blocking, barriers, the result path through workgroup memory and store_c. Two configurations
-  // (2x4 f32 and 2x8 f16 result matrices per subgroup) and both W types; ~1-3 s per pipeline on lavapipe (cold).
+  // Everything but Dawn's four builtins: staging (A rounded to f16, W copied or rounded; split), offsets and strides
+  // of the loads, register blocking, barriers, the result path through workgroup memory and store_c. Three
+  // configurations (2x4 and 4x4 f32, 2x8 f16 result matrices per subgroup), both W types, one and two buffers;
+  // ~1-2 s per pipeline on lavapipe (cold).
   const ctx = shared.withGpuSchedules();
   await checkAgainstTwin(ctx, "gemm_sgmat", "f16", cfg("f16", "f32", 16, 16, 16));
   // f16 results (ACC16): each 16-deep product rounded to f16, slices folded into f32; f32 W; 2x8 result matrices.
@@ -433,7 +435,10 @@ Deno.test("gemm_sgmat with the subgroup-matrix operations emulated (define EMU) 
   // Precise (A split into f16 hi + lo; f32 W split too) against the twin on the unrounded inputs, atol 1e-5: the
   // plain variant misses that by ~200x (max error 2.2e-3 on these inputs).
   await checkAgainstTwin(ctx, "gemm_sgmat_precise", "f16", cfg("f16", "f32", 16, 16, 16));
-  await checkAgainstTwin(ctx, "gemm_sgmat_precise", "f32", cfg("f16", "f32", 16, 8, 16));
+  // 64x64 blocks per subgroup (4x4 result matrices): precise with f32 W (A and W split; 2x8 of 16x8 matrices), and
+  // double-buffered tiles (4.5 slices of 16: both buffers, an odd last one).
+  await checkAgainstTwin(ctx, "gemm_sgmat_b64_v4_precise", "f32", cfg("f16", "f32", 16, 8, 16));
+  await checkAgainstTwin(ctx, "gemm_sgmat_b64_db_bk16_v4", "f32", cfg("f16", "f32", 16, 16, 16));
 });
 
 Deno.test({
