@@ -1,4 +1,4 @@
-// `deno task bench [--json] [--quick] [--only a,b] [--model DIR] [--gpu dawn|wgpu|auto]`: runs every suite in tools/bench/mod.ts on the
+// `deno task bench [--json] [--quick] [--only a,b] [--variants REGEX] [--model DIR] [--gpu dawn|wgpu|auto]`: runs every suite in tools/bench/mod.ts on the
 // adapter, prints a table (or, with --json, one JSON array of {name, params, value, unit}) and writes out/bench.json.
 // --model: a converted model directory for the coglm and sr suites instead of converting tests/testdata.
 // --shape published [--layers N] [--batch 1|4|8] [--sr-layers N] [--tokens N] [--weights f16|int8]
@@ -32,6 +32,17 @@ const model = modelIdx >= 0 ? args[modelIdx + 1] : undefined;
 if (modelIdx >= 0 && !model) {
   console.error("--model needs a converted model directory (deno task convert --out DIR)");
   Deno.exit(2);
+}
+const variantsIdx = args.indexOf("--variants");
+let variants: RegExp | undefined;
+if (variantsIdx >= 0) {
+  try {
+    variants = new RegExp(args[variantsIdx + 1] ?? "");
+  } catch (e) {
+    console.error(`--variants ${args[variantsIdx + 1]}: not a regular expression (${(e as Error).message})`);
+    Deno.exit(2);
+  }
+  args.splice(variantsIdx, 2);
 }
 const onlyIdx = args.indexOf("--only");
 const only = onlyIdx >= 0 ? new Set(args[onlyIdx + 1].split(",")) : null;
@@ -132,7 +143,7 @@ for (const suite of published ? [] : suites) {
         r.baseline ? ` (vs ${r.baseline})` : ""
       }`,
     );
-  }, { quick, model });
+  }, { quick, model, variants });
 }
 await Deno.mkdir("out", { recursive: true });
 const record = {

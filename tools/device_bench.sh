@@ -105,7 +105,7 @@ all)
   fi
   part() { # part NAME CAP CMD...: CMD under `timeout CAP` into $W/NAME.log; its bench JSON (if any) into $W/NAME.json
     local n=$1 cap=$2; shift 2
-    case " ${PARTS:-probe gemv gemm sr_attention rows decode_attention published_b1 profile_b1 coglm_b1_before published_b8 gemm_f16 sgmat_test published_b8_sgmat published_b8_tc conformance_tc conformance_tc_fast published_b8_tc_fast vqvae_wgpu vqvae_dawn published_b1_wgpu kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
+    case " ${PARTS:-probe gemv gemm sr_attention rows decode_attention published_b1 profile_b1 coglm_b1_before published_b8 gemm_f16 gemm_tc gemm_tc_norobust sgmat_test published_b8_sgmat published_b8_tc conformance_tc conformance_tc_fast published_b8_tc_fast vqvae_wgpu vqvae_dawn published_b1_wgpu kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
     *" $n "*) ;; *) return 0 ;; esac
     local s left; s=$(date +%s); left=$(( ${DEADLINE:-520} - (s - t0) - 5 ))
     [ "$left" -lt "$cap" ] && cap=$left
@@ -158,6 +158,12 @@ all)
   # reason, or with the compiler's message if the WGSL is wrong); compare with the gemm part
   TC="vulkan_enable_f16_on_nvidia,allow_unsafe_apis"
   part gemm_f16 "${T_GEMM_F16:-100}" env COGVIEW2_DAWN_TOGGLES=$TC $B --gpu dawn --only gemm
+  # the tensor-core variants alone (and gemm_tiles, the baseline): plain (A rounded to f16), *_precise (A split into
+  # f16 hi + lo: what COGVIEW2_TENSOR_CORES=1 runs), gemm_sgmat_b64* (64x64 of C per subgroup; _db double-buffered);
+  # then the same without Dawn's bounds checks (disable_robustness), to see whether they weigh on the staging
+  part gemm_tc "${T_GEMM_TC:-70}" env COGVIEW2_DAWN_TOGGLES=$TC $B --gpu dawn --only gemm --variants sgmat
+  part gemm_tc_norobust "${T_GEMM_TC:-70}" env COGVIEW2_DAWN_TOGGLES=$TC,disable_robustness $B --gpu dawn --only gemm \
+    --variants sgmat
   # the tensor-core GEMM against the CPU twin (odd sizes, batch 2, full epilogue; ignored with the reason where it
   # cannot run), then, only if that passed, the published b8 run with it (short, like call4a/b: 40 tokens, 2 LoPAR rounds)
   part sgmat_test "${T_SGMAT_TEST:-60}" env COGVIEW2_GPU=dawn COGVIEW2_DAWN_TOGGLES=$TC \

@@ -24,4 +24,9 @@ export interface BenchOptions {
    * fixture set at start (coglm, sr): lets them run where tests/testdata is absent (e.g. a device machine).
    */
   model?: string;
+  /**
+   * `--variants REGEX`: the gemm suite times only the GEMM variants whose name matches (and gemm_tiles, the
+   * baseline), e.g. `--variants sgmat` for the tensor-core ones.
+   */
+  variants?: RegExp;
 }

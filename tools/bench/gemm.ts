@@ -30,9 +30,17 @@ export const GEMM_SHAPES: GemmShape[] = [
 export const gemmSuite: BenchSuite = {
   name: "gemm",
   description: "GPU GEMM variants (f16 W) side by side at 4096³ and the SR stages' shapes (batch 8)",
-  async run(ctx, report, { quick }) {
-    const variants = GEMM_VARIANT_NAMES.map((v) => ({ kernel: v as string, tiling: v, f16Math: false }));
-    if (ctx.gpu.hasF16) variants.push({ kernel: "gemm_tiles_f16math", tiling: "gemm_tiles", f16Math: true });
+  async run(ctx, report, { quick, variants: only }) {
+    // --variants REGEX: those whose name matches, and gemm_tiles (the baseline of every speedup below).
+    const pick = (name: string) => !only || only.test(name) || name === "gemm_tiles";
+    const variants = GEMM_VARIANT_NAMES.filter(pick).map((v) => ({
+      kernel: v as string,
+      tiling: v,
+      f16Math: false,
+    }));
+    if (ctx.gpu.hasF16 && pick("gemm_tiles_f16math")) {
+      variants.push({ kernel: "gemm_tiles_f16math", tiling: "gemm_tiles", f16Math: true });
+    }
     const shapes = ctx.gpu.isFallback
       ? [{ shape: "odd", M: 300, N: 264, K: 136 }]
       : quick
