@@ -76,6 +76,11 @@ export interface GemmTiling {
    * tiles (define DBUF: the next slice stored while this one is multiplied, one barrier per slice instead of two).
    */
   sgBlock?: readonly [number, number];
+  /**
+   * Tensor-core variants: every loop over the result matrices expanded by the preprocessor (define UNROLL: #unroll,
+   * literal indices into acc, a, al), so that keeping them in registers does not depend on the driver unrolling.
+   */
+  unroll?: boolean;
 }
 
 const BASE: GemmTiling = { bm: 128, bn: 128, tn: 8, bk: 8, pad: 0, w8: false, dbuf: true };
@@ -178,6 +183,38 @@ export const GEMM_VARIANTS = {
     precise: true,
     sgBlock: [64, 64],
   },
+  // The same kernels with the loops over result matrices expanded by the preprocessor (GemmTiling.unroll): side by
+  // side with gemm_sgmat_128x256_v4 (session 8's fastest), the precise one COGVIEW2_TENSOR_CORES=1 takes, and b64_db.
+  gemm_sgmat_128x256_v4_unroll: {
+    ...BASE,
+    bn: 256,
+    tn: 16,
+    bk: 32,
+    dbuf: false,
+    sgmat: true,
+    v4: true,
+    unroll: true,
+  },
+  gemm_sgmat_128x256_v4_precise_unroll: {
+    ...BASE,
+    bn: 256,
+    tn: 16,
+    bk: 16,
+    dbuf: false,
+    sgmat: true,
+    v4: true,
+    precise: true,
+    unroll: true,
+  },
+  gemm_sgmat_b64_db_bk16_v4_unroll: {
+    ...BASE,
+    bk: 16,
+    dbuf: true,
+    sgmat: true,
+    v4: true,
+    sgBlock: [64, 64],
+    unroll: true,
+  },
 } satisfies Record<string, GemmTiling>;
 export type GemmVariant = keyof typeof GEMM_VARIANTS;
 export const GEMM_VARIANT_NAMES = Object.keys(GEMM_VARIANTS) as GemmVariant[];
@@ -267,6 +304,8 @@ export interface SgmatPlan {
     WSPLIT: boolean;
     /** Two sets of workgroup tiles, one barrier per K slice. */
     DBUF: boolean;
+    /** The loops over result matrices expanded by the preprocessor. */
+    UNROLL: boolean;
   };
   invocations: number;
   workgroupBytes: number;
@@ -310,6 +349,7 @@ export function sgmatPlan(
     SPLIT: !!t.precise,
     WSPLIT: !!t.precise && wDtype === "f32",
     DBUF: t.dbuf,
+    UNROLL: !!t.unroll,
   };
   // As and Ws (f16, rows padded by 8 halves; Al and Wl likewise where split) and one f32 result block per subgroup.
   const tileRows = t.bm * (defines.SPLIT ? 2 : 1) + t.bn * (defines.WSPLIT ? 2 : 1);
@@ -325,6 +365,7 @@ export function sgmatPlan(
       }, ${nsg} subgroups ` +
       `of ${sgmax}, ${rm}x${rn} result matrices each, ${workgroupBytes} bytes of workgroup memory` +
       (t.v4 ? ", vec4<f16> tiles" : "") +
+      (t.unroll ? ", unrolled" : "") +
       (defines.WSPLIT
         ? ", A and f32 W split into f16 hi + lo"
         : defines.SPLIT

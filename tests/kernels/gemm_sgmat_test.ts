@@ -359,15 +359,17 @@ Deno.test({
       for (const wF16 of [true, false]) {
         const t: GemmTiling = GEMM_VARIANTS[v];
         const plan = sgmatPlan(ctx, t, [cfg("f16", "f32", 16, 16, 16)], 32, wF16 ? "f16" : "f32")!;
-        if (plan.workgroupBytes > ctx.gpu.limits.maxComputeWorkgroupStorageSize) {
-          console.log(
-            `${v} ${
-              wF16 ? "f16" : "f32"
-            } W: ${plan.workgroupBytes} bytes of workgroup memory, above this adapter's limit`,
-          );
-          continue;
-        }
         let src = preprocess("gemm_sgmat.wgsl", { ...sgmatDefines(plan, wF16), B_C: 3 });
+        // Above this adapter's workgroup memory (e.g. the 128x256 tiles, 40-53 KiB here vs lavapipe's 32 KiB): the
+        // workgroup arrays shrunk to 64 elements (their indices are all runtime values), the rest compiled as is.
+        if (plan.workgroupBytes > ctx.gpu.limits.maxComputeWorkgroupStorageSize) {
+          const n = src.match(/^var<workgroup> \w+: array<[^,]+, [^>]+>;$/gm)?.length ?? 0;
+          assert.ok(n >= 3, `${v}: expected its workgroup arrays`);
+          src = src.replace(
+            /^var<workgroup> (\w+): array<([^,]+), [^>]+>;$/gm,
+            "var<workgroup> $1: array<$2, 64>;",
+          );
+        }
         src = swap(src, "enable chromium_experimental_subgroup_matrix;", "");
         src = swap(src, /alias Left = subgroup_matrix_left<[^>]*>;/, "struct Left { x: u32 }");
         src = swap(src, /alias Right = subgroup_matrix_right<[^>]*>;/, "struct Right { x: u32 }");
@@ -378,9 +380,11 @@ Deno.test({
         if (t.precise) {
           src = swap(src, "subgroupMatrixLoad<Left, row_major>(&Al, off, stride)", "Left(off + stride + 1u)");
           assert.ok(src.includes("fn hi16(v: vec4<f32>) -> vec4<f32>"));
+          // (unrolled: one line per result matrix and 16-deep step)
+          const { RM, RN, BK, TK } = plan.defines, copies = t.unroll ? RM * RN * (BK / TK) : 1;
           assert.equal(
-            src.match(/^\s+acc\[i\]\[j\] = mma\(/gm)?.length,
-            wF16 ? 2 : 3,
+            src.match(/^\s+acc\[(i|\d+u)\]\[(j|\d+u)\] = mma\(/gm)?.length,
+            (wF16 ? 2 : 3) * copies,
             `${v}: products per step`,
           );
         }
@@ -436,7 +440,10 @@ Deno.test("gemm_sgmat with the subgroup-matrix operations emulated (define EMU) 
   // plain variant misses that by ~200x (max error 2.2e-3 on these inputs).
   await checkAgainstTwin(ctx, "gemm_sgmat_precise", "f16", cfg("f16", "f32", 16, 16, 16));
   // 64x64 blocks per subgroup (4x4 result matrices): precise with f32 W (A and W split; 2x8 of 16x8 matrices), and
-  // double-buffered tiles (4.5 slices of 16: both buffers, an odd last one).
+  // double-buffered tiles (4.5 slices of 16: both buffers, an odd last one). Not the *_unroll variants: Mesa's
+  // compile of the emulated multiply expanded 32 times took 25 s (wgpu) to 247 s (Dawn); checked once by hand
+  // (gemm_sgmat_b64_db_bk16_v4_unroll, 16x16x8: max error 9.5e-7 on both, as without UNROLL); here their real WGSL
+  // compiles with stand-ins (above).
   await checkAgainstTwin(ctx, "gemm_sgmat_b64_v4_precise", "f32", cfg("f16", "f32", 16, 8, 16));
   await checkAgainstTwin(ctx, "gemm_sgmat_b64_db_bk16_v4", "f32", cfg("f16", "f32", 16, 16, 16));
 });
