@@ -10,6 +10,11 @@
 // LPR 32, GPW 8, CPL 1, U 1 and the tree it is the original kernel. Needs K, lda, ldw and the offsets multiples of the
 // load (8 f16, 4 f32, 16 int8; int8 also QG a multiple of 16). Subgroups: assumes invocations are packed into
 // subgroups by local_invocation_index (1-D workgroup), as every Vulkan/D3D12/Metal driver we know does.
+// LNPRO: the A rows are not read from memory but made in a prologue, SAT's sandwich chain of a decode step (what
+// layernorm.wgsl RESID+POST computes in a dispatch of its own): O = R + LN1(X), A = LN2(O), X the A binding [MR, K]
+// (lda K, offset 0), R [MR, K], the four affine vectors packed in LP [4, K] (g1, b1, g2, b2; f16 with LP_F16).
+// Every workgroup recomputes the rows into workgroup memory (MR·K f32: the launcher checks the limit); workgroup 0
+// also writes O to LO. Row statistics as layernorm.wgsl: mean, then the centred (biased) variance, eps inside sqrt.
 #if SUBGROUPS
 enable subgroups;
 #endif
@@ -19,6 +24,7 @@ enable subgroups;
 struct Params {
   M: u32, N: u32, K: u32, lda: u32, ldw: u32, ldc: u32, a_off: u32, w_off: u32, c_off: u32,
   a_bs: u32, w_bs: u32, c_bs: u32, alpha: f32, bias_off: u32, r_off: u32, ldr: u32, r_bs: u32, cols_x: u32,
+  ln_eps: f32, // LNPRO only
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;
@@ -39,6 +45,21 @@ const Q: u32 = 2u;
 const QG: u32 = {{QG}}u;
 #endif
 #include "matmul_epilogue.wgsl"
+#if LNPRO
+@group(0) @binding({{B_LR}}) var<storage, read> LR: array<vec4<f32>>;
+#if LP_F16
+@group(0) @binding({{B_LP}}) var<storage, read> LP: array<vec2<u32>>;
+// The four affine values of vector `sec` (0 g1, 1 b1, 2 g2, 3 b2) at elements 4q..4q+3.
+fn lnp(sec: u32, q: u32) -> vec4<f32> {
+  let p = LP[sec * KV + q];
+  return vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y));
+}
+#else
+@group(0) @binding({{B_LP}}) var<storage, read> LP: array<vec4<f32>>;
+fn lnp(sec: u32, q: u32) -> vec4<f32> { return LP[sec * KV + q]; }
+#endif
+@group(0) @binding({{B_LO}}) var<storage, read_write> LO: array<vec4<f32>>;
+#endif
 
 const MR: u32 = {{MR}}u;
 const LPR: u32 = {{LPR}}u;
@@ -70,11 +91,94 @@ var<workgroup> part: array<f32, GPW * NSG * NV>;
 var<workgroup> red: array<f32, WG * MR>;
 #endif
 
+#if LNPRO
+const KV: u32 = {{KV}}u; // K / 4: vec4 per row
+const PV: u32 = (KV + WG - 1u) / WG; // vec4 of a row per invocation
+var<workgroup> xs: array<vec4<f32>, MR * KV>; // the A rows the prologue makes
+#if SUBGROUPS
+var<workgroup> lnr: array<f32, WG / SG>;
+#else
+var<workgroup> lnr: array<f32, WG>;
+#endif
+
+// The workgroup's sum of v (every invocation gets it; uniform control flow).
+fn wg_sum(li: u32, v: f32) -> f32 {
+#if SUBGROUPS
+  let s = subgroupAdd(v);
+  if (li % SG == 0u) { lnr[li / SG] = s; }
+  workgroupBarrier();
+  var t = 0.0;
+  for (var i = 0u; i < WG / SG; i++) { t += lnr[i]; }
+  workgroupBarrier();
+  return t;
+#else
+  lnr[li] = v;
+  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+    workgroupBarrier();
+    if (li < stride) { lnr[li] += lnr[li + stride]; }
+  }
+  workgroupBarrier();
+  let t = lnr[0];
+  workgroupBarrier();
+  return t;
+#endif
+}
+
+// Mean and 1/sqrt(var + eps) of a row held as PV vec4 per invocation (entries past the row hold 0).
+fn ln_stats(li: u32, v: array<vec4<f32>, PV>) -> vec2<f32> {
+  var s = 0.0;
+  for (var i = 0u; i < PV; i++) { s += dot(v[i], vec4<f32>(1.0)); }
+  let n = f32(4u * KV);
+  let mean = wg_sum(li, s) / n;
+  var q = 0.0;
+  for (var i = 0u; i < PV; i++) {
+    let d = select(vec4<f32>(0.0), v[i] - vec4<f32>(mean), li + i * WG < KV);
+    q += dot(d, d);
+  }
+  return vec2<f32>(mean, 1.0 / sqrt(wg_sum(li, q) / n + P.ln_eps));
+}
+
+// xs = LN2(R + LN1(X)) for every row; workgroup 0 writes R + LN1(X) to LO.
+fn ln_prologue(li: u32, first: bool) {
+  for (var m = 0u; m < MR; m++) {
+    var x: array<vec4<f32>, PV>;
+    var r: array<vec4<f32>, PV>;
+    for (var i = 0u; i < PV; i++) {
+      let q = min(li + i * WG, KV - 1u);
+      x[i] = A[m * KV + q];
+      r[i] = LR[m * KV + q];
+    }
+    for (var i = 0u; i < PV; i++) { x[i] = select(vec4<f32>(0.0), x[i], li + i * WG < KV); }
+    let s1 = ln_stats(li, x);
+    for (var i = 0u; i < PV; i++) {
+      let q = min(li + i * WG, KV - 1u);
+      let o = r[i] + ((x[i] - vec4<f32>(s1.x)) * s1.y * lnp(0u, q) + lnp(1u, q));
+      x[i] = select(vec4<f32>(0.0), o, li + i * WG < KV);
+      if (first && li + i * WG < KV) { LO[m * KV + q] = o; }
+    }
+    let s2 = ln_stats(li, x);
+    for (var i = 0u; i < PV; i++) {
+      let q = li + i * WG;
+      if (q < KV) { xs[m * KV + q] = (x[i] - vec4<f32>(s2.x)) * s2.y * lnp(2u, q) + lnp(3u, q); }
+    }
+  }
+  workgroupBarrier();
+}
+
+// The A vec4 at index i (of the A binding, or of the prologue's rows: a_off 0, lda K).
+fn a_at(i: u32) -> vec4<f32> { return xs[i]; }
+#else
+fn a_at(i: u32) -> vec4<f32> { return A[i]; }
+#endif
+
 @compute @workgroup_size({{LPR}} * {{GPW}})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let lane = lid.x % LPR;
   let grp = lid.x / LPR;
   let col0 = ((wg.x + wg.y * P.cols_x) * GPW + grp) * CPL;
+#if LNPRO
+  ln_prologue(lid.x, wg.x == 0u && wg.y == 0u);
+#endif
   // W row starts in loads (columns past N re-read the last row; their results are not stored).
   var wb: array<u32, CPL>;
   for (var c = 0u; c < CPL; c++) { wb[c] = (P.w_off + min(col0 + c, P.N - 1u) * P.ldw) / EPL; }
@@ -104,7 +208,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       let su = min(s + u * LPR, steps - 1u);
       for (var m = 0u; m < MR; m++) {
         var av: array<vec4<f32>, Q>;
-        for (var j = 0u; j < Q; j++) { av[j] = select(vec4<f32>(0.0), A[ab[m] + su * Q + j], ok); }
+        for (var j = 0u; j < Q; j++) { av[j] = select(vec4<f32>(0.0), a_at(ab[m] + su * Q + j), ok); }
         for (var c = 0u; c < CPL; c++) {
           var d = 0.0;
           for (var j = 0u; j < Q; j++) { d += dot(av[j], wpart(wv[c * U + u], j)); }

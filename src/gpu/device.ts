@@ -111,6 +111,7 @@ export interface Gpu {
     minUniformBufferOffsetAlignment: number;
     maxUniformBufferBindingSize: number;
     maxUniformBuffersPerShaderStage: number;
+    maxStorageBuffersPerShaderStage: number;
     maxDynamicUniformBuffersPerPipelineLayout: number;
   };
 }
@@ -265,6 +266,7 @@ async function acquireFrom(name: BackendName, options: AcquireOptions): Promise<
       minUniformBufferOffsetAlignment: l.minUniformBufferOffsetAlignment,
       maxUniformBufferBindingSize: l.maxUniformBufferBindingSize,
       maxUniformBuffersPerShaderStage: l.maxUniformBuffersPerShaderStage,
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
       maxDynamicUniformBuffersPerPipelineLayout: l.maxDynamicUniformBuffersPerPipelineLayout,
     },
   };

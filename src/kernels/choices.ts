@@ -113,6 +113,16 @@ export interface BackendChoices {
    * `bench --only decode_attention` times S = 1..16 side by side.
    */
   attentionSplit: number;
+  /**
+   * Real GPUs only (CPU adapters never take the GEMV): whether a batch-1-ish CogLM decode step folds its sandwich
+   * layer-norm chains into the GEMV that consumes them (shaders/gemv_rows.wgsl LNPRO: third LN + residual +
+   * post-attention LN into h→4h, fourth LN + residual + next input LN into the next layer's QKV), 95 fewer
+   * dispatches per 48-layer step (344 → 249), where the rows fit workgroup memory (src/kernels/gemv.ts
+   * gemvLnApplies: 1 row of 3072 at the WebGPU default 16 KiB). The H200 step is host-bound at ~19.5 µs of host
+   * time per dispatch (session 8); every GEMV workgroup re-reads the rows (L2) instead. Not measured on a GPU yet:
+   * COGVIEW2_LN_PROLOGUE=0|1 overrides it (the published CogLM b1 run with each).
+   */
+  lnPrologue: boolean;
 }
 
 /** The table, keyed by backend and adapter kind ("cpu": software adapters such as lavapipe; "gpu": the rest). */
@@ -150,6 +160,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     srAttention: "query",
     attentionWg: 32,
     attentionSplit: 1,
+    lnPrologue: false,
   },
   "wgpu/gpu": {
     rowReduce: "workgroup",
@@ -160,6 +171,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     srAttention: "query",
     attentionWg: 256, // not measured on a GPU: see BackendChoices.attentionWg
     attentionSplit: 1, // measured on Dawn only: see BackendChoices.attentionSplit
+    lnPrologue: true, // not measured on a GPU: see BackendChoices.lnPrologue
   },
   "dawn/cpu": {
     rowReduce: "subgroup",
@@ -169,6 +181,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     srAttention: "query",
     attentionWg: 32,
     attentionSplit: 1,
+    lnPrologue: false,
   },
   // Measured on an H200 (bench/results/2026-12-04-h200/, Dawn; tests/kernels/choices_test.ts checks each entry
   // against those records): GEMV l64c2u2 fastest at M = 1, 4, 8 (48-layer f16 decode step 3.67 / 5.45 / 10.06 ms vs
@@ -189,6 +202,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     srAttention: "tiles",
     attentionWg: 256, // H200 (session 8): see BackendChoices.attentionWg
     attentionSplit: 1, // H200 (session 8): see BackendChoices.attentionSplit
+    lnPrologue: true, // not measured on a GPU: see BackendChoices.lnPrologue
   },
 };
 
@@ -285,4 +299,16 @@ export function rowReduceUsed(ctx: GpuContext, force?: RowReduce, rows = Infinit
   const d = rowReduceDefines(ctx, force, rows);
   if ("REGS" in d) return d.WG === 1024 ? "regs1024" : "regs";
   return "WIDE" in d ? "wide" : "SUBGROUPS" in d ? "subgroup" : "NARROW" in d ? "narrow" : "workgroup";
+}
+
+/** `COGVIEW2_LN_PROLOGUE=0|1`: a decode step's layer-norm chains in the GEMV prologues (1) or dispatches of their own (0). */
+export const LN_PROLOGUE_ENV = "COGVIEW2_LN_PROLOGUE";
+
+/** Whether decode steps fold their layer norms into the GEMVs on this context: COGVIEW2_LN_PROLOGUE, else the table. */
+export function lnPrologueFor(ctx: GpuContext, env = readEnv(LN_PROLOGUE_ENV)): boolean {
+  if (env) {
+    if (env !== "0" && env !== "1") throw new Error(`${LN_PROLOGUE_ENV}=${env}: expected 0 or 1`);
+    return env === "1";
+  }
+  return choices(ctx).lnPrologue;
 }

@@ -3,7 +3,7 @@
 // layout allows: gemvRowsApplies). Batch 1; W [N, K] f16, f32 or int8 with group scales. Several variants of the
 // same kernel (lanes per column, columns per group of lanes, loads in flight, reduction), picked by name: the
 // `gemv` option, else the backend's entry in src/kernels/choices.ts. CPU twin: src/reference/matmul.ts.
-import type { GpuContext } from "../gpu/context.ts";
+import { f32, type GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
 import {
@@ -25,7 +25,42 @@ export type GemvOptions =
   & {
     /** A variant name (GEMV_VARIANTS or a spec such as "l32g8c2u4-sg"); default: the backend's choice. */
     gemv?: string;
+    /** Make the A rows in a prologue (shaders/gemv_rows.wgsl LNPRO): A = LN2(R + LN1(a)); see GemvLnPrologue. */
+    ln?: GemvLnPrologue;
   };
+
+/**
+ * SAT's sandwich chain of a decode step folded into the GEMV that consumes it (instead of a layerNormResidual
+ * dispatch of its own): the A operand is `a` [M, K] (lda K, offset 0), the GEMV multiplies LN2(resid + LN1(a)),
+ * and `residOut` receives resid + LN1(a). Every workgroup recomputes the M rows into workgroup memory
+ * (gemvLnApplies checks the limit).
+ */
+export interface GemvLnPrologue {
+  /** The residual stream in, [M, K] f32. */
+  resid: Tensor;
+  /** [4, K] f16 or f32: gamma1, beta1, gamma2, beta2 (packLnPair). */
+  params: Tensor;
+  /** resid + LN1(a) out, [M, K] f32 (not `resid`, not `a`). */
+  residOut: Tensor;
+  eps: number;
+}
+
+/** Storage bindings of a GEMV with the LN prologue (A, W, bias, C, R, params, residOut; bias optional). */
+const LN_BINDINGS = 7;
+
+/**
+ * Whether the LN prologue fits this device for M rows of K (the variant `gemv`, else the table's): K a multiple of
+ * 4, the M rows (M·K f32) plus the kernel's own reduction buffers within the workgroup memory limit, and its storage
+ * bindings within the per-stage limit. Batch-1 decode at K = 3072 (12 KiB) fits the WebGPU default 16 KiB.
+ */
+export function gemvLnApplies(ctx: GpuContext, M: number, K: number, gemv?: string): boolean {
+  const shape = parseGemvVariant(gemvVariantName(ctx, { M, gemv }));
+  const wg = shape.lanes * shape.groups;
+  const bytes = 4 * (M * K + wg + wg * M);
+  const l = ctx.gpu.limits;
+  return M >= 1 && M <= 8 && K % 4 === 0 && bytes <= l.maxComputeWorkgroupStorageSize &&
+    LN_BINDINGS <= l.maxStorageBuffersPerShaderStage;
+}
 
 /** One shape of the kernel (compile-time constants of shaders/gemv_rows.wgsl). */
 export interface GemvShape {
@@ -151,7 +186,26 @@ export function gemvRows(ctx: GpuContext, a: Tensor, w: Tensor, o: GemvOptions):
   const scales = w.quant?.scales;
   const ep = epilogueBindings(o, scales ? [scales] : []);
   const sub = gemvReduceUsed(ctx, shape) === "subgroup";
+  const ln = o.ln;
+  if (ln) {
+    check(gemvLnApplies(ctx, M, K, o.gemv), "gemvRows", () => `LN prologue does not fit (M=${M}, K=${K})`);
+    check(
+      (o.lda ?? K) === K && (o.aOff ?? 0) === 0 && a.size >= M * K && ln.resid.size >= M * K &&
+        ln.residOut.size >= M * K && ln.resid.dtype === "f32" && ln.residOut.dtype === "f32",
+      "gemvRows",
+      () => `LN prologue: A, resid and residOut must be f32 [${M}, ${K}] rows (lda K, offset 0)`,
+    );
+    check(
+      ln.params.size === 4 * K && (ln.params.dtype === "f16" || ln.params.dtype === "f32"),
+      "gemvRows",
+      () => `LN prologue: params must be [4, ${K}] f16 or f32, got [${ln.params.shape}] ${ln.params.dtype}`,
+    );
+  }
   const defines = {
+    ...(ln
+      ? { LNPRO: true, LP_F16: ln.params.dtype === "f16", KV: K / 4, B_LR: ep.defines.B_C as number + 1 }
+      : {}),
+    ...(ln ? { B_LP: ep.defines.B_C as number + 2, B_LO: ep.defines.B_C as number + 3 } : {}),
     MR: M,
     W_F16: w.dtype === "f16",
     W_F32: w.dtype === "f32",
@@ -164,10 +218,16 @@ export function gemvRows(ctx: GpuContext, a: Tensor, w: Tensor, o: GemvOptions):
     ...(sub ? { SUBGROUPS: true, SG: ctx.gpu.subgroupSize! } : {}),
     ...ep.defines,
   };
-  const k = ctx.kernel({ name: "gemv_rows", shader: "gemv_rows.wgsl", defines, bindings: ep.access });
+  const k = ctx.kernel({
+    name: ln ? "gemv_rows_ln" : "gemv_rows",
+    shader: "gemv_rows.wgsl",
+    defines,
+    bindings: ln ? [...ep.access, "read", "read", "write"] : ep.access,
+  });
   const groups = Math.ceil(N / (shape.groups * shape.cols));
   const y = Math.ceil(groups / 65535), x = Math.ceil(groups / y);
-  const params = [...layoutParams(o), x];
-  ctx.dispatch(k, params, ep.tensors(a, w, c), [x, y, 1]);
+  const params = [...layoutParams(o), x, f32(ln?.eps ?? 0)];
+  const tensors = ep.tensors(a, w, c);
+  ctx.dispatch(k, params, ln ? [...tensors, ln.resid, ln.params, ln.residOut] : tensors, [x, y, 1]);
   return c;
 }

@@ -111,3 +111,21 @@ export function layerNormResidual(
   ctx.dispatch(k, [n, rows, f32(o.eps)], [x, ln.weight, ln.bias, resid, o.residOut], grid(rows));
   return { resid: o.residOut };
 }
+
+/**
+ * The affine vectors of two LayerNorms in one [4, n] tensor (gamma1, beta1, gamma2, beta2; their dtype), recorded as
+ * buffer copies: the operand of a GEMV's LN prologue (src/kernels/gemv.ts GemvLnPrologue), which has no bindings to
+ * spare for four separate ones.
+ */
+export function packLnPair(ctx: GpuContext, ln1: LnParams, ln2: LnParams): Tensor {
+  const n = ln1.weight.size, dtype = ln1.weight.dtype;
+  checkLn("packLnPair", ln1, n);
+  checkLn("packLnPair", ln2, n, dtype);
+  const bytes = ln1.weight.byteLength;
+  check(bytes % 4 === 0, "packLnPair", () => `${n} ${dtype} values are not a whole number of 4-byte words`);
+  const out = ctx.empty([4, n], dtype);
+  [ln1.weight, ln1.bias, ln2.weight, ln2.bias].forEach((t, i) =>
+    ctx.copy(t, { buffer: out.buffer, offset: out.byteOffset + i * bytes, size: bytes })
+  );
+  return out;
+}

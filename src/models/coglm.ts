@@ -12,6 +12,7 @@ import { type ClusterTable, loadModelClusters, sampleCoglm } from "./sampling.ts
 import { type ModelDir, openModelDir } from "./config.ts";
 import {
   allocScratch,
+  type AttentionHook,
   embed,
   loadTransformer,
   logits,
@@ -147,10 +148,10 @@ function cachedPass(
   w: TransformerWeights,
   cache: LayerCache[],
   o: PassMask & { batch: number; rows: number; t0: number; cacheLen?: number; prompt?: boolean },
-): (layer: number, xn: Tensor, out: Tensor, s: Scratch) => void {
+): AttentionHook {
   const H = dims.hidden, R = o.rows, ld = 3 * H;
   const { mask, visible, visibleHost, logWeights } = o;
-  return (layer, xn, out, s) =>
+  return (layer, xn, out, s, chain) =>
     standardAttentionBlock(ctx, w.layers[layer], xn, out, s, (qkv, c) => {
       const { k, v } = cache[layer];
       // One new row per batch entry (a generation step): the attention dispatch stores it (storeNew), no kvStore.
@@ -199,7 +200,7 @@ function cachedPass(
           storeNew: fused ? { kOff: H, vOff: 2 * H } : undefined,
         });
       }
-    });
+    }, chain);
 }
 
 export class CogLM {
@@ -427,7 +428,7 @@ export class CogLM {
         throwIfCancelled(o.signal);
         o.onStep?.(step, n);
         embed(ctx, w, tok, { rows: B, idOff: (step - 1) * B, out: sd.h, pos: IMAGE_POSITION0 + step });
-        transformerForward(ctx, dims, w, sd, hook(P + step - 1));
+        transformerForward(ctx, dims, w, sd, hook(P + step - 1), { lnChain: true });
         this.logits(sd.xn, { rows: B, out: lg });
         sampler(ctx, lg, { rows: B, broadcast: false, step, seed: o.seed, out: tok, outOffset: step * B });
         ctx.flush();

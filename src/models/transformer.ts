@@ -8,12 +8,16 @@
 //   h'' = h' + fourth_layernorm(dense_4h_to_h(gelu(dense_h_to_4h(m))))
 // Dispatches per layer: QKV, the attention hook's own, dense, one fused LN (third + residual + post-attention),
 // h→4h (+GELU epilogue), 4h→h, one fused LN (fourth + residual + the next layer's input LN, or the final LN).
+// Decode steps whose hook takes LN chains (transformerLayers' lnChain; choices.ts lnPrologue) fold both fused LNs
+// into the GEMV that consumes them (shaders/gemv_rows.wgsl LNPRO): 5 dispatches per layer instead of 7.
 
 import type { GpuContext } from "../gpu/context.ts";
 import type { RowChunkedTensor, Tensor } from "../gpu/tensor.ts";
 import type { WeightInfo, WeightSource } from "../formats/weights.ts";
 import { f32ToF16Bits } from "../gpu/f16.ts";
-import { layerNorm, layerNormResidual, type LnParams } from "../kernels/layernorm.ts";
+import { layerNorm, layerNormResidual, type LnParams, packLnPair } from "../kernels/layernorm.ts";
+import { gemvLnApplies, type GemvLnPrologue, gemvRows, gemvRowsApplies } from "../kernels/gemv.ts";
+import { lnPrologueFor } from "../kernels/choices.ts";
 import { matmul, matmulChunked } from "../kernels/matmul.ts";
 import { embedding, type EmbeddingOptions } from "../kernels/embedding.ts";
 import { add } from "../kernels/elementwise.ts";
@@ -80,6 +84,11 @@ export interface TransformerWeights {
   finalLayernorm: LnParams;
   /** Bytes of all these tensors on the GPU. */
   bytes: number;
+  /**
+   * The GEMV LN prologues' packed parameters per layer (packLnPair, made on first use): mid = third +
+   * post-attention LN, out = fourth + the next layer's input LN (absent on the last layer).
+   */
+  lnPacks?: { mid: Tensor; out?: Tensor }[];
 }
 
 export interface LoadTransformerOptions {
@@ -216,6 +225,8 @@ export function releaseTransformer(w: TransformerWeights): void {
   for (const l of w.layers) {
     for (const v of Object.values(l)) if (v) all.push((v as Linear).weight, (v as Linear).bias);
   }
+  for (const p of w.lnPacks ?? []) all.push(p.mid, ...(p.out ? [p.out] : []));
+  w.lnPacks = undefined;
   for (const t of all) t.release();
 }
 
@@ -280,7 +291,13 @@ export function releaseScratch(s: Scratch, keep?: Tensor): void {
  * output (after attention.dense) to `out` [rows, hidden]. The default (`standardAttentionBlock`) is QKV → `attend`
  * → dense; DSR / iterative SR pass their own.
  */
-export type AttentionHook = (layer: number, xn: Tensor, out: Tensor, s: Scratch) => void;
+export type AttentionHook = (layer: number, xn: Tensor, out: Tensor, s: Scratch, chain?: LnChain) => void;
+
+/**
+ * A layer norm chain left pending for the attention block's first GEMV (transformerLayers with lnChain): its input
+ * rows are LN2(resid + LN1(x)), not `xn`, and it writes resid + LN1(x) to residOut (src/kernels/gemv.ts).
+ */
+export type LnChain = GemvLnPrologue & { x: Tensor };
 
 /** y = x·Wᵀ + b (+GELU) over `rows` rows. */
 export function linear(
@@ -296,9 +313,14 @@ export function linear(
     aOff?: number;
     cOff?: number;
     ldc?: number;
+    /** The rows are LN2(resid + LN1(x)) made in the GEMV's prologue (decode rows; see LnChain). */
+    ln?: GemvLnPrologue;
   },
 ): Tensor {
   const [N, K] = w.weight.shape;
+  if (o.ln) {
+    return gemvRows(ctx, x, w.weight, { M: o.rows, N, K, bias: w.bias, gelu: o.gelu, out: o.out, ln: o.ln });
+  }
   return matmul(ctx, x, w.weight, {
     M: o.rows,
     N,
@@ -326,8 +348,9 @@ export function standardAttentionBlock(
   out: Tensor,
   s: Scratch,
   attend: (qkv: Tensor, context: Tensor) => void,
+  chain?: LnChain,
 ): void {
-  linear(ctx, xn, w.queryKeyValue, { rows: s.rows, out: s.qkv });
+  linear(ctx, chain?.x ?? xn, w.queryKeyValue, { rows: s.rows, out: s.qkv, ln: chain });
   attend(s.qkv, s.context);
   linear(ctx, s.context, w.dense, { rows: s.rows, out });
 }
@@ -342,8 +365,9 @@ export function transformerForward(
   w: TransformerWeights,
   s: Scratch,
   hook: AttentionHook,
+  o: { lnChain?: boolean } = {},
 ): void {
-  const layers = transformerLayers(ctx, dims, w, s, hook);
+  const layers = transformerLayers(ctx, dims, w, s, hook, o);
   while (!layers.next().done) continue;
 }
 
@@ -357,14 +381,33 @@ export function* transformerLayers(
   w: TransformerWeights,
   s: Scratch,
   hook: AttentionHook,
+  o: { lnChain?: boolean } = {},
 ): Generator<void, void> {
   const rows = s.rows, eps = dims.eps;
+  const packs = o.lnChain && lnChainApplies(ctx, dims, w, rows) ? lnPacks(ctx, w) : null;
   layerNorm(ctx, s.h, w.layers[0].inputLayernorm, { eps, out: s.xn });
   for (const [i, l] of w.layers.entries()) {
-    hook(i, s.xn, s.attnOut, s);
+    const chain: LnChain | undefined = packs && i > 0
+      ? { x: s.mlpOut, resid: s.hMid, params: packs[i - 1].out!, residOut: s.h, eps }
+      : undefined;
+    hook(i, s.xn, s.attnOut, s, chain);
     yield;
     const next = i + 1 < w.layers.length ? w.layers[i + 1].inputLayernorm : w.finalLayernorm;
-    if (dims.order === "sandwich") {
+    if (packs) {
+      // h' = h + third(a) and LN_post(h') in h→4h's prologue; h'' = h' + fourth(m) and the next input LN in the
+      // next layer's QKV prologue (the chain above), the last layer's in a dispatch (final LN into s.xn).
+      const ln = { resid: s.h, params: packs[i].mid, residOut: s.hMid, eps };
+      linear(ctx, s.attnOut, l.denseHTo4h, { rows, out: s.mlpMid, gelu: true, ln });
+      linear(ctx, s.mlpMid, l.dense4hToH, { rows, out: s.mlpOut });
+      if (i + 1 === w.layers.length) {
+        layerNormResidual(ctx, s.mlpOut, s.hMid, l.fourthLayernorm!, {
+          eps,
+          residOut: s.h,
+          post: next,
+          out: s.xn,
+        });
+      }
+    } else if (dims.order === "sandwich") {
       layerNormResidual(ctx, s.attnOut, s.h, l.thirdLayernorm!, {
         eps,
         residOut: s.hMid,
@@ -393,6 +436,37 @@ export function* transformerLayers(
     }
     yield;
   }
+}
+
+/**
+ * Whether a forward over `rows` rows can fold its layer norms into the GEMV prologues on this context: sandwich
+ * order, a GPU adapter (CPU adapters never take the GEMV), the switch (choices.ts lnPrologueFor), the rows within
+ * workgroup memory, and the QKV and h→4h weights in a layout the GEMV takes.
+ */
+export function lnChainApplies(
+  ctx: GpuContext,
+  dims: TransformerDims,
+  w: TransformerWeights,
+  rows: number,
+): boolean {
+  const K = dims.hidden, l = w.layers[0];
+  return dims.order === "sandwich" && !ctx.gpu.isFallback && lnPrologueFor(ctx) &&
+    gemvLnApplies(ctx, rows, K) &&
+    [l.queryKeyValue, l.denseHTo4h].every((x) =>
+      gemvRowsApplies(x.weight, { M: rows, N: x.weight.shape[0], K })
+    ) &&
+    l.inputLayernorm.weight.byteLength % 4 === 0;
+}
+
+/** The packed LN parameters of every layer (made once, recorded as copies; released with the weights). */
+function lnPacks(ctx: GpuContext, w: TransformerWeights): { mid: Tensor; out?: Tensor }[] {
+  w.lnPacks ??= w.layers.map((l, i) => ({
+    mid: packLnPair(ctx, l.thirdLayernorm!, l.postAttentionLayernorm),
+    out: i + 1 < w.layers.length
+      ? packLnPair(ctx, l.fourthLayernorm!, w.layers[i + 1].inputLayernorm)
+      : undefined,
+  }));
+  return w.lnPacks;
 }
 
 /** SAT's GELU MLP of s.mlpIn into `out` [rows, hidden], in row blocks of s.mlpMid's rows. */
