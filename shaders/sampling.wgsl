@@ -371,6 +371,118 @@ fn cluster_token(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 }
 #endif
 
+#if CFUSED
+// The five cluster passes in one dispatch, a workgroup per row (GPUs: a decode step's sampler is 1 dispatch instead
+// of 5): cluster_mass → cluster_norm → cluster_rank → cluster_draw → cluster_token, the same arithmetic in the same
+// order (so the same ids). Pairs: each invocation reads back only the pairs it wrote; the masses go through
+// workgroup memory, the top k through Top (storageBarrier), the drawn cluster through workgroup memory.
+@group(0) @binding(2) var<storage, read> CT: array<u32>;
+@group(0) @binding(3) var<storage, read_write> Pairs: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read_write> Top: array<vec2<f32>>;
+@group(0) @binding(5) var<storage, read_write> Ids: array<i32>;
+var<workgroup> fmass: array<f32, 512>; // MAX_CLUSTERS, as cluster_rank
+var<workgroup> fsel: u32;
+
+@compute @workgroup_size({{WG}})
+fn cluster_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) li: u32) {
+  let r = wg.x + wg.y * nwg.x;
+  if (r >= P.rows) { return; } // the same for the whole workgroup: the barriers below stay uniform
+  let C = min(P.nclusters, 512u);
+  let W = P.width;
+  let T = P.temperature;
+  let T2 = P.temperature2;
+  let K = P.k;
+  let base = logits_row(r) * W;
+  let tok0 = P.nclusters + 1u;
+  // cluster_mass
+  for (var c = li; c < C; c += WG) {
+    var a = vec2<f32>(-3.402823e38, 0.0);
+    let e = CT[c + 1u];
+    for (var q = CT[c]; q < e; q++) { a = ms_push(a, L[base + CT[tok0 + q]] / T); }
+    Pairs[r * C + c] = a;
+  }
+  // cluster_norm
+  var m = vec2<f32>(-3.402823e38, 0.0);
+  for (var c = li; c < C; c += WG) { m = ms_merge(m, Pairs[r * C + c]); }
+  let t = wg_ms(m, li);
+  for (var c = li; c < C; c += WG) {
+    let p = Pairs[r * C + c];
+    fmass[c] = select(p.y * exp(p.x - t.x) / t.y, 0.0, p.y == 0.0);
+  }
+  workgroupBarrier();
+  // cluster_rank
+  for (var c = li; c < C; c += WG) {
+    let v = fmass[c];
+    var rank = 0u;
+    for (var d = 0u; d < C; d++) {
+      let w = fmass[d];
+      if (w > v || (w == v && d < c)) {
+        rank++;
+        if (rank >= K) { break; }
+      }
+    }
+    if (rank < K) { Top[r * K + rank] = vec2<f32>(f32(c), v); }
+  }
+  storageBarrier();
+  // cluster_draw
+  if (li == 0u) {
+    let tb = r * K;
+    var tot = 0.0;
+    for (var j = 0u; j < K; j++) { tot += Top[tb + j].y; }
+    var rank = 0u;
+    if (P.force_rank != NONE) {
+      rank = min(P.force_rank, K - 1u);
+    } else {
+      let goal = to_uniform(draws(r).x) * tot;
+      var cum = 0.0;
+      var pick = NONE;
+      var last = 0u;
+      for (var j = 0u; j < K; j++) {
+        let w = Top[tb + j].y;
+        if (w > 0.0) {
+          last = j;
+          if (cum + w > goal) { pick = j; break; }
+        }
+        cum += w;
+      }
+      rank = select(pick, last, pick == NONE);
+    }
+    fsel = u32(Top[tb + rank].x);
+  }
+  // cluster_token
+  let cl = workgroupUniformLoad(&fsel);
+  let o0 = CT[cl];
+  let n = CT[cl + 1u] - o0;
+  let chunk = (n + WG - 1u) / WG;
+  let q0 = min(n, li * chunk);
+  let q1 = min(n, q0 + chunk);
+  var a = vec2<f32>(-3.402823e38, 0.0);
+  for (var q = q0; q < q1; q++) { a = ms_push(a, (L[base + CT[tok0 + o0 + q]] / T) / T2); }
+  red_f[li] = a.x;
+  red_g[li] = a.y;
+  pick_chunk(li, to_uniform(draws(r).y));
+  let m2 = sh_f[2];
+  if (li == sh_u[0]) {
+    let rem = sh_f[0];
+    var cum = 0.0;
+    var tok = NONE;
+    var last = NONE;
+    for (var q = q0; q < q1; q++) {
+      let id = CT[tok0 + o0 + q];
+      let w = exp((L[base + id] / T) / T2 - m2);
+      if (w > 0.0) {
+        last = id;
+        cum += w;
+        if (cum > rem) { tok = id; break; }
+      }
+    }
+    if (tok == NONE) { tok = last; }
+    Ids[P.out_offset + r * P.out_stride] = i32(tok);
+  }
+}
+#endif
+
 #if TRADIX
 // Top-k pass ps (0..3) of the radix select of the k-th largest key of x = logits / T, 8 bits at a time from the top.
 // State[r] = (prefix, remaining count); pass 0 starts from (0, k). One dispatch per pass.

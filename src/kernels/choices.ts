@@ -123,6 +123,13 @@ export interface BackendChoices {
    * COGVIEW2_LN_PROLOGUE=0|1 overrides it (the published CogLM b1 run with each).
    */
   lnPrologue: boolean;
+  /**
+   * Whether cluster sampling (CogLM's and DSR's strategy) runs its five passes as one dispatch (shaders/sampling.wgsl
+   * CFUSED, a workgroup per row; the same ids): 4 fewer dispatches per CogLM decode step. CPU adapters: false (they
+   * rank clusters with the serial pass). GPUs: true, not measured on a GPU (the five passes are one workgroup per
+   * row already, except the draw; the b1 step is host-bound). COGVIEW2_SAMPLER_FUSED=0|1 overrides it.
+   */
+  clusterFused: boolean;
 }
 
 /** The table, keyed by backend and adapter kind ("cpu": software adapters such as lavapipe; "gpu": the rest). */
@@ -161,6 +168,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     attentionWg: 32,
     attentionSplit: 1,
     lnPrologue: false,
+    clusterFused: false,
   },
   "wgpu/gpu": {
     rowReduce: "workgroup",
@@ -172,6 +180,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     attentionWg: 256, // not measured on a GPU: see BackendChoices.attentionWg
     attentionSplit: 1, // measured on Dawn only: see BackendChoices.attentionSplit
     lnPrologue: true, // not measured on a GPU: see BackendChoices.lnPrologue
+    clusterFused: true, // not measured on a GPU: see BackendChoices.clusterFused
   },
   "dawn/cpu": {
     rowReduce: "subgroup",
@@ -182,6 +191,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     attentionWg: 32,
     attentionSplit: 1,
     lnPrologue: false,
+    clusterFused: false,
   },
   // Measured on an H200 (bench/results/2026-12-04-h200/, Dawn; tests/kernels/choices_test.ts checks each entry
   // against those records): GEMV l64c2u2 fastest at M = 1, 4, 8 (48-layer f16 decode step 3.67 / 5.45 / 10.06 ms vs
@@ -203,6 +213,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     attentionWg: 256, // H200 (session 8): see BackendChoices.attentionWg
     attentionSplit: 1, // H200 (session 8): see BackendChoices.attentionSplit
     lnPrologue: true, // not measured on a GPU: see BackendChoices.lnPrologue
+    clusterFused: true, // not measured on a GPU: see BackendChoices.clusterFused
   },
 };
 
@@ -311,4 +322,16 @@ export function lnPrologueFor(ctx: GpuContext, env = readEnv(LN_PROLOGUE_ENV)): 
     return env === "1";
   }
   return choices(ctx).lnPrologue;
+}
+
+/** `COGVIEW2_SAMPLER_FUSED=0|1`: cluster sampling in one dispatch (1) or five (0). */
+export const SAMPLER_FUSED_ENV = "COGVIEW2_SAMPLER_FUSED";
+
+/** Whether cluster sampling runs as one dispatch on this context: COGVIEW2_SAMPLER_FUSED, else the table. */
+export function clusterFusedFor(ctx: GpuContext, env = readEnv(SAMPLER_FUSED_ENV)): boolean {
+  if (env) {
+    if (env !== "0" && env !== "1") throw new Error(`${SAMPLER_FUSED_ENV}=${env}: expected 0 or 1`);
+    return env === "1";
+  }
+  return choices(ctx).clusterFused;
 }

@@ -6,6 +6,7 @@ import { f32, type GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { seedKey } from "../sampling/rng.ts";
 import { check, grid1d } from "./_grid.ts";
+import { clusterFusedFor } from "./choices.ts";
 
 /** Cluster labels of the image tokens on the GPU (cluster_label.npy), in the layout the kernel reads. */
 export interface ClusterTable {
@@ -118,6 +119,11 @@ export interface ClusterSampleOptions extends DrawOptions {
   forceRank?: number;
   /** Also produce the intermediates (ClusterDebug). */
   debug?: boolean;
+  /**
+   * All five passes in one dispatch (shaders/sampling.wgsl CFUSED; the same ids); default: choices.ts
+   * clusterFusedFor (COGVIEW2_SAMPLER_FUSED, else the table). Not with `debug`.
+   */
+  fused?: boolean;
 }
 
 /** Intermediates of a debug cluster_sample call (read with readClusterDebug). */
@@ -291,8 +297,19 @@ export function clusterSampleGpu(
       bindings,
     });
   const pairs = ctx.empty([s.rows, C, 2], "f32");
-  const mass = ctx.empty([s.rows, C], "f32");
   const top = ctx.empty([s.rows, K, 2], "f32");
+  if (!dbg && (o.fused ?? clusterFusedFor(ctx))) {
+    ctx.dispatch(
+      pass("cluster_fused", "CFUSED", ["read", "read", "write", "write", "write"]),
+      p,
+      [logits, table.tensor, pairs, top, out],
+      grid,
+    );
+    pairs.release();
+    top.release();
+    return { ids: out };
+  }
+  const mass = ctx.empty([s.rows, C], "f32");
   const sel = ctx.empty([s.rows], "u32");
   const probs = dbg ? ctx.empty([s.rows, K], "f32") : undefined;
   const final = dbg ? ctx.empty([s.rows, s.width], "f32") : undefined;

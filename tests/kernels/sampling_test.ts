@@ -138,10 +138,12 @@ async function clusterCase(ctx: Awaited<ReturnType<typeof sharedContext>>): Prom
       u1,
     );
     assert.deepEqual(bad, [], `rows whose GPU id differs from the CPU twin's away from a CDF edge`);
-    // the plain variant draws the same ids
-    const plain = clusterSampleGpu(ctx, lt, table, o).ids;
-    assert.deepEqual([...await ctx.read(plain)], [...gpuIds]);
-    plain.release();
+    // the plain variant draws the same ids, in five dispatches and in one (CFUSED)
+    for (const fused of [false, true]) {
+      const plain = clusterSampleGpu(ctx, lt, table, { ...o, fused }).ids;
+      assert.deepEqual([...await ctx.read(plain)], [...gpuIds], `fused ${fused}`);
+      plain.release();
+    }
   }
   lt.release();
   table.tensor.release();
