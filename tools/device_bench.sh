@@ -150,6 +150,14 @@ all)
   # CogLM b1 with the GPU defaults before session 7 (64-wide row reductions and fused attention): compare with published_b1
   # shellcheck disable=SC2086
   part coglm_b1_before "${T_COGLM_B1_BEFORE:-40}" bash -c ". $W/picked_b1.env; COGVIEW2_ROW_REDUCE=workgroup COGVIEW2_ROW_REDUCE_DECODE=workgroup COGVIEW2_ATTENTION_WG=64 COGVIEW2_ATTENTION_SPLIT=1 $B --gpu ${PUB_GPU:-dawn} --shape published --batch 1 --stages coglm ${PUB_ARGS:-}"
+  # CogLM b1 with the decode step's dispatch merges off (COGVIEW2_LN_PROLOGUE=0: the layer norms in dispatches of their
+  # own; COGVIEW2_SAMPLER_FUSED=0: five sampler passes): 344 dispatches per step instead of 245; compare the tokens/s
+  # and the "coglm host:" line with published_b1, the kernels' GPU µs with profile_b1 (not in the default PARTS: name
+  # them, e.g. PARTS="probe gemv rows decode_attention published_b1 coglm_b1_unfused profile_b1 profile_b1_unfused")
+  # shellcheck disable=SC2086
+  part coglm_b1_unfused "${T_COGLM_B1_UNFUSED:-40}" bash -c ". $W/picked_b1.env; COGVIEW2_LN_PROLOGUE=0 COGVIEW2_SAMPLER_FUSED=0 $B --gpu ${PUB_GPU:-dawn} --shape published --batch 1 --stages coglm ${PUB_ARGS:-}"
+  # shellcheck disable=SC2086
+  part profile_b1_unfused "${T_PROFILE_B1:-60}" bash -c ". $W/picked_b1.env; COGVIEW2_LN_PROLOGUE=0 COGVIEW2_SAMPLER_FUSED=0 $B --gpu ${PUB_GPU:-dawn} --shape published --batch 1 --stages coglm --profile ${PUB_ARGS:-}"
   # shellcheck disable=SC2086
   part published_b8 "${T_PUB8:-130}" bash -c ". $W/picked_b8.env; $B --gpu ${PUB_GPU:-dawn} --shape published --batch 8 ${PUB_ARGS:-}"
   # the GEMM variants again with Dawn's f16 unblocked on NVIDIA and its experimental features listed (see the probe):
