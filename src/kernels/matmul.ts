@@ -6,7 +6,7 @@ import { type RowChunkedTensor, type Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
 import { epilogueBindings, layoutParams, type MatmulLayout, matmulOutput } from "./_epilogue.ts";
 import { matmulWindows, planWindows, windowBudget, windowsApplies } from "./matmul_windows.ts";
-import { gemvRows, gemvRowsApplies } from "./gemv.ts";
+import { type GemvLnPrologue, gemvRows, gemvRowsApplies } from "./gemv.ts";
 import {
   emulatedTensorCores,
   gemmF16Math,
@@ -466,6 +466,8 @@ export function matmulChunked(
     out?: Tensor;
     constantW?: boolean;
     variant?: MatmulVariant;
+    /** The rows made in the GEMV's prologue (gemvRows `ln`; decode rows, every chunk a GEMV layout). */
+    ln?: GemvLnPrologue;
   },
 ): Tensor {
   const N = o.cols ?? w.rows;
@@ -480,6 +482,10 @@ export function matmulChunked(
   for (const ch of w.chunks) {
     if (ch.row0 >= N) break;
     const n = Math.min(ch.rows, N - ch.row0);
+    if (o.ln) {
+      gemvRows(ctx, a, ch.tensor, { M: o.M, N: n, K, ldc: N, cOff: ch.row0, out: c, ln: o.ln });
+      continue;
+    }
     matmul(ctx, a, ch.tensor, {
       M: o.M,
       N: n,

@@ -14,6 +14,7 @@ import {
   allocScratch,
   type AttentionHook,
   embed,
+  type LnChain,
   loadTransformer,
   logits,
   releaseScratch,
@@ -351,7 +352,7 @@ export class CogLM {
   /** Logits of `rows` rows of a hidden tensor over the first `cols` vocabulary rows (default: the image tokens). */
   logits(
     hidden: Tensor,
-    o: { rows: number; aOff?: number; lda?: number; cols?: number; out?: Tensor },
+    o: { rows: number; aOff?: number; lda?: number; cols?: number; out?: Tensor; ln?: LnChain },
   ): Tensor {
     return logits(this.ctx, this.weights, hidden, { ...o, cols: o.cols ?? this.imageTokens });
   }
@@ -428,8 +429,8 @@ export class CogLM {
         throwIfCancelled(o.signal);
         o.onStep?.(step, n);
         embed(ctx, w, tok, { rows: B, idOff: (step - 1) * B, out: sd.h, pos: IMAGE_POSITION0 + step });
-        transformerForward(ctx, dims, w, sd, hook(P + step - 1), { lnChain: true });
-        this.logits(sd.xn, { rows: B, out: lg });
+        transformerForward(ctx, dims, w, sd, hook(P + step - 1), { lnChain: true, deferFinal: true });
+        this.logits(sd.xn, { rows: B, out: lg, ln: sd.finalChain });
         sampler(ctx, lg, { rows: B, broadcast: false, step, seed: o.seed, out: tok, outOffset: step * B });
         ctx.flush();
       }

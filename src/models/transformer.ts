@@ -86,9 +86,9 @@ export interface TransformerWeights {
   bytes: number;
   /**
    * The GEMV LN prologues' packed parameters per layer (packLnPair, made on first use): mid = third +
-   * post-attention LN, out = fourth + the next layer's input LN (absent on the last layer).
+   * post-attention LN, out = fourth + the next layer's input LN (the final LN on the last layer).
    */
-  lnPacks?: { mid: Tensor; out?: Tensor }[];
+  lnPacks?: { mid: Tensor; out: Tensor }[];
 }
 
 export interface LoadTransformerOptions {
@@ -225,7 +225,7 @@ export function releaseTransformer(w: TransformerWeights): void {
   for (const l of w.layers) {
     for (const v of Object.values(l)) if (v) all.push((v as Linear).weight, (v as Linear).bias);
   }
-  for (const p of w.lnPacks ?? []) all.push(p.mid, ...(p.out ? [p.out] : []));
+  for (const p of w.lnPacks ?? []) all.push(p.mid, p.out);
   w.lnPacks = undefined;
   for (const t of all) t.release();
 }
@@ -251,6 +251,11 @@ export interface Scratch {
    */
   mlpMid: Tensor;
   mlpOut: Tensor;
+  /**
+   * After a forward with { lnChain, deferFinal } that folded its layer norms: the last layer's fourth LN + residual +
+   * final LN, left for the logits GEMV's prologue (logits' `ln`); s.xn then does not hold final_layernorm(h).
+   */
+  finalChain?: LnChain;
 }
 
 /**
@@ -283,6 +288,7 @@ export function allocScratch(ctx: GpuContext, dims: TransformerDims, rows: numbe
 
 /** Returns the scratch buffers to the pool, except `keep` (e.g. s.xn when the caller reads the hidden states). */
 export function releaseScratch(s: Scratch, keep?: Tensor): void {
+  s.finalChain = undefined;
   for (const v of Object.values(s)) if (typeof v === "object" && v !== keep) (v as Tensor).release();
 }
 
@@ -365,7 +371,7 @@ export function transformerForward(
   w: TransformerWeights,
   s: Scratch,
   hook: AttentionHook,
-  o: { lnChain?: boolean } = {},
+  o: LayerOptions = {},
 ): void {
   const layers = transformerLayers(ctx, dims, w, s, hook, o);
   while (!layers.next().done) continue;
@@ -381,14 +387,16 @@ export function* transformerLayers(
   w: TransformerWeights,
   s: Scratch,
   hook: AttentionHook,
-  o: { lnChain?: boolean } = {},
+  o: LayerOptions = {},
 ): Generator<void, void> {
   const rows = s.rows, eps = dims.eps;
   const packs = o.lnChain && lnChainApplies(ctx, dims, w, rows) ? lnPacks(ctx, w) : null;
+  const defer = !!packs && !!o.deferFinal && logitsLnApplies(ctx, w, rows);
+  s.finalChain = undefined;
   layerNorm(ctx, s.h, w.layers[0].inputLayernorm, { eps, out: s.xn });
   for (const [i, l] of w.layers.entries()) {
     const chain: LnChain | undefined = packs && i > 0
-      ? { x: s.mlpOut, resid: s.hMid, params: packs[i - 1].out!, residOut: s.h, eps }
+      ? { x: s.mlpOut, resid: s.hMid, params: packs[i - 1].out, residOut: s.h, eps }
       : undefined;
     hook(i, s.xn, s.attnOut, s, chain);
     yield;
@@ -400,12 +408,15 @@ export function* transformerLayers(
       linear(ctx, s.attnOut, l.denseHTo4h, { rows, out: s.mlpMid, gelu: true, ln });
       linear(ctx, s.mlpMid, l.dense4hToH, { rows, out: s.mlpOut });
       if (i + 1 === w.layers.length) {
-        layerNormResidual(ctx, s.mlpOut, s.hMid, l.fourthLayernorm!, {
-          eps,
-          residOut: s.h,
-          post: next,
-          out: s.xn,
-        });
+        if (defer) s.finalChain = { x: s.mlpOut, resid: s.hMid, params: packs[i].out, residOut: s.h, eps };
+        else {
+          layerNormResidual(ctx, s.mlpOut, s.hMid, l.fourthLayernorm!, {
+            eps,
+            residOut: s.h,
+            post: next,
+            out: s.xn,
+          });
+        }
       }
     } else if (dims.order === "sandwich") {
       layerNormResidual(ctx, s.attnOut, s.h, l.thirdLayernorm!, {
@@ -458,13 +469,22 @@ export function lnChainApplies(
     l.inputLayernorm.weight.byteLength % 4 === 0;
 }
 
+/** Whether the logits GEMV over `rows` rows can take the final LN chain in its prologue (every vocabulary chunk). */
+function logitsLnApplies(ctx: GpuContext, w: TransformerWeights, rows: number): boolean {
+  const K = w.wordEmbeddings.cols;
+  return w.wordEmbeddings.chunks.every((c) => gemvRowsApplies(c.tensor, { M: rows, N: c.rows, K })) &&
+    gemvLnApplies(ctx, rows, K);
+}
+
 /** The packed LN parameters of every layer (made once, recorded as copies; released with the weights). */
-function lnPacks(ctx: GpuContext, w: TransformerWeights): { mid: Tensor; out?: Tensor }[] {
+function lnPacks(ctx: GpuContext, w: TransformerWeights): { mid: Tensor; out: Tensor }[] {
   w.lnPacks ??= w.layers.map((l, i) => ({
     mid: packLnPair(ctx, l.thirdLayernorm!, l.postAttentionLayernorm),
-    out: i + 1 < w.layers.length
-      ? packLnPair(ctx, l.fourthLayernorm!, w.layers[i + 1].inputLayernorm)
-      : undefined,
+    out: packLnPair(
+      ctx,
+      l.fourthLayernorm!,
+      i + 1 < w.layers.length ? w.layers[i + 1].inputLayernorm : w.finalLayernorm,
+    ),
   }));
   return w.lnPacks;
 }
@@ -489,6 +509,17 @@ export function embed(
   embedding(ctx, ids, w.wordEmbeddings, { ...o, posTable: w.positionEmbeddings });
 }
 
+/** What transformerForward / transformerLayers take besides the hook. */
+export interface LayerOptions {
+  /**
+   * The hook passes LN chains on to its first GEMV (standardAttentionBlock's `chain`): decode rows fold their layer
+   * norms into the GEMV prologues where lnChainApplies.
+   */
+  lnChain?: boolean;
+  /** With lnChain: leave the last layer's LN chain in s.finalChain for the logits GEMV instead of writing s.xn. */
+  deferFinal?: boolean;
+}
+
 /**
  * final_forward_default: logits = x·word_embeddingsᵀ for `rows` rows of x (row stride lda from aOff), over the
  * first `cols` vocabulary rows (20000 = the image tokens for sampling; all for perplexity).
@@ -497,9 +528,10 @@ export function logits(
   ctx: GpuContext,
   w: TransformerWeights,
   x: Tensor,
-  o: { rows: number; cols?: number; lda?: number; aOff?: number; out?: Tensor },
+  o: { rows: number; cols?: number; lda?: number; aOff?: number; out?: Tensor; ln?: LnChain },
 ): Tensor {
-  return matmulChunked(ctx, x, w.wordEmbeddings, {
+  return matmulChunked(ctx, o.ln?.x ?? x, w.wordEmbeddings, {
+    ln: o.ln,
     M: o.rows,
     cols: o.cols,
     lda: o.lda,
