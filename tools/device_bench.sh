@@ -151,7 +151,7 @@ all)
   # shellcheck disable=SC2086
   part coglm_b1_before "${T_COGLM_B1_BEFORE:-40}" bash -c ". $W/picked_b1.env; COGVIEW2_ROW_REDUCE=workgroup COGVIEW2_ROW_REDUCE_DECODE=workgroup COGVIEW2_ATTENTION_WG=64 COGVIEW2_ATTENTION_SPLIT=1 $B --gpu ${PUB_GPU:-dawn} --shape published --batch 1 --stages coglm ${PUB_ARGS:-}"
   # CogLM b1 with the decode step's dispatch merges off (COGVIEW2_LN_PROLOGUE=0: the layer norms in dispatches of their
-  # own; COGVIEW2_SAMPLER_FUSED=0: five sampler passes): 344 dispatches per step instead of 245; compare the tokens/s
+  # own; COGVIEW2_SAMPLER_FUSED=0: five sampler passes): 344 dispatches per step instead of 244; compare the tokens/s
   # and the "coglm host:" line with published_b1, the kernels' GPU µs with profile_b1 (not in the default PARTS: name
   # them, e.g. PARTS="probe gemv rows decode_attention published_b1 coglm_b1_unfused profile_b1 profile_b1_unfused")
   # shellcheck disable=SC2086

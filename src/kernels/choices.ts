@@ -116,8 +116,9 @@ export interface BackendChoices {
   /**
    * Real GPUs only (CPU adapters never take the GEMV): whether a batch-1-ish CogLM decode step folds its sandwich
    * layer-norm chains into the GEMV that consumes them (shaders/gemv_rows.wgsl LNPRO: third LN + residual +
-   * post-attention LN into h→4h, fourth LN + residual + next input LN into the next layer's QKV), 95 fewer
-   * dispatches per 48-layer step (344 → 249), where the rows fit workgroup memory (src/kernels/gemv.ts
+   * post-attention LN into h→4h, fourth LN + residual + next input LN into the next layer's QKV, the last layer's
+   * fourth + final LN into the logits GEMV), 96 fewer dispatches per 48-layer step (344 → 248; 244 with
+   * clusterFused), where the rows fit workgroup memory (src/kernels/gemv.ts
    * gemvLnApplies: 1 row of 3072 at the WebGPU default 16 KiB). The H200 step is host-bound at ~19.5 µs of host
    * time per dispatch (session 8); every GEMV workgroup re-reads the rows (L2) instead. Not measured on a GPU yet:
    * COGVIEW2_LN_PROLOGUE=0|1 overrides it (the published CogLM b1 run with each).
