@@ -187,7 +187,9 @@ try {
   console.log(describeGpu(gpu));
   console.log(
     `subgroups ${gpu.hasSubgroups ? "yes" : "no"}; timestamps ${gpu.hasTimestamps ? "yes" : "no"}; ` +
-      `uniform buffers per stage ${gpu.limits.maxUniformBuffersPerShaderStage}`,
+      `uniform buffers per stage ${gpu.limits.maxUniformBuffersPerShaderStage}; storage buffers per stage ` +
+      `${gpu.limits.maxStorageBuffersPerShaderStage}; workgroup storage ${gpu.limits.maxComputeWorkgroupStorageSize} B ` +
+      `(the GEMV LN prologue needs 7 and rows × hidden × 4 B + ~2-3 KiB: src/kernels/gemv.ts gemvLnApplies)`,
   );
   console.log(`adapter features: ${gpu.adapterFeatures.join(", ") || "none"}`);
   // Tensor-core tiles are reachable from WGSL only through this (experimental) feature and its shapes.
