@@ -3,7 +3,7 @@
 // group of QG consecutive elements along K. Each weight is read once. A workgroup is GPW groups of LPR lanes; a group
 // computes CPL adjacent output columns for all MR rows of A. Its lanes read the columns' W rows in 16-byte vec4 loads
 // (8 f16, 4 f32 or 16 int8 per load; adjacent lanes adjacent addresses), U loads per column issued before any is used
-// (the loop is unrolled by compile-time constants: U·CPL loads in flight per lane), and each A slice is loaded once
+// (the loops over them copied out by #unroll: U·CPL loads in flight per lane), and each A slice is loaded once
 // per step and held in registers across the CPL columns. The partial sums are reduced across the LPR lanes either by
 // subgroupAdd (SUBGROUPS, subgroup size SG dividing LPR; more than one subgroup per group adds one workgroup-memory
 // pass) or by a log-tree in workgroup memory. Variants (names, defaults per backend): src/kernels/gemv.ts; with
@@ -69,6 +69,19 @@ const U: u32 = {{U}}u;
 const WG: u32 = LPR * GPW;
 const NV: u32 = MR * CPL;
 const EPL: u32 = 4u * Q; // W elements per 16-byte load
+// Trip counts for #unroll (the consts of the same names): every index into the register arrays wb, ab, acc, wv, sc,
+// av, mine (and the LN prologue's x, r, v: U_PV) is an #unroll literal (naga's rolled loops would leave them in local
+// memory on NVIDIA, shaders/README.md); the K loop and the loops over workgroup memory stay rolled.
+#define U_NV MR*CPL
+#define U_NR (MR*CPL+LPR-1)/LPR
+#if W_F32
+#define U_Q 1
+#elif W_I8
+#define U_Q 4
+#else
+#define U_Q 2
+#endif
+
 
 // The j-th vec4<f32> of one W load.
 fn wpart(p: WT, j: u32) -> vec4<f32> {
@@ -94,6 +107,7 @@ var<workgroup> red: array<f32, WG * MR>;
 #if LNPRO
 const KV: u32 = {{KV}}u; // K / 4: vec4 per row
 const PV: u32 = (KV + WG - 1u) / WG; // vec4 of a row per invocation
+#define U_PV (KV+LPR*GPW-1)/(LPR*GPW)
 var<workgroup> xs: array<vec4<f32>, MR * KV>; // the A rows the prologue makes
 #if SUBGROUPS
 var<workgroup> lnr: array<f32, WG / SG>;
@@ -127,14 +141,16 @@ fn wg_sum(li: u32, v: f32) -> f32 {
 // Mean and 1/sqrt(var + eps) of a row held as PV vec4 per invocation (entries past the row hold 0).
 fn ln_stats(li: u32, v: array<vec4<f32>, PV>) -> vec2<f32> {
   var s = 0.0;
-  for (var i = 0u; i < PV; i++) { s += dot(v[i], vec4<f32>(1.0)); }
+#unroll i 0 U_PV
+  s += dot(v[i], vec4<f32>(1.0));
+#endunroll
   let n = f32(4u * KV);
   let mean = wg_sum(li, s) / n;
   var q = 0.0;
-  for (var i = 0u; i < PV; i++) {
-    let d = select(vec4<f32>(0.0), v[i] - vec4<f32>(mean), li + i * WG < KV);
-    q += dot(d, d);
-  }
+#unroll i 0 U_PV
+  let d = select(vec4<f32>(0.0), v[i] - vec4<f32>(mean), li + i * WG < KV);
+  q += dot(d, d);
+#endunroll
   return vec2<f32>(mean, 1.0 / sqrt(wg_sum(li, q) / n + P.ln_eps));
 }
 
@@ -143,24 +159,26 @@ fn ln_prologue(li: u32, first: bool) {
   for (var m = 0u; m < MR; m++) {
     var x: array<vec4<f32>, PV>;
     var r: array<vec4<f32>, PV>;
-    for (var i = 0u; i < PV; i++) {
-      let q = min(li + i * WG, KV - 1u);
-      x[i] = A[m * KV + q];
-      r[i] = LR[m * KV + q];
-    }
-    for (var i = 0u; i < PV; i++) { x[i] = select(vec4<f32>(0.0), x[i], li + i * WG < KV); }
+#unroll i 0 U_PV
+    let q = min(li + i * WG, KV - 1u);
+    x[i] = A[m * KV + q];
+    r[i] = LR[m * KV + q];
+#endunroll
+#unroll i 0 U_PV
+    x[i] = select(vec4<f32>(0.0), x[i], li + i * WG < KV);
+#endunroll
     let s1 = ln_stats(li, x);
-    for (var i = 0u; i < PV; i++) {
-      let q = min(li + i * WG, KV - 1u);
-      let o = r[i] + ((x[i] - vec4<f32>(s1.x)) * s1.y * lnp(0u, q) + lnp(1u, q));
-      x[i] = select(vec4<f32>(0.0), o, li + i * WG < KV);
-      if (first && li + i * WG < KV) { LO[m * KV + q] = o; }
-    }
+#unroll i 0 U_PV
+    let q = min(li + i * WG, KV - 1u);
+    let o = r[i] + ((x[i] - vec4<f32>(s1.x)) * s1.y * lnp(0u, q) + lnp(1u, q));
+    x[i] = select(vec4<f32>(0.0), o, li + i * WG < KV);
+    if (first && li + i * WG < KV) { LO[m * KV + q] = o; }
+#endunroll
     let s2 = ln_stats(li, x);
-    for (var i = 0u; i < PV; i++) {
-      let q = li + i * WG;
-      if (q < KV) { xs[m * KV + q] = (x[i] - vec4<f32>(s2.x)) * s2.y * lnp(2u, q) + lnp(3u, q); }
-    }
+#unroll i 0 U_PV
+    let q = li + i * WG;
+    if (q < KV) { xs[m * KV + q] = (x[i] - vec4<f32>(s2.x)) * s2.y * lnp(2u, q) + lnp(3u, q); }
+#endunroll
   }
   workgroupBarrier();
 }
@@ -181,11 +199,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
 #endif
   // W row starts in loads (columns past N re-read the last row; their results are not stored).
   var wb: array<u32, CPL>;
-  for (var c = 0u; c < CPL; c++) { wb[c] = (P.w_off + min(col0 + c, P.N - 1u) * P.ldw) / EPL; }
+#unroll c 0 CPL
+  wb[c] = (P.w_off + min(col0 + c, P.N - 1u) * P.ldw) / EPL;
+#endunroll
   var ab: array<u32, MR>;
-  for (var m = 0u; m < MR; m++) { ab[m] = (P.a_off + m * P.lda) / 4u; }
-  var acc: array<f32, NV>;
-  for (var j = 0u; j < NV; j++) { acc[j] = 0.0; }
+#unroll m 0 MR
+  ab[m] = (P.a_off + m * P.lda) / 4u;
+#endunroll
+  var acc: array<f32, NV>; // zeros (WGSL initializes function variables)
   let steps = P.K / EPL;
   for (var s = lane; s < steps; s += U * LPR) {
     // Every W load of this step first (U per column), then the arithmetic. Loads past the row re-read its last
@@ -194,47 +215,57 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
 #if W_I8
     var sc: array<f32, CPL * U>;
 #endif
-    for (var u = 0u; u < U; u++) {
-      let su = min(s + u * LPR, steps - 1u);
-      for (var c = 0u; c < CPL; c++) {
-        wv[c * U + u] = W[wb[c] + su];
+#unroll u 0 U
+    let su = min(s + u * LPR, steps - 1u);
+#unroll c 0 CPL
+    wv[c * U + u] = W[wb[c] + su];
 #if W_I8
-        sc[c * U + u] = WS[((wb[c] + su) * EPL) / QG];
+    sc[c * U + u] = WS[((wb[c] + su) * EPL) / QG];
 #endif
-      }
-    }
-    for (var u = 0u; u < U; u++) {
-      let ok = s + u * LPR < steps;
-      let su = min(s + u * LPR, steps - 1u);
-      for (var m = 0u; m < MR; m++) {
-        var av: array<vec4<f32>, Q>;
-        for (var j = 0u; j < Q; j++) { av[j] = select(vec4<f32>(0.0), a_at(ab[m] + su * Q + j), ok); }
-        for (var c = 0u; c < CPL; c++) {
-          var d = 0.0;
-          for (var j = 0u; j < Q; j++) { d += dot(av[j], wpart(wv[c * U + u], j)); }
+#endunroll
+#endunroll
+#unroll u 0 U
+    let ok = s + u * LPR < steps;
+    let su = min(s + u * LPR, steps - 1u);
+#unroll m 0 MR
+    var av: array<vec4<f32>, Q>;
+#unroll j 0 U_Q
+    av[j] = select(vec4<f32>(0.0), a_at(ab[m] + su * Q + j), ok);
+#endunroll
+#unroll c 0 CPL
+    var d = 0.0;
+#unroll j 0 U_Q
+    d += dot(av[j], wpart(wv[c * U + u], j));
+#endunroll
 #if W_I8
-          d *= sc[c * U + u];
+    d *= sc[c * U + u];
 #endif
-          acc[m * CPL + c] += d;
-        }
-      }
-    }
+    acc[m * CPL + c] += d;
+#endunroll
+#endunroll
+#endunroll
   }
 #if SUBGROUPS
-  // subgroupAdd per value; lane j % LPR of the group stores value j (row m = j / CPL, column c = j % CPL).
+  // subgroupAdd per value. One subgroup per group of lanes: lane j % LPR keeps value j (row m = j / CPL, column
+  // c = j % CPL) as its (j / LPR)-th, mine[j / LPR], and stores it; more: the subgroups' sums through workgroup memory.
+  var mine: array<f32, {{U_NR}}>;
+  let sgi = lane / SG;
+#unroll j 0 U_NV
+  let t = subgroupAdd(acc[j]);
   if (NSG == 1u) {
-    for (var j = 0u; j < NV; j++) {
-      let t = subgroupAdd(acc[j]);
-      let m = j / CPL;
-      let n = col0 + j % CPL;
-      if (lane == j % LPR && m < P.M && n < P.N) { store_c(0u, m, n, t); }
-    }
+    if (lane == j % LPR) { mine[j / LPR] = t; }
+  } else if (lane % SG == 0u) {
+    part[(grp * NSG + sgi) * NV + j] = t;
+  }
+#endunroll
+  if (NSG == 1u) {
+#unroll r 0 U_NR
+    let j = r * LPR + lane;
+    let m = j / CPL;
+    let n = col0 + j % CPL;
+    if (j < NV && m < P.M && n < P.N) { store_c(0u, m, n, mine[r]); }
+#endunroll
   } else {
-    let sgi = lane / SG;
-    for (var j = 0u; j < NV; j++) {
-      let t = subgroupAdd(acc[j]);
-      if (lane % SG == 0u) { part[(grp * NSG + sgi) * NV + j] = t; }
-    }
     workgroupBarrier();
     for (var j = 0u; j < NV; j++) {
       let m = j / CPL;
@@ -248,20 +279,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   }
 #else
   // One column at a time: the MR partials of every lane in workgroup memory, a log-tree over the group's lanes.
-  for (var c = 0u; c < CPL; c++) {
-    for (var m = 0u; m < MR; m++) { red[m * WG + lid.x] = acc[m * CPL + c]; }
-    for (var stride = LPR / 2u; stride > 0u; stride /= 2u) {
-      workgroupBarrier();
-      if (lane < stride) {
-        for (var m = 0u; m < MR; m++) { red[m * WG + lid.x] += red[m * WG + lid.x + stride]; }
-      }
-    }
+#unroll c 0 CPL
+#unroll m 0 MR
+  red[m * WG + lid.x] = acc[m * CPL + c];
+#endunroll
+  for (var stride = LPR / 2u; stride > 0u; stride /= 2u) {
     workgroupBarrier();
-    let n = col0 + c;
-    if (lane < MR && lane < P.M && n < P.N) {
-      store_c(0u, lane, n, red[lane * WG + grp * LPR]);
+    if (lane < stride) {
+      for (var m = 0u; m < MR; m++) { red[m * WG + lid.x] += red[m * WG + lid.x + stride]; }
     }
-    workgroupBarrier();
   }
+  workgroupBarrier();
+  let n = col0 + c;
+  if (lane < MR && lane < P.M && n < P.N) {
+    store_c(0u, lane, n, red[lane * WG + grp * LPR]);
+  }
+  workgroupBarrier();
+#endunroll
 #endif
 }
