@@ -50,6 +50,18 @@ const BN: u32 = {{BN}}u;
 const BK: u32 = {{BK}}u;
 const TN: u32 = {{TN}}u;
 const TN4: u32 = TN / 4u;
+// Trip counts of the loops over this invocation's registers, for #unroll (the WGSL consts of the same names below):
+// every index into acc, s, na, nw, ca is an #unroll literal (naga's rolled loops would leave them in local memory
+// on NVIDIA, shaders/README.md); the K loops stay rolled. Keep in step with T, LA, LW, WL.
+#define U_TN4 TN/4
+#define U_T (BN/TN)*(BM/8)
+#if W8
+#define U_WL 8
+#else
+#define U_WL 4
+#endif
+#define U_LA (BM*BK/4+U_T-1)/U_T
+#define U_LW (BN*BK/U_WL+U_T-1)/U_T
 const WGX: u32 = BN / TN;
 const WGY: u32 = BM / 8u;
 const T: u32 = WGX * WGY;
@@ -102,50 +114,48 @@ fn load_a(b: u32, row: u32, k: u32) -> vec4<f32> {
   if (row >= P.M || k >= P.K) { return vec4<f32>(0.0); }
   return A[(P.a_off + b * P.a_bs + row * P.lda + k) / 4u];
 }
-// WL consecutive k of column n of W into nw[j·WL/4 ..] (zero outside the matrix).
-fn load_w(b: u32, n: u32, k: u32, j: u32) {
+// WL consecutive k of column n of W as WL/4 vec4 (zero outside the matrix). Returned, not written into nw here: nw
+// is indexed by the caller's #unroll literals only.
+fn load_w(b: u32, n: u32, k: u32) -> array<vec4<f32>, WL / 4u> {
+  var r: array<vec4<f32>, WL / 4u>;
+  if (n >= P.N || k >= P.K) { return r; }
 #if W8
-  if (n >= P.N || k >= P.K) {
-    nw[2u * j] = vec4<f32>(0.0);
-    nw[2u * j + 1u] = vec4<f32>(0.0);
-    return;
-  }
   let p = W[(P.w_off + b * P.w_bs + n * P.ldw + k) / 8u];
-  nw[2u * j] = vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y));
-  nw[2u * j + 1u] = vec4<f32>(unpack2x16float(p.z), unpack2x16float(p.w));
-#else
-  if (n >= P.N || k >= P.K) {
-    nw[j] = vec4<f32>(0.0);
-    return;
-  }
-#if W_F16
+  r[0] = vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y));
+  r[1] = vec4<f32>(unpack2x16float(p.z), unpack2x16float(p.w));
+#elif W_F16
   let p = W[(P.w_off + b * P.w_bs + n * P.ldw + k) / 4u];
-  nw[j] = vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y));
+  r[0] = vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y));
 #else
-  nw[j] = W[(P.w_off + b * P.w_bs + n * P.ldw + k) / 4u];
+  r[0] = W[(P.w_off + b * P.w_bs + n * P.ldw + k) / 4u];
 #endif
-#endif
+  return r;
 }
 
 // Loads the slice at k0 into registers: load q = t + i·T of A is row q / (BK/4), k 4·(q % (BK/4)); of W likewise.
 // SGA: invocation t loads rows t % G + G·i of the 8 its group shares (ROW_VEC of its ty), all BK k of them.
 fn prefetch(b: u32, m0: u32, n0: u32, t: u32, k0: u32) {
 #if SGA
-  for (var r = 0u; r < RA; r++) {
-    let j = t % G + G * r;
-    let row = m0 + 4u * ROW_VEC(t / WGX, j / 4u) + j % 4u;
-    for (var i = 0u; i < BK4; i++) { na[r * BK4 + i] = load_a(b, row, k0 + 4u * i); }
-  }
+#unroll r 0 8/G
+  let j = t % G + G * r;
+  let row = m0 + 4u * ROW_VEC(t / WGX, j / 4u) + j % 4u;
+#unroll i 0 BK/4
+  na[r * BK4 + i] = load_a(b, row, k0 + 4u * i);
+#endunroll
+#endunroll
 #else
-  for (var i = 0u; i < LA; i++) {
-    let q = t + i * T;
-    na[i] = load_a(b, m0 + q / (BK / 4u), k0 + 4u * (q % (BK / 4u)));
-  }
+#unroll i 0 U_LA
+  let q = t + i * T;
+  na[i] = load_a(b, m0 + q / (BK / 4u), k0 + 4u * (q % (BK / 4u)));
+#endunroll
 #endif
-  for (var i = 0u; i < LW; i++) {
-    let q = t + i * T;
-    load_w(b, n0 + q / (BK / WL), k0 + WL * (q % (BK / WL)), i);
-  }
+#unroll i 0 U_LW
+  let q = t + i * T;
+  let v = load_w(b, n0 + q / (BK / WL), k0 + WL * (q % (BK / WL)));
+#unroll j 0 U_WL/4
+  nw[i * (WL / 4u) + j] = v[j];
+#endunroll
+#endunroll
 }
 
 // Scatters the prefetched slice k-major into buffer `buf`: element (k, row) at [k·S + row/4][row%4].
@@ -153,25 +163,27 @@ fn stash(buf: u32, t: u32) {
 #if SGA
   ca = na;
 #else
-  for (var i = 0u; i < LA; i++) {
-    let q = t + i * T;
-    if (q < NA) {
-      let r = q / (BK / 4u);
-      let k = 4u * (q % (BK / 4u));
-      for (var j = 0u; j < 4u; j++) { As[buf * SLICE_A + (k + j) * SA + r / 4u][r % 4u] = ST(na[i][j]); }
-    }
+#unroll i 0 U_LA
+  let q = t + i * T;
+  if (q < NA) {
+    let r = q / (BK / 4u);
+    let k = 4u * (q % (BK / 4u));
+#unroll j 0 4
+    As[buf * SLICE_A + (k + j) * SA + r / 4u][r % 4u] = ST(na[i][j]);
+#endunroll
   }
+#endunroll
 #endif
-  for (var i = 0u; i < LW; i++) {
-    let q = t + i * T;
-    if (q < NW) {
-      let n = q / (BK / WL);
-      let k = WL * (q % (BK / WL));
-      for (var j = 0u; j < WL; j++) {
-        Ws[buf * SLICE_W + (k + j) * SW + n / 4u][n % 4u] = ST(nw[i * (WL / 4u) + j / 4u][j % 4u]);
-      }
-    }
+#unroll i 0 U_LW
+  let q = t + i * T;
+  if (q < NW) {
+    let n = q / (BK / WL);
+    let k = WL * (q % (BK / WL));
+#unroll j 0 U_WL
+    Ws[buf * SLICE_W + (k + j) * SW + n / 4u][n % 4u] = ST(nw[i * (WL / 4u) + j / 4u][j % 4u]);
+#endunroll
   }
+#endunroll
 }
 
 // The vec4 of rows (of A's tile) and of columns (of W's) an invocation owns: contiguous (rows ty·8.., columns
@@ -207,20 +219,22 @@ fn multiply(buf: u32, tx: u32, ty: u32, g: u32) {
     let a0 = As[buf * SLICE_A + k * SA + ROW_VEC(ty, 0u)];
     let a1 = As[buf * SLICE_A + k * SA + ROW_VEC(ty, 1u)];
 #endif
-    for (var j = 0u; j < TN4; j++) {
-      let w = Ws[buf * SLICE_W + k * SW + COL_VEC(tx, j)];
-      s[0u * TN4 + j] += a0.x * w;
-      s[1u * TN4 + j] += a0.y * w;
-      s[2u * TN4 + j] += a0.z * w;
-      s[3u * TN4 + j] += a0.w * w;
-      s[4u * TN4 + j] += a1.x * w;
-      s[5u * TN4 + j] += a1.y * w;
-      s[6u * TN4 + j] += a1.z * w;
-      s[7u * TN4 + j] += a1.w * w;
-    }
+#unroll j 0 U_TN4
+    let w = Ws[buf * SLICE_W + k * SW + COL_VEC(tx, j)];
+    s[0u * TN4 + j] += a0.x * w;
+    s[1u * TN4 + j] += a0.y * w;
+    s[2u * TN4 + j] += a0.z * w;
+    s[3u * TN4 + j] += a0.w * w;
+    s[4u * TN4 + j] += a1.x * w;
+    s[5u * TN4 + j] += a1.y * w;
+    s[6u * TN4 + j] += a1.z * w;
+    s[7u * TN4 + j] += a1.w * w;
+#endunroll
   }
 #if F16_MATH
-  for (var i = 0u; i < 2u * TN; i++) { acc[i] += vec4<f32>(s[i]); }
+#unroll i 0 2*TN
+  acc[i] += vec4<f32>(s[i]);
+#endunroll
 #else
   acc = s;
 #endif
@@ -270,10 +284,14 @@ fn main(
     multiply(0u, lid.x, lid.y, g);
   }
 #endif
+  // The epilogue indexes a copy of acc (in local memory on NVIDIA, read once) in rolled loops: acc itself stays indexed
+  // by literals only, and store_c (bias, GELU, residual) is compiled once instead of 8·TN times (lavapipe's LLVM
+  // took 8 s over those copies).
+  var c = acc;
   for (var r = 0u; r < 8u; r++) {
     let m = m0 + 4u * ROW_VEC(lid.y, r / 4u) + r % 4u;
     for (var j = 0u; j < TN4; j++) {
-      let v = acc[r * TN4 + j];
+      let v = c[r * TN4 + j];
       let n = n0 + 4u * COL_VEC(lid.x, j);
       store(b, m, n + 0u, v.x);
       store(b, m, n + 1u, v.y);

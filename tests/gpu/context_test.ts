@@ -76,8 +76,9 @@ Deno.test("compile task embeds the shaders folder", async () => {
   // the demo model's tokenizer and VQ-VAE shapes are read from assets/ at run time
   assert(/--include assets/.test(cfg.tasks.compile), "deno.json compile task must --include assets");
   for await (const e of Deno.readDir(new URL("../../shaders/", import.meta.url))) {
-    // every shader file's directives parse; placeholders get a dummy value (kernels supply real ones)
-    if (e.name.endsWith(".wgsl")) preprocess(e.name, new Proxy({}, { has: () => true, get: () => 1 }));
+    // every shader file's directives parse; placeholders get a dummy value, 8 (kernels supply real ones; #define
+    // arithmetic such as (BN/TN)*(BM/8) needs a value that does not divide to 0)
+    if (e.name.endsWith(".wgsl")) preprocess(e.name, new Proxy({}, { has: () => true, get: () => 8 }));
   }
 });
 
