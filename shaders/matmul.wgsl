@@ -401,8 +401,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let col0 = wg.x * BN;
   let a_base = P.a_off + b * P.a_bs;
   let w_base = P.w_off + b * P.w_bs;
-  var acc: array<f32, 16>;
-  for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
+  // acc, a and w are indexed by #unroll literals only (naga's rolled loops would leave them in local memory on
+  // NVIDIA, shaders/README.md; the #unroll bounds are TM and TN); the epilogue indexes a copy.
+  var acc: array<f32, 16>; // zeros (WGSL initializes function variables)
 
   for (var k0 = 0u; k0 < P.K; k0 += BK) {
     // 256 threads load a 64x16 tile of A and a 16x64 tile of W, 4 elements each.
@@ -440,24 +441,29 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var kk = 0u; kk < BK; kk++) {
       var a: array<f32, 4>;
       var w: array<f32, 4>;
-      for (var i = 0u; i < TM; i++) { a[i] = As[kk * BM + lid.y * TM + i]; }
-      for (var j = 0u; j < TN; j++) { w[j] = Ws[kk * BN + lid.x * TN + j]; }
-      for (var i = 0u; i < TM; i++) {
-        for (var j = 0u; j < TN; j++) {
-          acc[i * TN + j] = fma(a[i], w[j], acc[i * TN + j]);
-        }
-      }
+#unroll i 0 4
+      a[i] = As[kk * BM + lid.y * TM + i];
+#endunroll
+#unroll j 0 4
+      w[j] = Ws[kk * BN + lid.x * TN + j];
+#endunroll
+#unroll i 0 4
+#unroll j 0 4
+      acc[i * TN + j] = fma(a[i], w[j], acc[i * TN + j]);
+#endunroll
+#endunroll
     }
     workgroupBarrier();
   }
 
+  var c = acc;
   for (var i = 0u; i < TM; i++) {
     let m = row0 + lid.y * TM + i;
     if (m >= P.M) { continue; }
     for (var j = 0u; j < TN; j++) {
       let n = col0 + lid.x * TN + j;
       if (n >= P.N) { continue; }
-      store_c(b, m, n, acc[i * TN + j]);
+      store_c(b, m, n, c[i * TN + j]);
     }
   }
 }
