@@ -314,6 +314,7 @@ fn cluster_draw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 @group(0) @binding(2) var<storage, read> CT: array<u32>;
 @group(0) @binding(3) var<storage, read> Sel: array<u32>;
 @group(0) @binding(4) var<storage, read_write> Ids: array<i32>;
+#include "sampling_token.wgsl"
 #if DEBUG
 // [rows, width] final probabilities
 @group(0) @binding(5) var<storage, read_write> Dbg: array<f32>;
@@ -331,34 +332,10 @@ fn cluster_token(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
   let base = logits_row(r) * W;
   let tok0 = C + 1u;
   let cl = Sel[r];
-  let o0 = CT[cl];
-  let n = CT[cl + 1u] - o0;
-  let chunk = (n + WG - 1u) / WG;
-  let q0 = min(n, li * chunk);
-  let q1 = min(n, q0 + chunk);
-  var a = vec2<f32>(-3.402823e38, 0.0);
-  for (var q = q0; q < q1; q++) { a = ms_push(a, (L[base + CT[tok0 + o0 + q]] / T) / T2); }
-  red_f[li] = a.x;
-  red_g[li] = a.y;
-  pick_chunk(li, to_uniform(draws(r).y));
+  draw_in_cluster(r, li, cl, base, tok0, T, T2);
+#if DEBUG
   let m2 = sh_f[2];
-  if (li == sh_u[0]) {
-    let rem = sh_f[0];
-    var cum = 0.0;
-    var tok = NONE;
-    var last = NONE;
-    for (var q = q0; q < q1; q++) {
-      let id = CT[tok0 + o0 + q];
-      let w = exp((L[base + id] / T) / T2 - m2);
-      if (w > 0.0) {
-        last = id;
-        cum += w;
-        if (cum > rem) { tok = id; break; }
-      }
-    }
-    if (tok == NONE) { tok = last; }
-    Ids[P.out_offset + r * P.out_stride] = i32(tok);
-  }
+#endif
 #if DEBUG
   let S2 = sh_f[3];
   let lab0 = C + 1u + W;
@@ -380,6 +357,7 @@ fn cluster_token(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 @group(0) @binding(3) var<storage, read_write> Pairs: array<vec2<f32>>;
 @group(0) @binding(4) var<storage, read_write> Top: array<vec2<f32>>;
 @group(0) @binding(5) var<storage, read_write> Ids: array<i32>;
+#include "sampling_token.wgsl"
 var<workgroup> fmass: array<f32, 512>; // MAX_CLUSTERS, as cluster_rank
 var<workgroup> fsel: u32;
 
@@ -452,34 +430,7 @@ fn cluster_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
   }
   // cluster_token
   let cl = workgroupUniformLoad(&fsel);
-  let o0 = CT[cl];
-  let n = CT[cl + 1u] - o0;
-  let chunk = (n + WG - 1u) / WG;
-  let q0 = min(n, li * chunk);
-  let q1 = min(n, q0 + chunk);
-  var a = vec2<f32>(-3.402823e38, 0.0);
-  for (var q = q0; q < q1; q++) { a = ms_push(a, (L[base + CT[tok0 + o0 + q]] / T) / T2); }
-  red_f[li] = a.x;
-  red_g[li] = a.y;
-  pick_chunk(li, to_uniform(draws(r).y));
-  let m2 = sh_f[2];
-  if (li == sh_u[0]) {
-    let rem = sh_f[0];
-    var cum = 0.0;
-    var tok = NONE;
-    var last = NONE;
-    for (var q = q0; q < q1; q++) {
-      let id = CT[tok0 + o0 + q];
-      let w = exp((L[base + id] / T) / T2 - m2);
-      if (w > 0.0) {
-        last = id;
-        cum += w;
-        if (cum > rem) { tok = id; break; }
-      }
-    }
-    if (tok == NONE) { tok = last; }
-    Ids[P.out_offset + r * P.out_stride] = i32(tok);
-  }
+  draw_in_cluster(r, li, cl, base, tok0, T, T2);
 }
 #endif
 
