@@ -296,9 +296,13 @@ export function clusterSampleGpu(
       defines: { [def]: 1, ...extra, ...wg },
       bindings,
     });
+  const fused = !dbg && (o.fused ?? clusterFusedFor(ctx));
+  // Temporaries taken in the same order on both paths (pairs, mass, top): the pool's cycle, hence the bind groups a
+  // decode step reuses, depends on it (tests/models/host_syncs_test.ts: none created after the first steps).
   const pairs = ctx.empty([s.rows, C, 2], "f32");
+  const fiveMass = fused ? undefined : ctx.empty([s.rows, C], "f32");
   const top = ctx.empty([s.rows, K, 2], "f32");
-  if (!dbg && (o.fused ?? clusterFusedFor(ctx))) {
+  if (fused) {
     ctx.dispatch(
       pass("cluster_fused", "CFUSED", ["read", "read", "write", "write", "write"]),
       p,
@@ -309,7 +313,7 @@ export function clusterSampleGpu(
     top.release();
     return { ids: out };
   }
-  const mass = ctx.empty([s.rows, C], "f32");
+  const mass = fiveMass!;
   const sel = ctx.empty([s.rows], "u32");
   const probs = dbg ? ctx.empty([s.rows, K], "f32") : undefined;
   const final = dbg ? ctx.empty([s.rows, s.width], "f32") : undefined;
