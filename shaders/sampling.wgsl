@@ -270,6 +270,7 @@ fn cluster_rank_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
 // Pass 4 (one thread per row): draw one of the top k clusters in proportion to its mass, or take rank force_rank.
 @group(0) @binding(2) var<storage, read> Top: array<vec2<f32>>;
 @group(0) @binding(3) var<storage, read_write> Sel: array<u32>;
+#include "sampling_cluster.wgsl"
 #if DEBUG
 // [rows, k] the top masses normalised to sum 1 (the distribution the cluster is drawn from)
 @group(0) @binding(4) var<storage, read_write> Dbg: array<f32>;
@@ -283,25 +284,7 @@ fn cluster_draw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
   let base = r * K;
   var tot = 0.0;
   for (var j = 0u; j < K; j++) { tot += Top[base + j].y; }
-  var rank = 0u;
-  if (P.force_rank != NONE) {
-    rank = min(P.force_rank, K - 1u);
-  } else {
-    let goal = to_uniform(draws(r).x) * tot;
-    var cum = 0.0;
-    var pick = NONE;
-    var last = 0u;
-    for (var j = 0u; j < K; j++) {
-      let w = Top[base + j].y;
-      if (w > 0.0) {
-        last = j;
-        if (cum + w > goal) { pick = j; break; }
-      }
-      cum += w;
-    }
-    rank = select(pick, last, pick == NONE);
-  }
-  Sel[r] = u32(Top[base + rank].x);
+  Sel[r] = u32(Top[base + draw_cluster_rank(r, base, K, tot)].x);
 #if DEBUG
   for (var j = 0u; j < K; j++) { Dbg[base + j] = Top[base + j].y / tot; }
 #endif
@@ -358,6 +341,7 @@ fn cluster_token(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 @group(0) @binding(4) var<storage, read_write> Top: array<vec2<f32>>;
 @group(0) @binding(5) var<storage, read_write> Ids: array<i32>;
 #include "sampling_token.wgsl"
+#include "sampling_cluster.wgsl"
 var<workgroup> fmass: array<f32, 512>; // MAX_CLUSTERS, as cluster_rank
 var<workgroup> fsel: u32;
 
@@ -408,25 +392,7 @@ fn cluster_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     let tb = r * K;
     var tot = 0.0;
     for (var j = 0u; j < K; j++) { tot += Top[tb + j].y; }
-    var rank = 0u;
-    if (P.force_rank != NONE) {
-      rank = min(P.force_rank, K - 1u);
-    } else {
-      let goal = to_uniform(draws(r).x) * tot;
-      var cum = 0.0;
-      var pick = NONE;
-      var last = 0u;
-      for (var j = 0u; j < K; j++) {
-        let w = Top[tb + j].y;
-        if (w > 0.0) {
-          last = j;
-          if (cum + w > goal) { pick = j; break; }
-        }
-        cum += w;
-      }
-      rank = select(pick, last, pick == NONE);
-    }
-    fsel = u32(Top[tb + rank].x);
+    fsel = u32(Top[tb + draw_cluster_rank(r, tb, K, tot)].x);
   }
   // cluster_token
   let cl = workgroupUniformLoad(&fsel);
