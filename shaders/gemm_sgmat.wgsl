@@ -431,14 +431,13 @@ fn main(
     if (more) { prefetch(b, m0, n0, t, k0 + BK); }
     let ab = cur * A_STEP; // this slice's buffer (halves)
     let wb = cur * W_STEP;
-#if UNROLL
-    // The same with every loop over result matrices expanded by the preprocessor (#unroll: literal indices), so that
-    // no driver has to unroll them to keep acc, a and al in registers (naga's rolled loops spill register arrays on
-    // NVIDIA: conv2d 6659 -> 207 ms with #unroll on wgpu).
+    // UNROLL: every loop over result matrices expanded by the preprocessor (literal indices), so that no driver has to
+    // unroll them to keep acc, a and al in registers (naga's rolled loops spill register arrays on NVIDIA: conv2d
+    // 6659 -> 207 ms with #unroll on wgpu); otherwise the same loops rolled.
     if (in_use) {
-#unroll q 0 BK/TK
+#unroll q 0 BK/TK if UNROLL
       let kk = q * TK;
-#unroll i 0 RM
+#unroll i 0 RM if UNROLL
       a[i] = load_left((ab + (rows + i * TM) * SA + kk) / SPACK, SA / SPACK);
 #if !EMU
 #if SPLIT
@@ -446,17 +445,18 @@ fn main(
 #endif
 #endif
 #endunroll
-#unroll j 0 RN
+#unroll j 0 RN if UNROLL
       let w = load_right((wb + (cols + j * TN) * SW + kk) / SPACK, SW / SPACK);
 #if !EMU
 #if WSPLIT
       let wl = load_right_lo((wb + (cols + j * TN) * SW + kk) / SPACK, SW / SPACK);
 #endif
 #endif
-#unroll i 0 RM
+#unroll i 0 RM if UNROLL
 #if EMU
       acc[i][j] = mma_split(a[i], w, acc[i][j]);
 #else
+      // The small terms first (SPLIT: lo·w, WSPLIT: hi·w_lo), then hi·w, into the same f32 result.
 #if SPLIT
       acc[i][j] = mma(al[i], w, acc[i][j]);
 #endif
@@ -469,42 +469,6 @@ fn main(
 #endunroll
 #endunroll
     }
-#else
-    if (in_use) {
-      for (var kk = 0u; kk < BK; kk += TK) {
-        for (var i = 0u; i < RM; i++) {
-          a[i] = load_left((ab + (rows + i * TM) * SA + kk) / SPACK, SA / SPACK);
-#if !EMU
-#if SPLIT
-          al[i] = load_left_lo((ab + (rows + i * TM) * SA + kk) / SPACK, SA / SPACK);
-#endif
-#endif
-        }
-        for (var j = 0u; j < RN; j++) {
-          let w = load_right((wb + (cols + j * TN) * SW + kk) / SPACK, SW / SPACK);
-#if !EMU
-#if WSPLIT
-          let wl = load_right_lo((wb + (cols + j * TN) * SW + kk) / SPACK, SW / SPACK);
-#endif
-#endif
-          for (var i = 0u; i < RM; i++) {
-#if EMU
-            acc[i][j] = mma_split(a[i], w, acc[i][j]);
-#else
-            // The small terms first (SPLIT: lo·w, WSPLIT: hi·w_lo), then hi·w, into the same f32 result.
-#if SPLIT
-            acc[i][j] = mma(al[i], w, acc[i][j]);
-#endif
-#if WSPLIT
-            acc[i][j] = mma(a[i], wl, acc[i][j]);
-#endif
-            acc[i][j] = mma(a[i], w, acc[i][j]);
-#endif
-          }
-        }
-      }
-    }
-#endif
 #if DBUF
     cur = 1u - cur;
 #endif
@@ -540,9 +504,8 @@ fn main(
   }
 #else
   // Each result matrix through Cs (subgroup s at s·TM·TN, row-major TM×TN), then the workgroup writes C.
-#if UNROLL
-#unroll i 0 RM
-#unroll j 0 RN
+#unroll i 0 RM if UNROLL
+#unroll j 0 RN if UNROLL
   workgroupBarrier();
   if (in_use) { store_result(sid * TM * TN, acc[i][j], TN); }
   workgroupBarrier();
@@ -555,21 +518,5 @@ fn main(
   }
 #endunroll
 #endunroll
-#else
-  for (var i = 0u; i < RM; i++) {
-    for (var j = 0u; j < RN; j++) {
-      workgroupBarrier();
-      if (in_use) { store_result(sid * TM * TN, acc[i][j], TN); }
-      workgroupBarrier();
-      for (var e = t; e < NSG * TM * TN; e += T) {
-        let s = e / (TM * TN);
-        let r = (e % (TM * TN)) / TN;
-        let m = m0 + (s / SGX) * RM * TM + i * TM + r;
-        let n = n0 + (s % SGX) * RN * TN + j * TN + e % TN;
-        if (m < P.M && n < P.N) { store_c(b, m, n, Cs[e]); }
-      }
-    }
-  }
-#endif
 #endif
 }

@@ -32,7 +32,8 @@ export const MAX_UNROLL_TRIPS = 64;
  * (a define is true unless absent, false or 0), substitutes `{{NAME}}` with define values, and expands
  * `#define NAME expr` (an integer define for the rest of the shader) and `#unroll VAR FROM TO` ... `#endunroll`
  * (the body once per VAR = FROM .. TO-1, each copy its own `{ }` block with VAR written as the literal `0u`, `1u`, ..;
- * statement position only). expr, FROM and TO are integer expressions: literals, define names, {{NAME}},
+ * statement position only). `#unroll VAR FROM TO if NAME` (or `if !NAME`) unrolls only where NAME is true, as `#if`
+ * reads it; otherwise the block is the rolled loop `for (var VAR = FROMu; VAR < TOu; VAR++) { .. }`. expr, FROM and TO are integer expressions: literals, define names, {{NAME}},
  * + - * / % and parentheses, / and % truncating as WGSL's u32.
  */
 export function preprocess(file: string, defines: Defines = {}): string {
@@ -103,8 +104,10 @@ function expand(
       defines[d[1]] = intExpr(values(d[2], ln), defines, `${where(ln)}: #define ${d[1]}`);
     } else if (trimmed.startsWith("#unroll")) {
       if (!active()) continue;
-      const u = trimmed.match(/^#unroll\s+([A-Za-z_]\w*)\s+(\S+)\s+(\S+)$/);
-      if (!u) throw new Error(`${where(ln)}: expected #unroll VAR FROM TO (bounds without spaces)`);
+      const u = trimmed.match(/^#unroll\s+([A-Za-z_]\w*)\s+(\S+)\s+(\S+)(?:\s+if\s+(!?\s*[A-Za-z_]\w*))?$/);
+      if (!u) {
+        throw new Error(`${where(ln)}: expected #unroll VAR FROM TO [if NAME] (bounds without spaces)`);
+      }
       const from = intExpr(values(u[2], ln), defines, `${where(ln)}: #unroll FROM`);
       const to = intExpr(values(u[3], ln), defines, `${where(ln)}: #unroll TO`);
       // The matching #endunroll (nested #unroll blocks counted).
@@ -115,12 +118,19 @@ function expand(
         else if (e === "#endunroll" && depth-- === 0) break;
       }
       if (end === lines.length) throw new Error(`${where(ln)}: #unroll without #endunroll`);
+      const body = lines.slice(i + 1, end);
+      if (u[4] !== undefined && !truthy(u[4])) {
+        // `if NAME` false: the same block as a rolled loop (VAR a u32 variable), nested #unroll processed as usual.
+        const loop = `for (var ${u[1]} = ${from}u; ${u[1]} < ${to}u; ${u[1]}++) {`;
+        lines.splice(i, end - i + 1, { t: loop, ln }, ...body, { t: "}", ln });
+        i--;
+        continue;
+      }
       if (to - from > MAX_UNROLL_TRIPS) {
         throw new Error(
           `${where(ln)}: #unroll ${u[1]} of ${to - from} iterations (at most ${MAX_UNROLL_TRIPS})`,
         );
       }
-      const body = lines.slice(i + 1, end);
       const copies: { t: string; ln: number }[] = [];
       const name = new RegExp(`\\b${u[1]}\\b`, "g");
       for (let k = from; k < to; k++) {

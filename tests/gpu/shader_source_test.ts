@@ -65,6 +65,36 @@ Deno.test("#unroll nests; bounds from defines, {{NAME}}, #define and the outer v
   assert.deepEqual(d, { N: 1 });
 });
 
+Deno.test("#unroll ... if NAME unrolls where NAME is true, else leaves the same rolled loop", () => {
+  const src = "#unroll i 0 R if U\n#unroll j 1 3 if U\nacc[i][j] += w[j];\n#endunroll\n#endunroll";
+  const on = lines(preprocessSource("t.wgsl", src, { R: 2, U: true })).filter((l) => l !== "{" && l !== "}");
+  assert.deepEqual(on, [
+    "acc[0u][1u] += w[1u];",
+    "acc[0u][2u] += w[2u];",
+    "acc[1u][1u] += w[1u];",
+    "acc[1u][2u] += w[2u];",
+  ]);
+  for (const off of [{ R: 2 }, { R: 2, U: false }, { R: 2, U: 0 }] as Record<string, number | boolean>[]) {
+    assert.deepEqual(lines(preprocessSource("t.wgsl", src, off)), [
+      "for (var i = 0u; i < 2u; i++) {",
+      "for (var j = 1u; j < 3u; j++) {",
+      "acc[i][j] += w[j];",
+      "}",
+      "}",
+    ]);
+  }
+  // `if !NAME`, and a rolled loop is not held to the unroll trip limit.
+  assert.deepEqual(lines(preprocessSource("t.wgsl", "#unroll k 0 1000 if !U\nx[k];\n#endunroll", { U: 1 })), [
+    "for (var k = 0u; k < 1000u; k++) {",
+    "x[k];",
+    "}",
+  ]);
+  assert.throws(
+    () => preprocessSource("k.wgsl", "#unroll i 0 4 when U\n#endunroll"),
+    /k\.wgsl:1: expected #unroll VAR FROM TO \[if NAME\]/,
+  );
+});
+
 Deno.test("#unroll errors name the file and line", () => {
   const bad = (src: string, re: RegExp, defines = {}) =>
     assert.throws(() => preprocessSource("k.wgsl", src, defines), re);
