@@ -12,6 +12,7 @@ import { e2eSuite } from "./e2e.ts";
 import { samplingSuite } from "./sampling.ts";
 import { choicesSuite } from "./choices.ts";
 import { decodeAttentionSuite } from "./decode_attention.ts";
+import { hostSuite } from "./host.ts";
 
 export const suites: BenchSuite[] = [
   matmulSuite,
@@ -26,4 +27,5 @@ export const suites: BenchSuite[] = [
   srSuite,
   samplingSuite,
   e2eSuite,
+  hostSuite,
 ];
