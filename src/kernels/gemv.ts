@@ -3,7 +3,7 @@
 // layout allows: gemvRowsApplies). Batch 1; W [N, K] f16, f32 or int8 with group scales. Several variants of the
 // same kernel (lanes per column, columns per group of lanes, loads in flight, reduction), picked by name: the
 // `gemv` option, else the backend's entry in src/kernels/choices.ts. CPU twin: src/reference/matmul.ts.
-import { f32, type GpuContext } from "../gpu/context.ts";
+import { f32, type GpuContext, type Kernel } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
 import {
@@ -100,8 +100,13 @@ export const GEMV_VARIANTS: Record<string, string> = {
   u4tree: "l32g8c2u4-tree",
 };
 
+/** Parsed variants by name or spec (parsing is pure: decode steps resolve the same name every launch). */
+const parsedVariants = new Map<string, Readonly<GemvShape>>();
+
 /** Parses a variant name or spec "l{lanes}g{groups}c{cols}u{unroll}-{sg|tree}"; throws naming the parameter. */
-export function parseGemvVariant(name: string): GemvShape {
+export function parseGemvVariant(name: string): Readonly<GemvShape> {
+  const hit = parsedVariants.get(name);
+  if (hit) return hit;
   const spec = GEMV_VARIANTS[name] ?? name;
   const m = spec.match(/^l(8|16|32|64|128|256)g(\d+)c([1248])u([124])-(sg|tree)$/);
   check(
@@ -118,13 +123,15 @@ export function parseGemvVariant(name: string): GemvShape {
     "gemvRows",
     () => `GEMV variant "${name}": ${lanes}x${groups} lanes exceed 256`,
   );
-  return {
+  const shape: GemvShape = Object.freeze({
     lanes: lanes as GemvShape["lanes"],
     groups,
     cols: cols as GemvShape["cols"],
     unroll: unroll as 1 | 2 | 4,
     reduce: m![5] === "sg" ? "subgroup" : "tree",
-  };
+  });
+  parsedVariants.set(name, shape);
+  return shape;
 }
 
 /** The reduction a variant gets on this device: subgroups need the feature with a fixed size dividing the lanes. */
@@ -177,30 +184,32 @@ export function gemvVariantName(
   return gemvChoice(ctx, o.M);
 }
 
-export function gemvRows(ctx: GpuContext, a: Tensor, w: Tensor, o: GemvOptions): Tensor {
-  const { M, N, K } = o;
-  check(gemvRowsApplies(w, o), "gemvRows", () => `layout not supported (M=${M}, K=${K}, ${w.dtype} W)`);
-  checkInputsNK("gemvRows", a, w, o);
-  const shape = parseGemvVariant(gemvVariantName(ctx, o));
-  const c = matmulOutput(ctx, "gemvRows", o);
+/** A compiled GEMV and what its launches need besides the operands (GemvKernels). */
+interface GemvKernel {
+  kernel: Kernel;
+  shape: Readonly<GemvShape>;
+}
+
+/**
+ * GEMV kernels per context by launch signature (variant, M, K, W dtype and scale group, LN prologue params dtype,
+ * bias dtype, GELU, residual): the defines and bindings depend on nothing else, so a decode step's launches skip
+ * building them and the pipeline-cache key (JSON of ~20 defines) every time.
+ */
+const gemvKernels = new WeakMap<GpuContext, Map<string, GemvKernel>>();
+
+function gemvKernel(ctx: GpuContext, w: Tensor, o: GemvOptions, variant: string): GemvKernel {
+  const { M, K, ln } = o;
+  const key = `${variant}|${M}|${K}|${w.dtype}|${w.quant?.group ?? 0}|${ln ? ln.params.dtype : "-"}|${
+    o.bias ? o.bias.dtype : "-"
+  }|${o.gelu ? 1 : 0}|${o.resid ? 1 : 0}`;
+  let byKey = gemvKernels.get(ctx);
+  if (!byKey) gemvKernels.set(ctx, byKey = new Map());
+  const hit = byKey.get(key);
+  if (hit) return hit;
+  const shape = parseGemvVariant(variant);
   const scales = w.quant?.scales;
   const ep = epilogueBindings(o, scales ? [scales] : []);
   const sub = gemvReduceUsed(ctx, shape) === "subgroup";
-  const ln = o.ln;
-  if (ln) {
-    check(gemvLnApplies(ctx, M, K, o.gemv), "gemvRows", () => `LN prologue does not fit (M=${M}, K=${K})`);
-    check(
-      (o.lda ?? K) === K && (o.aOff ?? 0) === 0 && a.size >= M * K && ln.resid.size >= M * K &&
-        ln.residOut.size >= M * K && ln.resid.dtype === "f32" && ln.residOut.dtype === "f32",
-      "gemvRows",
-      () => `LN prologue: A, resid and residOut must be f32 [${M}, ${K}] rows (lda K, offset 0)`,
-    );
-    check(
-      ln.params.size === 4 * K && (ln.params.dtype === "f16" || ln.params.dtype === "f32"),
-      "gemvRows",
-      () => `LN prologue: params must be [4, ${K}] f16 or f32, got [${ln.params.shape}] ${ln.params.dtype}`,
-    );
-  }
   const defines = {
     ...(ln
       ? { LNPRO: true, LP_F16: ln.params.dtype === "f16", KV: K / 4, B_LR: ep.defines.B_C as number + 1 }
@@ -218,16 +227,50 @@ export function gemvRows(ctx: GpuContext, a: Tensor, w: Tensor, o: GemvOptions):
     ...(sub ? { SUBGROUPS: true, SG: ctx.gpu.subgroupSize! } : {}),
     ...ep.defines,
   };
-  const k = ctx.kernel({
+  const kernel = ctx.kernel({
     name: ln ? "gemv_rows_ln" : "gemv_rows",
     shader: "gemv_rows.wgsl",
     defines,
     bindings: ln ? [...ep.access, "read", "read", "write"] : ep.access,
   });
+  const e: GemvKernel = { kernel, shape };
+  byKey.set(key, e);
+  return e;
+}
+
+export function gemvRows(ctx: GpuContext, a: Tensor, w: Tensor, o: GemvOptions): Tensor {
+  const { M, N, K } = o;
+  check(gemvRowsApplies(w, o), "gemvRows", () => `layout not supported (M=${M}, K=${K}, ${w.dtype} W)`);
+  checkInputsNK("gemvRows", a, w, o);
+  const variant = gemvVariantName(ctx, o);
+  const c = matmulOutput(ctx, "gemvRows", o);
+  const ln = o.ln;
+  if (ln) {
+    check(gemvLnApplies(ctx, M, K, variant), "gemvRows", () => `LN prologue does not fit (M=${M}, K=${K})`);
+    check(
+      (o.lda ?? K) === K && (o.aOff ?? 0) === 0 && a.size >= M * K && ln.resid.size >= M * K &&
+        ln.residOut.size >= M * K && ln.resid.dtype === "f32" && ln.residOut.dtype === "f32",
+      "gemvRows",
+      () => `LN prologue: A, resid and residOut must be f32 [${M}, ${K}] rows (lda K, offset 0)`,
+    );
+    check(
+      ln.params.size === 4 * K && (ln.params.dtype === "f16" || ln.params.dtype === "f32"),
+      "gemvRows",
+      () => `LN prologue: params must be [4, ${K}] f16 or f32, got [${ln.params.shape}] ${ln.params.dtype}`,
+    );
+  }
+  const { kernel, shape } = gemvKernel(ctx, w, o, variant);
   const groups = Math.ceil(N / (shape.groups * shape.cols));
   const y = Math.ceil(groups / 65535), x = Math.ceil(groups / y);
-  const params = [...layoutParams(o), x, f32(ln?.eps ?? 0)];
-  const tensors = ep.tensors(a, w, c);
-  ctx.dispatch(k, params, ln ? [...tensors, ln.resid, ln.params, ln.residOut] : tensors, [x, y, 1]);
+  const params = layoutParams(o);
+  params.push(x, f32(ln?.eps ?? 0));
+  // The bindings in epilogueBindings' order: A, W, [scales], [bias], [resid], C, then the LN prologue's.
+  const t: Tensor[] = [a, w];
+  if (w.quant) t.push(w.quant.scales);
+  if (o.bias) t.push(o.bias);
+  if (o.resid) t.push(o.resid);
+  t.push(c);
+  if (ln) t.push(ln.resid, ln.params, ln.residOut);
+  ctx.dispatch(kernel, params, t, [x, y, 1]);
   return c;
 }

@@ -67,3 +67,61 @@ Deno.test("gemvLnApplies: the rows must fit workgroup memory and K be whole vec4
   assert.equal(gemvLnApplies(ctx, 8, limit), false);
   assert.equal(gemvLnApplies(ctx, 1, 1098), false);
 });
+
+// gemvRows keeps its kernels per context by launch signature (src/kernels/gemv.ts gemvKernel): launches of one shape
+// and variant that differ only in an epilogue operand, the W dtype or the LN prologue (and its parameters' dtype)
+// must each run their own kernel, in any order on one context.
+Deno.test("gemvRows' per-context kernels: launches alike but for GELU, bias dtype, residual, W dtype or the LN prologue each match the CPU twin", async () => {
+  const ctx = (await sharedContext()).withGpuSchedules(); // a context of its own: none of its kernels made yet
+  const M = 1, K = 136;
+  const x = randn(M * K, 11, 1.5), r = randn(M * K, 12, 1), wRaw = randn(N * K, 13, 0.1);
+  const biasRaw = randn(N, 14, 0.5), resid = randn(M * N, 15, 1);
+  const p = [randn(K, 16, 0.3), randn(K, 17, 0.2), randn(K, 18, 0.3), randn(K, 19, 0.2)];
+  for (let j = 0; j < K; j++) p[0][j] += 1, p[2][j] += 1;
+  const xt = ctx.upload(x, [M, K]), rt = ctx.upload(r, [M, K]), res = ctx.upload(resid, [M, N]);
+  const cases: { w: "f16" | "f32"; epi: string; ln?: "f16" | "f32" }[] = [
+    { w: "f16", epi: "" },
+    { w: "f16", epi: "gelu" },
+    { w: "f16", epi: "bias32" },
+    { w: "f16", epi: "bias16" },
+    { w: "f16", epi: "resid" },
+    { w: "f32", epi: "" },
+    { w: "f16", epi: "", ln: "f32" },
+    { w: "f16", epi: "", ln: "f16" },
+    { w: "f16", epi: "gelu" },
+  ];
+  for (const c of cases) {
+    const wt = ctx.upload(wRaw, [N, K], c.w), w = c.w === "f16" ? round16(wRaw) : wRaw;
+    const b16 = c.epi === "bias16", bias = b16 ? round16(biasRaw) : biasRaw;
+    const bt = ctx.upload(biasRaw, [N], b16 ? "f16" : "f32");
+    const lp = c.ln ? p.map((v) => (c.ln === "f16" ? round16(v) : v)) : null;
+    const lpt = lp ? lp.map((v) => ctx.upload(v, [K], c.ln!)) : [];
+    const params = lp
+      ? packLnPair(ctx, { weight: lpt[0], bias: lpt[1] }, { weight: lpt[2], bias: lpt[3] })
+      : null;
+    const ro = ctx.empty([M, K]), out = ctx.empty([M, N]);
+    gemvRows(ctx, xt, wt, {
+      M,
+      N,
+      K,
+      out,
+      gemv: "rows8",
+      ...(c.epi === "gelu" ? { gelu: true } : {}),
+      ...(c.epi.startsWith("bias") ? { bias: bt } : {}),
+      ...(c.epi === "resid" ? { resid: res } : {}),
+      ...(params ? { ln: { resid: rt, params, residOut: ro, eps: EPS } } : {}),
+    });
+    const a = lp ? layerNormRef(layerNormResidualRef(x, r, lp[0], lp[1], K, EPS), lp[2], lp[3], K, EPS) : x;
+    const want = matmulStridedRef(a, w, new Float32Array(M * N), {
+      M,
+      N,
+      K,
+      ...(c.epi === "gelu" ? { gelu: true } : {}),
+      ...(c.epi.startsWith("bias") ? { bias } : {}),
+      ...(c.epi === "resid" ? { resid } : {}),
+    });
+    assertClose(`C (${JSON.stringify(c)})`, await ctx.readF32(out), want, { atol: 1e-4, rtol: 1e-4 });
+    [wt, bt, ro, out, ...lpt, ...(params ? [params] : [])].forEach((t) => t.release());
+  }
+  [xt, rt, res].forEach((t) => t.release());
+});
