@@ -33,6 +33,11 @@ export interface Kernel {
   readonly pipeline: GPUComputePipeline;
   readonly layout: GPUBindGroupLayout;
   readonly bindings: readonly Access[];
+  /**
+   * No "uniform" binding: the params uniform (binding 0) is bound at its slot in the bind group itself (no dynamic
+   * offset; see GpuContext.dispatch). Else binding 0 takes a dynamic offset like the uniform windows.
+   */
+  readonly staticParams: boolean;
 }
 
 /** A float parameter (all other params are u32/i32 integers). */
@@ -70,6 +75,8 @@ function bufferId(b: GPUBuffer): number {
  */
 interface CachedBindGroup {
   kernel: Kernel;
+  /** The params slot bound at binding 0 (Kernel.staticParams), else -1 (a dynamic offset places it). */
+  slot: number;
   bufs: GPUBuffer[];
   offs: number[];
   sizes: number[];
@@ -229,8 +236,13 @@ export class GpuContext {
     const t0 = performance.now();
     this.device.pushErrorScope("validation");
     const module = this.device.createShaderModule({ label: spec.name, code });
+    const staticParams = !spec.bindings.includes("uniform");
     const entries: GPUBindGroupLayoutEntry[] = [
-      { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform", hasDynamicOffset: true } },
+      {
+        binding: 0,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: "uniform", hasDynamicOffset: !staticParams },
+      },
       ...spec.bindings.map((a, i) => ({
         binding: i + 1,
         visibility: GPUShaderStage.COMPUTE,
@@ -262,7 +274,15 @@ export class GpuContext {
           `failed to compile: ${err.message}${lines ? "\n" + lines : ""}`,
       );
     })());
-    k = { key, id: this.#kernels.size + 1, name: spec.name, pipeline, layout, bindings: spec.bindings };
+    k = {
+      key,
+      id: this.#kernels.size + 1,
+      name: spec.name,
+      pipeline,
+      layout,
+      bindings: spec.bindings,
+      staticParams,
+    };
     this.#kernels.set(key, k);
     return k;
   }
@@ -273,6 +293,12 @@ export class GpuContext {
    * Records one dispatch of `kernel` into the current batch. Params are packed as 32-bit words
    * (numbers as u32/i32, `f32(x)` as float) into a slot of the params arena. `offsets`: one dynamic byte offset per
    * "uniform" binding, in binding order (each a multiple of minUniformBufferOffsetAlignment).
+   *
+   * Kernels without "uniform" bindings (all the GPU schedules) bind their params slot in the bind group itself, keyed
+   * by the slot: a recording that repeats (a decode step: the same dispatches from slot 0 after each flush) hits the
+   * cache every time, and setBindGroup takes no dynamic offsets (Dawn: ~1 µs less host time per dispatch of a CogLM
+   * decode step, `bench --only host`). A one-off recording makes a bind group per slot instead of per distinct
+   * bindings (the same scratch buffers in every layer of a forward).
    */
   dispatch(
     kernel: Kernel,
@@ -338,9 +364,9 @@ export class GpuContext {
     if (u !== offsets.length) {
       throw new Error(`Kernel ${kernel.name}: ${offsets.length} dynamic offsets for ${u} uniform bindings`);
     }
-    const bg = this.#bindGroup(kernel);
     if (this.#paramCount === PARAM_SLOTS) this.flush();
     const slot = this.#paramCount++;
+    const bg = this.#bindGroup(kernel, kernel.staticParams ? slot : -1);
     const base = slot * (PARAM_STRIDE / 4);
     for (let i = 0; i < params.length; i++) {
       const p = params[i];
@@ -348,26 +374,29 @@ export class GpuContext {
       else if (p < 0) this.#paramI32[base + i] = p;
       else this.#paramU32[base + i] = p;
     }
-    dyn[0] = slot * PARAM_STRIDE;
     const pass = this.#computePass(kernel.name, x, y, z);
     if (this.#passPipeline !== kernel.pipeline) {
       pass.setPipeline(kernel.pipeline);
       this.#passPipeline = kernel.pipeline;
     }
-    pass.setBindGroup(0, bg, dyn, 0, u + 1);
+    if (kernel.staticParams) pass.setBindGroup(0, bg);
+    else {
+      dyn[0] = slot * PARAM_STRIDE;
+      pass.setBindGroup(0, bg, dyn, 0, u + 1);
+    }
     pass.dispatchWorkgroups(x, y, z);
     this.stats.dispatches++;
     if (this.#profile?.perDispatch) this.#endProfiledPass();
   }
 
   /**
-   * The cached bind group of `kernel` over the bindings in #bufs/#offs/#sizes (created on a miss): looked up by a hash
-   * of the kernel and every binding's buffer, offset and size, then compared field by field, so no key string is
-   * built per dispatch.
+   * The cached bind group of `kernel` over the bindings in #bufs/#offs/#sizes with params slot `slot` at binding 0
+   * (-1: offset 0, placed by a dynamic offset), created on a miss: looked up by a hash of the kernel, the slot and
+   * every binding's buffer, offset and size, then compared field by field, so no key string is built per dispatch.
    */
-  #bindGroup(kernel: Kernel): GPUBindGroup {
+  #bindGroup(kernel: Kernel, slot: number): GPUBindGroup {
     const n = kernel.bindings.length, bufs = this.#bufs, offs = this.#offs, sizes = this.#sizes;
-    let h = kernel.id;
+    let h = Math.imul(kernel.id ^ (slot + 1), 0x01000193);
     for (let i = 0; i < n; i++) {
       h = Math.imul(h ^ bufferId(bufs[i]), 0x01000193);
       h = Math.imul(h ^ offs[i], 0x01000193);
@@ -375,14 +404,21 @@ export class GpuContext {
     }
     const head = this.#bindGroups.get(h);
     search: for (let e = head; e; e = e.next) {
-      if (e.kernel !== kernel) continue;
+      if (e.kernel !== kernel || e.slot !== slot) continue;
       for (let i = 0; i < n; i++) {
         if (e.bufs[i] !== bufs[i] || e.offs[i] !== offs[i] || e.sizes[i] !== sizes[i]) continue search;
       }
       return e.bg;
     }
     const entries: GPUBindGroupEntry[] = [
-      { binding: 0, resource: { buffer: this.#paramBuffer, offset: 0, size: PARAM_STRIDE } },
+      {
+        binding: 0,
+        resource: {
+          buffer: this.#paramBuffer,
+          offset: slot < 0 ? 0 : slot * PARAM_STRIDE,
+          size: PARAM_STRIDE,
+        },
+      },
     ];
     for (let i = 0; i < n; i++) {
       entries.push({ binding: i + 1, resource: { buffer: bufs[i], offset: offs[i], size: sizes[i] } });
@@ -396,6 +432,7 @@ export class GpuContext {
     }
     this.#bindGroups.set(h, {
       kernel,
+      slot,
       bufs: bufs.slice(0, n),
       offs: offs.slice(0, n),
       sizes: sizes.slice(0, n),

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { preprocess } from "../../src/gpu/shader_source.ts";
 import { add, mul } from "../../src/kernels/elementwise.ts";
+import { fillUniform } from "../../src/kernels/fill.ts";
 import { GpuContext } from "../../src/gpu/context.ts";
 import { sharedContext } from "../_util.ts";
 
@@ -155,5 +156,28 @@ Deno.test("bind-group cache: reused only for the same kernel, buffers, offsets a
     Array.from({ length: 16 }, (_, i) => av[128 + i] + bv[128 + i]),
   );
   [a, b, out, t2].forEach((x) => x.release());
+  ctx.trim();
+});
+
+Deno.test("params slots: dispatches of one kernel over the same buffers in one recording each read their own params; a repeated recording reuses its bind groups", async () => {
+  const shared = await sharedContext();
+  const ctx = new GpuContext(shared.gpu); // its own caches and counts
+  const t = ctx.empty([64]), u = ctx.empty([64]);
+  const record = (a: number, b: number) => {
+    fillUniform(ctx, t, { seed: 0, scale: 0, offset: a }); // every element = a
+    ctx.copy(t, u);
+    fillUniform(ctx, t, { seed: 0, scale: 0, offset: b });
+  };
+  const b0 = ctx.stats.bindGroups;
+  record(1, 5);
+  const [tv, uv] = await ctx.readMany([t, u]);
+  assert.deepEqual([tv[0], tv[63], uv[0], uv[63]], [5, 5, 1, 1], "second fill's params, first fill's copy");
+  assert.equal(ctx.stats.bindGroups - b0, 2, "one bind group per params slot (the kernel binds its slot)");
+  const b1 = ctx.stats.bindGroups;
+  record(2, 7); // the same dispatches from slot 0 again (a decode step after a flush)
+  const [tw, uw] = await ctx.readMany([t, u]);
+  assert.deepEqual([tw[0], uw[0]], [7, 2]);
+  assert.equal(ctx.stats.bindGroups - b1, 0, "a repeated recording creates no bind group");
+  [t, u].forEach((x) => x.release());
   ctx.trim();
 });
