@@ -1,13 +1,52 @@
 // Environment variables read by the GPU layer and the kernels (COGVIEW2_GPU, COGVIEW2_GEMM, ...): one reader that
 // treats a process without --allow-env like an unset variable.
 
+/**
+ * Values read so far, by name (undefined: unset or unreadable). The kernel launchers read their switches on every
+ * launch (COGVIEW2_GEMV per GEMV, COGVIEW2_ATTENTION_WG/_SPLIT per attention: a decode step's 244 dispatches), and
+ * Deno.env.get is an op call each time; a change through Deno.env.set / Deno.env.delete (tests flip switches between
+ * cases, the tools set COGVIEW2_GPU) clears the cache (watchEnv), so a value read after it is the new one.
+ */
+const envCache = new Map<string, string | undefined>();
+let envWatched: boolean | null = null;
+
+/**
+ * Wraps Deno.env.set and Deno.env.delete (once) so that they clear envCache; false where they cannot be wrapped
+ * (then readEnv does not cache).
+ */
+function watchEnv(): boolean {
+  if (envWatched !== null) return envWatched;
+  try {
+    const env = Deno.env, set = env.set, del = env.delete;
+    const wrappedSet = function (this: typeof env, key: string, value: string): void {
+      envCache.clear();
+      set.call(this, key, value);
+    };
+    const wrappedDelete = function (this: typeof env, key: string): void {
+      envCache.clear();
+      del.call(this, key);
+    };
+    env.set = wrappedSet;
+    env.delete = wrappedDelete;
+    envWatched = env.set === wrappedSet && env.delete === wrappedDelete;
+  } catch {
+    envWatched = false;
+  }
+  return envWatched;
+}
+
 /** The variable's value, or undefined when it is unset or the process may not read the environment. */
 export function readEnv(name: string): string | undefined {
+  const hit = envCache.get(name);
+  if (hit !== undefined || envCache.has(name)) return hit;
+  let v: string | undefined;
   try {
-    return Deno.env.get(name);
+    v = Deno.env.get(name);
   } catch {
-    return undefined; // no --allow-env
+    v = undefined; // no --allow-env
   }
+  if (watchEnv()) envCache.set(name, v);
+  return v;
 }
 
 /**
