@@ -101,7 +101,7 @@ all)
   # precise tensor cores in the b8 pipeline (published_b8_tc; 31.87 s with the plain ones, 46.5 s without) and on the
   # golden cases (conformance_tc); wgpu after the #unroll conversions (published_b1_wgpu: 50 tokens/s before; the
   # gemm/gemv variants on wgpu). Parts run in this script's order whatever the order of PARTS.
-  [ "${PARTS:-}" = next ] && PARTS="probe published_b1 coglm_b1_unfused gemm_tc sgmat_test published_b8_tc conformance_tc published_b1_wgpu gemm_wgpu gemv_wgpu"
+  [ "${PARTS:-}" = next ] && PARTS="probe published_b1 host_dawn coglm_b1_unfused gemm_tc sgmat_test published_b8_tc conformance_tc published_b1_wgpu gemm_wgpu gemv_wgpu"
   W=/tmp/devout; rm -rf "$W"; mkdir -p "$W"
   t0=$(date +%s)
   # SMI_LOG=1: the card's SM clock, power and temperature every 0.5 s for the whole run ($W/smi.csv), to tell a
@@ -112,7 +112,7 @@ all)
   fi
   part() { # part NAME CAP CMD...: CMD under `timeout CAP` into $W/NAME.log; its bench JSON (if any) into $W/NAME.json
     local n=$1 cap=$2; shift 2
-    case " ${PARTS:-probe gemv gemm sr_attention rows decode_attention published_b1 profile_b1 coglm_b1_before published_b8 gemm_f16 gemm_tc gemm_tc_norobust sgmat_test published_b8_sgmat published_b8_tc conformance_tc conformance_tc_fast published_b8_tc_fast vqvae_wgpu vqvae_dawn published_b1_wgpu gemv_wgpu gemm_wgpu kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
+    case " ${PARTS:-probe gemv gemm sr_attention rows decode_attention published_b1 host_dawn host_wgpu profile_b1 coglm_b1_before published_b8 gemm_f16 gemm_tc gemm_tc_norobust sgmat_test published_b8_sgmat published_b8_tc conformance_tc conformance_tc_fast published_b8_tc_fast vqvae_wgpu vqvae_dawn published_b1_wgpu gemv_wgpu gemm_wgpu kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
     *" $n "*) ;; *) return 0 ;; esac
     local s left; s=$(date +%s); left=$(( ${DEADLINE:-520} - (s - t0) - 5 ))
     [ "$left" -lt "$cap" ] && cap=$left
@@ -150,6 +150,11 @@ all)
   pick 1 > "$W/picked_b1.env"; pick 8 > "$W/picked_b8.env"; cat "$W"/picked_b*.env
   # shellcheck disable=SC2086
   part published_b1 "${T_PUB1:-75}" bash -c ". $W/picked_b1.env; $B --gpu ${PUB_GPU:-dawn} --shape published --batch 1 ${PUB_ARGS:-}"
+  # the host's recording time per dispatch of a CogLM decode step alone (48 layers x 128, the published dispatch
+  # structure, the device idle while each step is recorded; min and median us per dispatch, submit per step apart):
+  # compare with published_b1's "coglm host:" line (session 8: ~19.5 us per dispatch, recording + submit, Dawn)
+  part host_dawn "${T_HOST:-30}" $B --gpu dawn --only host
+  part host_wgpu "${T_HOST:-30}" $B --gpu wgpu --only host
   # one CogLM decode step at batch 1 by kernel and grid (dispatches per step and per layer, GPU µs; the whole 400
   # tokens so that attention's mean key count is the real run's), CogLM only
   # shellcheck disable=SC2086
