@@ -75,16 +75,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let i = wg.x * BR + lid.x;
   let valid = i < P.rows;
   var q: array<vec4<f32>, D4>;
-  var acc: array<vec4<f32>, D4>;
+  var acc: array<vec4<f32>, D4>; // zeros (WGSL initializes function variables)
   var m = MASKED;
   var l = 0.0;
   var vis_end = P.keys;
   if (valid) {
     let qb = P.q_off + b * P.q_bs + i * P.q_ld + h * P.d;
-    for (var c = 0u; c < D4; c++) {
-      q[c] = q4(qb, c) * P.scale;
-      acc[c] = vec4<f32>(0.0);
-    }
+    // Loaded through a copy in rolled loops (as the store below): q itself is only ever indexed by literals, and q4's
+    // guarded loads are compiled once, not D4 times (lavapipe's LLVM time).
+    var qt: array<vec4<f32>, D4>;
+    for (var c = 0u; c < D4; c++) { qt[c] = q4(qb, c) * P.scale; }
+    q = qt;
 #if VIS
     vis_end = min(P.keys, u32(max(VISIBLE[i], 0)));
 #else
@@ -113,6 +114,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     }
     workgroupBarrier();
     if (valid && j0 < vis_end) {
+      // s: this tile's scores, indexed by the rolled key loop (local memory on NVIDIA with wgpu: BC floats written
+      // and read once per tile); q and acc, read per key, are indexed by #unroll literals only (shaders/README.md).
       var s: array<f32, BC>;
       var tmax = MASKED;
       for (var jj = 0u; jj < BC; jj++) {
@@ -120,7 +123,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         var x = MASKED;
         if (j < vis_end) {
           var dot4 = vec4<f32>(0.0);
-          for (var c = 0u; c < D4; c++) { dot4 += q[c] * Ks[jj * D4 + c]; }
+#unroll c 0 D4
+          dot4 += q[c] * Ks[jj * D4 + c];
+#endunroll
           x = dot4.x + dot4.y + dot4.z + dot4.w;
           if (j < P.lw_cols) { x += P.lw_value; }
 #if ADD
@@ -133,12 +138,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       let mn = max(m, tmax);
       let corr = exp(m - mn);
       l *= corr;
-      for (var c = 0u; c < D4; c++) { acc[c] *= corr; }
+#unroll c 0 D4
+      acc[c] *= corr;
+#endunroll
       for (var jj = 0u; jj < BC; jj++) {
         if (s[jj] > MASKED) {
           let p = exp(s[jj] - mn);
           l += p;
-          for (var c = 0u; c < D4; c++) { acc[c] += p * Vs[jj * D4 + c]; }
+#unroll c 0 D4
+          acc[c] += p * Vs[jj * D4 + c];
+#endunroll
         }
       }
       m = mn;
@@ -147,8 +156,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   if (valid) {
     let ob = P.o_off + b * P.o_bs + i * P.o_ld + h * P.d;
     let inv = select(0.0, 1.0 / l, l > 0.0);
+    var o = acc;
     for (var c = 0u; c < D4; c++) {
-      let r = acc[c] * inv;
+      let r = o[c] * inv;
       let e = 4u * c;
       if (e < P.d) { O[ob + e] = r.x; }
       if (e + 1u < P.d) { O[ob + e + 1u] = r.y; }
