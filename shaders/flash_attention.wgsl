@@ -115,7 +115,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     workgroupBarrier();
     if (valid && j0 < vis_end) {
       // s: this tile's scores, indexed by the rolled key loop (local memory on NVIDIA with wgpu: BC floats written
-      // and read once per tile); q and acc, read per key, are indexed by #unroll literals only (shaders/README.md).
+      // and read once per tile); q and acc, read per key, are indexed by #unroll literals only where UNROLL (choices.ts).
       var s: array<f32, BC>;
       var tmax = MASKED;
       for (var jj = 0u; jj < BC; jj++) {
@@ -123,7 +123,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         var x = MASKED;
         if (j < vis_end) {
           var dot4 = vec4<f32>(0.0);
-#unroll c 0 D4
+#unroll c 0 D4 if UNROLL
           dot4 += q[c] * Ks[jj * D4 + c];
 #endunroll
           x = dot4.x + dot4.y + dot4.z + dot4.w;
@@ -138,14 +138,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       let mn = max(m, tmax);
       let corr = exp(m - mn);
       l *= corr;
-#unroll c 0 D4
+#unroll c 0 D4 if UNROLL
       acc[c] *= corr;
 #endunroll
       for (var jj = 0u; jj < BC; jj++) {
         if (s[jj] > MASKED) {
           let p = exp(s[jj] - mn);
           l += p;
-#unroll c 0 D4
+#unroll c 0 D4 if UNROLL
           acc[c] += p * Vs[jj * D4 + c];
 #endunroll
         }

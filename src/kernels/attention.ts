@@ -7,7 +7,7 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { check, grid1d } from "./_grid.ts";
 import { matmul } from "./matmul.ts";
 import { softmax } from "./softmax.ts";
-import { choices } from "./choices.ts";
+import { choices, unrollFor } from "./choices.ts";
 import { readEnv } from "../gpu/env.ts";
 
 /** `COGVIEW2_ATTENTION_WG=32|64|128|256`: the fused attention kernel's width instead of choices.ts attentionWg. */
@@ -226,7 +226,14 @@ export function flashAttention(ctx: GpuContext, o: AttentionOptions & { add?: Ad
   const k = ctx.kernel({
     name: "flash_attention",
     shader: "flash_attention.wgsl",
-    defines: { ADD: !!o.add, VIS: !!o.visible, BR: FLASH_ROWS, BC: FLASH_KEYS, D4: Math.ceil(d / 4) },
+    defines: {
+      ADD: !!o.add,
+      VIS: !!o.visible,
+      BR: FLASH_ROWS,
+      BC: FLASH_KEYS,
+      D4: Math.ceil(d / 4),
+      UNROLL: unrollFor(ctx),
+    },
     bindings,
   });
   const params = [...attentionParams(o, mask), o.add?.off ?? 0, o.add?.ld ?? 0];

@@ -131,6 +131,16 @@ export interface BackendChoices {
    * row already, except the draw; the b1 step is host-bound). COGVIEW2_SAMPLER_FUSED=0|1 overrides it.
    */
   clusterFused: boolean;
+  /**
+   * Whether kernels written with `#unroll VAR FROM TO if UNROLL` (shaders/README.md) expand those loops, so that their
+   * register arrays are indexed by literals only: flash_attention.wgsl's q and acc. wgpu/gpu: true — naga emits loops
+   * that NVIDIA's compiler does not unroll, and a register array indexed by such a loop's counter lives in local memory
+   * (conv2d, converted unconditionally: 6659 -> 207 ms on the H200 with wgpu, Dawn 117; session 8). dawn/gpu: false —
+   * Tint's loops unroll there (Dawn ran the rolled kernels at full speed); not measured either way for these kernels.
+   * CPU adapters: false — Mesa 25's llvmpipe compiled the unrolled flash_attention (d = 64) in 15.9 s vs 1.6 s rolled
+   * through Dawn (wgpu on Mesa 22.3: 1.25 vs 1.49 s). COGVIEW2_UNROLL=0|1 overrides it.
+   */
+  unroll: boolean;
 }
 
 /** The table, keyed by backend and adapter kind ("cpu": software adapters such as lavapipe; "gpu": the rest). */
@@ -170,6 +180,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     attentionSplit: 1,
     lnPrologue: false,
     clusterFused: false,
+    unroll: false,
   },
   "wgpu/gpu": {
     rowReduce: "workgroup",
@@ -182,6 +193,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     attentionSplit: 1, // measured on Dawn only: see BackendChoices.attentionSplit
     lnPrologue: true, // not measured on a GPU: see BackendChoices.lnPrologue
     clusterFused: true, // not measured on a GPU: see BackendChoices.clusterFused
+    unroll: true, // not measured on a GPU: see BackendChoices.unroll
   },
   "dawn/cpu": {
     rowReduce: "subgroup",
@@ -193,6 +205,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     attentionSplit: 1,
     lnPrologue: false,
     clusterFused: false,
+    unroll: false,
   },
   // Measured on an H200 (bench/results/2026-12-04-h200/, Dawn; tests/kernels/choices_test.ts checks each entry
   // against those records): GEMV l64c2u2 fastest at M = 1, 4, 8 (48-layer f16 decode step 3.67 / 5.45 / 10.06 ms vs
@@ -215,6 +228,7 @@ export const CHOICES: Record<string, BackendChoices> = {
     attentionSplit: 1, // H200 (session 8): see BackendChoices.attentionSplit
     lnPrologue: true, // not measured on a GPU: see BackendChoices.lnPrologue
     clusterFused: true, // not measured on a GPU: see BackendChoices.clusterFused
+    unroll: false, // not measured on a GPU: see BackendChoices.unroll
   },
 };
 
@@ -323,6 +337,18 @@ export function lnPrologueFor(ctx: GpuContext, env = readEnv(LN_PROLOGUE_ENV)): 
     return env === "1";
   }
   return choices(ctx).lnPrologue;
+}
+
+/** `COGVIEW2_UNROLL=0|1`: `#unroll .. if UNROLL` loops expanded (1) or rolled (0), whatever the table says. */
+export const UNROLL_ENV = "COGVIEW2_UNROLL";
+
+/** Whether `#unroll .. if UNROLL` loops expand on this context: COGVIEW2_UNROLL, else the table (BackendChoices.unroll). */
+export function unrollFor(ctx: GpuContext, env = readEnv(UNROLL_ENV)): boolean {
+  if (env) {
+    if (env !== "0" && env !== "1") throw new Error(`${UNROLL_ENV}=${env}: expected 0 or 1`);
+    return env === "1";
+  }
+  return choices(ctx).unroll;
 }
 
 /** `COGVIEW2_SAMPLER_FUSED=0|1`: cluster sampling in one dispatch (1) or five (0). */

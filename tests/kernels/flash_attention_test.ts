@@ -2,7 +2,10 @@
 // 64-row workgroup, odd head sizes, an additive [rows, keys] or [1, keys] score term, per-row visible prefixes.
 import { flashAttention } from "../../src/kernels/attention.ts";
 import { standardAttentionRef } from "../../src/reference/attention.ts";
+import { UNROLL_ENV, unrollFor } from "../../src/kernels/choices.ts";
+import type { GpuContext } from "../../src/gpu/context.ts";
 import { assertClose, randn, sharedContext } from "../_util.ts";
+import assert from "node:assert/strict";
 
 function slice(a: Float32Array, rows: number, ld: number, off: number, w: number): Float32Array {
   const o = new Float32Array(rows * w);
@@ -13,10 +16,11 @@ function slice(a: Float32Array, rows: number, ld: number, off: number, w: number
 // [heads, d, rows, keys]
 const CASES: [number, number, number, number][] = [[3, 13, 70, 53], [2, 64, 131, 131], [1, 128, 5, 17]];
 
-Deno.test("flashAttention: additive scores ([rows, keys] and shared [1, keys]) and visible prefixes match the CPU", async () => {
-  const ctx = await sharedContext();
-  for (const [heads, d, rows, keys] of CASES) {
-    for (const mode of ["add", "add1", "visible"] as const) {
+type Mode = "add" | "add1" | "visible";
+
+async function checkFlash(ctx: GpuContext, cases: typeof CASES, modes: readonly Mode[], tag = "") {
+  for (const [heads, d, rows, keys] of cases) {
+    for (const mode of modes) {
       const w = heads * d, batch = 2, ld = 3 * w + 5; // padded rows: ld is not a multiple of 4
       const qs = randn(batch * rows * ld, rows + d, 1.3), kvs = randn(batch * keys * ld, keys + d + 1, 1.3);
       const q = ctx.upload(qs, [batch * rows, ld]), kv = ctx.upload(kvs, [batch * keys, ld]);
@@ -62,7 +66,7 @@ Deno.test("flashAttention: additive scores ([rows, keys] and shared [1, keys]) a
         );
         // Convex combinations of O(1.3) values; f32 dots over <= 128 and sums over <= 131 keys.
         assertClose(
-          `flash ${mode} h=${heads} d=${d} rows=${rows} keys=${keys} b=${b}`,
+          `flash${tag} ${mode} h=${heads} d=${d} rows=${rows} keys=${keys} b=${b}`,
           got.subarray(b * rows * w, (b + 1) * rows * w),
           want,
           { atol: 2e-5, rtol: 1e-4 },
@@ -71,4 +75,26 @@ Deno.test("flashAttention: additive scores ([rows, keys] and shared [1, keys]) a
       [q, kv, out, addT, visT].forEach((x) => x.release());
     }
   }
+}
+
+Deno.test("flashAttention: additive scores ([rows, keys] and shared [1, keys]) and visible prefixes match the CPU", async () => {
+  await checkFlash(await sharedContext(), CASES, ["add", "add1", "visible"]);
+});
+
+Deno.test({
+  name:
+    "flashAttention with its loops over the head dimension unrolled (UNROLL: wgpu on GPUs) matches the CPU",
+  // The table sets UNROLL for wgpu only; through Dawn, Mesa 25 compiles the unrolled form slowly (7 s here, cold).
+  ignore: (await sharedContext()).gpu.backend !== "wgpu",
+  async fn() {
+    // COGVIEW2_UNROLL=1 expands them on any adapter (d = 13: 4 vec4 per row).
+    const ctx = await sharedContext();
+    Deno.env.set(UNROLL_ENV, "1");
+    try {
+      assert.equal(unrollFor(ctx), true);
+      await checkFlash(ctx, [CASES[0]], ["add", "visible"], " unrolled");
+    } finally {
+      Deno.env.delete(UNROLL_ENV);
+    }
+  },
 });
