@@ -69,7 +69,9 @@ const PER: u32 = {{PER}}u;
 // The sum over the row of the values an invocation holds (elements past n hold 0).
 fn row_sum(li: u32, v: array<f32, PER>) -> f32 {
   var s = 0.0;
-  for (var k = 0u; k < PER; k++) { s += v[k]; }
+#unroll k 0 PER if UNROLL
+  s += v[k];
+#endunroll
   return reduce_sum(li, s);
 }
 
@@ -77,10 +79,10 @@ fn row_sum(li: u32, v: array<f32, PER>) -> f32 {
 fn row_stats(li: u32, v: array<f32, PER>) -> vec2<f32> {
   let mean = row_sum(li, v) / f32(P.n);
   var q = 0.0;
-  for (var k = 0u; k < PER; k++) {
-    let d = select(0.0, v[k] - mean, li + k * WG < P.n);
-    q = fma(d, d, q);
-  }
+#unroll k 0 PER if UNROLL
+  let d = select(0.0, v[k] - mean, li + k * WG < P.n);
+  q = fma(d, d, q);
+#endunroll
   return vec2<f32>(mean, 1.0 / sqrt(reduce_sum(li, q) / f32(P.n) + P.eps));
 }
 
@@ -96,35 +98,37 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 #if RESID
   var r: array<f32, PER>;
 #endif
-  for (var k = 0u; k < PER; k++) {
-    let i = min(li + k * WG, last);
-    x[k] = X[base + i];
+#unroll k 0 PER if UNROLL
+  let i = min(li + k * WG, last);
+  x[k] = X[base + i];
 #if RESID
-    r[k] = R[base + i];
+  r[k] = R[base + i];
 #endif
-  }
-  for (var k = 0u; k < PER; k++) { x[k] = select(0.0, x[k], li + k * WG < P.n); }
+#endunroll
+#unroll k 0 PER if UNROLL
+  x[k] = select(0.0, x[k], li + k * WG < P.n);
+#endunroll
   let st = row_stats(li, x);
 #if RESID
   var o: array<f32, PER>;
-  for (var k = 0u; k < PER; k++) {
-    let i = li + k * WG;
-    let v = r[k] + ((x[k] - st.x) * st.y * g1(min(i, last)) + b1(min(i, last)));
-    o[k] = select(0.0, v, i < P.n);
-    if (i < P.n) { O[base + i] = v; }
-  }
+#unroll k 0 PER if UNROLL
+  let i = li + k * WG;
+  let v = r[k] + ((x[k] - st.x) * st.y * g1(min(i, last)) + b1(min(i, last)));
+  o[k] = select(0.0, v, i < P.n);
+  if (i < P.n) { O[base + i] = v; }
+#endunroll
 #if POST
   let st2 = row_stats(li, o);
-  for (var k = 0u; k < PER; k++) {
-    let i = li + k * WG;
-    if (i < P.n) { Y[base + i] = (o[k] - st2.x) * st2.y * g2(i) + b2(i); }
-  }
+#unroll k 0 PER if UNROLL
+  let i = li + k * WG;
+  if (i < P.n) { Y[base + i] = (o[k] - st2.x) * st2.y * g2(i) + b2(i); }
+#endunroll
 #endif
 #else
-  for (var k = 0u; k < PER; k++) {
-    let i = li + k * WG;
-    if (i < P.n) { O[base + i] = (x[k] - st.x) * st.y * g1(i) + b1(i); }
-  }
+#unroll k 0 PER if UNROLL
+  let i = li + k * WG;
+  if (i < P.n) { O[base + i] = (x[k] - st.x) * st.y * g1(i) + b1(i); }
+#endunroll
 #endif
 }
 #else

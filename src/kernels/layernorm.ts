@@ -4,7 +4,7 @@
 import { f32, type GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { check } from "./_grid.ts";
-import { type RowReduce, rowReduceDefines } from "./choices.ts";
+import { type RowReduce, rowReduceDefines, unrollFor } from "./choices.ts";
 
 /** Most row values one invocation holds in registers (REGS); wider rows take the WIDE passes over memory instead. */
 export const LN_MAX_PER = 16;
@@ -14,7 +14,8 @@ function lnDefines(ctx: GpuContext, n: number, rows: number, reduce?: RowReduce)
   const d = rowReduceDefines(ctx, reduce, rows);
   if (!("REGS" in d)) return d;
   const per = Math.ceil(n / d.WG);
-  if (per <= LN_MAX_PER) return { ...d, PER: per };
+  // UNROLL (choices.ts unroll): the PER-value loops expanded, the row's registers indexed by literals only.
+  if (per <= LN_MAX_PER) return { ...d, PER: per, UNROLL: unrollFor(ctx) ? 1 : 0 };
   const { REGS: _, ...wide } = d;
   return wide;
 }

@@ -15,6 +15,8 @@ import {
   rowReduceFor,
   rowReduceOverride,
   rowReduceUsed,
+  UNROLL_ENV,
+  unrollFor,
 } from "../../src/kernels/choices.ts";
 import { layerNormRef, layerNormResidualRef } from "../../src/reference/layernorm.ts";
 import { logProbRef, softmaxRef } from "../../src/reference/softmax.ts";
@@ -109,47 +111,64 @@ const REGS_CASES: [number, number, "f32" | "f16"][] = [
   [1, 3072, "f16"],
   [1, 4097, "f16"],
 ];
-for (const reduce of ["regs", "regs1024"] as RowReduce[]) {
-  Deno.test(`layer norms with the row in registers (${reduce}) match the CPU twins on decode rows`, async () => {
-    assert.equal(
-      rowReduceUsed(ctx, reduce),
-      Math.min(ctx.gpu.limits.maxComputeInvocationsPerWorkgroup, ctx.gpu.limits.maxComputeWorkgroupSizeX) >=
-          1024
-        ? reduce
-        : "regs",
-    );
-    for (const [rows, n, dtype] of REGS_CASES) {
-      // A common offset checks the centred (two-pass) variance of both LayerNorms.
-      const x = randn(rows * n, rows * 13 + n, 2).map((v) => v + 3), r = randn(rows * n, 3 + n, 3);
-      const tg = ctx.upload(randn(n, 1, 0.2).map((v) => v + 1), [n], dtype),
-        tb = ctx.upload(randn(n, 2, 0.1), [n], dtype);
-      const tg2 = ctx.upload(randn(n, 5, 0.2).map((v) => v + 1), [n], dtype),
-        tb2 = ctx.upload(randn(n, 6, 0.1), [n], dtype);
-      const [g, b, g2, b2] = await Promise.all([tg, tb, tg2, tb2].map((t) => ctx.readF32(t)));
-      const tx = ctx.upload(x, [rows, n]), tr = ctx.upload(r, [rows, n]);
-      const tol = { atol: 5e-5, rtol: 1e-5 }, what = `${reduce} ${rows}x${n} ${dtype}`;
-      const ln = layerNorm(ctx, tx, { weight: tg, bias: tb }, { eps: 1e-5, reduce });
-      assertClose(`layerNorm ${what}`, await ctx.readF32(ln), layerNormRef(x, g, b, n, 1e-5), tol);
-      const ro = ctx.empty([rows, n]), ro2 = ctx.empty([rows, n]);
-      const { out } = layerNormResidual(ctx, tx, tr, { weight: tg, bias: tb }, {
-        eps: 1e-5,
-        residOut: ro,
-        post: { weight: tg2, bias: tb2 },
-        reduce,
-      });
-      layerNormResidual(ctx, tx, tr, { weight: tg, bias: tb }, { eps: 1e-5, residOut: ro2, reduce });
-      const wantR = layerNormResidualRef(x, r, g, b, n, 1e-5);
-      assertClose(`layerNormResidual ${what}`, await ctx.readF32(ro), wantR, tol);
-      assertClose(`layerNormResidual (no post) ${what}`, await ctx.readF32(ro2), wantR, tol);
-      assertClose(
-        `layerNormResidual+post ${what}`,
-        await ctx.readF32(out!),
-        layerNormRef(wantR, g2, b2, n, 1e-5),
-        tol,
-      );
-      [tx, tr, tg, tb, tg2, tb2, ln, ro, ro2, out!].forEach((t) => t.release());
+// Also with the PER loops unrolled (UNROLL, wgpu on GPUs; COGVIEW2_UNROLL=1 forces it), on wgpu only: the table
+// never sets UNROLL for Dawn, and Mesa 25 compiles unrolled kernels slowly.
+const unrollModes = ctx.gpu.backend === "wgpu" ? [false, true] : [false];
+for (
+  const [reduce, unroll] of (["regs", "regs1024"] as RowReduce[]).flatMap((r) =>
+    unrollModes.map((u) => [r, u] as const)
+  )
+) {
+  Deno.test(`layer norms with the row in registers (${reduce}${unroll ? ", unrolled" : ""}) match the CPU twins on decode rows`, async () => {
+    if (unroll) Deno.env.set(UNROLL_ENV, "1");
+    try {
+      await regsCase(reduce, unroll);
+    } finally {
+      if (unroll) Deno.env.delete(UNROLL_ENV);
     }
   });
+}
+
+async function regsCase(reduce: RowReduce, unroll: boolean) {
+  assert.equal(unrollFor(ctx), unroll);
+  assert.equal(
+    rowReduceUsed(ctx, reduce),
+    Math.min(ctx.gpu.limits.maxComputeInvocationsPerWorkgroup, ctx.gpu.limits.maxComputeWorkgroupSizeX) >=
+        1024
+      ? reduce
+      : "regs",
+  );
+  for (const [rows, n, dtype] of REGS_CASES) {
+    // A common offset checks the centred (two-pass) variance of both LayerNorms.
+    const x = randn(rows * n, rows * 13 + n, 2).map((v) => v + 3), r = randn(rows * n, 3 + n, 3);
+    const tg = ctx.upload(randn(n, 1, 0.2).map((v) => v + 1), [n], dtype),
+      tb = ctx.upload(randn(n, 2, 0.1), [n], dtype);
+    const tg2 = ctx.upload(randn(n, 5, 0.2).map((v) => v + 1), [n], dtype),
+      tb2 = ctx.upload(randn(n, 6, 0.1), [n], dtype);
+    const [g, b, g2, b2] = await Promise.all([tg, tb, tg2, tb2].map((t) => ctx.readF32(t)));
+    const tx = ctx.upload(x, [rows, n]), tr = ctx.upload(r, [rows, n]);
+    const tol = { atol: 5e-5, rtol: 1e-5 }, what = `${reduce} ${rows}x${n} ${dtype}`;
+    const ln = layerNorm(ctx, tx, { weight: tg, bias: tb }, { eps: 1e-5, reduce });
+    assertClose(`layerNorm ${what}`, await ctx.readF32(ln), layerNormRef(x, g, b, n, 1e-5), tol);
+    const ro = ctx.empty([rows, n]), ro2 = ctx.empty([rows, n]);
+    const { out } = layerNormResidual(ctx, tx, tr, { weight: tg, bias: tb }, {
+      eps: 1e-5,
+      residOut: ro,
+      post: { weight: tg2, bias: tb2 },
+      reduce,
+    });
+    layerNormResidual(ctx, tx, tr, { weight: tg, bias: tb }, { eps: 1e-5, residOut: ro2, reduce });
+    const wantR = layerNormResidualRef(x, r, g, b, n, 1e-5);
+    assertClose(`layerNormResidual ${what}`, await ctx.readF32(ro), wantR, tol);
+    assertClose(`layerNormResidual (no post) ${what}`, await ctx.readF32(ro2), wantR, tol);
+    assertClose(
+      `layerNormResidual+post ${what}`,
+      await ctx.readF32(out!),
+      layerNormRef(wantR, g2, b2, n, 1e-5),
+      tol,
+    );
+    [tx, tr, tg, tb, tg2, tb2, ln, ro, ro2, out!].forEach((t) => t.release());
+  }
 }
 
 Deno.test("decode rows take the table's rowReduceDecode, other rows its rowReduce; the variable overrides both", () => {
