@@ -144,7 +144,8 @@ fn v1(i: u32) -> f32 { return V[i]; }
 
 const WG: u32 = {{WG}}u;
 const CHUNK: u32 = {{CHUNK}}u;
-const MAXD: u32 = 256u;
+#define MAXD 256
+const MAXD: u32 = {{MAXD}}u;
 var<workgroup> qs: array<f32, MAXD>;
 var<workgroup> qs4: array<vec4<f32>, 64>;
 var<workgroup> sc: array<f32, CHUNK>;
@@ -280,14 +281,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       for (var t = g; t < n; t += ng) { a = fma(sc[t], v1(vb + (t0 + t) * P.ldv + c), a); }
       acc[0] = a;
     } else {
-      for (var r = 0u; r < MAXD / WG; r++) {
-        let c = li + r * WG;
-        if (c < d) {
-          var a = acc[r] * corr;
-          for (var t = 0u; t < n; t++) { a = fma(sc[t], v1(vb + (t0 + t) * P.ldv + c), a); }
-          acc[r] = a;
-        }
+#unroll r 0 MAXD/WG if UNROLL
+      let c = li + r * WG;
+      if (c < d) {
+        var a = acc[r] * corr;
+        for (var t = 0u; t < n; t++) { a = fma(sc[t], v1(vb + (t0 + t) * P.ldv + c), a); }
+        acc[r] = a;
       }
+#endunroll
     }
     workgroupBarrier();
   }
@@ -312,10 +313,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       O[ob + li] = a * inv;
     }
   } else {
-    for (var r = 0u; r < MAXD / WG; r++) {
-      let c = li + r * WG;
-      if (c < d) { O[ob + c] = acc[r] * inv; }
-    }
+#unroll r 0 MAXD/WG if UNROLL
+    let c = li + r * WG;
+    if (c < d) { O[ob + c] = acc[r] * inv; }
+#endunroll
   }
 }
 #endif

@@ -110,6 +110,9 @@ function expand(
       }
       const from = intExpr(values(u[2], ln), defines, `${where(ln)}: #unroll FROM`);
       const to = intExpr(values(u[3], ln), defines, `${where(ln)}: #unroll TO`);
+      if (from < 0 || to < 0) {
+        throw new Error(`${where(ln)}: #unroll bounds ${from}..${to} below 0 (u32 loops)`);
+      }
       // The matching #endunroll (nested #unroll blocks counted).
       let end = i + 1;
       for (let depth = 0; end < lines.length; end++) {

@@ -326,6 +326,7 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
       WG: wg,
       KV_NEW: !!st,
       KV_ACCESS: st ? "read_write" : "read",
+      UNROLL: unrollFor(ctx),
     },
     bindings: [
       "read",

@@ -104,6 +104,7 @@ Deno.test("#unroll errors name the file and line", () => {
   bad("#unroll i 0 F\n#endunroll", /k\.wgsl:1: #unroll TO: no integer value for F/, { F: true });
   bad("#unroll i 0 (3\n#endunroll", /k\.wgsl:1: #unroll TO: missing \)/);
   bad("#unroll i 0\n#endunroll", /k\.wgsl:1: expected #unroll VAR FROM TO/);
+  bad("#unroll i 0 2-3 if X\n#endunroll", /k\.wgsl:1: #unroll bounds 0\.\.-1 below 0/);
   bad("#define X 4 / 0", /k\.wgsl:1: #define X: division by zero/);
   bad(
     `\n#unroll i 0 ${MAX_UNROLL_TRIPS + 1}\n#endunroll`,

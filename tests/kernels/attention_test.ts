@@ -6,7 +6,8 @@ import {
   attentionWgOverride,
   kvStore,
 } from "../../src/kernels/attention.ts";
-import { CHOICES } from "../../src/kernels/choices.ts";
+import { CHOICES, UNROLL_ENV, unrollFor } from "../../src/kernels/choices.ts";
+import type { GpuContext } from "../../src/gpu/context.ts";
 import { coglmMaskRef, logWeightsRef, standardAttentionRef } from "../../src/reference/attention.ts";
 import { assertClose, randn, sharedContext } from "../_util.ts";
 import { f16BitsToF32, f32ToF16Bits } from "../../src/gpu/f16.ts";
@@ -98,144 +99,169 @@ Deno.test("attention over a packed QKV buffer (CogLM mask, log-weights, batches)
 // f16 caches (CogLM's KV cache): the stored values are the f16 roundings, accumulation stays f32, so the reference
 // is the same attention over f16-rounded K and V at the f32 tolerance; vec4 and scalar key loads.
 // fused: the step's row stored by the attention dispatch itself (storeNew) instead of a kvStore dispatch.
+// unroll: COGVIEW2_UNROLL=1 (the loops over an invocation's output dims expanded, as wgpu on GPUs; wgpu only here),
+// with d = 36 > 32 invocations, which do not divide it: each owns dims li and li + 32 (of MAXD / WG = 8 slots).
 for (
-  const [dt, vec4, wg, fused] of [
-    ["f32", true, undefined, false],
-    ["f16", true, undefined, false],
-    ["f16", false, undefined, false],
-    ["f16", true, 256, false],
-    ["f16", true, 256, true],
-    ["f16", false, undefined, true],
-    ["f32", true, undefined, true],
-    ["f32", false, 64, true],
+  const [dt, vec4, wg, fused, unroll] of [
+    ["f32", true, undefined, false, false],
+    ["f16", true, undefined, false, false],
+    ["f16", false, undefined, false, false],
+    ["f16", true, 256, false, false],
+    ["f16", true, 256, true, false],
+    ["f16", false, undefined, true, false],
+    ["f32", true, undefined, true, false],
+    ["f32", false, 64, true, false],
+    ["f32", false, 32, true, true],
+    ["f16", true, 32, false, true],
   ] as const
 ) {
-  Deno.test(
-    `kvStore (${dt} cache) broadcasts a prompt, then a decode step attends over the cache like a full pass (vec4 ${vec4}${
-      wg ? `, ${wg} invocations` : ""
-    }${fused ? ", the step's row stored by the attention dispatch" : ""})`,
-    async () => {
+  Deno.test({
+    name:
+      `kvStore (${dt} cache) broadcasts a prompt, then a decode step attends over the cache like a full pass (vec4 ${vec4}${
+        wg ? `, ${wg} invocations` : ""
+      }${fused ? ", the step's row stored by the attention dispatch" : ""}${
+        unroll ? ", unrolled, d = 36" : ""
+      })`,
+    ignore: unroll && (await sharedContext()).gpu.backend !== "wgpu",
+    fn: async () => {
       const ctx = await sharedContext();
-      const heads = 3, d = 16, w = heads * d, prompt = 11, batch = 3, maxLen = 17, ctxCols = 10;
-      const qkvP = randn(prompt * 3 * w, 1), qkvS = randn(batch * 3 * w, 2);
-      const tp = ctx.upload(qkvP, [prompt, 3 * w]), ts = ctx.upload(qkvS, [batch, 3 * w]);
-      const kc = ctx.upload(new Float32Array(batch * maxLen * w), [batch, maxLen, w], dt);
-      const vc = ctx.upload(new Float32Array(batch * maxLen * w), [batch, maxLen, w], dt);
-      const r16 = (x: Float32Array) => dt === "f16" ? f16BitsToF32(f32ToF16Bits(x)) : x;
-      kvStore(ctx, tp, kc, vc, {
-        batch,
-        rows: prompt,
-        width: w,
-        t0: 0,
-        ld: 3 * w,
-        srcBs: 0,
-        kOff: w,
-        vOff: 2 * w,
-      });
-      if (!fused) {
-        kvStore(ctx, ts, kc, vc, {
-          batch,
-          rows: 1,
-          width: w,
-          t0: prompt,
-          ld: 3 * w,
-          srcBs: 3 * w,
-          kOff: w,
-          vOff: 2 * w,
-        });
+      if (unroll) Deno.env.set(UNROLL_ENV, "1");
+      try {
+        assert.equal(unrollFor(ctx), unroll);
+        await decodeCase(ctx, dt, vec4, wg, fused, unroll ? 36 : 16);
+      } finally {
+        if (unroll) Deno.env.delete(UNROLL_ENV);
       }
-      const out = ctx.empty([batch, w]);
-      const keys = prompt + 1;
-      attention(ctx, {
-        batch,
-        heads,
-        headDim: d,
-        rows: 1,
-        keys,
-        q: { t: ts, ld: 3 * w, bs: 3 * w },
-        k: { t: kc, ld: w, bs: maxLen * w },
-        v: { t: vc, ld: w, bs: maxLen * w },
-        out: { t: out, ld: w, bs: w },
-        logWeights: { cols: ctxCols, value: 1.4 },
-        vec4,
-        wg,
-        storeNew: fused ? { kOff: w, vOff: 2 * w } : undefined,
-      });
-      const got = await ctx.readF32(out);
-      if (fused) {
-        // The caches hold the step's rows at position `prompt` exactly as kvStore writes them (f16: the roundings).
-        const [kr, vr] = [await ctx.readF32(kc), await ctx.readF32(vc)];
-        for (let b = 0; b < batch; b++) {
-          const at = (b * maxLen + prompt) * w;
-          assertClose(
-            `stored K row b=${b}`,
-            kr.subarray(at, at + w),
-            r16(qkvS.slice(b * 3 * w + w, b * 3 * w + 2 * w)),
-            {
-              atol: 0,
-            },
-          );
-          assertClose(
-            `stored V row b=${b}`,
-            vr.subarray(at, at + w),
-            r16(qkvS.slice(b * 3 * w + 2 * w, b * 3 * w + 3 * w)),
-            { atol: 0 },
-          );
-        }
-      }
-      for (let b = 0; b < batch; b++) {
-        const k = new Float32Array(keys * w), v = new Float32Array(keys * w);
-        k.set(slice(qkvP, prompt, 3 * w, w, w)), v.set(slice(qkvP, prompt, 3 * w, 2 * w, w));
-        k.set(qkvS.subarray(b * 3 * w + w, b * 3 * w + 2 * w), prompt * w);
-        v.set(qkvS.subarray(b * 3 * w + 2 * w, b * 3 * w + 3 * w), prompt * w);
-        const want = standardAttentionRef(qkvS.subarray(b * 3 * w, b * 3 * w + w), r16(k), r16(v), {
-          heads,
-          d,
-          rows: 1,
-          keys,
-          logw: logWeightsRef(1, keys, ctxCols, 1.4),
-        });
-        assertClose(`decode step b=${b} ${dt}`, got.subarray(b * w, (b + 1) * w), want, {
-          atol: 2e-5,
-          rtol: 1e-4,
-        });
-      }
-      if (dt === "f16") {
-        // The cache holds the f16 roundings of the rows written (prompt row 4 of batch entry 2, the step's row).
-        const kr = await ctx.readF32(kc);
-        assertClose(
-          "f16 cache row",
-          kr.subarray((2 * maxLen + 4) * w, (2 * maxLen + 5) * w),
-          r16(slice(qkvP, prompt, 3 * w, w, w).subarray(4 * w, 5 * w)),
-          { atol: 0 },
-        );
-        // Many query rows over an f16 cache: the matmul path reads the f16 K/V through the matmul's W_F16.
-        const rows = 19, qkv = randn(rows * 3 * w, 5), tq = ctx.upload(qkv, [rows, 3 * w]);
-        const o2 = ctx.empty([rows, w]);
-        attention(ctx, {
-          batch: 1,
-          heads,
-          headDim: d,
-          rows,
-          keys: prompt,
-          q: { t: tq, ld: 3 * w },
-          k: { t: kc, ld: w },
-          v: { t: vc, ld: w },
-          out: { t: o2, ld: w },
-          path: "matmul",
-        });
-        const want = standardAttentionRef(
-          slice(qkv, rows, 3 * w, 0, w),
-          r16(slice(qkvP, prompt, 3 * w, w, w)),
-          r16(slice(qkvP, prompt, 3 * w, 2 * w, w)),
-          { heads, d, rows, keys: prompt },
-        );
-        assertClose("matmul path over an f16 cache", await ctx.readF32(o2), want, { atol: 2e-5, rtol: 1e-4 });
-        [tq, o2].forEach((x) => x.release());
-      }
-      [tp, ts, kc, vc, out].forEach((x) => x.release());
     },
-  );
+  });
+}
+
+async function decodeCase(
+  ctx: GpuContext,
+  dt: "f32" | "f16",
+  vec4: boolean,
+  wg: 32 | 64 | 256 | undefined,
+  fused: boolean,
+  d: number,
+) {
+  const heads = 3, w = heads * d, prompt = 11, batch = 3, maxLen = 17, ctxCols = 10;
+  const qkvP = randn(prompt * 3 * w, 1), qkvS = randn(batch * 3 * w, 2);
+  const tp = ctx.upload(qkvP, [prompt, 3 * w]), ts = ctx.upload(qkvS, [batch, 3 * w]);
+  const kc = ctx.upload(new Float32Array(batch * maxLen * w), [batch, maxLen, w], dt);
+  const vc = ctx.upload(new Float32Array(batch * maxLen * w), [batch, maxLen, w], dt);
+  const r16 = (x: Float32Array) => dt === "f16" ? f16BitsToF32(f32ToF16Bits(x)) : x;
+  kvStore(ctx, tp, kc, vc, {
+    batch,
+    rows: prompt,
+    width: w,
+    t0: 0,
+    ld: 3 * w,
+    srcBs: 0,
+    kOff: w,
+    vOff: 2 * w,
+  });
+  if (!fused) {
+    kvStore(ctx, ts, kc, vc, {
+      batch,
+      rows: 1,
+      width: w,
+      t0: prompt,
+      ld: 3 * w,
+      srcBs: 3 * w,
+      kOff: w,
+      vOff: 2 * w,
+    });
+  }
+  const out = ctx.empty([batch, w]);
+  const keys = prompt + 1;
+  attention(ctx, {
+    batch,
+    heads,
+    headDim: d,
+    rows: 1,
+    keys,
+    q: { t: ts, ld: 3 * w, bs: 3 * w },
+    k: { t: kc, ld: w, bs: maxLen * w },
+    v: { t: vc, ld: w, bs: maxLen * w },
+    out: { t: out, ld: w, bs: w },
+    logWeights: { cols: ctxCols, value: 1.4 },
+    vec4,
+    wg,
+    storeNew: fused ? { kOff: w, vOff: 2 * w } : undefined,
+  });
+  const got = await ctx.readF32(out);
+  if (fused) {
+    // The caches hold the step's rows at position `prompt` exactly as kvStore writes them (f16: the roundings).
+    const [kr, vr] = [await ctx.readF32(kc), await ctx.readF32(vc)];
+    for (let b = 0; b < batch; b++) {
+      const at = (b * maxLen + prompt) * w;
+      assertClose(
+        `stored K row b=${b}`,
+        kr.subarray(at, at + w),
+        r16(qkvS.slice(b * 3 * w + w, b * 3 * w + 2 * w)),
+        {
+          atol: 0,
+        },
+      );
+      assertClose(
+        `stored V row b=${b}`,
+        vr.subarray(at, at + w),
+        r16(qkvS.slice(b * 3 * w + 2 * w, b * 3 * w + 3 * w)),
+        { atol: 0 },
+      );
+    }
+  }
+  for (let b = 0; b < batch; b++) {
+    const k = new Float32Array(keys * w), v = new Float32Array(keys * w);
+    k.set(slice(qkvP, prompt, 3 * w, w, w)), v.set(slice(qkvP, prompt, 3 * w, 2 * w, w));
+    k.set(qkvS.subarray(b * 3 * w + w, b * 3 * w + 2 * w), prompt * w);
+    v.set(qkvS.subarray(b * 3 * w + 2 * w, b * 3 * w + 3 * w), prompt * w);
+    const want = standardAttentionRef(qkvS.subarray(b * 3 * w, b * 3 * w + w), r16(k), r16(v), {
+      heads,
+      d,
+      rows: 1,
+      keys,
+      logw: logWeightsRef(1, keys, ctxCols, 1.4),
+    });
+    assertClose(`decode step b=${b} ${dt}`, got.subarray(b * w, (b + 1) * w), want, {
+      atol: 2e-5,
+      rtol: 1e-4,
+    });
+  }
+  if (dt === "f16") {
+    // The cache holds the f16 roundings of the rows written (prompt row 4 of batch entry 2, the step's row).
+    const kr = await ctx.readF32(kc);
+    assertClose(
+      "f16 cache row",
+      kr.subarray((2 * maxLen + 4) * w, (2 * maxLen + 5) * w),
+      r16(slice(qkvP, prompt, 3 * w, w, w).subarray(4 * w, 5 * w)),
+      { atol: 0 },
+    );
+    // Many query rows over an f16 cache: the matmul path reads the f16 K/V through the matmul's W_F16.
+    const rows = 19, qkv = randn(rows * 3 * w, 5), tq = ctx.upload(qkv, [rows, 3 * w]);
+    const o2 = ctx.empty([rows, w]);
+    attention(ctx, {
+      batch: 1,
+      heads,
+      headDim: d,
+      rows,
+      keys: prompt,
+      q: { t: tq, ld: 3 * w },
+      k: { t: kc, ld: w },
+      v: { t: vc, ld: w },
+      out: { t: o2, ld: w },
+      path: "matmul",
+    });
+    const want = standardAttentionRef(
+      slice(qkv, rows, 3 * w, 0, w),
+      r16(slice(qkvP, prompt, 3 * w, w, w)),
+      r16(slice(qkvP, prompt, 3 * w, 2 * w, w)),
+      { heads, d, rows, keys: prompt },
+    );
+    assertClose("matmul path over an f16 cache", await ctx.readF32(o2), want, { atol: 2e-5, rtol: 1e-4 });
+    [tq, o2].forEach((x) => x.release());
+  }
+  [tp, ts, kc, vc, out].forEach((x) => x.release());
 }
 
 Deno.test("attention with per-row visible prefixes (completion's mask) matches SAT's standard_attention", async () => {
