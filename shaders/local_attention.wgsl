@@ -303,14 +303,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     workgroupBarrier();
     if (live) {
       let qb = P.q_off + b * P.q_bat + (i * side + j) * P.q_row + ho + c0;
-      for (var c = 0u; c < CH; c++) { qv[c] = Q[qb + c] * P.scale; }
+#unroll c 0 CH if UNROLL
+      qv[c] = Q[qb + c] * P.scale;
+#endunroll
       var n = 0u;
 #if LOWRES
       for (var dy = 0u; dy < KSZ2; dy++) {
         for (var dx = 0u; dx < KSZ2; dx++) {
           let cell = (qy2 + dy) * RW2 + qx2 + dx;
           var s = 0.0;
-          for (var c = 0u; c < CH; c++) { s += vdot(qv[c], Xs[cell * CH + c]); }
+#unroll c 0 CH if UNROLL
+          s += vdot(qv[c], Xs[cell * CH + c]);
+#endunroll
           sc[n] += s;
           n++;
         }
@@ -318,7 +322,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
 #elif TEXT
       for (var u = 0u; u < NX; u++) {
         var s = 0.0;
-        for (var c = 0u; c < CH; c++) { s += vdot(qv[c], Xs[u * CH + c]); }
+#unroll c 0 CH if UNROLL
+        s += vdot(qv[c], Xs[u * CH + c]);
+#endunroll
         sc[n] += s;
         n++;
       }
@@ -327,7 +333,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         for (var dx = 0u; dx < KW; dx++) {
           let cell = (lid.y + dy) * RW + lid.x + dx;
           var s = 0.0;
-          for (var c = 0u; c < CH; c++) { s += vdot(qv[c], Ks[cell * CH + c]); }
+#unroll c 0 CH if UNROLL
+          s += vdot(qv[c], Ks[cell * CH + c]);
+#endunroll
           sc[n] += s;
           n++;
         }
@@ -393,31 +401,41 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     load_tiles(true, b, ho, c0, y0, x0, ly0, lx0, t);
     workgroupBarrier();
     if (live) {
-      for (var c = 0u; c < CH; c++) { av[c] = VT(0.0); }
+#unroll c 0 CH if UNROLL
+      av[c] = VT(0.0);
+#endunroll
       var n2 = 0u;
 #if LOWRES
       for (var dy = 0u; dy < KSZ2; dy++) {
         for (var dx = 0u; dx < KSZ2; dx++) {
           let cell = (qy2 + dy) * RW2 + qx2 + dx;
-          for (var c = 0u; c < CH; c++) { av[c] += sc[n2] * Xs[cell * CH + c]; }
+#unroll c 0 CH if UNROLL
+          av[c] += sc[n2] * Xs[cell * CH + c];
+#endunroll
           n2++;
         }
       }
 #elif TEXT
       for (var u = 0u; u < NX; u++) {
-        for (var c = 0u; c < CH; c++) { av[c] += sc[n2] * Xs[u * CH + c]; }
+#unroll c 0 CH if UNROLL
+        av[c] += sc[n2] * Xs[u * CH + c];
+#endunroll
         n2++;
       }
 #endif
       for (var dy = 0u; dy < KH; dy++) {
         for (var dx = 0u; dx < KW; dx++) {
           let cell = (lid.y + dy) * RW + lid.x + dx;
-          for (var c = 0u; c < CH; c++) { av[c] += sc[n2] * Ks[cell * CH + c]; }
+#unroll c 0 CH if UNROLL
+          av[c] += sc[n2] * Ks[cell * CH + c];
+#endunroll
           n2++;
         }
       }
       let ob = P.o_off + b * P.o_bat + (i * side + j) * P.o_row + ho + c0;
-      for (var c = 0u; c < CH; c++) { O[ob + c] = av[c] * inv; }
+#unroll c 0 CH if UNROLL
+      O[ob + c] = av[c] * inv;
+#endunroll
     }
   }
 }
@@ -428,6 +446,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
 // An invocation handles G vertically adjacent queries (i0 + g, j), i0 a multiple of G (G divides A): they share one
 // low-res window and the text keys, and their high-res windows overlap in KH − 1 rows, so each loaded key/value
 // cell serves up to G queries (CPU adapters pay per loaded element; GPUs use G = 1).
+// UNROLL (wgpu on GPUs, choices.ts unroll): the loops over g and channels expanded, so q, acc, kc, mx and den are
+// indexed by literals only (registers on NVIDIA); the scores sc, indexed by window slot, stay in local memory.
 const G: u32 = {{G}}u;
 var<private> q: array<VT, G * DV>;
 var<private> acc: array<VT, G * DV>;
@@ -443,26 +463,26 @@ var<private> gho: u32;
 #if UWIN
 fn fetch_hi(y: u32, x: u32, v: bool) {
   let w = ((y - P.y0) * P.row_cells + x) * 4u;
-  for (var c = 0u; c < 4u; c++) {
-    if (v) { kc[c] = V0[w + c]; } else { kc[c] = K0[w + c]; }
+#unroll c 0 4 if UNROLL
+  if (v) { kc[c] = V0[w + c]; } else { kc[c] = K0[w + c]; }
 #if NQ2
-    if (v) { kc[4u + c] = V1[w + c]; } else { kc[4u + c] = K1[w + c]; }
+  if (v) { kc[4u + c] = V1[w + c]; } else { kc[4u + c] = K1[w + c]; }
 #endif
 #if NQ3
-    if (v) { kc[8u + c] = V2q[w + c]; } else { kc[8u + c] = K2q[w + c]; }
+  if (v) { kc[8u + c] = V2q[w + c]; } else { kc[8u + c] = K2q[w + c]; }
 #endif
 #if NQ4
-    if (v) { kc[12u + c] = V3[w + c]; } else { kc[12u + c] = K3[w + c]; }
+  if (v) { kc[12u + c] = V3[w + c]; } else { kc[12u + c] = K3[w + c]; }
 #endif
-  }
+#endunroll
 }
 #if EXTRA
 // Low-res cell (y, x) of the window rows y20.. (LOWRES) or text key x (TEXT, y = 0).
 fn fetch_2(y: u32, x: u32, v: bool) {
   let w = ((y - P.y20) * P.row_cells2 + x) * DV;
-  for (var c = 0u; c < DV; c++) {
-    if (v) { kc[c] = V2[w + c]; } else { kc[c] = K2[w + c]; }
-  }
+#unroll c 0 DV if UNROLL
+  if (v) { kc[c] = V2[w + c]; } else { kc[c] = K2[w + c]; }
+#endunroll
 }
 #endif
 #else
@@ -470,10 +490,14 @@ fn fetch_hi(y: u32, x: u32, v: bool) {
   let t = y * P.side + x;
   if (v) {
     let i = P.v_off + gb * P.v_bat + t * P.v_row + gho;
-    for (var c = 0u; c < DV; c++) { kc[c] = V[i + c]; }
+#unroll c 0 DV if UNROLL
+    kc[c] = V[i + c];
+#endunroll
   } else {
     let i = P.k_off + gb * P.k_bat + t * P.k_row + gho;
-    for (var c = 0u; c < DV; c++) { kc[c] = K[i + c]; }
+#unroll c 0 DV if UNROLL
+    kc[c] = K[i + c];
+#endunroll
   }
 }
 #if EXTRA
@@ -481,10 +505,14 @@ fn fetch_2(y: u32, x: u32, v: bool) {
   let t = y * P.side2 + x;
   if (v) {
     let i = P.v2_off + gb * P.v2_bat + t * P.v2_row + gho;
-    for (var c = 0u; c < DV; c++) { kc[c] = V2[i + c]; }
+#unroll c 0 DV if UNROLL
+    kc[c] = V2[i + c];
+#endunroll
   } else {
     let i = P.k2_off + gb * P.k2_bat + t * P.k2_row + gho;
-    for (var c = 0u; c < DV; c++) { kc[c] = K2[i + c]; }
+#unroll c 0 DV if UNROLL
+    kc[c] = K2[i + c];
+#endunroll
   }
 }
 #endif
@@ -492,7 +520,9 @@ fn fetch_2(y: u32, x: u32, v: bool) {
 
 fn score(g: u32) -> f32 {
   var s = 0.0;
-  for (var c = 0u; c < DV; c++) { s += vdot(q[g * DV + c], kc[c]); }
+#unroll c 0 DV if UNROLL
+  s += vdot(q[g * DV + c], kc[c]);
+#endunroll
   return s;
 }
 
@@ -517,15 +547,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let ho = hd * DV;
   gb = b;
   gho = ho;
-  for (var g = 0u; g < G; g++) {
-    let qb = P.q_off + b * P.q_bat + ((i0 + g) * side + j) * P.q_row + ho;
-    for (var c = 0u; c < DV; c++) {
-      q[g * DV + c] = Q[qb + c] * P.scale;
-      acc[g * DV + c] = VT(0.0);
-    }
-    mx[g] = -3.402823e38;
-    den[g] = 0.0;
-  }
+#unroll g 0 G if UNROLL
+  let qb = P.q_off + b * P.q_bat + ((i0 + g) * side + j) * P.q_row + ho;
+#unroll c 0 DV if UNROLL
+  q[g * DV + c] = Q[qb + c] * P.scale;
+  acc[g * DV + c] = VT(0.0);
+#endunroll
+  mx[g] = -3.402823e38;
+  den[g] = 0.0;
+#endunroll
   var n0 = 0u;   // first high-res slot of each query's scores
 
   // ---- pass 1: scores
@@ -540,13 +570,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       let x = cx2 + i32(dx);
       let inside = y >= 0 && y < L && x >= 0 && x < L;
       if (inside) { fetch_2(u32(y), u32(x), false); }
-      for (var g = 0u; g < G; g++) {
-        var s = OUT_OF_GRID;
-        if (inside) { s = score(g); }
-        s += P.add_scalar;
-        sc[g * MAXP + n0] = s;
-        mx[g] = max(mx[g], s);
-      }
+#unroll g 0 G if UNROLL
+      var s = OUT_OF_GRID;
+      if (inside) { s = score(g); }
+      s += P.add_scalar;
+      sc[g * MAXP + n0] = s;
+      mx[g] = max(mx[g], s);
+#endunroll
       n0++;
     }
   }
@@ -559,17 +589,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 #if HAS_MASK
     let m = MASK[b * P.m_bat + u];
 #endif
-    for (var g = 0u; g < G; g++) {
-      var s = score(g);
+#unroll g 0 G if UNROLL
+    var s = score(g);
 #if HAS_LOGW
-      s += lw;
+    s += lw;
 #endif
 #if HAS_MASK
-      s = s * m - 10000.0 * (1.0 - m);
+    s = s * m - 10000.0 * (1.0 - m);
 #endif
-      sc[g * MAXP + n0] = s;
-      mx[g] = max(mx[g], s);
-    }
+    sc[g * MAXP + n0] = s;
+    mx[g] = max(mx[g], s);
+#endunroll
     n0++;
   }
 #endif
@@ -583,15 +613,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       let x = cx + i32(dx);
       let inside = y >= 0 && y < sidei && x >= 0 && x < sidei;
       if (inside) { fetch_hi(u32(y), u32(x), false); }
-      for (var g = 0u; g < G; g++) {
-        let e = i32(r) - i32(g);
-        if (e >= 0 && e < i32(KH)) {
-          var s = OUT_OF_GRID;
-          if (inside) { s = score(g); }
-          sc[g * MAXP + n0 + u32(e) * KW + dx] = s;
-          mx[g] = max(mx[g], s);
-        }
+#unroll g 0 G if UNROLL
+      let e = i32(r) - i32(g);
+      if (e >= 0 && e < i32(KH)) {
+        var s = OUT_OF_GRID;
+        if (inside) { s = score(g); }
+        sc[g * MAXP + n0 + u32(e) * KW + dx] = s;
+        mx[g] = max(mx[g], s);
       }
+#endunroll
     }
   }
 
@@ -604,24 +634,28 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       let x = cx2 + i32(dx);
       let inside = y >= 0 && y < L && x >= 0 && x < L;
       if (inside) { fetch_2(u32(y), u32(x), true); }
-      for (var g = 0u; g < G; g++) {
-        let w = exp(sc[g * MAXP + n] - mx[g]);
-        den[g] += w;
-        if (inside) {
-          for (var c = 0u; c < DV; c++) { acc[g * DV + c] += w * kc[c]; }
-        }
+#unroll g 0 G if UNROLL
+      let w = exp(sc[g * MAXP + n] - mx[g]);
+      den[g] += w;
+      if (inside) {
+#unroll c 0 DV if UNROLL
+        acc[g * DV + c] += w * kc[c];
+#endunroll
       }
+#endunroll
       n++;
     }
   }
 #elif TEXT
   for (var u = 0u; u < P.side2; u++) {
     fetch_2(0u, u, true);
-    for (var g = 0u; g < G; g++) {
-      let w = exp(sc[g * MAXP + n] - mx[g]);
-      den[g] += w;
-      for (var c = 0u; c < DV; c++) { acc[g * DV + c] += w * kc[c]; }
-    }
+#unroll g 0 G if UNROLL
+    let w = exp(sc[g * MAXP + n] - mx[g]);
+    den[g] += w;
+#unroll c 0 DV if UNROLL
+    acc[g * DV + c] += w * kc[c];
+#endunroll
+#endunroll
     n++;
   }
 #endif
@@ -631,24 +665,28 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       let x = cx + i32(dx);
       let inside = y >= 0 && y < sidei && x >= 0 && x < sidei;
       if (inside) { fetch_hi(u32(y), u32(x), true); }
-      for (var g = 0u; g < G; g++) {
-        let e = i32(r) - i32(g);
-        if (e >= 0 && e < i32(KH)) {
-          let w = exp(sc[g * MAXP + n0 + u32(e) * KW + dx] - mx[g]);
-          den[g] += w;
-          if (inside) {
-            for (var c = 0u; c < DV; c++) { acc[g * DV + c] += w * kc[c]; }
-          }
+#unroll g 0 G if UNROLL
+      let e = i32(r) - i32(g);
+      if (e >= 0 && e < i32(KH)) {
+        let w = exp(sc[g * MAXP + n0 + u32(e) * KW + dx] - mx[g]);
+        den[g] += w;
+        if (inside) {
+#unroll c 0 DV if UNROLL
+          acc[g * DV + c] += w * kc[c];
+#endunroll
         }
       }
+#endunroll
     }
   }
 
-  for (var g = 0u; g < G; g++) {
-    let inv = 1.0 / den[g];
-    let ob = P.o_off + b * P.o_bat + ((i0 + g) * side + j) * P.o_row + ho;
-    for (var c = 0u; c < DV; c++) { O[ob + c] = acc[g * DV + c] * inv; }
-  }
+#unroll g 0 G if UNROLL
+  let inv = 1.0 / den[g];
+  let ob = P.o_off + b * P.o_bat + ((i0 + g) * side + j) * P.o_row + ho;
+#unroll c 0 DV if UNROLL
+  O[ob + c] = acc[g * DV + c] * inv;
+#endunroll
+#endunroll
 }
 #endif
 #endif

@@ -135,7 +135,8 @@ export interface BackendChoices {
    * Whether kernels written with `#unroll VAR FROM TO if UNROLL` (shaders/README.md) expand those loops, so that their
    * register arrays are indexed by literals only: flash_attention.wgsl's q and acc, layernorm.wgsl's REGS row
    * (decode rows' layer norms with rowReduceDecode regs/regs1024), attention.wgsl's per-invocation output dims (a
-   * decode step's attention). wgpu/gpu: true — naga emits loops
+   * decode step's attention), local_attention.wgsl's q, acc, kc (per-query route) and qv, av (tiles). wgpu/gpu:
+   * true — naga emits loops
    * that NVIDIA's compiler does not unroll, and a register array indexed by such a loop's counter lives in local memory
    * (conv2d, converted unconditionally: 6659 -> 207 ms on the H200 with wgpu, Dawn 117; session 8). dawn/gpu: false —
    * Tint's loops unroll there (Dawn ran the rolled kernels at full speed); not measured either way for these kernels.

@@ -51,7 +51,7 @@ import { f32 } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { check, grid1d } from "./_grid.ts";
 import { patchSize } from "../geometry/sr.ts";
-import { choices } from "./choices.ts";
+import { choices, unrollFor } from "./choices.ts";
 import { readEnv } from "../gpu/env.ts";
 
 // ------------------------------------------------------------------ primitives
@@ -413,6 +413,9 @@ export function srLocalAttention(ctx: GpuContext, o: SrLocalAttentionOptions): T
     () => `queriesPerInvocation ${G} must divide ${side}${o.lowres ? ` and ${ratio}` : ""}`,
   );
   defines.G = G;
+  // Register arrays (q, acc, kc; the tiles' qv, av) indexed by #unroll literals where the table says so (wgpu on GPUs;
+  // shaders/README.md), at most 64 copies of a channel loop.
+  defines.UNROLL = unrollFor(ctx) && defines.DV <= 64 ? 1 : 0;
   const u = (x: number) => x / w;
   // deno-fmt-ignore
   const params = [

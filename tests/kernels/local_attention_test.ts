@@ -7,7 +7,7 @@ import {
   srLocalAttention,
 } from "../../src/kernels/local_attention.ts";
 import { softmax } from "../../src/kernels/softmax.ts";
-import { CHOICES, choicesKey } from "../../src/kernels/choices.ts";
+import { CHOICES, choicesKey, UNROLL_ENV, unrollFor } from "../../src/kernels/choices.ts";
 import {
   fSimilarRef,
   fWeightingRef,
@@ -254,6 +254,62 @@ Deno.test("srLocalAttention (iterative SR: window + all text keys with mask / lo
   await runFused({ batch: 1, heads: 1, headDim: 7, side: 11, kernelSize: 2, mode: "text", text: 1 }, 6);
   await runFused({ batch: 2, heads: 2, headDim: 16, side: 13, kernelSize: 5, mode: "none" }, 7);
   await runFused({ batch: 1, heads: 2, headDim: 6, side: 9, kernelSize: 3, mode: "none", g: 3 }, 8);
+});
+
+Deno.test({
+  name:
+    "srLocalAttention with its channel and query loops unrolled (UNROLL: wgpu on GPUs) matches the composed reference",
+  // The table sets UNROLL for wgpu on GPUs only; COGVIEW2_UNROLL=1 expands the loops on any adapter (Dawn: not run,
+  // as flash_attention_test's unrolled case: Mesa 25 compiles unrolled kernels slowly and the table never asks it).
+  ignore: (await sharedContext()).gpu.backend !== "wgpu",
+  async fn() {
+    const ctx = await sharedContext();
+    Deno.env.set(UNROLL_ENV, "1");
+    try {
+      assert.equal(unrollFor(ctx), true);
+      // The GPUs' per-query route (vec4 views, one query per invocation): DSR and iterative SR.
+      const q = { g: 1, windows: false, tiles: false };
+      await runFused({
+        batch: 2,
+        heads: 2,
+        headDim: 16,
+        side: 12,
+        kernelSize: 5,
+        mode: "lowres",
+        low: 4,
+        kernelSize2: 5,
+        addScalar: 0.7,
+        ...q,
+      }, 31);
+      await runFused({
+        batch: 2,
+        heads: 2,
+        headDim: 16,
+        side: 9,
+        kernelSize: 5,
+        mode: "text",
+        text: 5,
+        mask: "shared",
+        logw: true,
+        ...q,
+      }, 32);
+      // Scalar views and three queries per invocation (the query loop unrolled too), and the tiled variant.
+      await runFused({ batch: 1, heads: 2, headDim: 6, side: 9, kernelSize: 3, mode: "none", g: 3 }, 33);
+      await runFused({
+        batch: 1,
+        heads: 3,
+        headDim: 24,
+        side: 20,
+        kernelSize: 5,
+        mode: "lowres",
+        low: 10,
+        kernelSize2: 5,
+        tiles: true,
+      }, 34);
+    } finally {
+      Deno.env.delete(UNROLL_ENV);
+    }
+  },
 });
 
 Deno.test("srLocalAttention tiled variant (16x4 queries per workgroup, K/V once through workgroup memory) matches the composed reference", async () => {
