@@ -112,7 +112,7 @@ all)
   fi
   part() { # part NAME CAP CMD...: CMD under `timeout CAP` into $W/NAME.log; its bench JSON (if any) into $W/NAME.json
     local n=$1 cap=$2; shift 2
-    case " ${PARTS:-probe gemv gemm sr_attention rows decode_attention published_b1 host_dawn host_wgpu profile_b1 coglm_b1_before published_b8 gemm_f16 gemm_tc gemm_tc_norobust sgmat_test published_b8_sgmat published_b8_tc conformance_tc conformance_tc_fast published_b8_tc_fast vqvae_wgpu vqvae_dawn published_b1_wgpu published_b1_wgpu_rolled gemv_wgpu gemm_wgpu kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
+    case " ${PARTS:-probe gemv gemm sr_attention rows decode_attention published_b1 host_dawn host_wgpu profile_b1 coglm_b1_before published_b8 gemm_f16 gemm_tc gemm_tc_norobust sgmat_test published_b8_sgmat published_b8_tc conformance_tc conformance_tc_fast published_b8_tc_fast vqvae_wgpu vqvae_dawn published_b1_wgpu published_b1_wgpu_rolled sr_attention_wgpu sr_attention_wgpu_rolled gemv_wgpu gemm_wgpu kernels_dawn profile_b8 compare_e2e auto compare kernels} " in
     *" $n "*) ;; *) return 0 ;; esac
     local s left; s=$(date +%s); left=$(( ${DEADLINE:-520} - (s - t0) - 5 ))
     [ "$left" -lt "$cap" ] && cap=$left
@@ -222,6 +222,10 @@ all)
   # shellcheck disable=SC2086
   part published_b1_wgpu_rolled "${T_PUB1_WGPU:-60}" bash -c ". $W/picked_b1.env; case \"\${COGVIEW2_GEMM:-}\" in gemm_sg*) unset COGVIEW2_GEMM ;; esac; \
     COGVIEW2_UNROLL=0 $B --gpu wgpu --shape published --batch 1 ${PUB_ARGS:-}"
+  # the SR local attention alone on wgpu (its per-query route, wgpu/gpu's schedule; session 10 unrolled its channel
+  # loops where UNROLL is set) and the same rolled: compare with sr_attention (Dawn; DSR 11.65 s on wgpu vs 2.83 s)
+  part sr_attention_wgpu "${T_SR_ATTENTION:-60}" $B --gpu wgpu --only local_attention --quick
+  part sr_attention_wgpu_rolled "${T_SR_ATTENTION:-60}" env COGVIEW2_UNROLL=0 $B --gpu wgpu --only local_attention --quick
   # the GEMV and GEMM variants on wgpu (Deno's built-in WebGPU), each checked vs the CPU twin before timing: compare
   # with the gemv / gemm parts (Dawn). Session 8 measured the register-array kernels 14-56x slower on wgpu (naga's
   # loops, NVIDIA does not unroll them; session 9 copies them out with #unroll)
