@@ -2,7 +2,7 @@
 // prefix masks) fused per (row, head, batch), and kvStore, which writes K/V rows of a QKV buffer into a cache.
 // Not local (2-D window) attention: that is src/kernels/local_attention.ts of the SR models.
 
-import { type F32, f32, type GpuContext } from "../gpu/context.ts";
+import { type F32, f32, type GpuContext, type Kernel } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { check, grid1d } from "./_grid.ts";
 import { matmul } from "./matmul.ts";
@@ -167,7 +167,7 @@ function attentionParams(
   o: AttentionOptions,
   mask: { ctxCols: number; causalOffset: number },
 ): (number | F32)[] {
-  const d = o.headDim;
+  const d = o.headDim, q = o.q, k = o.k, v = o.v, out = o.out;
   return [
     d,
     o.rows,
@@ -177,8 +177,69 @@ function attentionParams(
     f32(o.scale ?? 1 / Math.sqrt(d)),
     o.logWeights?.cols ?? 0,
     f32(o.logWeights?.value ?? 0),
-    ...[o.q, o.k, o.v, o.out].flatMap((v) => [v.off ?? 0, v.ld, v.bs ?? 0]),
+    q.off ?? 0,
+    q.ld,
+    q.bs ?? 0,
+    k.off ?? 0,
+    k.ld,
+    k.bs ?? 0,
+    v.off ?? 0,
+    v.ld,
+    v.bs ?? 0,
+    out.off ?? 0,
+    out.ld,
+    out.bs ?? 0,
   ];
+}
+
+/**
+ * The fused kernels (attention.wgsl main) per context by their defines (a decode step launches one per layer: its
+ * defines object and pipeline-cache key are not rebuilt each time).
+ */
+const fusedKernels = new WeakMap<GpuContext, Map<string, Kernel>>();
+
+function fusedKernel(
+  ctx: GpuContext,
+  f: {
+    split: boolean;
+    vis: boolean;
+    vec4: boolean;
+    kvF16: boolean;
+    store: boolean;
+    chunk: number;
+    wg: number;
+    unroll: boolean;
+  },
+): Kernel {
+  const key = `${+f.split}${+f.vis}${+f.vec4}${+f.kvF16}${+f.store}${+f.unroll}|${f.chunk}|${f.wg}`;
+  let byKey = fusedKernels.get(ctx);
+  if (!byKey) fusedKernels.set(ctx, byKey = new Map());
+  let k = byKey.get(key);
+  if (k) return k;
+  k = ctx.kernel({
+    name: (f.store ? "attention_kv_store" : "attention") + (f.split ? "_split" : ""),
+    shader: "attention.wgsl",
+    defines: {
+      SPLIT: f.split,
+      VIS: f.vis,
+      VEC4: f.vec4,
+      KV_F16: f.kvF16,
+      CHUNK: f.chunk,
+      WG: f.wg,
+      KV_NEW: f.store,
+      KV_ACCESS: f.store ? "read_write" : "read",
+      UNROLL: f.unroll,
+    },
+    bindings: [
+      "read",
+      f.store ? "write" : "read",
+      f.store ? "write" : "read",
+      ...(f.vis ? ["read" as const] : []),
+      "write",
+    ],
+  });
+  byKey.set(key, k);
+  return k;
 }
 
 /**
@@ -314,29 +375,18 @@ export function attention(ctx: GpuContext, o: AttentionOptions): void {
     "attention",
     () => `split attention takes fewer than 2^24 keys, got ${o.keys}`,
   );
-  const k = ctx.kernel({
-    name: (st ? "attention_kv_store" : "attention") + (splits > 1 ? "_split" : ""),
-    shader: "attention.wgsl",
-    defines: {
-      SPLIT: splits > 1,
-      VIS: !!o.visible,
-      VEC4: vec4,
-      KV_F16: kvF16,
-      CHUNK: chunk,
-      WG: wg,
-      KV_NEW: !!st,
-      KV_ACCESS: st ? "read_write" : "read",
-      UNROLL: unrollFor(ctx),
-    },
-    bindings: [
-      "read",
-      st ? "write" : "read",
-      st ? "write" : "read",
-      ...(o.visible ? ["read" as const] : []),
-      "write",
-    ],
+  const k = fusedKernel(ctx, {
+    split: splits > 1,
+    vis: !!o.visible,
+    vec4,
+    kvF16,
+    store: !!st,
+    chunk,
+    wg,
+    unroll: unrollFor(ctx),
   });
-  const params = [...attentionParams(o, mask), o.keys - 1, st?.kOff ?? 0, st?.vOff ?? 0, splits, o.heads];
+  const params = attentionParams(o, mask);
+  params.push(o.keys - 1, st?.kOff ?? 0, st?.vOff ?? 0, splits, o.heads);
   if (splits === 1) {
     const bufs = o.visible ? [o.q.t, o.k.t, o.v.t, o.visible, o.out.t] : [o.q.t, o.k.t, o.v.t, o.out.t];
     ctx.dispatch(k, params, bufs, [o.rows, o.heads, o.batch]);

@@ -472,3 +472,50 @@ Deno.test("attention split choice: COGVIEW2_ATTENTION_SPLIT overrides the table,
   );
   [t, o].forEach((x) => x.release());
 });
+
+// The fused kernels are kept per context by their defines (src/kernels/attention.ts fusedKernel): a width or a chunk
+// size alone changes no value, so each must be seen to get a pipeline of its own, and the same options none.
+Deno.test("fused attention kernels per context: each width, chunk size and COGVIEW2_UNROLL compiles its own, the same options reuse it; each matches SAT's standard_attention", async () => {
+  const ctx = (await sharedContext()).withGpuSchedules(); // a context of its own: no kernel made yet
+  const heads = 2, d = 16, keys = 70, w = heads * d;
+  const qkv = randn(keys * 3 * w, 31, 1.5);
+  const t = ctx.upload(qkv, [keys, 3 * w]), out = ctx.empty([1, w]);
+  const want = standardAttentionRef(
+    slice(qkv, 1, 3 * w, (keys - 1) * 3 * w, w),
+    slice(qkv, keys, 3 * w, w, w),
+    slice(qkv, keys, 3 * w, 2 * w, w),
+    { heads, d, rows: 1, keys },
+  );
+  const made: number[] = [];
+  // COGVIEW2_UNROLL set against the table for the last two launches (wgpu only: Dawn's Mesa compiles unrolled kernels
+  // slowly, as the decode tests above say).
+  const unroll = ctx.gpu.backend === "wgpu";
+  const runs = [[32, 256], [64, 256], [32, 64], [64, 64], [32, 256], [64, 64], [32, 256], [32, 256]] as const;
+  for (const [i, [wg, chunk]] of runs.entries()) {
+    if (unroll && i === 6) Deno.env.set(UNROLL_ENV, unrollFor(ctx) ? "0" : "1");
+    const p0 = ctx.stats.pipelines;
+    attention(ctx, {
+      batch: 1,
+      heads,
+      headDim: d,
+      rows: 1,
+      keys,
+      q: { t, off: (keys - 1) * 3 * w, ld: 3 * w },
+      k: { t, off: w, ld: 3 * w },
+      v: { t, off: 2 * w, ld: 3 * w },
+      out: { t: out, ld: w },
+      wg,
+      chunk,
+      split: 1,
+      path: "fused",
+    });
+    made.push(ctx.stats.pipelines - p0);
+    try {
+      assertClose(`wg ${wg} chunk ${chunk}`, await ctx.readF32(out), want, { atol: 2e-5, rtol: 1e-4 });
+    } finally {
+      if (i === 7) Deno.env.delete(UNROLL_ENV);
+    }
+  }
+  assert.deepEqual(made, [1, 1, 1, 1, 0, 0, unroll ? 1 : 0, 0], "pipelines created per launch");
+  [t, out].forEach((x) => x.release());
+});
