@@ -116,6 +116,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     if (valid && j0 < vis_end) {
       // s: this tile's scores, indexed by the rolled key loop (local memory on NVIDIA with wgpu: BC floats written
       // and read once per tile); q and acc, read per key, are indexed by #unroll literals only where UNROLL (choices.ts).
+      // The key loops stay rolled: '#unroll jj 0 BC if UNROLL' on both (BC x D4 copies of each multiply-add) made
+      // lavapipe (wgpu, cache off) compile the UNROLL pipelines in 10-22 s at d = 64 (0.9 s) and 72-77 s at d = 128
+      // (2.1 s), for 16 stores and 32 loads of s per tile against 2 x 16 x D4 vec4 multiply-adds.
       var s: array<f32, BC>;
       var tmax = MASKED;
       for (var jj = 0u; jj < BC; jj++) {
