@@ -95,13 +95,14 @@ all)
   # names the fastest GEMV / GEMM / SR attention variants of this call (COGVIEW2_GEMV/GEMM/SR_ATTENTION, in
   # $W/picked.env), and the published runs take them. A summary is printed last.
   setup
-  # PARTS=next: what session 9 built and could not time (no GPU lent), in priority order for one ~8-minute call:
-  # the b1 decode step at 244 dispatches (published_b1) against 344 (coglm_b1_unfused); the tensor-core GEMM variants
-  # (gemm_tc), the real kernels vs the CPU twin incl. the K=2052 error line (sgmat_test), then, if that passed, the
-  # precise tensor cores in the b8 pipeline (published_b8_tc; 31.87 s with the plain ones, 46.5 s without) and on the
-  # golden cases (conformance_tc); wgpu after the #unroll conversions (published_b1_wgpu: 50 tokens/s before; the
-  # gemm/gemv variants on wgpu). Parts run in this script's order whatever the order of PARTS.
-  [ "${PARTS:-}" = next ] && PARTS="probe published_b1 host_dawn coglm_b1_unfused gemm_tc sgmat_test published_b8_tc conformance_tc published_b1_wgpu gemm_wgpu gemv_wgpu"
+  # PARTS=next: what sessions 9-10 built and could not time (no GPU lent), in priority order for one ~8-minute call:
+  # the b1 decode step at 244 dispatches with session 10's host cuts (published_b1, host_dawn: µs per dispatch) against
+  # 344 (coglm_b1_unfused); the tensor-core GEMM variants (gemm_tc), the real kernels vs the CPU twin incl. the K=2052
+  # error line (sgmat_test), then, if that passed, the precise tensor cores in the b8 pipeline (published_b8_tc; 31.87 s
+  # with the plain ones, 46.5 s without) and on the golden cases (conformance_tc); wgpu after the #unroll conversions
+  # (published_b1_wgpu: 50 tokens/s before; the SR local attention with and without choices.ts unroll; the gemm/gemv
+  # variants on wgpu). Parts run in this script's order whatever the order of PARTS.
+  [ "${PARTS:-}" = next ] && PARTS="probe published_b1 host_dawn coglm_b1_unfused gemm_tc sgmat_test published_b8_tc conformance_tc published_b1_wgpu sr_attention_wgpu sr_attention_wgpu_rolled gemv_wgpu gemm_wgpu"
   W=/tmp/devout; rm -rf "$W"; mkdir -p "$W"
   t0=$(date +%s)
   # SMI_LOG=1: the card's SM clock, power and temperature every 0.5 s for the whole run ($W/smi.csv), to tell a
