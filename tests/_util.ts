@@ -37,3 +37,18 @@ export function assertClose(
   const r = compareArrays(actual, expected, tol);
   if (!r.ok) throw new Error(`${what}: ${r.summary}`);
 }
+
+/**
+ * Runs `fn` with the environment variable `name` set to `value` (unset where undefined), then restores what it was,
+ * also when `fn` throws (tests that flip a switch such as COGVIEW2_UNROLL).
+ */
+export async function withEnv<T>(name: string, value: string | undefined, fn: () => Promise<T>): Promise<T> {
+  const before = Deno.env.get(name);
+  const put = (v: string | undefined) => v === undefined ? Deno.env.delete(name) : Deno.env.set(name, v);
+  put(value);
+  try {
+    return await fn();
+  } finally {
+    put(before);
+  }
+}

@@ -330,16 +330,24 @@ export function rowReduceUsed(ctx: GpuContext, force?: RowReduce, rows = Infinit
   return "WIDE" in d ? "wide" : "SUBGROUPS" in d ? "subgroup" : "NARROW" in d ? "narrow" : "workgroup";
 }
 
+/** A 0|1 switch: the variable's value where set (another value is an error naming it), else the table's `field`. */
+function switchFor(
+  ctx: GpuContext,
+  variable: string,
+  env: string | undefined,
+  field: "lnPrologue" | "unroll" | "clusterFused",
+): boolean {
+  if (!env) return choices(ctx)[field];
+  if (env !== "0" && env !== "1") throw new Error(`${variable}=${env}: expected 0 or 1`);
+  return env === "1";
+}
+
 /** `COGVIEW2_LN_PROLOGUE=0|1`: a decode step's layer-norm chains in the GEMV prologues (1) or dispatches of their own (0). */
 export const LN_PROLOGUE_ENV = "COGVIEW2_LN_PROLOGUE";
 
 /** Whether decode steps fold their layer norms into the GEMVs on this context: COGVIEW2_LN_PROLOGUE, else the table. */
 export function lnPrologueFor(ctx: GpuContext, env = readEnv(LN_PROLOGUE_ENV)): boolean {
-  if (env) {
-    if (env !== "0" && env !== "1") throw new Error(`${LN_PROLOGUE_ENV}=${env}: expected 0 or 1`);
-    return env === "1";
-  }
-  return choices(ctx).lnPrologue;
+  return switchFor(ctx, LN_PROLOGUE_ENV, env, "lnPrologue");
 }
 
 /** `COGVIEW2_UNROLL=0|1`: `#unroll .. if UNROLL` loops expanded (1) or rolled (0), whatever the table says. */
@@ -347,11 +355,7 @@ export const UNROLL_ENV = "COGVIEW2_UNROLL";
 
 /** Whether `#unroll .. if UNROLL` loops expand on this context: COGVIEW2_UNROLL, else the table (BackendChoices.unroll). */
 export function unrollFor(ctx: GpuContext, env = readEnv(UNROLL_ENV)): boolean {
-  if (env) {
-    if (env !== "0" && env !== "1") throw new Error(`${UNROLL_ENV}=${env}: expected 0 or 1`);
-    return env === "1";
-  }
-  return choices(ctx).unroll;
+  return switchFor(ctx, UNROLL_ENV, env, "unroll");
 }
 
 /** `COGVIEW2_SAMPLER_FUSED=0|1`: cluster sampling in one dispatch (1) or five (0). */
@@ -359,9 +363,5 @@ export const SAMPLER_FUSED_ENV = "COGVIEW2_SAMPLER_FUSED";
 
 /** Whether cluster sampling runs as one dispatch on this context: COGVIEW2_SAMPLER_FUSED, else the table. */
 export function clusterFusedFor(ctx: GpuContext, env = readEnv(SAMPLER_FUSED_ENV)): boolean {
-  if (env) {
-    if (env !== "0" && env !== "1") throw new Error(`${SAMPLER_FUSED_ENV}=${env}: expected 0 or 1`);
-    return env === "1";
-  }
-  return choices(ctx).clusterFused;
+  return switchFor(ctx, SAMPLER_FUSED_ENV, env, "clusterFused");
 }

@@ -9,7 +9,7 @@ import {
 import { CHOICES, UNROLL_ENV, unrollFor } from "../../src/kernels/choices.ts";
 import type { GpuContext } from "../../src/gpu/context.ts";
 import { coglmMaskRef, logWeightsRef, standardAttentionRef } from "../../src/reference/attention.ts";
-import { assertClose, randn, sharedContext } from "../_util.ts";
+import { assertClose, randn, sharedContext, withEnv } from "../_util.ts";
 import { f16BitsToF32, f32ToF16Bits } from "../../src/gpu/f16.ts";
 
 // [heads, d, rows, keys, ctxCols]: head sizes that divide the workgroup (16, 64), that do not (37), larger than it
@@ -125,13 +125,10 @@ for (
     ignore: unroll && (await sharedContext()).gpu.backend !== "wgpu",
     fn: async () => {
       const ctx = await sharedContext();
-      if (unroll) Deno.env.set(UNROLL_ENV, "1");
-      try {
+      await withEnv(UNROLL_ENV, unroll ? "1" : undefined, async () => {
         assert.equal(unrollFor(ctx), unroll);
         await decodeCase(ctx, dt, vec4, wg, fused, unroll ? 36 : 16);
-      } finally {
-        if (unroll) Deno.env.delete(UNROLL_ENV);
-      }
+      });
     },
   });
 }

@@ -5,7 +5,18 @@
 // total ms over the runs, for the row reductions the lowest geometric mean over every shape and run.
 // And the launchers must follow the table: a context that reports another backend routes differently.
 import assert from "node:assert/strict";
-import { CHOICES, type CpuMatmulClass, type RowReduce } from "../../src/kernels/choices.ts";
+import {
+  CHOICES,
+  choices,
+  clusterFusedFor,
+  type CpuMatmulClass,
+  LN_PROLOGUE_ENV,
+  lnPrologueFor,
+  type RowReduce,
+  SAMPLER_FUSED_ENV,
+  UNROLL_ENV,
+  unrollFor,
+} from "../../src/kernels/choices.ts";
 import { resolveMatmul } from "../../src/kernels/matmul.ts";
 import { GpuContext } from "../../src/gpu/context.ts";
 import type { BenchResult } from "../../tools/bench/_types.ts";
@@ -166,4 +177,30 @@ Deno.test("dawn/gpu: the decode attention's width and key splits are the fastest
     assert.equal(CHOICES["dawn/gpu"].attentionWg, best.wg, `batch ${M}: width`);
     assert.equal(CHOICES["dawn/gpu"].attentionSplit, best.split, `batch ${M}: key splits`);
   }
+});
+
+Deno.test("0|1 switches (LN prologue, fused sampler, unroll): the variable over the table, a bad value names it", async () => {
+  const base = await sharedContext();
+  const cases = [
+    [lnPrologueFor, LN_PROLOGUE_ENV, "lnPrologue"],
+    [clusterFusedFor, SAMPLER_FUSED_ENV, "clusterFused"],
+    [unrollFor, UNROLL_ENV, "unroll"],
+  ] as const;
+  // This adapter's table and the GPU one (wgpu/gpu sets all three: "0" must still turn each off).
+  for (const ctx of [base, base.withGpuSchedules()]) {
+    for (const [read, variable, field] of cases) {
+      assert.equal(read(ctx, undefined), choices(ctx)[field], `${variable} unset: the table`);
+      assert.equal(read(ctx, ""), choices(ctx)[field], `${variable} empty: the table`);
+      assert.equal(read(ctx, "1"), true, variable);
+      assert.equal(read(ctx, "0"), false, variable);
+      assert.throws(() => read(ctx, "yes"), new RegExp(`^Error: ${variable}=yes: expected 0 or 1$`));
+    }
+  }
+  // The tables: unroll only where naga's loops are the problem (wgpu on GPUs).
+  assert.deepEqual(Object.entries(CHOICES).map(([k, c]) => [k, c.unroll]), [
+    ["wgpu/cpu", false],
+    ["wgpu/gpu", true],
+    ["dawn/cpu", false],
+    ["dawn/gpu", false],
+  ]);
 });

@@ -4,7 +4,7 @@ import { flashAttention } from "../../src/kernels/attention.ts";
 import { standardAttentionRef } from "../../src/reference/attention.ts";
 import { UNROLL_ENV, unrollFor } from "../../src/kernels/choices.ts";
 import type { GpuContext } from "../../src/gpu/context.ts";
-import { assertClose, randn, sharedContext } from "../_util.ts";
+import { assertClose, randn, sharedContext, withEnv } from "../_util.ts";
 import assert from "node:assert/strict";
 
 function slice(a: Float32Array, rows: number, ld: number, off: number, w: number): Float32Array {
@@ -89,12 +89,9 @@ Deno.test({
   async fn() {
     // COGVIEW2_UNROLL=1 expands them on any adapter (d = 13: 4 vec4 per row).
     const ctx = await sharedContext();
-    Deno.env.set(UNROLL_ENV, "1");
-    try {
+    await withEnv(UNROLL_ENV, "1", async () => {
       assert.equal(unrollFor(ctx), true);
       await checkFlash(ctx, [CASES[0]], ["add", "visible"], " unrolled");
-    } finally {
-      Deno.env.delete(UNROLL_ENV);
-    }
+    });
   },
 });

@@ -15,7 +15,7 @@ import {
   srAttentionRef,
 } from "../../src/reference/local_attention.ts";
 import { patchSize } from "../../src/geometry/sr.ts";
-import { assertClose, randn, sharedContext } from "../_util.ts";
+import { assertClose, randn, sharedContext, withEnv } from "../_util.ts";
 
 // f32 dot products of ≤ 33 terms of N(0,1) values: the GPU and the CPU differ only by summation rounding.
 const SCORE_TOL = { atol: 2e-5, rtol: 1e-5 };
@@ -264,8 +264,7 @@ Deno.test({
   ignore: (await sharedContext()).gpu.backend !== "wgpu",
   async fn() {
     const ctx = await sharedContext();
-    Deno.env.set(UNROLL_ENV, "1");
-    try {
+    await withEnv(UNROLL_ENV, "1", async () => {
       assert.equal(unrollFor(ctx), true);
       // The GPUs' per-query route (vec4 views, one query per invocation): DSR and iterative SR.
       const q = { g: 1, windows: false, tiles: false };
@@ -306,9 +305,7 @@ Deno.test({
         kernelSize2: 5,
         tiles: true,
       }, 34);
-    } finally {
-      Deno.env.delete(UNROLL_ENV);
-    }
+    });
   },
 });
 

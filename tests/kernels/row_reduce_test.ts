@@ -20,7 +20,7 @@ import {
 } from "../../src/kernels/choices.ts";
 import { layerNormRef, layerNormResidualRef } from "../../src/reference/layernorm.ts";
 import { logProbRef, softmaxRef } from "../../src/reference/softmax.ts";
-import { assertClose, randn, rng, sharedContext } from "../_util.ts";
+import { assertClose, randn, rng, sharedContext, withEnv } from "../_util.ts";
 
 const ctx = await sharedContext();
 // [rows, n, std]: one element, widths below, at and above 8 and 64 lanes, a 20000-wide sampling row; std 100 makes
@@ -120,12 +120,7 @@ for (
   )
 ) {
   Deno.test(`layer norms with the row in registers (${reduce}${unroll ? ", unrolled" : ""}) match the CPU twins on decode rows`, async () => {
-    if (unroll) Deno.env.set(UNROLL_ENV, "1");
-    try {
-      await regsCase(reduce, unroll);
-    } finally {
-      if (unroll) Deno.env.delete(UNROLL_ENV);
-    }
+    await withEnv(UNROLL_ENV, unroll ? "1" : undefined, () => regsCase(reduce, unroll));
   });
 }
 
